@@ -1,0 +1,45 @@
+// Element types of weights and activations, and scalar bf16/f16 <-> f32 conversion.
+// The conversions are exact IEEE round-to-nearest-even; vectorized bulk conversion lives in
+// kernels/cpu. This file knows nothing about tensors or backends.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace shardlm {
+
+// Values are stored in packs: never renumber.
+enum class DType : uint8_t { kF32 = 0, kF16 = 1, kBF16 = 2 };
+
+size_t dtype_size(DType t);
+// "f32", "f16", "bf16".
+const char* dtype_name(DType t);
+// Accepts "f32|float32|fp32", "f16|float16|fp16|half", "bf16|bfloat16" (case-insensitive).
+std::optional<DType> parse_dtype(std::string_view name);
+
+inline float bf16_to_f32(uint16_t h) {
+  uint32_t bits = static_cast<uint32_t>(h) << 16;
+  float f;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+}
+
+inline uint16_t f32_to_bf16(float f) {
+  uint32_t bits;
+  std::memcpy(&bits, &f, sizeof bits);
+  if ((bits & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((bits >> 16) | 0x0040u);  // quiet NaN
+  bits += 0x7fffu + ((bits >> 16) & 1u);  // round to nearest even
+  return static_cast<uint16_t>(bits >> 16);
+}
+
+float f16_to_f32(uint16_t h);
+uint16_t f32_to_f16(float f);
+
+// Converts n elements from `src` (type `from`) to `dst` (type `to`). Same type is a memcpy.
+void convert_dtype(const void* src, DType from, void* dst, DType to, size_t n);
+
+}  // namespace shardlm
