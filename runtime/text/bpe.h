@@ -1,0 +1,61 @@
+// The BPE model of HF tokenizer.json ("model": {"type": "BPE"}): vocab, ranked merges, unk,
+// byte fallback (<0xXX> pieces), fuse_unk, ignore_merges, continuing_subword_prefix and
+// end_of_word_suffix. Encodes one pre-tokenized word with the same priority-queue merge order as
+// HF tokenizers (lowest rank first, leftmost on ties): O(n log n) in the word length, so a 1 MB
+// word is fine. Dropout is not supported (it is not deterministic).
+#pragma once
+
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "runtime/text/json_util.h"
+
+namespace shardlm::text {
+
+struct StringHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+using VocabMap = std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>>;
+
+class BpeModel {
+ public:
+  // From the "model" object of tokenizer.json; path names it in errors.
+  BpeModel(const Json& model, const std::string& path);
+  // From vocab.json contents (parsed) and merges.txt contents (a leading "#version" line is
+  // skipped).
+  BpeModel(const Json& vocab, const std::string& merges_txt, const std::string& path);
+
+  // Appends the ids of one word.
+  void encode_word(std::string_view word, std::vector<int32_t>& out) const;
+
+  int32_t token_to_id(std::string_view token) const;  // -1 when absent
+  const std::string* id_to_token(int32_t id) const;   // nullptr when absent
+  int32_t max_id() const { return static_cast<int32_t>(id_to_token_.size()) - 1; }
+  bool byte_fallback() const { return byte_fallback_; }
+
+ private:
+  void read_vocab(const Json& vocab, const std::string& path);
+  void add_merge(std::string_view a, std::string_view b, uint32_t rank, const std::string& where);
+  void finish();
+  void merge_word(std::string_view word, std::vector<int32_t>& out) const;
+
+  VocabMap vocab_;
+  std::vector<std::string> id_to_token_;
+  // (left id << 32 | right id) -> (rank << 32 | merged id)
+  std::unordered_map<uint64_t, uint64_t> merges_;
+  int32_t unk_id_ = -1;
+  bool byte_fallback_ = false, fuse_unk_ = false, ignore_merges_ = false;
+  std::string prefix_, suffix_;
+  int32_t byte_ids_[256];
+
+  mutable std::mutex cache_mu_;
+  mutable std::unordered_map<std::string, std::vector<int32_t>, StringHash, std::equal_to<>>
+      cache_;
+};
+
+}  // namespace shardlm::text
