@@ -16,14 +16,11 @@
 #include "formats/memory_plan.h"
 #include "formats/model_config.h"
 #include "formats/pack_format.h"
+#include "formats/pack_layout.h"
 #include "runtime/core/dtype.h"
 #include "runtime/core/mapped_file.h"
 
 namespace shardlm {
-
-// Values mirror fb::SplitKind.
-enum class SplitKind : uint8_t { kReplicated = 0, kColumn = 1, kRow = 2, kVocab = 3, kFirstRank = 4 };
-const char* split_kind_name(SplitKind s);
 
 struct PackTensor {
   std::string name;

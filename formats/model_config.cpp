@@ -1,0 +1,75 @@
+// ModelConfig checks and the tensor-parallel split of one rank (DESIGN.md, TP rules).
+#include "formats/model_config.h"
+
+#include "runtime/core/status.h"
+
+namespace shardlm {
+
+const char* family_name(Family f) {
+  switch (f) {
+    case Family::kLlama: return "llama";
+    case Family::kMistral: return "mistral";
+    case Family::kQwen2: return "qwen2";
+    case Family::kQwen3: return "qwen3";
+  }
+  return "?";
+}
+
+void validate_model_config(const ModelConfig& c, const std::string& where) {
+  auto positive = [&](int64_t v, const char* field) {
+    if (v <= 0) fail(StatusCode::kFormat, where + ": field '" + field + "' must be > 0, got " + std::to_string(v));
+  };
+  positive(c.n_vocab, "vocab_size");
+  positive(c.n_embd, "hidden_size");
+  positive(c.n_ff, "intermediate_size");
+  positive(c.n_layer, "num_hidden_layers");
+  positive(c.n_head, "num_attention_heads");
+  positive(c.n_head_kv, "num_key_value_heads");
+  positive(c.head_dim, "head_dim");
+  if (c.n_head % c.n_head_kv != 0)
+    fail(StatusCode::kFormat, where + ": num_attention_heads " + std::to_string(c.n_head) +
+                                  " is not a multiple of num_key_value_heads " + std::to_string(c.n_head_kv));
+  if (c.head_dim % 2 != 0)
+    fail(StatusCode::kFormat, where + ": head_dim " + std::to_string(c.head_dim) + " must be even for RoPE");
+  if (c.sliding_window < 0) fail(StatusCode::kFormat, where + ": sliding_window must be >= 0");
+  if (!(c.rms_norm_eps > 0)) fail(StatusCode::kFormat, where + ": rms_norm_eps must be > 0");
+  if (!(c.rope_theta > 0)) fail(StatusCode::kFormat, where + ": rope_theta must be > 0");
+}
+
+ParallelLayout make_parallel_layout(const ModelConfig& c, int32_t tp, int32_t rank) {
+  if (tp < 1) fail(StatusCode::kInvalidArg, "tensor-parallel size must be >= 1, got " + std::to_string(tp));
+  if (rank < 0 || rank >= tp)
+    fail(StatusCode::kInvalidArg, "rank " + std::to_string(rank) + " is outside tp size " + std::to_string(tp));
+  const std::string tps = std::to_string(tp);
+  if (c.n_head % tp != 0)
+    fail(StatusCode::kInvalidArg, "--tp " + tps + " does not divide num_attention_heads " + std::to_string(c.n_head) +
+                                      "; choose a tp that divides it");
+  if (c.n_ff % tp != 0)
+    fail(StatusCode::kInvalidArg, "--tp " + tps + " does not divide intermediate_size " + std::to_string(c.n_ff) +
+                                      "; choose a tp that divides it");
+  if (c.n_head_kv % tp != 0 && tp % c.n_head_kv != 0)
+    fail(StatusCode::kInvalidArg, "--tp " + tps + " and num_key_value_heads " + std::to_string(c.n_head_kv) +
+                                      " must divide one another (kv heads are split, or replicated when tp > kv heads)");
+  if (c.n_vocab < tp)
+    fail(StatusCode::kInvalidArg, "--tp " + tps + " exceeds vocab_size " + std::to_string(c.n_vocab));
+  ParallelLayout p;
+  p.tp_size = tp;
+  p.tp_rank = rank;
+  p.n_head_local = c.n_head / tp;
+  p.head_start = p.n_head_local * rank;
+  if (c.n_head_kv % tp == 0) {
+    p.n_head_kv_local = c.n_head_kv / tp;
+    p.kv_head_start = p.n_head_kv_local * rank;
+  } else {  // tp > n_head_kv: each rank holds the one kv head its query heads use
+    p.n_head_kv_local = 1;
+    p.kv_head_start = p.head_start / (c.n_head / c.n_head_kv);
+  }
+  p.n_ff_local = c.n_ff / tp;
+  p.ff_start = p.n_ff_local * rank;
+  const int64_t per_rank = (c.n_vocab + tp - 1) / tp;
+  p.vocab_start = std::min<int64_t>(per_rank * rank, c.n_vocab);
+  p.n_vocab_local = std::min<int64_t>(per_rank, c.n_vocab - p.vocab_start);
+  return p;
+}
+
+}  // namespace shardlm

@@ -1,0 +1,243 @@
+// pack_checkpoint: config -> layouts -> recipes (checked against the checkpoint) -> plans ->
+// stream every tensor to every rank's file -> fsync all -> rename all -> pack.json summary.
+#include "packer/packer.h"
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+#include <xxhash.h>
+
+#include "formats/blob.h"
+#include "formats/hf_config.h"
+#include "formats/pack_format.h"
+#include "formats/pack_writer.h"
+#include "formats/safetensors.h"
+#include "packer/progress_bar.h"
+#include "packer/recipe.h"
+#include "runtime/core/status.h"
+
+namespace shardlm {
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr size_t kChunkBytes = 8u << 20;  // output staging buffer: bounds the packer's own memory
+
+// Files a pack carries when the checkpoint has them.
+constexpr const char* kCarriedFiles[] = {"tokenizer.json",       "tokenizer_config.json", "generation_config.json",
+                                         "special_tokens_map.json", "chat_template.jinja", "vocab.json",
+                                         "merges.txt",           "config.json"};
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  if (!in) fail(StatusCode::kIo, p.string() + ": cannot read");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// XXH3 of a whole mapped file, dropping pages as it goes so RSS stays small.
+uint64_t hash_mapping(const MappedFile& m) {
+  XXH3_state_t* st = XXH3_createState();
+  XXH3_64bits_reset(st);
+  constexpr size_t step = 64u << 20;
+  for (size_t off = 0; off < m.size(); off += step) {
+    const size_t n = std::min(step, m.size() - off);
+    XXH3_64bits_update(st, m.data() + off, n);
+    m.release(off, n);
+  }
+  const uint64_t h = XXH3_64bits_digest(st);
+  XXH3_freeState(st);
+  return h;
+}
+
+// Streams one recipe's bytes into `writer`, converting dtype, through a bounded buffer.
+void write_recipe(const TensorRecipe& r, const Checkpoint& ckpt, PackWriter& writer, size_t index,
+                  std::vector<uint8_t>& buf, ProgressBar& bar) {
+  const DType out = r.spec.dtype;
+  const size_t osz = dtype_size(out);
+  size_t fill = 0;
+  auto flush = [&] {
+    if (fill == 0) return;
+    writer.append(index, buf.data(), fill);
+    bar.advance(fill);
+    fill = 0;
+  };
+  for (const SourcePiece& piece : r.pieces) {
+    const SafeTensor& t = *ckpt.find(piece.tensor);
+    const DType in = *t.dtype;
+    const size_t isz = dtype_size(in);
+    const int64_t cols = t.shape.size() >= 2 ? t.shape[1] : 1;
+    const int64_t ncols = piece.col_end - piece.col_begin;
+    const size_t row_out = static_cast<size_t>(ncols) * osz;
+    for (int64_t row = piece.row_begin; row < piece.row_end; ++row) {
+      if (fill + row_out > buf.size()) flush();
+      if (row_out > buf.size()) buf.resize(row_out);
+      const uint8_t* src = t.data + (static_cast<size_t>(row) * cols + piece.col_begin) * isz;
+      convert_dtype(src, in, buf.data() + fill, out, static_cast<size_t>(ncols));
+      fill += row_out;
+    }
+  }
+  flush();
+}
+
+void remove_stale_rank_files(const fs::path& dir, int tp) {
+  static const std::regex re(R"(rank-(\d+)-of-(\d+)\.shardlm)");
+  for (auto& e : fs::directory_iterator(dir)) {
+    std::smatch m;
+    const std::string name = e.path().filename().string();
+    if (std::regex_match(name, m, re) && (std::stoi(m[2]) != tp || std::stoi(m[1]) >= tp)) {
+      std::error_code ec;
+      fs::remove(e.path(), ec);
+    }
+  }
+}
+
+nlohmann::json summary_json(const ModelConfig& c, const PackOptions& o, DType wt, uint64_t pack_id,
+                            const std::vector<std::string>& paths, const std::vector<MemoryPlan>& plans) {
+  nlohmann::json ranks = nlohmann::json::array();
+  for (size_t r = 0; r < paths.size(); ++r)
+    ranks.push_back({{"file", fs::path(paths[r]).filename().string()},
+                     {"bytes", fs::file_size(paths[r])},
+                     {"weight_bytes", plans[r].weight_bytes},
+                     {"kv_tokens", plans[r].kv_tokens},
+                     {"fits", plans[r].fits}});
+  char id[17];
+  std::snprintf(id, sizeof id, "%016llx", static_cast<unsigned long long>(pack_id));
+  return {{"packer", kPackerVersion},
+          {"pack_id", id},
+          {"source", fs::absolute(o.model_dir).string()},
+          {"family", family_name(c.family)},
+          {"architecture", c.architecture},
+          {"tp", o.tp_size},
+          {"weight_dtype", dtype_name(wt)},
+          {"n_layer", c.n_layer},
+          {"n_embd", c.n_embd},
+          {"n_head", c.n_head},
+          {"n_head_kv", c.n_head_kv},
+          {"head_dim", c.head_dim},
+          {"n_ff", c.n_ff},
+          {"n_vocab", c.n_vocab},
+          {"ranks", ranks},
+          {"note", "informational summary; the rank files are authoritative"}};
+}
+
+}  // namespace
+
+PackResult pack_checkpoint(const PackOptions& o) {
+  const auto t0 = std::chrono::steady_clock::now();
+  PackResult result;
+  const ModelConfig config = load_hf_config(o.model_dir);
+  if (o.tp_size < 1) fail(StatusCode::kInvalidArg, "--tp must be >= 1, got " + std::to_string(o.tp_size));
+  std::vector<ParallelLayout> layouts;
+  for (int r = 0; r < o.tp_size; ++r) layouts.push_back(make_parallel_layout(config, o.tp_size, r));
+
+  Checkpoint ckpt(o.model_dir);
+  const SafeTensor* embed = ckpt.find("model.embed_tokens.weight");
+  if (embed == nullptr)
+    fail(StatusCode::kFormat, o.model_dir + ": tensor 'model.embed_tokens.weight' is missing");
+  if (!embed->dtype)
+    fail(StatusCode::kFormat, embed->file->path() + ": tensor 'model.embed_tokens.weight' has dtype " +
+                                  embed->dtype_name + "; shardlm-pack reads F32, F16 and BF16 weights");
+  const DType wt = o.dtype.value_or(*embed->dtype);
+
+  std::vector<std::vector<TensorRecipe>> recipes;
+  for (auto& p : layouts) {
+    recipes.push_back(make_rank_recipes(config, p, wt));
+    check_sources(config, ckpt, recipes.back());
+  }
+  for (int r = 0; r < o.tp_size; ++r) {
+    uint64_t weights = 0;
+    for (auto& rec : recipes[r]) {
+      uint64_t n = dtype_size(rec.spec.dtype);
+      for (int64_t d : rec.spec.shape) n *= static_cast<uint64_t>(d);
+      weights += n;
+    }
+    result.plans.push_back(compute_memory_plan(config, layouts[r], weights, o.plan));
+  }
+  result.source_bytes = ckpt.total_bytes();
+  if (o.plan_only) return result;
+
+  // Output directory and carried files.
+  std::error_code ec;
+  fs::create_directories(o.out_dir, ec);
+  if (ec || !fs::is_directory(o.out_dir))
+    fail(StatusCode::kIo, o.out_dir + ": cannot create the output directory" + (ec ? ": " + ec.message() : ""));
+  std::vector<PackBlob> blobs;
+  std::vector<SourceFileInfo> sources;
+  for (const char* name : kCarriedFiles) {
+    const fs::path p = fs::path(o.model_dir) / name;
+    if (!fs::exists(p)) continue;
+    const std::string raw = slurp(p);
+    blobs.push_back(make_blob(name, raw));
+    sources.push_back({name, raw.size(), blobs.back().xxh3});
+  }
+  for (auto& f : ckpt.files())
+    sources.push_back({fs::path(f->path()).filename().string(), f->mapping().size(), hash_mapping(f->mapping())});
+
+  // pack_id: deterministic over sources and options, so identical runs give interchangeable ranks.
+  std::string id_text = std::string(kPackerVersion) + "|tp=" + std::to_string(o.tp_size) + "|dtype=" + dtype_name(wt);
+  for (auto& s : sources) id_text += "|" + s.name + ":" + std::to_string(s.size) + ":" + std::to_string(s.xxh3);
+  const uint64_t pack_id = XXH3_64bits(id_text.data(), id_text.size());
+
+  std::vector<std::unique_ptr<PackWriter>> writers;
+  std::vector<std::vector<size_t>> indices(o.tp_size);
+  uint64_t total = 0;
+  for (int r = 0; r < o.tp_size; ++r) {
+    writers.push_back(std::make_unique<PackWriter>((fs::path(o.out_dir) / rank_file_name(r, o.tp_size)).string()));
+    for (auto& rec : recipes[r]) indices[r].push_back(writers[r]->declare(rec.spec));
+    total += writers[r]->data_bytes();
+  }
+
+  // Stream: each logical tensor to every rank, then drop its source pages.
+  ProgressBar bar("packing", total, o.progress);
+  std::vector<uint8_t> buf(kChunkBytes);
+  const std::vector<TensorRecipe>& order = recipes[0];
+  for (size_t i = 0; i < order.size(); ++i) {
+    const std::string& name = order[i].spec.name;
+    for (int r = 0; r < o.tp_size; ++r) {
+      auto it = std::find_if(recipes[r].begin(), recipes[r].end(), [&](auto& x) { return x.spec.name == name; });
+      if (it == recipes[r].end()) continue;  // rank-0-only tensors
+      write_recipe(*it, ckpt, *writers[r], indices[r][static_cast<size_t>(it - recipes[r].begin())], buf, bar);
+    }
+    for (auto& piece : order[i].pieces) {
+      const SafeTensor& t = *ckpt.find(piece.tensor);
+      t.file->mapping().release(t.begin, t.nbytes());
+    }
+  }
+  bar.finish();
+
+  const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                          std::chrono::system_clock::now().time_since_epoch()).count();
+  for (int r = 0; r < o.tp_size; ++r) {
+    PackManifestInfo info;
+    info.config = config;
+    info.parallel = layouts[r];
+    info.plan = result.plans[r];
+    info.weight_dtype = wt;
+    info.pack_id = pack_id;
+    info.created_unix = now;
+    for (auto& b : blobs) info.files.push_back(&b);
+    info.sources = sources;
+    result.bytes_written += writers[r]->finish(info);
+  }
+  for (auto& w : writers) {
+    w->commit();
+    result.rank_paths.push_back(w->final_path());
+  }
+  remove_stale_rank_files(o.out_dir, o.tp_size);
+  {
+    const fs::path summary = fs::path(o.out_dir) / "pack.json";
+    std::ofstream out(summary);
+    out << summary_json(config, o, wt, pack_id, result.rank_paths, result.plans).dump(2) << "\n";
+  }
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return result;
+}
+
+}  // namespace shardlm

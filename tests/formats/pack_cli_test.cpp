@@ -1,0 +1,112 @@
+// The shardlm-pack program end to end: exit codes and one-line messages, --plan-only/--json,
+// --inspect and --verify.
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+
+#include <nlohmann/json.hpp>
+
+#include "tiny_checkpoint.h"
+
+namespace shardlm {
+namespace {
+namespace fs = std::filesystem;
+
+struct CliRun {
+  int code;
+  std::string out;  // stdout + stderr
+};
+
+CliRun run_cli(const std::string& args) {
+  const std::string cmd = std::string(SHARDLM_PACK_BIN) + " " + args + " 2>&1";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  std::string out;
+  std::array<char, 4096> buf{};
+  size_t n;
+  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
+  const int status = ::pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+TEST(PackCli, PacksInspectsAndVerifies) {
+  testing::TempDir d;
+  testing::write_tiny_checkpoint(d / "hf", {});
+  CliRun r = run_cli("--model " + (d / "hf") + " --out " + (d / "pack") + " --tp 2 --gpu-mem 1GiB --max-seq 128");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("wrote 2 rank file(s)"), std::string::npos) << r.out;
+  EXPECT_TRUE(fs::exists(d / "pack/rank-0-of-2.shardlm"));
+  EXPECT_TRUE(fs::exists(d / "pack/rank-1-of-2.shardlm"));
+  EXPECT_TRUE(fs::exists(d / "pack/pack.json"));
+
+  r = run_cli("--inspect " + (d / "pack") + " --verify");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("LlamaForCausalLM (llama), 2 layers"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("blk.1.w_gate_up"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("all checksums OK"), std::string::npos) << r.out;
+
+  r = run_cli("--inspect " + (d / "pack") + " --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["tp"], 2);
+  EXPECT_EQ(j["ranks"][1]["n_head_local"], 2);
+
+  // Corrupt a tensor byte: --verify fails naming it.
+  auto bytes = testing::read_file(d / "pack/rank-1-of-2.shardlm");
+  bytes[4096 + 7] ^= 0x10;  // first tensor in the data section: tok_embd
+  testing::write_file(d / "pack/rank-1-of-2.shardlm", bytes);
+  r = run_cli("--inspect " + (d / "pack") + " --verify");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("rank-1-of-2.shardlm: tensor 'tok_embd' fails its checksum"), std::string::npos) << r.out;
+}
+
+TEST(PackCli, PlanOnlyJsonWritesNothing) {
+  testing::TempDir d;
+  testing::write_tiny_checkpoint(d / "hf", {});
+  CliRun r = run_cli("--model " + (d / "hf") + " --out " + (d / "pack") + " --plan-only --json --gpu h100 --max-seq 256 2>/dev/null");
+  ASSERT_EQ(r.code, 0) << r.out;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["ranks"][0]["device_total_bytes"], 81559ull << 20);
+  EXPECT_EQ(j["ranks"][0]["max_seq"], 256);
+  EXPECT_TRUE(j["ranks"][0]["fits"].get<bool>());
+  EXPECT_FALSE(fs::exists(d / "pack"));
+}
+
+TEST(PackCli, WeightsThatDoNotFitAreReportedWithNumbers) {
+  testing::TempDir d;
+  testing::write_tiny_checkpoint(d / "hf", {});
+  CliRun r = run_cli("--model " + (d / "hf") + " --plan-only --gpu-mem 1MiB --reserve 0");
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("exceed the budget"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("does not fit"), std::string::npos) << r.out;
+}
+
+TEST(PackCli, BadInputExitsNonZeroWithOneMessage) {
+  testing::TempDir d;
+  CliRun r = run_cli("--model " + (d / "nothing") + " --out " + (d / "pack"));
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("shardlm-pack: error: "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("nothing/config.json"), std::string::npos) << r.out;
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
+
+  testing::write_tiny_checkpoint(d / "hf", {});
+  r = run_cli("--model " + (d / "hf") + " --out " + (d / "pack") + " --tp 3");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("--tp 3 does not divide num_attention_heads 4"), std::string::npos) << r.out;
+
+  r = run_cli("--model " + (d / "hf") + " --out " + (d / "pack") + " --dtype q4");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("--dtype must be bf16, f16 or f32"), std::string::npos) << r.out;
+
+  r = run_cli("--model " + (d / "hf") + " --bogus");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.out.find("bogus"), std::string::npos) << r.out;
+
+  r = run_cli("--inspect " + (d / "hf"));
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("no rank-<r>-of-<N>.shardlm files"), std::string::npos) << r.out;
+}
+
+}  // namespace
+}  // namespace shardlm
