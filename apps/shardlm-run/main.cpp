@@ -1,0 +1,141 @@
+// shardlm-run: loads a pack set (every rank in this process, one thread per rank), feeds a
+// prompt and generates. Prints generated ids (--print-ids) and timing on stderr; can dump the
+// prompt's logits as JSON. Not a chat REPL (shardlm-chat) and not a benchmark (shardlm-bench).
+#include <boost/program_options.hpp>
+
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <string>
+
+#include "apps/shardlm-run/prompt_input.h"
+#include "runtime/core/status.h"
+#include "runtime/engine/engine.h"
+#include "runtime/engine/generate.h"
+
+namespace po = boost::program_options;
+using namespace shardlm;
+
+namespace {
+
+// [n_prompt][n_vocab] as JSON, the layout of reference.json's prefill_logits.
+void dump_logits(const std::string& path, const std::vector<float>& logits, int64_t n_vocab) {
+  std::ofstream f(path);
+  if (!f) fail(StatusCode::kIo, "cannot write " + path);
+  f << "{\"n_vocab\": " << n_vocab << ", \"prefill_logits\": [";
+  const int64_t rows = n_vocab ? static_cast<int64_t>(logits.size()) / n_vocab : 0;
+  char buf[32];
+  for (int64_t r = 0; r < rows; ++r) {
+    f << (r ? ",\n[" : "\n[");
+    for (int64_t i = 0; i < n_vocab; ++i) {
+      std::snprintf(buf, sizeof buf, "%s%.9g", i ? "," : "", logits[r * n_vocab + i]);
+      f << buf;
+    }
+    f << "]";
+  }
+  f << "]}\n";
+  if (!f) fail(StatusCode::kIo, "error writing " + path);
+}
+
+int run(int argc, char** argv) {
+  std::string pack_dir, prompt, prompt_ids, dump_path, backend;
+  int64_t max_tokens = 0, max_seq = 0, batch_tokens = 0;
+  float temperature = 0;
+  uint64_t seed = 0;
+  int threads = 0, tp = 0;
+  po::options_description opts("shardlm-run options");
+  opts.add_options()("help,h", "show this help")(
+      "pack", po::value(&pack_dir)->required(), "pack directory (all ranks run in-process)")(
+      "prompt", po::value(&prompt), "prompt text (needs the tokenizer)")(
+      "prompt-ids", po::value(&prompt_ids), "prompt token ids, comma separated: 1,2,3")(
+      "max-tokens", po::value(&max_tokens)->default_value(32), "tokens to generate")(
+      "temperature", po::value(&temperature)->default_value(0.0f), "0 = greedy")(
+      "seed", po::value(&seed)->default_value(0), "sampling seed")(
+      "print-ids", "print the generated ids on stdout")(
+      "dump-logits", po::value(&dump_path), "write the prompt positions' logits as JSON")(
+      "ignore-eos", "keep generating past end-of-sequence ids")(
+      "backend", po::value(&backend)->default_value("cpu"), "compute backend")(
+      "threads", po::value(&threads)->default_value(0), "compute threads in all (0 = all cores)")(
+      "tp", po::value(&tp)->default_value(0), "expected tensor-parallel size (0 = the pack's)")(
+      "max-seq", po::value(&max_seq)->default_value(0),
+      "KV cache capacity (0 = prompt + max-tokens)")(
+      "batch-tokens", po::value(&batch_tokens)->default_value(256), "prefill chunk in tokens");
+  po::variables_map vm;
+  po::store(po::parse_command_line(argc, argv, opts), vm);
+  if (vm.count("help")) {
+    std::cout << "usage: shardlm-run --pack DIR (--prompt-ids 1,2,3 | --prompt TEXT) [options]\n"
+              << opts;
+    return 0;
+  }
+  po::notify(vm);
+  if (vm.count("prompt") == vm.count("prompt-ids")) {
+    fail(StatusCode::kInvalidArg, "give exactly one of --prompt and --prompt-ids");
+  }
+  if (max_tokens < 0) fail(StatusCode::kInvalidArg, "--max-tokens must be >= 0");
+
+  std::vector<int32_t> ids;
+  if (vm.count("prompt-ids")) ids = parse_id_list(prompt_ids);
+
+  EngineOptions eo;
+  eo.pack_dir = pack_dir;
+  eo.tp = tp;
+  eo.backend = backend;
+  eo.n_threads = threads;
+  eo.max_batch_tokens = batch_tokens;
+  // KV capacity: exactly what this run needs unless told otherwise.
+  eo.max_seq = max_seq;
+  if (max_seq == 0 && !ids.empty()) eo.max_seq = static_cast<int64_t>(ids.size()) + max_tokens + 1;
+  Engine engine(eo);
+  if (ids.empty()) ids = encode_prompt(engine.pack(0), prompt);
+
+  std::fprintf(stderr, "shardlm-run: %s, tp %d x %d threads, %s weights, %.1f MiB used in place\n",
+               engine.config().architecture.c_str(), engine.tp_size(), engine.threads_per_rank(),
+               dtype_name(engine.pack(0).weight_dtype()),
+               static_cast<double>(engine.weight_bytes_in_place()) / (1 << 20));
+
+  GenerateOptions go;
+  go.max_tokens = max_tokens;
+  go.ignore_eos = vm.count("ignore-eos") > 0;
+  go.temperature = temperature;
+  go.seed = seed;
+  go.prompt_logits = !dump_path.empty();
+  const GenerateResult res = generate(engine, ids, go);
+  if (!dump_path.empty()) dump_logits(dump_path, res.prompt_logits, engine.config().n_vocab);
+
+  if (vm.count("print-ids")) {
+    for (size_t i = 0; i < res.tokens.size(); ++i) std::printf("%s%d", i ? "," : "", res.tokens[i]);
+    std::printf("\n");
+  } else if (text_supported()) {
+    std::printf("%s\n", decode_tokens(engine.pack(0), res.tokens).c_str());
+  } else {
+    for (size_t i = 0; i < res.tokens.size(); ++i) std::printf("%s%d", i ? " " : "", res.tokens[i]);
+    std::printf("\n");
+  }
+  const double decode_tps =
+      res.decode_seconds > 0 ? static_cast<double>(res.n_decode_steps) / res.decode_seconds : 0;
+  std::fprintf(stderr,
+               "shardlm-run: prompt %zu tokens in %.3f s (%.1f tok/s), decode %lld tokens in "
+               "%.3f s (%.2f tok/s)%s\n",
+               ids.size(), res.prefill_seconds,
+               res.prefill_seconds > 0 ? static_cast<double>(ids.size()) / res.prefill_seconds : 0,
+               static_cast<long long>(res.n_decode_steps), res.decode_seconds, decode_tps,
+               res.stopped ? ", stopped at eos" : "");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const Error& e) {
+    std::fprintf(stderr, "shardlm-run: error (%s): %s\n", status_name(e.code()), e.what());
+    return 2;
+  } catch (const po::error& e) {
+    std::fprintf(stderr, "shardlm-run: %s (see --help)\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "shardlm-run: error: %s\n", e.what());
+    return 2;
+  }
+}

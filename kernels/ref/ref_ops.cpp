@@ -1,0 +1,139 @@
+// Naive scalar implementations of kernels/ref/ref_ops.h.
+#include "kernels/ref/ref_ops.h"
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+namespace shardlm::ref {
+
+float load_weight(const void* w, DType dtype, int64_t i) {
+  switch (dtype) {
+    case DType::kF32: return static_cast<const float*>(w)[i];
+    case DType::kF16: return f16_to_f32(static_cast<const uint16_t*>(w)[i]);
+    case DType::kBF16: return bf16_to_f32(static_cast<const uint16_t*>(w)[i]);
+  }
+  return 0.0f;
+}
+
+void embed(const int32_t* ids, int64_t n_tokens, const void* table, DType dtype,
+           int64_t n_vocab_local, int64_t vocab_start, int64_t n_embd, float* out) {
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    const int64_t row = static_cast<int64_t>(ids[t]) - vocab_start;
+    for (int64_t i = 0; i < n_embd; ++i) {
+      out[t * n_embd + i] =
+          (row >= 0 && row < n_vocab_local) ? load_weight(table, dtype, row * n_embd + i) : 0.0f;
+    }
+  }
+}
+
+void rms_norm(const float* x, const float* w, int64_t n_rows, int64_t n, float eps, float* out) {
+  for (int64_t r = 0; r < n_rows; ++r) {
+    double ss = 0;
+    for (int64_t i = 0; i < n; ++i) ss += static_cast<double>(x[r * n + i]) * x[r * n + i];
+    const float inv = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(n) + eps));
+    for (int64_t i = 0; i < n; ++i) out[r * n + i] = w[i] * (x[r * n + i] * inv);
+  }
+}
+
+void matmul(const float* x, int64_t n_tokens, int64_t n_in, const void* w, DType dtype,
+            int64_t n_out, const float* bias, float* y) {
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    for (int64_t o = 0; o < n_out; ++o) {
+      double acc = bias ? bias[o] : 0.0;
+      for (int64_t i = 0; i < n_in; ++i) {
+        acc += static_cast<double>(x[t * n_in + i]) * load_weight(w, dtype, o * n_in + i);
+      }
+      y[t * n_out + o] = static_cast<float>(acc);
+    }
+  }
+}
+
+void rope(float* x, int64_t n_tokens, int64_t n_head, int64_t head_dim, const int32_t* pos,
+          const float* inv_freq) {
+  const int64_t half = head_dim / 2;
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    for (int64_t h = 0; h < n_head; ++h) {
+      float* v = x + (t * n_head + h) * head_dim;
+      for (int64_t i = 0; i < half; ++i) {
+        const float angle = static_cast<float>(pos[t]) * inv_freq[i];
+        const float c = static_cast<float>(std::cos(static_cast<double>(angle)));
+        const float s = static_cast<float>(std::sin(static_cast<double>(angle)));
+        const float a = v[i], b = v[i + half];
+        v[i] = a * c - b * s;
+        v[i + half] = b * c + a * s;
+      }
+    }
+  }
+}
+
+void attention(const float* q, const float* k, const float* v, const int32_t* pos,
+               int64_t n_tokens, int64_t n_kv, int64_t n_head, int64_t n_head_kv,
+               int64_t head_dim, int64_t sliding_window, float scale, float* out) {
+  const int64_t group = n_head / n_head_kv;
+  std::vector<double> score(static_cast<size_t>(n_kv));
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    for (int64_t h = 0; h < n_head; ++h) {
+      const int64_t kvh = h / group;
+      const float* qv = q + (t * n_head + h) * head_dim;
+      double max_s = -std::numeric_limits<double>::infinity();
+      for (int64_t j = 0; j < n_kv; ++j) {
+        const bool visible = j <= pos[t] && (sliding_window <= 0 || pos[t] - j < sliding_window);
+        if (!visible) {
+          score[j] = -std::numeric_limits<double>::infinity();
+          continue;
+        }
+        double d = 0;
+        const float* kv = k + (j * n_head_kv + kvh) * head_dim;
+        for (int64_t i = 0; i < head_dim; ++i) d += static_cast<double>(qv[i]) * kv[i];
+        score[j] = d * scale;
+        if (score[j] > max_s) max_s = score[j];
+      }
+      double sum = 0;
+      for (int64_t j = 0; j < n_kv; ++j) {
+        score[j] = std::isinf(score[j]) ? 0.0 : std::exp(score[j] - max_s);
+        sum += score[j];
+      }
+      float* o = out + (t * n_head + h) * head_dim;
+      for (int64_t i = 0; i < head_dim; ++i) {
+        double acc = 0;
+        for (int64_t j = 0; j < n_kv; ++j) {
+          if (score[j] != 0.0) acc += score[j] * v[(j * n_head_kv + kvh) * head_dim + i];
+        }
+        o[i] = static_cast<float>(acc / sum);
+      }
+    }
+  }
+}
+
+void swiglu(const float* gate_up, int64_t n_tokens, int64_t n_ff, float* out) {
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    for (int64_t i = 0; i < n_ff; ++i) {
+      const double g = gate_up[t * 2 * n_ff + i];
+      const double u = gate_up[t * 2 * n_ff + n_ff + i];
+      out[t * n_ff + i] = static_cast<float>(g / (1.0 + std::exp(-g)) * u);
+    }
+  }
+}
+
+void add(float* y, const float* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] += x[i];
+}
+
+void copy_columns(const float* src, int64_t n_rows, int64_t n_src_cols, int64_t col_begin,
+                  int64_t n_cols, float* dst) {
+  for (int64_t r = 0; r < n_rows; ++r) {
+    for (int64_t c = 0; c < n_cols; ++c) dst[r * n_cols + c] = src[r * n_src_cols + col_begin + c];
+  }
+}
+
+int64_t argmax(const float* x, int64_t n) {
+  int64_t best = 0;
+  for (int64_t i = 1; i < n; ++i) {
+    if (x[i] > x[best]) best = i;
+  }
+  return best;
+}
+
+}  // namespace shardlm::ref

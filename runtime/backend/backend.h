@@ -1,0 +1,82 @@
+// The Backend interface: where a rank's tensors live and how its ops run. A backend allocates
+// memory (weights vs scratch), imports host weights (zero copy on CPU, upload on GPUs), copies
+// between host and device, and runs eager ops on tensors it owns. No graph compiler and no
+// kernels here: each backend forwards its ops to its kernels/<device> implementation.
+// Token ids and positions are passed as small host arrays; the backend uploads them if needed.
+// Shape comments use the dimension glossary; ops throw Error(kInternal) on shape mismatches.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "runtime/core/tensor.h"
+
+namespace shardlm {
+
+enum class MemoryKind : uint8_t { kWeights, kScratch };
+
+// One allocation owned by a backend.
+class DeviceBuffer {
+ public:
+  virtual ~DeviceBuffer() = default;
+  virtual void* data() const = 0;
+  virtual size_t size() const = 0;
+};
+
+struct BackendOptions {
+  int n_threads = 1;  // CPU worker threads for this backend instance (one rank)
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual const char* name() const = 0;
+
+  // Memory. Scratch buffers are zero-filled.
+  virtual std::unique_ptr<DeviceBuffer> allocate(size_t bytes, MemoryKind kind) = 0;
+  // A tensor of `shape` in a fresh buffer appended to `owner`.
+  Tensor allocate_tensor(DType dtype, std::initializer_list<int64_t> shape, MemoryKind kind,
+                         std::unique_ptr<DeviceBuffer>& owner);
+
+  // Makes a host weight usable by this backend's ops. Returns `host` itself (zero copy) when the
+  // backend computes with that dtype in host memory; otherwise fills `storage` and returns a
+  // tensor in it. `host` must outlive the returned tensor in the zero-copy case.
+  virtual Tensor import_weight(const Tensor& host, std::unique_ptr<DeviceBuffer>& storage) = 0;
+  // True when import_weight(t) for a host tensor of `dtype` does not copy.
+  virtual bool uses_host_weights_in_place(DType dtype) const = 0;
+
+  virtual void copy_from_host(const Tensor& dst, const void* src, size_t bytes) = 0;
+  virtual void copy_to_host(void* dst, const Tensor& src, size_t bytes) = 0;
+  // Waits for all queued work (CPU ops are synchronous, so a no-op there).
+  virtual void synchronize() = 0;
+
+  // ---- Ops. Activations are f32; weights f32/f16/bf16 ----
+
+  // Vocab-parallel lookup; ids outside [vocab_start, vocab_start + n_vocab_local) give zeros.
+  //   ids [n_tokens] (host), table [n_vocab_local, n_embd], out [n_tokens, n_embd]
+  virtual void embed(std::span<const int32_t> ids, const Tensor& table, int64_t vocab_start,
+                     const Tensor& out) = 0;
+  // x [n_rows, n], w [n] (f32), out [n_rows, n] (may be x)
+  virtual void rms_norm(const Tensor& x, const Tensor& w, float eps, const Tensor& out) = 0;
+  // x [n_tokens, n_in], w [n_out, n_in], bias [n_out] f32 or null data, y [n_tokens, n_out]
+  virtual void matmul(const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& y) = 0;
+  // In place. x [n_tokens, n_head, head_dim], pos [n_tokens] (host), inv_freq [head_dim / 2]
+  virtual void rope(const Tensor& x, std::span<const int32_t> pos, const Tensor& inv_freq) = 0;
+  // Causal attention of new queries against one sequence's cache (row j = position j).
+  //   q [n_tokens, n_head, head_dim], k/v [n_kv, n_head_kv, head_dim], pos [n_tokens] (host),
+  //   out [n_tokens, n_head * head_dim]
+  virtual void attention(const Tensor& q, const Tensor& k, const Tensor& v,
+                         std::span<const int32_t> pos, int64_t sliding_window, float scale,
+                         const Tensor& out) = 0;
+  // gate_up [n_tokens, 2 * n_ff], out [n_tokens, n_ff]
+  virtual void swiglu(const Tensor& gate_up, const Tensor& out) = 0;
+  // y += x.   y, x: same shape
+  virtual void add(const Tensor& y, const Tensor& x) = 0;
+  // dst = src[:, col_begin : col_begin + n_cols].   src [n_rows, n_src_cols], dst [n_rows, n_cols]
+  virtual void copy_columns(const Tensor& src, int64_t col_begin, const Tensor& dst) = 0;
+};
+
+}  // namespace shardlm

@@ -1,0 +1,169 @@
+// CpuBackend: shape checks, then a call into kernels/cpu.
+#include "runtime/backend/cpu/cpu_backend.h"
+
+#include <cstring>
+#include <string>
+
+#include "kernels/cpu/cpu_ops.h"
+#include "runtime/core/aligned_buffer.h"
+#include "runtime/core/status.h"
+#include "runtime/core/thread_pool.h"
+
+namespace shardlm {
+
+namespace {
+
+class CpuBuffer final : public DeviceBuffer {
+ public:
+  CpuBuffer(size_t bytes, bool zero) : buf_(bytes, kHostAlignment, zero) {}
+  void* data() const override { return buf_.data(); }
+  size_t size() const override { return buf_.size(); }
+
+ private:
+  AlignedBuffer buf_;
+};
+
+void check(bool ok, const char* op, const std::string& what) {
+  if (!ok) fail(StatusCode::kInternal, std::string("cpu ") + op + ": " + what);
+}
+
+void check_f32(const Tensor& t, const char* op, const char* name) {
+  check(t.dtype == DType::kF32 && t.data != nullptr, op,
+        std::string(name) + " must be a non-null f32 tensor, got " + t.describe());
+}
+
+class CpuBackend final : public Backend {
+ public:
+  explicit CpuBackend(const BackendOptions& o) : pool_(o.n_threads) {}
+  const char* name() const override { return "cpu"; }
+
+  std::unique_ptr<DeviceBuffer> allocate(size_t bytes, MemoryKind kind) override {
+    return std::make_unique<CpuBuffer>(bytes, kind == MemoryKind::kScratch);
+  }
+
+  bool uses_host_weights_in_place(DType) const override { return true; }
+
+  Tensor import_weight(const Tensor& host, std::unique_ptr<DeviceBuffer>&) override {
+    return host;  // every pack dtype is computed with directly: zero copy
+  }
+
+  void copy_from_host(const Tensor& dst, const void* src, size_t bytes) override {
+    check(bytes <= dst.nbytes(), "copy_from_host", "too many bytes for " + dst.describe());
+    if (bytes) std::memcpy(dst.data, src, bytes);
+  }
+  void copy_to_host(void* dst, const Tensor& src, size_t bytes) override {
+    check(bytes <= src.nbytes(), "copy_to_host", "too many bytes for " + src.describe());
+    if (bytes) std::memcpy(dst, src.data, bytes);
+  }
+  void synchronize() override {}
+
+  void embed(std::span<const int32_t> ids, const Tensor& table, int64_t vocab_start,
+             const Tensor& out) override {
+    check_f32(out, "embed", "out");
+    const int64_t n_tokens = static_cast<int64_t>(ids.size());
+    check(table.ndim == 2 && out.numel() == n_tokens * table.dim(1), "embed",
+          "table " + table.describe() + ", out " + out.describe());
+    cpu::embed(pool_, ids.data(), n_tokens, table.data, table.dtype, table.dim(0), vocab_start,
+               table.dim(1), out.as<float>());
+  }
+
+  void rms_norm(const Tensor& x, const Tensor& w, float eps, const Tensor& out) override {
+    check_f32(x, "rms_norm", "x");
+    check_f32(w, "rms_norm", "w");
+    check_f32(out, "rms_norm", "out");
+    const int64_t n = w.numel();
+    check(n > 0 && x.numel() % n == 0 && out.numel() == x.numel(), "rms_norm",
+          "x " + x.describe() + ", w " + w.describe() + ", out " + out.describe());
+    cpu::rms_norm(pool_, x.as<float>(), w.as<float>(), x.numel() / n, n, eps, out.as<float>());
+  }
+
+  void matmul(const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& y) override {
+    check_f32(x, "matmul", "x");
+    check_f32(y, "matmul", "y");
+    check(w.ndim == 2 && w.data != nullptr, "matmul", "w must be 2-D, got " + w.describe());
+    const int64_t n_out = w.dim(0), n_in = w.dim(1);
+    check(x.numel() % n_in == 0, "matmul", "x " + x.describe() + " vs w " + w.describe());
+    const int64_t n_tokens = x.numel() / n_in;
+    check(y.numel() == n_tokens * n_out, "matmul",
+          "y " + y.describe() + " for x " + x.describe() + " @ w " + w.describe());
+    const float* b = nullptr;
+    if (bias.data != nullptr) {
+      check_f32(bias, "matmul", "bias");
+      check(bias.numel() == n_out, "matmul", "bias " + bias.describe() + " vs " + w.describe());
+      b = bias.as<float>();
+    }
+    cpu::matmul(pool_, x.as<float>(), n_tokens, n_in, w.data, w.dtype, n_out, b, y.as<float>());
+  }
+
+  void rope(const Tensor& x, std::span<const int32_t> pos, const Tensor& inv_freq) override {
+    check_f32(x, "rope", "x");
+    check_f32(inv_freq, "rope", "inv_freq");
+    check(x.ndim == 3 && x.dim(0) == static_cast<int64_t>(pos.size()) &&
+              inv_freq.numel() * 2 == x.dim(2),
+          "rope", "x " + x.describe() + ", inv_freq " + inv_freq.describe());
+    cpu::rope(pool_, x.as<float>(), x.dim(0), x.dim(1), x.dim(2), pos.data(),
+              inv_freq.as<float>());
+  }
+
+  void attention(const Tensor& q, const Tensor& k, const Tensor& v, std::span<const int32_t> pos,
+                 int64_t sliding_window, float scale, const Tensor& out) override {
+    check_f32(q, "attention", "q");
+    check_f32(k, "attention", "k");
+    check_f32(v, "attention", "v");
+    check_f32(out, "attention", "out");
+    const int64_t n_tokens = static_cast<int64_t>(pos.size());
+    check(q.ndim == 3 && k.ndim == 3 && q.dim(0) == n_tokens && k.dim(2) == q.dim(2) &&
+              v.numel() == k.numel() && q.dim(1) % k.dim(1) == 0 &&
+              out.numel() == q.numel(),
+          "attention", "q " + q.describe() + ", k " + k.describe() + ", out " + out.describe());
+    for (int32_t p : pos) {
+      check(p >= 0 && p < k.dim(0), "attention",
+            "position " + std::to_string(p) + " outside cache of " + std::to_string(k.dim(0)));
+    }
+    cpu::attention(pool_, q.as<float>(), k.as<float>(), v.as<float>(), pos.data(), n_tokens,
+                   k.dim(0), q.dim(1), k.dim(1), q.dim(2), sliding_window, scale,
+                   out.as<float>());
+  }
+
+  void swiglu(const Tensor& gate_up, const Tensor& out) override {
+    check_f32(gate_up, "swiglu", "gate_up");
+    check_f32(out, "swiglu", "out");
+    check(gate_up.ndim == 2 && gate_up.dim(1) % 2 == 0 &&
+              out.numel() == gate_up.numel() / 2,
+          "swiglu", "gate_up " + gate_up.describe() + ", out " + out.describe());
+    cpu::swiglu(pool_, gate_up.as<float>(), gate_up.dim(0), gate_up.dim(1) / 2, out.as<float>());
+  }
+
+  void add(const Tensor& y, const Tensor& x) override {
+    check_f32(y, "add", "y");
+    check_f32(x, "add", "x");
+    check(y.numel() == x.numel(), "add", "y " + y.describe() + ", x " + x.describe());
+    cpu::add(pool_, y.as<float>(), x.as<float>(), y.numel());
+  }
+
+  void copy_columns(const Tensor& src, int64_t col_begin, const Tensor& dst) override {
+    check_f32(src, "copy_columns", "src");
+    check_f32(dst, "copy_columns", "dst");
+    const int64_t n_rows = src.rows();
+    const int64_t n_src_cols = src.row_size();
+    check(n_rows > 0 && dst.numel() % n_rows == 0, "copy_columns",
+          "src " + src.describe() + ", dst " + dst.describe());
+    const int64_t n_cols = dst.numel() / n_rows;
+    check(col_begin >= 0 && col_begin + n_cols <= n_src_cols, "copy_columns",
+          "columns [" + std::to_string(col_begin) + ", +" + std::to_string(n_cols) + ") of " +
+              src.describe());
+    cpu::copy_columns(pool_, src.as<float>(), n_rows, n_src_cols, col_begin, n_cols,
+                      dst.as<float>());
+  }
+
+ private:
+  ThreadPool pool_;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cpu_backend(const BackendOptions& options) {
+  return std::make_unique<CpuBackend>(options);
+}
+
+}  // namespace shardlm

@@ -1,0 +1,72 @@
+// One rank's share of the decoder-only transformer (Llama / Mistral / Qwen2 / Qwen3) and its
+// tensor-parallel forward: vocab-parallel embedding (+ all-reduce), per layer column-parallel
+// QKV and gate/up, row-parallel o_proj and down, each followed by one all-reduce (exactly two
+// per layer), then this rank's slice of the vocabulary logits. Family differences (QKV bias,
+// q/k norm, sliding window, RoPE scaling) come from FamilySpec. Scratch is allocated once for
+// `max_tokens` tokens per forward. Not the generation loop (engine/) and not sampling.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "formats/pack_reader.h"
+#include "runtime/backend/backend.h"
+#include "runtime/comm/communicator.h"
+#include "runtime/engine/kv_cache.h"
+#include "runtime/model/family.h"
+#include "runtime/model/weights.h"
+
+namespace shardlm {
+
+class Transformer {
+ public:
+  // `pack` (the mapped weights), `backend` and `comm` must outlive the Transformer.
+  Transformer(const PackReader& pack, Backend& backend, Communicator& comm, int64_t max_tokens);
+
+  const ModelConfig& config() const { return config_; }
+  const ParallelLayout& layout() const { return layout_; }
+  const ModelWeights& weights() const { return weights_; }
+  int64_t max_tokens() const { return max_tokens_; }
+
+  // A KV cache sized for this rank (n_head_kv_local heads).
+  std::unique_ptr<KvCache> make_cache(int64_t max_seq) const;
+
+  // Runs `ids` at positions [cache.n_past(), cache.n_past() + n_tokens), appends their K/V to
+  // `cache`, and returns this rank's logits: [n_tokens, n_vocab_local] when all_logits, else
+  // [1, n_vocab_local] for the last token. The tensor is scratch, valid until the next call.
+  // Collective: every rank must call it with the same ids.   ids [n_tokens], n_tokens <= max_tokens
+  Tensor forward(std::span<const int32_t> ids, KvCache& cache, bool all_logits);
+
+ private:
+  void attention_block(int64_t layer, int64_t n_tokens, std::span<const int32_t> pos,
+                       KvCache& cache);
+  void mlp_block(int64_t layer, int64_t n_tokens);
+  Tensor rows(const Tensor& t, int64_t n_tokens) const { return t.slice_rows(0, n_tokens); }
+
+  const PackReader& pack_;
+  Backend& backend_;
+  Communicator& comm_;
+  ModelConfig config_;
+  ParallelLayout layout_;
+  FamilySpec spec_;
+  ModelWeights weights_;
+  int64_t max_tokens_;
+  int64_t q_dim_local_, kv_dim_local_;  // n_head_local * head_dim, n_head_kv_local * head_dim
+
+  std::vector<std::unique_ptr<DeviceBuffer>> scratch_;
+  Tensor inv_freq_;  // [head_dim / 2]
+  Tensor x_;         // [max_tokens, n_embd]        residual stream
+  Tensor h_;         // [max_tokens, n_embd]        normed
+  Tensor qkv_;       // [max_tokens, q_dim_local + 2 * kv_dim_local]
+  Tensor q_;         // [max_tokens, n_head_local, head_dim]
+  Tensor attn_;      // [max_tokens, n_head_local * head_dim]
+  Tensor proj_;      // [max_tokens, n_embd]        o_proj / down output, all-reduced
+  Tensor gate_up_;   // [max_tokens, 2 * n_ff_local]
+  Tensor act_;       // [max_tokens, n_ff_local]
+  Tensor logits_;    // [logit_rows, n_vocab_local], grown on demand
+  std::unique_ptr<DeviceBuffer> logits_buf_;
+};
+
+}  // namespace shardlm

@@ -1,0 +1,33 @@
+// Helpers shared by the runtime tests: seeded random data (never zeros), max-abs-error
+// comparison, fixture discovery and packing a fixture into a temporary directory.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "runtime/core/dtype.h"
+
+namespace shardlm::test {
+
+// Uniform in [-scale, scale], bounded away from zero (|x| >= scale / 64).
+std::vector<float> random_floats(size_t n, uint64_t seed, float scale = 1.0f);
+// Encodes f32 values as `dtype` bytes (f32 copy, or rounded f16/bf16).
+std::vector<uint8_t> encode(const std::vector<float>& v, DType dtype);
+float max_abs_diff(const float* a, const float* b, size_t n);
+float max_abs(const float* a, size_t n);
+
+// A directory under the system temp dir, removed with everything in it on destruction.
+class TempDir {
+ public:
+  explicit TempDir(const std::string& tag);
+  ~TempDir();
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+}  // namespace shardlm::test
