@@ -56,11 +56,14 @@ std::vector<int64_t> get_ids(const json& v, const std::string& where, const char
   return ids;
 }
 
+// transformers 4 writes "rope_scaling" (and a top-level rope_theta); transformers 5 writes
+// "rope_parameters" holding rope_type, rope_theta and the scaling fields together.
 RopeScaling parse_rope_scaling(const json& j, const std::string& where) {
   RopeScaling r;
-  if (!j.contains("rope_scaling") || j["rope_scaling"].is_null()) return r;
-  const json& s = j["rope_scaling"];
-  if (!s.is_object()) bad(where, "field 'rope_scaling' must be an object or null");
+  const char* key = j.contains("rope_parameters") && !j["rope_parameters"].is_null() ? "rope_parameters" : "rope_scaling";
+  if (!j.contains(key) || j[key].is_null()) return r;
+  const json& s = j[key];
+  if (!s.is_object()) bad(where, std::string("field '") + key + "' must be an object or null");
   std::string type;
   if (s.contains("rope_type") && s["rope_type"].is_string()) type = s["rope_type"].get<std::string>();
   else if (s.contains("type") && s["type"].is_string()) type = s["type"].get<std::string>();
@@ -123,6 +126,8 @@ ModelConfig parse_hf_config(const std::string& text, const std::string& where) {
   c.max_position_embeddings = get_int(j, "max_position_embeddings", where, 2048);
   c.rms_norm_eps = static_cast<float>(get_num(j, "rms_norm_eps", where, 1e-6));
   c.rope_theta = get_num(j, "rope_theta", where, 10000.0);
+  if (j.contains("rope_parameters") && j["rope_parameters"].is_object())
+    c.rope_theta = get_num(j["rope_parameters"], "rope_theta", where + " rope_parameters", c.rope_theta);
   c.rope_scaling = parse_rope_scaling(j, where);
   c.tie_word_embeddings = get_bool(j, "tie_word_embeddings", where, false);
   switch (c.family) {

@@ -45,7 +45,7 @@ std::string slurp(const fs::path& p) {
 uint64_t hash_mapping(const MappedFile& m) {
   XXH3_state_t* st = XXH3_createState();
   XXH3_64bits_reset(st);
-  constexpr size_t step = 64u << 20;
+  constexpr size_t step = 8u << 20;
   for (size_t off = 0; off < m.size(); off += step) {
     const size_t n = std::min(step, m.size() - off);
     XXH3_64bits_update(st, m.data() + off, n);
@@ -75,8 +75,17 @@ void write_recipe(const TensorRecipe& r, const Checkpoint& ckpt, PackWriter& wri
     const int64_t cols = t.shape.size() >= 2 ? t.shape[1] : 1;
     const int64_t ncols = piece.col_end - piece.col_begin;
     const size_t row_out = static_cast<size_t>(ncols) * osz;
+    const size_t row_in = static_cast<size_t>(cols) * isz;
+    int64_t released_to = piece.row_begin;  // source rows whose pages were handed back
     for (int64_t row = piece.row_begin; row < piece.row_end; ++row) {
-      if (fill + row_out > buf.size()) flush();
+      if (fill + row_out > buf.size()) {
+        flush();
+        // Drop the source pages read so far: RSS stays at the staging buffer, not the tensor.
+        // Another rank reading the same rows later takes minor faults from the page cache.
+        t.file->mapping().release(t.begin + static_cast<size_t>(released_to) * row_in,
+                                  static_cast<size_t>(row - released_to) * row_in);
+        released_to = row;
+      }
       if (row_out > buf.size()) buf.resize(row_out);
       const uint8_t* src = t.data + (static_cast<size_t>(row) * cols + piece.col_begin) * isz;
       convert_dtype(src, in, buf.data() + fill, out, static_cast<size_t>(ncols));

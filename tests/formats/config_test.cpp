@@ -77,6 +77,21 @@ TEST(HfConfig, Llama3RopeScaling) {
   EXPECT_EQ(c.eos_token_ids, (std::vector<int64_t>{128001, 128009}));
 }
 
+TEST(HfConfig, Transformers5RopeParameters) {
+  ModelConfig c = parse_hf_config(R"({"architectures":["LlamaForCausalLM"],"hidden_size":64,"intermediate_size":128,
+    "num_hidden_layers":2,"num_attention_heads":4,"vocab_size":100,"dtype":"bfloat16",
+    "rope_parameters":{"rope_type":"llama3","rope_theta":500000.0,"factor":32.0,"low_freq_factor":1.0,
+    "high_freq_factor":4.0,"original_max_position_embeddings":8192}})", "c");
+  EXPECT_DOUBLE_EQ(c.rope_theta, 500000.0);
+  EXPECT_EQ(c.rope_scaling.type, RopeScalingType::kLlama3);
+  EXPECT_FLOAT_EQ(c.rope_scaling.factor, 32.0f);
+  EXPECT_EQ(c.source_dtype, "bfloat16");
+  ModelConfig d = parse_hf_config(R"({"architectures":["Qwen3ForCausalLM"],"hidden_size":64,"intermediate_size":128,
+    "num_hidden_layers":2,"num_attention_heads":4,"vocab_size":100,"rope_parameters":{"rope_type":"default","rope_theta":1000000.0}})", "c");
+  EXPECT_DOUBLE_EQ(d.rope_theta, 1e6);
+  EXPECT_EQ(d.rope_scaling.type, RopeScalingType::kNone);
+}
+
 TEST(HfConfig, Errors) {
   StatusCode code{};
   auto msg = error_of([] { parse_hf_config(R"({"architectures":["GPT2LMHeadModel"]})", "ckpt/config.json"); }, &code);
