@@ -74,7 +74,12 @@ int run(int argc, char** argv) {
   if (max_tokens < 0) fail(StatusCode::kInvalidArg, "--max-tokens must be >= 0");
 
   std::vector<int32_t> ids;
-  if (vm.count("prompt-ids")) ids = parse_id_list(prompt_ids);
+  if (vm.count("prompt-ids")) {
+    ids = parse_id_list(prompt_ids);
+  } else {  // the tokenizer travels in every rank file; rank 0's header + manifest suffice
+    const PackSet set = find_pack_set(pack_dir, tp);
+    ids = encode_prompt(*PackReader::open(set.rank_paths[0]), prompt);
+  }
 
   EngineOptions eo;
   eo.pack_dir = pack_dir;
@@ -84,9 +89,8 @@ int run(int argc, char** argv) {
   eo.max_batch_tokens = batch_tokens;
   // KV capacity: exactly what this run needs unless told otherwise.
   eo.max_seq = max_seq;
-  if (max_seq == 0 && !ids.empty()) eo.max_seq = static_cast<int64_t>(ids.size()) + max_tokens + 1;
+  if (max_seq == 0) eo.max_seq = static_cast<int64_t>(ids.size()) + max_tokens + 1;
   Engine engine(eo);
-  if (ids.empty()) ids = encode_prompt(engine.pack(0), prompt);
 
   std::fprintf(stderr, "shardlm-run: %s, tp %d x %d threads, %s weights, %.1f MiB used in place\n",
                engine.config().architecture.c_str(), engine.tp_size(), engine.threads_per_rank(),

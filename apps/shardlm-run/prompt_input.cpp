@@ -1,7 +1,12 @@
-// Id list parsing; the text seam (tokenizer not wired yet).
+// Id list parsing; text <-> ids with the pack's tokenizer.
 #include "apps/shardlm-run/prompt_input.h"
 
 #include <cctype>
+#include <climits>
+
+#ifdef SHARDLM_RUN_HAS_TEXT
+#include "runtime/text/tokenizer.h"
+#endif
 
 #include "runtime/core/status.h"
 
@@ -41,16 +46,45 @@ std::vector<int32_t> parse_id_list(const std::string& text) {
   return ids;
 }
 
+#ifdef SHARDLM_RUN_HAS_TEXT
+
+namespace {
+text::Tokenizer pack_tokenizer(const PackReader& pack) {
+  if (!pack.has_file("tokenizer.json")) {
+    fail(StatusCode::kUnsupported,
+         pack.path() + " carries no tokenizer.json (pack the model with it); use --prompt-ids");
+  }
+  const std::string config =
+      pack.has_file("tokenizer_config.json") ? pack.file("tokenizer_config.json") : "";
+  return text::Tokenizer::from_json(pack.file("tokenizer.json"), config);
+}
+}  // namespace
+
+bool text_supported() { return true; }
+
+std::vector<int32_t> encode_prompt(const PackReader& pack, const std::string& text) {
+  std::vector<int32_t> ids = pack_tokenizer(pack).encode(text, /*add_special_tokens=*/true);
+  if (ids.empty()) fail(StatusCode::kInvalidArg, "--prompt: the text encodes to no tokens");
+  return ids;
+}
+
+std::string decode_tokens(const PackReader& pack, const std::vector<int32_t>& ids) {
+  return pack_tokenizer(pack).decode(ids, /*skip_special_tokens=*/false);
+}
+
+#else
+
 bool text_supported() { return false; }
 
 std::vector<int32_t> encode_prompt(const PackReader&, const std::string&) {
   fail(StatusCode::kUnsupported,
-       "--prompt TEXT needs the tokenizer (runtime/text), not wired into shardlm-run yet; "
-       "use --prompt-ids");
+       "--prompt TEXT needs the tokenizer (runtime/text), not in this build; use --prompt-ids");
 }
 
 std::string decode_tokens(const PackReader&, const std::vector<int32_t>&) {
   fail(StatusCode::kUnsupported, "decoding ids to text needs the tokenizer (runtime/text)");
 }
+
+#endif
 
 }  // namespace shardlm

@@ -1,6 +1,7 @@
-// Where shardlm-run's prompt ids come from and how generated ids are shown. Today: --prompt-ids
-// parsing and id printing. The seam for text: --prompt TEXT needs the tokenizer of the "Text"
-// issue (runtime/text); until it lands, encode_prompt/decode_tokens say so with kUnsupported.
+// Where shardlm-run's prompt ids come from and how generated ids are shown: --prompt-ids
+// parsing, and text through the tokenizer carried in the pack (runtime/text) when this build
+// has it (SHARDLM_RUN_HAS_TEXT); without it the text functions fail with kUnsupported.
+// Raw text only: chat templates are shardlm-chat's job.
 #pragma once
 
 #include <cstdint>
