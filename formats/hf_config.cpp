@@ -122,7 +122,11 @@ ModelConfig parse_hf_config(const std::string& text, const std::string& where) {
   c.n_head_kv = get_int(j, "num_key_value_heads", where, c.n_head);
   if (c.n_head <= 0) bad(where, "field 'num_attention_heads' must be > 0");
   // Qwen2Config has no head_dim; the others default to hidden_size / num_attention_heads.
-  c.head_dim = c.family == Family::kQwen2 ? c.n_embd / c.n_head : get_int(j, "head_dim", where, c.n_embd / c.n_head);
+  // Defaults of the transformers config classes: Qwen2Config has no head_dim (hidden / heads),
+  // Qwen3Config defaults it to 128, Llama/Mistral to hidden / heads.
+  if (c.family == Family::kQwen2) c.head_dim = c.n_embd / c.n_head;
+  else if (c.family == Family::kQwen3) c.head_dim = get_int(j, "head_dim", where, 128);
+  else c.head_dim = get_int(j, "head_dim", where, c.n_embd / c.n_head);
   c.max_position_embeddings = get_int(j, "max_position_embeddings", where, 2048);
   c.rms_norm_eps = static_cast<float>(get_num(j, "rms_norm_eps", where, 1e-6));
   c.rope_theta = get_num(j, "rope_theta", where, 10000.0);
@@ -138,7 +142,8 @@ ModelConfig parse_hf_config(const std::string& text, const std::string& where) {
         fail(StatusCode::kUnsupported, where + ": mlp_bias=true is not supported");
       break;
     case Family::kMistral:
-      c.sliding_window = get_int(j, "sliding_window", where, 0);
+      // MistralConfig defaults sliding_window to 4096 when the key is absent; null means none.
+      c.sliding_window = j.contains("sliding_window") ? get_int(j, "sliding_window", where, 0) : 4096;
       break;
     case Family::kQwen2:
       c.attention_bias = true;  // Qwen2 always has q/k/v biases, never an o_proj bias

@@ -57,6 +57,16 @@ TEST(HfConfig, MistralSlidingWindowAndLlamaDefaults) {
   EXPECT_EQ(m.family, Family::kMistral);
   EXPECT_EQ(m.sliding_window, 4096);
   EXPECT_FALSE(m.tie_word_embeddings);
+  // Class defaults when keys are absent: MistralConfig sliding_window 4096, Qwen3Config head_dim 128.
+  ModelConfig m2 = parse_hf_config(R"({"architectures":["MistralForCausalLM"],"hidden_size":64,"intermediate_size":128,
+    "num_hidden_layers":2,"num_attention_heads":4,"vocab_size":100})", "c");
+  EXPECT_EQ(m2.sliding_window, 4096);
+  ModelConfig m3 = parse_hf_config(R"({"architectures":["MistralForCausalLM"],"hidden_size":64,"intermediate_size":128,
+    "num_hidden_layers":2,"num_attention_heads":4,"vocab_size":100,"sliding_window":null})", "c");
+  EXPECT_EQ(m3.sliding_window, 0);
+  ModelConfig q3 = parse_hf_config(R"({"architectures":["Qwen3ForCausalLM"],"hidden_size":64,"intermediate_size":128,
+    "num_hidden_layers":2,"num_attention_heads":4,"vocab_size":100})", "c");
+  EXPECT_EQ(q3.head_dim, 128);
   ModelConfig l = parse_hf_config(R"({"architectures":["LlamaForCausalLM"],"hidden_size":64,"intermediate_size":128,
     "num_hidden_layers":2,"num_attention_heads":4,"vocab_size":100})", "c");
   EXPECT_EQ(l.n_head_kv, 4);   // defaults to num_attention_heads
