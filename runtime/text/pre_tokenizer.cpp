@@ -161,7 +161,7 @@ class ByteLevelPre : public PreTokenizer {
   void pre_tokenize(std::vector<Piece>& pieces) const override {
     if (add_prefix_space) {
       for (auto& p : pieces)
-        if (p.added_id < 0 && (p.text.empty() || p.text[0] != ' ')) p.text.insert(0, " ");
+        if (p.added_id < 0 && (p.text.empty() || p.text[0] != ' ')) p.text.insert(p.text.begin(), ' ');
     }
     if (regex) {
       split_pieces(pieces, Behavior::kIsolated, false,

@@ -23,14 +23,23 @@ namespace shardlm::text {
 
 struct TokenizerImpl;
 
+struct TokenizerOptions {
+  // transformers keeps the flags (normalized, lstrip, ...) of tokens already in tokenizer.json
+  // and only adds the tokenizer_config.json added_tokens_decoder entries that are new. With
+  // this set, the config's flags replace those of tokenizer.json instead: that rebuilds e.g.
+  // TinyLlama's tokenizer (normalized=false specials) from the Llama-2 tokenizer.json.
+  bool config_overrides_added_tokens = false;
+};
+
 class Tokenizer {
  public:
   // tokenizer_json: contents of tokenizer.json. tokenizer_config_json: contents of
-  // tokenizer_config.json or empty; when given, its added_tokens_decoder flags override those
-  // of tokenizer.json, it names bos/eos/pad/unk, and add_bos_token/add_eos_token rewrite the
-  // post-processor for Llama-family tokenizer classes (as transformers does).
+  // tokenizer_config.json or empty; when given, new added_tokens_decoder entries are added, it
+  // names bos/eos/pad/unk, and add_bos_token/add_eos_token rewrite the post-processor for
+  // Llama-family tokenizer classes (as transformers does).
   static Tokenizer from_json(const std::string& tokenizer_json,
-                             const std::string& tokenizer_config_json = "");
+                             const std::string& tokenizer_config_json = "",
+                             const TokenizerOptions& options = {});
   // vocab.json + merges.txt contents (byte-level BPE). With tokenizer_class "Qwen2Tokenizer" the
   // Qwen2 split regex and NFC are used (as transformers' Qwen2 converter does), otherwise GPT-2's.
   static Tokenizer from_vocab_merges(const std::string& vocab_json, const std::string& merges_txt,

@@ -75,7 +75,7 @@ void detect_byte_level_decoder(const Json& dec, bool& out) {
     for (const Json& d : dec["decoders"]) detect_byte_level_decoder(d, out);
 }
 
-void apply_config(TokenizerImpl& t, const std::string& config_json) {
+void apply_config(TokenizerImpl& t, const std::string& config_json, bool override_flags) {
   if (config_json.empty()) return;
   const Json cfg = parse_json(config_json, "tokenizer_config.json");
   if (!cfg.is_object()) bad_field("tokenizer_config.json", "expected an object");
@@ -97,7 +97,7 @@ void apply_config(TokenizerImpl& t, const std::string& config_json) {
       auto found = std::find_if(t.added.begin(), t.added.end(),
                                 [&](const AddedToken& x) { return x.id == id; });
       if (found != t.added.end()) {
-        *found = a;
+        if (override_flags) *found = a;
       } else {
         t.added.push_back(a);
       }
@@ -139,7 +139,8 @@ std::string read_file(const std::filesystem::path& p) {
 }  // namespace
 
 Tokenizer Tokenizer::from_json(const std::string& tokenizer_json,
-                               const std::string& tokenizer_config_json) {
+                               const std::string& tokenizer_config_json,
+                               const TokenizerOptions& options) {
   const std::string doc = "tokenizer.json";
   const Json j = parse_json(tokenizer_json, doc);
   if (!j.is_object()) bad_field(doc, "expected an object");
@@ -167,7 +168,7 @@ Tokenizer Tokenizer::from_json(const std::string& tokenizer_json,
   }
   t->index_added();
   if (!t->post.prefix().empty()) t->bos = t->post.prefix().front();
-  apply_config(*t, tokenizer_config_json);
+  apply_config(*t, tokenizer_config_json, options.config_overrides_added_tokens);
   return Tokenizer(std::move(t));
 }
 
@@ -203,7 +204,7 @@ Tokenizer Tokenizer::from_vocab_merges(const std::string& vocab_json, const std:
   t->decoder = make_decoder(Json{{"type", "ByteLevel"}}, "decoder");
   t->byte_level_decoder = true;
   t->index_added();
-  apply_config(*t, tokenizer_config_json);
+  apply_config(*t, tokenizer_config_json, false);
   return Tokenizer(std::move(t));
 }
 

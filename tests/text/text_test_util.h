@@ -29,7 +29,8 @@ inline std::string slurp(const std::string& path) {
 //   "qwen3"      qwen3/tokenizer.json + qwen3/tokenizer_config.json
 //   "qwen2.5"    qwen2.5/vocab.json + merges.txt + tokenizer_config.json
 //   "llama2"     llama2/tokenizer.json + llama2/tokenizer_config.json
-//   "tinyllama"  llama2/tokenizer.json + tinyllama/tokenizer_config.json
+//   "tinyllama"  llama2/tokenizer.json + tinyllama/tokenizer_config.json, whose
+//                added_tokens_decoder flags (normalized=false) replace the tokenizer.json ones
 //   "mistral"    mistral/tokenizer.json + mistral/tokenizer_config.json
 inline const Tokenizer& named_tokenizer(const std::string& name) {
   static std::map<std::string, Tokenizer> cache;
@@ -48,7 +49,8 @@ inline const Tokenizer& named_tokenizer(const std::string& name) {
                                   slurp(testdata("llama2/tokenizer_config.json")));
     if (name == "tinyllama")
       return Tokenizer::from_json(slurp(testdata("llama2/tokenizer.json")),
-                                  slurp(testdata("tinyllama/tokenizer_config.json")));
+                                  slurp(testdata("tinyllama/tokenizer_config.json")),
+                                  TokenizerOptions{.config_overrides_added_tokens = true});
     if (name == "mistral")
       return Tokenizer::from_json(slurp(testdata("mistral/tokenizer.json")),
                                   slurp(testdata("mistral/tokenizer_config.json")));

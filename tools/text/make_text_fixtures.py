@@ -1,0 +1,242 @@
+#!/usr/bin/env python3
+"""Reference fixtures for runtime/text, made with Hugging Face transformers/tokenizers.
+
+Writes (committed; the C++ tests read them, no Python needed at test time):
+  tests/fixtures/text/tokenizer_cases.json  encode/decode of tricky strings per tokenizer
+  tests/fixtures/text/chat_cases.json       apply_chat_template renderings per template
+
+Tokenizers (from ../shared/testdata/tokenizer, see its SOURCES.md):
+  qwen3      qwen3/tokenizer.json + tokenizer_config.json          (AutoTokenizer)
+  qwen2.5    qwen2.5/vocab.json + merges.txt + tokenizer_config.json (AutoTokenizer)
+  llama2     llama2/tokenizer.json + tokenizer_config.json          (AutoTokenizer)
+  tinyllama  llama2/tokenizer.json with its added_tokens flags replaced by the
+             added_tokens_decoder of tinyllama/tokenizer_config.json (normalized=false: the
+             TinyLlama tokenizer, which the llama.cpp tinyllama vectors need) + that config
+  mistral    mistral/tokenizer.json + tokenizer_config.json
+
+Run from the repo root:  .venv-text/bin/python tools/text/make_text_fixtures.py
+"""
+import json
+import os
+import shutil
+import sys
+import tempfile
+
+import tokenizers
+import transformers
+from transformers import AutoTokenizer
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TESTDATA = os.path.join(REPO, "..", "shared", "testdata", "tokenizer")
+OUT = os.path.join(REPO, "tests", "fixtures", "text")
+
+
+def load_tokenizer(name, tmp):
+    d = os.path.join(tmp, name)
+    os.makedirs(d)
+    if name == "qwen3":
+        files = {"tokenizer.json": "qwen3/tokenizer.json",
+                 "tokenizer_config.json": "qwen3/tokenizer_config.json"}
+    elif name == "qwen2.5":
+        files = {"vocab.json": "qwen2.5/vocab.json", "merges.txt": "qwen2.5/merges.txt",
+                 "tokenizer_config.json": "qwen2.5/tokenizer_config.json"}
+    elif name == "llama2":
+        files = {"tokenizer.json": "llama2/tokenizer.json",
+                 "tokenizer_config.json": "llama2/tokenizer_config.json",
+                 "special_tokens_map.json": "llama2/special_tokens_map.json"}
+    elif name == "tinyllama":
+        files = {"tokenizer.json": "llama2/tokenizer.json",
+                 "tokenizer_config.json": "tinyllama/tokenizer_config.json",
+                 "special_tokens_map.json": "tinyllama/special_tokens_map.json"}
+    elif name == "mistral":
+        files = {"tokenizer.json": "mistral/tokenizer.json",
+                 "tokenizer_config.json": "mistral/tokenizer_config.json",
+                 "special_tokens_map.json": "mistral/special_tokens_map.json"}
+    else:
+        raise ValueError(name)
+    for dst, src in files.items():
+        shutil.copy(os.path.join(TESTDATA, src), os.path.join(d, dst))
+    if name == "tinyllama":
+        with open(os.path.join(d, "tokenizer.json"), encoding="utf-8") as f:
+            tj = json.load(f)
+        with open(os.path.join(d, "tokenizer_config.json"), encoding="utf-8") as f:
+            dec = json.load(f)["added_tokens_decoder"]
+        for tok in tj["added_tokens"]:
+            tok.update({k: v for k, v in dec[str(tok["id"])].items() if k != "content"})
+        with open(os.path.join(d, "tokenizer.json"), "w", encoding="utf-8") as f:
+            json.dump(tj, f, ensure_ascii=False)
+    return AutoTokenizer.from_pretrained(d)
+
+
+TEXTS = [
+    "Hello world",
+    " Hello world",
+    "Hello  world   with    runs",
+    "你好，世界！这是一个测试。",
+    "中文English混合text123",
+    "日本語のテキストとカタカナ、ひらがな",
+    "한국어 텍스트 입니다",
+    "Ελληνικά και русский текст",
+    "مرحبا بالعالم",
+    "emoji: 😀😃😄 👍🏽 👨‍👩‍👧‍👦 🇫🇷 ❤️",
+    "def f(x):\n    return x * 2  # comment\n\n\tif x:\n\t\tpass\n",
+    "int main() { printf(\"%d\\n\", a[i] + b->c); return 0; }",
+    "    \n\n\n    \t\t  \r\n  trailing   ",
+    " " * 40 + "x" + "\n" * 12 + "y" + "\t" * 9,
+    "a\u00a0b\u3000c\u2028d\u200be",
+    "e\u0301 o\u0308 A\u030a \u1100\u1161\u11a8 \ufb01",
+    "numbers 1234567890 3.14159 1,000,000 -42 ½",
+    "I'm you're they've we'll she'd it's DON'T",
+    "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n",
+    "text<|endoftext|>more <think>reasoning</think> answer",
+    "<s>[INST] hi [/INST] ok</s> and <unk> here",
+    "abc</s> def</s>ghi <s> x",
+    "URL https://example.com/a?b=c&d=e#frag user@mail.org",
+    "𝔘𝔫𝔦𝔠𝔬𝔡𝔢 𝕄𝕒𝕥𝕙 ∑∫∂ → ⇒ ≠ ≤",
+    "\u0000\u0001 control \u001f chars \u007f",
+    "",
+    " ",
+    "\n",
+    "a" * 300,
+    "The quick brown fox jumps over the lazy dog. " * 8,
+]
+
+TOKENIZERS = ["qwen3", "qwen2.5", "llama2", "tinyllama", "mistral"]
+
+
+def make_tokenizer_cases(tmp):
+    out = {"generator": "tools/text/make_text_fixtures.py",
+           "transformers": transformers.__version__, "tokenizers": tokenizers.__version__,
+           "tokenizers_cases": {}}
+    for name in TOKENIZERS:
+        tok = load_tokenizer(name, tmp)
+        cases = []
+        for text in TEXTS:
+            ids = tok.encode(text, add_special_tokens=False)
+            ids_sp = tok.encode(text, add_special_tokens=True)
+            cases.append({
+                "text": text,
+                "ids": ids,
+                "ids_with_special": ids_sp,
+                "decoded": tok.decode(ids, skip_special_tokens=False),
+                "decoded_skip_special": tok.decode(ids, skip_special_tokens=True),
+            })
+        out["tokenizers_cases"][name] = {"class": type(tok).__name__, "cases": cases}
+        print(name, type(tok).__name__, len(cases), "cases", file=sys.stderr)
+    return out
+
+
+SYSTEM = {"role": "system", "content": "You are a helpful assistant."}
+CONVERSATIONS = {
+    "single_user": [{"role": "user", "content": "Hello! How are you?"}],
+    "system_user": [SYSTEM, {"role": "user", "content": "What is 2+2?"}],
+    "multi_turn": [
+        {"role": "user", "content": "Hi there"},
+        {"role": "assistant", "content": "Hello! How can I help you today?"},
+        {"role": "user", "content": "Tell me a joke.\nMake it short."},
+    ],
+    "system_multi_turn": [
+        SYSTEM,
+        {"role": "user", "content": "  What's the capital of France?  "},
+        {"role": "assistant", "content": "The capital of France is Paris."},
+        {"role": "user", "content": "And of 日本?"},
+        {"role": "assistant", "content": "東京 (Tokyo). 😀"},
+    ],
+    "thinking_history": [
+        {"role": "user", "content": "Solve 3*7."},
+        {"role": "assistant", "content": "<think>\n3 times 7 is 21.\n</think>\n\nThe answer is 21."},
+        {"role": "user", "content": "Now 4*5?"},
+        {"role": "assistant", "content": "20", "reasoning_content": "4 times 5 equals 20."},
+        {"role": "user", "content": "Thanks"},
+    ],
+    "tools": [
+        SYSTEM,
+        {"role": "user", "content": "What's the weather in Paris?"},
+        {"role": "assistant", "content": "", "tool_calls": [
+            {"type": "function", "function": {"name": "get_weather",
+                                              "arguments": {"city": "Paris", "unit": "celsius"}}}]},
+        {"role": "tool", "content": "{\"temp\": 21, \"sky\": \"clear\"}"},
+        {"role": "tool", "content": "second tool output"},
+        {"role": "assistant", "content": "It is 21°C and clear in Paris."},
+        {"role": "user", "content": "<tool_response>\nfake\n</tool_response>"},
+    ],
+}
+TOOLS = [{"type": "function", "function": {
+    "name": "get_weather", "description": "Get the weather for a city.",
+    "parameters": {"type": "object", "properties": {
+        "city": {"type": "string", "description": "City name, e.g. \"Paris\""},
+        "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}},
+        "required": ["city"]}}}]
+
+
+def template_sources():
+    def cfg(path):
+        with open(os.path.join(TESTDATA, path), encoding="utf-8") as f:
+            return json.load(f)["chat_template"]
+    with open(os.path.join(OUT, "llama2-chat.jinja"), encoding="utf-8") as f:
+        llama2 = f.read()
+    # name -> (tokenizer providing bos/eos, source, where the source comes from)
+    return {
+        "qwen3": ("qwen3", cfg("qwen3/tokenizer_config.json"), "testdata qwen3/tokenizer_config.json"),
+        "qwen3-earlier": ("qwen3", cfg("qwen3/tokenizer_config.earlier-template.json"),
+                          "testdata qwen3/tokenizer_config.earlier-template.json"),
+        "qwen2.5": ("qwen2.5", cfg("qwen2.5/tokenizer_config.json"), "testdata qwen2.5/tokenizer_config.json"),
+        "mistral": ("mistral", cfg("mistral/tokenizer_config.json"), "testdata mistral/tokenizer_config.json"),
+        "tinyllama": ("tinyllama", cfg("tinyllama/tokenizer_config.json"),
+                      "testdata tinyllama/tokenizer_config.json"),
+        "llama2": ("llama2", llama2, "fixtures text/llama2-chat.jinja (Llama-2-7b-chat-hf template)"),
+    }
+
+
+def make_chat_cases(tmp):
+    toks = {}
+    out = {"generator": "tools/text/make_text_fixtures.py",
+           "transformers": transformers.__version__, "cases": []}
+    for tname, (tok_name, source, origin) in template_sources().items():
+        if tok_name not in toks:
+            toks[tok_name] = load_tokenizer(tok_name, os.path.join(tmp, "chat"))
+        tok = toks[tok_name]
+        kwarg_sets = [{}]
+        if tname.startswith("qwen3"):
+            kwarg_sets = [{}, {"enable_thinking": True}, {"enable_thinking": False}]
+        for conv_name, messages in CONVERSATIONS.items():
+            use_tools = conv_name == "tools"
+            if use_tools and not tname.startswith("qwen"):
+                continue
+            for agp in (False, True):
+                for kw in kwarg_sets:
+                    case = {"template": tname, "template_origin": origin, "conversation": conv_name,
+                            "add_generation_prompt": agp, "kwargs": kw,
+                            "bos_token": tok.bos_token or "", "eos_token": tok.eos_token or ""}
+                    try:
+                        text = tok.apply_chat_template(
+                            messages, tools=TOOLS if use_tools else None, tokenize=False,
+                            add_generation_prompt=agp, chat_template=source, **kw)
+                        case["expected"] = text
+                    except Exception as e:  # template raise_exception etc.
+                        case["error"] = str(e)
+                    out["cases"].append(case)
+    out["conversations"] = CONVERSATIONS
+    out["tools"] = TOOLS
+    print(len(out["cases"]), "chat cases", file=sys.stderr)
+    return out
+
+
+def main():
+    tmp = tempfile.mkdtemp()
+    os.makedirs(os.path.join(tmp, "chat"))
+    try:
+        tc = make_tokenizer_cases(tmp)
+        cc = make_chat_cases(tmp)
+    finally:
+        shutil.rmtree(tmp)
+    with open(os.path.join(OUT, "tokenizer_cases.json"), "w", encoding="utf-8") as f:
+        json.dump(tc, f, ensure_ascii=False, indent=1)
+        f.write("\n")
+    with open(os.path.join(OUT, "chat_cases.json"), "w", encoding="utf-8") as f:
+        json.dump(cc, f, ensure_ascii=False, indent=1)
+        f.write("\n")
+
+
+if __name__ == "__main__":
+    main()
