@@ -4,6 +4,7 @@
 Writes (committed; the C++ tests read them, no Python needed at test time):
   tests/fixtures/text/tokenizer_cases.json  encode/decode of tricky strings per tokenizer
   tests/fixtures/text/chat_cases.json       apply_chat_template renderings per template
+  tests/fixtures/text/jinja_cases.json      small templates rendered by transformers' jinja env
 
 Tokenizers (from ../shared/testdata/tokenizer, see its SOURCES.md):
   qwen3      qwen3/tokenizer.json + tokenizer_config.json          (AutoTokenizer)
@@ -222,12 +223,79 @@ def make_chat_cases(tmp):
     return out
 
 
+JINJA_VARS = {
+    "x": "X", "xs": ["a", "b", "c"], "n": 7,
+    "d": {"a": 1, "b": [1, "two"], "c": {"n": None}, "f": 2.5},
+    "msgs": [{"role": "user", "content": "u1\nline2"}, {"role": "assistant", "content": "a1"},
+             {"role": "user", "content": "u2"}],
+}
+JINJA_CASES = [
+    "  {% if true %}\n  yes\n  {% endif %}\nend",
+    "{%- for x in xs -%}\n{{ x }},\n{%- endfor %}",
+    "{{ xs|join(', ') }} {{ xs|length }} {{ xs|first }} {{ xs|last }} {{ xs|reverse|list }}",
+    "{{ [1, 2.5, 'a', none, true, {'k': [1]}, \"it's\"] }}",
+    "{{ 1/2 }} {{ 7//2 }} {{ -7//2 }} {{ -7 % 3 }} {{ 2**10 }} {{ 1e20 }} {{ 0.1 + 0.2 }} {{ 3.0 }} {{ 1e-7 }} {{ 123456789.125 }}",
+    "{{ 'abc'[::-1] }} {{ 'hello'[1:3] }} {{ xs[-1] }} {{ xs[1:] }} {{ xs[:-1] }} {{ xs[::2] }} {{ xs[5] }}|",
+    "{% set ns = namespace(n=0, s='') %}{% for i in range(5) %}{% set ns.n = ns.n + i %}{% set ns.s = ns.s ~ i %}{% endfor %}{{ ns.n }} {{ ns.s }}",
+    "{% for c in 'abc' %}{{ loop.index }}{{ loop.index0 }}{{ loop.first }}{{ loop.last }}{{ loop.length }}{{ loop.revindex }}{{ loop.revindex0 }}{{ loop.cycle('o', 'e') }}|{% endfor %}",
+    "{% for c in [] %}a{% else %}empty{% endfor %}",
+    "{% for i in range(10) if i is odd %}{% if i > 6 %}{% break %}{% endif %}{% if i == 3 %}{% continue %}{% endif %}{{ i }}{{ loop.length }} {% endfor %}",
+    "{% macro greet(name, punct='!') %}Hi {{ name }}{{ punct }}{% endmacro %}{{ greet('A') }} {{ greet('B', punct='?') }} {{ greet(name='C') }}",
+    "{{ d|tojson }}\n{{ d|tojson(indent=2) }}\n{{ '\u00e9\"\\n\t<&>'|tojson }} {{ none|tojson }} {{ 1.0|tojson }} {{ xs|tojson }}",
+    "{{ '  a b  '.strip() }}|{{ 'a,b,,c'.split(',') }}|{{ ' a  b '.split() }}|{{ 'Hello'.upper() }}{{ 'Hello'.lower() }}|{{ 'hello world'.title() }}|{{ 'x'.startswith('x') }}{{ 'abc'.endswith(('c', 'd')) }}|{{ 'aXbX'.replace('X', '-') }}|{{ 'abc'.find('c') }}|{{ 'xxhixx'.strip('x') }}|{{ 'a b c'.split(' ', 1) }}|{{ 'a-b-c'.rsplit('-', 1) }}",
+    "{{ x is defined }}{{ nope is defined }}{{ none is none }}{{ 3 is odd }}{{ 4 is even }}{{ 'a' is string }}{{ 1 is number }}{{ d is mapping }}{{ xs is iterable }}{{ 6 is divisibleby 3 }}{{ x is not none }}{{ nope is undefined }}{{ true is true }}{{ 0 is false }}{{ 1 is integer }}{{ 1.5 is float }}",
+    "{{ 'a' if x else 'b' }} {{ x or 'dflt' }} {{ nope or 'dflt' }} {{ x and 'yes' }} {{ nope|default('D') }} {{ ''|default('E', true) }} {{ 'a' if nope }}|",
+    "{% for k, v in d.items() %}{{ k }}={{ v }};{% endfor %} {{ d.get('a') }} {{ d.get('zz', 5) }} {{ d.get('zz') }} {{ d['a'] }} {{ d.a }} {{ 'a' in d }} {{ 'q' not in d }} {{ d.keys()|list }} {{ d.c.n }}",
+    "{{ msgs|selectattr('role', 'equalto', 'user')|map(attribute='content')|join('|') }} {{ msgs|rejectattr('role', 'eq', 'user')|list|length }} {{ [3, 1, 2]|sort }} {{ [1, 1, 2]|unique|list }} {{ ['b', 'a', 'C']|sort(reverse=true) }} {{ [1, 2, 3]|select('odd')|list }} {{ ['a', 'b']|map('upper')|list }}",
+    "a {# comment #} b\n{# line comment #}\nc  {#- strip -#}  d",
+    "{% set s %}inner {{ x }}{% endset %}[{{ s }}]",
+    "{% filter upper %}hello {{ x }}{% endfilter %}",
+    "{{ 'a' ~ 1 ~ none }} {{ 'a' + 'b' }} {{ [1] + [2] }} {{ 'ab' * 3 }} {{ 2 * 'x' }}",
+    "{{ 1 < 2 < 3 }} {{ 1 < 2 > 3 }} {{ 'a' < 'b' }} {{ 1 == 1.0 }} {{ true == 1 }} {{ none == none }} {{ [1, 2] == [1, 2] }} {{ d == d }} {{ 'a' != 'a' }}",
+    "{{ '42'|int + 1 }} {{ 3.7|int }} {{ '2.5'|float }} {{ 2.567|round(2) }} {{ -3|abs }} {{ 'x'|int }} {{ 2.5|round }} {{ 7|float }}",
+    "{{ '  x  '|trim }}|{{ 'a\nb\n\nc'|indent(2) }}|{{ 'a\nb'|indent(2, true) }}|{{ 'one two  three'|wordcount }}|{{ 'hELLO'|capitalize }}|{{ 'Hi'|center(6) }}|",
+    "x\n    {%- if true %} y{% endif %}\n  {% if true %}\nz\n  {% endif %}\n",
+    "a\n  {%+ if true +%}\nb{% endif %}\n  {{ x }}\n{% if true -%}\n  c\n{%- endif %}",
+    "{% raw %}{{ not rendered }}{% endraw %}|{%- raw -%}  {% x %}  {%- endraw -%}  |",
+    "{{ d|dictsort }} {{ d|items|list }}",
+    "{% for a in [1, 2] %}{% for b in 'xy' %}{{ loop.index }}{{ a }}{{ b }} {% endfor %}{{ loop.index }};{% endfor %}",
+    "{% set v = 1 %}{% for i in [1] %}{% set v = 2 %}{{ v }}{% endfor %}{{ v }}",
+    "{% if true %}{% set w = 5 %}{% endif %}{{ w }}",
+    "{{ 'tab\\there' }}|{{ \"quote's\" }}|{{ '\\u00e9\\x41' }}|{{ 'a' 'b' }}",
+    "{{ '日本語'|length }} {{ '日本語'[1] }} {{ '日本語'[::-1] }} {{ 'ab'|list }}",
+    "{{ range(3)|list }} {{ range(1, 10, 3)|list }} {{ range(5, 0, -2)|list }}",
+    "{{ msgs[0].content.split('\\n')[0] }} {{ msgs[-1]['content'] }} {{ msgs|length - 1 }} {{ (msgs|length - 1) * 2 }}",
+    "[{{ nope }}][{{ d.nope }}][{{ none }}][{{ true }}][{{ d.f }}]",
+    "{% if n is not none and n is defined and n > 5 %}big{% elif n > 2 %}mid{% else %}small{% endif %}",
+    "{% for m in msgs %}{{ loop.previtem.role if loop.previtem is defined else 'none' }}>{{ m.role }}>{{ loop.nextitem.role if loop.nextitem is defined else 'end' }} {% endfor %}",
+    "{{ -n }} {{ +n }} {{ not n }} {{ n - 2 * 3 }} {{ (n - 2) * 3 }} {{ n % 4 }} {{ n / 2 }} {{ n // 2 }}",
+    "{{ 'a=%s b=%s' % ('x', 1) }} {{ '{} and {}'.format(1, 'two') }} {{ ', '.join(xs) }}",
+    "{% set a, b = [1, 2] %}{{ a }}{{ b }} {% for i, c in [[1, 'x'], [2, 'y']] %}{{ i }}{{ c }}{% endfor %}",
+    "{{ xs|batch(2)|list }} {{ [1, 5, 3]|max }} {{ [1, 5, 3]|min }} {{ [1, 2, 3]|sum }} {{ d.b|last }}",
+]
+
+
+def make_jinja_cases():
+    from transformers.utils.chat_template_utils import _compile_jinja_template
+    out = {"generator": "tools/text/make_text_fixtures.py", "jinja2": __import__("jinja2").__version__,
+           "transformers": transformers.__version__, "vars": JINJA_VARS, "cases": []}
+    for src in JINJA_CASES:
+        case = {"template": src}
+        try:
+            case["expected"] = _compile_jinja_template(src).render(**JINJA_VARS)
+        except Exception as e:
+            case["error"] = str(e)
+        out["cases"].append(case)
+    return out
+
+
 def main():
     tmp = tempfile.mkdtemp()
     os.makedirs(os.path.join(tmp, "chat"))
     try:
         tc = make_tokenizer_cases(tmp)
         cc = make_chat_cases(tmp)
+        jc = make_jinja_cases()
     finally:
         shutil.rmtree(tmp)
     with open(os.path.join(OUT, "tokenizer_cases.json"), "w", encoding="utf-8") as f:
@@ -235,6 +303,9 @@ def main():
         f.write("\n")
     with open(os.path.join(OUT, "chat_cases.json"), "w", encoding="utf-8") as f:
         json.dump(cc, f, ensure_ascii=False, indent=1)
+        f.write("\n")
+    with open(os.path.join(OUT, "jinja_cases.json"), "w", encoding="utf-8") as f:
+        json.dump(jc, f, ensure_ascii=False, indent=1)
         f.write("\n")
 
 

@@ -364,7 +364,7 @@ Value bound_method(Interpreter& in, const Value& obj, const std::string& name, i
     if (name == "items") {
       return method(name, [dict](CallArgs&) {
         List out;
-        for (const auto& kv : dict->items) out.push_back(Value::list_of({Value::string(kv.first), kv.second}));
+        for (const auto& kv : dict->items) out.push_back(Value::tuple_of({Value::string(kv.first), kv.second}));
         return Value::list_of(std::move(out));
       });
     }
@@ -627,7 +627,7 @@ Value builtin_filter(Interpreter& in, const std::string& name, const Value& v, C
     if (v.is_undefined()) return Value::list_of({});
     if (!v.is_dict()) in.error(line, "filter 'items' expects a mapping");
     List out;
-    for (const auto& kv : v.dict->items) out.push_back(Value::list_of({Value::string(kv.first), kv.second}));
+    for (const auto& kv : v.dict->items) out.push_back(Value::tuple_of({Value::string(kv.first), kv.second}));
     return Value::list_of(std::move(out));
   }
   if (name == "dictsort") {
@@ -637,7 +637,7 @@ Value builtin_filter(Interpreter& in, const std::string& name, const Value& v, C
     const bool by_value = by && by->is_string() && by->s == "value";
     const bool rev = bool_arg(a, 2, "reverse", false);
     List out;
-    for (const auto& kv : v.dict->items) out.push_back(Value::list_of({Value::string(kv.first), kv.second}));
+    for (const auto& kv : v.dict->items) out.push_back(Value::tuple_of({Value::string(kv.first), kv.second}));
     std::stable_sort(out.begin(), out.end(), [&](const Value& x, const Value& y) {
       Value kx = (*x.list)[by_value ? 1 : 0], ky = (*y.list)[by_value ? 1 : 0];
       if (!case_sensitive && kx.is_string() && ky.is_string()) {
@@ -769,7 +769,8 @@ Value builtin_filter(Interpreter& in, const std::string& name, const Value& v, C
     const std::string meth = m && m->is_string() ? m->s : "common";
     const double scale = std::pow(10.0, static_cast<double>(precision));
     double x = v.as_double() * scale;
-    x = meth == "ceil" ? std::ceil(x) : meth == "floor" ? std::floor(x) : std::round(x);
+    // "common" is Python's round(): ties to even.
+    x = meth == "ceil" ? std::ceil(x) : meth == "floor" ? std::floor(x) : std::nearbyint(x);
     return Value::number(x / scale);
   }
   if (name == "replace") {

@@ -475,7 +475,7 @@ Value Interpreter::eval(const Node& n, std::shared_ptr<Frame>& frame) {
     case NK::kTuple: {
       List items;
       for (const auto& k : n.kids) items.push_back(eval(*k, frame));
-      return Value::list_of(std::move(items));
+      return n.kind == NK::kTuple ? Value::tuple_of(std::move(items)) : Value::list_of(std::move(items));
     }
     case NK::kDict: {
       auto d = std::make_shared<Dict>();

@@ -14,6 +14,12 @@ Value Value::list_of(List items) {
   return v;
 }
 
+Value Value::tuple_of(List items) {
+  Value v = list_of(std::move(items));
+  v.tuple = true;
+  return v;
+}
+
 Value Value::dict_of(std::shared_ptr<Dict> d) {
   Value v = make(T::kDict);
   v.dict = std::move(d);
@@ -288,12 +294,13 @@ std::string to_repr(const Value& v) {
     case Value::T::kString:
       return py_quote(v.s);
     case Value::T::kList: {
-      std::string out = "[";
+      std::string out = v.tuple ? "(" : "[";
       for (size_t k = 0; k < v.list->size(); ++k) {
         if (k) out += ", ";
         out += to_repr((*v.list)[k]);
       }
-      return out + "]";
+      if (v.tuple && v.list->size() == 1) out += ",";
+      return out + (v.tuple ? ")" : "]");
     }
     case Value::T::kDict: {
       if (v.dict->is_namespace) return "<Namespace>";

@@ -29,6 +29,7 @@ struct Value {
   enum class T : uint8_t { kUndefined, kNone, kBool, kInt, kFloat, kString, kList, kDict, kFunc };
   T t = T::kUndefined;
   bool b = false;
+  bool tuple = false;  // a list that prints as a Python tuple: (1, 2)
   int64_t i = 0;
   double f = 0.0;
   std::string s;  // string payload; for undefined: a hint naming what was missing
@@ -63,6 +64,7 @@ struct Value {
     return v;
   }
   static Value list_of(List items);
+  static Value tuple_of(List items);
   static Value dict_of(std::shared_ptr<Dict> d);
   static Value function(std::string name, std::function<Value(CallArgs&)> fn);
 
