@@ -44,8 +44,8 @@ int run(int argc, char** argv) {
   uint64_t seed = 0;
   int threads = 0, tp = 0;
   po::options_description opts("shardlm-run options");
-  opts.add_options()("help,h", "show this help")(
-      "pack", po::value(&pack_dir)->required(), "pack directory (all ranks run in-process)")(
+  opts.add_options()("help,h", "show this help")("pack", po::value(&pack_dir)->required(),
+                                                 "pack directory (all ranks run in-process)")(
       "prompt", po::value(&prompt), "prompt text (needs the tokenizer)")(
       "prompt-ids", po::value(&prompt_ids), "prompt token ids, comma separated: 1,2,3")(
       "max-tokens", po::value(&max_tokens)->default_value(32), "tokens to generate")(

@@ -60,7 +60,9 @@ text::Tokenizer pack_tokenizer(const PackReader& pack) {
 }
 }  // namespace
 
-bool text_supported() { return true; }
+bool text_supported() {
+  return true;
+}
 
 std::vector<int32_t> encode_prompt(const PackReader& pack, const std::string& text) {
   std::vector<int32_t> ids = pack_tokenizer(pack).encode(text, /*add_special_tokens=*/true);
@@ -74,7 +76,9 @@ std::string decode_tokens(const PackReader& pack, const std::vector<int32_t>& id
 
 #else
 
-bool text_supported() { return false; }
+bool text_supported() {
+  return false;
+}
 
 std::vector<int32_t> encode_prompt(const PackReader&, const std::string&) {
   fail(StatusCode::kUnsupported,

@@ -9,10 +9,9 @@
 
 namespace shardlm::cpu {
 
-void attention(ThreadPool& pool, const float* q, const float* k, const float* v,
-               const int32_t* pos, int64_t n_tokens, int64_t n_kv, int64_t n_head,
-               int64_t n_head_kv, int64_t head_dim, int64_t sliding_window, float scale,
-               float* out) {
+void attention(ThreadPool& pool, const float* q, const float* k, const float* v, const int32_t* pos,
+               int64_t n_tokens, int64_t n_kv, int64_t n_head, int64_t n_head_kv, int64_t head_dim,
+               int64_t sliding_window, float scale, float* out) {
   const int64_t group = n_head / n_head_kv;
   pool.parallel_for(n_tokens * n_head, [&](int64_t begin, int64_t end) {
     std::vector<float> score(static_cast<size_t>(n_kv));
@@ -22,8 +21,7 @@ void attention(ThreadPool& pool, const float* q, const float* k, const float* v,
       const int64_t h = th % n_head;
       const int64_t kvh = h / group;
       const int64_t hi = std::min<int64_t>(pos[t], n_kv - 1);
-      const int64_t lo =
-          sliding_window > 0 ? std::max<int64_t>(0, pos[t] - sliding_window + 1) : 0;
+      const int64_t lo = sliding_window > 0 ? std::max<int64_t>(0, pos[t] - sliding_window + 1) : 0;
       const float* qv = q + th * head_dim;
       float max_s = -INFINITY;
       for (int64_t j = lo; j <= hi; ++j) {

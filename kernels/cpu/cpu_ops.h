@@ -34,10 +34,9 @@ void rope(ThreadPool& pool, float* x, int64_t n_tokens, int64_t n_head, int64_t 
 // Causal attention against a single sequence's KV cache (row j = position j); see kernels/ref.
 //   q [n_tokens, n_head, head_dim], k/v [n_kv, n_head_kv, head_dim], pos [n_tokens],
 //   out [n_tokens, n_head * head_dim]
-void attention(ThreadPool& pool, const float* q, const float* k, const float* v,
-               const int32_t* pos, int64_t n_tokens, int64_t n_kv, int64_t n_head,
-               int64_t n_head_kv, int64_t head_dim, int64_t sliding_window, float scale,
-               float* out);
+void attention(ThreadPool& pool, const float* q, const float* k, const float* v, const int32_t* pos,
+               int64_t n_tokens, int64_t n_kv, int64_t n_head, int64_t n_head_kv, int64_t head_dim,
+               int64_t sliding_window, float scale, float* out);
 
 // out = silu(gate) * up.   gate_up [n_tokens, 2 * n_ff], out [n_tokens, n_ff]
 void swiglu(ThreadPool& pool, const float* gate_up, int64_t n_tokens, int64_t n_ff, float* out);

@@ -23,8 +23,8 @@ void embed(ThreadPool& pool, const int32_t* ids, int64_t n_tokens, const void* t
       if (row < 0 || row >= n_vocab_local) {
         std::memset(o, 0, static_cast<size_t>(n_embd) * sizeof(float));
       } else {
-        vec::widen(static_cast<const uint8_t*>(table) + static_cast<size_t>(row) * row_bytes,
-                   dtype, n_embd, o);
+        vec::widen(static_cast<const uint8_t*>(table) + static_cast<size_t>(row) * row_bytes, dtype,
+                   n_embd, o);
       }
     }
   });

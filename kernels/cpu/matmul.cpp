@@ -51,8 +51,8 @@ void matmul(ThreadPool& pool, const float* x, int64_t n_tokens, int64_t n_in, co
       n_out,
       [&](int64_t begin, int64_t end) {
         std::vector<float> row(dtype == DType::kF32 ? 0 : static_cast<size_t>(n_in));
-        matmul_rows(x, n_tokens, n_in, static_cast<const uint8_t*>(w), dtype, n_out, bias, y,
-                    begin, end, row.data());
+        matmul_rows(x, n_tokens, n_in, static_cast<const uint8_t*>(w), dtype, n_out, bias, y, begin,
+                    end, row.data());
       },
       min_rows);
 }

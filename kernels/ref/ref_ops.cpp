@@ -10,9 +10,12 @@ namespace shardlm::ref {
 
 float load_weight(const void* w, DType dtype, int64_t i) {
   switch (dtype) {
-    case DType::kF32: return static_cast<const float*>(w)[i];
-    case DType::kF16: return f16_to_f32(static_cast<const uint16_t*>(w)[i]);
-    case DType::kBF16: return bf16_to_f32(static_cast<const uint16_t*>(w)[i]);
+    case DType::kF32:
+      return static_cast<const float*>(w)[i];
+    case DType::kF16:
+      return f16_to_f32(static_cast<const uint16_t*>(w)[i]);
+    case DType::kBF16:
+      return bf16_to_f32(static_cast<const uint16_t*>(w)[i]);
   }
   return 0.0f;
 }
@@ -68,9 +71,9 @@ void rope(float* x, int64_t n_tokens, int64_t n_head, int64_t head_dim, const in
   }
 }
 
-void attention(const float* q, const float* k, const float* v, const int32_t* pos,
-               int64_t n_tokens, int64_t n_kv, int64_t n_head, int64_t n_head_kv,
-               int64_t head_dim, int64_t sliding_window, float scale, float* out) {
+void attention(const float* q, const float* k, const float* v, const int32_t* pos, int64_t n_tokens,
+               int64_t n_kv, int64_t n_head, int64_t n_head_kv, int64_t head_dim,
+               int64_t sliding_window, float scale, float* out) {
   const int64_t group = n_head / n_head_kv;
   std::vector<double> score(static_cast<size_t>(n_kv));
   for (int64_t t = 0; t < n_tokens; ++t) {

@@ -53,9 +53,9 @@ void rope(float* x, int64_t n_tokens, int64_t n_head, int64_t head_dim, const in
 //   v   [n_kv, n_head_kv, head_dim]
 //   pos [n_tokens]   (each < n_kv)
 //   out [n_tokens, n_head * head_dim]
-void attention(const float* q, const float* k, const float* v, const int32_t* pos,
-               int64_t n_tokens, int64_t n_kv, int64_t n_head, int64_t n_head_kv,
-               int64_t head_dim, int64_t sliding_window, float scale, float* out);
+void attention(const float* q, const float* k, const float* v, const int32_t* pos, int64_t n_tokens,
+               int64_t n_kv, int64_t n_head, int64_t n_head_kv, int64_t head_dim,
+               int64_t sliding_window, float scale, float* out);
 
 // SwiGLU on a fused gate/up activation: out = silu(gate) * up.
 //   gate_up [n_tokens, 2 * n_ff]  (gate columns, then up columns)

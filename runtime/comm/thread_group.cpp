@@ -104,8 +104,8 @@ class ThreadsCommunicator final : public Communicator {
 
   void broadcast(void* data, size_t bytes, int root) override {
     if (root < 0 || root >= group_.size()) {
-      fail(StatusCode::kComm, "broadcast from rank " + std::to_string(root) + " of " +
-                                  std::to_string(group_.size()));
+      fail(StatusCode::kComm,
+           "broadcast from rank " + std::to_string(root) + " of " + std::to_string(group_.size()));
     }
     group_.publish(rank_, data, bytes);
     group_.wait_all();

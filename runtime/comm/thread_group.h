@@ -37,7 +37,9 @@ class ThreadGroup {
     const void* ptr = nullptr;
     size_t bytes = 0;
   };
-  void publish(int rank, const void* ptr, size_t bytes) { slots_[static_cast<size_t>(rank)] = {ptr, bytes}; }
+  void publish(int rank, const void* ptr, size_t bytes) {
+    slots_[static_cast<size_t>(rank)] = {ptr, bytes};
+  }
   const Slot& slot(int rank) const { return slots_[static_cast<size_t>(rank)]; }
   void wait_all();  // barrier; throws Error(kComm) when aborted
 

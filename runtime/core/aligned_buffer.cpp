@@ -19,7 +19,9 @@ AlignedBuffer::AlignedBuffer(size_t bytes, size_t alignment, bool zero) : size_(
   }
 }
 
-AlignedBuffer::~AlignedBuffer() { mi_free(data_); }
+AlignedBuffer::~AlignedBuffer() {
+  mi_free(data_);
+}
 
 AlignedBuffer::AlignedBuffer(AlignedBuffer&& other) noexcept
     : data_(std::exchange(other.data_, nullptr)), size_(std::exchange(other.size_, 0)) {}

@@ -40,8 +40,8 @@ Tensor Tensor::slice_rows(int64_t begin, int64_t count) const {
                                     std::to_string(count) + ") out of " + describe());
   }
   Tensor v = *this;
-  v.data = static_cast<uint8_t*>(data) +
-           static_cast<size_t>(begin * row_size()) * dtype_size(dtype);
+  v.data =
+      static_cast<uint8_t*>(data) + static_cast<size_t>(begin * row_size()) * dtype_size(dtype);
   v.shape[0] = count;
   return v;
 }

@@ -71,14 +71,14 @@ Engine::Engine(const EngineOptions& options) : options_(options) {
                                     std::to_string(tp));
     }
   });
-  for (int r = 1; r < tp; ++r) check_same_config(*ranks_[0]->pack, *ranks_[static_cast<size_t>(r)]->pack);
+  for (int r = 1; r < tp; ++r)
+    check_same_config(*ranks_[0]->pack, *ranks_[static_cast<size_t>(r)]->pack);
 
   const ModelConfig& c = ranks_[0]->pack->config();
-  max_seq_ = options.max_seq > 0 ? options.max_seq
-                                 : std::min<int64_t>(c.max_position_embeddings > 0
-                                                         ? c.max_position_embeddings
-                                                         : 4096,
-                                                     4096);
+  max_seq_ = options.max_seq > 0
+                 ? options.max_seq
+                 : std::min<int64_t>(
+                       c.max_position_embeddings > 0 ? c.max_position_embeddings : 4096, 4096);
   const int64_t chunk = std::min(options.max_batch_tokens, max_seq_);
   run_ranks([&](Rank& R) {
     BackendOptions bo;
@@ -92,11 +92,16 @@ Engine::Engine(const EngineOptions& options) : options_(options) {
 
 Engine::~Engine() = default;
 
-const ModelConfig& Engine::config() const { return ranks_[0]->pack->config(); }
-int Engine::tp_size() const { return set_.tp_size; }
+const ModelConfig& Engine::config() const {
+  return ranks_[0]->pack->config();
+}
+int Engine::tp_size() const {
+  return set_.tp_size;
+}
 
 const PackReader& Engine::pack(int rank) const {
-  if (rank < 0 || rank >= tp_size()) fail(StatusCode::kInvalidArg, "no rank " + std::to_string(rank));
+  if (rank < 0 || rank >= tp_size())
+    fail(StatusCode::kInvalidArg, "no rank " + std::to_string(rank));
   return *ranks_[static_cast<size_t>(rank)]->pack;
 }
 
@@ -157,9 +162,8 @@ std::vector<float> Engine::eval(std::span<const int32_t> ids, bool all_logits) {
     for (int64_t begin = 0; begin < n; begin += chunk) {
       const int64_t len = std::min(chunk, n - begin);
       const bool last = begin + len == n;
-      const Tensor logits = R.model->forward(ids.subspan(static_cast<size_t>(begin),
-                                                         static_cast<size_t>(len)),
-                                             *R.cache, all_logits);
+      const Tensor logits = R.model->forward(
+          ids.subspan(static_cast<size_t>(begin), static_cast<size_t>(len)), *R.cache, all_logits);
       if (!all_logits && !last) continue;
       const int64_t rows = logits.dim(0);
       R.host_logits.resize(static_cast<size_t>(rows * v_local));
@@ -173,8 +177,8 @@ std::vector<float> Engine::eval(std::span<const int32_t> ids, bool all_logits) {
       for (int r = 0; r < tp_size(); ++r) {
         const ParallelLayout& p = ranks_[static_cast<size_t>(r)]->model->layout();
         for (int64_t t = 0; t < rows; ++t) {
-          std::memcpy(out.data() + (row0 + t) * n_vocab + p.vocab_start,
-                      src + t * p.n_vocab_local, static_cast<size_t>(p.n_vocab_local) * sizeof(float));
+          std::memcpy(out.data() + (row0 + t) * n_vocab + p.vocab_start, src + t * p.n_vocab_local,
+                      static_cast<size_t>(p.n_vocab_local) * sizeof(float));
         }
         src += rows * p.n_vocab_local;
       }

@@ -22,7 +22,7 @@ class RankThreads;
 
 struct EngineOptions {
   std::string pack_dir;
-  int tp = 0;                      // expected tp_size; 0 accepts the pack set's
+  int tp = 0;  // expected tp_size; 0 accepts the pack set's
   std::string backend = "cpu";
   int n_threads = 0;               // compute threads across all ranks; 0 = hardware concurrency
   int64_t max_seq = 0;             // KV capacity in tokens; 0 = min(max_position_embeddings, 4096)

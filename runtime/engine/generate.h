@@ -20,16 +20,16 @@ struct GenerateOptions {
   std::vector<int32_t> stop_ids;  // added to the model's eos ids
   float temperature = 0.0f;
   uint64_t seed = 0;
-  bool prompt_logits = false;     // keep the logits of every prompt position
+  bool prompt_logits = false;  // keep the logits of every prompt position
 };
 
 struct GenerateResult {
-  std::vector<int32_t> tokens;      // generated ids (the stop id included when one was hit)
-  std::vector<float> prompt_logits; // [n_prompt, n_vocab] when asked
-  bool stopped = false;             // ended on a stop id
-  double prefill_seconds = 0;       // prompt forward + first token
-  double decode_seconds = 0;        // every later token
-  int64_t n_decode_steps = 0;       // forwards of one token
+  std::vector<int32_t> tokens;       // generated ids (the stop id included when one was hit)
+  std::vector<float> prompt_logits;  // [n_prompt, n_vocab] when asked
+  bool stopped = false;              // ended on a stop id
+  double prefill_seconds = 0;        // prompt forward + first token
+  double decode_seconds = 0;         // every later token
+  int64_t n_decode_steps = 0;        // forwards of one token
 };
 
 // `on_token(id)` is called for every generated id; returning false stops generation.

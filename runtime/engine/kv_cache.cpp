@@ -11,8 +11,8 @@ KvCache::KvCache(Backend& backend, int64_t n_layer, int64_t max_seq, int64_t n_h
                  int64_t head_dim)
     : n_layer_(n_layer), max_seq_(max_seq), n_head_kv_local_(n_head_kv_local), head_dim_(head_dim) {
   if (n_layer <= 0 || max_seq <= 0 || n_head_kv_local <= 0 || head_dim <= 0) {
-    fail(StatusCode::kInvalidArg, "KV cache dims must be positive (max_seq " +
-                                      std::to_string(max_seq) + ")");
+    fail(StatusCode::kInvalidArg,
+         "KV cache dims must be positive (max_seq " + std::to_string(max_seq) + ")");
   }
   buffer_ = backend.allocate(bytes(), MemoryKind::kScratch);
 }
@@ -23,8 +23,8 @@ uint64_t KvCache::bytes() const {
 }
 
 Tensor KvCache::k(int64_t layer) const {
-  float* base = static_cast<float*>(buffer_->data()) +
-                (2 * layer) * max_seq_ * n_head_kv_local_ * head_dim_;
+  float* base =
+      static_cast<float*>(buffer_->data()) + (2 * layer) * max_seq_ * n_head_kv_local_ * head_dim_;
   return Tensor(base, DType::kF32, {max_seq_, n_head_kv_local_, head_dim_});
 }
 

@@ -6,8 +6,7 @@
 namespace shardlm {
 
 FamilySpec family_spec(const ModelConfig& c, const std::string& where) {
-  FamilySpec s{family_name(c.family), c.attention_bias, c.o_proj_bias, c.qk_norm,
-               c.sliding_window};
+  FamilySpec s{family_name(c.family), c.attention_bias, c.o_proj_bias, c.qk_norm, c.sliding_window};
   auto unsupported = [&](const std::string& what) {
     fail(StatusCode::kUnsupported,
          where + ": " + s.name + " model with " + what + " is not supported");

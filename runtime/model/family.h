@@ -12,9 +12,9 @@ namespace shardlm {
 
 struct FamilySpec {
   const char* name;
-  bool qkv_bias;        // blk.N.bqkv present
-  bool o_bias;          // blk.N.bo present (rank 0)
-  bool qk_norm;         // blk.N.q_norm / k_norm applied per head before RoPE
+  bool qkv_bias;           // blk.N.bqkv present
+  bool o_bias;             // blk.N.bo present (rank 0)
+  bool qk_norm;            // blk.N.q_norm / k_norm applied per head before RoPE
   int64_t sliding_window;  // 0 = full causal attention
 };
 

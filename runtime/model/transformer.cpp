@@ -20,11 +20,10 @@ Transformer::Transformer(const PackReader& pack, Backend& backend, Communicator&
       weights_(bind_weights(pack, spec_, backend)),
       max_tokens_(max_tokens) {
   if (layout_.tp_size != comm.size() || layout_.tp_rank != comm.rank()) {
-    fail(StatusCode::kInvalidArg, pack.path() + ": pack is rank " +
-                                      std::to_string(layout_.tp_rank) + " of " +
-                                      std::to_string(layout_.tp_size) + " but runs as rank " +
-                                      std::to_string(comm.rank()) + " of " +
-                                      std::to_string(comm.size()));
+    fail(StatusCode::kInvalidArg,
+         pack.path() + ": pack is rank " + std::to_string(layout_.tp_rank) + " of " +
+             std::to_string(layout_.tp_size) + " but runs as rank " + std::to_string(comm.rank()) +
+             " of " + std::to_string(comm.size()));
   }
   if (max_tokens <= 0) fail(StatusCode::kInvalidArg, "max_tokens per forward must be positive");
   const int64_t T = max_tokens, E = config_.n_embd, D = config_.head_dim;
@@ -79,8 +78,8 @@ void Transformer::attention_block(int64_t l, int64_t n, std::span<const int32_t>
   backend_.rope(k_new, pos, inv_freq_);
 
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
-  backend_.attention(q, cache.k(l).slice_rows(0, past + n), cache.v(l).slice_rows(0, past + n),
-                     pos, spec_.sliding_window, scale, rows(attn_, n));
+  backend_.attention(q, cache.k(l).slice_rows(0, past + n), cache.v(l).slice_rows(0, past + n), pos,
+                     spec_.sliding_window, scale, rows(attn_, n));
 
   // Row-parallel o_proj: partial sums on every rank, bias once (rank 0), then all-reduce #1.
   backend_.matmul(rows(attn_, n), L.wo, L.bo, rows(proj_, n));
@@ -113,7 +112,8 @@ Tensor Transformer::forward(std::span<const int32_t> ids, KvCache& cache, bool a
   }
   cache.check_room(n);
   std::vector<int32_t> pos(static_cast<size_t>(n));
-  for (int64_t t = 0; t < n; ++t) pos[static_cast<size_t>(t)] = static_cast<int32_t>(cache.n_past() + t);
+  for (int64_t t = 0; t < n; ++t)
+    pos[static_cast<size_t>(t)] = static_cast<int32_t>(cache.n_past() + t);
 
   // Vocab-parallel embedding: each rank fills the rows it owns, the all-reduce completes them.
   backend_.embed(ids, weights_.tok_embd, layout_.vocab_start, rows(x_, n));

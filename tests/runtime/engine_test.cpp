@@ -100,8 +100,7 @@ TEST_P(EngineFamilyTest, TensorParallelMatchesSingleRankAndKvDecodeMatchesRecomp
     for (int32_t tok : greedy) {
       fresh->seq_rm(0);
       std::vector<float> full = fresh->eval(seq, false);
-      ASSERT_LE(test::max_abs_diff(step.data(), full.data(), full.size()),
-                1e-5f * range_of(full))
+      ASSERT_LE(test::max_abs_diff(step.data(), full.data(), full.size()), 1e-5f * range_of(full))
           << "at position " << seq.size();
       seq.push_back(tok);
       const int32_t one[1] = {tok};
@@ -110,13 +109,14 @@ TEST_P(EngineFamilyTest, TensorParallelMatchesSingleRankAndKvDecodeMatchesRecomp
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Families, EngineFamilyTest,
-    ::testing::Combine(::testing::Range(0, 4), ::testing::Values(DType::kF32, DType::kBF16)),
-    [](const auto& info) {
-      return std::string(cases()[static_cast<size_t>(std::get<0>(info.param))].name) + "_" +
-             dtype_name(std::get<1>(info.param));
-    });
+INSTANTIATE_TEST_SUITE_P(Families, EngineFamilyTest,
+                         ::testing::Combine(::testing::Range(0, 4),
+                                            ::testing::Values(DType::kF32, DType::kBF16)),
+                         [](const auto& info) {
+                           return std::string(
+                                      cases()[static_cast<size_t>(std::get<0>(info.param))].name) +
+                                  "_" + dtype_name(std::get<1>(info.param));
+                         });
 
 TEST(EngineTest, ChunkedPrefillEqualsOneShot) {
   TempDir tmp("chunk");
@@ -126,7 +126,8 @@ TEST(EngineTest, ChunkedPrefillEqualsOneShot) {
   const auto a = one->eval(kPrompt, true);
   const auto b = chunked->eval(kPrompt, true);
   EXPECT_LE(test::max_abs_diff(a.data(), b.data(), a.size()), 1e-5f * range_of(a));
-  EXPECT_EQ(one->eval_argmax(std::vector<int32_t>{4}), chunked->eval_argmax(std::vector<int32_t>{4}));
+  EXPECT_EQ(one->eval_argmax(std::vector<int32_t>{4}),
+            chunked->eval_argmax(std::vector<int32_t>{4}));
 }
 
 TEST(EngineTest, KvFullIsAClearRecoverableError) {

@@ -106,11 +106,11 @@ TEST_P(HfParityTest, LogitsAndGreedyMatchAtEveryTp) {
     const float kv_err = test::max_abs_diff(step.data(), full.data(), full.size());
     EXPECT_LE(kv_err, 1e-5f * range);
 
-    std::printf("PARITY %-28s %-8s tp %d  %-8s max_abs_err %.3g  (%.2e of range %.3g)  "
-                "greedy %s (%zu tokens)  kv-vs-recompute %.3g\n",
-                dir.filename().c_str(), family_name(engine.config().family), tp, wdtype.c_str(),
-                err, err / range, range, greedy == greedy_ref ? "match" : "MISMATCH",
-                greedy_ref.size(), kv_err);
+    std::printf(
+        "PARITY %-28s %-8s tp %d  %-8s max_abs_err %.3g  (%.2e of range %.3g)  "
+        "greedy %s (%zu tokens)  kv-vs-recompute %.3g\n",
+        dir.filename().c_str(), family_name(engine.config().family), tp, wdtype.c_str(), err,
+        err / range, range, greedy == greedy_ref ? "match" : "MISMATCH", greedy_ref.size(), kv_err);
     ++tested;
   }
   EXPECT_GE(tested, 1);

@@ -21,9 +21,12 @@ using test::random_floats;
 // accumulation error; the table keeps room for future kernels that compute in lower precision.
 float per_term_tol(DType d) {
   switch (d) {
-    case DType::kF32: return 2e-7f;
-    case DType::kF16: return 2e-7f;
-    case DType::kBF16: return 2e-7f;
+    case DType::kF32:
+      return 2e-7f;
+    case DType::kF16:
+      return 2e-7f;
+    case DType::kBF16:
+      return 2e-7f;
   }
   return 0;
 }
@@ -79,8 +82,8 @@ TEST_P(KernelTest, EmbedMatchesRefWithOutOfShardIds) {
     std::vector<float> a(ids.size() * n_embd), b(a.size());
     ref::embed(ids.data(), static_cast<int64_t>(ids.size()), table.data(), dt, n_vocab_local,
                vocab_start, n_embd, a.data());
-    cpu::embed(pool_, ids.data(), static_cast<int64_t>(ids.size()), table.data(), dt,
-               n_vocab_local, vocab_start, n_embd, b.data());
+    cpu::embed(pool_, ids.data(), static_cast<int64_t>(ids.size()), table.data(), dt, n_vocab_local,
+               vocab_start, n_embd, b.data());
     EXPECT_EQ(max_abs_diff(a.data(), b.data(), a.size()), 0.0f);
     EXPECT_EQ(b[1 * n_embd], 0.0f);  // id 3 is not in this shard
     EXPECT_NE(b[0], 0.0f);
@@ -114,7 +117,8 @@ TEST_P(KernelTest, AttentionMatchesRefCausalGqaAndWindow) {
   const auto k = random_floats(static_cast<size_t>(n_kv * n_head_kv * head_dim), 10);
   const auto v = random_floats(static_cast<size_t>(n_kv * n_head_kv * head_dim), 11);
   for (int64_t window : {0, 1, 4}) {
-    for (std::vector<int32_t> pos : {std::vector<int32_t>{12}, std::vector<int32_t>{8, 9, 10, 11, 12}}) {
+    for (std::vector<int32_t> pos :
+         {std::vector<int32_t>{12}, std::vector<int32_t>{8, 9, 10, 11, 12}}) {
       const int64_t n_tokens = static_cast<int64_t>(pos.size());
       const auto q = random_floats(static_cast<size_t>(n_tokens * n_head * head_dim), 12);
       std::vector<float> a(q.size()), b(q.size());
@@ -156,7 +160,7 @@ TEST_P(KernelTest, SwigluAddCopyColumnsArgmax) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Threads, KernelTest, ::testing::Values(1, 3),
-                         [](const auto& info) { return "t" + std::to_string(info.param); });
+                         [](const auto& info) { return std::to_string(info.param) + "_threads"; });
 
 TEST(ThreadPoolTest, CoversRangeAndRethrows) {
   ThreadPool pool(3);
@@ -165,9 +169,11 @@ TEST(ThreadPoolTest, CoversRangeAndRethrows) {
     for (int64_t i = b; i < e; ++i) hits[static_cast<size_t>(i)]++;
   });
   EXPECT_EQ(std::accumulate(hits.begin(), hits.end(), 0), 1000);
-  EXPECT_THROW(pool.parallel_for(100, [](int64_t b, int64_t) {
-    if (b > 0) throw std::runtime_error("boom");
-  }), std::runtime_error);
+  EXPECT_THROW(pool.parallel_for(100,
+                                 [](int64_t b, int64_t) {
+                                   if (b > 0) throw std::runtime_error("boom");
+                                 }),
+               std::runtime_error);
   pool.parallel_for(10, [](int64_t, int64_t) {});  // still usable
 }
 

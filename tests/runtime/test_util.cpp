@@ -1,10 +1,10 @@
 // Test helpers: random data, comparisons, temp dirs.
 #include "tests/runtime/test_util.h"
 
+#include <unistd.h>
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <unistd.h>
 
 namespace shardlm::test {
 

@@ -12,7 +12,9 @@
 
 namespace shardlm::test {
 
-TinyModelSpec tiny_llama() { return {}; }
+TinyModelSpec tiny_llama() {
+  return {};
+}
 
 TinyModelSpec tiny_mistral() {
   TinyModelSpec s;
@@ -44,25 +46,24 @@ TinyModelSpec tiny_qwen3() {
 
 void write_tiny_checkpoint(const TinyModelSpec& s, const std::string& dir) {
   std::filesystem::create_directories(dir);
-  nlohmann::json cfg = {
-      {"architectures", {s.architecture}},
-      {"model_type", s.model_type},
-      {"vocab_size", s.n_vocab},
-      {"hidden_size", s.n_embd},
-      {"intermediate_size", s.n_ff},
-      {"num_hidden_layers", s.n_layer},
-      {"num_attention_heads", s.n_head},
-      {"num_key_value_heads", s.n_head_kv},
-      {"head_dim", s.head_dim},
-      {"max_position_embeddings", 256},
-      {"rms_norm_eps", 1e-6},
-      {"rope_theta", 10000.0},
-      {"tie_word_embeddings", s.tie_word_embeddings},
-      {"attention_bias", s.attention_bias},
-      {"bos_token_id", 1},
-      {"eos_token_id", 2},
-      {"hidden_act", "silu"},
-      {"torch_dtype", s.dtype == DType::kBF16 ? "bfloat16" : "float32"}};
+  nlohmann::json cfg = {{"architectures", {s.architecture}},
+                        {"model_type", s.model_type},
+                        {"vocab_size", s.n_vocab},
+                        {"hidden_size", s.n_embd},
+                        {"intermediate_size", s.n_ff},
+                        {"num_hidden_layers", s.n_layer},
+                        {"num_attention_heads", s.n_head},
+                        {"num_key_value_heads", s.n_head_kv},
+                        {"head_dim", s.head_dim},
+                        {"max_position_embeddings", 256},
+                        {"rms_norm_eps", 1e-6},
+                        {"rope_theta", 10000.0},
+                        {"tie_word_embeddings", s.tie_word_embeddings},
+                        {"attention_bias", s.attention_bias},
+                        {"bos_token_id", 1},
+                        {"eos_token_id", 2},
+                        {"hidden_act", "silu"},
+                        {"torch_dtype", s.dtype == DType::kBF16 ? "bfloat16" : "float32"}};
   if (s.model_type == "mistral") cfg["sliding_window"] = s.sliding_window;
   if (s.model_type == "qwen2") cfg.erase("head_dim");
   std::ofstream(dir + "/config.json") << cfg.dump(2);

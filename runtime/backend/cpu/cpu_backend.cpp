@@ -101,8 +101,7 @@ class CpuBackend final : public Backend {
     check(x.ndim == 3 && x.dim(0) == static_cast<int64_t>(pos.size()) &&
               inv_freq.numel() * 2 == x.dim(2),
           "rope", "x " + x.describe() + ", inv_freq " + inv_freq.describe());
-    cpu::rope(pool_, x.as<float>(), x.dim(0), x.dim(1), x.dim(2), pos.data(),
-              inv_freq.as<float>());
+    cpu::rope(pool_, x.as<float>(), x.dim(0), x.dim(1), x.dim(2), pos.data(), inv_freq.as<float>());
   }
 
   void attention(const Tensor& q, const Tensor& k, const Tensor& v, std::span<const int32_t> pos,
@@ -113,23 +112,20 @@ class CpuBackend final : public Backend {
     check_f32(out, "attention", "out");
     const int64_t n_tokens = static_cast<int64_t>(pos.size());
     check(q.ndim == 3 && k.ndim == 3 && q.dim(0) == n_tokens && k.dim(2) == q.dim(2) &&
-              v.numel() == k.numel() && q.dim(1) % k.dim(1) == 0 &&
-              out.numel() == q.numel(),
+              v.numel() == k.numel() && q.dim(1) % k.dim(1) == 0 && out.numel() == q.numel(),
           "attention", "q " + q.describe() + ", k " + k.describe() + ", out " + out.describe());
     for (int32_t p : pos) {
       check(p >= 0 && p < k.dim(0), "attention",
             "position " + std::to_string(p) + " outside cache of " + std::to_string(k.dim(0)));
     }
     cpu::attention(pool_, q.as<float>(), k.as<float>(), v.as<float>(), pos.data(), n_tokens,
-                   k.dim(0), q.dim(1), k.dim(1), q.dim(2), sliding_window, scale,
-                   out.as<float>());
+                   k.dim(0), q.dim(1), k.dim(1), q.dim(2), sliding_window, scale, out.as<float>());
   }
 
   void swiglu(const Tensor& gate_up, const Tensor& out) override {
     check_f32(gate_up, "swiglu", "gate_up");
     check_f32(out, "swiglu", "out");
-    check(gate_up.ndim == 2 && gate_up.dim(1) % 2 == 0 &&
-              out.numel() == gate_up.numel() / 2,
+    check(gate_up.ndim == 2 && gate_up.dim(1) % 2 == 0 && out.numel() == gate_up.numel() / 2,
           "swiglu", "gate_up " + gate_up.describe() + ", out " + out.describe());
     cpu::swiglu(pool_, gate_up.as<float>(), gate_up.dim(0), gate_up.dim(1) / 2, out.as<float>());
   }
