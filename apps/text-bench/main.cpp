@@ -55,7 +55,8 @@ void bench_encode(const char* name, const Tokenizer& tok, const std::string& tex
 
 void bench_adversarial(const char* name, const Tokenizer& tok) {
   std::mt19937 rng(1);
-  for (const char* kind : {"repeat 'a'", "repeat ' '", "repeat '\\n'", "repeat '你'", "random bytes"}) {
+  for (const char* kind :
+       {"repeat 'a'", "repeat ' '", "repeat '\\n'", "repeat '你'", "random bytes"}) {
     std::printf("  %-10s %-13s", name, kind);
     for (size_t mb : {1, 2, 4}) {
       std::string s;
@@ -65,7 +66,10 @@ void bench_adversarial(const char* name, const Tokenizer& tok) {
       if (k == "random bytes") {
         while (s.size() < n) s.push_back(static_cast<char>(rng() & 0xFF));
       } else {
-        const std::string unit = k == "repeat 'a'" ? "a" : k == "repeat ' '" ? " " : k == "repeat '\\n'" ? "\n" : "\xE4\xBD\xA0";
+        const std::string unit = k == "repeat 'a'"     ? "a"
+                                 : k == "repeat ' '"   ? " "
+                                 : k == "repeat '\\n'" ? "\n"
+                                                       : "\xE4\xBD\xA0";
         while (s.size() < n) s += unit;
       }
       auto t0 = std::chrono::steady_clock::now();
@@ -79,7 +83,8 @@ void bench_adversarial(const char* name, const Tokenizer& tok) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const std::string dir = std::string(argc > 1 ? argv[1] : SHARDLM_DEFAULT_TESTDATA) + "/tokenizer/";
+  const std::string dir =
+      std::string(argc > 1 ? argv[1] : SHARDLM_DEFAULT_TESTDATA) + "/tokenizer/";
   auto t0 = std::chrono::steady_clock::now();
   const Tokenizer qwen = Tokenizer::from_json(slurp(dir + "qwen3/tokenizer.json"),
                                               slurp(dir + "qwen3/tokenizer_config.json"));
@@ -107,11 +112,13 @@ int main(int argc, char** argv) {
   bench_adversarial("llama2", llama);
 
   const ChatTemplate tpl(
-      nlohmann::json::parse(slurp(dir + "qwen3/tokenizer_config.json"))["chat_template"].get<std::string>());
+      nlohmann::json::parse(slurp(dir + "qwen3/tokenizer_config.json"))["chat_template"]
+          .get<std::string>());
   nlohmann::ordered_json msgs = nlohmann::ordered_json::array();
   for (int k = 0; k < 50; ++k) {
     msgs.push_back({{"role", "user"}, {"content", "question " + std::to_string(k)}});
-    msgs.push_back({{"role", "assistant"}, {"content", "<think>hmm</think>answer " + std::to_string(k)}});
+    msgs.push_back(
+        {{"role", "assistant"}, {"content", "<think>hmm</think>answer " + std::to_string(k)}});
   }
   t0 = std::chrono::steady_clock::now();
   std::string out;

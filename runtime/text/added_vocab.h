@@ -29,7 +29,8 @@ class TokenMatcher {
  public:
   TokenMatcher() = default;
   // `patterns[i]` is what to look for for tokens[i] (its content, or its normalized content).
-  void build(const std::vector<const AddedToken*>& tokens, const std::vector<std::string>& patterns);
+  void build(const std::vector<const AddedToken*>& tokens,
+             const std::vector<std::string>& patterns);
   bool empty() const { return tokens_.empty(); }
   // Splits every non-added piece around the tokens found in it.
   void split(std::vector<Piece>& pieces) const;

@@ -34,8 +34,8 @@ struct Cand {
 BpeModel::BpeModel(const Json& model, const std::string& path) {
   const std::string type = opt_string(model, "type", path, "BPE");
   if (type != "BPE") {
-    fail(StatusCode::kUnsupported, path + ".type: model type '" + type +
-                                       "' is not supported (only BPE)");
+    fail(StatusCode::kUnsupported,
+         path + ".type: model type '" + type + "' is not supported (only BPE)");
   }
   auto dropout = model.find("dropout");
   if (dropout != model.end() && !dropout->is_null() && dropout->is_number() &&

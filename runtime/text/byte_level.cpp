@@ -26,9 +26,13 @@ const Table& table() {
 }
 }  // namespace
 
-const std::string& byte_to_char(uint8_t b) { return table().enc[b]; }
+const std::string& byte_to_char(uint8_t b) {
+  return table().enc[b];
+}
 
-int char_to_byte(uint32_t cp) { return cp < 512 ? table().dec[cp] : -1; }
+int char_to_byte(uint32_t cp) {
+  return cp < 512 ? table().dec[cp] : -1;
+}
 
 std::string byte_level_encode(std::string_view s) {
   const Table& t = table();

@@ -26,7 +26,9 @@ ChatTemplate::~ChatTemplate() = default;
 ChatTemplate::ChatTemplate(ChatTemplate&&) noexcept = default;
 ChatTemplate& ChatTemplate::operator=(ChatTemplate&&) noexcept = default;
 
-const std::string& ChatTemplate::source() const { return impl_->source; }
+const std::string& ChatTemplate::source() const {
+  return impl_->source;
+}
 
 std::string ChatTemplate::render(const nlohmann::ordered_json& messages, bool add_generation_prompt,
                                  const nlohmann::ordered_json& extra, const std::string& bos_token,
@@ -62,7 +64,8 @@ std::string ChatTemplate::render(const nlohmann::json& messages, bool add_genera
                 bos_token, eos_token);
 }
 
-std::string select_chat_template(const std::string& tokenizer_config_json, const std::string& name) {
+std::string select_chat_template(const std::string& tokenizer_config_json,
+                                 const std::string& name) {
   nlohmann::json cfg;
   try {
     cfg = nlohmann::json::parse(tokenizer_config_json);
@@ -74,7 +77,8 @@ std::string select_chat_template(const std::string& tokenizer_config_json, const
   if (it == cfg.end() || it->is_null()) return "";
   if (it->is_string()) {
     if (!name.empty() && name != "default")
-      fail(StatusCode::kInvalidArg, "tokenizer_config.json: chat_template has no template named '" + name + "'");
+      fail(StatusCode::kInvalidArg,
+           "tokenizer_config.json: chat_template has no template named '" + name + "'");
     return it->get<std::string>();
   }
   if (!it->is_array())
@@ -83,15 +87,16 @@ std::string select_chat_template(const std::string& tokenizer_config_json, const
   std::string first;
   for (size_t k = 0; k < it->size(); ++k) {
     const auto& e = (*it)[k];
-    if (!e.is_object() || !e.contains("name") || !e.contains("template") || !e["name"].is_string() ||
-        !e["template"].is_string())
+    if (!e.is_object() || !e.contains("name") || !e.contains("template") ||
+        !e["name"].is_string() || !e["template"].is_string())
       fail(StatusCode::kFormat, "tokenizer_config.json: chat_template[" + std::to_string(k) +
                                     "]: expected {\"name\": ..., \"template\": ...}");
     if (e["name"] == want) return e["template"].get<std::string>();
     if (first.empty()) first = e["template"].get<std::string>();
   }
   if (name.empty()) return first;
-  fail(StatusCode::kInvalidArg, "tokenizer_config.json: chat_template has no template named '" + name + "'");
+  fail(StatusCode::kInvalidArg,
+       "tokenizer_config.json: chat_template has no template named '" + name + "'");
 }
 
 }  // namespace shardlm::text

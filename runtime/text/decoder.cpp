@@ -20,9 +20,27 @@ class SequenceDec : public Decoder {
 
 class ByteLevelDec : public Decoder {
  public:
+  // As tokenizers' ByteLevel decoder: a token whose characters are all stand-ins becomes those
+  // bytes; any other token keeps its own UTF-8. The whole sequence is then repaired lossily.
   void decode_chain(std::vector<std::string>& t) const override {
     std::string bytes;
-    for (const auto& s : t) bytes += byte_level_decode(s);
+    for (const auto& s : t) {
+      std::string mapped;
+      bool all = true;
+      size_t i = 0;
+      while (i < s.size() && all) {
+        if (utf8_valid_len(s, i) == 0) {
+          all = false;
+          break;
+        }
+        const int b = char_to_byte(utf8_next(s, i));
+        if (b < 0)
+          all = false;
+        else
+          mapped.push_back(static_cast<char>(b));
+      }
+      bytes += all ? mapped : s;
+    }
     t.assign(1, utf8_sanitize(bytes));
   }
 };
@@ -31,12 +49,11 @@ class MetaspaceDec : public Decoder {
  public:
   std::string replacement = "\xE2\x96\x81";
   bool strip_first = true;  // prepend_scheme != never
+  // As tokenizers: every replacement char becomes a space, except in the first token, where
+  // they are all dropped (when a prefix was prepended).
   void decode_chain(std::vector<std::string>& t) const override {
-    for (size_t i = 0; i < t.size(); ++i) {
-      std::string s = replace_all(t[i], replacement, " ");
-      if (i == 0 && strip_first && !s.empty() && s[0] == ' ') s.erase(0, 1);
-      t[i] = std::move(s);
-    }
+    for (size_t i = 0; i < t.size(); ++i)
+      t[i] = replace_all(t[i], replacement, i == 0 && strip_first ? "" : " ");
   }
 };
 
@@ -69,10 +86,14 @@ int parse_byte_token(const std::string& s) {  // "<0xAB>" -> 0xAB, else -1
   for (int k = 3; k < 5; ++k) {
     const char c = s[k];
     v <<= 4;
-    if (c >= '0' && c <= '9') v |= c - '0';
-    else if (c >= 'A' && c <= 'F') v |= c - 'A' + 10;
-    else if (c >= 'a' && c <= 'f') v |= c - 'a' + 10;
-    else return -1;
+    if (c >= '0' && c <= '9')
+      v |= c - '0';
+    else if (c >= 'A' && c <= 'F')
+      v |= c - 'A' + 10;
+    else if (c >= 'a' && c <= 'f')
+      v |= c - 'a' + 10;
+    else
+      return -1;
   }
   return v;
 }
@@ -124,9 +145,8 @@ class StripDec : public Decoder {
   void decode_chain(std::vector<std::string>& t) const override {
     for (auto& s : t) {
       size_t b = 0, e = s.size();
-      for (size_t k = 0; k < start && e - b >= content.size() &&
-                         s.compare(b, content.size(), content) == 0;
-           ++k)
+      for (size_t k = 0;
+           k < start && e - b >= content.size() && s.compare(b, content.size(), content) == 0; ++k)
         b += content.size();
       for (size_t k = 0; k < stop && e - b >= content.size() &&
                          s.compare(e - content.size(), content.size(), content) == 0;
@@ -182,8 +202,8 @@ std::unique_ptr<Decoder> make_decoder(const Json& j, const std::string& path) {
     auto d = std::make_unique<MetaspaceDec>();
     d->replacement = opt_string(j, "replacement", path, "\xE2\x96\x81");
     const std::string scheme = opt_string(j, "prepend_scheme", path, "");
-    d->strip_first = scheme.empty() ? opt_bool(j, "add_prefix_space", path, true)
-                                    : scheme != "never";
+    d->strip_first =
+        scheme.empty() ? opt_bool(j, "add_prefix_space", path, true) : scheme != "never";
     return d;
   }
   if (type == "Replace") {

@@ -161,7 +161,8 @@ class ByteLevelPre : public PreTokenizer {
   void pre_tokenize(std::vector<Piece>& pieces) const override {
     if (add_prefix_space) {
       for (auto& p : pieces)
-        if (p.added_id < 0 && (p.text.empty() || p.text[0] != ' ')) p.text.insert(p.text.begin(), ' ');
+        if (p.added_id < 0 && (p.text.empty() || p.text[0] != ' '))
+          p.text.insert(p.text.begin(), ' ');
     }
     if (regex) {
       split_pieces(pieces, Behavior::kIsolated, false,
@@ -269,9 +270,8 @@ std::unique_ptr<PreTokenizer> make_pre_tokenizer(const Json& j, const std::strin
     return std::make_unique<RegexPre>(R"(\s+)", Behavior::kRemoved, false, path);
   if (type == "Digits") {
     const bool individual = opt_bool(j, "individual_digits", path, false);
-    return std::make_unique<RegexPre>(R"(\p{N})",
-                                      individual ? Behavior::kIsolated : Behavior::kContiguous,
-                                      false, path);
+    return std::make_unique<RegexPre>(
+        R"(\p{N})", individual ? Behavior::kIsolated : Behavior::kContiguous, false, path);
   }
   if (type == "Punctuation") {
     const Behavior b = j.contains("behavior") ? parse_behavior(j, path) : Behavior::kIsolated;

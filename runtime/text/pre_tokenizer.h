@@ -16,8 +16,8 @@ namespace shardlm::text {
 // One piece of the input on its way through the pipeline.
 struct Piece {
   std::string text;
-  int32_t added_id = -1;   // >= 0: this piece is an added token, encoded as that id
-  bool at_start = false;   // the piece begins at offset 0 of the original input
+  int32_t added_id = -1;  // >= 0: this piece is an added token, encoded as that id
+  bool at_start = false;  // the piece begins at offset 0 of the original input
 };
 
 class PreTokenizer {

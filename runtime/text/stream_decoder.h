@@ -31,7 +31,7 @@ class StreamDecoder {
   bool skip_special_;
   std::vector<int32_t> ids_;  // window: ids_[0 .. prefix_index_) are context already emitted
   size_t prefix_index_ = 0;
-  std::string prefix_;        // decode(ids_[0 .. prefix_index_)) ... see put()
+  std::string prefix_;  // decode(ids_[0 .. prefix_index_)) ... see put()
 };
 
 }  // namespace shardlm::text

@@ -20,6 +20,9 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special_t
       if (p.added_id < 0) t.normalizer->normalize(p.text);
   }
   t.normalized_matcher.split(pieces);
+  // Empty segments never reach the pre-tokenizer (HF drops empty splits): "" stays "" even
+  // with Metaspace or ByteLevel(add_prefix_space).
+  std::erase_if(pieces, [](const Piece& p) { return p.added_id < 0 && p.text.empty(); });
   if (t.pre_tokenizer) t.pre_tokenizer->pre_tokenize(pieces);
   std::vector<int32_t> ids;
   ids.reserve(text.size() / 3 + 4);
@@ -60,10 +63,9 @@ std::string Tokenizer::decode(const std::vector<int32_t>& ids, bool skip_special
   }
   out = utf8_sanitize(out);
   if (t.clean_up_spaces) {
-    static const char* const kPairs[][2] = {{" .", "."},   {" ?", "?"},     {" !", "!"},
-                                            {" ,", ","},   {" ' ", "'"},    {" n't", "n't"},
-                                            {" 'm", "'m"}, {" 's", "'s"},   {" 've", "'ve"},
-                                            {" 're", "'re"}};
+    static const char* const kPairs[][2] = {
+        {" .", "."},     {" ?", "?"},   {" !", "!"},   {" ,", ","},     {" ' ", "'"},
+        {" n't", "n't"}, {" 'm", "'m"}, {" 's", "'s"}, {" 've", "'ve"}, {" 're", "'re"}};
     for (const auto& p : kPairs) out = replace_all(out, p[0], p[1]);
   }
   return out;
@@ -100,12 +102,24 @@ int32_t Tokenizer::vocab_size() const {
   return n;
 }
 
-int32_t Tokenizer::bos_id() const { return impl_->bos; }
-int32_t Tokenizer::eos_id() const { return impl_->eos; }
-int32_t Tokenizer::pad_id() const { return impl_->pad; }
-int32_t Tokenizer::unk_id() const { return impl_->unk; }
-const std::string& Tokenizer::bos_token() const { return impl_->bos_token; }
-const std::string& Tokenizer::eos_token() const { return impl_->eos_token; }
+int32_t Tokenizer::bos_id() const {
+  return impl_->bos;
+}
+int32_t Tokenizer::eos_id() const {
+  return impl_->eos;
+}
+int32_t Tokenizer::pad_id() const {
+  return impl_->pad;
+}
+int32_t Tokenizer::unk_id() const {
+  return impl_->unk;
+}
+const std::string& Tokenizer::bos_token() const {
+  return impl_->bos_token;
+}
+const std::string& Tokenizer::eos_token() const {
+  return impl_->eos_token;
+}
 
 bool Tokenizer::is_special(int32_t id) const {
   auto it = impl_->added_by_id.find(id);
@@ -120,7 +134,11 @@ std::vector<int32_t> Tokenizer::special_ids() const {
   return out;
 }
 
-const std::vector<int32_t>& Tokenizer::prefix_ids() const { return impl_->post.prefix(); }
-const std::vector<int32_t>& Tokenizer::suffix_ids() const { return impl_->post.suffix(); }
+const std::vector<int32_t>& Tokenizer::prefix_ids() const {
+  return impl_->post.prefix();
+}
+const std::vector<int32_t>& Tokenizer::suffix_ids() const {
+  return impl_->post.suffix();
+}
 
 }  // namespace shardlm::text

@@ -23,7 +23,7 @@ struct TokenizerImpl {
   std::unique_ptr<PreTokenizer> pre_tokenizer;
   std::unique_ptr<Decoder> decoder;
   PostProcessor post;
-  std::vector<AddedToken> added;                   // in declaration order
+  std::vector<AddedToken> added;                    // in declaration order
   std::unordered_map<int32_t, size_t> added_by_id;  // id -> index into added
   VocabMap added_by_content;
   TokenMatcher raw_matcher, normalized_matcher;

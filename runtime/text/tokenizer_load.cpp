@@ -58,12 +58,14 @@ std::string token_name(const Json& cfg, const char* key) {
   auto it = cfg.find(key);
   if (it == cfg.end() || it->is_null()) return "";
   if (it->is_string()) return it->get<std::string>();
-  if (it->is_object()) return opt_string(*it, "content", std::string("tokenizer_config.json: ") + key);
+  if (it->is_object())
+    return opt_string(*it, "content", std::string("tokenizer_config.json: ") + key);
   bad_field(std::string("tokenizer_config.json: ") + key, "expected a string or an object");
 }
 
 bool is_llama_family(const std::string& cls) {
-  for (const char* p : {"LlamaTokenizer", "CodeLlamaTokenizer", "GemmaTokenizer", "CohereTokenizer"})
+  for (const char* p :
+       {"LlamaTokenizer", "CodeLlamaTokenizer", "GemmaTokenizer", "CohereTokenizer"})
     if (cls.rfind(p, 0) == 0) return true;
   return false;
 }
@@ -188,15 +190,15 @@ Tokenizer Tokenizer::from_vocab_merges(const std::string& vocab_json, const std:
   Json pre;
   if (cls.rfind("Qwen2Tokenizer", 0) == 0) {
     t->normalizer = make_normalizer(Json{{"type", "NFC"}}, "normalizer");
-    pre = Json{{"type", "Sequence"},
-               {"pretokenizers",
-                Json::array({Json{{"type", "Split"},
-                                  {"pattern", Json{{"Regex", kQwen2Pattern}}},
-                                  {"behavior", "Isolated"},
-                                  {"invert", false}},
-                             Json{{"type", "ByteLevel"},
-                                  {"add_prefix_space", false},
-                                  {"use_regex", false}}})}};
+    pre = Json{
+        {"type", "Sequence"},
+        {"pretokenizers",
+         Json::array(
+             {Json{{"type", "Split"},
+                   {"pattern", Json{{"Regex", kQwen2Pattern}}},
+                   {"behavior", "Isolated"},
+                   {"invert", false}},
+              Json{{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", false}}})}};
   } else {
     pre = Json{{"type", "ByteLevel"}, {"add_prefix_space", add_prefix_space}, {"use_regex", true}};
   }

@@ -78,9 +78,8 @@ void reorder(const Tables& t, std::vector<uint32_t>& cps) {
     }
     size_t j = i;
     while (j < cps.size() && ccc_of(t, cps[j]) != 0) ++j;
-    std::stable_sort(cps.begin() + i, cps.begin() + j, [&](uint32_t a, uint32_t b) {
-      return ccc_of(t, a) < ccc_of(t, b);
-    });
+    std::stable_sort(cps.begin() + i, cps.begin() + j,
+                     [&](uint32_t a, uint32_t b) { return ccc_of(t, a) < ccc_of(t, b); });
     i = j;
   }
 }

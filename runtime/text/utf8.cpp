@@ -7,7 +7,9 @@ namespace {
 inline unsigned char byte_at(std::string_view s, size_t i) {
   return static_cast<unsigned char>(s[i]);
 }
-inline bool is_cont(unsigned char c) { return (c & 0xC0) == 0x80; }
+inline bool is_cont(unsigned char c) {
+  return (c & 0xC0) == 0x80;
+}
 
 // Number of bytes of a maximal ill-formed subpart at i (at least 1), per Unicode ch. 3 / WHATWG.
 size_t ill_formed_len(std::string_view s, size_t i) {
@@ -77,8 +79,8 @@ uint32_t utf8_next(std::string_view s, size_t& i) {
     return cp;
   }
   if (c < 0xF0) {
-    uint32_t cp = ((c & 0x0Fu) << 12) | ((byte_at(s, i + 1) & 0x3Fu) << 6) |
-                  (byte_at(s, i + 2) & 0x3Fu);
+    uint32_t cp =
+        ((c & 0x0Fu) << 12) | ((byte_at(s, i + 1) & 0x3Fu) << 6) | (byte_at(s, i + 2) & 0x3Fu);
     i += 3;
     return cp;
   }

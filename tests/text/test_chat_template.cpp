@@ -24,8 +24,10 @@ std::string template_source(const std::string& name) {
   if (name == "qwen3") return select_chat_template(slurp(testdata("qwen3/tokenizer_config.json")));
   if (name == "qwen3-earlier")
     return select_chat_template(slurp(testdata("qwen3/tokenizer_config.earlier-template.json")));
-  if (name == "qwen2.5") return select_chat_template(slurp(testdata("qwen2.5/tokenizer_config.json")));
-  if (name == "mistral") return select_chat_template(slurp(testdata("mistral/tokenizer_config.json")));
+  if (name == "qwen2.5")
+    return select_chat_template(slurp(testdata("qwen2.5/tokenizer_config.json")));
+  if (name == "mistral")
+    return select_chat_template(slurp(testdata("mistral/tokenizer_config.json")));
   if (name == "tinyllama")
     return select_chat_template(slurp(testdata("tinyllama/tokenizer_config.json")));
   if (name == "llama2") return slurp(fixture("llama2-chat.jinja"));
@@ -54,7 +56,8 @@ TEST_P(ChatFixture, MatchesApplyChatTemplate) {
     if (conv == "tools") extra["tools"] = all.at("tools");
     const auto& messages = all.at("conversations").at(conv);
     const bool agp = c.at("add_generation_prompt");
-    const std::string what = name + "/" + conv + " agp=" + (agp ? "1" : "0") + " " + c.at("kwargs").dump();
+    const std::string what =
+        name + "/" + conv + " agp=" + (agp ? "1" : "0") + " " + c.at("kwargs").dump();
     if (c.contains("error")) {
       ++errors;
       try {
@@ -116,8 +119,10 @@ TEST(ChatTemplateEndToEnd, Qwen3PromptTokenizes) {
   const ChatTemplate& tpl = named_template("qwen3");
   const Tokenizer& tok = named_tokenizer("qwen3");
   OJson messages = OJson::array({{{"role", "user"}, {"content", "Hi"}}});
-  const std::string prompt = tpl.render(messages, true, {{"enable_thinking", false}}, "", tok.eos_token());
-  EXPECT_EQ(prompt, "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n");
+  const std::string prompt =
+      tpl.render(messages, true, {{"enable_thinking", false}}, "", tok.eos_token());
+  EXPECT_EQ(prompt,
+            "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n");
   const auto ids = tok.encode(prompt);
   ASSERT_GE(ids.size(), 4u);
   EXPECT_EQ(ids[0], tok.token_id("<|im_start|>"));

@@ -61,8 +61,8 @@ TEST(Jinja, MalformedTemplatesNameTheLine) {
   expect_error("{% extends 'base' %}", StatusCode::kFormat, {"not allowed"});
   expect_error("{{ 1 +* 2 }}", StatusCode::kFormat, {"line 1"});
   expect_error("{{ a.1.2.3 @ }}", StatusCode::kFormat, {"unexpected character '@'"});
-  expect_error("{{ " + std::string(5000, '(') + "1" + std::string(5000, ')') + " }}", StatusCode::kFormat,
-               {"nested too deeply"});
+  expect_error("{{ " + std::string(5000, '(') + "1" + std::string(5000, ')') + " }}",
+               StatusCode::kFormat, {"nested too deeply"});
   std::string deep;
   for (int k = 0; k < 1000; ++k) deep += "{% if true %}";
   expect_error(deep, StatusCode::kFormat, {"nested too deeply"});
@@ -109,8 +109,9 @@ TEST(Jinja, RandomGarbageNeverCrashes) {
     seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
     return static_cast<size_t>(seed >> 33);
   };
-  const char* pieces[] = {"{%", "%}", "{{", "}}", "(", ")", "[", "]", "'", "\"", "|", " is ",
-                          " not ", "-", ".", ",", "endif", "endfor", "{#", "#}", "\n"};
+  const char* pieces[] = {"{%", "%}", "{{",    "}}",     "(",    ")",     "[",
+                          "]",  "'",  "\"",    "|",      " is ", " not ", "-",
+                          ".",  ",",  "endif", "endfor", "{#",   "#}",    "\n"};
   const OJson messages = OJson::array({{{"role", "user"}, {"content", "hi"}},
                                        {{"role", "assistant"}, {"content", "<think>x</think>y"}}});
   size_t ok = 0, errors = 0;

@@ -41,7 +41,8 @@ TEST(TokenizerErrors, MalformedTokenizerJsonNamesTheField) {
   const auto J = [](const std::string& s) { return [s] { Tokenizer::from_json(s); }; };
   expect_error(J("{not json"), StatusCode::kFormat, {"tokenizer.json", "not valid JSON"});
   expect_error(J("[1, 2]"), StatusCode::kFormat, {"tokenizer.json", "expected an object"});
-  expect_error(J(R"({"version": "1.0"})"), StatusCode::kFormat, {"tokenizer.json", "model", "missing"});
+  expect_error(J(R"({"version": "1.0"})"), StatusCode::kFormat,
+               {"tokenizer.json", "model", "missing"});
   expect_error(J(tiny(R"({"type": "BPE", "vocab": [1], "merges": []})")), StatusCode::kFormat,
                {"model.vocab"});
   expect_error(J(tiny(R"({"type": "BPE", "vocab": {"a": "x"}, "merges": []})")),
@@ -50,8 +51,8 @@ TEST(TokenizerErrors, MalformedTokenizerJsonNamesTheField) {
                {"model.merges", "missing"});
   expect_error(J(tiny(R"({"type": "BPE", "vocab": {"a": 0}, "merges": ["a z"]})")),
                StatusCode::kFormat, {"model.merges[0]", "not in the vocab"});
-  expect_error(J(tiny(R"({"type": "BPE", "vocab": {"a": 0}, "merges": [5]})")),
-               StatusCode::kFormat, {"model.merges[0]"});
+  expect_error(J(tiny(R"({"type": "BPE", "vocab": {"a": 0}, "merges": [5]})")), StatusCode::kFormat,
+               {"model.merges[0]"});
   expect_error(J(tiny(R"({"type": "BPE", "vocab": {"a": 0}, "merges": [], "unk_token": "<u>"})")),
                StatusCode::kFormat, {"model.unk_token"});
   expect_error(J(tiny(R"({"type": "Unigram", "vocab": []})")), StatusCode::kUnsupported,
@@ -60,39 +61,60 @@ TEST(TokenizerErrors, MalformedTokenizerJsonNamesTheField) {
                StatusCode::kUnsupported, {"normalizer", "Precompiled"});
   expect_error(J(tiny(kModel, R"(, "normalizer": {"kind": "NFC"})")), StatusCode::kFormat,
                {"normalizer.type", "missing"});
-  expect_error(J(tiny(kModel, R"(, "normalizer": {"type": "Sequence", "normalizers": [{"type": "Replace", "pattern": 3, "content": ""}]})")),
-               StatusCode::kFormat, {"normalizer.normalizers[0].pattern"});
-  expect_error(J(tiny(kModel, R"(, "pre_tokenizer": {"type": "Split", "pattern": {"Regex": "(unclosed"}, "behavior": "Isolated"})")),
-               StatusCode::kFormat, {"pre_tokenizer.pattern", "regex"});
-  expect_error(J(tiny(kModel, R"(, "pre_tokenizer": {"type": "Split", "pattern": {"String": " "}, "behavior": "Sideways"})")),
-               StatusCode::kFormat, {"pre_tokenizer.behavior", "Sideways"});
+  expect_error(
+      J(tiny(
+          kModel,
+          R"(, "normalizer": {"type": "Sequence", "normalizers": [{"type": "Replace", "pattern": 3, "content": ""}]})")),
+      StatusCode::kFormat, {"normalizer.normalizers[0].pattern"});
+  expect_error(
+      J(tiny(
+          kModel,
+          R"(, "pre_tokenizer": {"type": "Split", "pattern": {"Regex": "(unclosed"}, "behavior": "Isolated"})")),
+      StatusCode::kFormat, {"pre_tokenizer.pattern", "regex"});
+  expect_error(
+      J(tiny(
+          kModel,
+          R"(, "pre_tokenizer": {"type": "Split", "pattern": {"String": " "}, "behavior": "Sideways"})")),
+      StatusCode::kFormat, {"pre_tokenizer.behavior", "Sideways"});
   expect_error(J(tiny(kModel, R"(, "decoder": {"type": "Strip", "start": 1})")),
                StatusCode::kFormat, {"decoder.content"});
-  expect_error(J(tiny(kModel, R"(, "post_processor": {"type": "TemplateProcessing", "single": [{"SpecialToken": {"id": "<s>"}}], "special_tokens": {}})")),
-               StatusCode::kFormat, {"post_processor.special_tokens", "<s>"});
+  expect_error(
+      J(tiny(
+          kModel,
+          R"(, "post_processor": {"type": "TemplateProcessing", "single": [{"SpecialToken": {"id": "<s>"}}], "special_tokens": {}})")),
+      StatusCode::kFormat, {"post_processor.special_tokens", "<s>"});
   expect_error(J(tiny(kModel, R"(, "added_tokens": [{"id": 9}])")), StatusCode::kFormat,
                {"added_tokens[0].content"});
   expect_error(J(tiny(kModel, R"(, "added_tokens": [{"content": "x"}])")), StatusCode::kFormat,
                {"added_tokens[0].id"});
-  expect_error(J(tiny(kModel, R"(, "added_tokens": [{"id": 4, "content": "x", "special": "yes"}])")),
-               StatusCode::kFormat, {"added_tokens[0].special", "boolean"});
+  expect_error(
+      J(tiny(kModel, R"(, "added_tokens": [{"id": 4, "content": "x", "special": "yes"}])")),
+      StatusCode::kFormat, {"added_tokens[0].special", "boolean"});
 }
 
 TEST(TokenizerErrors, MalformedConfigAndVocabFiles) {
   expect_error([] { Tokenizer::from_json(tiny(kModel), "{oops"); }, StatusCode::kFormat,
                {"tokenizer_config.json", "not valid JSON"});
-  expect_error([] { Tokenizer::from_json(tiny(kModel), R"({"added_tokens_decoder": {"x": {"content": "y"}}})"); },
-               StatusCode::kFormat, {"added_tokens_decoder[\"x\"]", "token id"});
+  expect_error(
+      [] {
+        Tokenizer::from_json(tiny(kModel), R"({"added_tokens_decoder": {"x": {"content": "y"}}})");
+      },
+      StatusCode::kFormat, {"added_tokens_decoder[\"x\"]", "token id"});
   expect_error([] { Tokenizer::from_json(tiny(kModel), R"({"bos_token": 5})"); },
                StatusCode::kFormat, {"bos_token"});
-  expect_error([] { Tokenizer::from_json(tiny(kModel), R"({"tokenizer_class": "LlamaTokenizer", "add_bos_token": true})"); },
-               StatusCode::kFormat, {"add_bos_token", "bos_token"});
+  expect_error(
+      [] {
+        Tokenizer::from_json(tiny(kModel),
+                             R"({"tokenizer_class": "LlamaTokenizer", "add_bos_token": true})");
+      },
+      StatusCode::kFormat, {"add_bos_token", "bos_token"});
   expect_error([] { Tokenizer::from_vocab_merges(R"({"a": 0, "b": 1})", "#version: 0.2\na b\n"); },
                StatusCode::kFormat, {"merges.txt line 2"});
   expect_error([] { Tokenizer::from_vocab_merges(R"({"a": 0, "b": 1})", "ab\n"); },
                StatusCode::kFormat, {"merges.txt line 1"});
   expect_error([] { Tokenizer::from_vocab_merges("[]", ""); }, StatusCode::kFormat, {"vocab.json"});
-  expect_error([] { Tokenizer::from_files("/nonexistent/dir"); }, StatusCode::kIo, {"/nonexistent/dir"});
+  expect_error([] { Tokenizer::from_files("/nonexistent/dir"); }, StatusCode::kIo,
+               {"/nonexistent/dir"});
 }
 
 TEST(TokenizerErrors, TruncatedRealFile) {

@@ -3,6 +3,7 @@
 // tests/fixtures/text/tokenizer_cases.json (made by tools/text/make_text_fixtures.py).
 #include <gtest/gtest.h>
 
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "tests/text/text_test_util.h"
@@ -39,8 +40,8 @@ TEST_P(TokenizerFixture, MatchesHuggingFace) {
     dec_ok += dec == c.at("decoded").get<std::string>() &&
               dec_skip == c.at("decoded_skip_special").get<std::string>();
   }
-  std::cout << "[fixtures] " << name << ": encode " << enc_ok << "/" << cases.size()
-            << ", decode " << dec_ok << "/" << cases.size() << "\n";
+  std::cout << "[fixtures] " << name << ": encode " << enc_ok << "/" << cases.size() << ", decode "
+            << dec_ok << "/" << cases.size() << "\n";
 }
 
 INSTANTIATE_TEST_SUITE_P(All, TokenizerFixture,
@@ -78,6 +79,45 @@ TEST(TokenizerLookups, SpecialIds) {
   EXPECT_EQ(l.token_to_piece(l.token_id("\xE2\x96\x81the")), " the");
   EXPECT_EQ(l.token_id("no-such-token"), -1);
   EXPECT_EQ(l.special_ids(), (std::vector<int32_t>{0, 1, 2}));
+}
+
+}  // namespace
+}  // namespace shardlm::text::testing
+
+namespace shardlm::text::testing {
+namespace {
+
+// Pipeline variants (Metaspace, GPT-2 ByteLevel regex with add_prefix_space, every Split
+// behavior, Strip/NFKC/NFD normalizers, Strip decoder, TemplateProcessing with an EOS) made by
+// replacing fields of a testdata tokenizer.json, against tokenizers.Tokenizer on the same JSON
+// (tests/fixtures/text/variant_cases.json).
+TEST(TokenizerVariants, MatchTokenizersLibrary) {
+  const auto j = nlohmann::json::parse(slurp(fixture("variant_cases.json")));
+  std::map<std::string, nlohmann::json> bases;
+  for (const auto& [name, v] : j.at("variants").items()) {
+    const std::string base = v.at("base");
+    if (!bases.count(base)) bases[base] = nlohmann::json::parse(slurp(testdata(base)));
+    nlohmann::json tj = bases[base];
+    for (const auto& [field, value] : v.at("patch").items()) tj[field] = value;
+    const Tokenizer tok = Tokenizer::from_json(tj.dump());
+    size_t pass = 0;
+    for (const auto& c : v.at("cases")) {
+      const std::string text = c.at("text");
+      const auto ids = tok.encode(text, false);
+      const auto ids_sp = tok.encode(text, true);
+      const auto want = c.at("ids").get<std::vector<int32_t>>();
+      EXPECT_EQ(ids, want) << name << " [" << text << "]";
+      EXPECT_EQ(ids_sp, c.at("ids_with_special").get<std::vector<int32_t>>())
+          << name << " special [" << text << "]";
+      const std::string dec = tok.decode(want, false), dec_skip = tok.decode(want, true);
+      EXPECT_EQ(dec, c.at("decoded").get<std::string>()) << name << " decode [" << text << "]";
+      EXPECT_EQ(dec_skip, c.at("decoded_skip_special").get<std::string>())
+          << name << " decode skip [" << text << "]";
+      pass += ids == want && dec == c.at("decoded").get<std::string>() &&
+              dec_skip == c.at("decoded_skip_special").get<std::string>();
+    }
+    std::cout << "[variants] " << name << ": " << pass << "/" << v.at("cases").size() << "\n";
+  }
 }
 
 }  // namespace

@@ -56,8 +56,8 @@ void check_file(const std::string& stem, const std::string& tokenizer, size_t ex
                     << ::testing::PrintToString(cases[i].ids);
     }
   }
-  std::cout << "[vectors] " << stem << " with " << tokenizer << ": " << pass << "/"
-            << cases.size() << " exact\n";
+  std::cout << "[vectors] " << stem << " with " << tokenizer << ": " << pass << "/" << cases.size()
+            << " exact\n";
   EXPECT_EQ(pass, cases.size());
 }
 
@@ -67,18 +67,24 @@ TEST(TokenizerVectors, Qwen2WithQwen3TokenizerJson) {
 TEST(TokenizerVectors, Qwen2WithQwen25VocabMerges) {
   check_file("ggml-vocab-qwen2.gguf", "qwen2.5", 46);
 }
-TEST(TokenizerVectors, LlamaSpmWithLlama2) { check_file("ggml-vocab-llama-spm.gguf", "llama2", 46); }
-TEST(TokenizerVectors, TinyLlama) { check_file("ggml-vocab-tinyllama.gguf", "tinyllama", 11); }
+TEST(TokenizerVectors, LlamaSpmWithLlama2) {
+  check_file("ggml-vocab-llama-spm.gguf", "llama2", 46);
+}
+TEST(TokenizerVectors, TinyLlama) {
+  check_file("ggml-vocab-tinyllama.gguf", "tinyllama", 11);
+}
 
 // mistral-common's encode_chat_completion for tokenizer v1:
 // [BOS] + enc("[INST] " + user + " [/INST]") + enc(assistant) + [EOS] + ..., each segment
 // encoded on its own with the SentencePiece dummy prefix.
 TEST(TokenizerVectors, MistralCommonV1Chat) {
   const Tokenizer& tok = named_tokenizer("mistral");
-  const auto sample = nlohmann::json::parse(slurp(testdata("mistral/mistral-common-v1/sample.json")));
-  const auto want = nlohmann::json::parse(slurp(testdata("mistral/mistral-common-v1/tokens_v1.json")))
-                        .at("tokens")
-                        .get<std::vector<int32_t>>();
+  const auto sample =
+      nlohmann::json::parse(slurp(testdata("mistral/mistral-common-v1/sample.json")));
+  const auto want =
+      nlohmann::json::parse(slurp(testdata("mistral/mistral-common-v1/tokens_v1.json")))
+          .at("tokens")
+          .get<std::vector<int32_t>>();
   std::vector<int32_t> got{tok.bos_id()};
   for (const auto& m : sample.at("messages")) {
     const std::string role = m.at("role"), content = m.at("content");

@@ -5,6 +5,9 @@ Writes (committed; the C++ tests read them, no Python needed at test time):
   tests/fixtures/text/tokenizer_cases.json  encode/decode of tricky strings per tokenizer
   tests/fixtures/text/chat_cases.json       apply_chat_template renderings per template
   tests/fixtures/text/jinja_cases.json      small templates rendered by transformers' jinja env
+  tests/fixtures/text/variant_cases.json    tokenizers.Tokenizer on testdata tokenizer.json files
+                                            with pipeline parts replaced (Metaspace, GPT-2
+                                            ByteLevel regex, Split behaviors, Strip, NFKC, ...)
 
 Tokenizers (from ../shared/testdata/tokenizer, see its SOURCES.md):
   qwen3      qwen3/tokenizer.json + tokenizer_config.json          (AutoTokenizer)
@@ -272,6 +275,11 @@ JINJA_CASES = [
     "{{ 'a=%s b=%s' % ('x', 1) }} {{ '{} and {}'.format(1, 'two') }} {{ ', '.join(xs) }}",
     "{% set a, b = [1, 2] %}{{ a }}{{ b }} {% for i, c in [[1, 'x'], [2, 'y']] %}{{ i }}{{ c }}{% endfor %}",
     "{{ xs|batch(2)|list }} {{ [1, 5, 3]|max }} {{ [1, 5, 3]|min }} {{ [1, 2, 3]|sum }} {{ d.b|last }}",
+    "{% for i in [1, 2] %}[{{ v }}]{% set v = i %}{% endfor %}{{ v }}",
+    "{% set v = 0 %}{% for i in [1, 2] %}[{{ v }}]{% set v = i %}{% endfor %}{{ v }}",
+    "{% macro m() %}{{ g }}{% endmacro %}{% set g = 5 %}{{ m() }}",
+    "{{ d.zz }}|{{ none.y }}|{{ [1, 2, 3]|map('string')|join(',') }}|{{ 'abc' is in 'xabcx' }}|{{ (1,) }} {{ () }} {{ (1, 'a') }}",
+    "{{ '%d items' % 3 }} {{ 5|string + 'x' }} {{ 10 ** -1 }} {{ 7 / 7 }} {{ 2 ** 0.5 }}",
 ]
 
 
@@ -289,6 +297,72 @@ def make_jinja_cases():
     return out
 
 
+ME = "\u2581"
+VARIANTS = {
+    # base file, {top-level field: replacement}
+    "llama2-metaspace": ("llama2/tokenizer.json", {
+        "normalizer": None,
+        "pre_tokenizer": {"type": "Metaspace", "replacement": ME, "prepend_scheme": "first",
+                          "split": False},
+        "decoder": {"type": "Sequence", "decoders": [
+            {"type": "ByteFallback"},
+            {"type": "Metaspace", "replacement": ME, "prepend_scheme": "first", "split": False},
+            {"type": "Fuse"}]}}),
+    "llama2-metaspace-split": ("llama2/tokenizer.json", {
+        "normalizer": {"type": "Sequence", "normalizers": [{"type": "NFKC"}, {"type": "Strip", "strip_left": True, "strip_right": True}]},
+        "pre_tokenizer": {"type": "Metaspace", "replacement": ME, "prepend_scheme": "always",
+                          "split": True},
+        "decoder": {"type": "Sequence", "decoders": [
+            {"type": "Replace", "pattern": {"String": ME}, "content": " "},
+            {"type": "ByteFallback"}, {"type": "Fuse"},
+            {"type": "Strip", "content": " ", "start": 2, "stop": 0}]}}),
+    "qwen3-gpt2-bytelevel": ("qwen3/tokenizer.json", {
+        "normalizer": None,
+        "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True,
+                          "use_regex": True},
+        "post_processor": {"type": "TemplateProcessing",
+                           "single": [{"SpecialToken": {"id": "<|im_start|>", "type_id": 0}},
+                                      {"Sequence": {"id": "A", "type_id": 0}},
+                                      {"SpecialToken": {"id": "<|im_end|>", "type_id": 0}}],
+                           "pair": [{"Sequence": {"id": "A", "type_id": 0}},
+                                    {"Sequence": {"id": "B", "type_id": 1}}],
+                           "special_tokens": {
+                               "<|im_start|>": {"id": "<|im_start|>", "ids": [151644],
+                                                "tokens": ["<|im_start|>"]},
+                               "<|im_end|>": {"id": "<|im_end|>", "ids": [151645],
+                                              "tokens": ["<|im_end|>"]}}}}),
+    "qwen3-split-behaviors": ("qwen3/tokenizer.json", {
+        "normalizer": {"type": "Sequence", "normalizers": [
+            {"type": "NFD"}, {"type": "Replace", "pattern": {"Regex": "\\s{3,}"}, "content": "  "}]},
+        "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+            {"type": "Split", "pattern": {"String": " "}, "behavior": "MergedWithNext", "invert": False},
+            {"type": "Split", "pattern": {"Regex": "\\p{N}"}, "behavior": "Contiguous", "invert": False},
+            {"type": "Split", "pattern": {"Regex": "[.,!?]"}, "behavior": "MergedWithPrevious", "invert": False},
+            {"type": "Split", "pattern": {"Regex": "\\p{Han}+"}, "behavior": "Isolated", "invert": True},
+            {"type": "Split", "pattern": {"String": "|"}, "behavior": "Removed", "invert": False},
+            {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False, "use_regex": False}]}}),
+}
+
+
+def make_variant_cases():
+    out = {"generator": "tools/text/make_text_fixtures.py", "tokenizers": tokenizers.__version__,
+           "variants": {}}
+    for name, (base, patch) in VARIANTS.items():
+        with open(os.path.join(TESTDATA, base), encoding="utf-8") as f:
+            tj = json.load(f)
+        tj.update(patch)
+        tok = tokenizers.Tokenizer.from_str(json.dumps(tj))
+        cases = []
+        for text in TEXTS + ["a|b||c 12345 x.y!z", "你好世界abc中文", "  lead and trail  "]:
+            enc = tok.encode(text, add_special_tokens=False)
+            cases.append({"text": text, "ids": enc.ids,
+                          "ids_with_special": tok.encode(text, add_special_tokens=True).ids,
+                          "decoded": tok.decode(enc.ids, skip_special_tokens=False),
+                          "decoded_skip_special": tok.decode(enc.ids, skip_special_tokens=True)})
+        out["variants"][name] = {"base": base, "patch": patch, "cases": cases}
+    return out
+
+
 def main():
     tmp = tempfile.mkdtemp()
     os.makedirs(os.path.join(tmp, "chat"))
@@ -296,6 +370,7 @@ def main():
         tc = make_tokenizer_cases(tmp)
         cc = make_chat_cases(tmp)
         jc = make_jinja_cases()
+        vc = make_variant_cases()
     finally:
         shutil.rmtree(tmp)
     with open(os.path.join(OUT, "tokenizer_cases.json"), "w", encoding="utf-8") as f:
@@ -303,6 +378,9 @@ def main():
         f.write("\n")
     with open(os.path.join(OUT, "chat_cases.json"), "w", encoding="utf-8") as f:
         json.dump(cc, f, ensure_ascii=False, indent=1)
+        f.write("\n")
+    with open(os.path.join(OUT, "variant_cases.json"), "w", encoding="utf-8") as f:
+        json.dump(vc, f, ensure_ascii=False, indent=1)
         f.write("\n")
     with open(os.path.join(OUT, "jinja_cases.json"), "w", encoding="utf-8") as f:
         json.dump(jc, f, ensure_ascii=False, indent=1)

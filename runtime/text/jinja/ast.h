@@ -13,36 +13,36 @@ namespace shardlm::text::jinja {
 
 enum class NK {
   // ---- expressions
-  kLiteral,   // literal
-  kName,      // name
-  kList,      // kids
-  kTuple,     // kids
-  kDict,      // kids = key0, value0, key1, value1, ...
-  kGetAttr,   // a = object, name = attribute
-  kGetItem,   // a = object, b = index
-  kSlice,     // a = object, kids = {start, stop, step} (entries may be null)
-  kCall,      // a = callee, kids = positional args, kwargs
-  kFilter,    // a = operand (null inside {% filter %}), name, kids = args, kwargs
-  kTest,      // a = operand, name, kids = args, negate
-  kUnary,     // name = "not" | "-" | "+", a
-  kBinary,    // name = operator (+ - * / // % ** ~ in notin), a, b
-  kCompare,   // a = first operand, ops, kids = further operands
-  kAnd,       // a, b
-  kOr,        // a, b
-  kCond,      // a = value if true, b = condition, c = value if false (may be null)
+  kLiteral,  // literal
+  kName,     // name
+  kList,     // kids
+  kTuple,    // kids
+  kDict,     // kids = key0, value0, key1, value1, ...
+  kGetAttr,  // a = object, name = attribute
+  kGetItem,  // a = object, b = index
+  kSlice,    // a = object, kids = {start, stop, step} (entries may be null)
+  kCall,     // a = callee, kids = positional args, kwargs
+  kFilter,   // a = operand (null inside {% filter %}), name, kids = args, kwargs
+  kTest,     // a = operand, name, kids = args, negate
+  kUnary,    // name = "not" | "-" | "+", a
+  kBinary,   // name = operator (+ - * / // % ** ~ in notin), a, b
+  kCompare,  // a = first operand, ops, kids = further operands
+  kAnd,      // a, b
+  kOr,       // a, b
+  kCond,     // a = value if true, b = condition, c = value if false (may be null)
   // ---- statements
-  kData,      // name = text
-  kPrint,     // a = expression
-  kIf,        // a = condition, body, else_body
-  kFor,       // target, a = iterable, b = filter condition (may be null), body, else_body
-  kSet,       // target, a = value
-  kSetBlock,  // target, body, b = filter chain (may be null)
-  kMacro,     // name, params, defaults (aligned with params, may be null), body
-  kCallBlock, // a = call expression, params (caller args), body
+  kData,         // name = text
+  kPrint,        // a = expression
+  kIf,           // a = condition, body, else_body
+  kFor,          // target, a = iterable, b = filter condition (may be null), body, else_body
+  kSet,          // target, a = value
+  kSetBlock,     // target, body, b = filter chain (may be null)
+  kMacro,        // name, params, defaults (aligned with params, may be null), body
+  kCallBlock,    // a = call expression, params (caller args), body
   kFilterBlock,  // b = filter chain (operand null), body
   kBreak,
   kContinue,
-  kDo,        // a = expression
+  kDo,  // a = expression
 };
 
 struct Node;

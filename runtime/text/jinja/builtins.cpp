@@ -31,9 +31,13 @@ size_t py_len(const Value& v) {
 
 namespace {
 
-bool py_space(uint32_t cp) { return is_unicode_space(cp) || (cp >= 0x1C && cp <= 0x1F); }
+bool py_space(uint32_t cp) {
+  return is_unicode_space(cp) || (cp >= 0x1C && cp <= 0x1F);
+}
 
-std::vector<uint32_t> cps(const std::string& s) { return utf8_decode_all(utf8_sanitize(s)); }
+std::vector<uint32_t> cps(const std::string& s) {
+  return utf8_decode_all(utf8_sanitize(s));
+}
 std::string from_cps(const std::vector<uint32_t>& v, size_t b, size_t e) {
   std::string out;
   for (size_t k = b; k < e; ++k) utf8_append(out, v[k]);
@@ -122,7 +126,8 @@ std::string py_capitalize(const std::string& s) {
 std::string str_arg(Interpreter& in, const CallArgs& a, size_t idx, const char* name, int line,
                     const char* what) {
   const Value* v = a.get(idx, name);
-  if (!v || !v->is_string()) in.error(line, std::string(what) + ": argument '" + name + "' must be a string");
+  if (!v || !v->is_string())
+    in.error(line, std::string(what) + ": argument '" + name + "' must be a string");
   return v->s;
 }
 
@@ -143,7 +148,8 @@ bool bool_arg(const CallArgs& a, size_t idx, const char* name, bool dflt) {
 bool prefix_match(const std::string& s, const Value& p, bool start) {
   auto one = [&](const std::string& q) {
     if (q.size() > s.size()) return false;
-    return start ? s.compare(0, q.size(), q) == 0 : s.compare(s.size() - q.size(), q.size(), q) == 0;
+    return start ? s.compare(0, q.size(), q) == 0
+                 : s.compare(s.size() - q.size(), q.size(), q) == 0;
   };
   if (p.is_list()) {
     for (const auto& q : *p.list)
@@ -236,10 +242,17 @@ Value bound_method(Interpreter& in, const Value& obj, const std::string& name, i
         return Value::boolean(prefix_match(s, *p, start));
       });
     }
-    if (name == "upper") return method(name, [s](CallArgs&) { return Value::string(ascii_map(s, [](int c) { return std::toupper(c); })); });
-    if (name == "lower") return method(name, [s](CallArgs&) { return Value::string(ascii_map(s, [](int c) { return std::tolower(c); })); });
+    if (name == "upper")
+      return method(name, [s](CallArgs&) {
+        return Value::string(ascii_map(s, [](int c) { return std::toupper(c); }));
+      });
+    if (name == "lower")
+      return method(name, [s](CallArgs&) {
+        return Value::string(ascii_map(s, [](int c) { return std::tolower(c); }));
+      });
     if (name == "title") return method(name, [s](CallArgs&) { return Value::string(py_title(s)); });
-    if (name == "capitalize") return method(name, [s](CallArgs&) { return Value::string(py_capitalize(s)); });
+    if (name == "capitalize")
+      return method(name, [s](CallArgs&) { return Value::string(py_capitalize(s)); });
     if (name == "replace") {
       return method(name, [s, ip](CallArgs& a) {
         const std::string from = str_arg(*ip, a, 0, "old", a.line, "replace");
@@ -274,7 +287,8 @@ Value bound_method(Interpreter& in, const Value& obj, const std::string& name, i
       return method(name, [s, name, ip](CallArgs& a) {
         const std::string sub = str_arg(*ip, a, 0, "sub", a.line, name.c_str());
         if (name == "count") {
-          if (sub.empty()) return Value::integer(static_cast<int64_t>(py_len(Value::string(s)) + 1));
+          if (sub.empty())
+            return Value::integer(static_cast<int64_t>(py_len(Value::string(s)) + 1));
           int64_t n = 0;
           for (size_t p = s.find(sub); p != std::string::npos; p = s.find(sub, p + sub.size())) ++n;
           return Value::integer(n);
@@ -293,7 +307,8 @@ Value bound_method(Interpreter& in, const Value& obj, const std::string& name, i
         std::string out;
         const List items = ip->iterate(a.args[0], a.line);
         for (size_t k = 0; k < items.size(); ++k) {
-          if (!items[k].is_string()) ip->error(a.line, "join: sequence item " + std::to_string(k) + ": expected str");
+          if (!items[k].is_string())
+            ip->error(a.line, "join: sequence item " + std::to_string(k) + ": expected str");
           if (k) out += s;
           out += items[k].s;
         }
@@ -317,7 +332,8 @@ Value bound_method(Interpreter& in, const Value& obj, const std::string& name, i
       });
     }
     if (name == "format") {
-      return method(name, [s, ip](CallArgs& a) { return Value::string(py_format(*ip, s, a, a.line)); });
+      return method(name,
+                    [s, ip](CallArgs& a) { return Value::string(py_format(*ip, s, a, a.line)); });
     }
     if (name == "isdigit" || name == "isalpha" || name == "isalnum" || name == "isspace" ||
         name == "isupper" || name == "islower") {
@@ -325,14 +341,25 @@ Value bound_method(Interpreter& in, const Value& obj, const std::string& name, i
         if (s.empty()) return Value::boolean(false);
         bool ok = true, cased = false;
         for (unsigned char c : s) {
-          if (name == "isdigit") ok = ok && std::isdigit(c);
-          else if (name == "isalpha") ok = ok && (std::isalpha(c) || c >= 0x80);
-          else if (name == "isalnum") ok = ok && (std::isalnum(c) || c >= 0x80);
-          else if (name == "isspace") ok = ok && std::isspace(c);
-          else if (name == "isupper") { ok = ok && !std::islower(c); cased = cased || std::isupper(c); }
-          else { ok = ok && !std::isupper(c); cased = cased || std::islower(c); }
+          if (name == "isdigit")
+            ok = ok && std::isdigit(c);
+          else if (name == "isalpha")
+            ok = ok && (std::isalpha(c) || c >= 0x80);
+          else if (name == "isalnum")
+            ok = ok && (std::isalnum(c) || c >= 0x80);
+          else if (name == "isspace")
+            ok = ok && std::isspace(c);
+          else if (name == "isupper") {
+            ok = ok && !std::islower(c);
+            cased = cased || std::isupper(c);
+          } else {
+            ok = ok && !std::isupper(c);
+            cased = cased || std::islower(c);
+          }
         }
-        return Value::boolean(ok && (name.rfind("is", 0) == 0 && (name == "isupper" || name == "islower") ? cased : true));
+        return Value::boolean(
+            ok &&
+            (name.rfind("is", 0) == 0 && (name == "isupper" || name == "islower") ? cased : true));
       });
     }
     return Value::undefined();
@@ -355,7 +382,8 @@ Value bound_method(Interpreter& in, const Value& obj, const std::string& name, i
     }
     if (name == "append" || name == "extend" || name == "insert" || name == "pop" ||
         name == "remove" || name == "clear" || name == "sort" || name == "reverse") {
-      in.error(line, "access to attribute '" + name + "' of 'list' object is unsafe (templates cannot modify values)");
+      in.error(line, "access to attribute '" + name +
+                         "' of 'list' object is unsafe (templates cannot modify values)");
     }
     return Value::undefined();
   }
@@ -364,7 +392,8 @@ Value bound_method(Interpreter& in, const Value& obj, const std::string& name, i
     if (name == "items") {
       return method(name, [dict](CallArgs&) {
         List out;
-        for (const auto& kv : dict->items) out.push_back(Value::tuple_of({Value::string(kv.first), kv.second}));
+        for (const auto& kv : dict->items)
+          out.push_back(Value::tuple_of({Value::string(kv.first), kv.second}));
         return Value::list_of(std::move(out));
       });
     }
@@ -391,8 +420,10 @@ Value bound_method(Interpreter& in, const Value& obj, const std::string& name, i
         return d ? *d : Value::none();
       });
     }
-    if (name == "update" || name == "pop" || name == "setdefault" || name == "clear" || name == "popitem") {
-      in.error(line, "access to attribute '" + name + "' of 'dict' object is unsafe (templates cannot modify values)");
+    if (name == "update" || name == "pop" || name == "setdefault" || name == "clear" ||
+        name == "popitem") {
+      in.error(line, "access to attribute '" + name +
+                         "' of 'dict' object is unsafe (templates cannot modify values)");
     }
     return Value::undefined();
   }
@@ -412,7 +443,8 @@ void add_builtin_globals(Frame& g, Interpreter* ip) {
     if (step == 0) ip->error(a.line, "range() arg 3 must not be zero");
     List out;
     for (int64_t k = start; step > 0 ? k < stop : k > stop; k += step) {
-      if (out.size() >= ip->limits().max_range) ip->error(a.line, "range() too large for the sandbox");
+      if (out.size() >= ip->limits().max_range)
+        ip->error(a.line, "range() too large for the sandbox");
       out.push_back(Value::integer(k));
     }
     return Value::list_of(std::move(out));
@@ -436,8 +468,8 @@ void add_builtin_globals(Frame& g, Interpreter* ip) {
   });
   g.vars["raise_exception"] = method("raise_exception", [](CallArgs& a) -> Value {
     const std::string msg = a.args.empty() ? std::string() : to_str(a.args[0]);
-    fail(StatusCode::kInvalidArg, "chat template line " + std::to_string(a.line) +
-                                      ": template raised an exception: " + msg);
+    fail(StatusCode::kInvalidArg,
+         "chat template line " + std::to_string(a.line) + ": template raised an exception: " + msg);
   });
   g.vars["strftime_now"] = method("strftime_now", [](CallArgs& a) {
     const std::string fmt = a.args.empty() ? std::string("%Y-%m-%d") : to_str(a.args[0]);
@@ -479,11 +511,14 @@ bool builtin_test(Interpreter& in, const std::string& name, const Value& v, Call
   if (name == "iterable") return v.is_list() || v.is_dict() || v.is_string() || v.is_undefined();
   if (name == "sequence") return v.is_list() || v.is_dict() || v.is_string();
   if (name == "callable") return v.is_func();
-  if (name == "lower") return v.is_string() && ascii_map(v.s, [](int c) { return std::tolower(c); }) == v.s;
-  if (name == "upper") return v.is_string() && ascii_map(v.s, [](int c) { return std::toupper(c); }) == v.s;
+  if (name == "lower")
+    return v.is_string() && ascii_map(v.s, [](int c) { return std::tolower(c); }) == v.s;
+  if (name == "upper")
+    return v.is_string() && ascii_map(v.s, [](int c) { return std::toupper(c); }) == v.s;
   if (name == "even" || name == "odd" || name == "divisibleby") {
     if (!v.is_number()) in.error(line, "test '" + name + "' needs a number");
-    const int64_t x = v.t == Value::T::kFloat ? static_cast<int64_t>(v.f) : (v.t == Value::T::kBool ? v.b : v.i);
+    const int64_t x =
+        v.t == Value::T::kFloat ? static_cast<int64_t>(v.f) : (v.t == Value::T::kBool ? v.b : v.i);
     if (name == "even") return x % 2 == 0;
     if (name == "odd") return x % 2 != 0;
     const int64_t d = int_arg(a, 0, "num", 0);
@@ -529,7 +564,9 @@ Value attr_path(Interpreter& in, const Value& v, const std::string& path, int li
     if (dot == std::string::npos) dot = path.size();
     const std::string part = path.substr(pos, dot - pos);
     if (cur.is_undefined()) return cur;
-    if (!part.empty() && std::all_of(part.begin(), part.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); }))
+    if (!part.empty() && std::all_of(part.begin(), part.end(), [](char c) {
+          return std::isdigit(static_cast<unsigned char>(c));
+        }))
       cur = in.get_item(cur, Value::integer(std::stoll(part)), line);
     else
       cur = in.get_item(cur, Value::string(part), line);
@@ -542,12 +579,23 @@ std::string html_escape(const std::string& s) {
   std::string out;
   for (char c : s) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&#34;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&#34;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -569,7 +617,8 @@ Value builtin_filter(Interpreter& in, const std::string& name, const Value& v, C
                      int line, bool& found) {
   found = true;
   auto need_str = [&]() -> const std::string& {
-    if (!v.is_string()) in.error(line, "filter '" + name + "' expects a string, got '" + v.type_name() + "'");
+    if (!v.is_string())
+      in.error(line, "filter '" + name + "' expects a string, got '" + v.type_name() + "'");
     return v.s;
   };
   if (name == "safe" || (name == "list" && v.is_list())) return v;
@@ -586,8 +635,10 @@ Value builtin_filter(Interpreter& in, const std::string& name, const Value& v, C
     return Value::string(to_json(v, indent, sk && sk->truthy()));
   }
   if (name == "trim") return Value::string(py_strip(to_str(v), a.get(0, "chars"), true, true));
-  if (name == "upper") return Value::string(ascii_map(to_str(v), [](int c) { return std::toupper(c); }));
-  if (name == "lower") return Value::string(ascii_map(to_str(v), [](int c) { return std::tolower(c); }));
+  if (name == "upper")
+    return Value::string(ascii_map(to_str(v), [](int c) { return std::toupper(c); }));
+  if (name == "lower")
+    return Value::string(ascii_map(to_str(v), [](int c) { return std::tolower(c); }));
   if (name == "title") return Value::string(py_title(to_str(v)));
   if (name == "capitalize") return Value::string(py_capitalize(to_str(v)));
   if (name == "default" || name == "d") {
@@ -627,7 +678,8 @@ Value builtin_filter(Interpreter& in, const std::string& name, const Value& v, C
     if (v.is_undefined()) return Value::list_of({});
     if (!v.is_dict()) in.error(line, "filter 'items' expects a mapping");
     List out;
-    for (const auto& kv : v.dict->items) out.push_back(Value::tuple_of({Value::string(kv.first), kv.second}));
+    for (const auto& kv : v.dict->items)
+      out.push_back(Value::tuple_of({Value::string(kv.first), kv.second}));
     return Value::list_of(std::move(out));
   }
   if (name == "dictsort") {
@@ -637,7 +689,8 @@ Value builtin_filter(Interpreter& in, const std::string& name, const Value& v, C
     const bool by_value = by && by->is_string() && by->s == "value";
     const bool rev = bool_arg(a, 2, "reverse", false);
     List out;
-    for (const auto& kv : v.dict->items) out.push_back(Value::tuple_of({Value::string(kv.first), kv.second}));
+    for (const auto& kv : v.dict->items)
+      out.push_back(Value::tuple_of({Value::string(kv.first), kv.second}));
     std::stable_sort(out.begin(), out.end(), [&](const Value& x, const Value& y) {
       Value kx = (*x.list)[by_value ? 1 : 0], ky = (*y.list)[by_value ? 1 : 0];
       if (!case_sensitive && kx.is_string() && ky.is_string()) {
@@ -659,7 +712,8 @@ Value builtin_filter(Interpreter& in, const std::string& name, const Value& v, C
     List items = in.iterate(v, line);
     auto key = [&](const Value& x) {
       Value k = attr && attr->is_string() ? attr_path(in, x, attr->s, line) : x;
-      if (!case_sensitive && k.is_string()) k.s = ascii_map(k.s, [](int c) { return std::tolower(c); });
+      if (!case_sensitive && k.is_string())
+        k.s = ascii_map(k.s, [](int c) { return std::tolower(c); });
       return k;
     };
     std::stable_sort(items.begin(), items.end(), [&](const Value& x, const Value& y) {
@@ -692,7 +746,8 @@ Value builtin_filter(Interpreter& in, const std::string& name, const Value& v, C
       }
       return Value::list_of(std::move(out));
     }
-    if (a.args.empty() || !a.args[0].is_string()) in.error(line, "map needs a filter name or attribute=");
+    if (a.args.empty() || !a.args[0].is_string())
+      in.error(line, "map needs a filter name or attribute=");
     CallArgs rest = tail_args(a, 1);
     for (const auto& x : items) {
       CallArgs c = rest;
@@ -706,7 +761,8 @@ Value builtin_filter(Interpreter& in, const std::string& name, const Value& v, C
     size_t idx = 0;
     std::string attr;
     if (by_attr) {
-      if (a.args.empty() || !a.args[0].is_string()) in.error(line, name + " needs an attribute name");
+      if (a.args.empty() || !a.args[0].is_string())
+        in.error(line, name + " needs an attribute name");
       attr = a.args[0].s;
       idx = 1;
     }
@@ -780,7 +836,9 @@ Value builtin_filter(Interpreter& in, const std::string& name, const Value& v, C
   if (name == "indent") {
     const std::string s = to_str(v);
     const Value* w = a.get(0, "width");
-    const std::string pad = w && w->is_string() ? w->s : std::string(static_cast<size_t>(int_arg(a, 0, "width", 4)), ' ');
+    const std::string pad = w && w->is_string()
+                                ? w->s
+                                : std::string(static_cast<size_t>(int_arg(a, 0, "width", 4)), ' ');
     const bool first = bool_arg(a, 1, "first", false);
     const bool blank = bool_arg(a, 2, "blank", false);
     std::string out;
@@ -798,8 +856,10 @@ Value builtin_filter(Interpreter& in, const std::string& name, const Value& v, C
     }
     return Value::string(out);
   }
-  if (name == "wordcount") return Value::integer(static_cast<int64_t>(py_split(to_str(v), nullptr, -1).size()));
-  if (name == "escape" || name == "e" || name == "forceescape") return Value::string(html_escape(to_str(v)));
+  if (name == "wordcount")
+    return Value::integer(static_cast<int64_t>(py_split(to_str(v), nullptr, -1).size()));
+  if (name == "escape" || name == "e" || name == "forceescape")
+    return Value::string(html_escape(to_str(v)));
   if (name == "center") {
     const std::string s = to_str(v);
     const int64_t width = int_arg(a, 0, "width", 80);
@@ -815,8 +875,9 @@ Value builtin_filter(Interpreter& in, const std::string& name, const Value& v, C
     for (const auto& x : in.iterate(v, line)) {
       const Value y = attr && attr->is_string() ? attr_path(in, x, attr->s, line) : x;
       if (!y.is_number()) in.error(line, "sum: unsupported operand type");
-      acc = acc.t == Value::T::kFloat || y.t == Value::T::kFloat ? Value::number(acc.as_double() + y.as_double())
-                                                                  : Value::integer(acc.i + (y.t == Value::T::kBool ? y.b : y.i));
+      acc = acc.t == Value::T::kFloat || y.t == Value::T::kFloat
+                ? Value::number(acc.as_double() + y.as_double())
+                : Value::integer(acc.i + (y.t == Value::T::kBool ? y.b : y.i));
     }
     return acc;
   }

@@ -29,12 +29,14 @@ void Interpreter::error(int line, const std::string& msg) const {
 void Interpreter::count_iterations(size_t n, int line) {
   iterations_ += n;
   if (iterations_ > limits_.max_loop_iterations)
-    error(line, "loop iteration limit (" + std::to_string(limits_.max_loop_iterations) + ") exceeded");
+    error(line,
+          "loop iteration limit (" + std::to_string(limits_.max_loop_iterations) + ") exceeded");
 }
 
 void Interpreter::append(std::string& out, const std::string& s, int line) {
   if (out.size() + s.size() > limits_.max_output_bytes)
-    error(line, "output size limit (" + std::to_string(limits_.max_output_bytes) + " bytes) exceeded");
+    error(line,
+          "output size limit (" + std::to_string(limits_.max_output_bytes) + " bytes) exceeded");
   out += s;
 }
 
@@ -85,7 +87,8 @@ Interpreter::Flow Interpreter::exec(const Node& n, std::shared_ptr<Frame>& frame
           CallArgs args;
           args.line = (*it)->line;
           for (const auto& k : (*it)->kids) args.args.push_back(eval(*k, frame));
-          for (const auto& kv : (*it)->kwargs) args.kwargs.emplace_back(kv.first, eval(*kv.second, frame));
+          for (const auto& kv : (*it)->kwargs)
+            args.kwargs.emplace_back(kv.first, eval(*kv.second, frame));
           v = apply_filter((*it)->name, v, args, (*it)->line);
         }
       }
@@ -105,7 +108,8 @@ Interpreter::Flow Interpreter::exec(const Node& n, std::shared_ptr<Frame>& frame
       CallArgs args;
       args.line = n.line;
       for (const auto& k : call_node.kids) args.args.push_back(eval(*k, frame));
-      for (const auto& kv : call_node.kwargs) args.kwargs.emplace_back(kv.first, eval(*kv.second, frame));
+      for (const auto& kv : call_node.kwargs)
+        args.kwargs.emplace_back(kv.first, eval(*kv.second, frame));
       args.kwargs.emplace_back("caller", make_macro(n, frame));
       append(out, to_str(call(callee, args, n.line)), n.line);
       return Flow::kNormal;
@@ -130,12 +134,14 @@ Value Interpreter::make_macro(const Node& n, std::shared_ptr<Frame> frame) {
     std::shared_ptr<Frame> def = weak.lock();
     if (++depth_ > limits_.max_call_depth) {
       --depth_;
-      error(args.line, "call depth limit (" + std::to_string(limits_.max_call_depth) + ") exceeded in '" + name + "'");
+      error(args.line, "call depth limit (" + std::to_string(limits_.max_call_depth) +
+                           ") exceeded in '" + name + "'");
     }
     auto f = std::make_shared<Frame>();
     f->parent = def ? def : globals_;
     if (args.args.size() > node->params.size())
-      error(args.line, "macro '" + name + "' takes " + std::to_string(node->params.size()) + " arguments");
+      error(args.line,
+            "macro '" + name + "' takes " + std::to_string(node->params.size()) + " arguments");
     for (size_t k = 0; k < node->params.size(); ++k) {
       const std::string& p = node->params[k];
       if (k < args.args.size()) {
@@ -197,12 +203,14 @@ void Interpreter::exec_for(const Node& n, std::shared_ptr<Frame>& frame, std::st
     loop->items.emplace_back("length", Value::integer(len));
     loop->items.emplace_back("depth", Value::integer(1));
     loop->items.emplace_back("depth0", Value::integer(0));
-    loop->items.emplace_back("previtem", k > 0 ? items[k - 1] : Value::undefined("there is no previous item"));
-    loop->items.emplace_back("nextitem", k + 1 < len ? items[k + 1] : Value::undefined("there is no next item"));
+    loop->items.emplace_back("previtem",
+                             k > 0 ? items[k - 1] : Value::undefined("there is no previous item"));
+    loop->items.emplace_back(
+        "nextitem", k + 1 < len ? items[k + 1] : Value::undefined("there is no next item"));
     loop->items.emplace_back("cycle", Value::function("cycle", [k, this](CallArgs& a) -> Value {
-      if (a.args.empty()) error(a.line, "no items for cycling given");
-      return a.args[static_cast<size_t>(k) % a.args.size()];
-    }));
+                               if (a.args.empty()) error(a.line, "no items for cycling given");
+                               return a.args[static_cast<size_t>(k) % a.args.size()];
+                             }));
     f->vars["loop"] = Value::dict_of(loop);
     assign(*n.target, items[k], f);
     const Flow flow = exec_body(n.body, f, out);
@@ -271,11 +279,13 @@ Value Interpreter::get_attr(const Value& obj, const std::string& name, int line)
       if (!m.is_undefined()) return m;
     }
     if (const Value* v = obj.dict->find(name)) return *v;
-    return Value::undefined(std::string("'") + obj.type_name() + " object' has no attribute '" + name + "'");
+    return Value::undefined(std::string("'") + obj.type_name() + " object' has no attribute '" +
+                            name + "'");
   }
   Value m = bound_method(*this, obj, name, line);
   if (!m.is_undefined()) return m;
-  return Value::undefined(std::string("'") + obj.type_name() + " object' has no attribute '" + name + "'");
+  return Value::undefined(std::string("'") + obj.type_name() + " object' has no attribute '" +
+                          name + "'");
 }
 
 Value Interpreter::get_item(const Value& obj, const Value& key, int line) {
@@ -287,7 +297,8 @@ Value Interpreter::get_item(const Value& obj, const Value& key, int line) {
     int64_t k = key.t == Value::T::kInt ? key.i : key.b;
     const int64_t n = static_cast<int64_t>(obj.list->size());
     if (k < 0) k += n;
-    if (k < 0 || k >= n) return Value::undefined(std::string("list index ") + to_str(key) + " out of range");
+    if (k < 0 || k >= n)
+      return Value::undefined(std::string("list index ") + to_str(key) + " out of range");
     return (*obj.list)[static_cast<size_t>(k)];
   }
   if (obj.is_string() && key.t == Value::T::kInt) {
@@ -308,17 +319,20 @@ Value Interpreter::get_item(const Value& obj, const Value& key, int line) {
     } else {
       if (const Value* v = obj.dict->find(to_str(key))) return *v;
     }
-    return Value::undefined(std::string("'") + obj.type_name() + " object' has no attribute " + to_repr(key));
+    return Value::undefined(std::string("'") + obj.type_name() + " object' has no attribute " +
+                            to_repr(key));
   }
   if (key.is_string()) return get_attr(obj, key.s, line);
-  return Value::undefined(std::string("'") + obj.type_name() + " object' has no item " + to_repr(key));
+  return Value::undefined(std::string("'") + obj.type_name() + " object' has no item " +
+                          to_repr(key));
 }
 
 Value Interpreter::call(const Value& callee, CallArgs& args, int line) {
   args.line = line;
   if (callee.is_func()) return callee.func->fn(args);
   if (callee.is_undefined())
-    error(line, (callee.s.empty() ? std::string("value is undefined") : callee.s) + " (called as a function)");
+    error(line, (callee.s.empty() ? std::string("value is undefined") : callee.s) +
+                    " (called as a function)");
   error(line, std::string("'") + callee.type_name() + "' object is not callable");
 }
 
@@ -342,8 +356,12 @@ int64_t floordiv(int64_t a, int64_t b) {
   if ((a % b != 0) && ((a < 0) != (b < 0))) --q;
   return q;
 }
-int64_t as_int(const Value& v) { return v.t == Value::T::kBool ? v.b : v.i; }
-bool is_intlike(const Value& v) { return v.t == Value::T::kInt || v.t == Value::T::kBool; }
+int64_t as_int(const Value& v) {
+  return v.t == Value::T::kBool ? v.b : v.i;
+}
+bool is_intlike(const Value& v) {
+  return v.t == Value::T::kInt || v.t == Value::T::kBool;
+}
 }  // namespace
 
 Value Interpreter::eval_binary(const Node& n, const Value& a, const Value& b) {
@@ -351,7 +369,8 @@ Value Interpreter::eval_binary(const Node& n, const Value& a, const Value& b) {
   if (op == "~") return Value::string(to_str(a) + to_str(b));
   if (a.is_undefined() || b.is_undefined()) {
     const Value& u = a.is_undefined() ? a : b;
-    error(n.line, (u.s.empty() ? std::string("value is undefined") : u.s) + " (used with '" + op + "')");
+    error(n.line,
+          (u.s.empty() ? std::string("value is undefined") : u.s) + " (used with '" + op + "')");
   }
   auto type_err = [&]() -> Value {
     error(n.line, "unsupported operand type(s) for " + op + ": '" + a.type_name() + "' and '" +
@@ -376,12 +395,15 @@ Value Interpreter::eval_binary(const Node& n, const Value& a, const Value& b) {
   if (op == "*") {
     if (is_intlike(a) && is_intlike(b)) return Value::integer(as_int(a) * as_int(b));
     if (a.is_number() && b.is_number()) return Value::number(a.as_double() * b.as_double());
-    const Value* seq = a.is_string() || a.is_list() ? &a : (b.is_string() || b.is_list()) ? &b : nullptr;
+    const Value* seq = a.is_string() || a.is_list()     ? &a
+                       : (b.is_string() || b.is_list()) ? &b
+                                                        : nullptr;
     const Value* cnt = seq == &a ? &b : &a;
     if (seq && is_intlike(*cnt)) {
       const int64_t times = std::max<int64_t>(0, as_int(*cnt));
       const size_t unit = seq->is_string() ? seq->s.size() : seq->list->size();
-      if (static_cast<double>(unit) * static_cast<double>(times) > static_cast<double>(limits_.max_output_bytes))
+      if (static_cast<double>(unit) * static_cast<double>(times) >
+          static_cast<double>(limits_.max_output_bytes))
         error(n.line, "repetition result too large");
       if (seq->is_string()) {
         std::string r;
@@ -414,8 +436,10 @@ Value Interpreter::eval_binary(const Node& n, const Value& a, const Value& b) {
               continue;
             }
             if (vi >= vals.size()) error(n.line, "not enough arguments for format string");
-            if (c == 'r') r += to_repr(vals[vi++]);
-            else r += to_str(vals[vi++]);
+            if (c == 'r')
+              r += to_repr(vals[vi++]);
+            else
+              r += to_str(vals[vi++]);
             continue;
           }
           r += a.s[k];
@@ -475,7 +499,8 @@ Value Interpreter::eval(const Node& n, std::shared_ptr<Frame>& frame) {
     case NK::kTuple: {
       List items;
       for (const auto& k : n.kids) items.push_back(eval(*k, frame));
-      return n.kind == NK::kTuple ? Value::tuple_of(std::move(items)) : Value::list_of(std::move(items));
+      return n.kind == NK::kTuple ? Value::tuple_of(std::move(items))
+                                  : Value::list_of(std::move(items));
     }
     case NK::kDict: {
       auto d = std::make_shared<Dict>();
@@ -520,7 +545,8 @@ Value Interpreter::eval(const Node& n, std::shared_ptr<Frame>& frame) {
         stop = has[1] ? clamp(as_int(parts[1]), true) : -1;
       }
       List out;
-      for (int64_t k = start; step > 0 ? k < stop : k > stop; k += step) out.push_back(items[static_cast<size_t>(k)]);
+      for (int64_t k = start; step > 0 ? k < stop : k > stop; k += step)
+        out.push_back(items[static_cast<size_t>(k)]);
       if (obj.is_string()) {
         std::string s;
         for (const auto& c : out) s += c.s;
@@ -560,7 +586,8 @@ Value Interpreter::eval(const Node& n, std::shared_ptr<Frame>& frame) {
       if (v.t == Value::T::kInt || v.t == Value::T::kBool)
         return Value::integer(n.name == "-" ? -as_int(v) : as_int(v));
       if (v.t == Value::T::kFloat) return Value::number(n.name == "-" ? -v.f : v.f);
-      error(n.line, std::string("bad operand type for unary ") + n.name + ": '" + v.type_name() + "'");
+      error(n.line,
+            std::string("bad operand type for unary ") + n.name + ": '" + v.type_name() + "'");
     }
     case NK::kBinary:
       return eval_binary(n, eval(*n.a, frame), eval(*n.b, frame));
@@ -602,7 +629,8 @@ Value Interpreter::eval(const Node& n, std::shared_ptr<Frame>& frame) {
     }
     case NK::kCond:
       if (eval(*n.b, frame).truthy()) return eval(*n.a, frame);
-      return n.c ? eval(*n.c, frame) : Value::undefined("conditional expression had no else branch");
+      return n.c ? eval(*n.c, frame)
+                 : Value::undefined("conditional expression had no else branch");
     default:
       error(n.line, "internal: statement used as expression");
   }

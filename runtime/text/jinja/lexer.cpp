@@ -17,7 +17,9 @@ void syntax_error(int line, const std::string& msg) {
 
 namespace {
 
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
+bool is_space(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
 
 int count_nl(const std::string& s, size_t b, size_t e) {
   int n = 0;
@@ -55,31 +57,62 @@ std::string unescape(const std::string& body, int line) {
       uint32_t v = 0;
       for (size_t q = 1; q <= n; ++q) {
         const char h = body[k + q];
-        if (!std::isxdigit(static_cast<unsigned char>(h))) syntax_error(line, "bad hex escape in string");
-        v = v * 16 + static_cast<uint32_t>(std::isdigit(static_cast<unsigned char>(h)) ? h - '0' : (std::tolower(h) - 'a' + 10));
+        if (!std::isxdigit(static_cast<unsigned char>(h)))
+          syntax_error(line, "bad hex escape in string");
+        v = v * 16 + static_cast<uint32_t>(std::isdigit(static_cast<unsigned char>(h))
+                                               ? h - '0'
+                                               : (std::tolower(h) - 'a' + 10));
       }
       k += n;
       return v;
     };
     switch (e) {
-      case 'n': out += '\n'; break;
-      case 't': out += '\t'; break;
-      case 'r': out += '\r'; break;
-      case '\\': out += '\\'; break;
-      case '\'': out += '\''; break;
-      case '"': out += '"'; break;
-      case 'a': out += '\a'; break;
-      case 'b': out += '\b'; break;
-      case 'f': out += '\f'; break;
-      case 'v': out += '\v'; break;
-      case '\n': break;  // line continuation
-      case 'x': utf8_append(out, hex(2)); break;
-      case 'u': utf8_append(out, hex(4)); break;
-      case 'U': utf8_append(out, hex(8)); break;
+      case 'n':
+        out += '\n';
+        break;
+      case 't':
+        out += '\t';
+        break;
+      case 'r':
+        out += '\r';
+        break;
+      case '\\':
+        out += '\\';
+        break;
+      case '\'':
+        out += '\'';
+        break;
+      case '"':
+        out += '"';
+        break;
+      case 'a':
+        out += '\a';
+        break;
+      case 'b':
+        out += '\b';
+        break;
+      case 'f':
+        out += '\f';
+        break;
+      case 'v':
+        out += '\v';
+        break;
+      case '\n':
+        break;  // line continuation
+      case 'x':
+        utf8_append(out, hex(2));
+        break;
+      case 'u':
+        utf8_append(out, hex(4));
+        break;
+      case 'U':
+        utf8_append(out, hex(8));
+        break;
       default:
         if (e >= '0' && e <= '7') {
           uint32_t v = static_cast<uint32_t>(e - '0');
-          for (int q = 0; q < 2 && k + 1 < body.size() && body[k + 1] >= '0' && body[k + 1] <= '7'; ++q)
+          for (int q = 0; q < 2 && k + 1 < body.size() && body[k + 1] >= '0' && body[k + 1] <= '7';
+               ++q)
             v = v * 8 + static_cast<uint32_t>(body[++k] - '0');
           utf8_append(out, v);
         } else {
@@ -104,7 +137,8 @@ class Lexer {
         break;
       }
       const char kind = s_[tag + 1];
-      const char sign = tag + 2 < s_.size() && (s_[tag + 2] == '-' || s_[tag + 2] == '+') ? s_[tag + 2] : 0;
+      const char sign =
+          tag + 2 < s_.size() && (s_[tag + 2] == '-' || s_[tag + 2] == '+') ? s_[tag + 2] : 0;
       std::string text = s_.substr(pos_, tag - pos_);
       if (sign == '-') {
         size_t e = text.size();
@@ -136,7 +170,8 @@ class Lexer {
       }
       if (kind == '%' && is_raw(p)) continue;
       const bool block = kind == '%';
-      out_.push_back({block ? Tok::kBlockBegin : Tok::kVarBegin, "", static_cast<int>(tag_start_line)});
+      out_.push_back(
+          {block ? Tok::kBlockBegin : Tok::kVarBegin, "", static_cast<int>(tag_start_line)});
       size_t after = lex_inside(p, block);
       line_starting = after > 0 && s_[after - 1] == '\n';
       pos_ = after;
@@ -157,7 +192,7 @@ class Lexer {
 
   void emit_data(size_t b, size_t, std::string text) {
     if (text.empty()) return;
-    out_.push_back({Tok::kData, std::move(text), line_ });
+    out_.push_back({Tok::kData, std::move(text), line_});
     (void)b;
   }
 
@@ -221,7 +256,9 @@ class Lexer {
         if (s_[p] == '\n') ++line_;
         ++p;
       }
-      if (p >= s_.size()) syntax_error(line_, block ? "unexpected end of template, expected '%}'" : "unexpected end of template, expected '}}'");
+      if (p >= s_.size())
+        syntax_error(line_, block ? "unexpected end of template, expected '%}'"
+                                  : "unexpected end of template, expected '}}'");
       if (depth == 0) {
         const char* end = block ? "%}" : "}}";
         char esign = 0;
@@ -239,20 +276,25 @@ class Lexer {
       const char c = s_[p];
       if (std::isalpha(static_cast<unsigned char>(c)) || c == '_') {
         size_t e = p;
-        while (e < s_.size() && (std::isalnum(static_cast<unsigned char>(s_[e])) || s_[e] == '_')) ++e;
+        while (e < s_.size() && (std::isalnum(static_cast<unsigned char>(s_[e])) || s_[e] == '_'))
+          ++e;
         out_.push_back({Tok::kName, s_.substr(p, e - p), line_});
         p = e;
         continue;
       }
       if (std::isdigit(static_cast<unsigned char>(c))) {
         size_t e = p;
-        while (e < s_.size() && (std::isdigit(static_cast<unsigned char>(s_[e])) || s_[e] == '_')) ++e;
+        while (e < s_.size() && (std::isdigit(static_cast<unsigned char>(s_[e])) || s_[e] == '_'))
+          ++e;
         bool is_float = false;
-        const bool after_dot = !out_.empty() && out_.back().type == Tok::kOp && out_.back().text == ".";
-        if (!after_dot && e + 1 < s_.size() && s_[e] == '.' && std::isdigit(static_cast<unsigned char>(s_[e + 1]))) {
+        const bool after_dot =
+            !out_.empty() && out_.back().type == Tok::kOp && out_.back().text == ".";
+        if (!after_dot && e + 1 < s_.size() && s_[e] == '.' &&
+            std::isdigit(static_cast<unsigned char>(s_[e + 1]))) {
           is_float = true;
           ++e;
-          while (e < s_.size() && (std::isdigit(static_cast<unsigned char>(s_[e])) || s_[e] == '_')) ++e;
+          while (e < s_.size() && (std::isdigit(static_cast<unsigned char>(s_[e])) || s_[e] == '_'))
+            ++e;
         }
         if (!after_dot && e < s_.size() && (s_[e] == 'e' || s_[e] == 'E')) {
           size_t q = e + 1;
@@ -268,8 +310,10 @@ class Lexer {
           if (s_[k] != '_') num += s_[k];
         Token t{is_float ? Tok::kFloat : Tok::kInt, num, line_};
         try {
-          if (is_float) t.fval = std::stod(num);
-          else t.ival = std::stoll(num);
+          if (is_float)
+            t.fval = std::stod(num);
+          else
+            t.ival = std::stoll(num);
         } catch (const std::exception&) {
           syntax_error(line_, "number out of range: " + num);
         }
@@ -323,6 +367,8 @@ class Lexer {
 
 }  // namespace
 
-std::vector<Token> lex(const std::string& source) { return Lexer(source).run(); }
+std::vector<Token> lex(const std::string& source) {
+  return Lexer(source).run();
+}
 
 }  // namespace shardlm::text::jinja

@@ -58,15 +58,18 @@ class Parser {
     }
   }
   void expect_op(const char* op) {
-    if (!is_op(op)) syntax_error(peek().line, std::string("expected '") + op + "', got " + describe(peek()));
+    if (!is_op(op))
+      syntax_error(peek().line, std::string("expected '") + op + "', got " + describe(peek()));
     next();
   }
   std::string expect_name() {
-    if (peek().type != Tok::kName) syntax_error(peek().line, "expected a name, got " + describe(peek()));
+    if (peek().type != Tok::kName)
+      syntax_error(peek().line, "expected a name, got " + describe(peek()));
     return next().text;
   }
   void expect_block_end() {
-    if (peek().type != Tok::kBlockEnd) syntax_error(peek().line, "expected end of statement block '%}', got " + describe(peek()));
+    if (peek().type != Tok::kBlockEnd)
+      syntax_error(peek().line, "expected end of statement block '%}', got " + describe(peek()));
     next();
   }
   struct Depth {
@@ -80,7 +83,8 @@ class Parser {
   // ---- statements
   // Parses until one of `ends` starts a block ({% endfor %} ...); sets `which` to it, leaving the
   // parser after that keyword (before the block end). With no ends, parses to EOF.
-  void parse_body(std::vector<NodePtr>& out, const std::vector<std::string>& ends, std::string& which) {
+  void parse_body(std::vector<NodePtr>& out, const std::vector<std::string>& ends,
+                  std::string& which) {
     Depth guard(*this, peek().line);
     while (true) {
       const Token& tok = peek();
@@ -101,14 +105,17 @@ class Parser {
         next();
         auto n = std::make_unique<Node>(NK::kPrint, tok.line);
         n->a = parse_tuple_expr(true);
-        if (peek().type != Tok::kVarEnd) syntax_error(peek().line, "expected end of print statement '}}', got " + describe(peek()));
+        if (peek().type != Tok::kVarEnd)
+          syntax_error(peek().line,
+                       "expected end of print statement '}}', got " + describe(peek()));
         next();
         out.push_back(std::move(n));
         continue;
       }
       if (tok.type == Tok::kBlockBegin) {
         next();
-        if (peek().type != Tok::kName) syntax_error(peek().line, "expected a statement name after '{%'");
+        if (peek().type != Tok::kName)
+          syntax_error(peek().line, "expected a statement name after '{%'");
         const std::string kw = peek().text;
         for (const auto& e : ends) {
           if (kw == e) {
@@ -227,7 +234,8 @@ class Parser {
     } else {
       n->target = parse_assign_target(line);
     }
-    if (!is_name("in")) syntax_error(peek().line, "expected 'in' in for loop, got " + describe(peek()));
+    if (!is_name("in"))
+      syntax_error(peek().line, "expected 'in' in for loop, got " + describe(peek()));
     next();
     n->a = parse_tuple_expr(false);
     if (is_name("if")) {
@@ -581,7 +589,8 @@ class Parser {
         next();
         n.kwargs.emplace_back(std::move(key), parse_expr(true));
       } else {
-        if (!n.kwargs.empty()) syntax_error(peek().line, "positional argument after keyword argument");
+        if (!n.kwargs.empty())
+          syntax_error(peek().line, "positional argument after keyword argument");
         n.kids.push_back(parse_expr(true));
       }
     }

@@ -232,9 +232,12 @@ void json_dump(const Value& v, int indent, bool sort_keys, int level, std::strin
       out += std::to_string(v.i);
       return;
     case Value::T::kFloat:
-      if (std::isnan(v.f)) out += "NaN";
-      else if (std::isinf(v.f)) out += v.f < 0 ? "-Infinity" : "Infinity";
-      else out += float_repr(v.f);
+      if (std::isnan(v.f))
+        out += "NaN";
+      else if (std::isinf(v.f))
+        out += v.f < 0 ? "-Infinity" : "Infinity";
+      else
+        out += float_repr(v.f);
       return;
     case Value::T::kString:
       json_string(v.s, out);
@@ -388,7 +391,8 @@ int compare_values(const Value& a, const Value& b) {
   if (a.is_list() && b.is_list()) {
     const size_t n = std::min(a.list->size(), b.list->size());
     for (size_t k = 0; k < n; ++k) {
-      if (!values_equal((*a.list)[k], (*b.list)[k])) return compare_values((*a.list)[k], (*b.list)[k]);
+      if (!values_equal((*a.list)[k], (*b.list)[k]))
+        return compare_values((*a.list)[k], (*b.list)[k]);
     }
     return a.list->size() < b.list->size() ? -1 : a.list->size() > b.list->size() ? 1 : 0;
   }
@@ -418,7 +422,8 @@ Value from_json(const nlohmann::ordered_json& j) {
     }
     case nlohmann::ordered_json::value_t::object: {
       auto d = std::make_shared<Dict>();
-      for (auto it = j.begin(); it != j.end(); ++it) d->items.emplace_back(it.key(), from_json(it.value()));
+      for (auto it = j.begin(); it != j.end(); ++it)
+        d->items.emplace_back(it.key(), from_json(it.value()));
       return Value::dict_of(std::move(d));
     }
     default:
