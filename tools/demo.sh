@@ -12,7 +12,7 @@ model=${1:-tests/fixtures/hf/qwen3_qknorm_headdim32_tied_bf16}
 prompt=${2:-}
 
 bash tools/install-deps.sh
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DSHARDLM_TESTS=OFF >/dev/null
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j "$(nproc)" --target shardlm-pack shardlm-run
 
 pack_dir=${PACK_DIR:-build/packs/$(basename "$model")-tp$tp}

@@ -59,7 +59,9 @@ int run(int argc, char** argv) {
       "tp", po::value(&tp)->default_value(0), "expected tensor-parallel size (0 = the pack's)")(
       "max-seq", po::value(&max_seq)->default_value(0),
       "KV cache capacity (0 = prompt + max-tokens)")(
-      "batch-tokens", po::value(&batch_tokens)->default_value(256), "prefill chunk in tokens");
+      "batch-tokens", po::value(&batch_tokens)->default_value(256), "prefill chunk in tokens")(
+      "tokenize", "print the ids of --prompt and exit (no BOS unless --add-special)")(
+      "add-special", "with --tokenize: apply the tokenizer's post-processor (BOS, ...)");
   po::variables_map vm;
   po::store(po::parse_command_line(argc, argv, opts), vm);
   if (vm.count("help")) {
@@ -68,6 +70,16 @@ int run(int argc, char** argv) {
     return 0;
   }
   po::notify(vm);
+  if (vm.count("tokenize")) {  // reads only rank 0's manifest; no weights are touched
+    if (!vm.count("prompt")) fail(StatusCode::kInvalidArg, "--tokenize needs --prompt TEXT");
+    const PackSet set = find_pack_set(pack_dir, tp);
+    std::vector<int32_t> ids;  // an empty text is zero tokens, not an error, here
+    if (!prompt.empty() || vm.count("add-special"))
+      ids = encode_prompt(*PackReader::open(set.rank_paths[0]), prompt, vm.count("add-special") > 0);
+    for (size_t i = 0; i < ids.size(); ++i) std::printf("%s%d", i ? "," : "", ids[i]);
+    std::printf("\n");
+    return 0;
+  }
   if (vm.count("prompt") == vm.count("prompt-ids")) {
     fail(StatusCode::kInvalidArg, "give exactly one of --prompt and --prompt-ids");
   }

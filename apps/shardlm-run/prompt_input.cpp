@@ -64,8 +64,9 @@ bool text_supported() {
   return true;
 }
 
-std::vector<int32_t> encode_prompt(const PackReader& pack, const std::string& text) {
-  std::vector<int32_t> ids = pack_tokenizer(pack).encode(text, /*add_special_tokens=*/true);
+std::vector<int32_t> encode_prompt(const PackReader& pack, const std::string& text,
+                                   bool add_special_tokens) {
+  std::vector<int32_t> ids = pack_tokenizer(pack).encode(text, add_special_tokens);
   if (ids.empty()) fail(StatusCode::kInvalidArg, "--prompt: the text encodes to no tokens");
   return ids;
 }
@@ -80,7 +81,7 @@ bool text_supported() {
   return false;
 }
 
-std::vector<int32_t> encode_prompt(const PackReader&, const std::string&) {
+std::vector<int32_t> encode_prompt(const PackReader&, const std::string&, bool) {
   fail(StatusCode::kUnsupported,
        "--prompt TEXT needs the tokenizer (runtime/text), not in this build; use --prompt-ids");
 }

@@ -15,8 +15,10 @@ namespace shardlm {
 // "1, 2,3" -> {1, 2, 3}. Throws Error(kInvalidArg) naming the bad item.
 std::vector<int32_t> parse_id_list(const std::string& text);
 
-// Text -> ids with the tokenizer carried in `pack` (runtime/text).
-std::vector<int32_t> encode_prompt(const PackReader& pack, const std::string& text);
+// Text -> ids with the tokenizer carried in `pack` (runtime/text). `add_special_tokens` applies
+// the tokenizer's post-processor (BOS, ...), as a prompt for generation wants.
+std::vector<int32_t> encode_prompt(const PackReader& pack, const std::string& text,
+                                   bool add_special_tokens = true);
 // Ids -> text with the same tokenizer.
 std::string decode_tokens(const PackReader& pack, const std::vector<int32_t>& ids);
 // True when this build can turn text into ids.
