@@ -11,10 +11,14 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "runtime/core/tensor.h"
 
 namespace shardlm {
+
+class Communicator;
+class ThreadGroup;
 
 enum class MemoryKind : uint8_t { kWeights, kScratch };
 
@@ -28,6 +32,18 @@ class DeviceBuffer {
 
 struct BackendOptions {
   int n_threads = 1;  // CPU worker threads for this backend instance (one rank)
+
+  // Device backends (cuda): this rank's place in its tensor-parallel group and the devices the
+  // group is spread over. Rank r runs on devices[r % devices.size()] (every visible device when
+  // empty), so a group larger than the device list puts several ranks on one device.
+  int rank = 0;
+  int n_ranks = 1;
+  std::vector<int> devices;
+  // Device backends: the share of a device's memory its ranks may allocate together (0: 0.9),
+  // and the bytes this rank's memory plan will allocate (weights + workspace + KV); when
+  // nonzero the backend refuses up front, with both numbers, if they do not fit the device.
+  double mem_fraction = 0;
+  uint64_t planned_bytes = 0;
 };
 
 class Backend {
@@ -52,6 +68,30 @@ class Backend {
   virtual void copy_to_host(void* dst, const Tensor& src, size_t bytes) = 0;
   // Waits for all queued work (CPU ops are synchronous, so a no-op there).
   virtual void synchronize() = 0;
+
+  // ---- Optional seams for device backends (the defaults suit host-memory backends) ----
+
+  // This rank's communicator when the ranks are threads of one process sharing `group`.
+  // Collective: every rank of the group calls it at the same time. Returns null when the
+  // group's host communicator (ThreadGroup::communicator, or single at size 1) serves, which is
+  // the default; the cuda backend returns an NCCL or device-sharing communicator.
+  virtual std::unique_ptr<Communicator> make_communicator(ThreadGroup& group, int rank);
+
+  // Bracket one forward pass of `n_tokens` tokens. Between them no op result is read on the
+  // host, so a backend may record the ops and launch them as one unit (the cuda backend
+  // captures single-token decode steps in a CUDA graph). end_forward() launches what was
+  // recorded. Defaults do nothing.
+  virtual void begin_forward(int64_t n_tokens);
+  virtual void end_forward();
+
+  // The largest element of a row and its index (ties: the lowest, like std::max_element),
+  // found where the tensor lives, so a greedy decode step reads back one pair, not the row.
+  //   x [n] f32.   Default: copy_to_host and scan.
+  struct MaxElement {
+    float value = 0;
+    int64_t index = -1;
+  };
+  virtual MaxElement max_element(const Tensor& x);
 
   // ---- Ops. Activations are f32; weights f32/f16/bf16 ----
 
