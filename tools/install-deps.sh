@@ -10,6 +10,7 @@ packages=(
   libzstd-dev libmimalloc-dev libxxhash-dev nlohmann-json3-dev
   libboost-program-options-dev libgtest-dev libgmock-dev
   libpcre2-dev libedit-dev
+  libvulkan-dev glslc mesa-vulkan-drivers
 )
 
 missing=()

@@ -3,6 +3,9 @@
 
 #include "runtime/backend/cpu/cpu_backend.h"
 #include "runtime/core/status.h"
+#ifdef SHARDLM_HAVE_VULKAN
+#include "runtime/backend/vulkan/vulkan_backend.h"
+#endif
 
 namespace shardlm {
 
@@ -42,6 +45,9 @@ std::unique_ptr<Backend> BackendRegistry::create(const std::string& name,
 BackendRegistry builtin_backends() {
   BackendRegistry r;
   r.add("cpu", [](const BackendOptions& o) { return make_cpu_backend(o); });
+#ifdef SHARDLM_HAVE_VULKAN
+  r.add("vulkan", [](const BackendOptions& o) { return make_vulkan_backend(o); });
+#endif
   return r;
 }
 

@@ -1,0 +1,75 @@
+// The parameter block of each compute shader, as C++ structs with the exact std430 layout of the
+// GLSL `Params` blocks in kernels/vulkan/shaders/*.comp (64-bit addresses first, then 32-bit
+// fields, so the C layout and std430 agree). The backend writes one block per op into its
+// parameter arena and passes the block's device address as the only push constant.
+// Addresses are VkDeviceAddress values of the tensors' first elements.
+#pragma once
+
+#include <cstdint>
+
+namespace shardlm::vulkan_kernels {
+
+struct EmbedParams {  // embed.comp
+  uint64_t ids, table, out;
+  uint32_t n_tokens, n_embd;
+  int32_t vocab_start, n_vocab_local;
+};
+
+struct RmsNormParams {  // rms_norm.comp
+  uint64_t x, w, out;
+  uint32_t n_rows, n;
+  float eps;
+  uint32_t pad_;
+};
+
+struct MatmulParams {  // gemv.comp and gemm_tiled.comp
+  uint64_t x, w, bias, y;
+  uint32_t n_tokens, n_in, n_out, has_bias, vec4_ok;
+  uint32_t pad_;
+};
+
+struct RopeParams {  // rope.comp
+  uint64_t x, pos, inv_freq;
+  uint32_t n_tokens, n_head, half_dim;
+  uint32_t pad_;
+};
+
+struct AttentionParams {  // attention.comp
+  uint64_t q, k, v, pos, out;
+  uint32_t n_tokens, n_head, n_head_kv, head_dim;
+  int32_t window;
+  float scale;
+};
+
+struct SwigluParams {  // swiglu.comp
+  uint64_t gate_up, out;
+  uint32_t n_tokens, n_ff;
+};
+
+struct AddParams {  // add.comp
+  uint64_t y, x;
+  uint32_t n;
+  uint32_t pad_;
+};
+
+struct CopyColumnsParams {  // copy_columns.comp
+  uint64_t src, dst;
+  uint32_t n_rows, n_src_cols, col_begin, n_cols;
+};
+
+struct ArgmaxParams {  // argmax.comp
+  uint64_t x, out;
+  uint32_t n;
+  uint32_t pad_;
+};
+
+// Work-group shapes the host must dispatch with (mirrors the #defines in the shaders).
+inline constexpr uint32_t kElementwiseGroup = 256;     // embed, rope, swiglu, add, copy_columns
+inline constexpr uint32_t kGemvRows = 2;               // gemv.comp R
+inline constexpr uint32_t kGemvTokens = 8;             // gemv.comp NT
+inline constexpr uint32_t kGemmTileOut = 64;           // gemm_tiled.comp BM
+inline constexpr uint32_t kGemmTileTokens = 64;        // gemm_tiled.comp BN
+inline constexpr uint32_t kAttentionGroup = 128;       // attention.comp WG
+inline constexpr uint32_t kAttentionMaxHeadDim = 512;  // WG * ND
+
+}  // namespace shardlm::vulkan_kernels

@@ -1,0 +1,93 @@
+// Shared declarations for every shardlm compute shader: buffer references (all tensors are
+// addressed by 64-bit device addresses, never descriptor sets), the per-op parameter block
+// reached through the single push constant, weight loads for f32/f16/bf16 (with and without
+// 16-bit storage), and workgroup reductions (subgroup arithmetic, or a shared-memory tree when
+// the device lacks it). Not a shader by itself: each .comp includes it.
+//
+// Compile-time switches (set by kernels/vulkan/CMakeLists.txt per variant):
+//   WTYPE    0 = f32, 1 = f16, 2 = bf16 weights (only shaders that read weights)
+//   W16      1 = read 16-bit weights through 16-bit storage, 0 = through 32-bit words
+//   SUBGROUP 1 = reduce with subgroup arithmetic, 0 = shared-memory tree
+#extension GL_EXT_buffer_reference : require
+#extension GL_EXT_shader_explicit_arithmetic_types_int64 : require
+#extension GL_EXT_control_flow_attributes : require
+#if W16
+#extension GL_EXT_shader_16bit_storage : require
+#extension GL_EXT_shader_explicit_arithmetic_types_int16 : require
+#extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
+#endif
+#if SUBGROUP
+#extension GL_KHR_shader_subgroup_basic : require
+#extension GL_KHR_shader_subgroup_arithmetic : require
+#endif
+
+#ifndef WTYPE
+#define WTYPE 0
+#endif
+#ifndef W16
+#define W16 0
+#endif
+#ifndef SUBGROUP
+#define SUBGROUP 0
+#endif
+
+layout(push_constant) uniform PushConstants { uint64_t params; } pc;
+
+layout(buffer_reference, std430, buffer_reference_align = 4) buffer F32 { float v[]; };
+layout(buffer_reference, std430, buffer_reference_align = 16) buffer F32x4 { vec4 v[]; };
+layout(buffer_reference, std430, buffer_reference_align = 4) buffer I32 { int v[]; };
+layout(buffer_reference, std430, buffer_reference_align = 4) readonly buffer WU32 { uint v[]; };
+layout(buffer_reference, std430, buffer_reference_align = 8) readonly buffer WU32x2 { uvec2 v[]; };
+#if W16
+layout(buffer_reference, std430, buffer_reference_align = 2) readonly buffer WF16 { float16_t v[]; };
+layout(buffer_reference, std430, buffer_reference_align = 8) readonly buffer WF16x4 { f16vec4 v[]; };
+layout(buffer_reference, std430, buffer_reference_align = 2) readonly buffer WU16 { uint16_t v[]; };
+layout(buffer_reference, std430, buffer_reference_align = 8) readonly buffer WU16x4 { u16vec4 v[]; };
+#endif
+
+// A very negative finite number: "minus infinity" without relying on IEEE infinities, which
+// Vulkan implementations need not honour under relaxed precision.
+const float kNegHuge = -3.0e38;
+
+float bf16_lo(uint u) { return uintBitsToFloat(u << 16); }
+float bf16_hi(uint u) { return uintBitsToFloat(u & 0xFFFF0000u); }
+
+// Weight element i (of a tensor whose element 0 is at address w) widened to f32.
+float load_w(uint64_t w, uint i) {
+#if WTYPE == 0
+  return F32(w).v[i];
+#elif W16 && WTYPE == 1
+  return float(WF16(w).v[i]);
+#elif W16 && WTYPE == 2
+  return uintBitsToFloat(uint(WU16(w).v[i]) << 16);
+#else
+  const uint u = WU32(w).v[i >> 1];
+#if WTYPE == 1
+  return unpackHalf2x16(u)[i & 1u];
+#else
+  return (i & 1u) == 0u ? bf16_lo(u) : bf16_hi(u);
+#endif
+#endif
+}
+
+// Weight elements 4*i4 .. 4*i4+3; needs w 16-byte (f32) or 8-byte (16-bit) aligned.
+vec4 load_w4(uint64_t w, uint i4) {
+#if WTYPE == 0
+  return F32x4(w).v[i4];
+#elif W16 && WTYPE == 1
+  return vec4(WF16x4(w).v[i4]);
+#elif W16 && WTYPE == 2
+  const uvec4 u = uvec4(WU16x4(w).v[i4]);
+  return uintBitsToFloat(u << 16);
+#else
+  const uvec2 u = WU32x2(w).v[i4];
+#if WTYPE == 1
+  return vec4(unpackHalf2x16(u.x), unpackHalf2x16(u.y));
+#else
+  return vec4(bf16_lo(u.x), bf16_hi(u.x), bf16_lo(u.y), bf16_hi(u.y));
+#endif
+#endif
+}
+
+// The workgroup's linear index when the host spreads many groups over x and y (x <= 65535).
+uint flat_group() { return gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x; }

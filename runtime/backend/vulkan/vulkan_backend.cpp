@@ -1,0 +1,529 @@
+// VulkanBackend: shape checks (the same as the CPU backend's), then a parameter block in the
+// arena and a dispatch of the right shader variant on the stream.
+#include "runtime/backend/vulkan/vulkan_backend.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+
+#include "kernels/vulkan/shader_params.h"
+#include "kernels/vulkan/shader_table.h"
+#include "runtime/comm/communicator.h"
+#include "runtime/comm/thread_group.h"
+#include "runtime/comm/vulkan_communicator.h"
+#include "runtime/core/status.h"
+
+namespace shardlm {
+
+namespace {
+
+namespace vkk = vulkan_kernels;
+
+class VulkanBuffer final : public DeviceBuffer {
+ public:
+  VulkanBuffer(VulkanBackend& backend, std::unique_ptr<vk::Allocation> alloc)
+      : backend_(backend), alloc_(std::move(alloc)) {}
+  ~VulkanBuffer() override { backend_.release(alloc_.get()); }
+  void* data() const override { return alloc_->handle(); }
+  size_t size() const override { return alloc_->size(); }
+
+ private:
+  VulkanBackend& backend_;
+  std::unique_ptr<vk::Allocation> alloc_;
+};
+
+void check(bool ok, const char* op, const std::string& what) {
+  if (!ok) fail(StatusCode::kInternal, std::string("vulkan ") + op + ": " + what);
+}
+
+void check_f32(const Tensor& t, const char* op, const char* name) {
+  check(t.dtype == DType::kF32 && t.data != nullptr, op,
+        std::string(name) + " must be a non-null f32 tensor, got " + t.describe());
+}
+
+// Element counts the shaders index with 32-bit integers.
+uint32_t u32(int64_t v, const char* op, const char* what) {
+  if (v < 0 || v > static_cast<int64_t>(std::numeric_limits<uint32_t>::max())) {
+    fail(StatusCode::kUnsupported, std::string("vulkan ") + op + ": " + what + " = " +
+                                       std::to_string(v) +
+                                       " does not fit the shaders' 32-bit indices");
+  }
+  return static_cast<uint32_t>(v);
+}
+
+struct Groups {
+  uint32_t x, y;
+};
+// `n` workgroups as x * y with x <= 65535 (the portable limit); shaders use flat_group().
+Groups spread(uint64_t n) {
+  if (n <= 65535) return {static_cast<uint32_t>(n), 1};
+  return {65535, static_cast<uint32_t>((n + 65534) / 65535)};
+}
+
+uint64_t ceil_div(uint64_t a, uint64_t b) {
+  return (a + b - 1) / b;
+}
+
+template <class P>
+P* params_at(const vk::Stream::ArenaSlice& s) {
+  return reinterpret_cast<P*>(s.host);
+}
+
+constexpr size_t kParamsSlot = 64;  // every Params struct fits; arrays follow at this offset
+
+}  // namespace
+
+VulkanBackend::VulkanBackend(const VulkanOptions& options) : options_(options) {
+  device_ = std::make_unique<vk::Device>(std::make_unique<vk::Instance>(options.loader), options);
+  pipelines_ = std::make_unique<vk::Pipelines>(*device_, options.pipeline_cache_path);
+  stream_ = std::make_unique<vk::Stream>(*device_, *pipelines_, options);
+}
+
+VulkanBackend::~VulkanBackend() {
+  argmax_out_.reset();
+  try {
+    stream_->flush();
+  } catch (...) {  // the device is going away; nothing left to report to
+  }
+}
+
+void VulkanBackend::release(vk::Allocation* a) {
+  try {
+    if (!stream_->idle()) stream_->flush();  // queued ops may still read or write it
+  } catch (...) {
+  }
+  stream_->forget_buffer(a->buffer());
+  map_.remove(a);
+  device_bytes_ -= a->size();
+}
+
+std::unique_ptr<DeviceBuffer> VulkanBackend::allocate(size_t bytes, MemoryKind kind) {
+  auto alloc = std::make_unique<vk::Allocation>(
+      *device_, bytes, vk::MemoryUse::kDevice, options_.allow_host_visible,
+      kind == MemoryKind::kWeights ? "weights" : "scratch");
+  vk::Allocation* a = alloc.get();
+  map_.add(a);
+  device_bytes_ += bytes;
+  auto buf = std::make_unique<VulkanBuffer>(*this, std::move(alloc));
+  if (kind == MemoryKind::kScratch && bytes > 0) {
+    if (a->mapped() && stream_->idle()) {
+      std::memset(a->mapped(), 0, bytes);
+    } else {
+      stream_->fill_zero(a->buffer(), 0, (bytes + 3) & ~size_t{3});
+    }
+  }
+  return buf;
+}
+
+Tensor VulkanBackend::import_weight(const Tensor& host, std::unique_ptr<DeviceBuffer>& storage) {
+  check(host.data != nullptr, "import_weight", "null host tensor " + host.describe());
+  storage = allocate(host.nbytes(), MemoryKind::kWeights);
+  Tensor dev = host;
+  dev.data = storage->data();
+  upload(resolve(dev, dev.nbytes(), "import_weight", "weight"), host.data, host.nbytes());
+  return dev;
+}
+
+VulkanBackend::Resolved VulkanBackend::resolve(const Tensor& t, size_t bytes, const char* op,
+                                               const char* name) const {
+  const vk::AddressMap::Resolved r = map_.find(t.data);
+  if (r.alloc == nullptr) {
+    fail(StatusCode::kInternal, std::string("vulkan ") + op + ": " + name + " " + t.describe() +
+                                    " is not in this vulkan backend's memory");
+  }
+  if (r.offset + bytes > r.alloc->size()) {
+    fail(StatusCode::kInternal, std::string("vulkan ") + op + ": " + name + " " + t.describe() +
+                                    " runs past its buffer (" + std::to_string(r.offset) + " + " +
+                                    std::to_string(bytes) + " > " +
+                                    std::to_string(r.alloc->size()) + " bytes)");
+  }
+  return {r.alloc, r.offset, r.alloc->address() + r.offset};
+}
+
+bool VulkanBackend::owns(const void* p) const {
+  return map_.find(p).alloc != nullptr;
+}
+
+vk::Allocation& VulkanBackend::staging(vk::MemoryUse use) {
+  auto& slot = use == vk::MemoryUse::kUpload ? upload_staging_ : readback_staging_;
+  if (!slot) {
+    slot = std::make_unique<vk::Allocation>(*device_, options_.staging_bytes, use, true,
+                                            "staging buffer");
+  }
+  return *slot;
+}
+
+void VulkanBackend::upload(const Resolved& dst, const void* src, size_t bytes) {
+  if (bytes == 0) return;
+  if (dst.alloc->mapped() && stream_->idle()) {  // nothing queued can read the old bytes
+    std::memcpy(dst.alloc->mapped() + dst.offset, src, bytes);
+    return;
+  }
+  if (bytes <= stream_->arena_capacity() / 4) {  // small: through the arena, stays queued
+    const vk::Stream::ArenaSlice s = stream_->arena_alloc(bytes);
+    std::memcpy(s.host, src, bytes);
+    stream_->copy(stream_->arena_buffer(), s.offset, dst.alloc->buffer(), dst.offset, bytes);
+    return;
+  }
+  stream_->flush();
+  if (dst.alloc->mapped()) {
+    std::memcpy(dst.alloc->mapped() + dst.offset, src, bytes);
+    return;
+  }
+  vk::Allocation& st = staging(vk::MemoryUse::kUpload);
+  const auto* p = static_cast<const uint8_t*>(src);
+  for (size_t done = 0; done < bytes;) {
+    const size_t n = std::min(bytes - done, st.size());
+    std::memcpy(st.mapped(), p + done, n);
+    stream_->immediate_copy(st.buffer(), 0, dst.alloc->buffer(), dst.offset + done, n);
+    done += n;
+  }
+}
+
+void VulkanBackend::download(void* dst, const Resolved& src, size_t bytes) {
+  stream_->flush();
+  if (bytes == 0) return;
+  if (src.alloc->mapped()) {
+    std::memcpy(dst, src.alloc->mapped() + src.offset, bytes);
+    return;
+  }
+  vk::Allocation& st = staging(vk::MemoryUse::kReadback);
+  auto* p = static_cast<uint8_t*>(dst);
+  for (size_t done = 0; done < bytes;) {
+    const size_t n = std::min(bytes - done, st.size());
+    stream_->immediate_copy(src.alloc->buffer(), src.offset + done, st.buffer(), 0, n);
+    std::memcpy(p + done, st.mapped(), n);
+    done += n;
+  }
+}
+
+void VulkanBackend::copy_from_host(const Tensor& dst, const void* src, size_t bytes) {
+  check(bytes <= dst.nbytes(), "copy_from_host", "too many bytes for " + dst.describe());
+  upload(resolve(dst, bytes, "copy_from_host", "dst"), src, bytes);
+}
+
+void VulkanBackend::copy_to_host(void* dst, const Tensor& src, size_t bytes) {
+  check(bytes <= src.nbytes(), "copy_to_host", "too many bytes for " + src.describe());
+  download(dst, resolve(src, bytes, "copy_to_host", "src"), bytes);
+}
+
+void VulkanBackend::synchronize() {
+  stream_->flush();
+}
+
+void* VulkanBackend::begin_host_access(void* p, size_t bytes) {
+  Tensor t(p, DType::kF32, {static_cast<int64_t>(bytes / sizeof(float))});
+  const Resolved r = resolve(t, bytes, "host access", "buffer");
+  stream_->flush();
+  if (r.alloc->mapped()) return r.alloc->mapped() + r.offset;
+  host_stage_.resize(bytes);
+  download(host_stage_.data(), r, bytes);
+  return host_stage_.data();
+}
+
+void VulkanBackend::end_host_access(void* p, size_t bytes, bool modified) {
+  Tensor t(p, DType::kF32, {static_cast<int64_t>(bytes / sizeof(float))});
+  const Resolved r = resolve(t, bytes, "host access", "buffer");
+  if (r.alloc->mapped() || !modified) return;  // coherent mapping: the next submit sees it
+  check(host_stage_.size() >= bytes, "end_host_access", "no matching begin_host_access");
+  upload(r, host_stage_.data(), bytes);
+}
+
+std::string VulkanBackend::variant(const char* shader, bool weights, DType wdtype, bool s16,
+                                   bool sg) const {
+  return vkk::variant_name(shader, weights, wdtype, s16 && device_->use_16bit_storage(),
+                           sg && device_->use_subgroup_ops());
+}
+
+// ---- ops ----
+
+void VulkanBackend::embed(std::span<const int32_t> ids, const Tensor& table, int64_t vocab_start,
+                          const Tensor& out) {
+  check_f32(out, "embed", "out");
+  const int64_t n_tokens = static_cast<int64_t>(ids.size());
+  check(table.ndim == 2 && out.numel() == n_tokens * table.dim(1), "embed",
+        "table " + table.describe() + ", out " + out.describe());
+  if (n_tokens == 0) return;
+  const uint64_t table_addr = addr_of(table, "embed", "table");
+  const uint64_t out_addr = addr_of(out, "embed", "out");
+  const uint32_t n_el = u32(n_tokens * table.dim(1), "embed", "n_tokens * n_embd");
+  const vk::Stream::ArenaSlice s = stream_->arena_alloc(kParamsSlot + ids.size_bytes());
+  std::memcpy(s.host + kParamsSlot, ids.data(), ids.size_bytes());
+  auto* p = params_at<vkk::EmbedParams>(s);
+  *p = {};
+  p->ids = s.addr + kParamsSlot;
+  p->table = table_addr;
+  p->out = out_addr;
+  p->n_tokens = static_cast<uint32_t>(n_tokens);
+  p->n_embd = u32(table.dim(1), "embed", "n_embd");
+  check(vocab_start >= 0 && vocab_start <= std::numeric_limits<int32_t>::max() &&
+            table.dim(0) <= std::numeric_limits<int32_t>::max(),
+        "embed", "vocab range does not fit int32");
+  p->vocab_start = static_cast<int32_t>(vocab_start);
+  p->n_vocab_local = static_cast<int32_t>(table.dim(0));
+  const Groups g = spread(ceil_div(n_el, vkk::kElementwiseGroup));
+  stream_->dispatch(variant("embed", true, table.dtype, true, false), g.x, g.y, 1, s);
+}
+
+void VulkanBackend::rms_norm(const Tensor& x, const Tensor& w, float eps, const Tensor& out) {
+  check_f32(x, "rms_norm", "x");
+  check_f32(w, "rms_norm", "w");
+  check_f32(out, "rms_norm", "out");
+  const int64_t n = w.numel();
+  check(n > 0 && x.numel() % n == 0 && out.numel() == x.numel(), "rms_norm",
+        "x " + x.describe() + ", w " + w.describe() + ", out " + out.describe());
+  const int64_t n_rows = x.numel() / n;
+  if (n_rows == 0) return;
+  const vk::Stream::ArenaSlice s = stream_->arena_alloc(sizeof(vkk::RmsNormParams));
+  auto* p = params_at<vkk::RmsNormParams>(s);
+  *p = {};
+  p->x = addr_of(x, "rms_norm", "x");
+  p->w = addr_of(w, "rms_norm", "w");
+  p->out = addr_of(out, "rms_norm", "out");
+  p->n_rows = u32(n_rows, "rms_norm", "n_rows");
+  p->n = u32(n, "rms_norm", "n");
+  u32(x.numel(), "rms_norm", "n_rows * n");
+  p->eps = eps;
+  const Groups g = spread(static_cast<uint64_t>(n_rows));
+  stream_->dispatch(variant("rms_norm", false, DType::kF32, false, true), g.x, g.y, 1, s);
+}
+
+void VulkanBackend::matmul(const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& y) {
+  check_f32(x, "matmul", "x");
+  check_f32(y, "matmul", "y");
+  check(w.ndim == 2 && w.data != nullptr, "matmul", "w must be 2-D, got " + w.describe());
+  const int64_t n_out = w.dim(0), n_in = w.dim(1);
+  check(n_in > 0 && x.numel() % n_in == 0, "matmul", "x " + x.describe() + " vs w " + w.describe());
+  const int64_t n_tokens = x.numel() / n_in;
+  check(y.numel() == n_tokens * n_out, "matmul",
+        "y " + y.describe() + " for x " + x.describe() + " @ w " + w.describe());
+  if (n_tokens == 0 || n_out == 0) return;
+  const vk::Stream::ArenaSlice s = stream_->arena_alloc(sizeof(vkk::MatmulParams));
+  auto* p = params_at<vkk::MatmulParams>(s);
+  *p = {};
+  p->x = addr_of(x, "matmul", "x");
+  p->w = addr_of(w, "matmul", "w");
+  p->y = addr_of(y, "matmul", "y");
+  if (bias.data != nullptr) {
+    check_f32(bias, "matmul", "bias");
+    check(bias.numel() == n_out, "matmul", "bias " + bias.describe() + " vs " + w.describe());
+    p->bias = addr_of(bias, "matmul", "bias");
+    p->has_bias = 1;
+  }
+  p->n_tokens = u32(n_tokens, "matmul", "n_tokens");
+  p->n_in = u32(n_in, "matmul", "n_in");
+  p->n_out = u32(n_out, "matmul", "n_out");
+  u32(w.numel(), "matmul", "n_out * n_in");
+  u32(x.numel(), "matmul", "n_tokens * n_in");
+  u32(y.numel(), "matmul", "n_tokens * n_out");
+  const uint64_t w_align = w.dtype == DType::kF32 ? 16 : 8;
+  p->vec4_ok = (n_in % 4 == 0 && p->x % 16 == 0 && p->w % w_align == 0) ? 1 : 0;
+  if (n_tokens <= static_cast<int64_t>(vkk::kGemvTokens)) {
+    const Groups g = spread(ceil_div(static_cast<uint64_t>(n_out), vkk::kGemvRows));
+    stream_->dispatch(variant("gemv", true, w.dtype, true, true), g.x, g.y,
+                      static_cast<uint32_t>(ceil_div(n_tokens, vkk::kGemvTokens)), s);
+  } else {
+    const uint64_t gx = ceil_div(static_cast<uint64_t>(n_out), vkk::kGemmTileOut);
+    const uint64_t gy = ceil_div(static_cast<uint64_t>(n_tokens), vkk::kGemmTileTokens);
+    check(gx <= 65535 && gy <= 65535, "matmul", "too many tiles for " + w.describe());
+    stream_->dispatch(variant("gemm_tiled", true, w.dtype, true, false), static_cast<uint32_t>(gx),
+                      static_cast<uint32_t>(gy), 1, s);
+  }
+}
+
+void VulkanBackend::rope(const Tensor& x, std::span<const int32_t> pos, const Tensor& inv_freq) {
+  check_f32(x, "rope", "x");
+  check_f32(inv_freq, "rope", "inv_freq");
+  check(x.ndim == 3 && x.dim(0) == static_cast<int64_t>(pos.size()) &&
+            inv_freq.numel() * 2 == x.dim(2),
+        "rope", "x " + x.describe() + ", inv_freq " + inv_freq.describe());
+  const int64_t n_tokens = x.dim(0), n_head = x.dim(1), half = x.dim(2) / 2;
+  if (n_tokens == 0 || half == 0) return;
+  const uint32_t n_el = u32(n_tokens * n_head * half, "rope", "n_tokens * n_head * half");
+  u32(x.numel(), "rope", "numel");
+  const vk::Stream::ArenaSlice s = stream_->arena_alloc(kParamsSlot + pos.size_bytes());
+  std::memcpy(s.host + kParamsSlot, pos.data(), pos.size_bytes());
+  auto* p = params_at<vkk::RopeParams>(s);
+  *p = {};
+  p->x = addr_of(x, "rope", "x");
+  p->pos = s.addr + kParamsSlot;
+  p->inv_freq = addr_of(inv_freq, "rope", "inv_freq");
+  p->n_tokens = static_cast<uint32_t>(n_tokens);
+  p->n_head = static_cast<uint32_t>(n_head);
+  p->half_dim = static_cast<uint32_t>(half);
+  const Groups g = spread(ceil_div(n_el, vkk::kElementwiseGroup));
+  stream_->dispatch("rope", g.x, g.y, 1, s);
+}
+
+void VulkanBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v,
+                              std::span<const int32_t> pos, int64_t sliding_window, float scale,
+                              const Tensor& out) {
+  check_f32(q, "attention", "q");
+  check_f32(k, "attention", "k");
+  check_f32(v, "attention", "v");
+  check_f32(out, "attention", "out");
+  const int64_t n_tokens = static_cast<int64_t>(pos.size());
+  check(q.ndim == 3 && k.ndim == 3 && q.dim(0) == n_tokens && k.dim(2) == q.dim(2) &&
+            v.numel() == k.numel() && q.dim(1) % k.dim(1) == 0 && out.numel() == q.numel(),
+        "attention", "q " + q.describe() + ", k " + k.describe() + ", out " + out.describe());
+  for (int32_t ps : pos) {
+    check(ps >= 0 && ps < k.dim(0), "attention",
+          "position " + std::to_string(ps) + " outside cache of " + std::to_string(k.dim(0)));
+  }
+  if (n_tokens == 0) return;
+  const int64_t head_dim = q.dim(2);
+  if (head_dim > static_cast<int64_t>(vkk::kAttentionMaxHeadDim)) {
+    fail(StatusCode::kUnsupported, "vulkan attention: head_dim " + std::to_string(head_dim) +
+                                       " > " + std::to_string(vkk::kAttentionMaxHeadDim));
+  }
+  check(q.dim(1) <= 65535 && n_tokens <= 65535, "attention", "too many heads or tokens");
+  u32(k.numel(), "attention", "cache elements");
+  u32(q.numel(), "attention", "q elements");
+  const vk::Stream::ArenaSlice s = stream_->arena_alloc(kParamsSlot + pos.size_bytes());
+  std::memcpy(s.host + kParamsSlot, pos.data(), pos.size_bytes());
+  auto* p = params_at<vkk::AttentionParams>(s);
+  *p = {};
+  p->q = addr_of(q, "attention", "q");
+  p->k = addr_of(k, "attention", "k");
+  p->v = addr_of(v, "attention", "v");
+  p->pos = s.addr + kParamsSlot;
+  p->out = addr_of(out, "attention", "out");
+  p->n_tokens = static_cast<uint32_t>(n_tokens);
+  p->n_head = static_cast<uint32_t>(q.dim(1));
+  p->n_head_kv = static_cast<uint32_t>(k.dim(1));
+  p->head_dim = static_cast<uint32_t>(head_dim);
+  p->window = static_cast<int32_t>(
+      std::clamp<int64_t>(sliding_window, 0, std::numeric_limits<int32_t>::max()));
+  p->scale = scale;
+  stream_->dispatch(variant("attention", false, DType::kF32, false, true),
+                    static_cast<uint32_t>(q.dim(1)), static_cast<uint32_t>(n_tokens), 1, s);
+}
+
+void VulkanBackend::swiglu(const Tensor& gate_up, const Tensor& out) {
+  check_f32(gate_up, "swiglu", "gate_up");
+  check_f32(out, "swiglu", "out");
+  check(gate_up.ndim == 2 && gate_up.dim(1) % 2 == 0 && out.numel() == gate_up.numel() / 2,
+        "swiglu", "gate_up " + gate_up.describe() + ", out " + out.describe());
+  if (out.numel() == 0) return;
+  u32(gate_up.numel(), "swiglu", "gate_up elements");
+  const vk::Stream::ArenaSlice s = stream_->arena_alloc(sizeof(vkk::SwigluParams));
+  auto* p = params_at<vkk::SwigluParams>(s);
+  *p = {};
+  p->gate_up = addr_of(gate_up, "swiglu", "gate_up");
+  p->out = addr_of(out, "swiglu", "out");
+  p->n_tokens = static_cast<uint32_t>(gate_up.dim(0));
+  p->n_ff = static_cast<uint32_t>(gate_up.dim(1) / 2);
+  const Groups g = spread(ceil_div(static_cast<uint64_t>(out.numel()), vkk::kElementwiseGroup));
+  stream_->dispatch("swiglu", g.x, g.y, 1, s);
+}
+
+void VulkanBackend::add(const Tensor& y, const Tensor& x) {
+  check_f32(y, "add", "y");
+  check_f32(x, "add", "x");
+  check(y.numel() == x.numel(), "add", "y " + y.describe() + ", x " + x.describe());
+  if (y.numel() == 0) return;
+  const vk::Stream::ArenaSlice s = stream_->arena_alloc(sizeof(vkk::AddParams));
+  auto* p = params_at<vkk::AddParams>(s);
+  *p = {};
+  p->y = addr_of(y, "add", "y");
+  p->x = addr_of(x, "add", "x");
+  p->n = u32(y.numel(), "add", "n");
+  const Groups g = spread(ceil_div(p->n, vkk::kElementwiseGroup));
+  stream_->dispatch("add", g.x, g.y, 1, s);
+}
+
+void VulkanBackend::copy_columns(const Tensor& src, int64_t col_begin, const Tensor& dst) {
+  check_f32(src, "copy_columns", "src");
+  check_f32(dst, "copy_columns", "dst");
+  const int64_t n_rows = src.rows();
+  const int64_t n_src_cols = src.row_size();
+  check(n_rows > 0 && dst.numel() % n_rows == 0, "copy_columns",
+        "src " + src.describe() + ", dst " + dst.describe());
+  const int64_t n_cols = dst.numel() / n_rows;
+  check(col_begin >= 0 && col_begin + n_cols <= n_src_cols, "copy_columns",
+        "columns [" + std::to_string(col_begin) + ", +" + std::to_string(n_cols) + ") of " +
+            src.describe());
+  if (dst.numel() == 0) return;
+  u32(src.numel(), "copy_columns", "src elements");
+  const vk::Stream::ArenaSlice s = stream_->arena_alloc(sizeof(vkk::CopyColumnsParams));
+  auto* p = params_at<vkk::CopyColumnsParams>(s);
+  *p = {};
+  p->src = addr_of(src, "copy_columns", "src");
+  p->dst = addr_of(dst, "copy_columns", "dst");
+  p->n_rows = static_cast<uint32_t>(n_rows);
+  p->n_src_cols = static_cast<uint32_t>(n_src_cols);
+  p->col_begin = static_cast<uint32_t>(col_begin);
+  p->n_cols = static_cast<uint32_t>(n_cols);
+  const Groups g = spread(ceil_div(static_cast<uint64_t>(dst.numel()), vkk::kElementwiseGroup));
+  stream_->dispatch("copy_columns", g.x, g.y, 1, s);
+}
+
+Backend::MaxElement VulkanBackend::max_element(const Tensor& x) {
+  check_f32(x, "max_element", "x");
+  check(x.numel() > 0, "max_element", "empty tensor " + x.describe());
+  if (!argmax_out_) argmax_out_ = allocate(2 * sizeof(float), MemoryKind::kScratch);
+  const Tensor out(argmax_out_->data(), DType::kF32, {2});  // {int32 index, f32 value}
+  const vk::Stream::ArenaSlice s = stream_->arena_alloc(sizeof(vkk::ArgmaxParams));
+  auto* p = params_at<vkk::ArgmaxParams>(s);
+  *p = {};
+  p->x = addr_of(x, "max_element", "x");
+  p->out = addr_of(out, "max_element", "out");
+  p->n = u32(x.numel(), "max_element", "n");
+  stream_->dispatch("argmax", 1, 1, 1, s);
+  uint32_t words[2] = {0, 0};
+  copy_to_host(words, out, sizeof words);
+  MaxElement r;
+  r.index = static_cast<int32_t>(words[0]);
+  std::memcpy(&r.value, &words[1], sizeof r.value);
+  return r;
+}
+
+std::unique_ptr<Communicator> VulkanBackend::make_communicator(ThreadGroup& group, int rank) {
+  return make_vulkan_communicator(
+      *this, group.size() == 1 ? make_single_communicator() : group.communicator(rank));
+}
+
+std::unique_ptr<VulkanBackend> make_vulkan_backend(const VulkanOptions& options) {
+  return std::make_unique<VulkanBackend>(options);
+}
+
+std::unique_ptr<Backend> make_vulkan_backend(const BackendOptions& options) {
+  VulkanOptions vo;
+  int n_devices = 1;
+  if (options.devices.empty()) {
+    n_devices = vk::Instance(vo.loader).device_count();
+    vo.device = options.rank % n_devices;
+  } else {
+    vo.device = options.devices[static_cast<size_t>(options.rank) % options.devices.size()];
+  }
+  auto backend = std::make_unique<VulkanBackend>(vo);
+  if (options.planned_bytes > 0) {
+    // Ranks that share this device share its memory.
+    int sharing = 0;
+    for (int r = 0; r < options.n_ranks; ++r) {
+      const int d = options.devices.empty()
+                        ? r % n_devices
+                        : options.devices[static_cast<size_t>(r) % options.devices.size()];
+      if (d == vo.device) ++sharing;
+    }
+    const double fraction = options.mem_fraction > 0 ? options.mem_fraction : 0.9;
+    const double budget = static_cast<double>(backend->device_info().device_local_bytes) *
+                          fraction / std::max(1, sharing);
+    if (static_cast<double>(options.planned_bytes) > budget) {
+      char msg[320];
+      std::snprintf(
+          msg, sizeof msg,
+          "vulkan device %d (%s): rank %d plans %.2f GiB but its share is %.2f GiB "
+          "(%.2f of %.2f GiB, %d rank(s) on the device); lower --max-seq or raise "
+          "--mem-fraction",
+          vo.device, backend->device_info().name.c_str(), options.rank,
+          static_cast<double>(options.planned_bytes) / (1u << 30), budget / (1u << 30), fraction,
+          static_cast<double>(backend->device_info().device_local_bytes) / (1u << 30), sharing);
+      fail(StatusCode::kOom, msg);
+    }
+  }
+  return backend;
+}
+
+}  // namespace shardlm

@@ -1,0 +1,25 @@
+// Options of one Vulkan backend instance (one rank). The registry's factory fills them from
+// BackendOptions; tests and tools can set every field. Plain data, no Vulkan types.
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+namespace shardlm {
+
+struct VulkanOptions {
+  int device = 0;                         // index into list_vulkan_devices()
+  std::string loader = "libvulkan.so.1";  // the Vulkan loader library dlopen()ed at creation
+  // Feature switches: false forces the fallback even where the device has the feature, so the
+  // fallbacks are tested on devices (lavapipe) that have everything.
+  bool allow_subgroup_ops = true;           // subgroup arithmetic in reductions
+  bool allow_16bit_storage = true;          // 16-bit weight loads (else 32-bit words, unpacked)
+  bool allow_host_visible = true;           // false: never map device memory, always stage copies
+  bool reuse_command_buffers = true;        // false: re-record every submission (for comparison)
+  std::string pipeline_cache_path;          // load/save the VkPipelineCache here ("" = memory only)
+  size_t arena_bytes = size_t{4} << 20;     // per-op parameter blocks and small uploads
+  size_t staging_bytes = size_t{32} << 20;  // large uploads/readbacks, in chunks of this size
+  int command_cache_entries = 64;           // recorded command buffers kept for reuse (LRU)
+};
+
+}  // namespace shardlm
