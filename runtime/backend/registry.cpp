@@ -6,6 +6,9 @@
 #ifdef SHARDLM_HAVE_VULKAN
 #include "runtime/backend/vulkan/vulkan_backend.h"
 #endif
+#ifdef SHARDLM_HAVE_CUDA
+#include "runtime/backend/cuda/cuda_backend.h"
+#endif
 
 namespace shardlm {
 
@@ -47,6 +50,9 @@ BackendRegistry builtin_backends() {
   r.add("cpu", [](const BackendOptions& o) { return make_cpu_backend(o); });
 #ifdef SHARDLM_HAVE_VULKAN
   r.add("vulkan", [](const BackendOptions& o) { return make_vulkan_backend(o); });
+#endif
+#ifdef SHARDLM_HAVE_CUDA
+  r.add("cuda", [](const BackendOptions& o) { return make_cuda_backend(o); });
 #endif
   return r;
 }

@@ -1,0 +1,119 @@
+// The CudaBackend class, shared by the two files that implement it: cuda_backend.cpp
+// (construction, memory, weight import, copies, communicators, graphs, waiting) and
+// cuda_backend_ops.cpp (shape checks and kernel launches for each op). Internal header.
+#pragma once
+
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+
+#include <memory>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "kernels/cuda/cuda_ops.h"
+#include "runtime/backend/cuda/cublas_api.h"
+#include "runtime/backend/cuda/cuda_backend.h"
+#include "runtime/backend/cuda/cuda_device.h"
+#include "runtime/backend/cuda/decode_graph.h"
+#include "runtime/backend/cuda/device_allocator.h"
+#include "runtime/backend/cuda/weight_upload.h"
+
+namespace shardlm {
+
+class CudaBackend final : public Backend {
+ public:
+  explicit CudaBackend(const BackendOptions& options);
+  ~CudaBackend() override;
+
+  const char* name() const override { return "cuda"; }
+
+  std::unique_ptr<DeviceBuffer> allocate(size_t bytes, MemoryKind kind) override;
+  Tensor import_weight(const Tensor& host, std::unique_ptr<DeviceBuffer>& storage) override;
+  bool uses_host_weights_in_place(DType) const override { return false; }
+  void copy_from_host(const Tensor& dst, const void* src, size_t bytes) override;
+  void copy_to_host(void* dst, const Tensor& src, size_t bytes) override;
+  void synchronize() override;
+
+  std::unique_ptr<Communicator> make_communicator(ThreadGroup& group, int rank) override;
+  void begin_forward(int64_t n_tokens) override;
+  void end_forward() override;
+  MaxElement max_element(const Tensor& x) override;
+
+  void embed(std::span<const int32_t> ids, const Tensor& table, int64_t vocab_start,
+             const Tensor& out) override;
+  void rms_norm(const Tensor& x, const Tensor& w, float eps, const Tensor& out) override;
+  void matmul(const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& y) override;
+  void rope(const Tensor& x, std::span<const int32_t> pos, const Tensor& inv_freq) override;
+  void attention(const Tensor& q, const Tensor& k, const Tensor& v, std::span<const int32_t> pos,
+                 int64_t sliding_window, float scale, const Tensor& out) override;
+  void swiglu(const Tensor& gate_up, const Tensor& out) override;
+  void add(const Tensor& y, const Tensor& x) override;
+  void copy_columns(const Tensor& src, int64_t col_begin, const Tensor& dst) override;
+
+  const CudaBackendStats& stats() const;
+  // Launches a deferred residual add, if any (before anything else reads its output).
+  void flush_pending();
+
+ private:
+  // Scratch the backend itself needs, grown on demand. A buffer that is replaced is retired
+  // and freed at the next host synchronization (kernels queued earlier may still read it).
+  enum Workspace { kIds, kPos, kAttention, kGemmHi, kGemmLo, kArgmax, kArgmaxOut, kCount };
+  struct Scratch {
+    void* ptr = nullptr;
+    size_t bytes = 0;
+  };
+  // Host copy of the last small int32 array uploaded to kIds / kPos (skips repeats: the
+  // positions are the same for every layer of a forward).
+  struct I32Upload {
+    std::vector<int32_t> host;
+    bool valid = false;
+  };
+
+  // RAII for every entry point: makes the device current, finishes the weight upload on the
+  // first op (timing the load), and launches a deferred add unless `keep_pending`.
+  class Op {
+   public:
+    Op(CudaBackend& b, bool keep_pending = false);
+
+   private:
+    CudaDeviceGuard guard_;
+  };
+
+  void* workspace(Workspace w, size_t bytes);
+  void free_retired();
+  cuda::I32Arg i32_arg(std::span<const int32_t> values, Workspace w, I32Upload& cache);
+  void wait_stream();
+  void check_not_capturing(const char* what);
+  void gemm(const Tensor& x, int64_t n_tokens, const Tensor& w, const Tensor& bias,
+            const Tensor& y);
+  void launch_add(const Tensor& y, const Tensor& x);
+
+  BackendOptions options_;
+  int device_ = 0;
+  CudaDeviceInfo info_;
+  int ranks_on_device_ = 1;
+  std::shared_ptr<DeviceAllocator> allocator_;
+  cudaStream_t stream_ = nullptr;
+  cudaStream_t side_stream_ = nullptr;  // zero-fills while the main stream is being captured
+  std::unique_ptr<CublasApi> cublas_;
+  cublasHandle_t cublas_handle_ = nullptr;
+  std::unique_ptr<WeightUploader> uploader_;
+  std::unique_ptr<DecodeGraph> graph_;
+  bool graphs_option_ = true;   // SHARDLM_CUDA_GRAPHS != 0
+  bool graphs_allowed_ = false;  // the communicator is graph-safe (tp = 1)
+  ThreadGroup* group_ = nullptr;  // for waits that must notice another rank's failure
+
+  bool pending_add_ = false;
+  Tensor pending_y_, pending_x_;
+
+  Scratch scratch_[kCount];
+  std::vector<std::pair<void*, size_t>> retired_;
+  I32Upload ids_upload_, pos_upload_;
+  void* host_result_ = nullptr;  // pinned: max_element's (value, index)
+
+  mutable CudaBackendStats stats_;
+};
+
+}  // namespace shardlm

@@ -1,0 +1,31 @@
+// The device-sharing communicator: tensor-parallel ranks that are threads of one process and
+// whose devices can read each other's memory -- above all several ranks on ONE GPU, which NCCL
+// refuses, so the sharded CUDA path is testable at TP = 2 and 4 on a single GPU (also any
+// devices with peer access when NCCL is not built).
+// A collective on device memory is queued on each rank's stream without a host stream sync:
+// ranks publish their buffer and an event through the ThreadGroup, each rank's stream waits
+// for the others' events, sums every rank's buffer in rank order into a private buffer (so all
+// ranks get the same bits), waits until every rank has finished reading, then copies the sum
+// back. Two host barriers per collective. Host-memory collectives go to the group's host
+// communicator. Every rank must pass the same kind of memory to a given collective.
+// Not for production multi-GPU (use NCCL) and not CUDA-graph capturable (host barriers).
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "runtime/comm/communicator.h"
+#include "runtime/comm/cuda_comm_context.h"
+#include "runtime/comm/thread_group.h"
+
+namespace shardlm {
+
+// Collective over `group`: every rank calls it at the same time. `device_of_rank` lists every
+// rank's device. Throws Error(kComm) when two ranks' devices cannot reach each other (no
+// peer access) or the group has more than kMaxSumSources (8) ranks. `group` must outlive the
+// communicator.
+std::unique_ptr<Communicator> make_cuda_shared_communicator(ThreadGroup& group, int rank,
+                                                            const std::vector<int>& device_of_rank,
+                                                            CudaCommContext context);
+
+}  // namespace shardlm
