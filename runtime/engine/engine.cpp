@@ -83,8 +83,12 @@ Engine::Engine(const EngineOptions& options) : options_(options) {
   run_ranks([&](Rank& R) {
     BackendOptions bo;
     bo.n_threads = threads_per_rank_;
+    bo.rank = R.rank;  // device backends: rank r on device r (modulo the device count)
+    bo.n_ranks = tp;
     R.backend = registry.create(options.backend, bo);
-    R.comm = tp == 1 ? make_single_communicator() : group_->communicator(R.rank);
+    // Device backends bring their own communicator (NCCL, ...); host backends use the group's.
+    R.comm = R.backend->make_communicator(*group_, R.rank);
+    if (!R.comm) R.comm = tp == 1 ? make_single_communicator() : group_->communicator(R.rank);
     R.model = std::make_unique<Transformer>(*R.pack, *R.backend, *R.comm, chunk);
     R.cache = R.model->make_cache(max_seq_);
   });
@@ -162,8 +166,10 @@ std::vector<float> Engine::eval(std::span<const int32_t> ids, bool all_logits) {
     for (int64_t begin = 0; begin < n; begin += chunk) {
       const int64_t len = std::min(chunk, n - begin);
       const bool last = begin + len == n;
+      R.backend->begin_forward(len);  // a device backend may run a decode step as a graph
       const Tensor logits = R.model->forward(
           ids.subspan(static_cast<size_t>(begin), static_cast<size_t>(len)), *R.cache, all_logits);
+      R.backend->end_forward();
       if (!all_logits && !last) continue;
       const int64_t rows = logits.dim(0);
       R.host_logits.resize(static_cast<size_t>(rows * v_local));
@@ -201,18 +207,15 @@ int32_t Engine::eval_argmax(std::span<const int32_t> ids) {
     Tensor logits;
     for (int64_t begin = 0; begin < n; begin += chunk) {
       const int64_t len = std::min(chunk, n - begin);
+      R.backend->begin_forward(len);
       logits = R.model->forward(ids.subspan(static_cast<size_t>(begin), static_cast<size_t>(len)),
                                 *R.cache, false);
+      R.backend->end_forward();
     }
     const ParallelLayout& p = R.model->layout();
-    R.host_logits.resize(static_cast<size_t>(p.n_vocab_local));
-    R.backend->copy_to_host(R.host_logits.data(), logits, R.host_logits.size() * sizeof(float));
-    Best mine{-INFINITY, -1};
-    for (int64_t i = 0; i < p.n_vocab_local; ++i) {
-      if (mine.id < 0 || R.host_logits[static_cast<size_t>(i)] > mine.value) {
-        mine = {R.host_logits[static_cast<size_t>(i)], static_cast<int32_t>(p.vocab_start + i)};
-      }
-    }
+    // Found where the logits live: a device backend reads back one (value, index) pair.
+    const Backend::MaxElement m = R.backend->max_element(logits);
+    const Best mine{m.value, static_cast<int32_t>(p.vocab_start + m.index)};
     std::vector<Best> all(static_cast<size_t>(R.comm->size()));
     R.comm->all_gather(&mine, sizeof mine, all.data(), all.size() * sizeof(Best));
     if (R.rank != 0) return;
