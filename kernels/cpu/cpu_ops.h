@@ -1,51 +1,80 @@
-// kernels/cpu: the CPU kernels the CPU backend runs. Threaded over a ThreadPool (rows or heads
-// split across threads), f32 activations, weights read in place as f32/f16/bf16 with f32
-// accumulation. Portable C++ written so compilers vectorize it; ISA-specific dispatch
-// (AVX2/AVX-512/AMX) is a later layer. Each op has a naive twin in kernels/ref with the same
-// signature minus the pool, and tests/runtime compares them. Shapes use the dimension glossary.
+// kernels/cpu: the CPU kernels the CPU backend runs. f32 activations; weights read in place as
+// f32/f16/bf16 with f32 accumulation. Each op splits its work over the context's thread pool
+// and runs the inner loops of the context's ISA level (kernel_table.h: scalar, AVX2, AVX-512;
+// AMX tiles for the bf16 prefill GEMM, gemm_amx.h). Decode-sized matmuls (<= kGemvMaxTokens
+// tokens) stream each weight row once (GEMV); larger ones run a cache-blocked GEMM.
+// Each op has a naive twin in kernels/ref with the same signature minus the context, and
+// tests/runtime/kernels_test.cpp compares every ISA level this machine runs against it.
+// Shapes use the dimension glossary. Not thread-safe per Context (one op at a time).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
+#include "kernels/cpu/isa.h"
+#include "runtime/core/aligned_buffer.h"
 #include "runtime/core/dtype.h"
 #include "runtime/core/thread_pool.h"
 
 namespace shardlm::cpu {
 
+// Scratch memory for packed GEMM panels and per-thread buffers; grows to the largest request
+// and is then reused (no allocation per token). One per backend instance.
+class Workspace {
+ public:
+  // 64-byte aligned, contents undefined, valid until the next call.
+  void* get(size_t bytes);
+  size_t capacity() const { return buf_.size(); }
+
+ private:
+  AlignedBuffer buf_;
+};
+
+// What an op runs on.
+struct Context {
+  ThreadPool& pool;
+  Isa isa;
+  Workspace& workspace;
+  // bf16 parts the AMX GEMM splits activations into: 3 = exact (f32-class error, the default),
+  // 2 or 1 = faster and lossier (see gemm_amx.h). Ignored below Isa::kAmx.
+  int amx_splits = 3;
+};
+
 // Vocab-parallel embedding; out-of-shard ids give zero rows.
 //   ids [n_tokens], table [n_vocab_local, n_embd] (dtype), out [n_tokens, n_embd]
-void embed(ThreadPool& pool, const int32_t* ids, int64_t n_tokens, const void* table, DType dtype,
+void embed(const Context& ctx, const int32_t* ids, int64_t n_tokens, const void* table, DType dtype,
            int64_t n_vocab_local, int64_t vocab_start, int64_t n_embd, float* out);
 
 // RMSNorm per row; `out` may alias `x`.   x [n_rows, n], w [n], out [n_rows, n]
-void rms_norm(ThreadPool& pool, const float* x, const float* w, int64_t n_rows, int64_t n,
+void rms_norm(const Context& ctx, const float* x, const float* w, int64_t n_rows, int64_t n,
               float eps, float* out);
 
-// y = x @ W^T (+ bias). GEMV when n_tokens == 1.
+// y = x @ W^T (+ bias).
 //   x [n_tokens, n_in], w [n_out, n_in] (dtype), bias [n_out] or nullptr, y [n_tokens, n_out]
-void matmul(ThreadPool& pool, const float* x, int64_t n_tokens, int64_t n_in, const void* w,
+void matmul(const Context& ctx, const float* x, int64_t n_tokens, int64_t n_in, const void* w,
             DType dtype, int64_t n_out, const float* bias, float* y);
 
 // Rotary embedding (rotate_half style), in place.
 //   x [n_tokens, n_head, head_dim], pos [n_tokens], inv_freq [head_dim / 2]
-void rope(ThreadPool& pool, float* x, int64_t n_tokens, int64_t n_head, int64_t head_dim,
+void rope(const Context& ctx, float* x, int64_t n_tokens, int64_t n_head, int64_t head_dim,
           const int32_t* pos, const float* inv_freq);
 
 // Causal attention against a single sequence's KV cache (row j = position j); see kernels/ref.
 //   q [n_tokens, n_head, head_dim], k/v [n_kv, n_head_kv, head_dim], pos [n_tokens],
 //   out [n_tokens, n_head * head_dim]
-void attention(ThreadPool& pool, const float* q, const float* k, const float* v, const int32_t* pos,
-               int64_t n_tokens, int64_t n_kv, int64_t n_head, int64_t n_head_kv, int64_t head_dim,
-               int64_t sliding_window, float scale, float* out);
+void attention(const Context& ctx, const float* q, const float* k, const float* v,
+               const int32_t* pos, int64_t n_tokens, int64_t n_kv, int64_t n_head,
+               int64_t n_head_kv, int64_t head_dim, int64_t sliding_window, float scale,
+               float* out);
 
 // out = silu(gate) * up.   gate_up [n_tokens, 2 * n_ff], out [n_tokens, n_ff]
-void swiglu(ThreadPool& pool, const float* gate_up, int64_t n_tokens, int64_t n_ff, float* out);
+void swiglu(const Context& ctx, const float* gate_up, int64_t n_tokens, int64_t n_ff, float* out);
 
 // y += x.   y, x [n]
-void add(ThreadPool& pool, float* y, const float* x, int64_t n);
+void add(const Context& ctx, float* y, const float* x, int64_t n);
 
 // dst = src[:, col_begin : col_begin + n_cols].   src [n_rows, n_src_cols], dst [n_rows, n_cols]
-void copy_columns(ThreadPool& pool, const float* src, int64_t n_rows, int64_t n_src_cols,
+void copy_columns(const Context& ctx, const float* src, int64_t n_rows, int64_t n_src_cols,
                   int64_t col_begin, int64_t n_cols, float* dst);
 
 // Index of the largest element (the first on ties).   x [n]

@@ -1,60 +1,111 @@
-// CPU matmul y = x @ W^T (+ bias): output rows split across the pool; each weight row is read
-// once per call (widened to f32 when needed) and dotted with every token's activations.
-// On x86-64 GCC/Clang the row loop is also compiled for x86-64-v3 (AVX2) and picked at load
-// time (target_clones); both versions do the same f32 operations in the same order (no FMA
-// contraction in ISO C++ mode), so results do not depend on the CPU. Hand-written SIMD and
-// AVX-512/AMX paths belong to the fast-kernels issue.
-#include <vector>
+// cpu::matmul: picks GEMV (decode), the AMX tile GEMM (bf16 prefill on AMX machines) or the
+// f32 FMA GEMM, and splits the work over the thread pool. Every output element is computed by
+// one thread from start to end, so results do not depend on the thread count.
+#include <algorithm>
 
 #include "kernels/cpu/cpu_ops.h"
-#include "kernels/cpu/vec.h"
+#include "kernels/cpu/kernel_table.h"
+#if defined(SHARDLM_CPU_AMX)
+#include "kernels/cpu/gemm_amx.h"
+#endif
 
 namespace shardlm::cpu {
 
 namespace {
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_THREAD__)
-#define SHARDLM_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define SHARDLM_CLONES
-#endif
+// Rows per GEMV chunk: a thread streams at least this many weight rows per wake-up.
+constexpr int64_t kGemvMinRows = 16;
 
-// Rows [begin, end) of y.   x [n_tokens, n_in], w [n_out, n_in], y [n_tokens, n_out]
-SHARDLM_CLONES
-void matmul_rows(const float* x, int64_t n_tokens, int64_t n_in, const uint8_t* w, DType dtype,
-                 int64_t n_out, const float* bias, float* y, int64_t begin, int64_t end,
-                 float* row /* [n_in] scratch */) {
-  const size_t row_bytes = static_cast<size_t>(n_in) * dtype_size(dtype);
-  for (int64_t o = begin; o < end; ++o) {
-    const void* wr = w + static_cast<size_t>(o) * row_bytes;
-    const float b = bias ? bias[o] : 0.0f;
-    if (dtype == DType::kBF16 && n_tokens == 1) {
-      y[o] = vec::dot_bf16(x, static_cast<const uint16_t*>(wr), n_in) + b;
-      continue;
+// f32 GEMM: activations packed once into [token panel][k][gemm_mr]; each thread owns a range of
+// gemm_nr-wide output panels and, per kGemmKc block of k, packs the panel's weights (widened)
+// and sweeps every token panel with the micro-kernel.
+void gemm_f32(const Context& ctx, const KernelTable& kt, const float* x, int64_t n_tokens,
+              int64_t n_in, const void* w, DType dtype, int64_t n_out, const float* bias,
+              float* y) {
+  const int64_t mr = kt.gemm_mr, nr = kt.gemm_nr;
+  const int64_t n_mp = (n_tokens + mr - 1) / mr;
+  const int64_t n_np = (n_out + nr - 1) / nr;
+  const int n_threads = static_cast<int>(std::min<int64_t>(ctx.pool.size(), n_np));
+  const size_t xp_floats = static_cast<size_t>(n_mp * n_in * mr);
+  const size_t wp_floats = static_cast<size_t>(kGemmKc * nr);
+  float* xp = static_cast<float*>(
+      ctx.workspace.get((xp_floats + wp_floats * static_cast<size_t>(n_threads)) * sizeof(float)));
+  float* wp_all = xp + xp_floats;
+
+  ctx.pool.parallel_for(n_mp, [&](int64_t begin, int64_t end) {
+    for (int64_t mp = begin; mp < end; ++mp) {
+      float* dst = xp + mp * n_in * mr;
+      for (int64_t m = 0; m < mr; ++m) {
+        const int64_t t = mp * mr + m;
+        for (int64_t k = 0; k < n_in; ++k) dst[k * mr + m] = t < n_tokens ? x[t * n_in + k] : 0.0f;
+      }
     }
-    const float* wf = static_cast<const float*>(wr);
-    if (dtype != DType::kF32) {
-      vec::widen(wr, dtype, n_in, row);
-      wf = row;
+  });
+
+  ctx.pool.run(n_threads, [&](int thread, int nth) {
+    float* wp = wp_all + static_cast<size_t>(thread) * wp_floats;
+    const int64_t np_begin = n_np * thread / nth, np_end = n_np * (thread + 1) / nth;
+    for (int64_t np = np_begin; np < np_end; ++np) {
+      const int64_t o = np * nr;
+      const int n_valid = static_cast<int>(std::min(nr, n_out - o));
+      for (int64_t k0 = 0; k0 < n_in; k0 += kGemmKc) {
+        const int64_t kc = std::min(kGemmKc, n_in - k0);
+        kt.gemm_pack_w(w, dtype, n_in, o, n_valid, k0, kc, wp);
+        for (int64_t mp = 0; mp < n_mp; ++mp) {
+          const int m_valid = static_cast<int>(std::min(mr, n_tokens - mp * mr));
+          kt.gemm_tile(xp + (mp * n_in + k0) * mr, wp, kc, y + mp * mr * n_out + o, n_out, m_valid,
+                       n_valid, k0 > 0, k0 == 0 && bias ? bias + o : nullptr);
+        }
+      }
     }
-    for (int64_t t = 0; t < n_tokens; ++t) y[t * n_out + o] = vec::dot(x + t * n_in, wf, n_in) + b;
-  }
+  });
 }
+
+#if defined(SHARDLM_CPU_AMX)
+// AMX: activations split and packed into B tiles once (token blocks over the pool), then each
+// thread runs the tile GEMM over its share of 16-row blocks of weights.
+void gemm_amx(const Context& ctx, const float* x, int64_t n_tokens, int64_t n_in, const void* w,
+              int64_t n_out, const float* bias, float* y) {
+  const int n_split = std::clamp(ctx.amx_splits, 1, 3);
+  uint16_t* xb =
+      static_cast<uint16_t*>(ctx.workspace.get(amx_packed_x_bytes(n_tokens, n_in, n_split)));
+  ctx.pool.parallel_for(amx_token_blocks(n_tokens), [&](int64_t begin, int64_t end) {
+    amx_pack_x(x, n_tokens, n_in, n_split, begin, end, xb);
+  });
+  const int64_t n_blocks = n_out / 16;
+  const int n_threads = static_cast<int>(std::min<int64_t>(ctx.pool.size(), n_blocks));
+  ctx.pool.run(n_threads, [&](int thread, int nth) {
+    const int64_t b0 = n_blocks * thread / nth, b1 = n_blocks * (thread + 1) / nth;
+    if (b0 < b1) {
+      amx_gemm_rows(xb, n_tokens, n_in, n_split, static_cast<const uint16_t*>(w), n_out, bias, y,
+                    b0 * 16, b1 * 16);
+    }
+  });
+}
+#endif
 
 }  // namespace
 
-void matmul(ThreadPool& pool, const float* x, int64_t n_tokens, int64_t n_in, const void* w,
+void matmul(const Context& ctx, const float* x, int64_t n_tokens, int64_t n_in, const void* w,
             DType dtype, int64_t n_out, const float* bias, float* y) {
-  // Enough rows per chunk that a thread streams a few KiB of weights per wake-up.
-  const int64_t min_rows = 16;
-  pool.parallel_for(
-      n_out,
-      [&](int64_t begin, int64_t end) {
-        std::vector<float> row(dtype == DType::kF32 ? 0 : static_cast<size_t>(n_in));
-        matmul_rows(x, n_tokens, n_in, static_cast<const uint8_t*>(w), dtype, n_out, bias, y, begin,
-                    end, row.data());
-      },
-      min_rows);
+  if (n_tokens <= 0 || n_out <= 0) return;
+  const KernelTable& kt = kernel_table(ctx.isa);
+  if (n_tokens <= kGemvMaxTokens) {
+    ctx.pool.parallel_for(
+        n_out,
+        [&](int64_t begin, int64_t end) {
+          kt.gemv(x, n_tokens, n_in, w, dtype, begin, end, bias, y, n_out);
+        },
+        kGemvMinRows);
+    return;
+  }
+#if defined(SHARDLM_CPU_AMX)
+  if (ctx.isa >= Isa::kAmx && amx_gemm_supported(dtype, n_in, n_out)) {
+    gemm_amx(ctx, x, n_tokens, n_in, w, n_out, bias, y);
+    return;
+  }
+#endif
+  gemm_f32(ctx, kt, x, n_tokens, n_in, w, dtype, n_out, bias, y);
 }
 
 }  // namespace shardlm::cpu

@@ -1,9 +1,45 @@
-// ThreadPool: workers sleep on a condition variable and wake once per parallel_for.
+// ThreadPool: a generation counter wakes the team; a pending counter reports completion. Both
+// are spun on for a short while and then waited on with std::atomic::wait (a futex on Linux).
 #include "runtime/core/thread_pool.h"
 
 #include <algorithm>
+#include <chrono>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define SHARDLM_CPU_RELAX() _mm_pause()
+#elif defined(__aarch64__)
+#define SHARDLM_CPU_RELAX() __asm__ __volatile__("yield")
+#else
+#define SHARDLM_CPU_RELAX() ((void)0)
+#endif
 
 namespace shardlm {
+
+namespace {
+
+// How long an idle thread polls before sleeping. Ops of one decode step follow each other within
+// microseconds; a futex wake-up costs tens of microseconds on a busy machine. While polling,
+// a thread yields its core now and then so that an oversubscribed machine still makes progress.
+constexpr auto kSpin = std::chrono::microseconds(50);
+
+// Spins until `value` differs from `old` (returns the new value) or the spin budget runs out
+// (returns `old`).
+template <class T>
+T spin_while_equal(const std::atomic<T>& value, T old) {
+  const auto deadline = std::chrono::steady_clock::now() + kSpin;
+  for (int i = 0;; ++i) {
+    const T now = value.load(std::memory_order_acquire);
+    if (now != old) return now;
+    SHARDLM_CPU_RELAX();
+    if ((i & 63) == 63) {
+      if (std::chrono::steady_clock::now() > deadline) return old;
+      std::this_thread::yield();
+    }
+  }
+}
+
+}  // namespace
 
 ThreadPool::ThreadPool(int n_threads) {
   const int n_workers = std::max(1, n_threads) - 1;
@@ -12,23 +48,18 @@ ThreadPool::ThreadPool(int n_threads) {
 }
 
 ThreadPool::~ThreadPool() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    stop_ = true;
-  }
-  start_cv_.notify_all();
+  stop_.store(true, std::memory_order_release);
+  generation_.fetch_add(1, std::memory_order_acq_rel);
+  generation_.notify_all();
   for (auto& t : workers_) t.join();
 }
 
-void ThreadPool::run_chunk(int chunk) {
-  if (chunk >= n_chunks_) return;
-  const int64_t begin = chunk * chunk_;
-  const int64_t end = std::min(n_, begin + chunk_);
-  if (begin >= end) return;
+void ThreadPool::run_member(int index) {
+  if (index >= job_threads_) return;
   try {
-    (*fn_)(begin, end);
+    (*job_)(index, job_threads_);
   } catch (...) {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::mutex> lock(error_mu_);
     if (!error_) error_ = std::current_exception();
   }
 }
@@ -36,17 +67,42 @@ void ThreadPool::run_chunk(int chunk) {
 void ThreadPool::worker_loop(int index) {
   uint64_t seen = 0;
   for (;;) {
-    {
-      std::unique_lock<std::mutex> lock(mu_);
-      start_cv_.wait(lock, [&] { return stop_ || generation_ != seen; });
-      if (stop_) return;
-      seen = generation_;
+    uint64_t g = spin_while_equal(generation_, seen);
+    while (g == seen) {
+      generation_.wait(seen, std::memory_order_acquire);
+      g = generation_.load(std::memory_order_acquire);
     }
-    run_chunk(index);
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (--pending_ == 0) done_cv_.notify_one();
-    }
+    seen = g;
+    if (stop_.load(std::memory_order_acquire)) return;
+    run_member(index);
+    if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) pending_.notify_one();
+  }
+}
+
+void ThreadPool::run(int n_threads, const std::function<void(int, int)>& fn) {
+  n_threads = std::clamp(n_threads, 1, size());
+  if (n_threads == 1) {
+    fn(0, 1);
+    return;
+  }
+  job_ = &fn;
+  job_threads_ = n_threads;
+  error_ = nullptr;
+  pending_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);
+  generation_.fetch_add(1, std::memory_order_acq_rel);
+  generation_.notify_all();
+  run_member(0);
+  for (;;) {  // workers notify only when the count reaches zero
+    const int left = pending_.load(std::memory_order_acquire);
+    if (left == 0) break;
+    if (spin_while_equal(pending_, left) != left) continue;
+    pending_.wait(left, std::memory_order_acquire);
+  }
+  job_ = nullptr;
+  if (error_) {
+    std::exception_ptr e = error_;
+    error_ = nullptr;
+    std::rethrow_exception(e);
   }
 }
 
@@ -60,27 +116,12 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
     fn(0, n);
     return;
   }
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    fn_ = &fn;
-    n_ = n;
-    n_chunks_ = n_chunks;
-    chunk_ = (n + n_chunks - 1) / n_chunks;
-    error_ = nullptr;
-    pending_ = static_cast<int>(workers_.size());
-    ++generation_;
-  }
-  start_cv_.notify_all();
-  run_chunk(0);
-  std::exception_ptr error;
-  {
-    std::unique_lock<std::mutex> lock(mu_);
-    done_cv_.wait(lock, [&] { return pending_ == 0; });
-    error = error_;
-    error_ = nullptr;
-    fn_ = nullptr;
-  }
-  if (error) std::rethrow_exception(error);
+  const int64_t chunk = (n + n_chunks - 1) / n_chunks;
+  run(n_chunks, [&](int i, int) {
+    const int64_t begin = i * chunk;
+    const int64_t end = std::min(n, begin + chunk);
+    if (begin < end) fn(begin, end);
+  });
 }
 
 }  // namespace shardlm

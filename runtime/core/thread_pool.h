@@ -1,10 +1,13 @@
-// A fixed-size pool of worker threads for data-parallel loops inside one rank (kernels split
-// rows over it). The calling thread takes part, so a pool of size 1 runs everything inline.
-// Not a task scheduler: one parallel_for at a time, called from the pool's owner thread only.
-// Exceptions thrown by a chunk are captured and rethrown to the caller of parallel_for.
+// A fixed team of worker threads for data-parallel loops inside one rank (kernels split rows,
+// heads or tiles over it). Threads are started once, in the constructor; nothing is created per
+// op or per token. The calling thread takes part as thread 0, so a pool of size 1 runs
+// everything inline. Idle workers spin briefly (a decode step issues ops back to back, a few
+// microseconds apart) and then sleep on a futex (std::atomic::wait), so an idle pool costs no
+// CPU. Not a task scheduler: one job at a time, submitted from the pool's owner thread only.
+// Exceptions thrown by a job are captured and the first one is rethrown to the submitter.
 #pragma once
 
-#include <condition_variable>
+#include <atomic>
 #include <cstdint>
 #include <exception>
 #include <functional>
@@ -24,6 +27,10 @@ class ThreadPool {
 
   int size() const { return static_cast<int>(workers_.size()) + 1; }
 
+  // Calls fn(thread, n_threads) once on each of the first `n_threads` team members (0 = the
+  // caller; n_threads is clamped to [1, size()]) and blocks until all have returned.
+  void run(int n_threads, const std::function<void(int thread, int n_threads)>& fn);
+
   // Calls fn(begin, end) on disjoint contiguous chunks covering [0, n) (at most size() chunks,
   // each at least `min_chunk` long except the last), blocks until all are done.
   void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn,
@@ -31,20 +38,16 @@ class ThreadPool {
 
  private:
   void worker_loop(int index);
-  void run_chunk(int chunk);
+  void run_member(int index);
 
   std::vector<std::thread> workers_;
-  std::mutex mu_;
-  std::condition_variable start_cv_;
-  std::condition_variable done_cv_;
-  uint64_t generation_ = 0;
-  bool stop_ = false;
-  int pending_ = 0;
-  // The current job.
-  const std::function<void(int64_t, int64_t)>* fn_ = nullptr;
-  int64_t n_ = 0;
-  int64_t chunk_ = 0;
-  int n_chunks_ = 0;
+  std::atomic<uint64_t> generation_{0};  // bumped once per job; workers wait on it
+  std::atomic<int> pending_{0};          // workers still inside the current job
+  std::atomic<bool> stop_{false};
+  // The current job (written before generation_ is bumped, read after it is seen).
+  const std::function<void(int, int)>* job_ = nullptr;
+  int job_threads_ = 0;
+  std::mutex error_mu_;
   std::exception_ptr error_;
 };
 

@@ -1,24 +1,32 @@
 // Every kernels/cpu op against its kernels/ref twin on random inputs (never zeros), for every
-// weight dtype and for 1 and 3 threads, on shapes that are not multiples of the SIMD width.
+// ISA level this machine runs (scalar, AVX2, AVX-512, AMX), every weight dtype, 1 and 3
+// threads, on shapes that are not multiples of the SIMD widths and on both matmul paths
+// (GEMV for <= kGemvMaxTokens tokens, GEMM above). Also the thread pool and the ISA table.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cmath>
 #include <numeric>
+#include <string>
+#include <tuple>
 
 #include "kernels/cpu/cpu_ops.h"
+#include "kernels/cpu/kernel_table.h"
 #include "kernels/ref/ref_ops.h"
 #include "tests/runtime/test_util.h"
 
 namespace shardlm {
 namespace {
 
+using cpu::Isa;
 using test::encode;
 using test::max_abs_diff;
 using test::random_floats;
 
-// Absolute tolerance per accumulated product, by weight dtype. The CPU kernels widen f16/bf16
-// weights exactly, so every dtype differs from the double-precision oracle only by f32
-// accumulation error; the table keeps room for future kernels that compute in lower precision.
+// Absolute tolerance per accumulated product |x_i * w_i| <= 1, by weight dtype. Every path
+// widens f16/bf16 weights exactly and accumulates in f32 (the AMX GEMM splits activations into
+// three bf16 parts, which is exact), so all dtypes differ from the double-precision oracle only
+// by f32 accumulation error.
 float per_term_tol(DType d) {
   switch (d) {
     case DType::kF32:
@@ -31,46 +39,74 @@ float per_term_tol(DType d) {
   return 0;
 }
 
-class KernelTest : public ::testing::TestWithParam<int> {
+std::string param_name(const ::testing::TestParamInfo<std::tuple<Isa, int>>& info) {
+  return std::string(cpu::isa_name(std::get<0>(info.param))) + "_" +
+         std::to_string(std::get<1>(info.param)) + "_threads";
+}
+
+class KernelTest : public ::testing::TestWithParam<std::tuple<Isa, int>> {
  protected:
-  ThreadPool pool_{GetParam()};
+  ThreadPool pool_{std::get<1>(GetParam())};
+  cpu::Workspace ws_;
+  cpu::Context ctx_{pool_, std::get<0>(GetParam()), ws_};
 };
 
+struct MatmulCase {
+  int64_t n_tokens, n_in, n_out;
+};
+
+void check_matmul(const cpu::Context& ctx, const MatmulCase& c, DType dt, bool with_bias,
+                  float tol_per_term, uint64_t seed) {
+  const auto x = random_floats(static_cast<size_t>(c.n_tokens * c.n_in), seed);
+  const auto w = encode(random_floats(static_cast<size_t>(c.n_out * c.n_in), seed + 1), dt);
+  const auto bias = random_floats(static_cast<size_t>(c.n_out), seed + 2);
+  const float* b = with_bias ? bias.data() : nullptr;
+  std::vector<float> y_ref(static_cast<size_t>(c.n_tokens * c.n_out));
+  std::vector<float> y_cpu(y_ref.size(), NAN);
+  ref::matmul(x.data(), c.n_tokens, c.n_in, w.data(), dt, c.n_out, b, y_ref.data());
+  cpu::matmul(ctx, x.data(), c.n_tokens, c.n_in, w.data(), dt, c.n_out, b, y_cpu.data());
+  EXPECT_LE(max_abs_diff(y_ref.data(), y_cpu.data(), y_ref.size()),
+            tol_per_term * static_cast<float>(c.n_in))
+      << dtype_name(dt) << " n_tokens " << c.n_tokens << " n_in " << c.n_in << " n_out " << c.n_out
+      << (with_bias ? " +bias" : "");
+}
+
 TEST_P(KernelTest, MatmulMatchesRef) {
+  // GEMV (<= 8 tokens) and GEMM shapes; odd sizes exercise every tail, the aligned ones
+  // (n_in % 32 == 0, n_out % 16 == 0) the AMX tile path.
+  const MatmulCase cases[] = {{1, 67, 45},  {5, 128, 200}, {1, 16, 1},    {8, 1000, 13},
+                              {9, 67, 45},  {13, 300, 37}, {40, 128, 64}, {33, 96, 48},
+                              {70, 64, 80}, {17, 1056, 16}};
   for (DType dt : {DType::kF32, DType::kF16, DType::kBF16}) {
-    for (int64_t n_tokens : {1, 5}) {
-      for (auto [n_in, n_out] : {std::pair<int64_t, int64_t>{67, 45}, {128, 200}, {16, 1}}) {
-        const auto x = random_floats(static_cast<size_t>(n_tokens * n_in), 1);
-        const auto wf = random_floats(static_cast<size_t>(n_out * n_in), 2);
-        const auto w = encode(wf, dt);
-        const auto bias = random_floats(static_cast<size_t>(n_out), 3);
-        for (bool with_bias : {false, true}) {
-          std::vector<float> y_ref(static_cast<size_t>(n_tokens * n_out));
-          std::vector<float> y_cpu(y_ref.size());
-          const float* b = with_bias ? bias.data() : nullptr;
-          ref::matmul(x.data(), n_tokens, n_in, w.data(), dt, n_out, b, y_ref.data());
-          cpu::matmul(pool_, x.data(), n_tokens, n_in, w.data(), dt, n_out, b, y_cpu.data());
-          EXPECT_LE(max_abs_diff(y_ref.data(), y_cpu.data(), y_ref.size()),
-                    per_term_tol(dt) * static_cast<float>(n_in))
-              << dtype_name(dt) << " n_tokens " << n_tokens << " n_in " << n_in;
-        }
-      }
+    for (const MatmulCase& c : cases) {
+      for (bool with_bias : {false, true})
+        check_matmul(ctx_, c, dt, with_bias, per_term_tol(dt), 1);
     }
   }
 }
 
-TEST_P(KernelTest, GemvEqualsGemmRowBitwise) {
-  // Decode (1 token) and prefill (many) must agree exactly so KV decode == recompute.
-  for (DType dt : {DType::kF32, DType::kF16, DType::kBF16}) {
-    const int64_t n_in = 83, n_out = 37, n_tokens = 4;
-    const auto x = random_floats(static_cast<size_t>(n_tokens * n_in), 4);
-    const auto w = encode(random_floats(static_cast<size_t>(n_out * n_in), 5), dt);
-    std::vector<float> all(static_cast<size_t>(n_tokens * n_out)), one(static_cast<size_t>(n_out));
-    cpu::matmul(pool_, x.data(), n_tokens, n_in, w.data(), dt, n_out, nullptr, all.data());
-    for (int64_t t = 0; t < n_tokens; ++t) {
-      cpu::matmul(pool_, x.data() + t * n_in, 1, n_in, w.data(), dt, n_out, nullptr, one.data());
-      for (int64_t o = 0; o < n_out; ++o) ASSERT_EQ(one[o], all[t * n_out + o]) << dtype_name(dt);
-    }
+TEST_P(KernelTest, MatmulRealShapes) {
+  // Qwen3-0.6B's n_embd (1024) and n_ff (3072) as n_in, decode and a prefill chunk.
+  for (DType dt : {DType::kBF16, DType::kF16}) {
+    check_matmul(ctx_, {1, 1024, 96}, dt, false, per_term_tol(dt), 7);
+    check_matmul(ctx_, {64, 1024, 96}, dt, true, per_term_tol(dt), 8);
+    check_matmul(ctx_, {20, 3072, 32}, dt, false, per_term_tol(dt), 9);
+  }
+}
+
+TEST_P(KernelTest, MatmulResultsDoNotDependOnThreads) {
+  // Each output is computed by one thread from start to end: same bits for any pool size.
+  ThreadPool one(1);
+  cpu::Workspace ws;
+  const cpu::Context single{one, ctx_.isa, ws};
+  for (int64_t n_tokens : {1, 30}) {
+    const int64_t n_in = 160, n_out = 96;
+    const auto x = random_floats(static_cast<size_t>(n_tokens * n_in), 20);
+    const auto w = encode(random_floats(static_cast<size_t>(n_out * n_in), 21), DType::kBF16);
+    std::vector<float> a(static_cast<size_t>(n_tokens * n_out)), b(a.size());
+    cpu::matmul(ctx_, x.data(), n_tokens, n_in, w.data(), DType::kBF16, n_out, nullptr, a.data());
+    cpu::matmul(single, x.data(), n_tokens, n_in, w.data(), DType::kBF16, n_out, nullptr, b.data());
+    EXPECT_EQ(a, b) << "n_tokens " << n_tokens;
   }
 }
 
@@ -82,7 +118,7 @@ TEST_P(KernelTest, EmbedMatchesRefWithOutOfShardIds) {
     std::vector<float> a(ids.size() * n_embd), b(a.size());
     ref::embed(ids.data(), static_cast<int64_t>(ids.size()), table.data(), dt, n_vocab_local,
                vocab_start, n_embd, a.data());
-    cpu::embed(pool_, ids.data(), static_cast<int64_t>(ids.size()), table.data(), dt, n_vocab_local,
+    cpu::embed(ctx_, ids.data(), static_cast<int64_t>(ids.size()), table.data(), dt, n_vocab_local,
                vocab_start, n_embd, b.data());
     EXPECT_EQ(max_abs_diff(a.data(), b.data(), a.size()), 0.0f);
     EXPECT_EQ(b[1 * n_embd], 0.0f);  // id 3 is not in this shard
@@ -91,13 +127,14 @@ TEST_P(KernelTest, EmbedMatchesRefWithOutOfShardIds) {
 }
 
 TEST_P(KernelTest, RmsNormMatchesRefAndAliases) {
-  const int64_t n_rows = 7, n = 129;
-  const auto x = random_floats(static_cast<size_t>(n_rows * n), 7, 3.0f);
-  const auto w = random_floats(static_cast<size_t>(n), 8);
-  std::vector<float> a(x.size()), b = x;
-  ref::rms_norm(x.data(), w.data(), n_rows, n, 1e-6f, a.data());
-  cpu::rms_norm(pool_, b.data(), w.data(), n_rows, n, 1e-6f, b.data());  // in place
-  EXPECT_LE(max_abs_diff(a.data(), b.data(), a.size()), 1e-6f);
+  for (auto [n_rows, n] : {std::pair<int64_t, int64_t>{7, 129}, {3, 1024}, {40, 128}}) {
+    const auto x = random_floats(static_cast<size_t>(n_rows * n), 7, 3.0f);
+    const auto w = random_floats(static_cast<size_t>(n), 8);
+    std::vector<float> a(x.size()), b = x;
+    ref::rms_norm(x.data(), w.data(), n_rows, n, 1e-6f, a.data());
+    cpu::rms_norm(ctx_, b.data(), w.data(), n_rows, n, 1e-6f, b.data());  // in place
+    EXPECT_LE(max_abs_diff(a.data(), b.data(), a.size()), 1e-6f) << n_rows << "x" << n;
+  }
 }
 
 TEST_P(KernelTest, RopeMatchesRef) {
@@ -108,48 +145,59 @@ TEST_P(KernelTest, RopeMatchesRef) {
   for (size_t i = 0; i < inv.size(); ++i) inv[i] = std::pow(10000.0f, -2.0f * i / head_dim);
   const std::vector<int32_t> pos = {0, 1, 7, 100, 4095};
   ref::rope(x.data(), n_tokens, n_head, head_dim, pos.data(), inv.data());
-  cpu::rope(pool_, y.data(), n_tokens, n_head, head_dim, pos.data(), inv.data());
+  cpu::rope(ctx_, y.data(), n_tokens, n_head, head_dim, pos.data(), inv.data());
   EXPECT_LE(max_abs_diff(x.data(), y.data(), x.size()), 1e-6f);
 }
 
 TEST_P(KernelTest, AttentionMatchesRefCausalGqaAndWindow) {
-  const int64_t n_kv = 13, n_head = 6, n_head_kv = 2, head_dim = 20;
-  const auto k = random_floats(static_cast<size_t>(n_kv * n_head_kv * head_dim), 10);
-  const auto v = random_floats(static_cast<size_t>(n_kv * n_head_kv * head_dim), 11);
-  for (int64_t window : {0, 1, 4}) {
-    for (std::vector<int32_t> pos :
-         {std::vector<int32_t>{12}, std::vector<int32_t>{8, 9, 10, 11, 12}}) {
-      const int64_t n_tokens = static_cast<int64_t>(pos.size());
-      const auto q = random_floats(static_cast<size_t>(n_tokens * n_head * head_dim), 12);
-      std::vector<float> a(q.size()), b(q.size());
-      const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
-      ref::attention(q.data(), k.data(), v.data(), pos.data(), n_tokens, n_kv, n_head, n_head_kv,
-                     head_dim, window, scale, a.data());
-      cpu::attention(pool_, q.data(), k.data(), v.data(), pos.data(), n_tokens, n_kv, n_head,
-                     n_head_kv, head_dim, window, scale, b.data());
-      EXPECT_LE(max_abs_diff(a.data(), b.data(), a.size()), 2e-6f) << "window " << window;
+  struct Case {
+    int64_t n_kv, n_head, n_head_kv, head_dim;
+  };
+  for (const Case& c : {Case{13, 6, 2, 20}, Case{300, 4, 2, 128}}) {
+    const auto k = random_floats(static_cast<size_t>(c.n_kv * c.n_head_kv * c.head_dim), 10);
+    const auto v = random_floats(static_cast<size_t>(c.n_kv * c.n_head_kv * c.head_dim), 11);
+    const int32_t last = static_cast<int32_t>(c.n_kv - 1);
+    for (int64_t window : {0, 1, 4}) {
+      for (std::vector<int32_t> pos :
+           {std::vector<int32_t>{last},
+            std::vector<int32_t>{last - 4, last - 3, last - 2, last - 1, last}}) {
+        const int64_t n_tokens = static_cast<int64_t>(pos.size());
+        const auto q = random_floats(static_cast<size_t>(n_tokens * c.n_head * c.head_dim), 12);
+        std::vector<float> a(q.size()), b(q.size());
+        const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+        ref::attention(q.data(), k.data(), v.data(), pos.data(), n_tokens, c.n_kv, c.n_head,
+                       c.n_head_kv, c.head_dim, window, scale, a.data());
+        cpu::attention(ctx_, q.data(), k.data(), v.data(), pos.data(), n_tokens, c.n_kv, c.n_head,
+                       c.n_head_kv, c.head_dim, window, scale, b.data());
+        EXPECT_LE(max_abs_diff(a.data(), b.data(), a.size()), 2e-6f)
+            << "n_kv " << c.n_kv << " window " << window << " n_tokens " << n_tokens;
+      }
     }
   }
 }
 
 TEST_P(KernelTest, SwigluAddCopyColumnsArgmax) {
-  const int64_t n_tokens = 3, n_ff = 50;
-  const auto gu = random_floats(static_cast<size_t>(n_tokens * 2 * n_ff), 13, 4.0f);
-  std::vector<float> a(static_cast<size_t>(n_tokens * n_ff)), b(a.size());
-  ref::swiglu(gu.data(), n_tokens, n_ff, a.data());
-  cpu::swiglu(pool_, gu.data(), n_tokens, n_ff, b.data());
-  EXPECT_LE(max_abs_diff(a.data(), b.data(), a.size()), 2e-6f);
+  for (auto [n_tokens, n_ff, mag] :
+       {std::tuple<int64_t, int64_t, float>{3, 50, 4.0f}, {2, 3072, 4.0f}, {1, 77, 120.0f}}) {
+    const auto gu = random_floats(static_cast<size_t>(n_tokens * 2 * n_ff), 13, mag);
+    std::vector<float> a(static_cast<size_t>(n_tokens * n_ff)), b(a.size());
+    ref::swiglu(gu.data(), n_tokens, n_ff, a.data());
+    cpu::swiglu(ctx_, gu.data(), n_tokens, n_ff, b.data());
+    // Relative to the magnitude: silu(g) * u reaches |g * u| ~ mag^2.
+    EXPECT_LE(max_abs_diff(a.data(), b.data(), a.size()), 2e-6f * std::max(1.0f, mag * mag / 16))
+        << "n_ff " << n_ff << " magnitude " << mag;
+  }
 
   auto y1 = random_floats(100000, 14), y2 = y1;
   const auto x = random_floats(100000, 15);
   ref::add(y1.data(), x.data(), 100000);
-  cpu::add(pool_, y2.data(), x.data(), 100000);
+  cpu::add(ctx_, y2.data(), x.data(), 100000);
   EXPECT_EQ(max_abs_diff(y1.data(), y2.data(), y1.size()), 0.0f);
 
   const auto src = random_floats(4 * 30, 16);
   std::vector<float> c1(4 * 9), c2(4 * 9);
   ref::copy_columns(src.data(), 4, 30, 17, 9, c1.data());
-  cpu::copy_columns(pool_, src.data(), 4, 30, 17, 9, c2.data());
+  cpu::copy_columns(ctx_, src.data(), 4, 30, 17, 9, c2.data());
   EXPECT_EQ(c1, c2);
 
   std::vector<float> v = random_floats(1000, 17);
@@ -159,8 +207,44 @@ TEST_P(KernelTest, SwigluAddCopyColumnsArgmax) {
   EXPECT_EQ(cpu::argmax(v.data(), 1000), 321);
 }
 
-INSTANTIATE_TEST_SUITE_P(Threads, KernelTest, ::testing::Values(1, 3),
-                         [](const auto& info) { return std::to_string(info.param) + "_threads"; });
+std::vector<std::tuple<Isa, int>> all_params() {
+  std::vector<std::tuple<Isa, int>> p;
+  for (Isa isa : cpu::runnable_isas()) {
+    for (int threads : {1, 3}) p.emplace_back(isa, threads);
+  }
+  return p;
+}
+
+INSTANTIATE_TEST_SUITE_P(IsaThreads, KernelTest, ::testing::ValuesIn(all_params()), param_name);
+
+#if defined(SHARDLM_CPU_AMX)
+TEST(AmxTest, FewerSplitsRoundActivationsToBf16) {
+  // 1 part = activations rounded to bf16: error ~2^-8 relative per product, far above the exact
+  // default and still bounded; 2 parts sit in between.
+  if (cpu::detect_isa() < Isa::kAmx) GTEST_SKIP() << "no AMX on this machine";
+  ThreadPool pool(2);
+  cpu::Workspace ws;
+  const MatmulCase c{48, 256, 64};
+  for (int splits : {1, 2}) {
+    cpu::Context ctx{pool, Isa::kAmx, ws, splits};
+    check_matmul(ctx, c, DType::kBF16, true, splits == 1 ? 8e-3f : 4e-5f, 30);
+  }
+}
+#endif
+
+TEST(IsaTest, NamesRoundTripAndRunnableStartsWithScalar) {
+  for (Isa i : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512, Isa::kAmx}) {
+    EXPECT_EQ(cpu::parse_isa(cpu::isa_name(i)), i);
+  }
+  EXPECT_FALSE(cpu::parse_isa("sse9").has_value());
+  const auto isas = cpu::runnable_isas();
+  ASSERT_FALSE(isas.empty());
+  EXPECT_EQ(isas.front(), Isa::kScalar);
+  EXPECT_EQ(isas.back(), cpu::detect_isa());
+  EXPECT_EQ(cpu::detect_isa(Isa::kScalar), Isa::kScalar);  // a cap is honoured
+  for (Isa i : isas) EXPECT_EQ(cpu::kernel_table(i).isa, i == Isa::kAmx ? Isa::kAvx512 : i);
+  EXPECT_FALSE(cpu::cpu_feature_summary().empty());
+}
 
 TEST(ThreadPoolTest, CoversRangeAndRethrows) {
   ThreadPool pool(3);
@@ -175,6 +259,30 @@ TEST(ThreadPoolTest, CoversRangeAndRethrows) {
                                  }),
                std::runtime_error);
   pool.parallel_for(10, [](int64_t, int64_t) {});  // still usable
+}
+
+TEST(ThreadPoolTest, RunGivesEveryMemberItsIndexManyTimes) {
+  // Back-to-back jobs (a decode step's pattern) must neither lose nor repeat a member.
+  ThreadPool pool(4);
+  std::atomic<int64_t> sum{0};
+  for (int job = 0; job < 2000; ++job) {
+    const int n = 1 + job % 4;
+    pool.run(n, [&](int thread, int n_threads) {
+      EXPECT_EQ(n_threads, n);
+      sum += thread + 1;
+    });
+  }
+  int64_t expect = 0;
+  for (int job = 0; job < 2000; ++job) {
+    const int n = 1 + job % 4;
+    expect += n * (n + 1) / 2;
+  }
+  EXPECT_EQ(sum.load(), expect);
+  EXPECT_THROW(pool.run(4,
+                        [](int thread, int) {
+                          if (thread == 3) throw std::runtime_error("member 3");
+                        }),
+               std::runtime_error);
 }
 
 }  // namespace

@@ -1,6 +1,8 @@
-// CpuBackend: shape checks, then a call into kernels/cpu.
+// CpuBackend: shape checks, then a call into kernels/cpu with this rank's pool, ISA level and
+// workspace.
 #include "runtime/backend/cpu/cpu_backend.h"
 
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
@@ -32,10 +34,28 @@ void check_f32(const Tensor& t, const char* op, const char* name) {
         std::string(name) + " must be a non-null f32 tensor, got " + t.describe());
 }
 
+int amx_splits_from_env() {
+  const char* v = std::getenv("SHARDLM_CPU_AMX_SPLITS");
+  if (v == nullptr || *v == '\0') return 3;
+  const std::string s(v);
+  if (s != "1" && s != "2" && s != "3") {
+    fail(StatusCode::kInvalidArg, "SHARDLM_CPU_AMX_SPLITS=" + s + ": expected 1, 2 or 3");
+  }
+  return s[0] - '0';
+}
+
 class CpuBackend final : public Backend {
  public:
-  explicit CpuBackend(const BackendOptions& o) : pool_(o.n_threads) {}
+  explicit CpuBackend(const BackendOptions& o)
+      : pool_(o.n_threads), ctx_{pool_, cpu_backend_isa(), workspace_, amx_splits_from_env()} {}
   const char* name() const override { return "cpu"; }
+
+  // Greedy decode: scan this rank's logits where they are (no copy).
+  MaxElement max_element(const Tensor& x) override {
+    check_f32(x, "max_element", "x");
+    const int64_t i = cpu::argmax(x.as<float>(), x.numel());
+    return {x.as<float>()[i], i};
+  }
 
   std::unique_ptr<DeviceBuffer> allocate(size_t bytes, MemoryKind kind) override {
     return std::make_unique<CpuBuffer>(bytes, kind == MemoryKind::kScratch);
@@ -63,7 +83,7 @@ class CpuBackend final : public Backend {
     const int64_t n_tokens = static_cast<int64_t>(ids.size());
     check(table.ndim == 2 && out.numel() == n_tokens * table.dim(1), "embed",
           "table " + table.describe() + ", out " + out.describe());
-    cpu::embed(pool_, ids.data(), n_tokens, table.data, table.dtype, table.dim(0), vocab_start,
+    cpu::embed(ctx_, ids.data(), n_tokens, table.data, table.dtype, table.dim(0), vocab_start,
                table.dim(1), out.as<float>());
   }
 
@@ -74,7 +94,7 @@ class CpuBackend final : public Backend {
     const int64_t n = w.numel();
     check(n > 0 && x.numel() % n == 0 && out.numel() == x.numel(), "rms_norm",
           "x " + x.describe() + ", w " + w.describe() + ", out " + out.describe());
-    cpu::rms_norm(pool_, x.as<float>(), w.as<float>(), x.numel() / n, n, eps, out.as<float>());
+    cpu::rms_norm(ctx_, x.as<float>(), w.as<float>(), x.numel() / n, n, eps, out.as<float>());
   }
 
   void matmul(const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& y) override {
@@ -92,7 +112,7 @@ class CpuBackend final : public Backend {
       check(bias.numel() == n_out, "matmul", "bias " + bias.describe() + " vs " + w.describe());
       b = bias.as<float>();
     }
-    cpu::matmul(pool_, x.as<float>(), n_tokens, n_in, w.data, w.dtype, n_out, b, y.as<float>());
+    cpu::matmul(ctx_, x.as<float>(), n_tokens, n_in, w.data, w.dtype, n_out, b, y.as<float>());
   }
 
   void rope(const Tensor& x, std::span<const int32_t> pos, const Tensor& inv_freq) override {
@@ -101,7 +121,7 @@ class CpuBackend final : public Backend {
     check(x.ndim == 3 && x.dim(0) == static_cast<int64_t>(pos.size()) &&
               inv_freq.numel() * 2 == x.dim(2),
           "rope", "x " + x.describe() + ", inv_freq " + inv_freq.describe());
-    cpu::rope(pool_, x.as<float>(), x.dim(0), x.dim(1), x.dim(2), pos.data(), inv_freq.as<float>());
+    cpu::rope(ctx_, x.as<float>(), x.dim(0), x.dim(1), x.dim(2), pos.data(), inv_freq.as<float>());
   }
 
   void attention(const Tensor& q, const Tensor& k, const Tensor& v, std::span<const int32_t> pos,
@@ -118,7 +138,7 @@ class CpuBackend final : public Backend {
       check(p >= 0 && p < k.dim(0), "attention",
             "position " + std::to_string(p) + " outside cache of " + std::to_string(k.dim(0)));
     }
-    cpu::attention(pool_, q.as<float>(), k.as<float>(), v.as<float>(), pos.data(), n_tokens,
+    cpu::attention(ctx_, q.as<float>(), k.as<float>(), v.as<float>(), pos.data(), n_tokens,
                    k.dim(0), q.dim(1), k.dim(1), q.dim(2), sliding_window, scale, out.as<float>());
   }
 
@@ -127,14 +147,14 @@ class CpuBackend final : public Backend {
     check_f32(out, "swiglu", "out");
     check(gate_up.ndim == 2 && gate_up.dim(1) % 2 == 0 && out.numel() == gate_up.numel() / 2,
           "swiglu", "gate_up " + gate_up.describe() + ", out " + out.describe());
-    cpu::swiglu(pool_, gate_up.as<float>(), gate_up.dim(0), gate_up.dim(1) / 2, out.as<float>());
+    cpu::swiglu(ctx_, gate_up.as<float>(), gate_up.dim(0), gate_up.dim(1) / 2, out.as<float>());
   }
 
   void add(const Tensor& y, const Tensor& x) override {
     check_f32(y, "add", "y");
     check_f32(x, "add", "x");
     check(y.numel() == x.numel(), "add", "y " + y.describe() + ", x " + x.describe());
-    cpu::add(pool_, y.as<float>(), x.as<float>(), y.numel());
+    cpu::add(ctx_, y.as<float>(), x.as<float>(), y.numel());
   }
 
   void copy_columns(const Tensor& src, int64_t col_begin, const Tensor& dst) override {
@@ -148,15 +168,28 @@ class CpuBackend final : public Backend {
     check(col_begin >= 0 && col_begin + n_cols <= n_src_cols, "copy_columns",
           "columns [" + std::to_string(col_begin) + ", +" + std::to_string(n_cols) + ") of " +
               src.describe());
-    cpu::copy_columns(pool_, src.as<float>(), n_rows, n_src_cols, col_begin, n_cols,
+    cpu::copy_columns(ctx_, src.as<float>(), n_rows, n_src_cols, col_begin, n_cols,
                       dst.as<float>());
   }
 
  private:
   ThreadPool pool_;
+  cpu::Workspace workspace_;
+  cpu::Context ctx_;
 };
 
 }  // namespace
+
+cpu::Isa cpu_backend_isa() {
+  const char* v = std::getenv("SHARDLM_CPU_ISA");
+  if (v == nullptr || *v == '\0') return cpu::detect_isa();
+  const std::optional<cpu::Isa> cap = cpu::parse_isa(v);
+  if (!cap) {
+    fail(StatusCode::kInvalidArg,
+         std::string("SHARDLM_CPU_ISA=") + v + ": unknown ISA level (scalar, avx2, avx512, amx)");
+  }
+  return cpu::detect_isa(*cap);
+}
 
 std::unique_ptr<Backend> make_cpu_backend(const BackendOptions& options) {
   return std::make_unique<CpuBackend>(options);

@@ -1,0 +1,309 @@
+// shardlm-bench: loads a pack set, runs prompt + greedy generation `reps` times, and reports
+// load time, time to first token, prefill and decode tokens/s (medians), peak memory, and how
+// close decode comes to the memory-bandwidth roofline and prefill to the peak FLOP rate, both
+// measured on this machine by the bench itself (machine_probe.h). Bytes and FLOPs are counted
+// from the packs as traffic.h defines. Not a correctness test and not a load generator.
+#include <boost/program_options.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <random>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "apps/shardlm-bench/machine_probe.h"
+#include "apps/shardlm-bench/proc_mem.h"
+#include "apps/shardlm-bench/traffic.h"
+#include "kernels/cpu/isa.h"
+#include "runtime/backend/cpu/cpu_backend.h"
+#include "runtime/core/status.h"
+#include "runtime/engine/engine.h"
+#include "runtime/engine/generate.h"
+
+namespace po = boost::program_options;
+using namespace shardlm;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+struct Options {
+  std::string pack_dir, backend = "cpu";
+  int64_t prompt_len = 512, gen = 128, ubatch = 0;
+  int batch = 1, threads = 0, reps = 3, warmup = 1, tp = 0;
+  uint64_t seed = 1;
+  size_t bw_mib = 1024;
+  bool json = false, probe = true;
+};
+
+struct Rep {
+  double ttft_s = 0, prefill_tok_s = 0, decode_tok_s = 0;
+  int64_t decode_steps = 0;
+};
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+std::string load_average() {
+  std::ifstream f("/proc/loadavg");
+  std::string a, b, c;
+  f >> a >> b >> c;
+  return a.empty() ? "n/a" : a + " " + b + " " + c;
+}
+
+Rep run_once(Engine& engine, const std::vector<int32_t>& prompt, int64_t gen) {
+  engine.seq_rm(0);
+  GenerateOptions go;
+  go.max_tokens = gen;
+  go.ignore_eos = true;  // always generate exactly `gen` tokens
+  go.temperature = 0;    // greedy: distributed argmax, no logits gathered
+  const GenerateResult r = generate(engine, prompt, go);
+  Rep rep;
+  rep.ttft_s = r.prefill_seconds;
+  rep.prefill_tok_s = static_cast<double>(prompt.size()) / r.prefill_seconds;
+  rep.decode_steps = r.n_decode_steps;
+  rep.decode_tok_s =
+      r.decode_seconds > 0 ? static_cast<double>(r.n_decode_steps) / r.decode_seconds : 0;
+  return rep;
+}
+
+std::string gb(double bytes) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.3f GB", bytes / 1e9);
+  return b;
+}
+std::string mib(double bytes) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.1f MiB", bytes / (1 << 20));
+  return b;
+}
+
+int run(int argc, char** argv) {
+  Options o;
+  po::options_description desc("shardlm-bench options");
+  desc.add_options()("help,h", "show this help")("pack", po::value(&o.pack_dir)->required(),
+                                                 "pack directory (all ranks run in-process)")(
+      "backend", po::value(&o.backend)->default_value("cpu"), "compute backend: cpu | cuda")(
+      "prompt-len", po::value(&o.prompt_len)->default_value(512), "prompt tokens (random ids)")(
+      "gen", po::value(&o.gen)->default_value(128), "tokens generated per run (greedy)")(
+      "batch", po::value(&o.batch)->default_value(1),
+      "sequences decoded together (1 only, see README)")(
+      "threads", po::value(&o.threads)->default_value(0), "compute threads in all (0 = all cores)")(
+      "reps", po::value(&o.reps)->default_value(3), "measured runs (medians are reported)")(
+      "warmup", po::value(&o.warmup)->default_value(1), "unmeasured runs first (page-in, caches)")(
+      "tp", po::value(&o.tp)->default_value(0), "expected tensor-parallel size (0 = the pack's)")(
+      "ubatch", po::value(&o.ubatch)->default_value(0), "prefill chunk in tokens (0 = prompt-len)")(
+      "seed", po::value(&o.seed)->default_value(1), "seed of the random prompt")(
+      "bw-mib", po::value(&o.bw_mib)->default_value(1024), "bandwidth probe footprint (MiB)")(
+      "no-probe", "skip the bandwidth and peak-FLOP probes (no roofline fractions)")(
+      "json", "print one JSON object instead of the table");
+  po::variables_map vm;
+  po::store(po::parse_command_line(argc, argv, desc), vm);
+  if (vm.count("help")) {
+    std::cout << "usage: shardlm-bench --pack DIR [options]\n" << desc;
+    return 0;
+  }
+  po::notify(vm);
+  o.json = vm.count("json") > 0;
+  o.probe = vm.count("no-probe") == 0;
+  if (o.prompt_len < 1 || o.gen < 2) {
+    fail(StatusCode::kInvalidArg, "--prompt-len must be >= 1 and --gen >= 2 (decode needs a step)");
+  }
+  if (o.reps < 1 || o.warmup < 0)
+    fail(StatusCode::kInvalidArg, "--reps must be >= 1, --warmup >= 0");
+  if (o.batch != 1) {
+    fail(StatusCode::kInvalidArg,
+         "--batch " + std::to_string(o.batch) +
+             ": not supported yet: the engine holds one sequence (single-sequence KV cache and "
+             "eval; continuous batching comes with the scheduler). Use --batch 1.");
+  }
+  const int threads =
+      o.threads > 0 ? o.threads : static_cast<int>(std::thread::hardware_concurrency());
+
+  // ---- Load: open every rank file, bind weights (zero copy on CPU), allocate KV and scratch.
+  EngineOptions eo;
+  eo.pack_dir = o.pack_dir;
+  eo.tp = o.tp;
+  eo.backend = o.backend;
+  eo.n_threads = threads;
+  eo.max_seq = o.prompt_len + o.gen + 1;
+  eo.max_batch_tokens = o.ubatch > 0 ? o.ubatch : o.prompt_len;
+  const auto t_load = Clock::now();
+  Engine engine(eo);
+  const double load_s = std::chrono::duration<double>(Clock::now() - t_load).count();
+  const bench::ProcMem mem_loaded = bench::read_proc_mem();
+
+  const ModelConfig& cfg = engine.config();
+  std::mt19937_64 rng(o.seed);
+  std::uniform_int_distribution<int32_t> tok(0, static_cast<int32_t>(cfg.n_vocab - 1));
+  std::vector<int32_t> prompt(static_cast<size_t>(o.prompt_len));
+  for (auto& id : prompt) id = tok(rng);
+
+  // ---- Runs: the first warm-up run also pages the mapped weights in (its TTFT is reported).
+  double first_ttft = 0;
+  for (int w = 0; w < o.warmup; ++w) {
+    const Rep r = run_once(engine, prompt, o.gen);
+    if (w == 0) first_ttft = r.ttft_s;
+  }
+  std::vector<Rep> reps;
+  for (int i = 0; i < o.reps; ++i) reps.push_back(run_once(engine, prompt, o.gen));
+  const bench::ProcMem mem = bench::read_proc_mem();
+  std::vector<double> ttft, pre, dec;
+  for (const Rep& r : reps) {
+    ttft.push_back(r.ttft_s);
+    pre.push_back(r.prefill_tok_s);
+    dec.push_back(r.decode_tok_s);
+  }
+  const double ttft_med = median(ttft), pre_med = median(pre), dec_med = median(dec);
+
+  // ---- Roofline numerators from the packs.
+  std::vector<const PackReader*> packs;
+  for (int r = 0; r < engine.tp_size(); ++r) packs.push_back(&engine.pack(r));
+  const bench::Traffic traffic = bench::count_traffic(packs);
+  // Decode step j (1..gen-1) feeds one token at position prompt_len + j - 1: it attends
+  // prompt_len + j cached positions. Bytes are linear in that, so the mean step is exact.
+  const double mean_kv = static_cast<double>(o.prompt_len) + static_cast<double>(o.gen) / 2.0;
+  const double kv_bytes = static_cast<double>(traffic.kv_bytes_per_pos) * mean_kv;
+  const double token_bytes =
+      static_cast<double>(traffic.weight_bytes + traffic.embed_row_bytes) + kv_bytes;
+  const double achieved_gbs = token_bytes * dec_med / 1e9;
+  const double prefill_flops = traffic.prefill_flops(o.prompt_len, cfg);
+  const double prefill_gflops = prefill_flops / ttft_med / 1e9;
+
+  bench::Bandwidth bw;
+  bench::PeakFlops peak;
+  if (o.probe) {
+    bw = bench::measure_bandwidth(threads, o.bw_mib, 5);
+    peak = bench::measure_peak_flops(threads, 3);
+  }
+  const std::string isa = o.backend == "cpu" ? cpu::isa_name(cpu_backend_isa()) : "n/a";
+
+  if (o.json) {
+    nlohmann::json j;
+    j["pack"] = o.pack_dir;
+    j["model"] = {{"architecture", cfg.architecture},
+                  {"weight_dtype", dtype_name(engine.pack(0).weight_dtype())},
+                  {"tp", engine.tp_size()}};
+    j["backend"] = o.backend;
+    j["cpu_isa"] = isa;
+    j["threads"] = threads;
+    j["threads_per_rank"] = engine.threads_per_rank();
+    j["prompt_len"] = o.prompt_len;
+    j["gen"] = o.gen;
+    j["batch"] = o.batch;
+    j["reps"] = o.reps;
+    j["load_average"] = load_average();
+    j["load_s"] = load_s;
+    j["first_ttft_s"] = first_ttft;
+    j["ttft_s"] = ttft_med;
+    j["prefill_tok_s"] = pre_med;
+    j["decode_tok_s"] = dec_med;
+    j["decode_tok_s_reps"] = dec;
+    j["prefill_tok_s_reps"] = pre;
+    j["bytes_per_token"] = token_bytes;
+    j["weight_bytes"] = traffic.weight_bytes;
+    j["lm_head_bytes"] = traffic.lm_head_bytes;
+    j["embed_row_bytes"] = traffic.embed_row_bytes;
+    j["kv_bytes_mean"] = kv_bytes;
+    j["decode_gbs"] = achieved_gbs;
+    j["prefill_flops"] = prefill_flops;
+    j["prefill_gflops"] = prefill_gflops;
+    j["peak_rss_bytes"] = mem.peak_rss;
+    j["rss_file_bytes"] = mem.rss_file;
+    j["rss_anon_bytes"] = mem.rss_anon;
+    j["rss_after_load_bytes"] = mem_loaded.rss;
+    j["device_memory_bytes"] = nullptr;  // GPU backends report theirs
+    if (o.probe) {
+      j["bandwidth_gbs"] = {{"read", bw.read_gbs},
+                            {"copy", bw.copy_gbs},
+                            {"triad", bw.triad_gbs},
+                            {"best", bw.best_gbs()},
+                            {"best_kind", bw.best_kind()}};
+      j["roofline_fraction"] = achieved_gbs / bw.best_gbs();
+      j["roofline_fraction_read"] = achieved_gbs / bw.read_gbs;
+      j["peak_gflops"] = {{"f32", peak.f32_gflops},
+                          {"f32_method", peak.f32_method},
+                          {"bf16", peak.bf16_gflops},
+                          {"bf16_method", peak.bf16_method}};
+      j["prefill_fraction_f32_peak"] = prefill_gflops / peak.f32_gflops;
+      if (peak.bf16_gflops > 0) j["prefill_fraction_bf16_peak"] = prefill_gflops / peak.bf16_gflops;
+    }
+    std::cout << j.dump(2) << "\n";
+    return 0;
+  }
+
+  std::printf("shardlm-bench: %s, %s weights, tp %d x %d threads, backend %s (isa %s)\n",
+              cfg.architecture.c_str(), dtype_name(engine.pack(0).weight_dtype()), engine.tp_size(),
+              engine.threads_per_rank(), o.backend.c_str(), isa.c_str());
+  std::printf("  cpu features: %s; load average %s\n", cpu::cpu_feature_summary().c_str(),
+              load_average().c_str());
+  if (o.probe) {
+    std::printf(
+        "  memory bandwidth (%d threads, best of 5): read %.2f GB/s, copy %.2f GB/s, "
+        "triad %.2f GB/s\n",
+        threads, bw.read_gbs, bw.copy_gbs, bw.triad_gbs);
+    std::printf("  peak (%d threads): f32 %.0f GFLOP/s (%s); bf16 %.0f GFLOP/s (%s)\n", threads,
+                peak.f32_gflops, peak.f32_method.c_str(), peak.bf16_gflops,
+                peak.bf16_method.c_str());
+  }
+  std::printf("load (open to ready)     %.3f s\n", load_s);
+  std::printf("first run TTFT           %.3f s (includes paging the mapped weights in)\n",
+              first_ttft);
+  std::printf("TTFT                     %.3f s (median of %d)\n", ttft_med, o.reps);
+  std::printf("prefill                  %.1f tok/s (%lld tokens), %.1f GFLOP/s", pre_med,
+              static_cast<long long>(o.prompt_len), prefill_gflops);
+  if (o.probe) {
+    std::printf(" = %.1f%% of f32 peak", 100 * prefill_gflops / peak.f32_gflops);
+    if (peak.bf16_gflops > 0)
+      std::printf(", %.1f%% of bf16 peak", 100 * prefill_gflops / peak.bf16_gflops);
+  }
+  std::printf("\ndecode                   %.2f tok/s (median of %d:", dec_med, o.reps);
+  for (double d : dec) std::printf(" %.2f", d);
+  std::printf(")\n");
+  std::printf(
+      "bytes per decoded token  %s (weights %s incl. lm_head %s, KV %s at mean %.0f "
+      "positions)\n",
+      gb(token_bytes).c_str(), gb(static_cast<double>(traffic.weight_bytes)).c_str(),
+      gb(static_cast<double>(traffic.lm_head_bytes)).c_str(), gb(kv_bytes).c_str(), mean_kv);
+  std::printf("decode bandwidth         %.2f GB/s", achieved_gbs);
+  if (o.probe) {
+    std::printf(" = %.1f%% of the best measured (%s %.2f GB/s); %.1f%% of read",
+                100 * achieved_gbs / bw.best_gbs(), bw.best_kind().c_str(), bw.best_gbs(),
+                100 * achieved_gbs / bw.read_gbs);
+  }
+  std::printf(
+      "\nmemory                   peak RSS %s (now: file-backed %s, anonymous %s); "
+      "after load %s\n",
+      mib(static_cast<double>(mem.peak_rss)).c_str(),
+      mib(static_cast<double>(mem.rss_file)).c_str(),
+      mib(static_cast<double>(mem.rss_anon)).c_str(),
+      mib(static_cast<double>(mem_loaded.rss)).c_str());
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const Error& e) {
+    std::fprintf(stderr, "shardlm-bench: error (%s): %s\n", status_name(e.code()), e.what());
+    return 2;
+  } catch (const po::error& e) {
+    std::fprintf(stderr, "shardlm-bench: %s (see --help)\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "shardlm-bench: error: %s\n", e.what());
+    return 2;
+  }
+}

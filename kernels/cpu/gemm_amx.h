@@ -1,0 +1,39 @@
+// Prefill GEMM of bf16 weights on Intel AMX tiles (TDPBF16PS, f32 accumulation), used by
+// cpu::matmul when the ISA level is kAmx. Tiles compute C^T = W x^T: A tiles are 16 weight rows
+// x 32 k read straight from the mapped pack (no weight packing), B tiles hold the activations
+// transposed into AMX's pair-interleaved layout, packed once per call by amx_pack_x.
+// Precision: the f32 activations are split into `n_split` bf16 parts (hi, mid, lo). With 3
+// parts the split is exact (8 + 8 + 8 significant bits) and every product with a bf16 weight
+// is exact in f32, so the result carries only f32 accumulation error, like the FMA path; 1 part
+// rounds the activations to bf16 (3x less tile work, ~2^-9 relative error per product).
+// Only compiled on x86-64; callers check amx_gemm_supported() and the ISA level first.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "runtime/core/dtype.h"
+
+namespace shardlm::cpu {
+
+// bf16 weights with n_in % 32 == 0 and n_out % 16 == 0.
+bool amx_gemm_supported(DType dtype, int64_t n_in, int64_t n_out);
+
+// Token blocks of the packed activations: tokens are padded to a multiple of 32.
+int64_t amx_token_blocks(int64_t n_tokens);  // of 16 tokens, even
+size_t amx_packed_x_bytes(int64_t n_tokens, int64_t n_in, int n_split);
+
+// Packs token blocks [tb_begin, tb_end) (of 16 tokens) of x: xb[part][tb][kb] is one B tile,
+// 16 rows (k pairs 2r, 2r+1 of k block kb) x 16 tokens x 2 bf16. Padding tokens are zero.
+//   x [n_tokens, n_in], xb [n_split, amx_token_blocks, n_in / 32, 16, 16, 2] (bf16 bits)
+void amx_pack_x(const float* x, int64_t n_tokens, int64_t n_in, int n_split, int64_t tb_begin,
+                int64_t tb_end, uint16_t* xb);
+
+// y[t, o] = sum_k x[t, k] w[o, k] (+ bias[o]) for o in [o_begin, o_end) (multiples of 16) and
+// every token. Configures and releases the calling thread's tiles.
+//   xb from amx_pack_x, w [n_out, n_in] bf16, bias [n_out] or null, y [n_tokens, n_out]
+void amx_gemm_rows(const uint16_t* xb, int64_t n_tokens, int64_t n_in, int n_split,
+                   const uint16_t* w, int64_t n_out, const float* bias, float* y, int64_t o_begin,
+                   int64_t o_end);
+
+}  // namespace shardlm::cpu

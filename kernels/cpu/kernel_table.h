@@ -1,0 +1,63 @@
+// The inner loops one ISA level provides, as a table of function pointers. Each level lives in
+// its own translation unit compiled with that level's -m flags (table_scalar.cpp,
+// table_avx2.cpp, table_avx512.cpp); the op entry points (matmul.cpp, attention.cpp, ...) pick
+// a table by cpu::Context::isa, split the work over the thread pool, and call these loops.
+// Nothing here threads, allocates or throws. Internal to kernels/cpu (and its tests).
+// Shapes use the dimension glossary; "row" = one row-major matrix row.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/cpu/isa.h"
+#include "runtime/core/dtype.h"
+
+namespace shardlm::cpu {
+
+// GEMV handles up to this many tokens (each weight row is streamed from memory once and reused
+// from L1 for every token); more tokens go to the GEMM.
+inline constexpr int64_t kGemvMaxTokens = 8;
+// K (n_in) block of the f32 GEMM: a packed weight panel of kGemmKc x gemm_nr floats stays in L1.
+inline constexpr int64_t kGemmKc = 256;
+
+struct KernelTable {
+  Isa isa;
+
+  // y[t * ldy + o] = sum_k x[t * n_in + k] * w[o * n_in + k] (+ bias[o]) for o in
+  // [o_begin, o_end) and t < n_tokens (<= kGemvMaxTokens). f32 accumulation; f16/bf16 weights
+  // are widened exactly.   x [n_tokens, n_in], w [n_out, n_in] (dtype), bias [n_out] or null,
+  // y [n_tokens, ldy]
+  void (*gemv)(const float* x, int64_t n_tokens, int64_t n_in, const void* w, DType dtype,
+               int64_t o_begin, int64_t o_end, const float* bias, float* y, int64_t ldy);
+
+  // f32 GEMM micro-kernel geometry: a tile is gemm_mr tokens x gemm_nr outputs.
+  int gemm_mr, gemm_nr;
+  // Packs weight rows [o, o + n_rows) (n_rows <= gemm_nr), columns [k0, k0 + kc), widened:
+  // wp[k * gemm_nr + j] = w[(o + j) * n_in + k0 + k]; rows n_rows..gemm_nr-1 are zero.
+  //   w [n_out, n_in] (dtype), wp [kc, gemm_nr]
+  void (*gemm_pack_w)(const void* w, DType dtype, int64_t n_in, int64_t o, int64_t n_rows,
+                      int64_t k0, int64_t kc, float* wp);
+  // One tile: acc[m][n] = sum_{k < kc} xp[k * gemm_mr + m] * wp[k * gemm_nr + n]; then for
+  // m < m_valid, n < n_valid: c[m * ldc + n] = (accumulate ? c[m * ldc + n] : bias ? bias[n] : 0)
+  // + acc[m][n].   xp [kc, gemm_mr], wp [kc, gemm_nr], c [m_valid, ldc]
+  void (*gemm_tile)(const float* xp, const float* wp, int64_t kc, float* c, int64_t ldc,
+                    int m_valid, int n_valid, bool accumulate, const float* bias);
+
+  // ---- Vector loops (attention, norms, activations) ----
+  float (*dot)(const float* a, const float* b, int64_t n);     // sum a[i] * b[i]
+  void (*axpy)(float* y, float a, const float* x, int64_t n);  // y += a * x
+  void (*scale)(float* y, float a, int64_t n);                 // y *= a
+  void (*add)(float* y, const float* x, int64_t n);            // y += x
+  float (*exp_sub_sum)(float* v, float m, int64_t n);          // v = exp(v - m); returns sum
+  void (*widen)(const void* src, DType dtype, int64_t n, float* dst);  // dst = f32(src)
+  // out = w * (x / sqrt(mean(x^2) + eps)); out may alias x.   x, w, out [n]
+  void (*rms_norm_row)(const float* x, const float* w, int64_t n, float eps, float* out);
+  // out = silu(gate) * up.   gate, up, out [n]
+  void (*swiglu_row)(const float* gate, const float* up, int64_t n, float* out);
+};
+
+// The table of `isa`. Throws Error(kInvalidArg) when that level was not compiled into this
+// build (non-x86 builds have only kScalar). kAmx shares kAvx512's table; its tile GEMM is
+// gemm_amx.h.
+const KernelTable& kernel_table(Isa isa);
+
+}  // namespace shardlm::cpu

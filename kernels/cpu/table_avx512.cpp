@@ -1,0 +1,308 @@
+// The AVX-512 kernel table (F/BW/DQ/VL; compiled with those -m flags, selected at run time only
+// when cpuid and the OS allow it). Hand-written: GEMV for f32/f16/bf16 rows, the f32 GEMM
+// micro-kernel (12 tokens x 32 outputs) and its weight packing, dot/axpy, exp, norms and SwiGLU.
+// bf16 rows are widened with one shift and one mask per 32 weights: the shift yields the
+// even-indexed weights, the mask the odd ones, matched by even/odd halves of the activations.
+// GCC 12 reports -Wuninitialized inside its own AVX-512 intrinsics (the _mm512_undefined_*
+// placeholders; GCC bug 105593, fixed in GCC 13). Silenced for this file only.
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ < 13
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+#include <immintrin.h>
+
+#include "kernels/cpu/generic_loops.h"
+#include "kernels/cpu/simd_avx512.h"
+
+namespace shardlm::cpu {
+
+namespace {
+
+constexpr int kMr = 12, kNr = 32;
+constexpr int64_t kRowBlock = 4;  // GEMV rows that share each activation load
+
+using simd512::hsum;
+using simd512::tail_mask16;
+using simd512::tail_mask32;
+
+// R bf16 rows against one activation row. Each 32-block of x is split on the fly into its
+// even- and odd-indexed halves (two permutes, shared by the R rows) to match the shift/mask
+// widening of the weights.   x [n], w rows [R][n] at stride `ld`
+template <int R>
+inline void dot_rows_bf16(const float* x, const uint16_t* w, int64_t ld, int64_t n, float* out) {
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+  const __m512i hi_mask = _mm512_set1_epi32(static_cast<int>(0xffff0000u));
+  __m512 acc[R][2];
+  for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+  int64_t k = 0;
+  for (; k + 32 <= n; k += 32) {
+    const __m512 a = _mm512_loadu_ps(x + k), b = _mm512_loadu_ps(x + k + 16);
+    const __m512 xe = _mm512_permutex2var_ps(a, even, b), xo = _mm512_permutex2var_ps(a, odd, b);
+    for (int r = 0; r < R; ++r) {
+      const __m512i v = _mm512_loadu_si512(w + r * ld + k);
+      acc[r][0] = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(v, 16)), xe, acc[r][0]);
+      acc[r][1] = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_and_si512(v, hi_mask)), xo, acc[r][1]);
+    }
+  }
+  if (k < n) {
+    const __m512 a = _mm512_maskz_loadu_ps(tail_mask16(n - k), x + k);
+    const __m512 b = _mm512_maskz_loadu_ps(n - k > 16 ? tail_mask16(n - k - 16) : 0, x + k + 16);
+    const __m512 xe = _mm512_permutex2var_ps(a, even, b), xo = _mm512_permutex2var_ps(a, odd, b);
+    const __mmask32 m = tail_mask32(n - k);
+    for (int r = 0; r < R; ++r) {
+      const __m512i v = _mm512_maskz_loadu_epi16(m, w + r * ld + k);
+      acc[r][0] = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(v, 16)), xe, acc[r][0]);
+      acc[r][1] = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_and_si512(v, hi_mask)), xo, acc[r][1]);
+    }
+  }
+  for (int r = 0; r < R; ++r) out[r] = hsum(_mm512_add_ps(acc[r][0], acc[r][1]));
+}
+
+template <int R>
+inline void dot_rows_f16(const float* x, const uint16_t* w, int64_t ld, int64_t n, float* out) {
+  __m512 acc[R][2];
+  for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+  int64_t k = 0;
+  for (; k + 32 <= n; k += 32) {
+    const __m512 x0 = _mm512_loadu_ps(x + k), x1 = _mm512_loadu_ps(x + k + 16);
+    for (int r = 0; r < R; ++r) {
+      const uint16_t* wr = w + r * ld + k;
+      acc[r][0] = _mm512_fmadd_ps(
+          _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(wr))), x0, acc[r][0]);
+      acc[r][1] = _mm512_fmadd_ps(
+          _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(wr + 16))), x1,
+          acc[r][1]);
+    }
+  }
+  for (; k < n; k += 16) {
+    const __mmask16 m = tail_mask16(n - k);
+    const __m512 x0 = _mm512_maskz_loadu_ps(m, x + k);
+    for (int r = 0; r < R; ++r) {
+      const __m256i h = _mm256_maskz_loadu_epi16(m, w + r * ld + k);
+      acc[r][0] = _mm512_fmadd_ps(_mm512_cvtph_ps(h), x0, acc[r][0]);
+    }
+  }
+  for (int r = 0; r < R; ++r) out[r] = hsum(_mm512_add_ps(acc[r][0], acc[r][1]));
+}
+
+template <int R>
+inline void dot_rows_f32(const float* x, const float* w, int64_t ld, int64_t n, float* out) {
+  __m512 acc[R][2];
+  for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+  int64_t k = 0;
+  for (; k + 32 <= n; k += 32) {
+    const __m512 x0 = _mm512_loadu_ps(x + k), x1 = _mm512_loadu_ps(x + k + 16);
+    for (int r = 0; r < R; ++r) {
+      acc[r][0] = _mm512_fmadd_ps(_mm512_loadu_ps(w + r * ld + k), x0, acc[r][0]);
+      acc[r][1] = _mm512_fmadd_ps(_mm512_loadu_ps(w + r * ld + k + 16), x1, acc[r][1]);
+    }
+  }
+  for (; k < n; k += 16) {
+    const __mmask16 m = tail_mask16(n - k);
+    const __m512 x0 = _mm512_maskz_loadu_ps(m, x + k);
+    for (int r = 0; r < R; ++r) {
+      acc[r][0] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, w + r * ld + k), x0, acc[r][0]);
+    }
+  }
+  for (int r = 0; r < R; ++r) out[r] = hsum(_mm512_add_ps(acc[r][0], acc[r][1]));
+}
+
+template <int R>
+inline void dot_rows(const float* x, const void* w, DType dtype, int64_t ld, int64_t n,
+                     float* out) {
+  switch (dtype) {
+    case DType::kBF16:
+      return dot_rows_bf16<R>(x, static_cast<const uint16_t*>(w), ld, n, out);
+    case DType::kF16:
+      return dot_rows_f16<R>(x, static_cast<const uint16_t*>(w), ld, n, out);
+    case DType::kF32:
+      return dot_rows_f32<R>(x, static_cast<const float*>(w), ld, n, out);
+  }
+}
+
+void gemv(const float* x, int64_t n_tokens, int64_t n_in, const void* w, DType dtype,
+          int64_t o_begin, int64_t o_end, const float* bias, float* y, int64_t ldy) {
+  const size_t esz = generic::elem_size(dtype);
+  const uint8_t* wb = static_cast<const uint8_t*>(w);
+  float out[kRowBlock];
+  int64_t o = o_begin;
+  for (; o + kRowBlock <= o_end; o += kRowBlock) {
+    const void* wr = wb + static_cast<size_t>(o * n_in) * esz;
+    for (int64_t t = 0; t < n_tokens; ++t) {
+      dot_rows<kRowBlock>(x + t * n_in, wr, dtype, n_in, n_in, out);
+      for (int64_t r = 0; r < kRowBlock; ++r)
+        y[t * ldy + o + r] = out[r] + (bias ? bias[o + r] : 0.0f);
+    }
+  }
+  for (; o < o_end; ++o) {
+    const void* wr = wb + static_cast<size_t>(o * n_in) * esz;
+    for (int64_t t = 0; t < n_tokens; ++t) {
+      dot_rows<1>(x + t * n_in, wr, dtype, n_in, n_in, out);
+      y[t * ldy + o] = out[0] + (bias ? bias[o] : 0.0f);
+    }
+  }
+}
+
+// 16 widened weights of one row starting at element k (masked past `n`).
+inline __m512 load16(const void* w, DType dtype, int64_t k, int64_t n) {
+  const __mmask16 m = tail_mask16(n - k);
+  switch (dtype) {
+    case DType::kBF16: {
+      const __m256i h = _mm256_maskz_loadu_epi16(m, static_cast<const uint16_t*>(w) + k);
+      return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+    }
+    case DType::kF16:
+      return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, static_cast<const uint16_t*>(w) + k));
+    case DType::kF32:
+      break;
+  }
+  return _mm512_maskz_loadu_ps(m, static_cast<const float*>(w) + k);
+}
+
+// Packs 16 rows x 16 columns at a time with an in-register transpose; rows past n_rows are 0.
+void gemm_pack_w(const void* w, DType dtype, int64_t n_in, int64_t o, int64_t n_rows, int64_t k0,
+                 int64_t kc, float* wp) {
+  const size_t row_bytes = static_cast<size_t>(n_in) * generic::elem_size(dtype);
+  const uint8_t* wb = static_cast<const uint8_t*>(w);
+  for (int64_t jb = 0; jb < kNr; jb += 16) {
+    for (int64_t k = 0; k < kc; k += 16) {
+      __m512 r[16];
+      for (int j = 0; j < 16; ++j) {
+        r[j] = jb + j < n_rows ? load16(wb + static_cast<size_t>(o + jb + j) * row_bytes, dtype,
+                                        k0 + k, k0 + kc)
+                               : _mm512_setzero_ps();
+      }
+      simd512::transpose16x16(r);
+      const int64_t kn = kc - k < 16 ? kc - k : 16;
+      for (int64_t i = 0; i < kn; ++i) _mm512_storeu_ps(wp + (k + i) * kNr + jb, r[i]);
+    }
+  }
+}
+
+void gemm_tile(const float* xp, const float* wp, int64_t kc, float* c, int64_t ldc, int m_valid,
+               int n_valid, bool accumulate, const float* bias) {
+  __m512 acc[kMr][2];
+  for (int m = 0; m < kMr; ++m) acc[m][0] = acc[m][1] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < kc; ++k) {
+    const __m512 w0 = _mm512_loadu_ps(wp + k * kNr), w1 = _mm512_loadu_ps(wp + k * kNr + 16);
+    const float* xk = xp + k * kMr;
+    for (int m = 0; m < kMr; ++m) {
+      const __m512 xv = _mm512_set1_ps(xk[m]);
+      acc[m][0] = _mm512_fmadd_ps(xv, w0, acc[m][0]);
+      acc[m][1] = _mm512_fmadd_ps(xv, w1, acc[m][1]);
+    }
+  }
+  const __mmask16 m0 = tail_mask16(n_valid), m1 = n_valid > 16 ? tail_mask16(n_valid - 16) : 0;
+  __m512 b0 = _mm512_setzero_ps(), b1 = _mm512_setzero_ps();
+  if (!accumulate && bias) {
+    b0 = _mm512_maskz_loadu_ps(m0, bias);
+    b1 = _mm512_maskz_loadu_ps(m1, bias + 16);
+  }
+  for (int m = 0; m < m_valid; ++m) {
+    float* cr = c + m * ldc;
+    if (accumulate) {
+      b0 = _mm512_maskz_loadu_ps(m0, cr);
+      b1 = _mm512_maskz_loadu_ps(m1, cr + 16);
+    }
+    _mm512_mask_storeu_ps(cr, m0, _mm512_add_ps(b0, acc[m][0]));
+    _mm512_mask_storeu_ps(cr + 16, m1, _mm512_add_ps(b1, acc[m][1]));
+  }
+}
+
+float dot(const float* a, const float* b, int64_t n) {
+  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), acc0);
+    acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16), acc1);
+  }
+  for (; i < n; i += 16) {
+    const __mmask16 m = tail_mask16(n - i);
+    acc0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i), acc0);
+  }
+  return hsum(_mm512_add_ps(acc0, acc1));
+}
+
+void axpy(float* y, float a, const float* x, int64_t n) {
+  const __m512 va = _mm512_set1_ps(a);
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = tail_mask16(n - i);
+    _mm512_mask_storeu_ps(
+        y + i, m,
+        _mm512_fmadd_ps(va, _mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, y + i)));
+  }
+}
+
+// exp on 16 lanes, same algorithm as generic::exp_approx.
+inline __m512 exp16(__m512 x) {
+  x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(88.0f)), _mm512_set1_ps(-87.0f));
+  const __m512 n = _mm512_roundscale_ps(
+      _mm512_fmadd_ps(x, _mm512_set1_ps(1.44269504088896341f), _mm512_set1_ps(0.5f)),
+      _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+  const __m512 e = _mm512_add_ps(_mm512_fmadd_ps(_mm512_mul_ps(p, r), r, r), _mm512_set1_ps(1.0f));
+  const __m512i pow2 =
+      _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
+  return _mm512_mul_ps(e, _mm512_castsi512_ps(pow2));
+}
+
+float exp_sub_sum(float* v, float mx, int64_t n) {
+  const __m512 vm = _mm512_set1_ps(mx);
+  __m512 acc = _mm512_setzero_ps();
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = tail_mask16(n - i);
+    const __m512 e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, v + i), vm));
+    _mm512_mask_storeu_ps(v + i, m, e);
+    acc = _mm512_mask_add_ps(acc, m, acc, e);
+  }
+  return hsum(acc);
+}
+
+void swiglu_row(const float* gate, const float* up, int64_t n, float* out) {
+  const __m512 one = _mm512_set1_ps(1.0f);
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = tail_mask16(n - i);
+    const __m512 g = _mm512_maskz_loadu_ps(m, gate + i);
+    const __m512 e = exp16(_mm512_sub_ps(_mm512_setzero_ps(), g));
+    const __m512 silu = _mm512_div_ps(g, _mm512_add_ps(one, e));
+    _mm512_mask_storeu_ps(out + i, m, _mm512_mul_ps(silu, _mm512_maskz_loadu_ps(m, up + i)));
+  }
+}
+
+void rms_norm_row(const float* x, const float* w, int64_t n, float eps, float* out) {
+  __m512 acc = _mm512_setzero_ps();
+  for (int64_t i = 0; i < n; i += 16) {
+    const __m512 v = _mm512_maskz_loadu_ps(tail_mask16(n - i), x + i);
+    acc = _mm512_fmadd_ps(v, v, acc);
+  }
+  const double ss = hsum(acc);
+  const __m512 inv =
+      _mm512_set1_ps(static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(n) + eps)));
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = tail_mask16(n - i);
+    const __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), inv);
+    _mm512_mask_storeu_ps(out + i, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, w + i), v));
+  }
+}
+
+void widen(const void* src, DType dtype, int64_t n, float* dst) {
+  for (int64_t i = 0; i < n; i += 16)
+    _mm512_mask_storeu_ps(dst + i, tail_mask16(n - i), load16(src, dtype, i, n));
+}
+
+}  // namespace
+
+extern const KernelTable kAvx512Table = {
+    Isa::kAvx512, gemv,           kMr,          kNr,         gemm_pack_w, gemm_tile,    dot,
+    axpy,         generic::scale, generic::add, exp_sub_sum, widen,       rms_norm_row, swiglu_row,
+};
+
+}  // namespace shardlm::cpu
