@@ -1,9 +1,11 @@
-// Engine: pack-set opening, rank threads, chunked eval, gathered logits and distributed argmax.
+// Engine: pack-set opening, rank threads, sequences, chunked eval, gathered logits and distributed
+// argmax.
 #include "runtime/engine/engine.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <exception>
 #include <functional>
 #include <thread>
 
@@ -11,6 +13,7 @@
 #include "runtime/comm/thread_group.h"
 #include "runtime/core/status.h"
 #include "runtime/engine/kv_cache.h"
+#include "runtime/engine/runtime_plan.h"
 #include "runtime/model/transformer.h"
 
 namespace shardlm {
@@ -21,7 +24,6 @@ struct Engine::Rank {
   std::unique_ptr<Backend> backend;
   std::unique_ptr<Communicator> comm;
   std::unique_ptr<Transformer> model;
-  std::unique_ptr<KvCache> cache;
   std::vector<float> host_logits;  // this rank's logits on the host
 };
 
@@ -40,6 +42,8 @@ void check_same_config(const PackReader& a, const PackReader& b) {
 }
 
 }  // namespace
+
+EngineSequence::~EngineSequence() = default;
 
 Engine::Engine(const EngineOptions& options) : options_(options) {
   set_ = find_pack_set(options.pack_dir, options.tp);
@@ -79,19 +83,43 @@ Engine::Engine(const EngineOptions& options) : options_(options) {
                  ? options.max_seq
                  : std::min<int64_t>(
                        c.max_position_embeddings > 0 ? c.max_position_embeddings : 4096, 4096);
-  const int64_t chunk = std::min(options.max_batch_tokens, max_seq_);
+  chunk_ = std::min(options.max_batch_tokens, max_seq_);
+
+  // The plan for this device, before any weight is bound.
+  std::vector<const PackReader*> packs;
+  for (const auto& r : ranks_) packs.push_back(r->pack.get());
+  RuntimePlanOptions po;
+  po.backend = options.backend;
+  po.mem_fraction = options.mem_fraction;
+  po.max_seq = max_seq_;
+  po.max_batch_tokens = chunk_;
+  plans_ = plan_for_device(packs, po);
+  if (options.check_memory_plan) {
+    for (size_t r = 0; r < plans_.size(); ++r) {
+      if (!plans_[r].fits) {
+        fail(StatusCode::kOom,
+             "rank " + std::to_string(r) + " does not fit: " + plans_[r].shortfall_message());
+      }
+    }
+  }
+
   run_ranks([&](Rank& R) {
     BackendOptions bo;
     bo.n_threads = threads_per_rank_;
     bo.rank = R.rank;  // device backends: rank r on device r (modulo the device count)
     bo.n_ranks = tp;
+    bo.devices = options.devices;
+    const MemoryPlan& plan = plans_[static_cast<size_t>(R.rank)];
+    bo.mem_fraction = plan.mem_fraction;  // device backends hold their allocations to it
+    bo.planned_bytes = plan.weight_bytes + plan.workspace_bytes + plan.reserve_bytes +
+                       plan.kv_bytes_per_token * static_cast<uint64_t>(max_seq_);
     R.backend = registry.create(options.backend, bo);
     // Device backends bring their own communicator (NCCL, ...); host backends use the group's.
     R.comm = R.backend->make_communicator(*group_, R.rank);
     if (!R.comm) R.comm = tp == 1 ? make_single_communicator() : group_->communicator(R.rank);
-    R.model = std::make_unique<Transformer>(*R.pack, *R.backend, *R.comm, chunk);
-    R.cache = R.model->make_cache(max_seq_);
+    R.model = std::make_unique<Transformer>(*R.pack, *R.backend, *R.comm, chunk_);
   });
+  if (options.default_sequence) default_seq_ = new_sequence_locked();
 }
 
 Engine::~Engine() = default;
@@ -115,6 +143,55 @@ uint64_t Engine::weight_bytes_in_place() const {
   return n;
 }
 
+uint64_t Engine::kv_bytes_per_sequence() const {
+  uint64_t n = 0;
+  for (const auto& r : ranks_) {
+    n += 2ull *
+         static_cast<uint64_t>(config().n_layer * max_seq_ * r->model->layout().n_head_kv_local *
+                               config().head_dim) *
+         sizeof(float);
+  }
+  return n;
+}
+
+int64_t Engine::n_past() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return default_seq().n_past();
+}
+
+EngineSequence& Engine::default_seq() const {
+  if (!default_seq_) {
+    fail(StatusCode::kInvalidArg,
+         "this engine has no default sequence (EngineOptions::default_sequence is false)");
+  }
+  return *default_seq_;
+}
+
+std::unique_ptr<EngineSequence> Engine::new_sequence() {
+  std::lock_guard<std::mutex> lock(mu_);
+  check_usable();
+  return new_sequence_locked();
+}
+
+std::unique_ptr<EngineSequence> Engine::new_sequence_locked() {
+  std::unique_ptr<EngineSequence> seq(new EngineSequence());
+  seq->capacity_ = max_seq_;
+  seq->caches_.resize(ranks_.size());
+  // Each rank allocates on its own thread (its device). Errors are caught inside the rank so
+  // the rank group is not aborted: a failed allocation (kOom) leaves the engine usable.
+  std::vector<std::exception_ptr> errors(ranks_.size());
+  run_ranks([&](Rank& R) {
+    try {
+      seq->caches_[static_cast<size_t>(R.rank)] = R.model->make_cache(max_seq_);
+    } catch (...) {
+      errors[static_cast<size_t>(R.rank)] = std::current_exception();
+    }
+  });
+  for (const std::exception_ptr& e : errors)
+    if (e) std::rethrow_exception(e);
+  return seq;
+}
+
 uint64_t Engine::weight_bytes_copied() const {
   uint64_t n = 0;
   for (const auto& r : ranks_) n += r->model->weights().bytes_copied;
@@ -136,7 +213,7 @@ void Engine::run_ranks(const std::function<void(Rank&)>& fn) {
   }
 }
 
-void Engine::check_ids(std::span<const int32_t> ids) const {
+void Engine::check_ids(const EngineSequence& seq, std::span<const int32_t> ids) const {
   check_usable();
   if (ids.empty()) fail(StatusCode::kInvalidArg, "no tokens to evaluate");
   const int64_t n_vocab = config().n_vocab;
@@ -146,15 +223,30 @@ void Engine::check_ids(std::span<const int32_t> ids) const {
            "token id " + std::to_string(id) + " outside vocabulary of " + std::to_string(n_vocab));
     }
   }
-  if (n_past_ + static_cast<int64_t>(ids.size()) > max_seq_) {
-    fail(StatusCode::kKvFull, "KV cache full: " + std::to_string(n_past_) + " tokens held + " +
+  if (seq.caches_.size() != ranks_.size()) {
+    fail(StatusCode::kInvalidArg, "sequence does not belong to this engine");
+  }
+  if (seq.n_past_ + static_cast<int64_t>(ids.size()) > max_seq_) {
+    fail(StatusCode::kKvFull, "KV cache full: " + std::to_string(seq.n_past_) + " tokens held + " +
                                   std::to_string(ids.size()) + " new > max_seq " +
                                   std::to_string(max_seq_) + " (raise --max-seq)");
   }
 }
 
 std::vector<float> Engine::eval(std::span<const int32_t> ids, bool all_logits) {
-  check_ids(ids);
+  std::lock_guard<std::mutex> lock(mu_);
+  return eval_locked(default_seq(), ids, all_logits);
+}
+
+std::vector<float> Engine::eval(EngineSequence& seq, std::span<const int32_t> ids,
+                                bool all_logits) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return eval_locked(seq, ids, all_logits);
+}
+
+std::vector<float> Engine::eval_locked(EngineSequence& seq, std::span<const int32_t> ids,
+                                       bool all_logits) {
+  check_ids(seq, ids);
   const int64_t n = static_cast<int64_t>(ids.size());
   const int64_t n_vocab = config().n_vocab;
   const int64_t n_rows = all_logits ? n : 1;
@@ -162,13 +254,14 @@ std::vector<float> Engine::eval(std::span<const int32_t> ids, bool all_logits) {
   run_ranks([&](Rank& R) {
     const int64_t chunk = R.model->max_tokens();
     const int64_t v_local = R.model->layout().n_vocab_local;
-    std::vector<float> gathered(static_cast<size_t>(chunk * n_vocab));
+    std::vector<float> gathered(static_cast<size_t>((all_logits ? chunk : 1) * n_vocab));
     for (int64_t begin = 0; begin < n; begin += chunk) {
       const int64_t len = std::min(chunk, n - begin);
       const bool last = begin + len == n;
       R.backend->begin_forward(len);  // a device backend may run a decode step as a graph
-      const Tensor logits = R.model->forward(
-          ids.subspan(static_cast<size_t>(begin), static_cast<size_t>(len)), *R.cache, all_logits);
+      const Tensor logits =
+          R.model->forward(ids.subspan(static_cast<size_t>(begin), static_cast<size_t>(len)),
+                           *seq.caches_[static_cast<size_t>(R.rank)], all_logits);
       R.backend->end_forward();
       if (!all_logits && !last) continue;
       const int64_t rows = logits.dim(0);
@@ -190,12 +283,22 @@ std::vector<float> Engine::eval(std::span<const int32_t> ids, bool all_logits) {
       }
     }
   });
-  n_past_ += n;
+  seq.n_past_ += n;
   return out;
 }
 
 int32_t Engine::eval_argmax(std::span<const int32_t> ids) {
-  check_ids(ids);
+  std::lock_guard<std::mutex> lock(mu_);
+  return eval_argmax_locked(default_seq(), ids);
+}
+
+int32_t Engine::eval_argmax(EngineSequence& seq, std::span<const int32_t> ids) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return eval_argmax_locked(seq, ids);
+}
+
+int32_t Engine::eval_argmax_locked(EngineSequence& seq, std::span<const int32_t> ids) {
+  check_ids(seq, ids);
   const int64_t n = static_cast<int64_t>(ids.size());
   struct Best {
     float value;
@@ -209,7 +312,7 @@ int32_t Engine::eval_argmax(std::span<const int32_t> ids) {
       const int64_t len = std::min(chunk, n - begin);
       R.backend->begin_forward(len);
       logits = R.model->forward(ids.subspan(static_cast<size_t>(begin), static_cast<size_t>(len)),
-                                *R.cache, false);
+                                *seq.caches_[static_cast<size_t>(R.rank)], false);
       R.backend->end_forward();
     }
     const ParallelLayout& p = R.model->layout();
@@ -225,14 +328,23 @@ int32_t Engine::eval_argmax(std::span<const int32_t> ids) {
     }
     result = best.id;
   });
-  n_past_ += n;
+  seq.n_past_ += n;
   return result;
 }
 
 void Engine::seq_rm(int64_t pos) {
+  std::lock_guard<std::mutex> lock(mu_);
   check_usable();
-  for (auto& r : ranks_) r->cache->seq_rm(pos);
-  n_past_ = std::min(n_past_, std::max<int64_t>(pos, 0));
+  EngineSequence& seq = default_seq();
+  for (auto& c : seq.caches_) c->seq_rm(pos);
+  seq.n_past_ = std::min(seq.n_past_, std::max<int64_t>(pos, 0));
+}
+
+void Engine::seq_rm(EngineSequence& seq, int64_t pos) {
+  std::lock_guard<std::mutex> lock(mu_);
+  check_usable();
+  for (auto& c : seq.caches_) c->seq_rm(pos);
+  seq.n_past_ = std::min(seq.n_past_, std::max<int64_t>(pos, 0));
 }
 
 }  // namespace shardlm

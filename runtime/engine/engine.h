@@ -2,13 +2,21 @@
 // each rank opens and mmaps only that rank's file, creates its backend, communicator (threads,
 // or single at tp = 1), model and pre-allocated KV cache. Feeding tokens runs every rank's
 // forward together; logits come back gathered from all ranks, or as a distributed argmax.
-// One sequence at a time; chunked prefill by max_batch_tokens. Not a scheduler or sampler.
+// Sequences: the engine owns a default sequence (the eval()/seq_rm() overloads without one) and
+// new_sequence() makes more, each with its own KV cache on every rank (a chat session owns one).
+// Thread safety: every method that runs the ranks (eval, eval_argmax, seq_rm, new_sequence) takes
+// one engine-wide mutex, so calls from several threads are serialized forward by forward; one
+// sequence must not be used by two threads at once. Chunked prefill by max_batch_tokens.
+// Not a scheduler (no batching of sequences) and not a sampler (sampler.h, generation.h).
+// Before any weight is bound, the memory plan is recomputed for the real device (runtime_plan.h)
+// and, when asked, a plan that does not fit is refused.
 // Errors inside a rank are rethrown to the caller; after one the engine refuses further work.
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <string>
 #include <vector>
@@ -19,6 +27,7 @@ namespace shardlm {
 
 class ThreadGroup;
 class RankThreads;
+class KvCache;
 
 struct EngineOptions {
   std::string pack_dir;
@@ -27,6 +36,27 @@ struct EngineOptions {
   int n_threads = 0;               // compute threads across all ranks; 0 = hardware concurrency
   int64_t max_seq = 0;             // KV capacity in tokens; 0 = min(max_position_embeddings, 4096)
   int64_t max_batch_tokens = 256;  // tokens per forward (prefill chunk)
+  std::vector<int> devices;        // device backends: rank r on devices[r % size]; empty = all
+  double mem_fraction = 0;         // memory-plan fraction on this device; 0 = the pack's
+  bool check_memory_plan = false;  // refuse with Error(kOom) when the recomputed plan does not fit
+  bool default_sequence = true;    // allocate the default sequence's KV cache
+};
+
+class Engine;
+
+// One sequence's KV cache on every rank. Made by Engine::new_sequence(); must not outlive it.
+class EngineSequence {
+ public:
+  ~EngineSequence();
+  int64_t n_past() const { return n_past_; }  // tokens in the KV cache
+  int64_t capacity() const { return capacity_; }
+
+ private:
+  friend class Engine;
+  EngineSequence() = default;
+  std::vector<std::unique_ptr<KvCache>> caches_;  // index = rank
+  int64_t n_past_ = 0;
+  int64_t capacity_ = 0;
 };
 
 class Engine {
@@ -42,36 +72,57 @@ class Engine {
   int tp_size() const;
   int threads_per_rank() const { return threads_per_rank_; }
   int64_t max_seq() const { return max_seq_; }
-  int64_t n_past() const { return n_past_; }  // tokens in the KV cache
-  const PackReader& pack(int rank) const;     // rank's mapped pack (tokenizer files, plan, ...)
-  uint64_t weight_bytes_in_place() const;     // summed over ranks
+  int64_t max_batch_tokens() const { return chunk_; }
+  int64_t n_past() const;                  // tokens in the default sequence's KV cache
+  const PackReader& pack(int rank) const;  // rank's mapped pack (tokenizer files, plan, ...)
+  uint64_t weight_bytes_in_place() const;  // summed over ranks
   uint64_t weight_bytes_copied() const;
+  const std::string& backend_name() const { return options_.backend; }
+  // The memory plan of every rank recomputed for this device and these options (index = rank),
+  // as computed before the weights were bound.
+  const std::vector<MemoryPlan>& memory_plan() const { return plans_; }
+  // KV bytes one sequence allocates over all ranks (f32 K and V for max_seq tokens).
+  uint64_t kv_bytes_per_sequence() const;
+
+  // A new sequence with its own KV cache of max_seq() tokens on every rank.
+  std::unique_ptr<EngineSequence> new_sequence();
 
   // Appends `ids` to the sequence and returns logits gathered over the vocabulary:
   // [n_tokens, n_vocab] row-major when all_logits, else [n_vocab] for the last token.
   // Throws Error(kKvFull) (engine still usable) when the tokens do not fit.
   std::vector<float> eval(std::span<const int32_t> ids, bool all_logits);
+  std::vector<float> eval(EngineSequence& seq, std::span<const int32_t> ids, bool all_logits);
   // Appends `ids` and returns the argmax of the last token's logits (ties: lowest id), reduced
   // across ranks without gathering the logits.
   int32_t eval_argmax(std::span<const int32_t> ids);
+  int32_t eval_argmax(EngineSequence& seq, std::span<const int32_t> ids);
   // Forgets the sequence (positions >= pos; 0 = all).
   void seq_rm(int64_t pos = 0);
+  void seq_rm(EngineSequence& seq, int64_t pos);
 
  private:
   struct Rank;
   void check_usable() const;
-  void check_ids(std::span<const int32_t> ids) const;
+  void check_ids(const EngineSequence& seq, std::span<const int32_t> ids) const;
+  EngineSequence& default_seq() const;
   void run_ranks(const std::function<void(Rank&)>& fn);
+  std::vector<float> eval_locked(EngineSequence& seq, std::span<const int32_t> ids,
+                                 bool all_logits);
+  int32_t eval_argmax_locked(EngineSequence& seq, std::span<const int32_t> ids);
+  std::unique_ptr<EngineSequence> new_sequence_locked();
 
   EngineOptions options_;
   PackSet set_;
   int threads_per_rank_ = 1;
   int64_t max_seq_ = 0;
-  int64_t n_past_ = 0;
+  int64_t chunk_ = 0;
+  std::vector<MemoryPlan> plans_;
   bool failed_ = false;
+  mutable std::mutex mu_;  // serializes everything that runs the ranks
   std::unique_ptr<ThreadGroup> group_;
   std::vector<std::unique_ptr<Rank>> ranks_;
-  std::unique_ptr<RankThreads> threads_;  // last: joined first
+  std::unique_ptr<EngineSequence> default_seq_;  // after ranks_: freed before the backends
+  std::unique_ptr<RankThreads> threads_;         // joined before the ranks are destroyed
 };
 
 }  // namespace shardlm

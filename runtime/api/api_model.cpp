@@ -1,0 +1,173 @@
+// extern "C": model open/close, info, memory plan, stop ids, generation defaults.
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "runtime/api/api_internal.h"
+#include "runtime/api/api_params.h"
+
+using namespace shardlm;
+using namespace shardlm::api;
+
+extern "C" {
+
+SHARDLM_API shardlm_model_params shardlm_model_default_params(void) {
+  shardlm_model_params p;
+  std::memset(&p, 0, sizeof p);
+  p.struct_size = sizeof p;
+  p.backend = "cpu";
+  return p;
+}
+
+SHARDLM_API shardlm_status shardlm_model_open(const char* pack_dir,
+                                              const shardlm_model_params* params,
+                                              shardlm_model** out_model) {
+  return guard([&] {
+    require(out_model, "out_model");
+    *out_model = nullptr;
+    require(pack_dir, "pack_dir");
+    const shardlm_model_params p = params ? *params : shardlm_model_default_params();
+    check_struct_size(p.struct_size, sizeof(shardlm_model_params), "shardlm_model_params");
+    if (p.n_threads < 0) fail(StatusCode::kInvalidArg, "n_threads must be >= 0");
+    if (p.tp < 0) fail(StatusCode::kInvalidArg, "tp must be >= 0");
+    if (p.max_seq < 0) fail(StatusCode::kInvalidArg, "max_seq must be >= 0");
+    if (p.max_batch_tokens < 0) fail(StatusCode::kInvalidArg, "max_batch_tokens must be >= 0");
+    if (!(p.mem_fraction >= 0 && p.mem_fraction <= 1)) {
+      fail(StatusCode::kInvalidArg, "mem_fraction must be in (0, 1] (0 = the pack's), got " +
+                                        std::to_string(p.mem_fraction));
+    }
+    if (p.n_devices > 0 && p.devices == nullptr) {
+      fail(StatusCode::kInvalidArg,
+           "devices is NULL but n_devices is " + std::to_string(p.n_devices));
+    }
+
+    EngineOptions eo;
+    eo.pack_dir = pack_dir;
+    eo.tp = p.tp;
+    eo.backend = p.backend ? p.backend : "cpu";
+    eo.n_threads = p.n_threads;
+    eo.max_seq = p.max_seq;
+    if (p.max_batch_tokens > 0) eo.max_batch_tokens = p.max_batch_tokens;
+    eo.mem_fraction = p.mem_fraction;
+    eo.check_memory_plan = true;
+    eo.default_sequence = false;  // every session allocates its own
+    for (size_t i = 0; i < p.n_devices; ++i) {
+      if (p.devices[i] < 0) {
+        fail(StatusCode::kInvalidArg, "devices[" + std::to_string(i) + "] is " +
+                                          std::to_string(p.devices[i]) +
+                                          "; device indices are >= 0");
+      }
+      eo.devices.push_back(p.devices[i]);
+    }
+
+    auto state = std::make_shared<ModelState>();
+    state->engine = std::make_shared<Engine>(eo);
+    state->text = ModelText::load(state->engine->pack(0));
+    const ModelConfig& c = state->engine->config();
+    state->family = family_name(c.family);
+    state->architecture = c.architecture;
+    state->backend = eo.backend;
+    state->weight_dtype = dtype_name(state->engine->pack(0).weight_dtype());
+    *out_model = new shardlm_model{std::move(state)};
+    return SHARDLM_OK;
+  });
+}
+
+SHARDLM_API void shardlm_model_close(shardlm_model* model) {
+  delete model;  // sessions hold their own reference to the state
+}
+
+SHARDLM_API shardlm_status shardlm_model_get_info(const shardlm_model* model,
+                                                  shardlm_model_info* out) {
+  return guard([&] {
+    require(model, "model");
+    require(out, "out (shardlm_model_info)");
+    check_struct_size(out->struct_size, sizeof(shardlm_model_info), "shardlm_model_info");
+    const ModelState& s = *model->state;
+    const Engine& e = *s.engine;
+    const ModelConfig& c = e.config();
+    shardlm_model_info i;
+    std::memset(&i, 0, sizeof i);
+    i.struct_size = sizeof i;
+    i.family = s.family.c_str();
+    i.architecture = s.architecture.c_str();
+    i.backend = s.backend.c_str();
+    i.weight_dtype = s.weight_dtype.c_str();
+    i.tp_size = e.tp_size();
+    i.n_threads_per_rank = e.threads_per_rank();
+    i.n_vocab = static_cast<int32_t>(c.n_vocab);
+    i.n_layer = static_cast<int32_t>(c.n_layer);
+    i.n_embd = static_cast<int32_t>(c.n_embd);
+    i.n_head = static_cast<int32_t>(c.n_head);
+    i.n_head_kv = static_cast<int32_t>(c.n_head_kv);
+    i.head_dim = static_cast<int32_t>(c.head_dim);
+    i.n_ctx = e.max_seq();
+    i.n_ctx_train = c.max_position_embeddings;
+    i.has_tokenizer = s.text->has_tokenizer();
+    i.has_chat_template = s.text->has_chat_template();
+    i.has_thinking_switch = s.text->template_has_thinking_switch();
+    i.end_of_turn_token = s.text->end_of_turn_id();
+    i.weight_bytes = e.weight_bytes_in_place() + e.weight_bytes_copied();
+    i.kv_bytes_per_session = e.kv_bytes_per_sequence();
+    *out = i;
+    return SHARDLM_OK;
+  });
+}
+
+SHARDLM_API shardlm_status shardlm_model_memory_plan(const shardlm_model* model, int32_t as_json,
+                                                     char* buf, size_t buf_size, size_t* out_len) {
+  return guard([&] {
+    require(model, "model");
+    const Engine& e = *model->state->engine;
+    std::string text;
+    if (as_json) {
+      nlohmann::json j = nlohmann::json::parse(plan_to_json(e.memory_plan()));
+      j["n_ctx"] = e.max_seq();
+      j["kv_bytes_per_session"] = e.kv_bytes_per_sequence();
+      j["weight_bytes_in_place"] = e.weight_bytes_in_place();
+      j["weight_bytes_copied"] = e.weight_bytes_copied();
+      text = j.dump(2);
+    } else {
+      std::ostringstream o;
+      o << format_plan_table(e.memory_plan());
+      o << "kv cache per session: " << format_bytes(e.kv_bytes_per_sequence()) << " ("
+        << e.max_seq() << " tokens, f32, all ranks); weights used in place: "
+        << format_bytes(e.weight_bytes_in_place())
+        << ", copied: " << format_bytes(e.weight_bytes_copied()) << "\n";
+      text = o.str();
+    }
+    return copy_out(text, buf, buf_size, out_len, "shardlm_model_memory_plan");
+  });
+}
+
+SHARDLM_API shardlm_status shardlm_model_stop_ids(const shardlm_model* model, int32_t* ids,
+                                                  size_t capacity, size_t* out_count) {
+  return guard([&] {
+    require(model, "model");
+    const std::vector<int32_t>& s = model->state->text->stop_ids();
+    return copy_out(s.data(), s.size(), ids, capacity, out_count, "shardlm_model_stop_ids");
+  });
+}
+
+SHARDLM_API shardlm_generate_params shardlm_generate_default_params(void) {
+  return default_generate_params();
+}
+
+SHARDLM_API shardlm_status shardlm_model_generation_defaults(const shardlm_model* model,
+                                                             shardlm_generate_params* out) {
+  return guard([&] {
+    require(model, "model");
+    require(out, "out (shardlm_generate_params)");
+    check_struct_size(out->struct_size, sizeof(shardlm_generate_params), "shardlm_generate_params");
+    shardlm_generate_params p = default_generate_params();
+    const SamplerParams& d = model->state->text->defaults();
+    p.temperature = d.temperature;
+    p.top_k = d.top_k;
+    p.top_p = d.top_p;
+    p.min_p = d.min_p;
+    p.repetition_penalty = d.repetition_penalty;
+    *out = p;
+    return SHARDLM_OK;
+  });
+}
+
+}  // extern "C"
