@@ -84,7 +84,9 @@ __global__ void argmax_merge(const float* __restrict__ part_value,
   }
 }
 
-int64_t chunks_of(int64_t n) { return (n + kChunk - 1) / kChunk; }
+int64_t chunks_of(int64_t n) {
+  return (n + kChunk - 1) / kChunk;
+}
 
 }  // namespace
 
@@ -96,15 +98,15 @@ void argmax_rows(const float* x, int64_t n_rows, int64_t n, float temperature, u
                  int64_t index_offset, void* workspace, float* out_value, int64_t* out_index,
                  cudaStream_t stream) {
   if (n_rows < 1 || n < 1 || n_rows > 65535) {
-    fail(StatusCode::kInternal, "cuda argmax of " + std::to_string(n_rows) + " rows of " +
-                                    std::to_string(n));
+    fail(StatusCode::kInternal,
+         "cuda argmax of " + std::to_string(n_rows) + " rows of " + std::to_string(n));
   }
   const int64_t n_chunks = chunks_of(n);
   auto* part_index = static_cast<int64_t*>(workspace);  // 8-byte values first: aligned
   auto* part_value = reinterpret_cast<float*>(part_index + n_rows * n_chunks);
-  argmax_chunks<<<dim3(static_cast<unsigned>(n_chunks), static_cast<unsigned>(n_rows)), kThreads,
-                  0, stream>>>(x, n, n_chunks, temperature, seed, index_offset, part_value,
-                               part_index);
+  argmax_chunks<<<dim3(static_cast<unsigned>(n_chunks), static_cast<unsigned>(n_rows)), kThreads, 0,
+                  stream>>>(x, n, n_chunks, temperature, seed, index_offset, part_value,
+                            part_index);
   check_launch("argmax (chunks)");
   argmax_merge<<<static_cast<unsigned>(n_rows), kThreads, 0, stream>>>(
       part_value, part_index, n_chunks, out_value, out_index);

@@ -18,10 +18,10 @@ constexpr int kMaxGroup = 8;  // query heads per block; larger groups take sever
 template <int kDPL>  // head_dim elements per lane: head_dim <= 32 * kDPL
 __global__ void __launch_bounds__(kWarps * 32)
     attention_decode_partial(const float* __restrict__ q, const float* __restrict__ k,
-                             const float* __restrict__ v, I32Arg pos, int64_t n_kv,
-                             int64_t n_head, int64_t n_head_kv, int head_dim,
-                             int64_t sliding_window, float scale, int n_splits, int n_hchunks,
-                             float* __restrict__ part, float* __restrict__ part_ml) {
+                             const float* __restrict__ v, I32Arg pos, int64_t n_kv, int64_t n_head,
+                             int64_t n_head_kv, int head_dim, int64_t sliding_window, float scale,
+                             int n_splits, int n_hchunks, float* __restrict__ part,
+                             float* __restrict__ part_ml) {
   constexpr int kDP = kDPL * 32;
   __shared__ float q_s[kMaxGroup][kDP];
   __shared__ float m_s[kWarps][kMaxGroup];
@@ -169,10 +169,10 @@ void attention_decode(const float* q, const float* k, const float* v, const I32A
                       void* workspace, float* out, cudaStream_t stream) {
   if (n_tokens < 1 || n_tokens > kDecodeMaxTokens || head_dim < 1 || head_dim > kMaxHeadDim ||
       n_head_kv < 1 || n_head % n_head_kv != 0 || n_splits < 1 || n_kv < 1) {
-    fail(StatusCode::kInternal,
-         "cuda attention_decode: n_tokens " + std::to_string(n_tokens) + ", head_dim " +
-             std::to_string(head_dim) + ", heads " + std::to_string(n_head) + "/" +
-             std::to_string(n_head_kv) + ", splits " + std::to_string(n_splits));
+    fail(StatusCode::kInternal, "cuda attention_decode: n_tokens " + std::to_string(n_tokens) +
+                                    ", head_dim " + std::to_string(head_dim) + ", heads " +
+                                    std::to_string(n_head) + "/" + std::to_string(n_head_kv) +
+                                    ", splits " + std::to_string(n_splits));
   }
   float* part = static_cast<float*>(workspace);
   float* part_ml = part + n_tokens * n_head * n_splits * head_dim;

@@ -15,7 +15,7 @@ struct AttentionPlan {
 // n_tokens query rows against at most `max_keys` visible keys per row, on a device with
 // `n_sms` multiprocessors. Decode when n_tokens <= kDecodeMaxTokens; splits are chosen so the
 // grid covers about 2 waves of blocks, each split keeps >= 64 keys, and at most 128 splits.
-AttentionPlan plan_attention(int64_t n_tokens, int64_t n_head, int64_t n_head_kv,
-                             int64_t max_keys, int n_sms);
+AttentionPlan plan_attention(int64_t n_tokens, int64_t n_head, int64_t n_head_kv, int64_t max_keys,
+                             int n_sms);
 
 }  // namespace shardlm::cuda

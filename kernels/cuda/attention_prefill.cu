@@ -39,11 +39,11 @@ __global__ void __launch_bounds__(kWarps * 32)
                              float* __restrict__ out) {
   constexpr int kDP = kDPL * 32;
   extern __shared__ float smem[];
-  float* q_s = smem;                       // [kRows][kDP]
-  float* k_s = q_s + kRows * kDP;          // [kTile][kDP + 1] (padded: lane j reads row j)
-  float* v_s = k_s + kTile * (kDP + 1);    // [kTile][kDP]
-  __shared__ int64_t row_pos[kRows];       // -1 for rows past the end
-  __shared__ int64_t row_out[kRows];       // output row (token * n_head + head)
+  float* q_s = smem;                     // [kRows][kDP]
+  float* k_s = q_s + kRows * kDP;        // [kTile][kDP + 1] (padded: lane j reads row j)
+  float* v_s = k_s + kTile * (kDP + 1);  // [kTile][kDP]
+  __shared__ int64_t row_pos[kRows];     // -1 for rows past the end
+  __shared__ int64_t row_out[kRows];     // output row (token * n_head + head)
 
   const int D = head_dim;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -101,8 +101,7 @@ __global__ void __launch_bounds__(kWarps * 32)
       const int64_t p = row_pos[r];
       if (p < 0) continue;  // uniform over the warp
       const int64_t j = j0 + lane;
-      const bool visible =
-          j < n_kv && j <= p && (sliding_window <= 0 || p - j < sliding_window);
+      const bool visible = j < n_kv && j <= p && (sliding_window <= 0 || p - j < sliding_window);
       float s = -INFINITY;
       if (visible) {
         const float* qr = q_s + r * kDP;
@@ -123,8 +122,8 @@ __global__ void __launch_bounds__(kWarps * 32)
         const float pk = __shfl_sync(0xffffffffu, pj, jj);
         if (pk == 0.0f) continue;  // masked key (uniform: pk is the same on every lane)
 #pragma unroll
-        for (int i = 0; i < kDPL; ++i) acc[rr][i] = fmaf(pk, v_s[jj * kDP + lane + 32 * i],
-                                                        acc[rr][i]);
+        for (int i = 0; i < kDPL; ++i)
+          acc[rr][i] = fmaf(pk, v_s[jj * kDP + lane + 32 * i], acc[rr][i]);
       }
       m[rr] = m_new;
     }
@@ -152,21 +151,20 @@ void launch(const float* q, const float* k, const float* v, const I32Arg& pos, i
   map.tokens_per_block = kRows / map.heads_per_block;
   map.n_hchunks = static_cast<int>((group + map.heads_per_block - 1) / map.heads_per_block);
   const int64_t n_tiles = (n_tokens + map.tokens_per_block - 1) / map.tokens_per_block;
-  const dim3 grid(static_cast<unsigned>(n_tiles),
-                  static_cast<unsigned>(n_head_kv * map.n_hchunks));
+  const dim3 grid(static_cast<unsigned>(n_tiles), static_cast<unsigned>(n_head_kv * map.n_hchunks));
   const size_t smem = smem_bytes<kDPL>();
   if (smem > 48 * 1024) {
-    const cudaError_t e = cudaFuncSetAttribute(attention_prefill_kernel<kDPL>,
-                                               cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                               static_cast<int>(smem));
+    const cudaError_t e =
+        cudaFuncSetAttribute(attention_prefill_kernel<kDPL>,
+                             cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
     if (e != cudaSuccess) {
       fail(StatusCode::kBackend, std::string("cuda attention_prefill: ") + std::to_string(smem) +
                                      " bytes of shared memory: " + cudaGetErrorString(e));
     }
   }
   attention_prefill_kernel<kDPL><<<grid, kWarps * 32, smem, stream>>>(
-      q, k, v, pos, n_tokens, n_kv, n_head, n_head_kv, static_cast<int>(head_dim),
-      sliding_window, scale, map, out);
+      q, k, v, pos, n_tokens, n_kv, n_head, n_head_kv, static_cast<int>(head_dim), sliding_window,
+      scale, map, out);
 }
 
 }  // namespace
@@ -182,17 +180,17 @@ void attention_prefill(const float* q, const float* k, const float* v, const I32
                                     std::to_string(n_head) + "/" + std::to_string(n_head_kv));
   }
   if (head_dim <= 32) {
-    launch<1>(q, k, v, pos, n_tokens, n_kv, n_head, n_head_kv, head_dim, sliding_window, scale,
-              out, stream);
+    launch<1>(q, k, v, pos, n_tokens, n_kv, n_head, n_head_kv, head_dim, sliding_window, scale, out,
+              stream);
   } else if (head_dim <= 64) {
-    launch<2>(q, k, v, pos, n_tokens, n_kv, n_head, n_head_kv, head_dim, sliding_window, scale,
-              out, stream);
+    launch<2>(q, k, v, pos, n_tokens, n_kv, n_head, n_head_kv, head_dim, sliding_window, scale, out,
+              stream);
   } else if (head_dim <= 128) {
-    launch<4>(q, k, v, pos, n_tokens, n_kv, n_head, n_head_kv, head_dim, sliding_window, scale,
-              out, stream);
+    launch<4>(q, k, v, pos, n_tokens, n_kv, n_head, n_head_kv, head_dim, sliding_window, scale, out,
+              stream);
   } else {
-    launch<8>(q, k, v, pos, n_tokens, n_kv, n_head, n_head_kv, head_dim, sliding_window, scale,
-              out, stream);
+    launch<8>(q, k, v, pos, n_tokens, n_kv, n_head, n_head_kv, head_dim, sliding_window, scale, out,
+              stream);
   }
   check_launch("attention_prefill");
 }

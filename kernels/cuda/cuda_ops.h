@@ -42,8 +42,8 @@ void embed(const I32Arg& ids, int64_t n_tokens, const void* table, DType dtype,
 // RMSNorm per row, optionally fused with the residual add before it: when `residual` is not
 // null, x += residual is written back to x first. Then out = x / sqrt(mean(x^2) + eps) * w.
 // `out` may alias `x`.   x [n_rows, n], residual [n_rows, n] or null, w [n], out [n_rows, n]
-void rms_norm(float* x, const float* residual, const float* w, int64_t n_rows, int64_t n,
-              float eps, float* out, cudaStream_t stream);
+void rms_norm(float* x, const float* residual, const float* w, int64_t n_rows, int64_t n, float eps,
+              float* out, cudaStream_t stream);
 
 // Rotary embedding (rotate-half / NeoX), in place; angle = f32(pos) * inv_freq, cos/sin
 // correctly rounded to f32 as the reference does.
@@ -52,8 +52,7 @@ void rope(float* x, int64_t n_tokens, int64_t n_head, int64_t head_dim, const I3
           const float* inv_freq, cudaStream_t stream);
 
 // out = silu(gate) * up.   gate_up [n_tokens, 2 * n_ff], out [n_tokens, n_ff]
-void swiglu(const float* gate_up, int64_t n_tokens, int64_t n_ff, float* out,
-            cudaStream_t stream);
+void swiglu(const float* gate_up, int64_t n_tokens, int64_t n_ff, float* out, cudaStream_t stream);
 
 // y += x.   y, x [n]
 void add(float* y, const float* x, int64_t n, cudaStream_t stream);
@@ -74,8 +73,8 @@ void split_hi_lo(const float* x, int64_t n, DType dtype, void* hi, void* lo, cud
 // Decode matrix-vector product with f32 accumulation, one warp per output row, weights
 // streamed with 16-byte loads.   n_tokens <= kDecodeMaxTokens
 //   x [n_tokens, n_in], w [n_out, n_in] (dtype), bias [n_out] or null, y [n_tokens, n_out]
-void gemv(const float* x, int64_t n_tokens, int64_t n_in, const void* w, DType dtype,
-          int64_t n_out, const float* bias, float* y, cudaStream_t stream);
+void gemv(const float* x, int64_t n_tokens, int64_t n_in, const void* w, DType dtype, int64_t n_out,
+          const float* bias, float* y, cudaStream_t stream);
 
 // Split-K decode attention (flash-decoding): each block takes one token, one kv head with the
 // query heads that share it (GQA: K/V read once for the group) and one slice of the visible
@@ -114,7 +113,6 @@ void argmax_rows(const float* x, int64_t n_rows, int64_t n, float temperature, u
 // dst = srcs[0] + srcs[1] + ... in that order (every caller with the same srcs gets the same
 // bits). dst may be one of the srcs only if no other stream reads it concurrently.
 //   srcs[i] [n], dst [n], n_srcs <= kMaxSumSources
-void sum_buffers(const float* const* srcs, int n_srcs, float* dst, int64_t n,
-                 cudaStream_t stream);
+void sum_buffers(const float* const* srcs, int n_srcs, float* dst, int64_t n, cudaStream_t stream);
 
 }  // namespace shardlm::cuda

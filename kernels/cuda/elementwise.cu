@@ -15,7 +15,7 @@ unsigned blocks_for(int64_t n) {
   return b > kMaxBlocks ? kMaxBlocks : b;
 }
 
-#define SHARDLM_GRID_STRIDE(i, n)                                                 \
+#define SHARDLM_GRID_STRIDE(i, n)                                           \
   for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < (n); \
        i += int64_t{gridDim.x} * blockDim.x)
 
@@ -30,7 +30,9 @@ __global__ void swiglu_kernel(const float* __restrict__ gate_up, int64_t n_token
 }
 
 __global__ void add_kernel(float* __restrict__ y, const float* __restrict__ x, int64_t n) {
-  SHARDLM_GRID_STRIDE(i, n) { y[i] += x[i]; }
+  SHARDLM_GRID_STRIDE(i, n) {
+    y[i] += x[i];
+  }
 }
 
 __global__ void copy_columns_kernel(const float* __restrict__ src, int64_t n_rows,
@@ -44,7 +46,9 @@ __global__ void copy_columns_kernel(const float* __restrict__ src, int64_t n_row
 
 __global__ void add_bias_kernel(float* __restrict__ y, const float* __restrict__ bias,
                                 int64_t n_rows, int64_t n_out) {
-  SHARDLM_GRID_STRIDE(e, n_rows * n_out) { y[e] += bias[e % n_out]; }
+  SHARDLM_GRID_STRIDE(e, n_rows * n_out) {
+    y[e] += bias[e % n_out];
+  }
 }
 
 __global__ void split_bf16_kernel(const float* __restrict__ x, int64_t n,
@@ -81,11 +85,9 @@ __global__ void sum_buffers_kernel(Sources srcs, int n_srcs, float* dst, int64_t
 
 }  // namespace
 
-void swiglu(const float* gate_up, int64_t n_tokens, int64_t n_ff, float* out,
-            cudaStream_t stream) {
+void swiglu(const float* gate_up, int64_t n_tokens, int64_t n_ff, float* out, cudaStream_t stream) {
   if (n_tokens * n_ff <= 0) return;
-  swiglu_kernel<<<blocks_for(n_tokens * n_ff), kThreads, 0, stream>>>(gate_up, n_tokens, n_ff,
-                                                                      out);
+  swiglu_kernel<<<blocks_for(n_tokens * n_ff), kThreads, 0, stream>>>(gate_up, n_tokens, n_ff, out);
   check_launch("swiglu");
 }
 
@@ -98,8 +100,8 @@ void add(float* y, const float* x, int64_t n, cudaStream_t stream) {
 void copy_columns(const float* src, int64_t n_rows, int64_t n_src_cols, int64_t col_begin,
                   int64_t n_cols, float* dst, cudaStream_t stream) {
   if (n_rows * n_cols <= 0) return;
-  copy_columns_kernel<<<blocks_for(n_rows * n_cols), kThreads, 0, stream>>>(
-      src, n_rows, n_src_cols, col_begin, n_cols, dst);
+  copy_columns_kernel<<<blocks_for(n_rows * n_cols), kThreads, 0, stream>>>(src, n_rows, n_src_cols,
+                                                                            col_begin, n_cols, dst);
   check_launch("copy_columns");
 }
 
@@ -109,24 +111,22 @@ void add_bias(float* y, const float* bias, int64_t n_rows, int64_t n_out, cudaSt
   check_launch("add_bias");
 }
 
-void split_hi_lo(const float* x, int64_t n, DType dtype, void* hi, void* lo,
-                 cudaStream_t stream) {
+void split_hi_lo(const float* x, int64_t n, DType dtype, void* hi, void* lo, cudaStream_t stream) {
   if (n <= 0) return;
   if (dtype == DType::kBF16) {
-    split_bf16_kernel<<<blocks_for(n), kThreads, 0, stream>>>(
-        x, n, static_cast<__nv_bfloat16*>(hi), static_cast<__nv_bfloat16*>(lo));
+    split_bf16_kernel<<<blocks_for(n), kThreads, 0, stream>>>(x, n, static_cast<__nv_bfloat16*>(hi),
+                                                              static_cast<__nv_bfloat16*>(lo));
   } else if (dtype == DType::kF16) {
     split_f16_kernel<<<blocks_for(n), kThreads, 0, stream>>>(x, n, static_cast<__half*>(hi),
                                                              static_cast<__half*>(lo));
   } else {
-    fail(StatusCode::kInternal, std::string("split_hi_lo: no 16-bit split for ") +
-                                    dtype_name(dtype));
+    fail(StatusCode::kInternal,
+         std::string("split_hi_lo: no 16-bit split for ") + dtype_name(dtype));
   }
   check_launch("split_hi_lo");
 }
 
-void sum_buffers(const float* const* srcs, int n_srcs, float* dst, int64_t n,
-                 cudaStream_t stream) {
+void sum_buffers(const float* const* srcs, int n_srcs, float* dst, int64_t n, cudaStream_t stream) {
   if (n_srcs < 1 || n_srcs > kMaxSumSources) {
     fail(StatusCode::kInternal, "sum_buffers of " + std::to_string(n_srcs) + " sources (1.." +
                                     std::to_string(kMaxSumSources) + ")");

@@ -44,8 +44,8 @@ __device__ __forceinline__ void unpack(const uint4& r, float (&f)[8], const __ha
 // acc[t] += dot(16 bytes of weights at vector index `chunk`, the matching x of token t).
 template <class W, int kNT>
 __device__ __forceinline__ void fma_chunk(const uint4& raw, int64_t chunk,
-                                          const float* __restrict__ x, int n_tokens,
-                                          int64_t n_in, float (&acc)[kNT]) {
+                                          const float* __restrict__ x, int n_tokens, int64_t n_in,
+                                          float (&acc)[kNT]) {
   constexpr int kE = 16 / sizeof(W);
   float wf[kE];
   unpack(raw, wf, static_cast<const W*>(nullptr));
@@ -67,9 +67,9 @@ __device__ __forceinline__ void fma_chunk(const uint4& raw, int64_t chunk,
 
 template <class W, int kNT>
 __global__ void __launch_bounds__(kWarps * 32)
-    gemv_kernel(const float* __restrict__ x, int n_tokens, int64_t n_in,
-                const W* __restrict__ w, int64_t n_out, const float* __restrict__ bias,
-                float* __restrict__ y, bool vectorized) {
+    gemv_kernel(const float* __restrict__ x, int n_tokens, int64_t n_in, const W* __restrict__ w,
+                int64_t n_out, const float* __restrict__ bias, float* __restrict__ y,
+                bool vectorized) {
   const int lane = threadIdx.x % 32;
   const int64_t row = blockIdx.x * int64_t{kWarps} + threadIdx.x / 32;
   if (row >= n_out) return;
@@ -117,24 +117,24 @@ void launch(const float* x, int64_t n_tokens, int64_t n_in, const W* w, int64_t 
   const unsigned blocks = grid_1d(n_out, kWarps);
   const int nt = static_cast<int>(n_tokens);
   if (nt == 1) {
-    gemv_kernel<W, 1><<<blocks, kWarps * 32, 0, stream>>>(x, nt, n_in, w, n_out, bias, y,
-                                                          vectorized);
+    gemv_kernel<W, 1>
+        <<<blocks, kWarps * 32, 0, stream>>>(x, nt, n_in, w, n_out, bias, y, vectorized);
   } else if (nt == 2) {
-    gemv_kernel<W, 2><<<blocks, kWarps * 32, 0, stream>>>(x, nt, n_in, w, n_out, bias, y,
-                                                          vectorized);
+    gemv_kernel<W, 2>
+        <<<blocks, kWarps * 32, 0, stream>>>(x, nt, n_in, w, n_out, bias, y, vectorized);
   } else if (nt <= 4) {
-    gemv_kernel<W, 4><<<blocks, kWarps * 32, 0, stream>>>(x, nt, n_in, w, n_out, bias, y,
-                                                          vectorized);
+    gemv_kernel<W, 4>
+        <<<blocks, kWarps * 32, 0, stream>>>(x, nt, n_in, w, n_out, bias, y, vectorized);
   } else {
-    gemv_kernel<W, 8><<<blocks, kWarps * 32, 0, stream>>>(x, nt, n_in, w, n_out, bias, y,
-                                                          vectorized);
+    gemv_kernel<W, 8>
+        <<<blocks, kWarps * 32, 0, stream>>>(x, nt, n_in, w, n_out, bias, y, vectorized);
   }
 }
 
 }  // namespace
 
-void gemv(const float* x, int64_t n_tokens, int64_t n_in, const void* w, DType dtype,
-          int64_t n_out, const float* bias, float* y, cudaStream_t stream) {
+void gemv(const float* x, int64_t n_tokens, int64_t n_in, const void* w, DType dtype, int64_t n_out,
+          const float* bias, float* y, cudaStream_t stream) {
   if (n_tokens < 1 || n_tokens > kDecodeMaxTokens) {
     fail(StatusCode::kInternal, "cuda gemv of " + std::to_string(n_tokens) + " tokens (1.." +
                                     std::to_string(kDecodeMaxTokens) + ")");

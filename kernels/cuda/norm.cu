@@ -54,16 +54,16 @@ __global__ void rms_norm_block_kernel(float* x, const float* __restrict__ residu
 
 }  // namespace
 
-void rms_norm(float* x, const float* residual, const float* w, int64_t n_rows, int64_t n,
-              float eps, float* out, cudaStream_t stream) {
+void rms_norm(float* x, const float* residual, const float* w, int64_t n_rows, int64_t n, float eps,
+              float* out, cudaStream_t stream) {
   if (n_rows <= 0 || n <= 0) return;
   if (n <= 256) {
     rms_norm_warp_kernel<<<grid_1d(n_rows, kRowsPerBlock), 32 * kRowsPerBlock, 0, stream>>>(
         x, residual, w, n_rows, n, eps, out);
   } else {
     // Rows go on grid.x (up to 2^31 - 1), so any token count fits.
-    rms_norm_block_kernel<256><<<static_cast<unsigned>(n_rows), 256, 0, stream>>>(
-        x, residual, w, n, eps, out);
+    rms_norm_block_kernel<256>
+        <<<static_cast<unsigned>(n_rows), 256, 0, stream>>>(x, residual, w, n, eps, out);
   }
   check_launch("rms_norm");
 }

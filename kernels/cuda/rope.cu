@@ -33,9 +33,8 @@ void rope(float* x, int64_t n_tokens, int64_t n_head, int64_t head_dim, const I3
   const int64_t total = n_tokens * n_head * (head_dim / 2);
   if (total <= 0) return;
   constexpr int kThreads = 256;
-  const unsigned blocks = grid_1d(total, kThreads);
-  rope_kernel<<<blocks > 4096 ? 4096 : blocks, kThreads, 0, stream>>>(x, n_tokens, n_head,
-                                                                      head_dim, pos, inv_freq);
+  const unsigned blocks = grid_1d(total, kThreads) > 4096 ? 4096 : grid_1d(total, kThreads);
+  rope_kernel<<<blocks, kThreads, 0, stream>>>(x, n_tokens, n_head, head_dim, pos, inv_freq);
   check_launch("rope");
 }
 

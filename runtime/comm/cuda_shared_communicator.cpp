@@ -221,8 +221,8 @@ std::unique_ptr<Communicator> make_cuda_shared_communicator(ThreadGroup& group, 
                                   "rank its own device");
     }
     const cudaError_t e = cudaDeviceEnablePeerAccess(other, 0);
-    if (e != cudaErrorPeerAccessAlreadyEnabled) cuda_check(e, "cudaDeviceEnablePeerAccess",
-                                                           StatusCode::kComm);
+    if (e != cudaErrorPeerAccessAlreadyEnabled)
+      cuda_check(e, "cudaDeviceEnablePeerAccess", StatusCode::kComm);
     cudaGetLastError();
   }
   return std::make_unique<CudaSharedCommunicator>(group, rank, std::move(context));

@@ -67,9 +67,9 @@ class NcclCommunicator final : public Communicator {
     if (host_) return host_->all_reduce_sum(data, n);
     const size_t bytes = static_cast<size_t>(n) * sizeof(float);
     void* d = staged_in(data, bytes);
-    nccl_check(ncclAllReduce(d, d, static_cast<size_t>(n), ncclFloat32, ncclSum, comm_,
-                             ctx_.stream),
-               "all_reduce (staged)", comm_);
+    nccl_check(
+        ncclAllReduce(d, d, static_cast<size_t>(n), ncclFloat32, ncclSum, comm_, ctx_.stream),
+        "all_reduce (staged)", comm_);
     staged_out(data, d, bytes);
   }
 
@@ -83,12 +83,13 @@ class NcclCommunicator final : public Communicator {
     {
       uint64_t mine = send_bytes;
       auto* d = static_cast<uint64_t*>(staging(sizeof(uint64_t) * (size_ + 1)));
-      cuda_check(cudaMemcpyAsync(d + size_, &mine, sizeof mine, cudaMemcpyHostToDevice,
-                                 ctx_.stream), "all_gather sizes", StatusCode::kComm);
+      cuda_check(
+          cudaMemcpyAsync(d + size_, &mine, sizeof mine, cudaMemcpyHostToDevice, ctx_.stream),
+          "all_gather sizes", StatusCode::kComm);
       nccl_check(ncclAllGather(d + size_, d, 1, ncclUint64, comm_, ctx_.stream),
                  "all_gather (sizes)", comm_);
-      cuda_check(cudaMemcpyAsync(sizes.data(), d, sizeof(uint64_t) * size_,
-                                 cudaMemcpyDeviceToHost, ctx_.stream),
+      cuda_check(cudaMemcpyAsync(sizes.data(), d, sizeof(uint64_t) * size_, cudaMemcpyDeviceToHost,
+                                 ctx_.stream),
                  "all_gather sizes", StatusCode::kComm);
       cuda_check(cudaStreamSynchronize(ctx_.stream), "all_gather sizes", StatusCode::kComm);
     }
@@ -114,10 +115,10 @@ class NcclCommunicator final : public Communicator {
     for (int r = 0; r < size_; ++r) {
       const size_t n = sizes[static_cast<size_t>(r)];
       if (n) {
-        nccl_check(ncclBroadcast(r == rank_ ? d_send : nullptr,
-                                 static_cast<uint8_t*>(d_recv) + offset, n, ncclUint8, r, comm_,
-                                 ctx_.stream),
-                   "all_gather (broadcast of rank " + std::to_string(r) + ")", comm_);
+        nccl_check(
+            ncclBroadcast(r == rank_ ? d_send : nullptr, static_cast<uint8_t*>(d_recv) + offset, n,
+                          ncclUint8, r, comm_, ctx_.stream),
+            "all_gather (broadcast of rank " + std::to_string(r) + ")", comm_);
       }
       offset += n;
     }
@@ -137,14 +138,13 @@ class NcclCommunicator final : public Communicator {
     if (ctx_.flush) ctx_.flush();
     if (is_device_pointer(data)) {
       CudaDeviceGuard guard(ctx_.device);
-      nccl_check(ncclBroadcast(data, data, bytes, ncclUint8, root, comm_, ctx_.stream),
-                 "broadcast", comm_);
+      nccl_check(ncclBroadcast(data, data, bytes, ncclUint8, root, comm_, ctx_.stream), "broadcast",
+                 comm_);
       return;
     }
     if (host_) return host_->broadcast(data, bytes, root);
     void* d = staged_in(data, bytes);
-    nccl_check(ncclBroadcast(d, d, bytes, ncclUint8, root, comm_, ctx_.stream), "broadcast",
-               comm_);
+    nccl_check(ncclBroadcast(d, d, bytes, ncclUint8, root, comm_, ctx_.stream), "broadcast", comm_);
     staged_out(data, d, bytes);
   }
 
@@ -153,8 +153,7 @@ class NcclCommunicator final : public Communicator {
     if (host_) return host_->barrier();
     CudaDeviceGuard guard(ctx_.device);
     void* d = staging(sizeof(float));
-    nccl_check(ncclAllReduce(d, d, 1, ncclFloat32, ncclSum, comm_, ctx_.stream), "barrier",
-               comm_);
+    nccl_check(ncclAllReduce(d, d, 1, ncclFloat32, ncclSum, comm_, ctx_.stream), "barrier", comm_);
     cuda_check(cudaStreamSynchronize(ctx_.stream), "barrier", StatusCode::kComm);
   }
 

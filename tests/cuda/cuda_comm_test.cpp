@@ -168,8 +168,8 @@ TEST(CudaNcclCommunicator, UniqueIdBootstrap) {
     o.n_ranks = 2;
     auto backend = make_cuda_backend(o);
     std::unique_ptr<DeviceBuffer> buf;
-    const Tensor t = upload(*backend, std::vector<float>(1000, static_cast<float>(r + 1)), {1000},
-                            buf);
+    const Tensor t =
+        upload(*backend, std::vector<float>(1000, static_cast<float>(r + 1)), {1000}, buf);
     backend->synchronize();
     CudaCommContext ctx;
     ctx.device = r;

@@ -168,8 +168,7 @@ TEST(CudaBackendWithoutGpu, ClearErrorNotACrash) {
   if (test::have_cuda_device(&why)) GTEST_SKIP() << "a CUDA device is present";
   BackendRegistry registry = builtin_backends();
   ASSERT_TRUE(registry.has("cuda"));
-  const std::string m =
-      message_of([&] { registry.create("cuda", {}); }, StatusCode::kBackend);
+  const std::string m = message_of([&] { registry.create("cuda", {}); }, StatusCode::kBackend);
   EXPECT_TRUE(contains(m, "cuda backend: no usable CUDA device")) << m;
   EXPECT_TRUE(contains(m, why)) << m << " vs " << why;
 }

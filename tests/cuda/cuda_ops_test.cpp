@@ -105,14 +105,13 @@ TEST_F(CudaOpsTest, EmbedInlineAndUploadedIdsWithOutOfShardRows) {
     const auto table = encode(table_f, dt);
     const Tensor t = dev_raw(table, dt, {n_vocab_local, n_embd});
     // 5 ids ride in the kernel parameters; 20 are uploaded.
-    for (std::vector<int32_t> ids : {std::vector<int32_t>{100, 149, 3, 120, 150},
-                                     std::vector<int32_t>{101, 0, 149, 99, 150, 130, 100, 110, 111,
-                                                          112, 113, 114, 115, 116, 117, 2000, 140,
-                                                          141, 142, 143}}) {
+    for (std::vector<int32_t> ids :
+         {std::vector<int32_t>{100, 149, 3, 120, 150},
+          std::vector<int32_t>{101, 0,   149, 99,  150, 130,  100, 110, 111, 112,
+                               113, 114, 115, 116, 117, 2000, 140, 141, 142, 143}}) {
       const int64_t n = static_cast<int64_t>(ids.size());
       std::vector<float> want(static_cast<size_t>(n * n_embd));
-      ref::embed(ids.data(), n, table.data(), dt, n_vocab_local, vocab_start, n_embd,
-                 want.data());
+      ref::embed(ids.data(), n, table.data(), dt, n_vocab_local, vocab_start, n_embd, want.data());
       const Tensor out = zeros({n, n_embd});
       backend_->embed(ids, t, vocab_start, out);
       EXPECT_EQ(download(*backend_, out), want) << dtype_name(dt) << " " << n << " ids";
@@ -133,8 +132,8 @@ TEST_F(CudaOpsTest, RmsNormBothLaunchShapesAndInPlace) {
     const Tensor out = zeros({n_rows, n});
     backend_->rms_norm(tx, dev(w, {n}), 1e-6f, out);
     auto got = download(*backend_, out);
-    EXPECT_LE(max_abs_diff(got.data(), want.data(), got.size()), 2e-6f * max_abs(want.data(),
-                                                                                  want.size()))
+    EXPECT_LE(max_abs_diff(got.data(), want.data(), got.size()),
+              2e-6f * max_abs(want.data(), want.size()))
         << n_rows << "x" << n;
     backend_->rms_norm(tx, dev(w, {n}), 1e-6f, tx);  // out aliases x
     got = download(*backend_, tx);
@@ -236,7 +235,7 @@ TEST_F(CudaOpsTest, GumbelSamplingMatchesHostNoise) {
   const Tensor ws = zeros({static_cast<int64_t>(cuda::argmax_workspace_bytes(n_rows, n) / 4 + 1)});
   const Tensor vals = zeros({n_rows});
   const Tensor idx = zeros({2 * n_rows});  // int64 storage
-  backend_->synchronize();  // the inputs were written on the backend's stream
+  backend_->synchronize();                 // the inputs were written on the backend's stream
   cuda::argmax_rows(tx.as<float>(), n_rows, n, temperature, 99, offset, ws.data, vals.as<float>(),
                     reinterpret_cast<int64_t*>(idx.data), nullptr);
   ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
@@ -247,8 +246,8 @@ TEST_F(CudaOpsTest, GumbelSamplingMatchesHostNoise) {
     float best = -INFINITY, second = -INFINITY;
     int64_t arg = -1;
     for (int64_t i = 0; i < n; ++i) {
-      const float v = x[static_cast<size_t>(r * n + i)] / temperature +
-                      cuda::gumbel_noise(99, offset + i);
+      const float v =
+          x[static_cast<size_t>(r * n + i)] / temperature + cuda::gumbel_noise(99, offset + i);
       if (v > best) {
         second = best;
         best = v;
@@ -271,27 +270,25 @@ struct AttnCase {
 
 TEST_F(CudaOpsTest, AttentionDecodeAndPrefillMatchRef) {
   const std::vector<AttnCase> cases = {
-      {1, 1, 4, 4, 16, 0, true},       // first token
-      {1, 700, 32, 8, 128, 0, true},   // split-K (several splits), GQA 4
-      {1, 300, 12, 1, 24, 0, true},    // MQA, group 12 = two head chunks, head_dim 24
-      {3, 90, 8, 2, 48, 6, true},      // sliding window, head_dim 48
-      {8, 257, 16, 16, 256, 0, false}, // decode path limit, head_dim 256
-      {9, 9, 4, 2, 32, 0, true},       // prefill from position 0
-      {40, 100, 8, 2, 64, 0, true},    // prefill after 60 cached tokens
-      {37, 37, 6, 3, 128, 5, true},    // prefill with sliding window
-      {20, 64, 4, 1, 256, 0, false},   // prefill head_dim 256 (> 48 KiB shared memory)
-      {33, 33, 24, 2, 16, 0, true},    // prefill, group 12 (rows split over head chunks)
+      {1, 1, 4, 4, 16, 0, true},        // first token
+      {1, 700, 32, 8, 128, 0, true},    // split-K (several splits), GQA 4
+      {1, 300, 12, 1, 24, 0, true},     // MQA, group 12 = two head chunks, head_dim 24
+      {3, 90, 8, 2, 48, 6, true},       // sliding window, head_dim 48
+      {8, 257, 16, 16, 256, 0, false},  // decode path limit, head_dim 256
+      {9, 9, 4, 2, 32, 0, true},        // prefill from position 0
+      {40, 100, 8, 2, 64, 0, true},     // prefill after 60 cached tokens
+      {37, 37, 6, 3, 128, 5, true},     // prefill with sliding window
+      {20, 64, 4, 1, 256, 0, false},    // prefill head_dim 256 (> 48 KiB shared memory)
+      {33, 33, 24, 2, 16, 0, true},     // prefill, group 12 (rows split over head chunks)
   };
   for (const AttnCase& c : cases) {
     SCOPED_TRACE("n_tokens " + std::to_string(c.n_tokens) + " n_kv " + std::to_string(c.n_kv) +
                  " heads " + std::to_string(c.n_head) + "/" + std::to_string(c.n_head_kv) +
-                 " head_dim " + std::to_string(c.head_dim) + " window " +
-                 std::to_string(c.window));
+                 " head_dim " + std::to_string(c.head_dim) + " window " + std::to_string(c.window));
     std::vector<int32_t> pos(static_cast<size_t>(c.n_tokens));
     for (int64_t t = 0; t < c.n_tokens; ++t) {
       pos[static_cast<size_t>(t)] =
-          static_cast<int32_t>(c.contiguous ? c.n_kv - c.n_tokens + t
-                                            : (t * 37 + 11) % c.n_kv);
+          static_cast<int32_t>(c.contiguous ? c.n_kv - c.n_tokens + t : (t * 37 + 11) % c.n_kv);
     }
     const auto q = random_floats(static_cast<size_t>(c.n_tokens * c.n_head * c.head_dim), 21);
     const auto k = random_floats(static_cast<size_t>(c.n_kv * c.n_head_kv * c.head_dim), 22);
@@ -324,8 +321,8 @@ TEST_F(CudaOpsTest, BadShapesAreErrorsNotCrashes) {
   }
   const Tensor q = zeros({1, 2, 300});
   try {
-    backend_->attention(q, zeros({4, 2, 300}), zeros({4, 2, 300}), std::vector<int32_t>{3}, 0,
-                        1.0f, zeros({1, 600}));
+    backend_->attention(q, zeros({4, 2, 300}), zeros({4, 2, 300}), std::vector<int32_t>{3}, 0, 1.0f,
+                        zeros({1, 600}));
     FAIL() << "expected a head_dim error";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("head_dim 300"), std::string::npos) << e.what();

@@ -14,14 +14,16 @@
 namespace shardlm::test {
 
 // True when at least one CUDA device is usable; `why` receives the reason otherwise.
-inline bool have_cuda_device(std::string* why = nullptr) { return cuda_device_count(why) > 0; }
+inline bool have_cuda_device(std::string* why = nullptr) {
+  return cuda_device_count(why) > 0;
+}
 
-#define SHARDLM_REQUIRE_CUDA_DEVICE()                                       \
-  do {                                                                      \
-    std::string why_no_gpu;                                                 \
-    if (!::shardlm::test::have_cuda_device(&why_no_gpu)) {                  \
-      GTEST_SKIP() << "no CUDA device: " << why_no_gpu;                     \
-    }                                                                       \
+#define SHARDLM_REQUIRE_CUDA_DEVICE()                      \
+  do {                                                     \
+    std::string why_no_gpu;                                \
+    if (!::shardlm::test::have_cuda_device(&why_no_gpu)) { \
+      GTEST_SKIP() << "no CUDA device: " << why_no_gpu;    \
+    }                                                      \
   } while (0)
 
 // A device tensor holding `values` (f32), owned by `owner`.

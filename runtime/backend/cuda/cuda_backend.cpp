@@ -49,8 +49,8 @@ std::string CudaBackendStats::load_report() const {
                 "cuda %s: uploaded %s of weights (%llu tensors) in %.2f s (%.2f GB/s) through "
                 "%d x %s pinned staging buffers; %s of %s budget in use",
                 device.c_str(), format_bytes(upload.bytes).c_str(),
-                static_cast<unsigned long long>(upload.tensors), upload.seconds,
-                upload.gb_per_s(), kStagingBuffers, format_bytes(kStagingChunk).c_str(),
+                static_cast<unsigned long long>(upload.tensors), upload.seconds, upload.gb_per_s(),
+                kStagingBuffers, format_bytes(kStagingChunk).c_str(),
                 format_bytes(allocated_bytes).c_str(), format_bytes(budget_bytes).c_str());
   return buf;
 }
@@ -66,7 +66,8 @@ CudaBackend::Op::Op(CudaBackend& b, bool keep_pending) : guard_(b.device_) {
 CudaBackend::CudaBackend(const BackendOptions& options) : options_(options) {
   std::string why;
   const int n_visible = cuda_device_count(&why);
-  if (n_visible == 0) fail(StatusCode::kBackend, "cuda backend: no usable CUDA device (" + why + ")");
+  if (n_visible == 0)
+    fail(StatusCode::kBackend, "cuda backend: no usable CUDA device (" + why + ")");
   if (options.rank < 0 || options.rank >= options.n_ranks) {
     fail(StatusCode::kInvalidArg, "cuda backend: rank " + std::to_string(options.rank) + " of " +
                                       std::to_string(options.n_ranks));
@@ -80,9 +81,9 @@ CudaBackend::CudaBackend(const BackendOptions& options) : options_(options) {
   info_ = cuda_device_info(device_);
   size_t free_bytes = 0, total_bytes = 0;
   cuda_check(cudaMemGetInfo(&free_bytes, &total_bytes), "cudaMemGetInfo");
-  DeviceMemoryBudget budget(
-      "cuda device " + info_.describe(), total_bytes,
-      options.mem_fraction > 0 ? options.mem_fraction : kDefaultMemFraction, ranks_on_device_);
+  DeviceMemoryBudget budget("cuda device " + info_.describe(), total_bytes,
+                            options.mem_fraction > 0 ? options.mem_fraction : kDefaultMemFraction,
+                            ranks_on_device_);
   budget.check_plan(options.planned_bytes, free_bytes);
   allocator_ = std::make_shared<DeviceAllocator>(device_, std::move(budget));
 
@@ -92,13 +93,12 @@ CudaBackend::CudaBackend(const BackendOptions& options) : options_(options) {
   cublas_->check(cublas_->create(&cublas_handle_), "cublasCreate");
   cublas_->check(cublas_->set_stream(cublas_handle_, stream_), "cublasSetStream");
   // f32 accumulation everywhere: no TF32, no reduced-precision split-K reductions.
-  cublas_->check(cublas_->set_math_mode(cublas_handle_,
-                                        static_cast<cublasMath_t>(
-                                            CUBLAS_DEFAULT_MATH |
-                                            CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION)),
+  cublas_->check(cublas_->set_math_mode(
+                     cublas_handle_,
+                     static_cast<cublasMath_t>(CUBLAS_DEFAULT_MATH |
+                                               CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION)),
                  "cublasSetMathMode");
-  uploader_ = std::make_unique<WeightUploader>(kStagingChunk, kStagingBuffers,
-                                               options.n_threads);
+  uploader_ = std::make_unique<WeightUploader>(kStagingChunk, kStagingBuffers, options.n_threads);
   graph_ = std::make_unique<DecodeGraph>(stream_);
   const char* env = std::getenv("SHARDLM_CUDA_GRAPHS");
   graphs_option_ = env == nullptr || std::strcmp(env, "0") != 0;
@@ -242,9 +242,9 @@ void CudaBackend::wait_stream() {
 void CudaBackend::check_not_capturing(const char* what) {
   if (graph_ && graph_->capturing()) {
     graph_->abandon();
-    fail(StatusCode::kInternal,
-         std::string("cuda: ") + what + " inside a captured decode step (between "
-                                        "begin_forward and end_forward)");
+    fail(StatusCode::kInternal, std::string("cuda: ") + what +
+                                    " inside a captured decode step (between "
+                                    "begin_forward and end_forward)");
   }
 }
 
@@ -252,11 +252,10 @@ void CudaBackend::check_not_capturing(const char* what) {
 
 std::unique_ptr<Communicator> CudaBackend::make_communicator(ThreadGroup& group, int rank) {
   if (rank != options_.rank || group.size() != options_.n_ranks) {
-    fail(StatusCode::kInvalidArg, "cuda backend of rank " + std::to_string(options_.rank) +
-                                      " of " + std::to_string(options_.n_ranks) +
+    fail(StatusCode::kInvalidArg, "cuda backend of rank " + std::to_string(options_.rank) + " of " +
+                                      std::to_string(options_.n_ranks) +
                                       " asked for the communicator of rank " +
-                                      std::to_string(rank) + " of " +
-                                      std::to_string(group.size()));
+                                      std::to_string(rank) + " of " + std::to_string(group.size()));
   }
   if (group.size() == 1) {
     stats_.comm = comm_kind_name(CudaCommKind::kSingle);

@@ -101,8 +101,8 @@ class CudaBackend final : public Backend {
   cublasHandle_t cublas_handle_ = nullptr;
   std::unique_ptr<WeightUploader> uploader_;
   std::unique_ptr<DecodeGraph> graph_;
-  bool graphs_option_ = true;   // SHARDLM_CUDA_GRAPHS != 0
-  bool graphs_allowed_ = false;  // the communicator is graph-safe (tp = 1)
+  bool graphs_option_ = true;     // SHARDLM_CUDA_GRAPHS != 0
+  bool graphs_allowed_ = false;   // the communicator is graph-safe (tp = 1)
   ThreadGroup* group_ = nullptr;  // for waits that must notice another rank's failure
 
   bool pending_add_ = false;

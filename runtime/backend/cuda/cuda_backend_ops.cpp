@@ -46,8 +46,7 @@ void CudaBackend::launch_add(const Tensor& y, const Tensor& x) {
   cuda::add(y.as<float>(), x.as<float>(), y.numel(), stream_);
 }
 
-cuda::I32Arg CudaBackend::i32_arg(std::span<const int32_t> values, Workspace w,
-                                  I32Upload& cache) {
+cuda::I32Arg CudaBackend::i32_arg(std::span<const int32_t> values, Workspace w, I32Upload& cache) {
   cuda::I32Arg a;
   if (values.size() <= static_cast<size_t>(cuda::I32Arg::kInline)) {
     std::copy(values.begin(), values.end(), a.v);  // carried in the kernel parameters
@@ -75,8 +74,8 @@ void CudaBackend::embed(std::span<const int32_t> ids, const Tensor& table, int64
   Op op(*this);
   check_f32(out, "embed", "out");
   const int64_t n_tokens = static_cast<int64_t>(ids.size());
-  check(table.ndim == 2 && table.data != nullptr && out.numel() == n_tokens * table.dim(1),
-        "embed", "table " + table.describe() + ", out " + out.describe());
+  check(table.ndim == 2 && table.data != nullptr && out.numel() == n_tokens * table.dim(1), "embed",
+        "table " + table.describe() + ", out " + out.describe());
   const cuda::I32Arg a = i32_arg(ids, kIds, ids_upload_);
   cuda::embed(a, n_tokens, table.data, table.dtype, table.dim(0), vocab_start, table.dim(1),
               out.as<float>(), stream_);
@@ -108,8 +107,7 @@ void CudaBackend::matmul(const Tensor& x, const Tensor& w, const Tensor& bias, c
   check_f32(y, "matmul", "y");
   check(w.ndim == 2 && w.data != nullptr, "matmul", "w must be 2-D, got " + w.describe());
   const int64_t n_out = w.dim(0), n_in = w.dim(1);
-  check(n_in > 0 && x.numel() % n_in == 0, "matmul",
-        "x " + x.describe() + " vs w " + w.describe());
+  check(n_in > 0 && x.numel() % n_in == 0, "matmul", "x " + x.describe() + " vs w " + w.describe());
   const int64_t n_tokens = x.numel() / n_in;
   check(y.numel() == n_tokens * n_out, "matmul",
         "y " + y.describe() + " for x " + x.describe() + " @ w " + w.describe());
@@ -137,14 +135,12 @@ void CudaBackend::gemm(const Tensor& x, int64_t n_tokens, const Tensor& w, const
   const int64_t n_out = w.dim(0), n_in = w.dim(1);
   check(n_out <= INT32_MAX && n_in <= INT32_MAX && n_tokens <= INT32_MAX, "matmul",
         "dimensions beyond cuBLAS int range: " + w.describe());
-  const int m = static_cast<int>(n_out), n = static_cast<int>(n_tokens),
-            k = static_cast<int>(n_in);
+  const int m = static_cast<int>(n_out), n = static_cast<int>(n_tokens), k = static_cast<int>(n_in);
   const float one = 1.0f, zero = 0.0f;
   if (w.dtype == DType::kF32) {
-    cublas_->check(cublas_->gemm_ex(cublas_handle_, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, &one,
-                                    w.data, CUDA_R_32F, k, x.data, CUDA_R_32F, k, &zero, y.data,
-                                    CUDA_R_32F, m, CUBLAS_COMPUTE_32F_PEDANTIC,
-                                    CUBLAS_GEMM_DEFAULT),
+    cublas_->check(cublas_->gemm_ex(cublas_handle_, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, &one, w.data,
+                                    CUDA_R_32F, k, x.data, CUDA_R_32F, k, &zero, y.data, CUDA_R_32F,
+                                    m, CUBLAS_COMPUTE_32F_PEDANTIC, CUBLAS_GEMM_DEFAULT),
                    "cublasGemmEx (f32) " + w.describe());
   } else {
     const size_t half_bytes = static_cast<size_t>(n_tokens * n_in) * 2;
@@ -152,16 +148,14 @@ void CudaBackend::gemm(const Tensor& x, int64_t n_tokens, const Tensor& w, const
     void* lo = workspace(kGemmLo, half_bytes);
     cuda::split_hi_lo(x.as<float>(), n_tokens * n_in, w.dtype, hi, lo, stream_);
     const cudaDataType_t t = cuda_type(w.dtype);
-    cublas_->check(cublas_->gemm_ex(cublas_handle_, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, &one,
-                                    w.data, t, k, hi, t, k, &zero, y.data, CUDA_R_32F, m,
+    cublas_->check(cublas_->gemm_ex(cublas_handle_, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, &one, w.data,
+                                    t, k, hi, t, k, &zero, y.data, CUDA_R_32F, m,
                                     CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
-                   std::string("cublasGemmEx (") + dtype_name(w.dtype) + ", hi) " +
-                       w.describe());
-    cublas_->check(cublas_->gemm_ex(cublas_handle_, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, &one,
-                                    w.data, t, k, lo, t, k, &one, y.data, CUDA_R_32F, m,
-                                    CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
-                   std::string("cublasGemmEx (") + dtype_name(w.dtype) + ", lo) " +
-                       w.describe());
+                   std::string("cublasGemmEx (") + dtype_name(w.dtype) + ", hi) " + w.describe());
+    cublas_->check(cublas_->gemm_ex(cublas_handle_, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, &one, w.data,
+                                    t, k, lo, t, k, &one, y.data, CUDA_R_32F, m, CUBLAS_COMPUTE_32F,
+                                    CUBLAS_GEMM_DEFAULT),
+                   std::string("cublasGemmEx (") + dtype_name(w.dtype) + ", lo) " + w.describe());
   }
   if (bias.data != nullptr) {
     cuda::add_bias(y.as<float>(), bias.as<float>(), n_tokens, n_out, stream_);
@@ -210,14 +204,13 @@ void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v,
     ++stats_.attention_decode_calls;
     void* ws = workspace(kAttention, cuda::attention_decode_workspace_bytes(
                                          n_tokens, n_head, head_dim, plan.n_splits));
-    cuda::attention_decode(q.as<float>(), k.as<float>(), v.as<float>(), p, n_tokens, n_kv,
-                           n_head, n_head_kv, head_dim, sliding_window, scale, plan.n_splits,
-                           ws, out.as<float>(), stream_);
+    cuda::attention_decode(q.as<float>(), k.as<float>(), v.as<float>(), p, n_tokens, n_kv, n_head,
+                           n_head_kv, head_dim, sliding_window, scale, plan.n_splits, ws,
+                           out.as<float>(), stream_);
   } else {
     ++stats_.attention_prefill_calls;
-    cuda::attention_prefill(q.as<float>(), k.as<float>(), v.as<float>(), p, n_tokens, n_kv,
-                            n_head, n_head_kv, head_dim, sliding_window, scale, out.as<float>(),
-                            stream_);
+    cuda::attention_prefill(q.as<float>(), k.as<float>(), v.as<float>(), p, n_tokens, n_kv, n_head,
+                            n_head_kv, head_dim, sliding_window, scale, out.as<float>(), stream_);
   }
 }
 

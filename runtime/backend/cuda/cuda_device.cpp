@@ -17,8 +17,9 @@ int cuda_device_count(std::string* why) {
   const cudaError_t e = cudaGetDeviceCount(&n);
   if (e != cudaSuccess) {
     cudaGetLastError();
-    if (why) *why = std::string("cudaGetDeviceCount: ") + cudaGetErrorName(e) + " (" +
-                    cudaGetErrorString(e) + ")";
+    if (why)
+      *why = std::string("cudaGetDeviceCount: ") + cudaGetErrorName(e) + " (" +
+             cudaGetErrorString(e) + ")";
     return 0;
   }
   if (n == 0 && why) *why = "cudaGetDeviceCount reports no CUDA device";

@@ -19,9 +19,8 @@ std::vector<int> assign_devices(int n_ranks, const std::vector<int>& devices, in
   }
   std::vector<int> out(static_cast<size_t>(n_ranks));
   for (int r = 0; r < n_ranks; ++r) {
-    out[static_cast<size_t>(r)] = devices.empty()
-                                      ? r % n_visible
-                                      : devices[static_cast<size_t>(r) % devices.size()];
+    out[static_cast<size_t>(r)] =
+        devices.empty() ? r % n_visible : devices[static_cast<size_t>(r) % devices.size()];
   }
   return out;
 }

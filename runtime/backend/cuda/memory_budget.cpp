@@ -21,8 +21,8 @@ DeviceMemoryBudget::DeviceMemoryBudget(std::string device, uint64_t total_bytes,
   if (ranks_sharing < 1) {
     fail(StatusCode::kInvalidArg, "ranks sharing a device: " + std::to_string(ranks_sharing));
   }
-  budget_ = static_cast<uint64_t>(static_cast<long double>(total_bytes) * mem_fraction /
-                                  ranks_sharing);
+  budget_ =
+      static_cast<uint64_t>(static_cast<long double>(total_bytes) * mem_fraction / ranks_sharing);
 }
 
 std::string DeviceMemoryBudget::budget_terms() const {
@@ -44,13 +44,13 @@ void DeviceMemoryBudget::check_plan(uint64_t planned, uint64_t free_bytes) const
   }
   const uint64_t share = free_bytes / static_cast<uint64_t>(sharing_);
   if (planned > share) {
-    fail(StatusCode::kOom,
-         device_ + ": this rank's memory plan needs " + format_bytes(planned) + " but only " +
-             format_bytes(free_bytes) + " of " + format_bytes(total_) + " is free" +
-             (sharing_ > 1 ? " (" + format_bytes(share) + " per rank for " +
-                                 std::to_string(sharing_) + " ranks)"
-                           : std::string()) +
-             "; other processes hold the rest, or lower --max-seq");
+    fail(StatusCode::kOom, device_ + ": this rank's memory plan needs " + format_bytes(planned) +
+                               " but only " + format_bytes(free_bytes) + " of " +
+                               format_bytes(total_) + " is free" +
+                               (sharing_ > 1 ? " (" + format_bytes(share) + " per rank for " +
+                                                   std::to_string(sharing_) + " ranks)"
+                                             : std::string()) +
+                               "; other processes hold the rest, or lower --max-seq");
   }
 }
 

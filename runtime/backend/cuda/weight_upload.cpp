@@ -11,8 +11,7 @@ namespace shardlm {
 namespace {
 
 double now_seconds() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
 constexpr size_t kMinPiecePerThread = 1 << 20;  // split host copies into >= 1 MiB pieces
