@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <sstream>
 #include <stdexcept>
@@ -132,7 +133,12 @@ std::string set_knob(shardlm_generate_params& p, const std::string& name,
                      const std::string& value) {
   const std::string n = normalize(name);
   for (Knob& k : knobs()) {
-    if (n == k.name || (k.alias && n == k.alias)) return k.set(p, value);
+    if (n == k.name || (k.alias && n == k.alias)) {
+      std::string err = k.set(p, value);
+      // Name the setting the way the user wrote it (--top-p, /set top-p).
+      if (!err.empty() && err.rfind(k.name, 0) == 0) err = name + err.substr(std::strlen(k.name));
+      return err;
+    }
   }
   return "unknown setting '" + name + "' (settings: " + knob_names() + ")";
 }

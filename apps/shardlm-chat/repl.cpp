@@ -186,7 +186,7 @@ void Repl::print_stats() {
   } else {
     std::printf("no turn yet\n");
   }
-  std::printf("context:  %lld of %lld tokens, %d turns\n", static_cast<long long>(si.n_ctx_used),
+  std::printf("context:  %lld of %lld tokens, turns: %d\n", static_cast<long long>(si.n_ctx_used),
               static_cast<long long>(si.n_ctx), si.n_turns);
 }
 
@@ -213,7 +213,11 @@ bool Repl::on_context_full(bool message_pending) {
       const int32_t drop = si.n_turns > 1 ? si.n_turns / 2 : 1;
       int32_t dropped = 0;
       shardlm_session_truncate(session_, drop, &dropped);
-      std::printf("[dropped the %d oldest turn%s]\n", dropped, dropped == 1 ? "" : "s");
+      if (dropped > 0) {
+        std::printf("[dropped the %d oldest turn%s]\n", dropped, dropped == 1 ? "" : "s");
+      } else if (!message_pending) {
+        std::printf("[no turns left to drop]\n");
+      }
       if (dropped == 0 && message_pending) {
         std::printf(
             "[the message alone does not fit in %lld tokens: shorten it, or restart with "
