@@ -227,7 +227,7 @@ Bandwidth measure_bandwidth(int n_threads, size_t total_mib, int reps) {
   const size_t align = 64 * static_cast<size_t>(n_threads);  // floats; each slice 256-B aligned
   const size_t n_total = (total_mib << 20) / sizeof(float) / align * align;
   const size_t n3 = n_total / 3 / align * align;  // triad arrays
-  const bool avx512 = cpu::detect_isa() >= cpu::Isa::kAvx512;
+  [[maybe_unused]] const bool avx512 = cpu::detect_isa() >= cpu::Isa::kAvx512;
   Bandwidth bw;
   {
     ProbeBuffer buf(n_total * sizeof(float));
@@ -280,6 +280,82 @@ Bandwidth measure_bandwidth(int n_threads, size_t total_mib, int reps) {
     });
   }
   return bw;
+}
+
+double read_regions_gbs(const std::vector<Region>& regions, int n_threads, int passes) {
+  n_threads = std::max(1, n_threads);
+  size_t total = 0;
+  for (const Region& r : regions) total += r.bytes;
+  if (total == 0) return 0;
+  [[maybe_unused]] const bool avx512 = cpu::detect_isa() >= cpu::Isa::kAvx512;
+  std::vector<float> sink(static_cast<size_t>(n_threads));
+  // Thread t reads bytes [total * t / n, total * (t + 1) / n) of the concatenation.
+  auto read_share = [&](int t) {
+    const size_t begin = total * static_cast<size_t>(t) / static_cast<size_t>(n_threads);
+    const size_t end = total * static_cast<size_t>(t + 1) / static_cast<size_t>(n_threads);
+    size_t offset = 0;
+    float acc = 0;
+    for (const Region& r : regions) {
+      const size_t lo = std::max(begin, offset), hi = std::min(end, offset + r.bytes);
+      if (lo < hi) {
+        // Whole 256-byte blocks from a 64-byte aligned start (tensors are 4 KiB aligned).
+        const uintptr_t a =
+            (reinterpret_cast<uintptr_t>(r.data) + (lo - offset) + 63) & ~uintptr_t{63};
+        const uintptr_t b = reinterpret_cast<uintptr_t>(r.data) + (hi - offset);
+        const size_t n = b > a ? (b - a) / 256 * 64 : 0;  // floats
+        const float* p = reinterpret_cast<const float*>(a);
+#ifdef SHARDLM_BENCH_X86
+        acc += avx512 ? read_avx512(p, n) : read_generic(p, n);
+#else
+        acc += read_generic(p, n);
+#endif
+      }
+      offset += r.bytes;
+    }
+    sink[static_cast<size_t>(t)] = acc;
+  };
+  return best_of(passes, [&] {
+    return static_cast<double>(total) / team_seconds(n_threads, read_share) / 1e9;
+  });
+}
+
+struct TriadProbe::Impl {
+  Impl(size_t bytes, int threads) : n_threads(std::max(1, threads)) {
+    const size_t align = 64 * static_cast<size_t>(n_threads);
+    n = bytes / 3 / sizeof(float) / align * align;
+    buf = std::make_unique<ProbeBuffer>(std::max<size_t>(3 * n * sizeof(float), 4096));
+    const size_t slice = n / static_cast<size_t>(n_threads);
+    float* a = buf->data();
+    team_seconds(n_threads, [&](int t) {
+      const size_t o = static_cast<size_t>(t) * slice;
+      for (size_t i = 0; i < slice; ++i) a[o + i] = a[n + o + i] = a[2 * n + o + i] = 1.0f;
+    });
+  }
+  int n_threads;
+  size_t n = 0;  // floats per array
+  std::unique_ptr<ProbeBuffer> buf;
+};
+
+TriadProbe::TriadProbe(size_t total_bytes, int n_threads)
+    : impl_(std::make_unique<Impl>(total_bytes, n_threads)) {}
+TriadProbe::~TriadProbe() = default;
+
+double TriadProbe::run_gbs(int passes) {
+  Impl& m = *impl_;
+  if (m.n == 0) return 0;
+  [[maybe_unused]] const bool avx512 = cpu::detect_isa() >= cpu::Isa::kAvx512;
+  float *a = m.buf->data(), *b = a + m.n, *c = b + m.n;
+  const size_t slice = m.n / static_cast<size_t>(m.n_threads);
+  return best_of(passes, [&] {
+    const double s = team_seconds(m.n_threads, [&](int t) {
+      const size_t o = static_cast<size_t>(t) * slice;
+#ifdef SHARDLM_BENCH_X86
+      if (avx512) return triad_avx512(a + o, b + o, c + o, 3.0f, slice);
+#endif
+      triad_generic(a + o, b + o, c + o, 3.0f, slice);
+    });
+    return 3.0 * static_cast<double>(m.n * sizeof(float)) / s / 1e9;
+  });
 }
 
 PeakFlops measure_peak_flops(int n_threads, int reps) {

@@ -3,9 +3,38 @@
 // threads as the run. Not a general benchmark suite: a few tight loops, best of `reps`.
 #pragma once
 
+#include <cstddef>
+#include <memory>
 #include <string>
+#include <vector>
 
 namespace shardlm::bench {
+
+// A byte range to stream (e.g. one weight tensor inside a mapped pack).
+struct Region {
+  const void* data;
+  size_t bytes;
+};
+
+// Streams every region once per pass on `n_threads` threads (the concatenated bytes are split
+// into equal contiguous shares, read with the widest vector loads the CPU has) and returns the
+// best pass in GB/s. On the pack's own weights this is decode's access pattern without the
+// arithmetic: same pages, same mapping, same thread count.
+double read_regions_gbs(const std::vector<Region>& regions, int n_threads, int passes);
+
+// STREAM-style triad a = b + s * c over three anonymous arrays (huge pages requested), with
+// non-temporal stores where the CPU has AVX-512 so that the counted bytes (3 arrays) are the
+// bytes that cross the memory bus. Allocated once, run between measured runs.
+class TriadProbe {
+ public:
+  TriadProbe(size_t total_bytes, int n_threads);
+  ~TriadProbe();
+  double run_gbs(int passes);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
 
 struct Bandwidth {
   double read_gbs = 0;   // every thread sums its slice of one buffer (bytes read)

@@ -45,6 +45,9 @@ struct Options {
 struct Rep {
   double ttft_s = 0, prefill_tok_s = 0, decode_tok_s = 0;
   int64_t decode_steps = 0;
+  // Bandwidth probes right before and after this run (the better of the two): streaming the
+  // pack's weights, and the anonymous-memory triad. Zero without probes.
+  double read_gbs = 0, triad_gbs = 0;
 };
 
 double median(std::vector<double> v) {
@@ -149,37 +152,64 @@ int run(int argc, char** argv) {
   std::vector<int32_t> prompt(static_cast<size_t>(o.prompt_len));
   for (auto& id : prompt) id = tok(rng);
 
+  // ---- Roofline numerators from the packs.
+  std::vector<const PackReader*> packs;
+  for (int r = 0; r < engine.tp_size(); ++r) packs.push_back(&engine.pack(r));
+  const bench::Traffic traffic = bench::count_traffic(packs);
+
   // ---- Runs: the first warm-up run also pages the mapped weights in (its TTFT is reported).
   double first_ttft = 0;
   for (int w = 0; w < o.warmup; ++w) {
     const Rep r = run_once(engine, prompt, o.gen);
     if (w == 0) first_ttft = r.ttft_s;
   }
-  std::vector<Rep> reps;
-  for (int i = 0; i < o.reps; ++i) reps.push_back(run_once(engine, prompt, o.gen));
-  const bench::ProcMem mem = bench::read_proc_mem();
-  std::vector<double> ttft, pre, dec;
-  for (const Rep& r : reps) {
-    ttft.push_back(r.ttft_s);
-    pre.push_back(r.prefill_tok_s);
-    dec.push_back(r.decode_tok_s);
-  }
-  const double ttft_med = median(ttft), pre_med = median(pre), dec_med = median(dec);
+  const bench::ProcMem mem = bench::read_proc_mem();  // before any probe buffer exists
 
-  // ---- Roofline numerators from the packs.
-  std::vector<const PackReader*> packs;
-  for (int r = 0; r < engine.tp_size(); ++r) packs.push_back(&engine.pack(r));
-  const bench::Traffic traffic = bench::count_traffic(packs);
+  // Bandwidth drifts on a shared machine, so it is probed around every measured run.
+  std::unique_ptr<bench::TriadProbe> triad;
+  if (o.probe) triad = std::make_unique<bench::TriadProbe>(traffic.weight_bytes, threads);
+  auto probe = [&](Rep& r) {
+    if (!o.probe) return;
+    r.read_gbs = std::max(r.read_gbs, bench::read_regions_gbs(traffic.weight_regions, threads, 2));
+    r.triad_gbs = std::max(r.triad_gbs, triad->run_gbs(2));
+  };
+  std::vector<Rep> reps;
+  for (int i = 0; i < o.reps; ++i) {
+    Rep before;
+    probe(before);
+    Rep r = run_once(engine, prompt, o.gen);
+    r.read_gbs = before.read_gbs;
+    r.triad_gbs = before.triad_gbs;
+    probe(r);
+    reps.push_back(r);
+  }
+  triad.reset();
+
   // Decode step j (1..gen-1) feeds one token at position prompt_len + j - 1: it attends
   // prompt_len + j cached positions. Bytes are linear in that, so the mean step is exact.
   const double mean_kv = static_cast<double>(o.prompt_len) + static_cast<double>(o.gen) / 2.0;
   const double kv_bytes = static_cast<double>(traffic.kv_bytes_per_pos) * mean_kv;
   const double token_bytes =
       static_cast<double>(traffic.weight_bytes + traffic.embed_row_bytes) + kv_bytes;
+  std::vector<double> ttft, pre, dec, frac, frac_read, read_bw, triad_bw;
+  for (const Rep& r : reps) {
+    ttft.push_back(r.ttft_s);
+    pre.push_back(r.prefill_tok_s);
+    dec.push_back(r.decode_tok_s);
+    if (o.probe) {
+      const double gbs = token_bytes * r.decode_tok_s / 1e9;
+      frac.push_back(gbs / std::max(r.read_gbs, r.triad_gbs));
+      frac_read.push_back(gbs / r.read_gbs);
+      read_bw.push_back(r.read_gbs);
+      triad_bw.push_back(r.triad_gbs);
+    }
+  }
+  const double ttft_med = median(ttft), pre_med = median(pre), dec_med = median(dec);
   const double achieved_gbs = token_bytes * dec_med / 1e9;
   const double prefill_flops = traffic.prefill_flops(o.prompt_len, cfg);
   const double prefill_gflops = prefill_flops / ttft_med / 1e9;
 
+  // Reference probes after the runs: anonymous read/copy/triad and peak FLOP rates.
   bench::Bandwidth bw;
   bench::PeakFlops peak;
   if (o.probe) {
@@ -208,8 +238,9 @@ int run(int argc, char** argv) {
     j["ttft_s"] = ttft_med;
     j["prefill_tok_s"] = pre_med;
     j["decode_tok_s"] = dec_med;
-    j["decode_tok_s_reps"] = dec;
+    j["ttft_s_reps"] = ttft;
     j["prefill_tok_s_reps"] = pre;
+    j["decode_tok_s_reps"] = dec;
     j["bytes_per_token"] = token_bytes;
     j["weight_bytes"] = traffic.weight_bytes;
     j["lm_head_bytes"] = traffic.lm_head_bytes;
@@ -221,71 +252,83 @@ int run(int argc, char** argv) {
     j["peak_rss_bytes"] = mem.peak_rss;
     j["rss_file_bytes"] = mem.rss_file;
     j["rss_anon_bytes"] = mem.rss_anon;
+    j["file_pmd_mapped_bytes"] = mem.file_pmd_mapped;
     j["rss_after_load_bytes"] = mem_loaded.rss;
     j["device_memory_bytes"] = nullptr;  // GPU backends report theirs
     if (o.probe) {
-      j["bandwidth_gbs"] = {{"read", bw.read_gbs},
-                            {"copy", bw.copy_gbs},
-                            {"triad", bw.triad_gbs},
-                            {"best", bw.best_gbs()},
-                            {"best_kind", bw.best_kind()}};
-      j["roofline_fraction"] = achieved_gbs / bw.best_gbs();
-      j["roofline_fraction_read"] = achieved_gbs / bw.read_gbs;
+      j["roofline_fraction"] = median(frac);
+      j["roofline_fraction_reps"] = frac;
+      j["roofline_fraction_vs_weight_read"] = median(frac_read);
+      j["weight_read_gbs_reps"] = read_bw;
+      j["triad_gbs_reps"] = triad_bw;
+      j["reference_bandwidth_gbs"] = {
+          {"read", bw.read_gbs}, {"copy", bw.copy_gbs}, {"triad", bw.triad_gbs}, {"mib", o.bw_mib}};
+      j["roofline_fraction_vs_reference_copy"] = achieved_gbs / bw.copy_gbs;
       j["peak_gflops"] = {{"f32", peak.f32_gflops},
                           {"f32_method", peak.f32_method},
                           {"bf16", peak.bf16_gflops},
                           {"bf16_method", peak.bf16_method}};
       j["prefill_fraction_f32_peak"] = prefill_gflops / peak.f32_gflops;
-      if (peak.bf16_gflops > 0) j["prefill_fraction_bf16_peak"] = prefill_gflops / peak.bf16_gflops;
+      if (peak.bf16_gflops > 0) {
+        j["prefill_fraction_bf16_peak"] = prefill_gflops / peak.bf16_gflops;
+      }
     }
     std::cout << j.dump(2) << "\n";
     return 0;
   }
 
+  auto list = [](const std::vector<double>& v, double scale, const char* fmt) {
+    std::string out;
+    char b[32];
+    for (double d : v) {
+      std::snprintf(b, sizeof b, fmt, d * scale);
+      out += (out.empty() ? "" : " ") + std::string(b);
+    }
+    return out;
+  };
   std::printf("shardlm-bench: %s, %s weights, tp %d x %d threads, backend %s (isa %s)\n",
               cfg.architecture.c_str(), dtype_name(engine.pack(0).weight_dtype()), engine.tp_size(),
               engine.threads_per_rank(), o.backend.c_str(), isa.c_str());
   std::printf("  cpu features: %s; load average %s\n", cpu::cpu_feature_summary().c_str(),
               load_average().c_str());
-  if (o.probe) {
-    std::printf(
-        "  memory bandwidth (%d threads, best of 5): read %.2f GB/s, copy %.2f GB/s, "
-        "triad %.2f GB/s\n",
-        threads, bw.read_gbs, bw.copy_gbs, bw.triad_gbs);
-    std::printf("  peak (%d threads): f32 %.0f GFLOP/s (%s); bf16 %.0f GFLOP/s (%s)\n", threads,
-                peak.f32_gflops, peak.f32_method.c_str(), peak.bf16_gflops,
-                peak.bf16_method.c_str());
-  }
   std::printf("load (open to ready)     %.3f s\n", load_s);
   std::printf("first run TTFT           %.3f s (includes paging the mapped weights in)\n",
               first_ttft);
-  std::printf("TTFT                     %.3f s (median of %d)\n", ttft_med, o.reps);
+  std::printf("TTFT                     %.3f s (median of %d: %s)\n", ttft_med, o.reps,
+              list(ttft, 1, "%.3f").c_str());
   std::printf("prefill                  %.1f tok/s (%lld tokens), %.1f GFLOP/s", pre_med,
               static_cast<long long>(o.prompt_len), prefill_gflops);
   if (o.probe) {
     std::printf(" = %.1f%% of f32 peak", 100 * prefill_gflops / peak.f32_gflops);
-    if (peak.bf16_gflops > 0)
+    if (peak.bf16_gflops > 0) {
       std::printf(", %.1f%% of bf16 peak", 100 * prefill_gflops / peak.bf16_gflops);
+    }
   }
-  std::printf("\ndecode                   %.2f tok/s (median of %d:", dec_med, o.reps);
-  for (double d : dec) std::printf(" %.2f", d);
-  std::printf(")\n");
+  std::printf("\ndecode                   %.2f tok/s (median of %d: %s)\n", dec_med, o.reps,
+              list(dec, 1, "%.2f").c_str());
   std::printf(
       "bytes per decoded token  %s (weights %s incl. lm_head %s, KV %s at mean %.0f "
       "positions)\n",
       gb(token_bytes).c_str(), gb(static_cast<double>(traffic.weight_bytes)).c_str(),
       gb(static_cast<double>(traffic.lm_head_bytes)).c_str(), gb(kv_bytes).c_str(), mean_kv);
-  std::printf("decode bandwidth         %.2f GB/s", achieved_gbs);
+  std::printf("decode bandwidth         %.2f GB/s\n", achieved_gbs);
   if (o.probe) {
-    std::printf(" = %.1f%% of the best measured (%s %.2f GB/s); %.1f%% of read",
-                100 * achieved_gbs / bw.best_gbs(), bw.best_kind().c_str(), bw.best_gbs(),
-                100 * achieved_gbs / bw.read_gbs);
+    std::printf("roofline                 %.1f%% (median of %d: %s)\n", 100 * median(frac), o.reps,
+                list(frac, 100, "%.1f%%").c_str());
+    std::printf("  bandwidth around runs  weight stream %s GB/s, triad %s GB/s\n",
+                list(read_bw, 1, "%.2f").c_str(), list(triad_bw, 1, "%.2f").c_str());
+    std::printf("  reference (%zu MiB)    read %.2f GB/s, copy %.2f GB/s, triad %.2f GB/s\n",
+                o.bw_mib, bw.read_gbs, bw.copy_gbs, bw.triad_gbs);
+    std::printf("  peak                   f32 %.0f GFLOP/s (%s); bf16 %.0f GFLOP/s (%s)\n",
+                peak.f32_gflops, peak.f32_method.c_str(), peak.bf16_gflops,
+                peak.bf16_method.c_str());
   }
   std::printf(
-      "\nmemory                   peak RSS %s (now: file-backed %s, anonymous %s); "
-      "after load %s\n",
+      "memory                   peak RSS %s (file-backed %s, %s of it in 2 MiB "
+      "mappings; anonymous %s); after load %s\n",
       mib(static_cast<double>(mem.peak_rss)).c_str(),
       mib(static_cast<double>(mem.rss_file)).c_str(),
+      mib(static_cast<double>(mem.file_pmd_mapped)).c_str(),
       mib(static_cast<double>(mem.rss_anon)).c_str(),
       mib(static_cast<double>(mem_loaded.rss)).c_str());
   return 0;

@@ -6,8 +6,27 @@
 
 namespace shardlm::bench {
 
+namespace {
+
+uint64_t rollup_kib(const std::string& field) {
+  std::ifstream f("/proc/self/smaps_rollup");
+  std::string key;
+  uint64_t kib = 0;
+  while (f >> key) {
+    if (key == field) {
+      f >> kib;
+      return kib;
+    }
+    f.ignore(1 << 20, '\n');
+  }
+  return 0;
+}
+
+}  // namespace
+
 ProcMem read_proc_mem() {
   ProcMem m;
+  m.file_pmd_mapped = rollup_kib("FilePmdMapped:") * 1024;
   std::ifstream f("/proc/self/status");
   std::string key;
   uint64_t kib = 0;

@@ -12,6 +12,9 @@ struct ProcMem {
   uint64_t rss = 0;       // VmRSS
   uint64_t rss_anon = 0;  // RssAnon
   uint64_t rss_file = 0;  // RssFile
+  // File pages mapped with 2 MiB page-table entries (smaps_rollup FilePmdMapped): the share of
+  // the mapped packs the CPU reads through huge TLB entries.
+  uint64_t file_pmd_mapped = 0;
 };
 
 ProcMem read_proc_mem();

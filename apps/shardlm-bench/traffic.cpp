@@ -34,6 +34,7 @@ Traffic count_traffic(const std::vector<const PackReader*>& ranks) {
       const bool is_lm_head = x.name == tn::kOutput || (tied && is_embd);
       if (is_embd && !tied) continue;
       t.weight_bytes += x.nbytes;
+      t.weight_regions.push_back({x.data, static_cast<size_t>(x.nbytes)});
       if (is_lm_head) {
         t.lm_head_bytes += x.nbytes;
         t.lm_head_params += static_cast<uint64_t>(x.numel());

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "apps/shardlm-bench/machine_probe.h"
 #include "formats/pack_reader.h"
 
 namespace shardlm::bench {
@@ -24,6 +25,7 @@ struct Traffic {
   uint64_t kv_bytes_per_pos = 0;
   uint64_t matrix_params = 0;  // blk.* matrix elements (per-token GEMM work), all ranks
   uint64_t lm_head_params = 0;
+  std::vector<Region> weight_regions;  // the bytes of weight_bytes, tensor by tensor
 
   // Bytes read by one decode step that attends `n_kv` positions.
   uint64_t step_bytes(int64_t n_kv) const;

@@ -167,6 +167,34 @@ static inline void gemm_tile(const float* xp, const float* wp, int64_t kc, float
   }
 }
 
+static inline void attn_scores(const float* q, int64_t ldq, int64_t n_q, const float* kt,
+                               int64_t ldk, int64_t n_keys, int64_t head_dim, float scale, float* s,
+                               int64_t lds) {
+  for (int64_t i = 0; i < n_q; ++i) {
+    float* si = s + i * lds;
+    for (int64_t j = 0; j < n_keys; ++j) si[j] = 0.0f;
+    for (int64_t d = 0; d < head_dim; ++d) {
+      const float qv = q[i * ldq + d];
+      const float* kd = kt + d * ldk;
+      for (int64_t j = 0; j < n_keys; ++j) si[j] += qv * kd[j];
+    }
+    for (int64_t j = 0; j < n_keys; ++j) si[j] *= scale;
+  }
+}
+
+static inline void attn_pv(const float* p, int64_t ldp, int64_t n_q, const float* v, int64_t ldv,
+                           int64_t n_keys, int64_t head_dim, float* o, int64_t ldo) {
+  for (int64_t i = 0; i < n_q; ++i) {
+    float* oi = o + i * ldo;
+    for (int64_t d = 0; d < head_dim; ++d) oi[d] = 0.0f;
+    for (int64_t j = 0; j < n_keys; ++j) {
+      const float pv = p[i * ldp + j];
+      const float* vj = v + j * ldv;
+      for (int64_t d = 0; d < head_dim; ++d) oi[d] += pv * vj[d];
+    }
+  }
+}
+
 static inline void axpy(float* y, float a, const float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
 }

@@ -89,6 +89,11 @@ bool has_amx(const Features& f) {
 
 }  // namespace
 
+bool enable_amx() {
+  const Features f = read_features();
+  return has_amx(f) && request_amx_permission();
+}
+
 const char* isa_name(Isa isa) {
   switch (isa) {
     case Isa::kScalar:

@@ -28,6 +28,10 @@ std::optional<Isa> parse_isa(std::string_view name);
 // permission to use the tile state (arch_prctl(ARCH_REQ_XCOMP_PERM)); refusal drops to kAvx512.
 Isa detect_isa(Isa cap = Isa::kAmx);
 
+// Asks Linux for the AMX tile state (idempotent, one syscall). True when tiles may be used.
+// The AMX GEMM calls it before touching tiles, so a Context built with kAmx by hand is safe.
+bool enable_amx();
+
 // Every level this machine can run, lowest first (always starts with kScalar). For tests.
 std::vector<Isa> runnable_isas();
 

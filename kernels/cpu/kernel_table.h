@@ -42,6 +42,16 @@ struct KernelTable {
   void (*gemm_tile)(const float* xp, const float* wp, int64_t kc, float* c, int64_t ldc,
                     int m_valid, int n_valid, bool accumulate, const float* bias);
 
+  // ---- Tiled attention (prefill): a block of queries against a range of keys ----
+  // s[i * lds + j] = scale * sum_d q[i * ldq + d] * kt[d * ldk + j]   for i < n_q, j < n_keys.
+  //   q [n_q, ldq], kt [head_dim, ldk] (keys transposed), s [n_q, lds]
+  void (*attn_scores)(const float* q, int64_t ldq, int64_t n_q, const float* kt, int64_t ldk,
+                      int64_t n_keys, int64_t head_dim, float scale, float* s, int64_t lds);
+  // o[i * ldo + d] = sum_j p[i * ldp + j] * v[j * ldv + d]   for i < n_q, d < head_dim.
+  //   p [n_q, ldp], v [n_keys, ldv], o [n_q, ldo]
+  void (*attn_pv)(const float* p, int64_t ldp, int64_t n_q, const float* v, int64_t ldv,
+                  int64_t n_keys, int64_t head_dim, float* o, int64_t ldo);
+
   // ---- Vector loops (attention, norms, activations) ----
   float (*dot)(const float* a, const float* b, int64_t n);     // sum a[i] * b[i]
   void (*axpy)(float* y, float a, const float* x, int64_t n);  // y += a * x

@@ -100,7 +100,7 @@ void matmul(const Context& ctx, const float* x, int64_t n_tokens, int64_t n_in, 
     return;
   }
 #if defined(SHARDLM_CPU_AMX)
-  if (ctx.isa >= Isa::kAmx && amx_gemm_supported(dtype, n_in, n_out)) {
+  if (ctx.isa >= Isa::kAmx && amx_gemm_supported(dtype, n_in, n_out) && enable_amx()) {
     gemm_amx(ctx, x, n_tokens, n_in, w, n_out, bias, y);
     return;
   }

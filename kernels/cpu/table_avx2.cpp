@@ -146,20 +146,22 @@ void axpy(float* y, float a, const float* x, int64_t n) {
 }  // namespace
 
 extern const KernelTable kAvx2Table = {
-    Isa::kAvx2,
-    gemv,
-    kMr,
-    kNr,
-    generic::gemm_pack_w<kNr>,
-    gemm_tile,
-    dot,
-    axpy,
-    generic::scale,
-    generic::add,
-    generic::exp_sub_sum,
-    generic::widen,
-    generic::rms_norm_row,
-    generic::swiglu_row,
+    .isa = Isa::kAvx2,
+    .gemv = gemv,
+    .gemm_mr = kMr,
+    .gemm_nr = kNr,
+    .gemm_pack_w = generic::gemm_pack_w<kNr>,
+    .gemm_tile = gemm_tile,
+    .attn_scores = generic::attn_scores,
+    .attn_pv = generic::attn_pv,
+    .dot = dot,
+    .axpy = axpy,
+    .scale = generic::scale,
+    .add = generic::add,
+    .exp_sub_sum = generic::exp_sub_sum,
+    .widen = generic::widen,
+    .rms_norm_row = generic::rms_norm_row,
+    .swiglu_row = generic::swiglu_row,
 };
 
 }  // namespace shardlm::cpu

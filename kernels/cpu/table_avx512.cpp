@@ -11,6 +11,7 @@
 #endif
 #include <immintrin.h>
 
+#include <cstdlib>
 #include "kernels/cpu/generic_loops.h"
 #include "kernels/cpu/simd_avx512.h"
 
@@ -19,6 +20,8 @@ namespace shardlm::cpu {
 namespace {
 
 constexpr int kMr = 12, kNr = 32;
+const int64_t kDevPf = std::getenv("SHARDLM_PF") ? std::atoll(std::getenv("SHARDLM_PF")) : 0;
+const int kDevHint = std::getenv("SHARDLM_PFH") ? std::atoi(std::getenv("SHARDLM_PFH")) : 0;
 constexpr int64_t kRowBlock = 4;  // GEMV rows that share each activation load
 
 using simd512::hsum;
@@ -40,6 +43,15 @@ inline void dot_rows_bf16(const float* x, const uint16_t* w, int64_t ld, int64_t
     const __m512 a = _mm512_loadu_ps(x + k), b = _mm512_loadu_ps(x + k + 16);
     const __m512 xe = _mm512_permutex2var_ps(a, even, b), xo = _mm512_permutex2var_ps(a, odd, b);
     for (int r = 0; r < R; ++r) {
+      if (kDevPf) {
+        const char* pp = reinterpret_cast<const char*>(w + r * ld + k) + kDevPf;
+        if (kDevHint == 0)
+          _mm_prefetch(pp, _MM_HINT_T0);
+        else if (kDevHint == 1)
+          _mm_prefetch(pp, _MM_HINT_T1);
+        else
+          _mm_prefetch(pp, _MM_HINT_T2);
+      }
       const __m512i v = _mm512_loadu_si512(w + r * ld + k);
       acc[r][0] = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(v, 16)), xe, acc[r][0]);
       acc[r][1] = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_and_si512(v, hi_mask)), xo, acc[r][1]);
@@ -210,6 +222,79 @@ void gemm_tile(const float* xp, const float* wp, int64_t kc, float* c, int64_t l
   }
 }
 
+// Scores for up to 8 query rows x 32 keys per register tile (16 accumulators): broadcast one
+// query element, multiply two vectors of transposed keys.
+template <int R>
+inline void scores_tile(const float* q, int64_t ldq, const float* kt, int64_t ldk, int64_t n_keys,
+                        int64_t head_dim, float scale, float* s, int64_t lds) {
+  const __mmask16 m0 = tail_mask16(n_keys), m1 = n_keys > 16 ? tail_mask16(n_keys - 16) : 0;
+  __m512 acc[R][2];
+  for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+  for (int64_t d = 0; d < head_dim; ++d) {
+    const __m512 k0 = _mm512_maskz_loadu_ps(m0, kt + d * ldk);
+    const __m512 k1 = _mm512_maskz_loadu_ps(m1, kt + d * ldk + 16);
+    for (int r = 0; r < R; ++r) {
+      const __m512 qv = _mm512_set1_ps(q[r * ldq + d]);
+      acc[r][0] = _mm512_fmadd_ps(qv, k0, acc[r][0]);
+      acc[r][1] = _mm512_fmadd_ps(qv, k1, acc[r][1]);
+    }
+  }
+  const __m512 vs = _mm512_set1_ps(scale);
+  for (int r = 0; r < R; ++r) {
+    _mm512_mask_storeu_ps(s + r * lds, m0, _mm512_mul_ps(acc[r][0], vs));
+    _mm512_mask_storeu_ps(s + r * lds + 16, m1, _mm512_mul_ps(acc[r][1], vs));
+  }
+}
+
+void attn_scores(const float* q, int64_t ldq, int64_t n_q, const float* kt, int64_t ldk,
+                 int64_t n_keys, int64_t head_dim, float scale, float* s, int64_t lds) {
+  for (int64_t j = 0; j < n_keys; j += 32) {
+    const int64_t nk = n_keys - j < 32 ? n_keys - j : 32;
+    int64_t i = 0;
+    for (; i + 8 <= n_q; i += 8) {
+      scores_tile<8>(q + i * ldq, ldq, kt + j, ldk, nk, head_dim, scale, s + i * lds + j, lds);
+    }
+    for (; i < n_q; ++i) {
+      scores_tile<1>(q + i * ldq, ldq, kt + j, ldk, nk, head_dim, scale, s + i * lds + j, lds);
+    }
+  }
+}
+
+// Output for up to 4 query rows x 64 dims per register tile (16 accumulators): broadcast one
+// probability, multiply four vectors of a V row.
+template <int R>
+inline void pv_tile(const float* p, int64_t ldp, const float* v, int64_t ldv, int64_t n_keys,
+                    int64_t n_dims, float* o, int64_t ldo) {
+  __mmask16 m[4];
+  for (int c = 0; c < 4; ++c) m[c] = n_dims > 16 * c ? tail_mask16(n_dims - 16 * c) : 0;
+  __m512 acc[R][4];
+  for (int r = 0; r < R; ++r) {
+    for (int c = 0; c < 4; ++c) acc[r][c] = _mm512_setzero_ps();
+  }
+  for (int64_t j = 0; j < n_keys; ++j) {
+    __m512 vv[4];
+    for (int c = 0; c < 4; ++c) vv[c] = _mm512_maskz_loadu_ps(m[c], v + j * ldv + 16 * c);
+    for (int r = 0; r < R; ++r) {
+      const __m512 pv = _mm512_set1_ps(p[r * ldp + j]);
+      for (int c = 0; c < 4; ++c) acc[r][c] = _mm512_fmadd_ps(pv, vv[c], acc[r][c]);
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    for (int c = 0; c < 4; ++c) _mm512_mask_storeu_ps(o + r * ldo + 16 * c, m[c], acc[r][c]);
+  }
+}
+
+void attn_pv(const float* p, int64_t ldp, int64_t n_q, const float* v, int64_t ldv, int64_t n_keys,
+             int64_t head_dim, float* o, int64_t ldo) {
+  for (int64_t d = 0; d < head_dim; d += 64) {
+    const int64_t nd = head_dim - d < 64 ? head_dim - d : 64;
+    int64_t i = 0;
+    for (; i + 4 <= n_q; i += 4)
+      pv_tile<4>(p + i * ldp, ldp, v + d, ldv, n_keys, nd, o + i * ldo + d, ldo);
+    for (; i < n_q; ++i) pv_tile<1>(p + i * ldp, ldp, v + d, ldv, n_keys, nd, o + i * ldo + d, ldo);
+  }
+}
+
 float dot(const float* a, const float* b, int64_t n) {
   __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
   int64_t i = 0;
@@ -301,8 +386,22 @@ void widen(const void* src, DType dtype, int64_t n, float* dst) {
 }  // namespace
 
 extern const KernelTable kAvx512Table = {
-    Isa::kAvx512, gemv,           kMr,          kNr,         gemm_pack_w, gemm_tile,    dot,
-    axpy,         generic::scale, generic::add, exp_sub_sum, widen,       rms_norm_row, swiglu_row,
+    .isa = Isa::kAvx512,
+    .gemv = gemv,
+    .gemm_mr = kMr,
+    .gemm_nr = kNr,
+    .gemm_pack_w = gemm_pack_w,
+    .gemm_tile = gemm_tile,
+    .attn_scores = attn_scores,
+    .attn_pv = attn_pv,
+    .dot = dot,
+    .axpy = axpy,
+    .scale = generic::scale,
+    .add = generic::add,
+    .exp_sub_sum = exp_sub_sum,
+    .widen = widen,
+    .rms_norm_row = rms_norm_row,
+    .swiglu_row = swiglu_row,
 };
 
 }  // namespace shardlm::cpu

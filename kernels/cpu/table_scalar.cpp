@@ -8,20 +8,22 @@ constexpr int kMr = 4, kNr = 16;
 }
 
 extern const KernelTable kScalarTable = {
-    Isa::kScalar,
-    generic::gemv,
-    kMr,
-    kNr,
-    generic::gemm_pack_w<kNr>,
-    generic::gemm_tile<kMr, kNr>,
-    generic::dot,
-    generic::axpy,
-    generic::scale,
-    generic::add,
-    generic::exp_sub_sum,
-    generic::widen,
-    generic::rms_norm_row,
-    generic::swiglu_row,
+    .isa = Isa::kScalar,
+    .gemv = generic::gemv,
+    .gemm_mr = kMr,
+    .gemm_nr = kNr,
+    .gemm_pack_w = generic::gemm_pack_w<kNr>,
+    .gemm_tile = generic::gemm_tile<kMr, kNr>,
+    .attn_scores = generic::attn_scores,
+    .attn_pv = generic::attn_pv,
+    .dot = generic::dot,
+    .axpy = generic::axpy,
+    .scale = generic::scale,
+    .add = generic::add,
+    .exp_sub_sum = generic::exp_sub_sum,
+    .widen = generic::widen,
+    .rms_norm_row = generic::rms_norm_row,
+    .swiglu_row = generic::swiglu_row,
 };
 
 }  // namespace shardlm::cpu

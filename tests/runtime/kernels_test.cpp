@@ -4,6 +4,7 @@
 // (GEMV for <= kGemvMaxTokens tokens, GEMM above). Also the thread pool and the ISA table.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <numeric>
@@ -20,8 +21,19 @@ namespace {
 
 using cpu::Isa;
 using test::encode;
-using test::max_abs_diff;
 using test::random_floats;
+
+// Largest |a - b|; infinity when any value is NaN (outputs start as NaN, so an element a kernel
+// never wrote fails the comparison instead of passing unnoticed).
+float max_abs_diff(const float* a, const float* b, size_t n) {
+  float m = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const float d = std::fabs(a[i] - b[i]);
+    if (std::isnan(d)) return INFINITY;
+    m = std::max(m, d);
+  }
+  return m;
+}
 
 // Absolute tolerance per accumulated product |x_i * w_i| <= 1, by weight dtype. Every path
 // widens f16/bf16 weights exactly and accumulates in f32 (the AMX GEMM splits activations into
@@ -115,7 +127,7 @@ TEST_P(KernelTest, EmbedMatchesRefWithOutOfShardIds) {
     const int64_t n_vocab_local = 11, n_embd = 37, vocab_start = 20;
     const auto table = encode(random_floats(static_cast<size_t>(n_vocab_local * n_embd), 6), dt);
     const std::vector<int32_t> ids = {20, 3, 30, 31, 25, 0, 20};
-    std::vector<float> a(ids.size() * n_embd), b(a.size());
+    std::vector<float> a(ids.size() * n_embd), b(a.size(), NAN);
     ref::embed(ids.data(), static_cast<int64_t>(ids.size()), table.data(), dt, n_vocab_local,
                vocab_start, n_embd, a.data());
     cpu::embed(ctx_, ids.data(), static_cast<int64_t>(ids.size()), table.data(), dt, n_vocab_local,
@@ -150,20 +162,22 @@ TEST_P(KernelTest, RopeMatchesRef) {
 }
 
 TEST_P(KernelTest, AttentionMatchesRefCausalGqaAndWindow) {
+  // 1 token (decode path), 5 tokens and 40 tokens (tiled prefill path: two query blocks),
+  // against GQA groups of 3 and 2, MQA, head_dim 20 and 128, with and without a window.
   struct Case {
     int64_t n_kv, n_head, n_head_kv, head_dim;
   };
-  for (const Case& c : {Case{13, 6, 2, 20}, Case{300, 4, 2, 128}}) {
+  for (const Case& c :
+       {Case{13, 6, 2, 20}, Case{300, 4, 2, 128}, Case{45, 6, 2, 128}, Case{41, 4, 1, 32}}) {
     const auto k = random_floats(static_cast<size_t>(c.n_kv * c.n_head_kv * c.head_dim), 10);
     const auto v = random_floats(static_cast<size_t>(c.n_kv * c.n_head_kv * c.head_dim), 11);
-    const int32_t last = static_cast<int32_t>(c.n_kv - 1);
-    for (int64_t window : {0, 1, 4}) {
-      for (std::vector<int32_t> pos :
-           {std::vector<int32_t>{last},
-            std::vector<int32_t>{last - 4, last - 3, last - 2, last - 1, last}}) {
-        const int64_t n_tokens = static_cast<int64_t>(pos.size());
+    for (int64_t n_tokens : {1, 5, 40}) {
+      if (n_tokens > c.n_kv) continue;
+      std::vector<int32_t> pos(static_cast<size_t>(n_tokens));
+      for (int64_t t = 0; t < n_tokens; ++t) pos[t] = static_cast<int32_t>(c.n_kv - n_tokens + t);
+      for (int64_t window : {0, 1, 4, 17}) {
         const auto q = random_floats(static_cast<size_t>(n_tokens * c.n_head * c.head_dim), 12);
-        std::vector<float> a(q.size()), b(q.size());
+        std::vector<float> a(q.size()), b(q.size(), NAN);
         const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
         ref::attention(q.data(), k.data(), v.data(), pos.data(), n_tokens, c.n_kv, c.n_head,
                        c.n_head_kv, c.head_dim, window, scale, a.data());
@@ -180,7 +194,7 @@ TEST_P(KernelTest, SwigluAddCopyColumnsArgmax) {
   for (auto [n_tokens, n_ff, mag] :
        {std::tuple<int64_t, int64_t, float>{3, 50, 4.0f}, {2, 3072, 4.0f}, {1, 77, 120.0f}}) {
     const auto gu = random_floats(static_cast<size_t>(n_tokens * 2 * n_ff), 13, mag);
-    std::vector<float> a(static_cast<size_t>(n_tokens * n_ff)), b(a.size());
+    std::vector<float> a(static_cast<size_t>(n_tokens * n_ff)), b(a.size(), NAN);
     ref::swiglu(gu.data(), n_tokens, n_ff, a.data());
     cpu::swiglu(ctx_, gu.data(), n_tokens, n_ff, b.data());
     // Relative to the magnitude: silu(g) * u reaches |g * u| ~ mag^2.
