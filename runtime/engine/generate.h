@@ -1,8 +1,10 @@
 // The generation loop over an Engine: prefill the prompt, then decode one token at a time
 // (each step feeds only the new token; the KV cache holds the rest). Greedy when temperature
 // is 0 (distributed argmax, no logits gathered), else temperature sampling with a seeded RNG.
-// Stops at max_tokens or a stop id (the model's eos ids unless ignore_eos). Not a scheduler
-// and not the full sampler chain (top-k/top-p/penalties come with the sampler issue).
+// Stops at max_tokens or a stop id (the model's eos ids unless ignore_eos). The ids-in/ids-out
+// path of shardlm-run and the engine tests, on the engine's default sequence. Not a scheduler;
+// the full sampler chain, stop strings, text streaming and KV reuse across turns are in
+// sampler.h and session.h.
 #pragma once
 
 #include <cstdint>

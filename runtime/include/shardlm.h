@@ -17,7 +17,8 @@
  *    *out_len (SHARDLM_OK); a non-NULL buffer that is too small gives
  *    SHARDLM_ERR_BUFFER_TOO_SMALL with *out_len set and nothing written. Strings are written
  *    NUL-terminated; *out_len counts bytes without the NUL, so the buffer needs *out_len + 1.
- *  - No C++ exception, abort() or exit() crosses this boundary.
+ *  - No C++ exception, abort() or exit() crosses this boundary. Callbacks given to the library
+ *    must return normally too (no exceptions, no longjmp).
  *  - Thread safety is stated at each function. In short: a model may be shared by any number of
  *    threads; a session is used by one thread at a time (shardlm_session_cancel excepted). Two
  *    sessions on one model may generate on two threads at once: each session owns its KV cache
@@ -282,7 +283,8 @@ SHARDLM_API void shardlm_session_destroy(shardlm_session* session);
 SHARDLM_API shardlm_status shardlm_session_set_system(shardlm_session* session, const char* text);
 /* enable: -1 template default, 0 off, 1 on (Qwen3 enable_thinking). Session thread only. */
 SHARDLM_API shardlm_status shardlm_session_set_thinking(shardlm_session* session, int32_t enable);
-/* Appends a message without generating (restore a conversation; few-shot turns). */
+/* Appends a message without generating (restore a conversation; few-shot turns); role and
+ * content must not be NULL. Session thread only. */
 SHARDLM_API shardlm_status shardlm_session_add_message(shardlm_session* session, const char* role,
                                                        const char* content);
 /* Forgets all messages and the KV cache; the system message stays. Session thread only. */
