@@ -83,7 +83,7 @@ pack() {  # checkpoint tp out
 bench_model() {  # label pack_dir [env...]
   local label=$1 dir=$2; shift 2
   say "bench $label"
-  env "$@" "$build/bin/shardlm-cuda-bench" --pack "$dir" --prompt-len 512 --gen 128 --reps 3 \
+  env SHARDLM_CUDA_VERBOSE=1 "$@" "$build/bin/shardlm-cuda-bench" --pack "$dir" --prompt-len 512 --gen 128 --reps 3 \
     2>&1 | tee "$out/bench-$label.txt" | tee -a "$summary"
   if [ -x "$build/bin/shardlm-bench" ]; then
     env "$@" "$build/bin/shardlm-bench" --pack "$dir" --backend cuda --prompt-len 512 --gen 128 \

@@ -187,7 +187,9 @@ TEST(CudaGraphs, DecodeStepAsGraphGivesTheEagerLogits) {
     EXPECT_EQ(s.graphs_enabled, graphs);
     EXPECT_EQ(s.graphs.launches, graphs ? static_cast<uint64_t>(kSteps) : 0u);
     EXPECT_EQ(s.graphs.updates + s.graphs.instantiations, s.graphs.launches);
-    if (graphs) EXPECT_GE(s.graphs.updates, 1u) << "every step re-instantiated the graph";
+    if (graphs) {
+      EXPECT_GE(s.graphs.updates, 1u) << "every step re-instantiated the graph";
+    }
     return out;
   };
   const auto eager = run(false);

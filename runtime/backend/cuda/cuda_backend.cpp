@@ -59,6 +59,7 @@ CudaBackend::Op::Op(CudaBackend& b, bool keep_pending) : guard_(b.device_) {
   if (b.uploader_ && b.uploader_->pending()) {
     b.uploader_->finish();  // one host sync after the load: ends the load clock
     b.stats_.upload = b.uploader_->stats();
+    if (b.verbose_) std::fprintf(stderr, "shardlm %s\n", b.stats().load_report().c_str());
   }
   if (!keep_pending) b.flush_pending();
 }
@@ -102,6 +103,8 @@ CudaBackend::CudaBackend(const BackendOptions& options) : options_(options) {
   graph_ = std::make_unique<DecodeGraph>(stream_);
   const char* env = std::getenv("SHARDLM_CUDA_GRAPHS");
   graphs_option_ = env == nullptr || std::strcmp(env, "0") != 0;
+  const char* verbose = std::getenv("SHARDLM_CUDA_VERBOSE");
+  verbose_ = verbose != nullptr && std::strcmp(verbose, "0") != 0;
 
   stats_.device = info_.describe();
   stats_.ranks_on_device = ranks_on_device_;

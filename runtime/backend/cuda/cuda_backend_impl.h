@@ -102,6 +102,7 @@ class CudaBackend final : public Backend {
   std::unique_ptr<WeightUploader> uploader_;
   std::unique_ptr<DecodeGraph> graph_;
   bool graphs_option_ = true;     // SHARDLM_CUDA_GRAPHS != 0
+  bool verbose_ = false;          // SHARDLM_CUDA_VERBOSE=1: print the load report to stderr
   bool graphs_allowed_ = false;   // the communicator is graph-safe (tp = 1)
   ThreadGroup* group_ = nullptr;  // for waits that must notice another rank's failure
 
