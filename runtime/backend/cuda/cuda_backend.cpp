@@ -56,9 +56,14 @@ std::string CudaBackendStats::load_report() const {
 }
 
 CudaBackend::Op::Op(CudaBackend& b, bool keep_pending) : guard_(b.device_) {
-  if (b.uploader_ && b.uploader_->pending()) {
+  if (b.uploader_) {
     b.uploader_->finish();  // one host sync after the load: ends the load clock
-    b.stats_.upload = b.uploader_->stats();
+    // Keep the numbers, release the staging threads (pinned buffers went with finish()).
+    const UploadStats u = b.uploader_->stats();
+    b.uploaded_.bytes += u.bytes;
+    b.uploaded_.tensors += u.tensors;
+    b.uploaded_.seconds += u.seconds;
+    b.uploader_.reset();
     if (b.verbose_) std::fprintf(stderr, "shardlm %s\n", b.stats().load_report().c_str());
   }
   if (!keep_pending) b.flush_pending();
@@ -99,7 +104,6 @@ CudaBackend::CudaBackend(const BackendOptions& options) : options_(options) {
                      static_cast<cublasMath_t>(CUBLAS_DEFAULT_MATH |
                                                CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION)),
                  "cublasSetMathMode");
-  uploader_ = std::make_unique<WeightUploader>(kStagingChunk, kStagingBuffers, options.n_threads);
   graph_ = std::make_unique<DecodeGraph>(stream_);
   const char* env = std::getenv("SHARDLM_CUDA_GRAPHS");
   graphs_option_ = env == nullptr || std::strcmp(env, "0") != 0;
@@ -134,9 +138,7 @@ const CudaBackendStats& CudaBackend::stats() const {
   stats_.peak_allocated_bytes = allocator_->peak_bytes();
   stats_.graphs_enabled = graphs_option_ && graphs_allowed_;
   stats_.graphs = graph_->stats();
-  if (uploader_) {
-    stats_.upload = uploader_->stats();
-  }
+  stats_.upload = uploaded_;
   return stats_;
 }
 
@@ -184,6 +186,10 @@ Tensor CudaBackend::import_weight(const Tensor& host, std::unique_ptr<DeviceBuff
   }
   const size_t bytes = host.nbytes();
   storage = std::make_unique<CudaBuffer>(allocator_, bytes, "weights");
+  if (!uploader_) {  // a load starts: staging threads until the first op finishes it
+    uploader_ =
+        std::make_unique<WeightUploader>(kStagingChunk, kStagingBuffers, options_.n_threads);
+  }
   uploader_->upload(storage->data(), host.data, bytes);
   Tensor dev = host;
   dev.data = storage->data();
@@ -299,12 +305,20 @@ std::unique_ptr<Communicator> CudaBackend::make_communicator(ThreadGroup& group,
 
 void CudaBackend::begin_forward(int64_t n_tokens) {
   if (!(graphs_option_ && graphs_allowed_) || n_tokens != 1) return;
+  if (!decode_warm_) {  // the first decode step runs eagerly: workspaces are allocated outside
+    warming_ = true;    // any capture
+    return;
+  }
   Op op(*this);
   graph_->begin();
 }
 
 void CudaBackend::end_forward() {
-  if (!graph_->capturing()) return;
+  if (!graph_->capturing()) {
+    if (warming_) decode_warm_ = true;
+    warming_ = false;
+    return;
+  }
   CudaDeviceGuard guard(device_);
   try {
     flush_pending();

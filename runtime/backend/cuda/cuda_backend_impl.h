@@ -99,11 +99,14 @@ class CudaBackend final : public Backend {
   cudaStream_t side_stream_ = nullptr;  // zero-fills while the main stream is being captured
   std::unique_ptr<CublasApi> cublas_;
   cublasHandle_t cublas_handle_ = nullptr;
-  std::unique_ptr<WeightUploader> uploader_;
+  std::unique_ptr<WeightUploader> uploader_;  // while weights are being imported
+  UploadStats uploaded_;                      // every finished load
   std::unique_ptr<DecodeGraph> graph_;
-  bool graphs_option_ = true;     // SHARDLM_CUDA_GRAPHS != 0
-  bool verbose_ = false;          // SHARDLM_CUDA_VERBOSE=1: print the load report to stderr
-  bool graphs_allowed_ = false;   // the communicator is graph-safe (tp = 1)
+  bool graphs_option_ = true;    // SHARDLM_CUDA_GRAPHS != 0
+  bool verbose_ = false;         // SHARDLM_CUDA_VERBOSE=1: print the load report to stderr
+  bool graphs_allowed_ = false;  // the communicator is graph-safe (tp = 1)
+  bool decode_warm_ = false;     // one eager decode step has run (graphs start after it)
+  bool warming_ = false;
   ThreadGroup* group_ = nullptr;  // for waits that must notice another rank's failure
 
   bool pending_add_ = false;

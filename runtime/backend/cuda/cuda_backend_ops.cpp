@@ -202,8 +202,10 @@ void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v,
   const cuda::I32Arg p = i32_arg(pos, kPos, pos_upload_);
   if (plan.decode) {
     ++stats_.attention_decode_calls;
+    // Sized for the most splits the plan ever picks, so a captured decode step never has to
+    // grow it as the context (and the split count) grows.
     void* ws = workspace(kAttention, cuda::attention_decode_workspace_bytes(
-                                         n_tokens, n_head, head_dim, plan.n_splits));
+                                         n_tokens, n_head, head_dim, cuda::kMaxDecodeSplits));
     cuda::attention_decode(q.as<float>(), k.as<float>(), v.as<float>(), p, n_tokens, n_kv, n_head,
                            n_head_kv, head_dim, sliding_window, scale, plan.n_splits, ws,
                            out.as<float>(), stream_);
