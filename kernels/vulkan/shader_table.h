@@ -3,7 +3,9 @@
 // calls, no pipelines (runtime/backend/vulkan builds those).
 //
 // Variant names: <shader>[_<wdtype>][_s16][_sg]
-//   <wdtype> f32 | f16 | bf16   weight dtype (gemv, gemm_tiled, embed)
+//   <shader>                    embed, rms_norm, gemv (1 token), gemv8 (2..8 tokens),
+//                               gemm_tiled, rope, attention, swiglu, add, copy_columns, argmax
+//   <wdtype> f32 | f16 | bf16   weight dtype (gemv, gemv8, gemm_tiled, embed)
 //   _s16                        16-bit weights read through 16-bit storage (needs
 //                               storageBuffer16BitAccess); without it, through 32-bit words
 //   _sg                         reductions with subgroup arithmetic (rms_norm, attention, gemv);

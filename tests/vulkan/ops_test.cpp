@@ -61,7 +61,7 @@ class VulkanOps : public ::testing::TestWithParam<int> {
       const Variant& v = kVariants[static_cast<size_t>(GetParam())];
       VulkanOptions o;
       o.allow_subgroup_ops = v.subgroup;
-      o.allow_16bit_storage = v.s16;
+      o.storage_16bit = v.s16 ? 1 : 0;
       o.allow_host_visible = v.host_visible;
       o.reuse_command_buffers = v.reuse;
       b = test::make_test_backend(o);
@@ -123,10 +123,12 @@ TEST_P(VulkanOps, RmsNormMatchesRefInAndOutOfPlace) {
 
 TEST_P(VulkanOps, MatmulMatchesRefGemvAndTiled) {
   SHARDLM_REQUIRE_VULKAN(be_);
-  // n_tokens <= 8 runs gemv.comp, more runs gemm_tiled.comp; n_in 30 takes the scalar path.
+  // 1 token runs gemv, 2..8 gemv8, more gemm_tiled; n_in 64/256 load 8 weights at a time,
+  // 36 four, 30 one (the scalar path).
   for (DType dt : kDtypes) {
     for (int64_t n_tokens : {1, 3, 8, 9, 70}) {
-      for (auto [n_in, n_out] : {std::pair<int64_t, int64_t>{64, 33}, {30, 17}, {256, 130}}) {
+      for (auto [n_in, n_out] :
+           {std::pair<int64_t, int64_t>{64, 33}, {30, 17}, {36, 70}, {256, 130}}) {
         const auto x = random_floats(static_cast<size_t>(n_tokens * n_in), 31);
         const auto w = encode(random_floats(static_cast<size_t>(n_out * n_in), 32), dt);
         const auto bias = random_floats(static_cast<size_t>(n_out), 33);

@@ -38,6 +38,7 @@ layout(buffer_reference, std430, buffer_reference_align = 16) buffer F32x4 { vec
 layout(buffer_reference, std430, buffer_reference_align = 4) buffer I32 { int v[]; };
 layout(buffer_reference, std430, buffer_reference_align = 4) readonly buffer WU32 { uint v[]; };
 layout(buffer_reference, std430, buffer_reference_align = 8) readonly buffer WU32x2 { uvec2 v[]; };
+layout(buffer_reference, std430, buffer_reference_align = 16) readonly buffer WU32x4 { uvec4 v[]; };
 #if W16
 layout(buffer_reference, std430, buffer_reference_align = 2) readonly buffer WF16 { float16_t v[]; };
 layout(buffer_reference, std430, buffer_reference_align = 8) readonly buffer WF16x4 { f16vec4 v[]; };
@@ -85,6 +86,26 @@ vec4 load_w4(uint64_t w, uint i4) {
   return vec4(unpackHalf2x16(u.x), unpackHalf2x16(u.y));
 #else
   return vec4(bf16_lo(u.x), bf16_hi(u.x), bf16_lo(u.y), bf16_hi(u.y));
+#endif
+#endif
+}
+
+// Weight elements 8*i8 .. 8*i8+7 as two vec4; needs w 32-byte (f32) or 16-byte aligned.
+void load_w8(uint64_t w, uint i8, out vec4 lo, out vec4 hi) {
+#if WTYPE == 0
+  lo = F32x4(w).v[2u * i8];
+  hi = F32x4(w).v[2u * i8 + 1u];
+#elif W16
+  lo = load_w4(w, 2u * i8);
+  hi = load_w4(w, 2u * i8 + 1u);
+#else
+  const uvec4 u = WU32x4(w).v[i8];
+#if WTYPE == 1
+  lo = vec4(unpackHalf2x16(u.x), unpackHalf2x16(u.y));
+  hi = vec4(unpackHalf2x16(u.z), unpackHalf2x16(u.w));
+#else
+  lo = vec4(bf16_lo(u.x), bf16_hi(u.x), bf16_lo(u.y), bf16_hi(u.y));
+  hi = vec4(bf16_lo(u.z), bf16_hi(u.z), bf16_lo(u.w), bf16_hi(u.w));
 #endif
 #endif
 }

@@ -202,7 +202,8 @@ Device::Device(std::unique_ptr<Instance> instance, const VulkanOptions& options)
   queue_family_ = static_cast<uint32_t>(compute_family(api, pd, &timestamp_bits_));
   timestamps_ = info_.timestamps;
   use_subgroup_ = info_.subgroup_arithmetic && options.allow_subgroup_ops;
-  use_16bit_ = info_.storage_16bit && options.allow_16bit_storage;
+  use_16bit_ = info_.storage_16bit &&
+               (options.storage_16bit > 0 || (options.storage_16bit < 0 && info_.type != "cpu"));
 
   auto f12 =
       make<VkPhysicalDeviceVulkan12Features>(VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES);

@@ -320,9 +320,14 @@ void VulkanBackend::matmul(const Tensor& x, const Tensor& w, const Tensor& bias,
   const uint64_t w_align = w.dtype == DType::kF32 ? 16 : 8;
   p->vec4_ok = (n_in % 4 == 0 && p->x % 16 == 0 && p->w % w_align == 0) ? 1 : 0;
   if (n_tokens <= static_cast<int64_t>(vkk::kGemvTokens)) {
-    const Groups g = spread(ceil_div(static_cast<uint64_t>(n_out), vkk::kGemvRows));
-    stream_->dispatch(variant("gemv", true, w.dtype, true, true), g.x, g.y,
-                      static_cast<uint32_t>(ceil_div(n_tokens, vkk::kGemvTokens)), s);
+    // Subgroup variant: one RS-row step per subgroup of the workgroup.
+    const uint32_t sg = std::max<uint32_t>(1, device_->info().subgroup_size);
+    p->rows_per_group = vkk::kGemvRowsPerSubgroup * std::max<uint32_t>(1, vkk::kGemvGroup / sg);
+    const uint64_t rows_per_group =
+        device_->use_subgroup_ops() ? p->rows_per_group : vkk::kGemvRows;
+    const Groups g = spread(ceil_div(static_cast<uint64_t>(n_out), rows_per_group));
+    stream_->dispatch(variant(n_tokens == 1 ? "gemv" : "gemv8", true, w.dtype, true, true), g.x,
+                      g.y, 1, s);
   } else {
     const uint64_t gx = ceil_div(static_cast<uint64_t>(n_out), vkk::kGemmTileOut);
     const uint64_t gy = ceil_div(static_cast<uint64_t>(n_tokens), vkk::kGemmTileTokens);
@@ -498,7 +503,9 @@ std::unique_ptr<Backend> make_vulkan_backend(const BackendOptions& options) {
     vo.device = options.devices[static_cast<size_t>(options.rank) % options.devices.size()];
   }
   auto backend = std::make_unique<VulkanBackend>(vo);
-  if (options.planned_bytes > 0) {
+  // CPU devices (lavapipe) allocate host memory and report a nominal heap size (2 GiB on
+  // lavapipe): there the plan is the host's business, not the device's.
+  if (options.planned_bytes > 0 && backend->device_info().type != "cpu") {
     // Ranks that share this device share its memory.
     int sharing = 0;
     for (int r = 0; r < options.n_ranks; ++r) {

@@ -111,7 +111,8 @@ class VulkanBackend final : public Backend {
 std::unique_ptr<VulkanBackend> make_vulkan_backend(const VulkanOptions& options);
 // The registry's factory: rank r runs on options.devices[r % size] (every device when empty,
 // so all ranks share device 0 on a one-device machine: TP on one device). Refuses with both
-// numbers when options.planned_bytes exceeds this rank's share of the device's memory.
+// numbers when options.planned_bytes exceeds this rank's share of the device's memory (GPUs;
+// not CPU devices, whose heap size is nominal).
 std::unique_ptr<Backend> make_vulkan_backend(const BackendOptions& options);
 
 }  // namespace shardlm
