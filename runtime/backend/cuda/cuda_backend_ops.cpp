@@ -13,13 +13,15 @@ namespace shardlm {
 
 namespace {
 
-void check(bool ok, const char* op, const std::string& what) {
-  if (!ok) fail(StatusCode::kInternal, std::string("cuda ") + op + ": " + what);
-}
+// Shape checks run on every op of every decode step: the message is only built on failure.
+#define SHARDLM_CUDA_REQUIRE(ok, op, what)                                               \
+  do {                                                                                   \
+    if (!(ok)) fail(StatusCode::kInternal, std::string("cuda ") + (op) + ": " + (what)); \
+  } while (0)
 
 void check_f32(const Tensor& t, const char* op, const char* name) {
-  check(t.dtype == DType::kF32 && t.data != nullptr, op,
-        std::string(name) + " must be a non-null f32 tensor, got " + t.describe());
+  SHARDLM_CUDA_REQUIRE(t.dtype == DType::kF32 && t.data != nullptr, op,
+                       std::string(name) + " must be a non-null f32 tensor, got " + t.describe());
 }
 
 cudaDataType_t cuda_type(DType d) {
@@ -74,8 +76,9 @@ void CudaBackend::embed(std::span<const int32_t> ids, const Tensor& table, int64
   Op op(*this);
   check_f32(out, "embed", "out");
   const int64_t n_tokens = static_cast<int64_t>(ids.size());
-  check(table.ndim == 2 && table.data != nullptr && out.numel() == n_tokens * table.dim(1), "embed",
-        "table " + table.describe() + ", out " + out.describe());
+  SHARDLM_CUDA_REQUIRE(
+      table.ndim == 2 && table.data != nullptr && out.numel() == n_tokens * table.dim(1), "embed",
+      "table " + table.describe() + ", out " + out.describe());
   const cuda::I32Arg a = i32_arg(ids, kIds, ids_upload_);
   cuda::embed(a, n_tokens, table.data, table.dtype, table.dim(0), vocab_start, table.dim(1),
               out.as<float>(), stream_);
@@ -87,8 +90,8 @@ void CudaBackend::rms_norm(const Tensor& x, const Tensor& w, float eps, const Te
   check_f32(w, "rms_norm", "w");
   check_f32(out, "rms_norm", "out");
   const int64_t n = w.numel();
-  check(n > 0 && x.numel() % n == 0 && out.numel() == x.numel(), "rms_norm",
-        "x " + x.describe() + ", w " + w.describe() + ", out " + out.describe());
+  SHARDLM_CUDA_REQUIRE(n > 0 && x.numel() % n == 0 && out.numel() == x.numel(), "rms_norm",
+                       "x " + x.describe() + ", w " + w.describe() + ", out " + out.describe());
   const float* residual = nullptr;
   if (pending_add_ && pending_y_.data == x.data && pending_y_.numel() == x.numel()) {
     residual = pending_x_.as<float>();  // x += residual, fused into the norm
@@ -105,15 +108,18 @@ void CudaBackend::matmul(const Tensor& x, const Tensor& w, const Tensor& bias, c
   Op op(*this);
   check_f32(x, "matmul", "x");
   check_f32(y, "matmul", "y");
-  check(w.ndim == 2 && w.data != nullptr, "matmul", "w must be 2-D, got " + w.describe());
+  SHARDLM_CUDA_REQUIRE(w.ndim == 2 && w.data != nullptr, "matmul",
+                       "w must be 2-D, got " + w.describe());
   const int64_t n_out = w.dim(0), n_in = w.dim(1);
-  check(n_in > 0 && x.numel() % n_in == 0, "matmul", "x " + x.describe() + " vs w " + w.describe());
+  SHARDLM_CUDA_REQUIRE(n_in > 0 && x.numel() % n_in == 0, "matmul",
+                       "x " + x.describe() + " vs w " + w.describe());
   const int64_t n_tokens = x.numel() / n_in;
-  check(y.numel() == n_tokens * n_out, "matmul",
-        "y " + y.describe() + " for x " + x.describe() + " @ w " + w.describe());
+  SHARDLM_CUDA_REQUIRE(y.numel() == n_tokens * n_out, "matmul",
+                       "y " + y.describe() + " for x " + x.describe() + " @ w " + w.describe());
   if (bias.data != nullptr) {
     check_f32(bias, "matmul", "bias");
-    check(bias.numel() == n_out, "matmul", "bias " + bias.describe() + " vs " + w.describe());
+    SHARDLM_CUDA_REQUIRE(bias.numel() == n_out, "matmul",
+                         "bias " + bias.describe() + " vs " + w.describe());
   }
   if (n_tokens == 0) return;
   if (n_tokens <= cuda::kDecodeMaxTokens) {
@@ -133,8 +139,8 @@ void CudaBackend::matmul(const Tensor& x, const Tensor& w, const Tensor& bias, c
 void CudaBackend::gemm(const Tensor& x, int64_t n_tokens, const Tensor& w, const Tensor& bias,
                        const Tensor& y) {
   const int64_t n_out = w.dim(0), n_in = w.dim(1);
-  check(n_out <= INT32_MAX && n_in <= INT32_MAX && n_tokens <= INT32_MAX, "matmul",
-        "dimensions beyond cuBLAS int range: " + w.describe());
+  SHARDLM_CUDA_REQUIRE(n_out <= INT32_MAX && n_in <= INT32_MAX && n_tokens <= INT32_MAX, "matmul",
+                       "dimensions beyond cuBLAS int range: " + w.describe());
   const int m = static_cast<int>(n_out), n = static_cast<int>(n_tokens), k = static_cast<int>(n_in);
   const float one = 1.0f, zero = 0.0f;
   if (w.dtype == DType::kF32) {
@@ -166,9 +172,9 @@ void CudaBackend::rope(const Tensor& x, std::span<const int32_t> pos, const Tens
   Op op(*this);
   check_f32(x, "rope", "x");
   check_f32(inv_freq, "rope", "inv_freq");
-  check(x.ndim == 3 && x.dim(0) == static_cast<int64_t>(pos.size()) &&
-            inv_freq.numel() * 2 == x.dim(2),
-        "rope", "x " + x.describe() + ", inv_freq " + inv_freq.describe());
+  SHARDLM_CUDA_REQUIRE(x.ndim == 3 && x.dim(0) == static_cast<int64_t>(pos.size()) &&
+                           inv_freq.numel() * 2 == x.dim(2),
+                       "rope", "x " + x.describe() + ", inv_freq " + inv_freq.describe());
   const cuda::I32Arg p = i32_arg(pos, kPos, pos_upload_);
   cuda::rope(x.as<float>(), x.dim(0), x.dim(1), x.dim(2), p, inv_freq.as<float>(), stream_);
 }
@@ -182,16 +188,19 @@ void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v,
   check_f32(v, "attention", "v");
   check_f32(out, "attention", "out");
   const int64_t n_tokens = static_cast<int64_t>(pos.size());
-  check(q.ndim == 3 && k.ndim == 3 && q.dim(0) == n_tokens && k.dim(2) == q.dim(2) &&
-            v.numel() == k.numel() && k.dim(1) > 0 && q.dim(1) % k.dim(1) == 0 &&
-            out.numel() == q.numel(),
-        "attention", "q " + q.describe() + ", k " + k.describe() + ", out " + out.describe());
-  check(q.dim(2) <= cuda::kMaxHeadDim, "attention",
-        "head_dim " + std::to_string(q.dim(2)) + " > " + std::to_string(cuda::kMaxHeadDim));
+  SHARDLM_CUDA_REQUIRE(q.ndim == 3 && k.ndim == 3 && q.dim(0) == n_tokens && k.dim(2) == q.dim(2) &&
+                           v.numel() == k.numel() && k.dim(1) > 0 && q.dim(1) % k.dim(1) == 0 &&
+                           out.numel() == q.numel(),
+                       "attention",
+                       "q " + q.describe() + ", k " + k.describe() + ", out " + out.describe());
+  SHARDLM_CUDA_REQUIRE(
+      q.dim(2) <= cuda::kMaxHeadDim, "attention",
+      "head_dim " + std::to_string(q.dim(2)) + " > " + std::to_string(cuda::kMaxHeadDim));
   int64_t max_keys = 0;
   for (int32_t p : pos) {
-    check(p >= 0 && p < k.dim(0), "attention",
-          "position " + std::to_string(p) + " outside cache of " + std::to_string(k.dim(0)));
+    SHARDLM_CUDA_REQUIRE(
+        p >= 0 && p < k.dim(0), "attention",
+        "position " + std::to_string(p) + " outside cache of " + std::to_string(k.dim(0)));
     const int64_t visible = sliding_window > 0 ? std::min<int64_t>(p + 1, sliding_window) : p + 1;
     max_keys = std::max(max_keys, visible);
   }
@@ -220,8 +229,9 @@ void CudaBackend::swiglu(const Tensor& gate_up, const Tensor& out) {
   Op op(*this);
   check_f32(gate_up, "swiglu", "gate_up");
   check_f32(out, "swiglu", "out");
-  check(gate_up.ndim == 2 && gate_up.dim(1) % 2 == 0 && out.numel() == gate_up.numel() / 2,
-        "swiglu", "gate_up " + gate_up.describe() + ", out " + out.describe());
+  SHARDLM_CUDA_REQUIRE(
+      gate_up.ndim == 2 && gate_up.dim(1) % 2 == 0 && out.numel() == gate_up.numel() / 2, "swiglu",
+      "gate_up " + gate_up.describe() + ", out " + out.describe());
   cuda::swiglu(gate_up.as<float>(), gate_up.dim(0), gate_up.dim(1) / 2, out.as<float>(), stream_);
 }
 
@@ -229,7 +239,7 @@ void CudaBackend::add(const Tensor& y, const Tensor& x) {
   Op op(*this);  // launches an earlier pending add first
   check_f32(y, "add", "y");
   check_f32(x, "add", "x");
-  check(y.numel() == x.numel(), "add", "y " + y.describe() + ", x " + x.describe());
+  SHARDLM_CUDA_REQUIRE(y.numel() == x.numel(), "add", "y " + y.describe() + ", x " + x.describe());
   // Deferred: when the next op is rms_norm(y), the add runs inside the norm kernel.
   pending_add_ = true;
   pending_y_ = y;
@@ -242,12 +252,12 @@ void CudaBackend::copy_columns(const Tensor& src, int64_t col_begin, const Tenso
   check_f32(dst, "copy_columns", "dst");
   const int64_t n_rows = src.rows();
   const int64_t n_src_cols = src.row_size();
-  check(n_rows > 0 && dst.numel() % n_rows == 0, "copy_columns",
-        "src " + src.describe() + ", dst " + dst.describe());
+  SHARDLM_CUDA_REQUIRE(n_rows > 0 && dst.numel() % n_rows == 0, "copy_columns",
+                       "src " + src.describe() + ", dst " + dst.describe());
   const int64_t n_cols = dst.numel() / n_rows;
-  check(col_begin >= 0 && col_begin + n_cols <= n_src_cols, "copy_columns",
-        "columns [" + std::to_string(col_begin) + ", +" + std::to_string(n_cols) + ") of " +
-            src.describe());
+  SHARDLM_CUDA_REQUIRE(col_begin >= 0 && col_begin + n_cols <= n_src_cols, "copy_columns",
+                       "columns [" + std::to_string(col_begin) + ", +" + std::to_string(n_cols) +
+                           ") of " + src.describe());
   cuda::copy_columns(src.as<float>(), n_rows, n_src_cols, col_begin, n_cols, dst.as<float>(),
                      stream_);
 }
@@ -257,7 +267,7 @@ Backend::MaxElement CudaBackend::max_element(const Tensor& x) {
   check_not_capturing("max_element");
   check_f32(x, "max_element", "x");
   const int64_t n = x.numel();
-  check(n > 0, "max_element", "empty tensor " + x.describe());
+  SHARDLM_CUDA_REQUIRE(n > 0, "max_element", "empty tensor " + x.describe());
   void* ws = workspace(kArgmax, cuda::argmax_workspace_bytes(1, n));
   auto* out = static_cast<uint8_t*>(workspace(kArgmaxOut, 16));
   auto* out_index = reinterpret_cast<int64_t*>(out);
@@ -271,5 +281,7 @@ Backend::MaxElement CudaBackend::max_element(const Tensor& x) {
   std::memcpy(&r.value, static_cast<uint8_t*>(host_result_) + 8, sizeof r.value);
   return r;
 }
+
+#undef SHARDLM_CUDA_REQUIRE
 
 }  // namespace shardlm
