@@ -182,3 +182,32 @@ TEST(VulkanCommunicator, TwoRanksOnOneDevice) {
 
 }  // namespace
 }  // namespace shardlm
+
+namespace shardlm {
+namespace {
+
+TEST(VulkanDevices, RankDeviceSelection) {
+  std::vector<VulkanDeviceInfo> all(3);
+  for (int i = 0; i < 3; ++i) {
+    all[static_cast<size_t>(i)].index = i;
+    all[static_cast<size_t>(i)].usable = true;
+  }
+  all[0].type = "cpu";  // lavapipe listed first
+  all[1].type = "discrete-gpu";
+  all[2].type = "discrete-gpu";
+  EXPECT_EQ(vulkan_rank_devices({}, nullptr, all), (std::vector<int>{1, 2}));  // GPUs only
+  EXPECT_EQ(vulkan_rank_devices({2}, "0,1", all), (std::vector<int>{2}));      // caller wins
+  EXPECT_EQ(vulkan_rank_devices({}, "0,2", all), (std::vector<int>{0, 2}));    // then the env
+  all[1].usable = all[2].usable = false;
+  EXPECT_EQ(vulkan_rank_devices({}, "", all), (std::vector<int>{0}));  // no GPU: lavapipe
+  try {
+    vulkan_rank_devices({}, "1,x", all);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), StatusCode::kInvalidArg);
+    EXPECT_NE(std::string(e.what()).find("SHARDLM_VULKAN_DEVICES"), std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace shardlm

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 
@@ -493,27 +494,54 @@ std::unique_ptr<VulkanBackend> make_vulkan_backend(const VulkanOptions& options)
   return std::make_unique<VulkanBackend>(options);
 }
 
+std::vector<int> vulkan_rank_devices(const std::vector<int>& requested, const char* env,
+                                     const std::vector<VulkanDeviceInfo>& all) {
+  std::vector<int> list = requested;
+  if (list.empty() && env != nullptr && *env != '\0') {
+    std::string item;
+    for (const char* c = env;; ++c) {
+      if (*c == ',' || *c == '\0') {
+        if (item.empty() || item.find_first_not_of("0123456789") != std::string::npos) {
+          fail(StatusCode::kInvalidArg, std::string("SHARDLM_VULKAN_DEVICES=\"") + env +
+                                            "\": expected device indices like 0,1");
+        }
+        list.push_back(std::stoi(item));
+        item.clear();
+        if (*c == '\0') break;
+      } else {
+        item += *c;
+      }
+    }
+  }
+  if (list.empty()) {  // every usable GPU; CPU devices (lavapipe) only when there is no GPU
+    for (const VulkanDeviceInfo& d : all) {
+      if (d.usable && d.type != "cpu") list.push_back(d.index);
+    }
+    for (const VulkanDeviceInfo& d : all) {
+      if (list.empty() && d.usable) list.push_back(d.index);
+    }
+    if (list.empty()) list.push_back(0);  // VulkanBackend reports why device 0 is unusable
+  }
+  return list;
+}
+
 std::unique_ptr<Backend> make_vulkan_backend(const BackendOptions& options) {
   VulkanOptions vo;
-  int n_devices = 1;
-  if (options.devices.empty()) {
-    n_devices = vk::Instance(vo.loader).device_count();
-    vo.device = options.rank % n_devices;
-  } else {
-    vo.device = options.devices[static_cast<size_t>(options.rank) % options.devices.size()];
-  }
+  if (const char* cache = std::getenv("SHARDLM_VULKAN_PIPELINE_CACHE"))
+    vo.pipeline_cache_path = cache;
+  std::vector<VulkanDeviceInfo> all;
+  if (options.devices.empty()) all = list_vulkan_devices(vo.loader);
+  const std::vector<int> devices =
+      vulkan_rank_devices(options.devices, std::getenv("SHARDLM_VULKAN_DEVICES"), all);
+  auto device_of = [&](int rank) { return devices[static_cast<size_t>(rank) % devices.size()]; };
+  vo.device = device_of(options.rank);
   auto backend = std::make_unique<VulkanBackend>(vo);
   // CPU devices (lavapipe) allocate host memory and report a nominal heap size (2 GiB on
   // lavapipe): there the plan is the host's business, not the device's.
   if (options.planned_bytes > 0 && backend->device_info().type != "cpu") {
     // Ranks that share this device share its memory.
     int sharing = 0;
-    for (int r = 0; r < options.n_ranks; ++r) {
-      const int d = options.devices.empty()
-                        ? r % n_devices
-                        : options.devices[static_cast<size_t>(r) % options.devices.size()];
-      if (d == vo.device) ++sharing;
-    }
+    for (int r = 0; r < options.n_ranks; ++r) sharing += device_of(r) == vo.device ? 1 : 0;
     const double fraction = options.mem_fraction > 0 ? options.mem_fraction : 0.9;
     const double budget = static_cast<double>(backend->device_info().device_local_bytes) *
                           fraction / std::max(1, sharing);

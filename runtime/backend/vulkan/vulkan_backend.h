@@ -109,10 +109,18 @@ class VulkanBackend final : public Backend {
 };
 
 std::unique_ptr<VulkanBackend> make_vulkan_backend(const VulkanOptions& options);
-// The registry's factory: rank r runs on options.devices[r % size] (every device when empty,
-// so all ranks share device 0 on a one-device machine: TP on one device). Refuses with both
-// numbers when options.planned_bytes exceeds this rank's share of the device's memory (GPUs;
-// not CPU devices, whose heap size is nominal).
+// The devices ranks run on, rank r on list[r % size]: `requested` (BackendOptions::devices)
+// when not empty, else the comma-separated indices in `env` (SHARDLM_VULKAN_DEVICES), else every
+// usable GPU in `all`, or the CPU devices (lavapipe) when there is no GPU -- so a one-device
+// machine runs every rank on device 0 (TP on one device). Throws Error(kInvalidArg) for a
+// malformed env value.
+std::vector<int> vulkan_rank_devices(const std::vector<int>& requested, const char* env,
+                                     const std::vector<VulkanDeviceInfo>& all);
+// The registry's factory: device from vulkan_rank_devices(options.devices,
+// $SHARDLM_VULKAN_DEVICES, list_vulkan_devices()); pipeline cache file from
+// $SHARDLM_VULKAN_PIPELINE_CACHE when set. Refuses with both numbers when options.planned_bytes
+// exceeds this rank's share of the device's memory (GPUs; not CPU devices, whose heap size is
+// nominal).
 std::unique_ptr<Backend> make_vulkan_backend(const BackendOptions& options);
 
 }  // namespace shardlm
