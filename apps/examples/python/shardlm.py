@@ -229,6 +229,8 @@ class Reply:
 class Model:
     """A loaded pack (all tensor-parallel ranks in this process)."""
 
+    _h = None  # set once the library answered: close() and __del__ are safe before that
+
     def __init__(self, pack_dir, backend="cpu", n_threads=0, tp=0, max_seq=0,
                  max_batch_tokens=0, mem_fraction=0.0, devices=None, lib=None):
         self._lib = library(lib)
@@ -301,6 +303,8 @@ class Model:
 
 class Session:
     """A conversation with its own KV cache; each turn reuses the unchanged prefix."""
+
+    _h = None
 
     def __init__(self, model, system=None, thinking=None):
         self._lib = model._lib
