@@ -16,10 +16,11 @@ struct Region {
   size_t bytes;
 };
 
-// Streams every region once per pass on `n_threads` threads (the concatenated bytes are split
-// into equal contiguous shares, read with the widest vector loads the CPU has) and returns the
-// best pass in GB/s. On the pack's own weights this is decode's access pattern without the
-// arithmetic: same pages, same mapping, same thread count.
+// Streams every region once per pass on `n_threads` threads, each region split into one equal
+// slice per thread, each slice read as 1, 4 or 8 interleaved sequential streams with AVX-512
+// loads (plain loads elsewhere), and returns the best (streams, pass) in GB/s. On the pack's
+// own weights this is decode's access pattern without the arithmetic: same pages, same
+// mappings, same thread count.
 double read_regions_gbs(const std::vector<Region>& regions, int n_threads, int passes);
 
 // STREAM-style triad a = b + s * c over three anonymous arrays (huge pages requested), with

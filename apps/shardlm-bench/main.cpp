@@ -43,7 +43,7 @@ struct Options {
 };
 
 struct Rep {
-  double ttft_s = 0, prefill_tok_s = 0, decode_tok_s = 0;
+  double ttft_s = 0, prefill_tok_s = 0, decode_tok_s = 0, decode_s = 0;
   int64_t decode_steps = 0;
   // Bandwidth probes right before and after this run (the better of the two): streaming the
   // pack's weights, and the anonymous-memory triad. Zero without probes.
@@ -75,9 +75,53 @@ Rep run_once(Engine& engine, const std::vector<int32_t>& prompt, int64_t gen) {
   rep.ttft_s = r.prefill_seconds;
   rep.prefill_tok_s = static_cast<double>(prompt.size()) / r.prefill_seconds;
   rep.decode_steps = r.n_decode_steps;
+  rep.decode_s = r.decode_seconds;
   rep.decode_tok_s =
       r.decode_seconds > 0 ? static_cast<double>(r.n_decode_steps) / r.decode_seconds : 0;
   return rep;
+}
+
+// One measured run of every sequence. With --batch B > 1 the B independent engines run their
+// sequences at the same time, released together; TTFT is the last sequence's, prefill tok/s
+// counts all prompt tokens over that time, and decode tok/s counts every decode step of every
+// sequence over the window from the first decode start to the last decode end.
+Rep run_all(std::vector<std::unique_ptr<Engine>>& engines,
+            const std::vector<std::vector<int32_t>>& prompts, int64_t gen) {
+  if (engines.size() == 1) return run_once(*engines[0], prompts[0], gen);
+  const size_t b = engines.size();
+  std::vector<Rep> reps(b);
+  std::vector<double> start(b);
+  std::vector<std::exception_ptr> errors(b);
+  const auto t0 = Clock::now();
+  {
+    std::vector<std::thread> seqs;
+    for (size_t i = 0; i < b; ++i) {
+      seqs.emplace_back([&, i] {
+        try {
+          start[i] = std::chrono::duration<double>(Clock::now() - t0).count();
+          reps[i] = run_once(*engines[i], prompts[i], gen);
+        } catch (...) {
+          errors[i] = std::current_exception();
+        }
+      });
+    }
+    for (auto& t : seqs) t.join();
+  }
+  for (auto& e : errors) {
+    if (e) std::rethrow_exception(e);
+  }
+  Rep all;
+  double dec_begin = 1e300, dec_end = 0;
+  for (size_t i = 0; i < b; ++i) {
+    all.ttft_s = std::max(all.ttft_s, start[i] + reps[i].ttft_s);
+    all.decode_steps += reps[i].decode_steps;
+    dec_begin = std::min(dec_begin, start[i] + reps[i].ttft_s);
+    dec_end = std::max(dec_end, start[i] + reps[i].ttft_s + reps[i].decode_s);
+  }
+  all.prefill_tok_s = static_cast<double>(b * prompts[0].size()) / all.ttft_s;
+  all.decode_s = dec_end - dec_begin;
+  all.decode_tok_s = static_cast<double>(all.decode_steps) / all.decode_s;
+  return all;
 }
 
 std::string gb(double bytes) {
@@ -100,7 +144,7 @@ int run(int argc, char** argv) {
       "prompt-len", po::value(&o.prompt_len)->default_value(512), "prompt tokens (random ids)")(
       "gen", po::value(&o.gen)->default_value(128), "tokens generated per run (greedy)")(
       "batch", po::value(&o.batch)->default_value(1),
-      "sequences decoded together (1 only, see README)")(
+      "sequences run side by side: B independent engines (no batched GEMM yet)")(
       "threads", po::value(&o.threads)->default_value(0), "compute threads in all (0 = all cores)")(
       "reps", po::value(&o.reps)->default_value(3), "measured runs (medians are reported)")(
       "warmup", po::value(&o.warmup)->default_value(1), "unmeasured runs first (page-in, caches)")(
@@ -124,33 +168,37 @@ int run(int argc, char** argv) {
   }
   if (o.reps < 1 || o.warmup < 0)
     fail(StatusCode::kInvalidArg, "--reps must be >= 1, --warmup >= 0");
-  if (o.batch != 1) {
-    fail(StatusCode::kInvalidArg,
-         "--batch " + std::to_string(o.batch) +
-             ": not supported yet: the engine holds one sequence (single-sequence KV cache and "
-             "eval; continuous batching comes with the scheduler). Use --batch 1.");
-  }
+  if (o.batch < 1) fail(StatusCode::kInvalidArg, "--batch must be >= 1");
   const int threads =
       o.threads > 0 ? o.threads : static_cast<int>(std::thread::hardware_concurrency());
 
   // ---- Load: open every rank file, bind weights (zero copy on CPU), allocate KV and scratch.
+  // The engine holds one sequence, so --batch B runs B independent engines (each with
+  // threads / B compute threads) side by side: no batched GEMM, every sequence streams the
+  // weights itself. Load time is the first engine's (the others reuse the page cache).
   EngineOptions eo;
   eo.pack_dir = o.pack_dir;
   eo.tp = o.tp;
   eo.backend = o.backend;
-  eo.n_threads = threads;
+  eo.n_threads = std::max(1, threads / o.batch);
   eo.max_seq = o.prompt_len + o.gen + 1;
   eo.max_batch_tokens = o.ubatch > 0 ? o.ubatch : o.prompt_len;
+  std::vector<std::unique_ptr<Engine>> engines;
   const auto t_load = Clock::now();
-  Engine engine(eo);
+  engines.push_back(std::make_unique<Engine>(eo));
   const double load_s = std::chrono::duration<double>(Clock::now() - t_load).count();
+  for (int b = 1; b < o.batch; ++b) engines.push_back(std::make_unique<Engine>(eo));
   const bench::ProcMem mem_loaded = bench::read_proc_mem();
+  Engine& engine = *engines[0];
 
   const ModelConfig& cfg = engine.config();
   std::mt19937_64 rng(o.seed);
   std::uniform_int_distribution<int32_t> tok(0, static_cast<int32_t>(cfg.n_vocab - 1));
-  std::vector<int32_t> prompt(static_cast<size_t>(o.prompt_len));
-  for (auto& id : prompt) id = tok(rng);
+  std::vector<std::vector<int32_t>> prompts(static_cast<size_t>(o.batch));
+  for (auto& prompt : prompts) {
+    prompt.resize(static_cast<size_t>(o.prompt_len));
+    for (auto& id : prompt) id = tok(rng);
+  }
 
   // ---- Roofline numerators from the packs.
   std::vector<const PackReader*> packs;
@@ -160,7 +208,7 @@ int run(int argc, char** argv) {
   // ---- Runs: the first warm-up run also pages the mapped weights in (its TTFT is reported).
   double first_ttft = 0;
   for (int w = 0; w < o.warmup; ++w) {
-    const Rep r = run_once(engine, prompt, o.gen);
+    const Rep r = run_all(engines, prompts, o.gen);
     if (w == 0) first_ttft = r.ttft_s;
   }
   const bench::ProcMem mem = bench::read_proc_mem();  // before any probe buffer exists
@@ -177,7 +225,7 @@ int run(int argc, char** argv) {
   for (int i = 0; i < o.reps; ++i) {
     Rep before;
     probe(before);
-    Rep r = run_once(engine, prompt, o.gen);
+    Rep r = run_all(engines, prompts, o.gen);
     r.read_gbs = before.read_gbs;
     r.triad_gbs = before.triad_gbs;
     probe(r);
@@ -207,7 +255,7 @@ int run(int argc, char** argv) {
   const double ttft_med = median(ttft), pre_med = median(pre), dec_med = median(dec);
   const double achieved_gbs = token_bytes * dec_med / 1e9;
   const double prefill_flops = traffic.prefill_flops(o.prompt_len, cfg);
-  const double prefill_gflops = prefill_flops / ttft_med / 1e9;
+  const double prefill_gflops = o.batch * prefill_flops / ttft_med / 1e9;
 
   // Reference probes after the runs: anonymous read/copy/triad and peak FLOP rates.
   bench::Bandwidth bw;
@@ -289,6 +337,12 @@ int run(int argc, char** argv) {
   std::printf("shardlm-bench: %s, %s weights, tp %d x %d threads, backend %s (isa %s)\n",
               cfg.architecture.c_str(), dtype_name(engine.pack(0).weight_dtype()), engine.tp_size(),
               engine.threads_per_rank(), o.backend.c_str(), isa.c_str());
+  if (o.batch > 1) {
+    std::printf(
+        "  batch %d = %d independent engines side by side (one sequence each, no batched "
+        "GEMM: every sequence streams the weights; rates below are totals)\n",
+        o.batch, o.batch);
+  }
   std::printf("  cpu features: %s; load average %s\n", cpu::cpu_feature_summary().c_str(),
               load_average().c_str());
   std::printf("load (open to ready)     %.3f s\n", load_s);
@@ -296,8 +350,8 @@ int run(int argc, char** argv) {
               first_ttft);
   std::printf("TTFT                     %.3f s (median of %d: %s)\n", ttft_med, o.reps,
               list(ttft, 1, "%.3f").c_str());
-  std::printf("prefill                  %.1f tok/s (%lld tokens), %.1f GFLOP/s", pre_med,
-              static_cast<long long>(o.prompt_len), prefill_gflops);
+  std::printf("prefill                  %.1f tok/s (%d x %lld tokens), %.1f GFLOP/s", pre_med,
+              o.batch, static_cast<long long>(o.prompt_len), prefill_gflops);
   if (o.probe) {
     std::printf(" = %.1f%% of f32 peak", 100 * prefill_gflops / peak.f32_gflops);
     if (peak.bf16_gflops > 0) {

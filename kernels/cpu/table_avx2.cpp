@@ -17,7 +17,7 @@ namespace shardlm::cpu {
 namespace {
 
 constexpr int kMr = 6, kNr = 16;
-constexpr int64_t kRowBlock = 4;  // GEMV rows that share each activation load
+constexpr int kGemvStreams = 4;  // GEMV rows in flight: 4 sequential streams per thread
 
 inline float hsum(__m256 v) {
   const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -74,21 +74,25 @@ inline void dot_rows(const float* x, const void* w, DType dtype, int64_t ld, int
   }
 }
 
+// The rows are cut into kGemvStreams equal streams; block i takes row i of every stream, so the
+// CPU sees that many independent sequential streams (more memory requests in flight).
 void gemv(const float* x, int64_t n_tokens, int64_t n_in, const void* w, DType dtype,
           int64_t o_begin, int64_t o_end, const float* bias, float* y, int64_t ldy) {
   const size_t esz = generic::elem_size(dtype);
   const uint8_t* wb = static_cast<const uint8_t*>(w);
-  float out[kRowBlock];
-  int64_t o = o_begin;
-  for (; o + kRowBlock <= o_end; o += kRowBlock) {
+  float out[kGemvStreams];
+  const int64_t q = (o_end - o_begin) / kGemvStreams;
+  for (int64_t i = 0; i < q; ++i) {
+    const int64_t o = o_begin + i;
     const void* wr = wb + static_cast<size_t>(o * n_in) * esz;
     for (int64_t t = 0; t < n_tokens; ++t) {
-      dot_rows<kRowBlock>(x + t * n_in, wr, dtype, n_in, n_in, out);
-      for (int64_t r = 0; r < kRowBlock; ++r)
-        y[t * ldy + o + r] = out[r] + (bias ? bias[o + r] : 0.0f);
+      dot_rows<kGemvStreams>(x + t * n_in, wr, dtype, q * n_in, n_in, out);
+      for (int64_t r = 0; r < kGemvStreams; ++r) {
+        y[t * ldy + o + r * q] = out[r] + (bias ? bias[o + r * q] : 0.0f);
+      }
     }
   }
-  for (; o < o_end; ++o) {
+  for (int64_t o = o_begin + kGemvStreams * q; o < o_end; ++o) {
     const void* wr = wb + static_cast<size_t>(o * n_in) * esz;
     for (int64_t t = 0; t < n_tokens; ++t) {
       dot_rows<1>(x + t * n_in, wr, dtype, n_in, n_in, out);

@@ -11,7 +11,6 @@
 #endif
 #include <immintrin.h>
 
-#include <cstdlib>
 #include "kernels/cpu/generic_loops.h"
 #include "kernels/cpu/simd_avx512.h"
 
@@ -20,9 +19,7 @@ namespace shardlm::cpu {
 namespace {
 
 constexpr int kMr = 12, kNr = 32;
-const int64_t kDevPf = std::getenv("SHARDLM_PF") ? std::atoll(std::getenv("SHARDLM_PF")) : 0;
-const int kDevHint = std::getenv("SHARDLM_PFH") ? std::atoi(std::getenv("SHARDLM_PFH")) : 0;
-constexpr int64_t kRowBlock = 4;  // GEMV rows that share each activation load
+constexpr int kGemvStreams = 8;  // GEMV rows in flight: 8 sequential streams per thread
 
 using simd512::hsum;
 using simd512::tail_mask16;
@@ -43,15 +40,6 @@ inline void dot_rows_bf16(const float* x, const uint16_t* w, int64_t ld, int64_t
     const __m512 a = _mm512_loadu_ps(x + k), b = _mm512_loadu_ps(x + k + 16);
     const __m512 xe = _mm512_permutex2var_ps(a, even, b), xo = _mm512_permutex2var_ps(a, odd, b);
     for (int r = 0; r < R; ++r) {
-      if (kDevPf) {
-        const char* pp = reinterpret_cast<const char*>(w + r * ld + k) + kDevPf;
-        if (kDevHint == 0)
-          _mm_prefetch(pp, _MM_HINT_T0);
-        else if (kDevHint == 1)
-          _mm_prefetch(pp, _MM_HINT_T1);
-        else
-          _mm_prefetch(pp, _MM_HINT_T2);
-      }
       const __m512i v = _mm512_loadu_si512(w + r * ld + k);
       acc[r][0] = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(v, 16)), xe, acc[r][0]);
       acc[r][1] = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_and_si512(v, hi_mask)), xo, acc[r][1]);
@@ -133,27 +121,38 @@ inline void dot_rows(const float* x, const void* w, DType dtype, int64_t ld, int
   }
 }
 
-void gemv(const float* x, int64_t n_tokens, int64_t n_in, const void* w, DType dtype,
-          int64_t o_begin, int64_t o_end, const float* bias, float* y, int64_t ldy) {
+template <int R>
+void gemv_streams(const float* x, int64_t n_tokens, int64_t n_in, const void* w, DType dtype,
+                  int64_t o_begin, int64_t o_end, const float* bias, float* y, int64_t ldy) {
   const size_t esz = generic::elem_size(dtype);
   const uint8_t* wb = static_cast<const uint8_t*>(w);
-  float out[kRowBlock];
-  int64_t o = o_begin;
-  for (; o + kRowBlock <= o_end; o += kRowBlock) {
+  float out[R];
+  // The range is cut into R equal streams of rows; block i takes row i of every stream, so the
+  // CPU sees R independent sequential streams (each in its own pages), which keeps more memory
+  // requests in flight than one stream would.
+  const int64_t q = (o_end - o_begin) / R;
+  for (int64_t i = 0; i < q; ++i) {
+    const int64_t o = o_begin + i;
     const void* wr = wb + static_cast<size_t>(o * n_in) * esz;
     for (int64_t t = 0; t < n_tokens; ++t) {
-      dot_rows<kRowBlock>(x + t * n_in, wr, dtype, n_in, n_in, out);
-      for (int64_t r = 0; r < kRowBlock; ++r)
-        y[t * ldy + o + r] = out[r] + (bias ? bias[o + r] : 0.0f);
+      dot_rows<R>(x + t * n_in, wr, dtype, q * n_in, n_in, out);
+      for (int64_t r = 0; r < R; ++r) {
+        y[t * ldy + o + r * q] = out[r] + (bias ? bias[o + r * q] : 0.0f);
+      }
     }
   }
-  for (; o < o_end; ++o) {
+  for (int64_t o = o_begin + R * q; o < o_end; ++o) {
     const void* wr = wb + static_cast<size_t>(o * n_in) * esz;
     for (int64_t t = 0; t < n_tokens; ++t) {
       dot_rows<1>(x + t * n_in, wr, dtype, n_in, n_in, out);
       y[t * ldy + o] = out[0] + (bias ? bias[o] : 0.0f);
     }
   }
+}
+
+void gemv(const float* x, int64_t n_tokens, int64_t n_in, const void* w, DType dtype,
+          int64_t o_begin, int64_t o_end, const float* bias, float* y, int64_t ldy) {
+  gemv_streams<kGemvStreams>(x, n_tokens, n_in, w, dtype, o_begin, o_end, bias, y, ldy);
 }
 
 // 16 widened weights of one row starting at element k (masked past `n`).
