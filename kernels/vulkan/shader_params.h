@@ -25,8 +25,7 @@ struct RmsNormParams {  // rms_norm.comp
 struct MatmulParams {  // gemv.comp and gemm_tiled.comp
   uint64_t x, w, bias, y;
   uint32_t n_tokens, n_in, n_out, has_bias, vec4_ok;
-  uint32_t rows_per_group;  // gemv subgroup variant: rows per workgroup, a multiple of
-                            // kGemvRowsPerSubgroup
+  uint32_t rows_per_group;  // gemv subgroup variants: rows per workgroup (RS per subgroup)
 };
 
 struct RopeParams {  // rope.comp
@@ -65,10 +64,11 @@ struct ArgmaxParams {  // argmax.comp
 };
 
 // Work-group shapes the host must dispatch with (mirrors the #defines in the shaders).
-inline constexpr uint32_t kElementwiseGroup = 256;   // embed, rope, swiglu, add, copy_columns
-inline constexpr uint32_t kGemvRows = 2;             // gemv.comp R (shared-memory variant)
-inline constexpr uint32_t kGemvRowsPerSubgroup = 4;  // gemv.comp RS (subgroup variant)
-inline constexpr uint32_t kGemvGroup = 128;          // gemv.comp WG
+inline constexpr uint32_t kElementwiseGroup = 256;    // embed, rope, swiglu, add, copy_columns
+inline constexpr uint32_t kGemvRows = 2;              // gemv.comp R (shared-memory variant)
+inline constexpr uint32_t kGemvRowsPerSubgroup = 8;   // gemv.comp RS, NT = 1 (subgroup variant)
+inline constexpr uint32_t kGemv8RowsPerSubgroup = 4;  // gemv.comp RS, NT = 8 (subgroup variant)
+inline constexpr uint32_t kGemvGroup = 128;           // gemv.comp WG
 inline constexpr uint32_t kGemvTokens = 8;    // gemv8 variants: NT; the gemv variants have NT = 1
 inline constexpr uint32_t kGemmTileOut = 64;  // gemm_tiled.comp BM
 inline constexpr uint32_t kGemmTileTokens = 64;        // gemm_tiled.comp BN

@@ -2,11 +2,13 @@
 // Matrix-vector product for few tokens (decode): y = x @ W^T (+ bias), fp32 accumulation.
 //   x [n_tokens, n_in] (f32), w [n_out, n_in] (WTYPE), bias [n_out] (f32, optional),
 //   y [n_tokens, n_out] (f32)
-// gl_WorkGroupID.z picks a chunk of up to NT tokens; weights are read once per chunk, so the
-// host uses this kernel for n_tokens <= NT and gemm_tiled.comp above that. Loads take 4
-// weights at a time when vec4_ok (n_in % 4 == 0 and aligned x/w).
-//   SUBGROUP 1: a workgroup owns ROWS_SG rows; each subgroup computes whole rows (its lanes
-//               stride over n_in, then subgroupAdd): no shared memory and no barriers, for any
+// gl_WorkGroupID.z picks a chunk of up to NT tokens (the build makes NT = 1 "gemv" for decode
+// and NT = 8 "gemv8"); weights are read once per chunk, so the host uses gemm_tiled.comp above
+// 8 tokens. Weights are loaded 8 at a time when n_in % 8 == 0 and x/w are aligned, 4 at a time
+// when vec4_ok (n_in % 4 == 0), else one by one.
+//   SUBGROUP 1: a workgroup owns p.rows_per_group rows (the host's choice: RS per subgroup);
+//               each subgroup computes RS whole rows at a time, sharing the x loads: its lanes
+//               stride over n_in, then subgroupAdd. No shared memory and no barriers, for any
 //               subgroup size.
 //   SUBGROUP 0: a workgroup owns R rows; all invocations stride over n_in and a shared-memory
 //               tree reduces the partial sums.
@@ -16,7 +18,11 @@
 #ifndef NT
 #define NT 8  // tokens per workgroup (the build also makes an NT = 1 decode variant)
 #endif
-#define RS 4  // rows per subgroup step
+#if NT == 1
+#define RS 8  // rows per subgroup step (registers: RS * NT accumulators)
+#else
+#define RS 4
+#endif
 layout(local_size_x = WG) in;
 
 layout(buffer_reference, std430, buffer_reference_align = 8) readonly buffer Params {

@@ -323,7 +323,8 @@ void VulkanBackend::matmul(const Tensor& x, const Tensor& w, const Tensor& bias,
   if (n_tokens <= static_cast<int64_t>(vkk::kGemvTokens)) {
     // Subgroup variant: one RS-row step per subgroup of the workgroup.
     const uint32_t sg = std::max<uint32_t>(1, device_->info().subgroup_size);
-    p->rows_per_group = vkk::kGemvRowsPerSubgroup * std::max<uint32_t>(1, vkk::kGemvGroup / sg);
+    p->rows_per_group = (n_tokens == 1 ? vkk::kGemvRowsPerSubgroup : vkk::kGemv8RowsPerSubgroup) *
+                        std::max<uint32_t>(1, vkk::kGemvGroup / sg);
     const uint64_t rows_per_group =
         device_->use_subgroup_ops() ? p->rows_per_group : vkk::kGemvRows;
     const Groups g = spread(ceil_div(static_cast<uint64_t>(n_out), rows_per_group));
