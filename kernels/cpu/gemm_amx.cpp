@@ -24,6 +24,14 @@ namespace {
 constexpr int64_t kGroupRows = 128;
 constexpr size_t kTileBytes = 1024;  // 16 rows x 64 bytes
 
+// Byte offset of the B tile (token block tb, k block kb, split part p) in the packed
+// activations. The tiles one k step of a 32-token block pair needs (2 blocks x n_split parts)
+// are contiguous, so the kernel reads the packed activations as one sequential stream:
+// [tb / 2][kb][part][tb % 2].
+inline size_t tile_offset(int64_t tb, int64_t kb, int p, int64_t n_kb, int n_split) {
+  return static_cast<size_t>((((tb / 2) * n_kb + kb) * n_split + p) * 2 + tb % 2) * kTileBytes;
+}
+
 struct TileConfig {
   uint8_t palette = 1;
   uint8_t start_row = 0;
@@ -91,7 +99,6 @@ size_t amx_packed_x_bytes(int64_t n_tokens, int64_t n_in, int n_split) {
 void amx_pack_x(const float* x, int64_t n_tokens, int64_t n_in, int n_split, int64_t tb_begin,
                 int64_t tb_end, uint16_t* xb) {
   const int64_t n_kb = n_in / 32;
-  const size_t part_stride = static_cast<size_t>(amx_token_blocks(n_tokens) * n_kb) * kTileBytes;
   for (int64_t tb = tb_begin; tb < tb_end; ++tb) {
     for (int64_t kb = 0; kb < n_kb; ++kb) {
       __m512 rows[3][16];
@@ -107,8 +114,7 @@ void amx_pack_x(const float* x, int64_t n_tokens, int64_t n_in, int n_split, int
       }
       for (int p = 0; p < n_split; ++p) {
         simd512::transpose16x16(rows[p]);  // rows[p][r] = k pair r of tokens 0..15
-        uint8_t* tile = reinterpret_cast<uint8_t*>(xb) + p * part_stride +
-                        static_cast<size_t>(tb * n_kb + kb) * kTileBytes;
+        uint8_t* tile = reinterpret_cast<uint8_t*>(xb) + tile_offset(tb, kb, p, n_kb, n_split);
         for (int r = 0; r < 16; ++r)
           _mm512_storeu_ps(reinterpret_cast<float*>(tile + r * 64), rows[p][r]);
       }
@@ -122,7 +128,7 @@ void amx_gemm_rows(const uint16_t* xb, int64_t n_tokens, int64_t n_in, int n_spl
   configure_tiles();
   const int64_t n_kb = n_in / 32;
   const int64_t n_tb = amx_token_blocks(n_tokens);
-  const size_t part_stride = static_cast<size_t>(n_tb * n_kb) * kTileBytes;
+  const size_t step = static_cast<size_t>(2 * n_split) * kTileBytes;  // one k block, 6 tiles
   const uint8_t* xbb = reinterpret_cast<const uint8_t*>(xb);
   const int64_t w_stride = n_in * 2;  // bytes per weight row
   alignas(64) float c[4][16 * 16];
@@ -137,15 +143,13 @@ void amx_gemm_rows(const uint16_t* xb, int64_t n_tokens, int64_t n_in, int n_spl
         _tile_zero(3);
         const uint16_t* w0 = w + o * n_in;
         const uint16_t* w1 = w0 + 16 * n_in;
-        for (int64_t kb = 0; kb < n_kb; ++kb) {
+        const uint8_t* bk = xbb + tile_offset(tb, 0, 0, n_kb, n_split);
+        for (int64_t kb = 0; kb < n_kb; ++kb, bk += step) {
           _tile_loadd(4, w0 + kb * 32, w_stride);
           if (two) _tile_loadd(5, w1 + kb * 32, w_stride);
           for (int p = 0; p < n_split; ++p) {
-            const uint8_t* b0 =
-                xbb + p * part_stride + static_cast<size_t>(tb * n_kb + kb) * kTileBytes;
-            const uint8_t* b1 = b0 + static_cast<size_t>(n_kb) * kTileBytes;  // next token block
-            _tile_loadd(6, b0, 64);
-            _tile_loadd(7, b1, 64);
+            _tile_loadd(6, bk + (2 * p) * kTileBytes, 64);
+            _tile_loadd(7, bk + (2 * p + 1) * kTileBytes, 64);
             _tile_dpbf16ps(0, 4, 6);
             _tile_dpbf16ps(1, 4, 7);
             if (two) {

@@ -23,9 +23,10 @@ bool amx_gemm_supported(DType dtype, int64_t n_in, int64_t n_out);
 int64_t amx_token_blocks(int64_t n_tokens);  // of 16 tokens, even
 size_t amx_packed_x_bytes(int64_t n_tokens, int64_t n_in, int n_split);
 
-// Packs token blocks [tb_begin, tb_end) (of 16 tokens) of x: xb[part][tb][kb] is one B tile,
-// 16 rows (k pairs 2r, 2r+1 of k block kb) x 16 tokens x 2 bf16. Padding tokens are zero.
-//   x [n_tokens, n_in], xb [n_split, amx_token_blocks, n_in / 32, 16, 16, 2] (bf16 bits)
+// Packs token blocks [tb_begin, tb_end) (of 16 tokens) of x into B tiles of
+// 16 rows (k pairs 2r, 2r+1 of a 32-wide k block) x 16 tokens x 2 bf16, ordered [tb / 2][kb]
+// [part][tb % 2] (what one k step reads is contiguous). Padding tokens are zero.
+//   x [n_tokens, n_in], xb [amx_token_blocks / 2, n_in / 32, n_split, 2, 16, 16, 2] (bf16)
 void amx_pack_x(const float* x, int64_t n_tokens, int64_t n_in, int n_split, int64_t tb_begin,
                 int64_t tb_end, uint16_t* xb);
 

@@ -222,16 +222,20 @@ void gemm_tile(const float* xp, const float* wp, int64_t kc, float* c, int64_t l
 }
 
 // Scores for up to 8 query rows x 32 keys per register tile (16 accumulators): broadcast one
-// query element, multiply two vectors of transposed keys.
-template <int R>
+// query element, multiply two vectors of transposed keys. kFull: all 32 keys valid (plain
+// loads/stores; GCC keeps the accumulators in registers only without masks), else masked.
+template <int R, bool kFull>
 inline void scores_tile(const float* q, int64_t ldq, const float* kt, int64_t ldk, int64_t n_keys,
                         int64_t head_dim, float scale, float* s, int64_t lds) {
-  const __mmask16 m0 = tail_mask16(n_keys), m1 = n_keys > 16 ? tail_mask16(n_keys - 16) : 0;
+  const __mmask16 m0 = kFull ? 0xffff : tail_mask16(n_keys);
+  const __mmask16 m1 = kFull ? 0xffff : n_keys > 16 ? tail_mask16(n_keys - 16) : 0;
   __m512 acc[R][2];
   for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
   for (int64_t d = 0; d < head_dim; ++d) {
-    const __m512 k0 = _mm512_maskz_loadu_ps(m0, kt + d * ldk);
-    const __m512 k1 = _mm512_maskz_loadu_ps(m1, kt + d * ldk + 16);
+    const __m512 k0 =
+        kFull ? _mm512_loadu_ps(kt + d * ldk) : _mm512_maskz_loadu_ps(m0, kt + d * ldk);
+    const __m512 k1 =
+        kFull ? _mm512_loadu_ps(kt + d * ldk + 16) : _mm512_maskz_loadu_ps(m1, kt + d * ldk + 16);
     for (int r = 0; r < R; ++r) {
       const __m512 qv = _mm512_set1_ps(q[r * ldq + d]);
       acc[r][0] = _mm512_fmadd_ps(qv, k0, acc[r][0]);
@@ -240,57 +244,90 @@ inline void scores_tile(const float* q, int64_t ldq, const float* kt, int64_t ld
   }
   const __m512 vs = _mm512_set1_ps(scale);
   for (int r = 0; r < R; ++r) {
-    _mm512_mask_storeu_ps(s + r * lds, m0, _mm512_mul_ps(acc[r][0], vs));
-    _mm512_mask_storeu_ps(s + r * lds + 16, m1, _mm512_mul_ps(acc[r][1], vs));
+    if (kFull) {
+      _mm512_storeu_ps(s + r * lds, _mm512_mul_ps(acc[r][0], vs));
+      _mm512_storeu_ps(s + r * lds + 16, _mm512_mul_ps(acc[r][1], vs));
+    } else {
+      _mm512_mask_storeu_ps(s + r * lds, m0, _mm512_mul_ps(acc[r][0], vs));
+      _mm512_mask_storeu_ps(s + r * lds + 16, m1, _mm512_mul_ps(acc[r][1], vs));
+    }
+  }
+}
+
+template <bool kFull>
+void scores_block(const float* q, int64_t ldq, int64_t n_q, const float* kt, int64_t ldk,
+                  int64_t nk, int64_t head_dim, float scale, float* s, int64_t lds) {
+  int64_t i = 0;
+  for (; i + 8 <= n_q; i += 8) {
+    scores_tile<8, kFull>(q + i * ldq, ldq, kt, ldk, nk, head_dim, scale, s + i * lds, lds);
+  }
+  for (; i < n_q; ++i) {
+    scores_tile<1, kFull>(q + i * ldq, ldq, kt, ldk, nk, head_dim, scale, s + i * lds, lds);
   }
 }
 
 void attn_scores(const float* q, int64_t ldq, int64_t n_q, const float* kt, int64_t ldk,
                  int64_t n_keys, int64_t head_dim, float scale, float* s, int64_t lds) {
   for (int64_t j = 0; j < n_keys; j += 32) {
-    const int64_t nk = n_keys - j < 32 ? n_keys - j : 32;
-    int64_t i = 0;
-    for (; i + 8 <= n_q; i += 8) {
-      scores_tile<8>(q + i * ldq, ldq, kt + j, ldk, nk, head_dim, scale, s + i * lds + j, lds);
-    }
-    for (; i < n_q; ++i) {
-      scores_tile<1>(q + i * ldq, ldq, kt + j, ldk, nk, head_dim, scale, s + i * lds + j, lds);
+    if (n_keys - j >= 32) {
+      scores_block<true>(q, ldq, n_q, kt + j, ldk, 32, head_dim, scale, s + j, lds);
+    } else {
+      scores_block<false>(q, ldq, n_q, kt + j, ldk, n_keys - j, head_dim, scale, s + j, lds);
     }
   }
 }
 
 // Output for up to 4 query rows x 64 dims per register tile (16 accumulators): broadcast one
-// probability, multiply four vectors of a V row.
-template <int R>
+// probability, multiply four vectors of a V row. kFull: all 64 dims valid, else masked.
+template <int R, bool kFull>
 inline void pv_tile(const float* p, int64_t ldp, const float* v, int64_t ldv, int64_t n_keys,
                     int64_t n_dims, float* o, int64_t ldo) {
   __mmask16 m[4];
-  for (int c = 0; c < 4; ++c) m[c] = n_dims > 16 * c ? tail_mask16(n_dims - 16 * c) : 0;
+  for (int c = 0; c < 4; ++c)
+    m[c] = kFull ? 0xffff : n_dims > 16 * c ? tail_mask16(n_dims - 16 * c) : 0;
   __m512 acc[R][4];
   for (int r = 0; r < R; ++r) {
     for (int c = 0; c < 4; ++c) acc[r][c] = _mm512_setzero_ps();
   }
   for (int64_t j = 0; j < n_keys; ++j) {
     __m512 vv[4];
-    for (int c = 0; c < 4; ++c) vv[c] = _mm512_maskz_loadu_ps(m[c], v + j * ldv + 16 * c);
+    for (int c = 0; c < 4; ++c) {
+      vv[c] = kFull ? _mm512_loadu_ps(v + j * ldv + 16 * c)
+                    : _mm512_maskz_loadu_ps(m[c], v + j * ldv + 16 * c);
+    }
     for (int r = 0; r < R; ++r) {
       const __m512 pv = _mm512_set1_ps(p[r * ldp + j]);
       for (int c = 0; c < 4; ++c) acc[r][c] = _mm512_fmadd_ps(pv, vv[c], acc[r][c]);
     }
   }
   for (int r = 0; r < R; ++r) {
-    for (int c = 0; c < 4; ++c) _mm512_mask_storeu_ps(o + r * ldo + 16 * c, m[c], acc[r][c]);
+    for (int c = 0; c < 4; ++c) {
+      if (kFull) {
+        _mm512_storeu_ps(o + r * ldo + 16 * c, acc[r][c]);
+      } else {
+        _mm512_mask_storeu_ps(o + r * ldo + 16 * c, m[c], acc[r][c]);
+      }
+    }
   }
+}
+
+template <bool kFull>
+void pv_block(const float* p, int64_t ldp, int64_t n_q, const float* v, int64_t ldv, int64_t n_keys,
+              int64_t nd, float* o, int64_t ldo) {
+  int64_t i = 0;
+  for (; i + 4 <= n_q; i += 4)
+    pv_tile<4, kFull>(p + i * ldp, ldp, v, ldv, n_keys, nd, o + i * ldo, ldo);
+  for (; i < n_q; ++i) pv_tile<1, kFull>(p + i * ldp, ldp, v, ldv, n_keys, nd, o + i * ldo, ldo);
 }
 
 void attn_pv(const float* p, int64_t ldp, int64_t n_q, const float* v, int64_t ldv, int64_t n_keys,
              int64_t head_dim, float* o, int64_t ldo) {
   for (int64_t d = 0; d < head_dim; d += 64) {
-    const int64_t nd = head_dim - d < 64 ? head_dim - d : 64;
-    int64_t i = 0;
-    for (; i + 4 <= n_q; i += 4)
-      pv_tile<4>(p + i * ldp, ldp, v + d, ldv, n_keys, nd, o + i * ldo + d, ldo);
-    for (; i < n_q; ++i) pv_tile<1>(p + i * ldp, ldp, v + d, ldv, n_keys, nd, o + i * ldo + d, ldo);
+    if (head_dim - d >= 64) {
+      pv_block<true>(p, ldp, n_q, v + d, ldv, n_keys, 64, o + d, ldo);
+    } else {
+      pv_block<false>(p, ldp, n_q, v + d, ldv, n_keys, head_dim - d, o + d, ldo);
+    }
   }
 }
 
