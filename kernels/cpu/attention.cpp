@@ -111,7 +111,7 @@ void attention_tiled(const Context& ctx, const KernelTable& kt, const float* q, 
         float* sr = s + r * ldk;
         std::fill(sr, sr + lo, 0.0f);  // masked keys weigh nothing
         std::fill(sr + hi + 1, sr + n_keys, 0.0f);
-        const float max_s = *std::max_element(sr + lo, sr + hi + 1);
+        const float max_s = kt.max(sr + lo, hi - lo + 1);
         inv[r] = 1.0f / kt.exp_sub_sum(sr + lo, max_s, hi - lo + 1);
       }
       kt.attn_pv(s, ldk, n_rows, v + (klo * sh.n_head_kv + kvh) * hd, sh.n_head_kv * hd, n_keys, hd,

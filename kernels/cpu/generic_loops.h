@@ -207,6 +207,12 @@ static inline void add(float* y, const float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += x[i];
 }
 
+static inline float max(const float* v, int64_t n) {
+  float m = v[0];
+  for (int64_t i = 1; i < n; ++i) m = v[i] > m ? v[i] : m;
+  return m;
+}
+
 static inline float exp_sub_sum(float* v, float m, int64_t n) {
   float acc[16] = {};
   int64_t i = 0;

@@ -57,6 +57,7 @@ struct KernelTable {
   void (*axpy)(float* y, float a, const float* x, int64_t n);  // y += a * x
   void (*scale)(float* y, float a, int64_t n);                 // y *= a
   void (*add)(float* y, const float* x, int64_t n);            // y += x
+  float (*max)(const float* v, int64_t n);                     // max v[i] (n >= 1)
   float (*exp_sub_sum)(float* v, float m, int64_t n);          // v = exp(v - m); returns sum
   void (*widen)(const void* src, DType dtype, int64_t n, float* dst);  // dst = f32(src)
   // out = w * (x / sqrt(mean(x^2) + eps)); out may alias x.   x, w, out [n]

@@ -375,6 +375,19 @@ inline __m512 exp16(__m512 x) {
   return _mm512_mul_ps(e, _mm512_castsi512_ps(pow2));
 }
 
+float max(const float* v, int64_t n) {
+  __m512 m = _mm512_set1_ps(-INFINITY);
+  for (int64_t i = 0; i < n; i += 16) {
+    m = _mm512_mask_max_ps(m, tail_mask16(n - i), m,
+                           _mm512_maskz_loadu_ps(tail_mask16(n - i), v + i));
+  }
+  alignas(64) float f[16];
+  _mm512_store_ps(f, m);
+  float r = f[0];
+  for (int l = 1; l < 16; ++l) r = f[l] > r ? f[l] : r;
+  return r;
+}
+
 float exp_sub_sum(float* v, float mx, int64_t n) {
   const __m512 vm = _mm512_set1_ps(mx);
   __m512 acc = _mm512_setzero_ps();
@@ -434,6 +447,7 @@ extern const KernelTable kAvx512Table = {
     .axpy = axpy,
     .scale = generic::scale,
     .add = generic::add,
+    .max = max,
     .exp_sub_sum = exp_sub_sum,
     .widen = widen,
     .rms_norm_row = rms_norm_row,

@@ -20,6 +20,7 @@ extern const KernelTable kScalarTable = {
     .axpy = generic::axpy,
     .scale = generic::scale,
     .add = generic::add,
+    .max = generic::max,
     .exp_sub_sum = generic::exp_sub_sum,
     .widen = generic::widen,
     .rms_norm_row = generic::rms_norm_row,
