@@ -15,7 +15,7 @@ struct VulkanOptions {
   bool allow_subgroup_ops = true;  // subgroup arithmetic in reductions
   // 16-bit weight loads through 16-bit storage: 1 where the device has it, 0 never (32-bit
   // words, unpacked), -1 auto = GPUs that have it, not CPU devices (on lavapipe the 32-bit-word
-  // loads measured 1.6x faster: docs/vulkan.md).
+  // loads measured 1.7x less CPU: docs/vulkan.md).
   int storage_16bit = -1;
   bool allow_host_visible = true;           // false: never map device memory, always stage copies
   bool reuse_command_buffers = true;        // false: re-record every submission (for comparison)
