@@ -72,6 +72,8 @@ P* params_at(const vk::Stream::ArenaSlice& s) {
 }
 
 constexpr size_t kParamsSlot = 64;  // every Params struct fits; arrays follow at this offset
+static_assert(sizeof(vkk::EmbedParams) <= kParamsSlot && sizeof(vkk::RopeParams) <= kParamsSlot &&
+              sizeof(vkk::AttentionParams) <= kParamsSlot);
 
 }  // namespace
 
