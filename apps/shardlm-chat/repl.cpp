@@ -203,7 +203,7 @@ bool Repl::on_context_full(bool message_pending) {
     const std::optional<std::string> answer = input_.read("");
     if (echo_ && answer) std::printf("%s\n", answer->c_str());
     const std::string a = answer ? trim(*answer) : "k";
-    if (a == "r" || a == "reset") {
+    if (a == "r" || a == "reset" || a == "/reset") {
       shardlm_session_reset(session_);
       std::printf("[conversation reset]\n");
       return message_pending;
@@ -231,6 +231,7 @@ bool Repl::on_context_full(bool message_pending) {
       if (message_pending) std::printf("[message not sent]\n");
       return false;
     }
+    std::printf("[please answer r, t or k]\n");
   }
 }
 
