@@ -34,11 +34,14 @@ struct RopeParams {  // rope.comp
   uint32_t pad_;
 };
 
-struct AttentionParams {  // attention.comp
+struct AttentionParams {  // attention.comp and attention_combine.comp
   uint64_t q, k, v, pos, out;
+  uint64_t partial;  // split-K partials [n_tokens, n_head, n_split, head_dim + 2], or 0
   uint32_t n_tokens, n_head, n_head_kv, head_dim;
   int32_t window;
   float scale;
+  uint32_t n_split;  // 1: attention.comp writes out directly
+  uint32_t pad_;
 };
 
 struct SwigluParams {  // swiglu.comp

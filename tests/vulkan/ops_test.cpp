@@ -1,8 +1,9 @@
 // Every Vulkan op against its kernels/ref twin on random inputs (never zeros), for every weight
 // dtype, on shapes that are not multiples of the workgroup sizes, and for each code path:
 // subgroup or shared-memory reductions, 16-bit-storage or 32-bit-word weight loads, mapped or
-// staged device memory, and command-buffer replay on or off (the backend's options force the
-// fallbacks on a device -- lavapipe -- that has every feature).
+// staged device memory, command-buffer replay on or off, and single-pass or split-K attention
+// (the backend's options force the fallbacks on a device -- lavapipe -- that has every
+// feature).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -28,12 +29,13 @@ using test::upload_f32;
 struct Variant {
   const char* name;
   bool subgroup, s16, host_visible, reuse;
+  int attention_splits;  // -1 auto (1 on lavapipe)
 };
 constexpr std::array<Variant, 4> kVariants = {{
-    {"default", true, true, true, true},
-    {"no_subgroup_no_16bit", false, false, true, true},
-    {"staged_memory", true, false, false, true},
-    {"no_reuse_16bit_tree", false, true, true, false},
+    {"default", true, true, true, true, -1},
+    {"no_subgroup_no_16bit_split3", false, false, true, true, 3},
+    {"staged_memory_split16", true, false, false, true, 16},
+    {"no_reuse_16bit_tree", false, true, true, false, 1},
 }};
 
 // Absolute tolerance per accumulated product, by weight dtype: the shaders widen f16/bf16
@@ -64,6 +66,7 @@ class VulkanOps : public ::testing::TestWithParam<int> {
       o.storage_16bit = v.s16 ? 1 : 0;
       o.allow_host_visible = v.host_visible;
       o.reuse_command_buffers = v.reuse;
+      o.attention_splits = v.attention_splits;
       b = test::make_test_backend(o);
     }
     be_ = b.get();

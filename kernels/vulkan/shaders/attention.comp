@@ -6,10 +6,15 @@
 //   k/v [n_kv, n_head_kv, head_dim]  (f32, the cache; only rows <= pos[t] are read)
 //   pos [n_tokens]                   (int32, parameter arena)
 //   out [n_tokens, n_head * head_dim]
-// One workgroup per (head, token) = (gl_WorkGroupID.x, gl_WorkGroupID.y). Keys are visited in
-// blocks of WG: each invocation scores one key, then the block's softmax weights update a
-// running (max, sum, output) triple ("online softmax"); each invocation owns head_dim / WG
-// output dimensions. head_dim <= WG * ND.
+// One workgroup per (head, token, split) = gl_WorkGroupID.xyz. Keys are visited in blocks of
+// WG: each invocation scores one key, then the block's softmax weights update a running
+// (max, sum, output) triple ("online softmax"); each invocation owns head_dim / WG output
+// dimensions. head_dim <= WG * ND.
+// With n_split == 1 the workgroup writes `out`. With n_split > 1 ("split-K", for decode on
+// GPUs: more workgroups than heads), split s takes key blocks s, s + n_split, ... and writes
+// its (max, sum, output[head_dim]) to `partial` [n_tokens, n_head, n_split, head_dim + 2];
+// attention_combine.comp merges them. The split count is the host's choice and no dispatch
+// size depends on the context length, so recorded command buffers stay valid as it grows.
 #include "common.glsl"
 #define WG 128
 #define ND 4
@@ -17,10 +22,11 @@ layout(local_size_x = WG) in;
 #include "reduce.glsl"
 
 layout(buffer_reference, std430, buffer_reference_align = 8) readonly buffer Params {
-  uint64_t q, k, v, pos, out_;
+  uint64_t q, k, v, pos, out_, partial;
   uint n_tokens, n_head, n_head_kv, head_dim;
   int window;
   float scale;
+  uint n_split;
 };
 
 shared float q_s[WG * ND];
@@ -29,7 +35,8 @@ shared float p_s[WG];
 void main() {
   Params p = Params(pc.params);
   const uint tid = gl_LocalInvocationID.x;
-  const uint h = gl_WorkGroupID.x, t = gl_WorkGroupID.y;
+  const uint h = gl_WorkGroupID.x, t = gl_WorkGroupID.y, split = gl_WorkGroupID.z;
+  const uint n_split = p.n_split;
   const uint hd = p.head_dim;
   const uint kvh = h / (p.n_head / p.n_head_kv);
   const uint kv_stride = p.n_head_kv * hd;  // floats between consecutive positions
@@ -47,7 +54,7 @@ void main() {
   float acc[ND];
   [[unroll]] for (uint i = 0; i < ND; ++i) acc[i] = 0.0;
 
-  for (uint blk = j_begin; blk < j_end; blk += WG) {
+  for (uint blk = j_begin + split * WG; blk < j_end; blk += n_split * WG) {
     const uint j = blk + tid;
     float s = kNegHuge;
     if (j < j_end) {
@@ -75,10 +82,23 @@ void main() {
     barrier();  // p_s is rewritten by the next block
   }
 
-  F32 o = F32(p.out_);
-  const float inv = l > 0.0 ? 1.0 / l : 0.0;
-  [[unroll]] for (uint i = 0; i < ND; ++i) {
-    const uint d = tid + i * WG;
-    if (d < hd) o.v[(t * p.n_head + h) * hd + d] = acc[i] * inv;
+  if (n_split == 1u) {
+    F32 o = F32(p.out_);
+    const float inv = l > 0.0 ? 1.0 / l : 0.0;
+    [[unroll]] for (uint i = 0; i < ND; ++i) {
+      const uint d = tid + i * WG;
+      if (d < hd) o.v[(t * p.n_head + h) * hd + d] = acc[i] * inv;
+    }
+  } else {
+    F32 part = F32(p.partial);
+    const uint base = ((t * p.n_head + h) * n_split + split) * (hd + 2u);
+    if (tid == 0) {
+      part.v[base] = m;
+      part.v[base + 1u] = l;
+    }
+    [[unroll]] for (uint i = 0; i < ND; ++i) {
+      const uint d = tid + i * WG;
+      if (d < hd) part.v[base + 2u + d] = acc[i];
+    }
   }
 }

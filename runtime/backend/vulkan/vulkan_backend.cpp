@@ -71,7 +71,7 @@ P* params_at(const vk::Stream::ArenaSlice& s) {
   return reinterpret_cast<P*>(s.host);
 }
 
-constexpr size_t kParamsSlot = 64;  // every Params struct fits; arrays follow at this offset
+constexpr size_t kParamsSlot = 128;  // every Params struct fits; arrays follow at this offset
 static_assert(sizeof(vkk::EmbedParams) <= kParamsSlot && sizeof(vkk::RopeParams) <= kParamsSlot &&
               sizeof(vkk::AttentionParams) <= kParamsSlot);
 
@@ -85,6 +85,7 @@ VulkanBackend::VulkanBackend(const VulkanOptions& options) : options_(options) {
 
 VulkanBackend::~VulkanBackend() {
   argmax_out_.reset();
+  attn_partial_.reset();
   try {
     stream_->flush();
   } catch (...) {  // the device is going away; nothing left to report to
@@ -389,6 +390,23 @@ void VulkanBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v,
   check(q.dim(1) <= 65535 && n_tokens <= 65535, "attention", "too many heads or tokens");
   u32(k.numel(), "attention", "cache elements");
   u32(q.numel(), "attention", "q elements");
+  // Split-K (more workgroups than heads) for decode on GPUs; the count depends only on shapes
+  // that are fixed for a decode step, never on the context length.
+  int64_t splits = options_.attention_splits;
+  if (splits < 0) splits = device_->info().type != "cpu" && n_tokens * q.dim(1) < 1024 ? 16 : 1;
+  splits = std::clamp<int64_t>(splits, 1, 64);
+  uint64_t partial_addr = 0;
+  if (splits > 1) {  // before arena_alloc: replacing the buffer may flush the stream
+    const size_t need =
+        static_cast<size_t>(n_tokens * q.dim(1) * splits * (head_dim + 2)) * sizeof(float);
+    if (!attn_partial_ || attn_partial_->size() < need) {
+      attn_partial_.reset();
+      attn_partial_ = allocate(need, MemoryKind::kScratch);
+    }
+    partial_addr = addr_of(
+        Tensor(attn_partial_->data(), DType::kF32, {static_cast<int64_t>(need / sizeof(float))}),
+        "attention", "partials");
+  }
   const vk::Stream::ArenaSlice s = stream_->arena_alloc(kParamsSlot + pos.size_bytes());
   std::memcpy(s.host + kParamsSlot, pos.data(), pos.size_bytes());
   auto* p = params_at<vkk::AttentionParams>(s);
@@ -398,6 +416,7 @@ void VulkanBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v,
   p->v = addr_of(v, "attention", "v");
   p->pos = s.addr + kParamsSlot;
   p->out = addr_of(out, "attention", "out");
+  p->partial = partial_addr;
   p->n_tokens = static_cast<uint32_t>(n_tokens);
   p->n_head = static_cast<uint32_t>(q.dim(1));
   p->n_head_kv = static_cast<uint32_t>(k.dim(1));
@@ -405,8 +424,14 @@ void VulkanBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v,
   p->window = static_cast<int32_t>(
       std::clamp<int64_t>(sliding_window, 0, std::numeric_limits<int32_t>::max()));
   p->scale = scale;
+  p->n_split = static_cast<uint32_t>(splits);
   stream_->dispatch(variant("attention", false, DType::kF32, false, true),
-                    static_cast<uint32_t>(q.dim(1)), static_cast<uint32_t>(n_tokens), 1, s);
+                    static_cast<uint32_t>(q.dim(1)), static_cast<uint32_t>(n_tokens),
+                    static_cast<uint32_t>(splits), s);
+  if (splits > 1) {  // the same parameter block serves the merge
+    stream_->dispatch("attention_combine", static_cast<uint32_t>(q.dim(1)),
+                      static_cast<uint32_t>(n_tokens), 1, s);
+  }
 }
 
 void VulkanBackend::swiglu(const Tensor& gate_up, const Tensor& out) {

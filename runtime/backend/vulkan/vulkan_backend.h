@@ -104,7 +104,8 @@ class VulkanBackend final : public Backend {
   vk::AddressMap map_;
   std::unique_ptr<vk::Allocation> upload_staging_, readback_staging_;
   std::unique_ptr<DeviceBuffer> argmax_out_;
-  std::vector<uint8_t> host_stage_;  // begin/end_host_access on non-mapped memory
+  std::unique_ptr<DeviceBuffer> attn_partial_;  // split-K attention partials, grown on demand
+  std::vector<uint8_t> host_stage_;             // begin/end_host_access on non-mapped memory
   uint64_t device_bytes_ = 0;
 };
 

@@ -17,7 +17,10 @@ struct VulkanOptions {
   // words, unpacked), -1 auto = GPUs that have it, not CPU devices (on lavapipe the 32-bit-word
   // loads measured 1.7x less CPU: docs/vulkan.md).
   int storage_16bit = -1;
-  bool allow_host_visible = true;           // false: never map device memory, always stage copies
+  bool allow_host_visible = true;  // false: never map device memory, always stage copies
+  // Split-K decode attention: key blocks spread over this many workgroups per (head, token),
+  // then merged. -1 auto: 16 on GPUs when n_tokens * n_head < 1024, else 1 (CPU devices: 1).
+  int attention_splits = -1;
   bool reuse_command_buffers = true;        // false: re-record every submission (for comparison)
   std::string pipeline_cache_path;          // load/save the VkPipelineCache here ("" = memory only)
   size_t arena_bytes = size_t{4} << 20;     // per-op parameter blocks and small uploads
