@@ -38,7 +38,7 @@ void dump_logits(const std::string& path, const std::vector<float>& logits, int6
 }
 
 int run(int argc, char** argv) {
-  std::string pack_dir, prompt, prompt_ids, dump_path, backend;
+  std::string pack_dir, prompt, prompt_ids, dump_path, backend, devices;
   int64_t max_tokens = 0, max_seq = 0, batch_tokens = 0;
   float temperature = 0;
   uint64_t seed = 0;
@@ -54,12 +54,15 @@ int run(int argc, char** argv) {
       "print-ids", "print the generated ids on stdout")(
       "dump-logits", po::value(&dump_path), "write the prompt positions' logits as JSON")(
       "ignore-eos", "keep generating past end-of-sequence ids")(
-      "backend", po::value(&backend)->default_value("cpu"), "compute backend")(
+      "backend", po::value(&backend)->default_value("cpu"), "compute backend: cpu, cuda or vulkan (as built; see shardlm-run --help)")(
       "threads", po::value(&threads)->default_value(0), "compute threads in all (0 = all cores)")(
       "tp", po::value(&tp)->default_value(0), "expected tensor-parallel size (0 = the pack's)")(
       "max-seq", po::value(&max_seq)->default_value(0),
       "KV cache capacity (0 = prompt + max-tokens)")(
       "batch-tokens", po::value(&batch_tokens)->default_value(256), "prefill chunk in tokens")(
+      "device", po::value(&devices),
+      "device indices for the ranks of a GPU backend, comma separated: rank r uses the "
+      "(r mod count)-th (default: every device)")(
       "tokenize", "print the ids of --prompt and exit (no BOS unless --add-special)")(
       "add-special", "with --tokenize: apply the tokenizer's post-processor (BOS, ...)");
   po::variables_map vm;
@@ -98,6 +101,8 @@ int run(int argc, char** argv) {
   eo.tp = tp;
   eo.backend = backend;
   eo.n_threads = threads;
+  if (!devices.empty())
+    for (int32_t d : parse_id_list(devices)) eo.devices.push_back(static_cast<int>(d));
   eo.max_batch_tokens = batch_tokens;
   // KV capacity: exactly what this run needs unless told otherwise.
   eo.max_seq = max_seq;

@@ -24,11 +24,15 @@ std::vector<uint8_t> safetensors_bytes(const std::vector<RawTensor>& tensors) {
   }
   std::string h = header.dump();
   while ((8 + h.size()) % 8 != 0) h += ' ';
-  std::vector<uint8_t> out(8);
   const uint64_t n = h.size();
+  std::vector<uint8_t> out(8 + n + off);
   for (int i = 0; i < 8; ++i) out[i] = static_cast<uint8_t>(n >> (8 * i));
-  out.insert(out.end(), h.begin(), h.end());
-  for (auto& t : tensors) out.insert(out.end(), t.bytes.begin(), t.bytes.end());
+  std::memcpy(out.data() + 8, h.data(), n);
+  size_t pos = 8 + n;
+  for (auto& t : tensors) {
+    if (!t.bytes.empty()) std::memcpy(out.data() + pos, t.bytes.data(), t.bytes.size());
+    pos += t.bytes.size();
+  }
   return out;
 }
 
