@@ -24,11 +24,10 @@ RawTensor f32_tensor(const std::string& name, std::vector<int64_t> shape, float 
 
 // Writes a file whose header is `header_json` followed by `data_len` bytes.
 std::string write_raw(const TempDir& dir, const std::string& header_json, size_t data_len, uint64_t declared_len = 0) {
-  std::vector<uint8_t> bytes(8);
   const uint64_t n = declared_len ? declared_len : header_json.size();
+  std::vector<uint8_t> bytes(8 + header_json.size() + data_len, 0x3f);
   for (int i = 0; i < 8; ++i) bytes[i] = static_cast<uint8_t>(n >> (8 * i));
-  bytes.insert(bytes.end(), header_json.begin(), header_json.end());
-  bytes.resize(bytes.size() + data_len, 0x3f);
+  std::copy(header_json.begin(), header_json.end(), bytes.begin() + 8);
   const std::string path = dir / "bad.safetensors";
   testing::write_file(path, bytes);
   return path;
