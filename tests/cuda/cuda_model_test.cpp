@@ -40,16 +40,7 @@ namespace fs = std::filesystem;
 // hi/lo split (relative error ~2^-18 per product), so twice that.
 constexpr float kRelTol = 2e-4f;
 
-std::vector<fs::path> fixture_dirs() {
-  std::vector<fs::path> out;
-  const fs::path root = fs::path(SHARDLM_FIXTURES_DIR) / "hf";
-  if (!fs::is_directory(root)) return out;
-  for (const auto& e : fs::directory_iterator(root)) {
-    if (e.is_directory() && fs::exists(e.path() / "reference.json")) out.push_back(e.path());
-  }
-  std::sort(out.begin(), out.end());
-  return out;
-}
+std::vector<fs::path> fixture_dirs() { return test::hf_fixture_dirs(SHARDLM_FIXTURES_DIR); }
 
 class CudaParityTest : public ::testing::TestWithParam<fs::path> {};
 
@@ -57,15 +48,11 @@ TEST_P(CudaParityTest, LogitsAndGreedyMatchAtEveryTp) {
   SHARDLM_REQUIRE_CUDA_DEVICE();
   const fs::path dir = GetParam();
   if (dir.empty()) GTEST_SKIP() << "no fixtures under " << SHARDLM_FIXTURES_DIR << "/hf";
-  nlohmann::json ref;
-  std::ifstream(dir / "reference.json") >> ref;
-  const auto prompt = ref.at("prompt_ids").get<std::vector<int32_t>>();
-  const auto greedy_ref = ref.at("greedy_ids").get<std::vector<int32_t>>();
-  const auto rows = ref.at("prefill_logits").get<std::vector<std::vector<float>>>();
-  std::vector<float> ref_logits;
-  for (const auto& row : rows) ref_logits.insert(ref_logits.end(), row.begin(), row.end());
-  auto [lo, hi] = std::minmax_element(ref_logits.begin(), ref_logits.end());
-  const float range = *hi - *lo;
+  const test::HfReference ref = test::load_hf_reference(dir);
+  const std::vector<int32_t>& prompt = ref.prompt;
+  const std::vector<int32_t>& greedy_ref = ref.greedy;
+  const std::vector<float>& ref_logits = ref.prefill_logits;
+  const float range = ref.logit_range;
 
   test::TempDir tmp("cuda-hf-" + dir.filename().string());
   int tested = 0;

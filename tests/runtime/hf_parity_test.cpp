@@ -30,33 +30,19 @@ namespace fs = std::filesystem;
 
 constexpr float kRelTol = 1e-4f;
 
-std::vector<fs::path> fixture_dirs() {
-  std::vector<fs::path> out;
-  const fs::path root = fs::path(SHARDLM_FIXTURES_DIR) / "hf";
-  if (!fs::is_directory(root)) return out;
-  for (const auto& e : fs::directory_iterator(root)) {
-    if (e.is_directory() && fs::exists(e.path() / "reference.json")) out.push_back(e.path());
-  }
-  std::sort(out.begin(), out.end());
-  return out;
-}
+std::vector<fs::path> fixture_dirs() { return test::hf_fixture_dirs(SHARDLM_FIXTURES_DIR); }
 
 class HfParityTest : public ::testing::TestWithParam<fs::path> {};
 
 TEST_P(HfParityTest, LogitsAndGreedyMatchAtEveryTp) {
   const fs::path dir = GetParam();
   if (dir.empty()) GTEST_SKIP() << "no fixtures under " << SHARDLM_FIXTURES_DIR << "/hf";
-  nlohmann::json ref;
-  std::ifstream(dir / "reference.json") >> ref;
-  const auto prompt = ref.at("prompt_ids").get<std::vector<int32_t>>();
-  const auto greedy_ref = ref.at("greedy_ids").get<std::vector<int32_t>>();
-  const auto ref_rows = ref.at("prefill_logits").get<std::vector<std::vector<float>>>();
-  const std::string wdtype = ref.value("weights_dtype", std::string("float32"));
-  ASSERT_EQ(ref_rows.size(), prompt.size());
-  std::vector<float> ref_logits;
-  for (const auto& row : ref_rows) ref_logits.insert(ref_logits.end(), row.begin(), row.end());
-  auto [lo, hi] = std::minmax_element(ref_logits.begin(), ref_logits.end());
-  const float range = *hi - *lo;
+  const test::HfReference ref = test::load_hf_reference(dir);
+  const std::vector<int32_t>& prompt = ref.prompt;
+  const std::vector<int32_t>& greedy_ref = ref.greedy;
+  const std::vector<float>& ref_logits = ref.prefill_logits;
+  const float range = ref.logit_range;
+  const std::string& wdtype = ref.weights_dtype;
 
   test::TempDir tmp("hf-" + dir.filename().string());
   int tested = 0;
@@ -80,7 +66,7 @@ TEST_P(HfParityTest, LogitsAndGreedyMatchAtEveryTp) {
     eo.n_threads = 2;
     eo.max_seq = static_cast<int64_t>(prompt.size() + greedy_ref.size()) + 1;
     Engine engine(eo);
-    ASSERT_EQ(static_cast<size_t>(engine.config().n_vocab), ref_rows[0].size());
+    ASSERT_EQ(engine.config().n_vocab, ref.n_vocab);
 
     const std::vector<float> logits = engine.eval(prompt, true);
     const float err = test::max_abs_diff(logits.data(), ref_logits.data(), logits.size());

@@ -1,6 +1,12 @@
 // Test helpers: random data, comparisons, temp dirs.
 #include "tests/runtime/test_util.h"
 
+#include <algorithm>
+#include <fstream>
+#include <stdexcept>
+
+#include <nlohmann/json.hpp>
+
 #include <unistd.h>
 #include <algorithm>
 #include <cmath>
@@ -46,6 +52,43 @@ TempDir::TempDir(const std::string& tag) {
 TempDir::~TempDir() {
   std::error_code ec;
   std::filesystem::remove_all(path_, ec);
+}
+
+std::vector<std::filesystem::path> hf_fixture_dirs(const std::string& fixtures_root) {
+  namespace fs = std::filesystem;
+  std::vector<fs::path> out;
+  const fs::path root = fs::path(fixtures_root) / "hf";
+  if (!fs::is_directory(root)) return out;
+  for (const auto& e : fs::directory_iterator(root)) {
+    if (e.is_directory() && fs::exists(e.path() / "reference.json")) out.push_back(e.path());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+HfReference load_hf_reference(const std::filesystem::path& dir) {
+  const std::filesystem::path file = dir / "reference.json";
+  std::ifstream in(file);
+  if (!in) throw std::runtime_error("cannot read " + file.string());
+  nlohmann::json j;
+  try {
+    in >> j;
+    HfReference r;
+    r.prompt = j.at("prompt_ids").get<std::vector<int32_t>>();
+    r.greedy = j.at("greedy_ids").get<std::vector<int32_t>>();
+    r.weights_dtype = j.value("weights_dtype", std::string("float32"));
+    const auto rows = j.at("prefill_logits").get<std::vector<std::vector<float>>>();
+    if (rows.size() != r.prompt.size() || rows.empty())
+      throw std::runtime_error("prefill_logits has " + std::to_string(rows.size()) + " rows for " +
+                               std::to_string(r.prompt.size()) + " prompt ids");
+    r.n_vocab = static_cast<int64_t>(rows[0].size());
+    for (const auto& row : rows) r.prefill_logits.insert(r.prefill_logits.end(), row.begin(), row.end());
+    auto [lo, hi] = std::minmax_element(r.prefill_logits.begin(), r.prefill_logits.end());
+    r.logit_range = *hi - *lo;
+    return r;
+  } catch (const std::exception& e) {
+    throw std::runtime_error(file.string() + ": " + e.what());
+  }
 }
 
 }  // namespace shardlm::test

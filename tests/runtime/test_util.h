@@ -19,6 +19,20 @@ std::vector<uint8_t> encode(const std::vector<float>& v, DType dtype);
 float max_abs_diff(const float* a, const float* b, size_t n);
 float max_abs(const float* a, size_t n);
 
+// One committed Hugging Face fixture (tests/fixtures/hf/<name>/reference.json).
+struct HfReference {
+  std::vector<int32_t> prompt;          // prompt ids
+  std::vector<int32_t> greedy;          // HF greedy continuation
+  std::vector<float> prefill_logits;    // [n_prompt, n_vocab] row-major
+  int64_t n_vocab = 0;
+  std::string weights_dtype;            // "float32" | "bfloat16"
+  float logit_range = 0;                // max - min of prefill_logits
+};
+// Fixture directories under <fixtures_root>/hf that hold a reference.json, sorted.
+std::vector<std::filesystem::path> hf_fixture_dirs(const std::string& fixtures_root);
+// Reads <dir>/reference.json; throws std::runtime_error naming the file when malformed.
+HfReference load_hf_reference(const std::filesystem::path& dir);
+
 // A directory under the system temp dir, removed with everything in it on destruction.
 class TempDir {
  public:
