@@ -28,23 +28,25 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 // Runs fn(thread) on n_threads threads released together; returns the wall time from the
-// release to the last thread's end.
+// first thread's start to the last thread's end (each thread stamps its own start and end, so
+// a descheduled coordinator cannot shorten the interval).
 double team_seconds(int n_threads, const std::function<void(int)>& fn) {
-  std::barrier start(n_threads + 1), end(n_threads + 1);
+  std::barrier start(n_threads);
+  std::vector<Clock::time_point> begin(static_cast<size_t>(n_threads)),
+      end(static_cast<size_t>(n_threads));
   std::vector<std::thread> team;
   for (int t = 0; t < n_threads; ++t) {
     team.emplace_back([&, t] {
       start.arrive_and_wait();
+      begin[static_cast<size_t>(t)] = Clock::now();
       fn(t);
-      end.arrive_and_wait();
+      end[static_cast<size_t>(t)] = Clock::now();
     });
   }
-  start.arrive_and_wait();
-  const auto t0 = Clock::now();
-  end.arrive_and_wait();
-  const double s = std::chrono::duration<double>(Clock::now() - t0).count();
   for (auto& th : team) th.join();
-  return s;
+  return std::chrono::duration<double>(*std::max_element(end.begin(), end.end()) -
+                                       *std::min_element(begin.begin(), begin.end()))
+      .count();
 }
 
 // Page-aligned anonymous memory with transparent huge pages requested, first touched by the

@@ -1,6 +1,7 @@
 // CPU causal attention against a single sequence's KV cache. Two paths:
-//  - few new tokens (decode): (token, head) pairs split across the pool; per pair, scores over
-//    the visible keys with the ISA's dot product, a vectorized exp, and axpy over V rows;
+//  - few new tokens (decode): per token, the visible keys split over the pool (split-K), every
+//    query head served from the same K/V rows block by block (the cache is read front to
+//    back once), partial softmaxes merged exactly at the end;
 //  - many new tokens (prefill): tiles of kQueryBlock tokens x the query heads of one kv head
 //    (GQA groups share K/V), keys transposed once per kv head and thread, scores and P.V as
 //    register-blocked micro-kernels (KernelTable::attn_scores / attn_pv), exact softmax per row.
@@ -15,7 +16,7 @@ namespace shardlm::cpu {
 
 namespace {
 
-constexpr int64_t kTiledMinTokens = 4;  // below this, one (token, head) pair at a time
+constexpr int64_t kTiledMinTokens = 4;  // below this, the split-K decode path
 constexpr int64_t kQueryBlock = 32;     // tokens per prefill tile
 
 struct Shape {
@@ -29,34 +30,76 @@ struct Shape {
   }
 };
 
-void attention_pairs(const Context& ctx, const KernelTable& kt, const float* q, const float* k,
-                     const float* v, const int32_t* pos, const Shape& sh, float* out) {
-  const int64_t n_pairs = sh.n_tokens * sh.n_head, hd = sh.head_dim;
-  const int n_threads = static_cast<int>(std::min<int64_t>(ctx.pool.size(), n_pairs));
-  const int64_t slice = (sh.n_kv + 15) / 16 * 16;  // scores per thread
+// Decode: each token's visible keys are split into one contiguous range per thread (at least
+// kMinKeysPerThread keys each). A thread walks its range in blocks of kKeyBlock positions and,
+// per block, serves every query head from the same K (then V) rows while they are in cache:
+// the KV cache, laid out [position][kv head][head_dim], is read front to back once per token.
+// Each thread keeps per head a partial softmax (max, sum) and an unnormalized output; the
+// caller merges them (split-K "flash decoding"), which is exact up to f32 rounding.
+void attention_decode(const Context& ctx, const KernelTable& kt, const float* q, const float* k,
+                      const float* v, const int32_t* pos, const Shape& sh, float* out) {
+  constexpr int64_t kKeyBlock = 32, kMinKeysPerThread = 64;
+  const int64_t hd = sh.head_dim, n_head = sh.n_head, ld = sh.n_head_kv * hd;
+  const int64_t max_keys = sh.n_kv;
+  const int64_t n_threads_max = ctx.pool.size();
+  // Per thread: scores [n_head, max_keys_per_thread], outputs [n_head, hd], max and sum [n_head].
+  const int64_t keys_cap = (max_keys + 15) / 16 * 16;
+  const int64_t per_thread = n_head * keys_cap + n_head * hd + 2 * n_head;
   float* scratch = static_cast<float*>(
-      ctx.workspace.get(static_cast<size_t>(slice * n_threads) * sizeof(float)));
-  ctx.pool.run(n_threads, [&](int thread, int nth) {
-    float* score = scratch + thread * slice;
-    const int64_t begin = n_pairs * thread / nth, end = n_pairs * (thread + 1) / nth;
-    for (int64_t th = begin; th < end; ++th) {
-      const int64_t t = th / sh.n_head, h = th % sh.n_head, kvh = h / sh.group();
-      const int64_t lo = sh.lo(pos[t]), hi = sh.hi(pos[t]);
-      const float* qv = q + th * hd;
-      float* o = out + th * hd;
-      std::fill(o, o + hd, 0.0f);
-      if (hi < lo) continue;
-      float max_s = -INFINITY;
-      for (int64_t j = lo; j <= hi; ++j) {
-        score[j] = kt.dot(qv, k + (j * sh.n_head_kv + kvh) * hd, hd) * sh.scale;
-        max_s = std::max(max_s, score[j]);
-      }
-      const float sum = kt.exp_sub_sum(score + lo, max_s, hi - lo + 1);
-      for (int64_t j = lo; j <= hi; ++j)
-        kt.axpy(o, score[j], v + (j * sh.n_head_kv + kvh) * hd, hd);
-      kt.scale(o, 1.0f / sum, hd);
+      ctx.workspace.get(static_cast<size_t>(per_thread * n_threads_max) * sizeof(float)));
+  for (int64_t t = 0; t < sh.n_tokens; ++t) {
+    const int64_t lo = sh.lo(pos[t]), hi = sh.hi(pos[t]), n_keys = hi - lo + 1;
+    const float* qt = q + t * n_head * hd;
+    float* ot = out + t * n_head * hd;
+    if (n_keys <= 0) {
+      std::fill(ot, ot + n_head * hd, 0.0f);
+      continue;
     }
-  });
+    const int nth =
+        static_cast<int>(std::clamp<int64_t>(n_keys / kMinKeysPerThread, 1, n_threads_max));
+    ctx.pool.run(nth, [&](int thread, int n) {
+      float* sc = scratch + thread * per_thread;  // [n_head, keys_cap]
+      float* o = sc + n_head * keys_cap;          // [n_head, hd]
+      float* mx = o + n_head * hd;                // [n_head]
+      float* sum = mx + n_head;                   // [n_head]
+      const int64_t j0 = lo + n_keys * thread / n, j1 = lo + n_keys * (thread + 1) / n;
+      for (int64_t jb = j0; jb < j1; jb += kKeyBlock) {
+        const int64_t nb = std::min(kKeyBlock, j1 - jb);
+        for (int64_t h = 0; h < n_head; ++h) {
+          kt.attn_scores_row(qt + h * hd, k + jb * ld + (h / sh.group()) * hd, ld, nb, hd, sh.scale,
+                             sc + h * keys_cap + (jb - j0));
+        }
+      }
+      for (int64_t h = 0; h < n_head; ++h) {
+        mx[h] = kt.max(sc + h * keys_cap, j1 - j0);
+        sum[h] = kt.exp_sub_sum(sc + h * keys_cap, mx[h], j1 - j0);
+      }
+      std::fill(o, o + n_head * hd, 0.0f);
+      for (int64_t jb = j0; jb < j1; jb += kKeyBlock) {
+        const int64_t nb = std::min(kKeyBlock, j1 - jb);
+        for (int64_t h = 0; h < n_head; ++h) {
+          kt.attn_pv_row(sc + h * keys_cap + (jb - j0), v + jb * ld + (h / sh.group()) * hd, ld, nb,
+                         hd, o + h * hd);
+        }
+      }
+    });
+    // Merge the threads' partial softmaxes: out = sum_i e^(m_i - M) o_i / sum_i e^(m_i - M) l_i.
+    for (int64_t h = 0; h < n_head; ++h) {
+      float m = -INFINITY;
+      for (int i = 0; i < nth; ++i)
+        m = std::max(m, scratch[i * per_thread + n_head * keys_cap + n_head * hd + h]);
+      float total = 0.0f;
+      float* oh = ot + h * hd;
+      std::fill(oh, oh + hd, 0.0f);
+      for (int i = 0; i < nth; ++i) {
+        const float* base = scratch + i * per_thread;
+        const float w = std::exp(base[n_head * keys_cap + n_head * hd + h] - m);
+        total += w * base[n_head * keys_cap + n_head * hd + n_head + h];
+        kt.axpy(oh, w, base + n_head * keys_cap + h * hd, hd);
+      }
+      kt.scale(oh, 1.0f / total, hd);
+    }
+  }
 }
 
 void attention_tiled(const Context& ctx, const KernelTable& kt, const float* q, const float* k,
@@ -135,7 +178,7 @@ void attention(const Context& ctx, const float* q, const float* k, const float* 
   const KernelTable& kt = kernel_table(ctx.isa);
   const Shape sh{n_tokens, n_kv, n_head, n_head_kv, head_dim, sliding_window, scale};
   if (n_tokens < kTiledMinTokens) {
-    attention_pairs(ctx, kt, q, k, v, pos, sh, out);
+    attention_decode(ctx, kt, q, k, v, pos, sh, out);
   } else {
     attention_tiled(ctx, kt, q, k, v, pos, sh, out);
   }

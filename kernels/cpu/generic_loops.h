@@ -195,6 +195,22 @@ static inline void attn_pv(const float* p, int64_t ldp, int64_t n_q, const float
   }
 }
 
+static inline float dot(const float* a, const float* b, int64_t n);
+
+static inline void attn_scores_row(const float* q, const float* k, int64_t ld, int64_t n_keys,
+                                   int64_t head_dim, float scale, float* s) {
+  for (int64_t j = 0; j < n_keys; ++j) s[j] = dot(q, k + j * ld, head_dim) * scale;
+}
+
+static inline void attn_pv_row(const float* p, const float* v, int64_t ld, int64_t n_keys,
+                               int64_t head_dim, float* o) {
+  for (int64_t j = 0; j < n_keys; ++j) {
+    const float pj = p[j];
+    const float* vj = v + j * ld;
+    for (int64_t d = 0; d < head_dim; ++d) o[d] += pj * vj[d];
+  }
+}
+
 static inline void axpy(float* y, float a, const float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
 }

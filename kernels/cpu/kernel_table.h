@@ -52,6 +52,15 @@ struct KernelTable {
   void (*attn_pv)(const float* p, int64_t ldp, int64_t n_q, const float* v, int64_t ldv,
                   int64_t n_keys, int64_t head_dim, float* o, int64_t ldo);
 
+  // Decode attention pieces for one query head against n_keys cached keys of its kv head
+  // (rows at a stride of ld floats):
+  //   s[j] = scale * q . k_j                      q [head_dim], k [n_keys rows], s [n_keys]
+  //   o[d] += sum_j p[j] * v_j[d]                 p [n_keys], v [n_keys rows], o [head_dim]
+  void (*attn_scores_row)(const float* q, const float* k, int64_t ld, int64_t n_keys,
+                          int64_t head_dim, float scale, float* s);
+  void (*attn_pv_row)(const float* p, const float* v, int64_t ld, int64_t n_keys, int64_t head_dim,
+                      float* o);
+
   // ---- Vector loops (attention, norms, activations) ----
   float (*dot)(const float* a, const float* b, int64_t n);     // sum a[i] * b[i]
   void (*axpy)(float* y, float a, const float* x, int64_t n);  // y += a * x

@@ -331,6 +331,76 @@ void attn_pv(const float* p, int64_t ldp, int64_t n_q, const float* v, int64_t l
   }
 }
 
+// Decode scores, NC = head_dim / 16 vectors per row: 16 keys at a time, one accumulator per key
+// over the row's NC chunks, then one 16x16 transpose and 15 adds give the 16 scores.
+template <int NC>
+void scores_row_nc(const float* q, const float* k, int64_t ld, int64_t n_keys, float scale,
+                   float* s) {
+  __m512 qv[NC];
+  for (int c = 0; c < NC; ++c) qv[c] = _mm512_loadu_ps(q + 16 * c);
+  const __m512 vs = _mm512_set1_ps(scale);
+  int64_t j0 = 0;
+  for (; j0 + 16 <= n_keys; j0 += 16) {
+    __m512 acc[16];
+    for (int jj = 0; jj < 16; ++jj) {
+      const float* kr = k + (j0 + jj) * ld;
+      __m512 a = _mm512_mul_ps(qv[0], _mm512_loadu_ps(kr));
+      for (int c = 1; c < NC; ++c) a = _mm512_fmadd_ps(qv[c], _mm512_loadu_ps(kr + 16 * c), a);
+      acc[jj] = a;
+    }
+    simd512::transpose16x16(acc);
+    for (int w = 8; w > 0; w /= 2) {
+      for (int jj = 0; jj < w; ++jj) acc[jj] = _mm512_add_ps(acc[jj], acc[jj + w]);
+    }
+    _mm512_storeu_ps(s + j0, _mm512_mul_ps(acc[0], vs));
+  }
+  for (; j0 < n_keys; ++j0) {
+    const float* kr = k + j0 * ld;
+    __m512 a = _mm512_mul_ps(qv[0], _mm512_loadu_ps(kr));
+    for (int c = 1; c < NC; ++c) a = _mm512_fmadd_ps(qv[c], _mm512_loadu_ps(kr + 16 * c), a);
+    s[j0] = hsum(a) * scale;
+  }
+}
+
+// Decode P.V: the output row (NC vectors) stays in registers over the keys.
+template <int NC>
+void pv_row_nc(const float* p, const float* v, int64_t ld, int64_t n_keys, float* out) {
+  __m512 o[NC];
+  for (int c = 0; c < NC; ++c) o[c] = _mm512_loadu_ps(out + 16 * c);
+  for (int64_t j = 0; j < n_keys; ++j) {
+    const __m512 pj = _mm512_set1_ps(p[j]);
+    const float* vr = v + j * ld;
+    for (int c = 0; c < NC; ++c) o[c] = _mm512_fmadd_ps(pj, _mm512_loadu_ps(vr + 16 * c), o[c]);
+  }
+  for (int c = 0; c < NC; ++c) _mm512_storeu_ps(out + 16 * c, o[c]);
+}
+
+void attn_scores_row(const float* q, const float* k, int64_t ld, int64_t n_keys, int64_t head_dim,
+                     float scale, float* s) {
+  switch (head_dim) {
+    case 64:
+      return scores_row_nc<4>(q, k, ld, n_keys, scale, s);
+    case 128:
+      return scores_row_nc<8>(q, k, ld, n_keys, scale, s);
+    default:
+      return generic::attn_scores_row(q, k, ld, n_keys, head_dim, scale, s);
+  }
+}
+
+void attn_pv_row(const float* p, const float* v, int64_t ld, int64_t n_keys, int64_t head_dim,
+                 float* o) {
+  switch (head_dim) {
+    case 64:
+      return pv_row_nc<4>(p, v, ld, n_keys, o);
+    case 128:
+      return pv_row_nc<8>(p, v, ld, n_keys, o);
+    case 256:
+      return pv_row_nc<16>(p, v, ld, n_keys, o);
+    default:
+      return generic::attn_pv_row(p, v, ld, n_keys, head_dim, o);
+  }
+}
+
 float dot(const float* a, const float* b, int64_t n) {
   __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
   int64_t i = 0;
@@ -443,6 +513,8 @@ extern const KernelTable kAvx512Table = {
     .gemm_tile = gemm_tile,
     .attn_scores = attn_scores,
     .attn_pv = attn_pv,
+    .attn_scores_row = attn_scores_row,
+    .attn_pv_row = attn_pv_row,
     .dot = dot,
     .axpy = axpy,
     .scale = generic::scale,

@@ -162,7 +162,7 @@ TEST_P(KernelTest, RopeMatchesRef) {
 }
 
 TEST_P(KernelTest, AttentionMatchesRefCausalGqaAndWindow) {
-  // 1 token (decode path), 5 tokens and 40 tokens (tiled prefill path: two query blocks),
+  // 1 and 3 tokens (split-K decode path), 5 and 40 tokens (tiled path; 40 = two query blocks),
   // against GQA groups of 3 and 2, MQA, head_dim 20 and 128, with and without a window.
   struct Case {
     int64_t n_kv, n_head, n_head_kv, head_dim;
@@ -171,7 +171,7 @@ TEST_P(KernelTest, AttentionMatchesRefCausalGqaAndWindow) {
        {Case{13, 6, 2, 20}, Case{300, 4, 2, 128}, Case{45, 6, 2, 128}, Case{41, 4, 1, 32}}) {
     const auto k = random_floats(static_cast<size_t>(c.n_kv * c.n_head_kv * c.head_dim), 10);
     const auto v = random_floats(static_cast<size_t>(c.n_kv * c.n_head_kv * c.head_dim), 11);
-    for (int64_t n_tokens : {1, 5, 40}) {
+    for (int64_t n_tokens : {1, 3, 5, 40}) {
       if (n_tokens > c.n_kv) continue;
       std::vector<int32_t> pos(static_cast<size_t>(n_tokens));
       for (int64_t t = 0; t < n_tokens; ++t) pos[t] = static_cast<int32_t>(c.n_kv - n_tokens + t);
