@@ -2,6 +2,7 @@
 // f32 FMA GEMM, and splits the work over the thread pool. Every output element is computed by
 // one thread from start to end, so results do not depend on the thread count.
 #include <algorithm>
+#include <atomic>
 
 #include "kernels/cpu/cpu_ops.h"
 #include "kernels/cpu/kernel_table.h"
@@ -15,6 +16,7 @@ namespace {
 
 // Rows per GEMV chunk: a thread streams at least this many weight rows per wake-up.
 constexpr int64_t kGemvMinRows = 16;
+constexpr int64_t kGemvChunksPerThread = 4;
 
 // f32 GEMM: activations packed once into [token panel][k][gemm_mr]; each thread owns a range of
 // gemm_nr-wide output panels and, per kGemmKc block of k, packs the panel's weights (widened)
@@ -91,12 +93,24 @@ void matmul(const Context& ctx, const float* x, int64_t n_tokens, int64_t n_in, 
   if (n_tokens <= 0 || n_out <= 0) return;
   const KernelTable& kt = kernel_table(ctx.isa);
   if (n_tokens <= kGemvMaxTokens) {
-    ctx.pool.parallel_for(
-        n_out,
-        [&](int64_t begin, int64_t end) {
-          kt.gemv(x, n_tokens, n_in, w, dtype, begin, end, bias, y, n_out);
-        },
-        kGemvMinRows);
+    // Rows in kGemvChunksPerThread chunks per thread, claimed dynamically: a thread slowed
+    // down (another process on its core, a slower memory channel) takes fewer chunks instead
+    // of making the others wait at the end of the op.
+    const int64_t n_threads =
+        std::min<int64_t>(ctx.pool.size(), std::max<int64_t>(1, n_out / kGemvMinRows));
+    const int64_t n_chunks = std::min<int64_t>(n_threads * kGemvChunksPerThread,
+                                               std::max<int64_t>(1, n_out / kGemvMinRows));
+    if (n_threads <= 1) {
+      kt.gemv(x, n_tokens, n_in, w, dtype, 0, n_out, bias, y, n_out);
+      return;
+    }
+    std::atomic<int64_t> next{0};
+    ctx.pool.run(static_cast<int>(n_threads), [&](int, int) {
+      for (int64_t c = next.fetch_add(1); c < n_chunks; c = next.fetch_add(1)) {
+        kt.gemv(x, n_tokens, n_in, w, dtype, n_out * c / n_chunks, n_out * (c + 1) / n_chunks, bias,
+                y, n_out);
+      }
+    });
     return;
   }
 #if defined(SHARDLM_CPU_AMX)
