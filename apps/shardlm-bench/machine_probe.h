@@ -18,7 +18,8 @@ struct Region {
 
 // Streams every region once per pass on `n_threads` threads, each region split into one equal
 // slice per thread, each slice read as 1, 4 or 8 interleaved sequential streams with AVX-512
-// loads (plain loads elsewhere), and returns the best (streams, pass) in GB/s. On the pack's
+// loads, with and without software prefetch 1 KiB ahead (plain loads elsewhere), and returns
+// the best (variant, pass) in GB/s. On the pack's
 // own weights this is decode's access pattern without the arithmetic: same pages, same
 // mappings, same thread count.
 double read_regions_gbs(const std::vector<Region>& regions, int n_threads, int passes);

@@ -55,6 +55,9 @@ inline void dot_rows(const float* x, const void* w, DType dtype, int64_t ld, int
     const __m256 x0 = _mm256_loadu_ps(x + k), x1 = _mm256_loadu_ps(x + k + 8);
     for (int r = 0; r < R; ++r) {
       const void* wr = wb + static_cast<size_t>(r * ld) * esz;
+      // 1 KiB ahead (see table_avx512.cpp); one line per 16 weights of 2 bytes
+      _mm_prefetch(static_cast<const char*>(wr) + k * static_cast<int64_t>(esz) + 1024,
+                   _MM_HINT_T0);
       acc[r][0] = _mm256_fmadd_ps(load8(wr, dtype, k), x0, acc[r][0]);
       acc[r][1] = _mm256_fmadd_ps(load8(wr, dtype, k + 8), x1, acc[r][1]);
     }
