@@ -1,0 +1,149 @@
+// shardlm-bench end to end on tiny packed checkpoints: the JSON report has every figure, the
+// bytes per decoded token are exactly what docs/benchmarks.md defines (recomputed here from the
+// rank files), --batch runs several engines, and bad input fails with a message naming it.
+#include <gtest/gtest.h>
+
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "formats/pack_reader.h"
+#include "packer/packer.h"
+#include "tiny_checkpoint.h"
+
+namespace shardlm {
+namespace {
+
+struct CliResult {
+  int code;
+  std::string out;
+};
+
+CliResult run_bench(const std::string& args, const std::string& env = "") {
+  const std::string cmd = env + " " + std::string(SHARDLM_BENCH_BIN) + " " + args + " 2>&1";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  std::string out;
+  std::array<char, 4096> buf{};
+  size_t n;
+  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
+  const int status = ::pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+std::string pack_tiny(const testing::TempDir& d, int tp, bool tied) {
+  testing::TinySpec spec;
+  spec.architecture = "Qwen3ForCausalLM";
+  spec.model_type = "qwen3";
+  spec.tied = tied;
+  spec.dtype = "BF16";
+  testing::write_tiny_checkpoint(d / "hf", spec);
+  PackOptions o;
+  o.model_dir = d / "hf";
+  o.out_dir = d / "pack";
+  o.tp_size = tp;
+  o.plan.device_total_bytes = 1ull << 30;
+  pack_checkpoint(o);
+  return d / "pack";
+}
+
+// The bytes one decode step reads, counted independently of the bench: every tensor of every
+// rank except an untied embedding table, one embedding row, f32 K and V of every layer and
+// local kv head for each attended position.
+struct Expected {
+  double weights = 0, embed_row = 0, kv_per_pos = 0;
+};
+
+Expected expected_bytes(const std::string& dir) {
+  Expected e;
+  const PackSet set = find_pack_set(dir);
+  for (const std::string& path : set.rank_paths) {
+    const auto p = PackReader::open(path);
+    const bool tied = p->find("output") == nullptr;
+    for (const PackTensor& t : p->tensors()) {
+      if (t.name == "tok_embd" && !tied) continue;
+      e.weights += static_cast<double>(t.nbytes);
+    }
+    e.embed_row = static_cast<double>(p->config().n_embd) * dtype_size(p->weight_dtype());
+    e.kv_per_pos +=
+        2.0 * p->config().n_layer * p->parallel().n_head_kv_local * p->config().head_dim * 4;
+  }
+  return e;
+}
+
+TEST(BenchCli, JsonReportHasEveryFigureAndExactByteCounts) {
+  for (int tp : {1, 2}) {
+    for (bool tied : {false, true}) {
+      testing::TempDir d;
+      const std::string pack = pack_tiny(d, tp, tied);
+      const CliResult r =
+          run_bench("--pack " + pack + " --prompt-len 12 --gen 6 --reps 2 --threads 2 --bw-mib 16 --json");
+      ASSERT_EQ(r.code, 0) << r.out;
+      const auto j = nlohmann::json::parse(r.out);
+      EXPECT_EQ(j["model"]["tp"], tp);
+      EXPECT_EQ(j["model"]["weight_dtype"], "bf16");
+      for (const char* key : {"load_s", "first_ttft_s", "ttft_s", "prefill_tok_s", "decode_tok_s",
+                              "decode_gbs", "prefill_gflops", "peak_rss_bytes"}) {
+        EXPECT_GT(j[key].get<double>(), 0.0) << key;
+      }
+      EXPECT_EQ(j["decode_tok_s_reps"].size(), 2u);
+      // Roofline figures come from probes measured around every rep.
+      EXPECT_EQ(j["roofline_fraction_reps"].size(), 2u);
+      EXPECT_GT(j["roofline_fraction"].get<double>(), 0.0);
+      EXPECT_GT(j["peak_gflops"]["f32"].get<double>(), 0.0);
+
+      const Expected e = expected_bytes(pack);
+      // Decode step j (1..5) attends 12 + j positions: the mean is 12 + 6 / 2 = 15.
+      const double want = e.weights + e.embed_row + e.kv_per_pos * 15.0;
+      EXPECT_DOUBLE_EQ(j["weight_bytes"].get<double>(), e.weights) << "tp " << tp;
+      EXPECT_DOUBLE_EQ(j["bytes_per_token"].get<double>(), want) << "tp " << tp;
+      EXPECT_NEAR(j["decode_gbs"].get<double>(), want * j["decode_tok_s"].get<double>() / 1e9,
+                  1e-9 * want);
+    }
+  }
+}
+
+TEST(BenchCli, TableOutputAndBatchOfIndependentEngines) {
+  testing::TempDir d;
+  const std::string pack = pack_tiny(d, 1, false);
+  CliResult r = run_bench("--pack " + pack + " --prompt-len 8 --gen 4 --reps 1 --no-probe");
+  ASSERT_EQ(r.code, 0) << r.out;
+  for (const char* line : {"load (open to ready)", "TTFT", "prefill", "decode", "bytes per decoded",
+                           "peak RSS"}) {
+    EXPECT_NE(r.out.find(line), std::string::npos) << line << "\n" << r.out;
+  }
+  r = run_bench("--pack " + pack + " --prompt-len 8 --gen 4 --reps 1 --no-probe --batch 2 --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["batch"], 2);
+  EXPECT_GT(j["decode_tok_s"].get<double>(), 0.0);
+}
+
+TEST(BenchCli, BadInputFailsClearly) {
+  testing::TempDir d;
+  const std::string pack = pack_tiny(d, 1, false);
+  CliResult r = run_bench("--pack " + (d / "missing"));
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.out.find("missing"), std::string::npos) << r.out;
+  r = run_bench("--pack " + pack + " --gen 1");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.out.find("--gen"), std::string::npos) << r.out;
+  r = run_bench("--pack " + pack + " --batch 0");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.out.find("--batch"), std::string::npos) << r.out;
+  r = run_bench("--pack " + pack + " --gen 4 --reps 1 --no-probe", "SHARDLM_CPU_ISA=sse9");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.out.find("SHARDLM_CPU_ISA=sse9"), std::string::npos) << r.out;
+  r = run_bench("--pack " + pack + " --gen 4 --reps 1 --no-probe", "SHARDLM_CPU_AMX_SPLITS=7");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.out.find("SHARDLM_CPU_AMX_SPLITS=7"), std::string::npos) << r.out;
+  r = run_bench("--pack " + pack + " --backend nosuch --gen 4");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.out.find("nosuch"), std::string::npos) << r.out;
+}
+
+}  // namespace
+}  // namespace shardlm
