@@ -367,8 +367,12 @@ int run(int argc, char** argv) {
       gb(static_cast<double>(traffic.lm_head_bytes)).c_str(), gb(kv_bytes).c_str(), mean_kv);
   std::printf("decode bandwidth         %.2f GB/s\n", achieved_gbs);
   if (o.probe) {
-    std::printf("roofline                 %.1f%% (median of %d: %s)\n", 100 * median(frac), o.reps,
-                list(frac, 100, "%.1f%%").c_str());
+    std::printf(
+        "roofline                 %.1f%% of the larger of weight stream and triad (median of %d: "
+        "%s)\n",
+        100 * median(frac), o.reps, list(frac, 100, "%.1f%%").c_str());
+    std::printf("  vs read bandwidth      %.1f%% of the weight stream alone (median of %d: %s)\n",
+                100 * median(frac_read), o.reps, list(frac_read, 100, "%.1f%%").c_str());
     std::printf("  bandwidth around runs  weight stream %s GB/s, triad %s GB/s\n",
                 list(read_bw, 1, "%.2f").c_str(), list(triad_bw, 1, "%.2f").c_str());
     std::printf("  reference (%zu MiB)    read %.2f GB/s, copy %.2f GB/s, triad %.2f GB/s\n",

@@ -79,8 +79,8 @@ TEST(BenchCli, JsonReportHasEveryFigureAndExactByteCounts) {
     for (bool tied : {false, true}) {
       testing::TempDir d;
       const std::string pack = pack_tiny(d, tp, tied);
-      const CliResult r =
-          run_bench("--pack " + pack + " --prompt-len 12 --gen 6 --reps 2 --threads 2 --bw-mib 16 --json");
+      const CliResult r = run_bench(
+          "--pack " + pack + " --prompt-len 12 --gen 6 --reps 2 --threads 2 --bw-mib 16 --json");
       ASSERT_EQ(r.code, 0) << r.out;
       const auto j = nlohmann::json::parse(r.out);
       EXPECT_EQ(j["model"]["tp"], tp);
@@ -93,6 +93,18 @@ TEST(BenchCli, JsonReportHasEveryFigureAndExactByteCounts) {
       // Roofline figures come from probes measured around every rep.
       EXPECT_EQ(j["roofline_fraction_reps"].size(), 2u);
       EXPECT_GT(j["roofline_fraction"].get<double>(), 0.0);
+      // The headline roofline divides by the larger of the read and triad probes, so the
+      // fraction of the read probe alone can only be as large or larger, rep by rep.
+      const auto& strict = j["roofline_fraction_reps"];
+      const auto& reps = j["decode_tok_s_reps"];
+      ASSERT_EQ(j["weight_read_gbs_reps"].size(), 2u);
+      for (size_t i = 0; i < 2; ++i) {
+        const double read_frac = j["decode_gbs"].get<double>() / j["decode_tok_s"].get<double>() *
+                                 reps[i].get<double>() / j["weight_read_gbs_reps"][i].get<double>();
+        EXPECT_GE(read_frac * (1 + 1e-9), strict[i].get<double>()) << "rep " << i;
+      }
+      EXPECT_GE(j["roofline_fraction_vs_weight_read"].get<double>() * (1 + 1e-9),
+                j["roofline_fraction"].get<double>());
       EXPECT_GT(j["peak_gflops"]["f32"].get<double>(), 0.0);
 
       const Expected e = expected_bytes(pack);
@@ -111,8 +123,13 @@ TEST(BenchCli, TableOutputAndBatchOfIndependentEngines) {
   const std::string pack = pack_tiny(d, 1, false);
   CliResult r = run_bench("--pack " + pack + " --prompt-len 8 --gen 4 --reps 1 --no-probe");
   ASSERT_EQ(r.code, 0) << r.out;
-  for (const char* line : {"load (open to ready)", "TTFT", "prefill", "decode", "bytes per decoded",
-                           "peak RSS"}) {
+  for (const char* line :
+       {"load (open to ready)", "TTFT", "prefill", "decode", "bytes per decoded", "peak RSS"}) {
+    EXPECT_NE(r.out.find(line), std::string::npos) << line << "\n" << r.out;
+  }
+  r = run_bench("--pack " + pack + " --prompt-len 8 --gen 4 --reps 1 --bw-mib 16");
+  ASSERT_EQ(r.code, 0) << r.out;
+  for (const char* line : {"roofline", "vs read bandwidth", "weight stream", "triad", "peak"}) {
     EXPECT_NE(r.out.find(line), std::string::npos) << line << "\n" << r.out;
   }
   r = run_bench("--pack " + pack + " --prompt-len 8 --gen 4 --reps 1 --no-probe --batch 2 --json");
