@@ -140,7 +140,8 @@ int run(int argc, char** argv) {
   po::options_description desc("shardlm-bench options");
   desc.add_options()("help,h", "show this help")("pack", po::value(&o.pack_dir)->required(),
                                                  "pack directory (all ranks run in-process)")(
-      "backend", po::value(&o.backend)->default_value("cpu"), "compute backend: cpu | cuda")(
+      "backend", po::value(&o.backend)->default_value("cpu"),
+      "compute backend: cpu | cuda | vulkan (as built)")(
       "prompt-len", po::value(&o.prompt_len)->default_value(512), "prompt tokens (random ids)")(
       "gen", po::value(&o.gen)->default_value(128), "tokens generated per run (greedy)")(
       "batch", po::value(&o.batch)->default_value(1),
@@ -265,6 +266,8 @@ int run(int argc, char** argv) {
     peak = bench::measure_peak_flops(threads, 3);
   }
   const std::string isa = o.backend == "cpu" ? cpu::isa_name(cpu_backend_isa()) : "n/a";
+  uint64_t device_peak = 0;  // device backends: the most device memory held, all engines
+  for (const auto& e : engines) device_peak += e->device_bytes_peak();
 
   if (o.json) {
     nlohmann::json j;
@@ -302,7 +305,11 @@ int run(int argc, char** argv) {
     j["rss_anon_bytes"] = mem.rss_anon;
     j["file_pmd_mapped_bytes"] = mem.file_pmd_mapped;
     j["rss_after_load_bytes"] = mem_loaded.rss;
-    j["device_memory_bytes"] = nullptr;  // GPU backends report theirs
+    if (device_peak > 0) {
+      j["device_memory_bytes"] = device_peak;
+    } else {
+      j["device_memory_bytes"] = nullptr;  // host backend: its memory is the RSS above
+    }
     if (o.probe) {
       j["roofline_fraction"] = median(frac);
       j["roofline_fraction_reps"] = frac;
@@ -389,6 +396,10 @@ int run(int argc, char** argv) {
       mib(static_cast<double>(mem.file_pmd_mapped)).c_str(),
       mib(static_cast<double>(mem.rss_anon)).c_str(),
       mib(static_cast<double>(mem_loaded.rss)).c_str());
+  if (device_peak > 0) {
+    std::printf("device memory            peak %s (weights, KV cache and scratch, all ranks)\n",
+                mib(static_cast<double>(device_peak)).c_str());
+  }
   return 0;
 }
 

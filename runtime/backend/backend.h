@@ -84,6 +84,10 @@ class Backend {
   virtual void begin_forward(int64_t n_tokens);
   virtual void end_forward();
 
+  // The most device memory this backend has held at once (weights, scratch, KV cache), in
+  // bytes; 0 for host-memory backends, whose memory is the process's RSS.
+  virtual uint64_t device_bytes_peak() const { return 0; }
+
   // The largest element of a row and its index (ties: the lowest, like std::max_element),
   // found where the tensor lives, so a greedy decode step reads back one pair, not the row.
   //   x [n] f32.   Default: copy_to_host and scan.

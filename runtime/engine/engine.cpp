@@ -198,6 +198,12 @@ uint64_t Engine::weight_bytes_copied() const {
   return n;
 }
 
+uint64_t Engine::device_bytes_peak() const {
+  uint64_t n = 0;
+  for (const auto& r : ranks_) n += r->backend->device_bytes_peak();
+  return n;
+}
+
 void Engine::check_usable() const {
   if (failed_) {
     fail(StatusCode::kInternal, "engine is unusable after an earlier error; create a new one");

@@ -77,6 +77,8 @@ class Engine {
   const PackReader& pack(int rank) const;  // rank's mapped pack (tokenizer files, plan, ...)
   uint64_t weight_bytes_in_place() const;  // summed over ranks
   uint64_t weight_bytes_copied() const;
+  // The device memory every rank's backend held at its peak, summed (0 on host backends).
+  uint64_t device_bytes_peak() const;
   const std::string& backend_name() const { return options_.backend; }
   // The memory plan of every rank recomputed for this device and these options (index = rank),
   // as computed before the weights were bound.

@@ -14,6 +14,9 @@
 #include "formats/pack_reader.h"
 #include "packer/packer.h"
 #include "tiny_checkpoint.h"
+#if defined(SHARDLM_BENCH_TEST_VULKAN)
+#include "vk_test_util.h"
+#endif
 
 namespace shardlm {
 namespace {
@@ -138,6 +141,40 @@ TEST(BenchCli, TableOutputAndBatchOfIndependentEngines) {
   EXPECT_EQ(j["batch"], 2);
   EXPECT_GT(j["decode_tok_s"].get<double>(), 0.0);
 }
+
+TEST(BenchCli, HostBackendReportsNoDeviceMemory) {
+  testing::TempDir d;
+  const std::string pack = pack_tiny(d, 1, false);
+  const CliResult r =
+      run_bench("--pack " + pack + " --prompt-len 8 --gen 3 --reps 1 --no-probe --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_TRUE(nlohmann::json::parse(r.out)["device_memory_bytes"].is_null()) << r.out;
+}
+
+#if defined(SHARDLM_BENCH_TEST_VULKAN)
+// A device backend reports the device memory it held at its peak: at least the weights it
+// uploaded (every rank's tensors), the same in the table and in the JSON.
+TEST(BenchCli, DeviceBackendReportsDeviceMemory) {
+  auto backend = test::make_test_backend();
+  SHARDLM_REQUIRE_VULKAN(backend);
+  backend.reset();
+  for (int tp : {1, 2}) {
+    testing::TempDir d;
+    const std::string pack = pack_tiny(d, tp, false);
+    const std::string args =
+        "--pack " + pack + " --backend vulkan --prompt-len 8 --gen 3 --reps 1 --no-probe";
+    CliResult r = run_bench(args + " --json");
+    ASSERT_EQ(r.code, 0) << r.out;
+    const auto j = nlohmann::json::parse(r.out);
+    ASSERT_TRUE(j["device_memory_bytes"].is_number()) << r.out;
+    const Expected e = expected_bytes(pack);
+    EXPECT_GE(j["device_memory_bytes"].get<double>(), e.weights) << "tp " << tp;
+    r = run_bench(args);
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_NE(r.out.find("device memory            peak"), std::string::npos) << r.out;
+  }
+}
+#endif
 
 TEST(BenchCli, BadInputFailsClearly) {
   testing::TempDir d;

@@ -132,6 +132,10 @@ CudaBackend::~CudaBackend() {
   if (previous >= 0 && previous != device_) cudaSetDevice(previous);
 }
 
+uint64_t CudaBackend::device_bytes_peak() const {
+  return allocator_->peak_bytes();
+}
+
 const CudaBackendStats& CudaBackend::stats() const {
   stats_.budget_bytes = allocator_->budget_bytes();
   stats_.allocated_bytes = allocator_->used_bytes();

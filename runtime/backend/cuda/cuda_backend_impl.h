@@ -32,6 +32,7 @@ class CudaBackend final : public Backend {
   std::unique_ptr<DeviceBuffer> allocate(size_t bytes, MemoryKind kind) override;
   Tensor import_weight(const Tensor& host, std::unique_ptr<DeviceBuffer>& storage) override;
   bool uses_host_weights_in_place(DType) const override { return false; }
+  uint64_t device_bytes_peak() const override;
   void copy_from_host(const Tensor& dst, const void* src, size_t bytes) override;
   void copy_to_host(void* dst, const Tensor& src, size_t bytes) override;
   void synchronize() override;

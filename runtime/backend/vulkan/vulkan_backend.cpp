@@ -109,6 +109,7 @@ std::unique_ptr<DeviceBuffer> VulkanBackend::allocate(size_t bytes, MemoryKind k
   vk::Allocation* a = alloc.get();
   map_.add(a);
   device_bytes_ += bytes;
+  device_bytes_peak_ = std::max(device_bytes_peak_, device_bytes_);
   auto buf = std::make_unique<VulkanBuffer>(*this, std::move(alloc));
   if (kind == MemoryKind::kScratch && bytes > 0) {
     if (a->mapped() && stream_->idle()) {

@@ -76,6 +76,7 @@ class VulkanBackend final : public Backend {
   const std::map<std::string, uint64_t>& op_gpu_ns() const { return stream_->op_gpu_ns(); }
   size_t pipelines_created() const { return pipelines_->created(); }
   uint64_t device_bytes() const { return device_bytes_; }
+  uint64_t device_bytes_peak() const override { return device_bytes_peak_; }
 
   // Internal (VulkanBuffer): registers / releases an allocation.
   void release(vk::Allocation* a);
@@ -107,6 +108,7 @@ class VulkanBackend final : public Backend {
   std::unique_ptr<DeviceBuffer> attn_partial_;  // split-K attention partials, grown on demand
   std::vector<uint8_t> host_stage_;             // begin/end_host_access on non-mapped memory
   uint64_t device_bytes_ = 0;
+  uint64_t device_bytes_peak_ = 0;
 };
 
 std::unique_ptr<VulkanBackend> make_vulkan_backend(const VulkanOptions& options);
