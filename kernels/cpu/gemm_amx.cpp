@@ -1,8 +1,11 @@
 // AMX bf16 GEMM (see gemm_amx.h). Compiled with -mamx-tile -mamx-bf16 and AVX-512 flags.
-// Register blocking: 2 A tiles (32 weight rows) x 2 B tiles (32 tokens) -> 4 f32 C tiles.
-// Cache blocking: a group of kGroupRows weight rows (kGroupRows * n_in * 2 bytes, in L2) is
-// reused for every 32-token block; each token block's packed activations (n_split * 32 * n_in
-// * 2 bytes) are reused from L2 across the group's row pairs.
+// Register blocking: 3 A tiles (48 weight rows) x 1 B tile (16 tokens) -> 3 f32 C tiles, with B
+// double-buffered (row_blocks). Cache blocking: a group of weight rows (~1 MiB) is copied
+// into contiguous tiles once (pack_w_group) and reused from L2 for every 16-token block; each
+// token block's packed activations (n_split * 16 * n_in * 2 bytes) are reused from L1/L2
+// across the group's row blocks. Measured on one core (512 tokens, 3 splits): 1.35-1.55x the
+// tile throughput of the previous 2x2 register blocking with A tiles read in place
+// (docs/benchmarks.md).
 #include "kernels/cpu/gemm_amx.h"
 
 // GCC 12 reports -Wuninitialized inside its own AVX-512 intrinsics (the _mm512_undefined_*
@@ -21,8 +24,9 @@ namespace shardlm::cpu {
 
 namespace {
 
-constexpr int64_t kGroupRows = 128;
-constexpr size_t kTileBytes = 1024;  // 16 rows x 64 bytes
+constexpr int kBlocks = 3;                // 16-row weight blocks per register block
+constexpr int64_t kGroupBytes = 1 << 20;  // packed weight rows per group (L2, with x)
+constexpr size_t kTileBytes = 1024;       // 16 rows x 64 bytes
 
 // Byte offset of the B tile (token block tb, k block kb, split part p) in the packed
 // activations. The tiles one k step of a 32-token block pair needs (2 blocks x n_split parts)
@@ -40,7 +44,7 @@ struct TileConfig {
   uint8_t rows[16] = {};
 };
 
-// Tiles 0-3: C (f32 16x16), 4-5: A (16 rows x 32 bf16), 6-7: B (16 k pairs x 16 tokens x 2).
+// Tiles 0-2: C (f32 16x16), 3-5: A (16 rows x 32 bf16), 6-7: B (16 k pairs x 16 tokens x 2).
 void configure_tiles() {
   TileConfig cfg;
   for (int i = 0; i < 8; ++i) {
@@ -78,6 +82,95 @@ void store_tile(const float* c /* [16][16] */, int64_t t0, int64_t n_tokens, int
   const __m512 b = bias ? _mm512_loadu_ps(bias + o0) : _mm512_setzero_ps();
   for (int j = 0; j < 16 && t0 + j < n_tokens; ++j) {
     _mm512_storeu_ps(y + (t0 + j) * n_out + o0, _mm512_add_ps(r[j], b));
+  }
+}
+
+// Copies weight rows [g, g_end) into A tiles, ordered [16-row block][k block]: every tile is
+// 1 KiB contiguous, so a tile load reads 16 consecutive lines instead of 16 lines a row apart.
+//   w [n_out, n_in] bf16 -> wp [(g_end - g) / 16, n_in / 32, 16, 32] bf16
+void pack_w_group(const uint16_t* w, int64_t n_in, int64_t g, int64_t g_end, uint8_t* wp) {
+  const int64_t n_kb = n_in / 32;
+  for (int64_t o = g; o < g_end; ++o) {
+    const uint16_t* row = w + o * n_in;
+    uint8_t* dst = wp + ((o - g) / 16 * n_kb * 16 + (o - g) % 16) * 64;
+    for (int64_t kb = 0; kb < n_kb; ++kb) {
+      _mm512_store_si512(dst + kb * kTileBytes, _mm512_loadu_si512(row + kb * 32));
+    }
+  }
+}
+
+struct Operands {
+  const uint8_t* xb;  // packed activations (amx_pack_x)
+  int64_t n_tokens, n_kb;
+  int n_split;
+  int64_t n_out;
+  const float* bias;
+  float* y;
+};
+
+// C tile T += A tile 3 + T times B tile 6 or 7 (the tile intrinsics take literal numbers).
+template <int T>
+inline void tdp_into(int b) {
+  if constexpr (T == 0) {
+    if (b == 0) {
+      _tile_dpbf16ps(0, 3, 6);
+    } else {
+      _tile_dpbf16ps(0, 3, 7);
+    }
+  } else if constexpr (T == 1) {
+    if (b == 0) {
+      _tile_dpbf16ps(1, 4, 6);
+    } else {
+      _tile_dpbf16ps(1, 4, 7);
+    }
+  } else {
+    if (b == 0) {
+      _tile_dpbf16ps(2, 5, 6);
+    } else {
+      _tile_dpbf16ps(2, 5, 7);
+    }
+  }
+}
+
+// NB 16-row weight blocks x one 16-token block: NB C tiles, NB A tiles loaded once per k block
+// and used for every split part, and B double-buffered in tiles 6 and 7. AMX tiles are not
+// renamed, so a load into the tile the previous TDPBF16PS read must wait for it; alternating
+// the B tile lets the next part's load overlap the current part's products.
+//   wp: the blocks' packed tiles [NB][n_kb][16][32] bf16; rows [o, o + 16 NB), tokens of tb
+template <int NB>
+void row_blocks(const Operands& op, const uint8_t* wp, int64_t tb, int64_t o) {
+  _tile_zero(0);
+  if constexpr (NB > 1) _tile_zero(1);
+  if constexpr (NB > 2) _tile_zero(2);
+  const size_t block = static_cast<size_t>(op.n_kb) * kTileBytes;
+  int b = 0;
+  for (int64_t kb = 0; kb < op.n_kb; ++kb) {
+    const uint8_t* a = wp + kb * kTileBytes;
+    _tile_loadd(3, a, 64);
+    if constexpr (NB > 1) _tile_loadd(4, a + block, 64);
+    if constexpr (NB > 2) _tile_loadd(5, a + 2 * block, 64);
+    for (int p = 0; p < op.n_split; ++p, b ^= 1) {
+      const uint8_t* bt = op.xb + tile_offset(tb, kb, p, op.n_kb, op.n_split);
+      if (b == 0) {
+        _tile_loadd(6, bt, 64);
+      } else {
+        _tile_loadd(7, bt, 64);
+      }
+      tdp_into<0>(b);
+      if constexpr (NB > 1) tdp_into<1>(b);
+      if constexpr (NB > 2) tdp_into<2>(b);
+    }
+  }
+  alignas(64) float c[16 * 16];
+  _tile_stored(0, c, 64);
+  store_tile(c, tb * 16, op.n_tokens, o, op.n_out, op.bias, op.y);
+  if constexpr (NB > 1) {
+    _tile_stored(1, c, 64);
+    store_tile(c, tb * 16, op.n_tokens, o + 16, op.n_out, op.bias, op.y);
+  }
+  if constexpr (NB > 2) {
+    _tile_stored(2, c, 64);
+    store_tile(c, tb * 16, op.n_tokens, o + 32, op.n_out, op.bias, op.y);
   }
 }
 
@@ -122,53 +215,33 @@ void amx_pack_x(const float* x, int64_t n_tokens, int64_t n_in, int n_split, int
   }
 }
 
+size_t amx_packed_w_bytes(int64_t n_in) {
+  return static_cast<size_t>(amx_group_rows(n_in) * n_in) * 2;
+}
+
+int64_t amx_group_rows(int64_t n_in) {
+  const int64_t rows = kGroupBytes / (n_in * 2) / (16 * kBlocks) * (16 * kBlocks);
+  return rows > 16 * kBlocks ? rows : 16 * kBlocks;
+}
+
 void amx_gemm_rows(const uint16_t* xb, int64_t n_tokens, int64_t n_in, int n_split,
                    const uint16_t* w, int64_t n_out, const float* bias, float* y, int64_t o_begin,
-                   int64_t o_end) {
+                   int64_t o_end, uint8_t* wp) {
   configure_tiles();
   const int64_t n_kb = n_in / 32;
-  const int64_t n_tb = amx_token_blocks(n_tokens);
-  const size_t step = static_cast<size_t>(2 * n_split) * kTileBytes;  // one k block, 6 tiles
-  const uint8_t* xbb = reinterpret_cast<const uint8_t*>(xb);
-  const int64_t w_stride = n_in * 2;  // bytes per weight row
-  alignas(64) float c[4][16 * 16];
-  for (int64_t g = o_begin; g < o_end; g += kGroupRows) {
-    const int64_t g_end = g + kGroupRows < o_end ? g + kGroupRows : o_end;
-    for (int64_t tb = 0; tb < n_tb; tb += 2) {
-      for (int64_t o = g; o < g_end; o += 32) {
-        const bool two = o + 32 <= g_end;  // else a final block of 16 rows
-        _tile_zero(0);
-        _tile_zero(1);
-        _tile_zero(2);
-        _tile_zero(3);
-        const uint16_t* w0 = w + o * n_in;
-        const uint16_t* w1 = w0 + 16 * n_in;
-        const uint8_t* bk = xbb + tile_offset(tb, 0, 0, n_kb, n_split);
-        for (int64_t kb = 0; kb < n_kb; ++kb, bk += step) {
-          _tile_loadd(4, w0 + kb * 32, w_stride);
-          if (two) _tile_loadd(5, w1 + kb * 32, w_stride);
-          for (int p = 0; p < n_split; ++p) {
-            _tile_loadd(6, bk + (2 * p) * kTileBytes, 64);
-            _tile_loadd(7, bk + (2 * p + 1) * kTileBytes, 64);
-            _tile_dpbf16ps(0, 4, 6);
-            _tile_dpbf16ps(1, 4, 7);
-            if (two) {
-              _tile_dpbf16ps(2, 5, 6);
-              _tile_dpbf16ps(3, 5, 7);
-            }
-          }
-        }
-        _tile_stored(0, c[0], 64);
-        _tile_stored(1, c[1], 64);
-        store_tile(c[0], tb * 16, n_tokens, o, n_out, bias, y);
-        store_tile(c[1], tb * 16 + 16, n_tokens, o, n_out, bias, y);
-        if (two) {
-          _tile_stored(2, c[2], 64);
-          _tile_stored(3, c[3], 64);
-          store_tile(c[2], tb * 16, n_tokens, o + 16, n_out, bias, y);
-          store_tile(c[3], tb * 16 + 16, n_tokens, o + 16, n_out, bias, y);
-        }
+  const int64_t n_tb = (n_tokens + 15) / 16;  // blocks holding at least one real token
+  const int64_t group = amx_group_rows(n_in);
+  const Operands ops{reinterpret_cast<const uint8_t*>(xb), n_tokens, n_kb, n_split, n_out, bias, y};
+  for (int64_t g = o_begin; g < o_end; g += group) {
+    const int64_t g_end = g + group < o_end ? g + group : o_end;
+    pack_w_group(w, n_in, g, g_end, wp);
+    for (int64_t tb = 0; tb < n_tb; ++tb) {
+      int64_t o = g;
+      for (; o + 16 * kBlocks <= g_end; o += 16 * kBlocks) {
+        row_blocks<kBlocks>(ops, wp + (o - g) / 16 * n_kb * kTileBytes, tb, o);
       }
+      if (g_end - o == 32) row_blocks<2>(ops, wp + (o - g) / 16 * n_kb * kTileBytes, tb, o);
+      if (g_end - o == 16) row_blocks<1>(ops, wp + (o - g) / 16 * n_kb * kTileBytes, tb, o);
     }
   }
   _tile_release();

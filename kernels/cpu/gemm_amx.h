@@ -1,6 +1,7 @@
 // Prefill GEMM of bf16 weights on Intel AMX tiles (TDPBF16PS, f32 accumulation), used by
 // cpu::matmul when the ISA level is kAmx. Tiles compute C^T = W x^T: A tiles are 16 weight rows
-// x 32 k read straight from the mapped pack (no weight packing), B tiles hold the activations
+// x 32 k, copied group by group from the mapped pack into a per-thread scratch of contiguous
+// tiles (the pack itself is never modified or copied whole), B tiles hold the activations
 // transposed into AMX's pair-interleaved layout, packed once per call by amx_pack_x.
 // Precision: the f32 activations are split into `n_split` bf16 parts (hi, mid, lo). With 3
 // parts the split is exact (8 + 8 + 8 significant bits) and every product with a bf16 weight
@@ -30,11 +31,17 @@ size_t amx_packed_x_bytes(int64_t n_tokens, int64_t n_in, int n_split);
 void amx_pack_x(const float* x, int64_t n_tokens, int64_t n_in, int n_split, int64_t tb_begin,
                 int64_t tb_end, uint16_t* xb);
 
+// Weight rows amx_gemm_rows packs and reuses at a time (a multiple of 48), and the bytes of the
+// per-thread scratch that holds them (64-byte aligned).
+int64_t amx_group_rows(int64_t n_in);
+size_t amx_packed_w_bytes(int64_t n_in);
+
 // y[t, o] = sum_k x[t, k] w[o, k] (+ bias[o]) for o in [o_begin, o_end) (multiples of 16) and
 // every token. Configures and releases the calling thread's tiles.
-//   xb from amx_pack_x, w [n_out, n_in] bf16, bias [n_out] or null, y [n_tokens, n_out]
+//   xb from amx_pack_x, w [n_out, n_in] bf16, bias [n_out] or null, y [n_tokens, n_out],
+//   wp: this thread's scratch of amx_packed_w_bytes(n_in) bytes, 64-byte aligned
 void amx_gemm_rows(const uint16_t* xb, int64_t n_tokens, int64_t n_in, int n_split,
                    const uint16_t* w, int64_t n_out, const float* bias, float* y, int64_t o_begin,
-                   int64_t o_end);
+                   int64_t o_end, uint8_t* wp);
 
 }  // namespace shardlm::cpu

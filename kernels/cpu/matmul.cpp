@@ -69,18 +69,21 @@ void gemm_f32(const Context& ctx, const KernelTable& kt, const float* x, int64_t
 void gemm_amx(const Context& ctx, const float* x, int64_t n_tokens, int64_t n_in, const void* w,
               int64_t n_out, const float* bias, float* y) {
   const int n_split = std::clamp(ctx.amx_splits, 1, 3);
-  uint16_t* xb =
-      static_cast<uint16_t*>(ctx.workspace.get(amx_packed_x_bytes(n_tokens, n_in, n_split)));
+  const int64_t n_blocks = n_out / 16;
+  const int n_threads = static_cast<int>(std::min<int64_t>(ctx.pool.size(), n_blocks));
+  // Workspace: the packed activations, then one packed-weight group per thread.
+  const size_t x_bytes = amx_packed_x_bytes(n_tokens, n_in, n_split);
+  const size_t w_bytes = amx_packed_w_bytes(n_in);
+  uint8_t* ws = static_cast<uint8_t*>(ctx.workspace.get(x_bytes + n_threads * w_bytes));
+  uint16_t* xb = reinterpret_cast<uint16_t*>(ws);
   ctx.pool.parallel_for(amx_token_blocks(n_tokens), [&](int64_t begin, int64_t end) {
     amx_pack_x(x, n_tokens, n_in, n_split, begin, end, xb);
   });
-  const int64_t n_blocks = n_out / 16;
-  const int n_threads = static_cast<int>(std::min<int64_t>(ctx.pool.size(), n_blocks));
   ctx.pool.run(n_threads, [&](int thread, int nth) {
     const int64_t b0 = n_blocks * thread / nth, b1 = n_blocks * (thread + 1) / nth;
     if (b0 < b1) {
       amx_gemm_rows(xb, n_tokens, n_in, n_split, static_cast<const uint16_t*>(w), n_out, bias, y,
-                    b0 * 16, b1 * 16);
+                    b0 * 16, b1 * 16, ws + x_bytes + thread * w_bytes);
     }
   });
 }

@@ -103,6 +103,9 @@ TEST_P(KernelTest, MatmulRealShapes) {
     check_matmul(ctx_, {1, 1024, 96}, dt, false, per_term_tol(dt), 7);
     check_matmul(ctx_, {64, 1024, 96}, dt, true, per_term_tol(dt), 8);
     check_matmul(ctx_, {20, 3072, 32}, dt, false, per_term_tol(dt), 9);
+    // Several AMX weight groups (240 rows at n_in 2048) ending in 48 + 32 rows, and per-thread
+    // row ranges that are not multiples of 48.
+    check_matmul(ctx_, {37, 2048, 560}, dt, true, per_term_tol(dt), 10);
   }
 }
 
