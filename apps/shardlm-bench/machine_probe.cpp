@@ -276,6 +276,17 @@ Bandwidth measure_bandwidth(int n_threads, size_t total_mib, int reps) {
       });
       return static_cast<double>(n_total * sizeof(float)) / s / 1e9;
     });
+    // One core alone: how many reads a core keeps in flight bounds this, not the memory.
+    bw.read_one_thread_gbs = best_of(reps, [&] {
+      const double s = team_seconds(1, [&](int) {
+#ifdef SHARDLM_BENCH_X86
+        sink[0] = avx512 ? read_avx512(p, n_total) : read_generic(p, n_total);
+#else
+        sink[0] = read_generic(p, n_total);
+#endif
+      });
+      return static_cast<double>(n_total * sizeof(float)) / s / 1e9;
+    });
     // Copy: the first half of the buffer into the second half.
     const size_t half = n_total / 2 / static_cast<size_t>(n_threads);
     bw.copy_gbs = best_of(reps, [&] {

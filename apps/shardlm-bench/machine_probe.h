@@ -39,9 +39,10 @@ class TriadProbe {
 };
 
 struct Bandwidth {
-  double read_gbs = 0;   // every thread sums its slice of one buffer (bytes read)
-  double copy_gbs = 0;   // memcpy per thread slice (bytes read + bytes written)
-  double triad_gbs = 0;  // a = b + s * c with non-temporal stores (3 arrays' bytes)
+  double read_gbs = 0;             // every thread sums its slice of one buffer (bytes read)
+  double read_one_thread_gbs = 0;  // one thread sums the whole buffer: a core's read ceiling
+  double copy_gbs = 0;             // memcpy per thread slice (bytes read + bytes written)
+  double triad_gbs = 0;            // a = b + s * c with non-temporal stores (3 arrays' bytes)
   double best_gbs() const;
   std::string best_kind() const;
 };

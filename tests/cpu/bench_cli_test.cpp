@@ -109,6 +109,9 @@ TEST(BenchCli, JsonReportHasEveryFigureAndExactByteCounts) {
       EXPECT_GE(j["roofline_fraction_vs_weight_read"].get<double>() * (1 + 1e-9),
                 j["roofline_fraction"].get<double>());
       EXPECT_GT(j["peak_gflops"]["f32"].get<double>(), 0.0);
+      for (const char* key : {"read", "read_one_thread", "copy", "triad"}) {
+        EXPECT_GT(j["reference_bandwidth_gbs"][key].get<double>(), 0.0) << key;
+      }
 
       const Expected e = expected_bytes(pack);
       // Decode step j (1..5) attends 12 + j positions: the mean is 12 + 6 / 2 = 15.
