@@ -1,0 +1,73 @@
+// cpu-matmul-bench: times one cpu::matmul (the op the CPU backend runs for every linear layer)
+// on bf16 weights at a chosen shape, thread count and ISA level, cycling through fresh weight
+// copies so every call reads its weights from memory as a model's layers do. A benchmark, not a
+// test: it checks nothing (kernels_test.cpp compares the kernels to kernels/ref).
+//   build/bin/cpu-matmul-bench N_TOKENS N_IN N_OUT [THREADS] [ISA]
+//   e.g. build/bin/cpu-matmul-bench 512 1024 6144 2 amx   (Qwen3-0.6B gate/up, 512-token prefill)
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kernels/cpu/cpu_ops.h"
+#include "runtime/core/dtype.h"
+
+int main(int argc, char** argv) {
+  using namespace shardlm;
+  if (argc < 4) {
+    std::fprintf(stderr, "usage: cpu-matmul-bench N_TOKENS N_IN N_OUT [THREADS] [ISA]\n");
+    return 2;
+  }
+  const int64_t n_tokens = std::atoll(argv[1]), n_in = std::atoll(argv[2]),
+                n_out = std::atoll(argv[3]);
+  const int threads = argc > 4 ? std::atoi(argv[4]) : 1;
+  cpu::Isa cap = cpu::Isa::kAmx;
+  if (argc > 5) {
+    const auto parsed = cpu::parse_isa(argv[5]);
+    if (!parsed) {
+      std::fprintf(stderr, "cpu-matmul-bench: unknown ISA '%s' (scalar, avx2, avx512, amx)\n",
+                   argv[5]);
+      return 2;
+    }
+    cap = *parsed;
+  }
+  if (n_tokens <= 0 || n_in <= 0 || n_out <= 0 || threads <= 0) {
+    std::fprintf(stderr, "cpu-matmul-bench: sizes and THREADS must be positive\n");
+    return 2;
+  }
+  ThreadPool pool(threads);
+  cpu::Workspace ws;
+  const cpu::Context ctx{pool, cpu::detect_isa(cap), ws};
+
+  std::mt19937 rng(1);
+  std::uniform_real_distribution<float> u(-1, 1);
+  std::vector<float> x(static_cast<size_t>(n_tokens * n_in)),
+      y(static_cast<size_t>(n_tokens * n_out));
+  for (float& v : x) v = u(rng);
+  // Enough copies to exceed the last-level cache (at least 1 GiB of weights in all).
+  const size_t per = static_cast<size_t>(n_out * n_in);
+  const size_t copies = std::max<size_t>(2, (size_t{1} << 30) / (per * 2) + 1);
+  std::vector<uint16_t> w(per * copies);
+  for (uint16_t& v : w) v = f32_to_bf16(u(rng));
+
+  std::vector<double> ms;
+  for (size_t r = 0; r < std::max<size_t>(copies, 20); ++r) {
+    const auto t0 = std::chrono::steady_clock::now();
+    cpu::matmul(ctx, x.data(), n_tokens, n_in, w.data() + (r % copies) * per, DType::kBF16, n_out,
+                nullptr, y.data());
+    ms.push_back(
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
+  std::sort(ms.begin(), ms.end());
+  const double med = ms[ms.size() / 2];
+  std::printf(
+      "%lld x %lld -> %lld bf16, %d threads, isa %s: median %.3f ms (min %.3f) = %.0f "
+      "GFLOP/s over %zu calls\n",
+      static_cast<long long>(n_tokens), static_cast<long long>(n_in), static_cast<long long>(n_out),
+      threads, cpu::isa_name(ctx.isa), med, ms.front(),
+      2.0 * static_cast<double>(n_tokens * n_in * n_out) / med / 1e6, ms.size());
+  return 0;
+}
