@@ -18,6 +18,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "apps/common/cli_main.h"
 #include "apps/shardlm-bench/machine_probe.h"
 #include "apps/shardlm-bench/proc_mem.h"
 #include "apps/shardlm-bench/traffic.h"
@@ -411,16 +412,5 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const Error& e) {
-    std::fprintf(stderr, "shardlm-bench: error (%s): %s\n", status_name(e.code()), e.what());
-    return 2;
-  } catch (const po::error& e) {
-    std::fprintf(stderr, "shardlm-bench: %s (see --help)\n", e.what());
-    return 2;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "shardlm-bench: error: %s\n", e.what());
-    return 2;
-  }
+  return shardlm::apps::cli_main("shardlm-bench", run, argc, argv);
 }

@@ -8,6 +8,7 @@
 #include <iostream>
 #include <string>
 
+#include "apps/common/cli_main.h"
 #include "apps/shardlm-run/prompt_input.h"
 #include "runtime/core/status.h"
 #include "runtime/engine/engine.h"
@@ -54,7 +55,8 @@ int run(int argc, char** argv) {
       "print-ids", "print the generated ids on stdout")(
       "dump-logits", po::value(&dump_path), "write the prompt positions' logits as JSON")(
       "ignore-eos", "keep generating past end-of-sequence ids")(
-      "backend", po::value(&backend)->default_value("cpu"), "compute backend: cpu, cuda or vulkan (as built; see shardlm-run --help)")(
+      "backend", po::value(&backend)->default_value("cpu"),
+      "compute backend: cpu, cuda or vulkan (as built; see shardlm-run --help)")(
       "threads", po::value(&threads)->default_value(0), "compute threads in all (0 = all cores)")(
       "tp", po::value(&tp)->default_value(0), "expected tensor-parallel size (0 = the pack's)")(
       "max-seq", po::value(&max_seq)->default_value(0),
@@ -78,7 +80,8 @@ int run(int argc, char** argv) {
     const PackSet set = find_pack_set(pack_dir, tp);
     std::vector<int32_t> ids;  // an empty text is zero tokens, not an error, here
     if (!prompt.empty() || vm.count("add-special"))
-      ids = encode_prompt(*PackReader::open(set.rank_paths[0]), prompt, vm.count("add-special") > 0);
+      ids =
+          encode_prompt(*PackReader::open(set.rank_paths[0]), prompt, vm.count("add-special") > 0);
     for (size_t i = 0; i < ids.size(); ++i) std::printf("%s%d", i ? "," : "", ids[i]);
     std::printf("\n");
     return 0;
@@ -147,16 +150,5 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const Error& e) {
-    std::fprintf(stderr, "shardlm-run: error (%s): %s\n", status_name(e.code()), e.what());
-    return 2;
-  } catch (const po::error& e) {
-    std::fprintf(stderr, "shardlm-run: %s (see --help)\n", e.what());
-    return 2;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "shardlm-run: error: %s\n", e.what());
-    return 2;
-  }
+  return shardlm::apps::cli_main("shardlm-run", run, argc, argv);
 }
