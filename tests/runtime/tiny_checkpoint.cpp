@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/runtime/test_util.h"
+#include "tests/support/tiny_checkpoint.h"  // the safetensors serializer
 
 namespace shardlm::test {
 
@@ -100,8 +101,7 @@ void write_tiny_checkpoint(const TinyModelSpec& s, const std::string& dir) {
   tensors.push_back({"model.norm.weight", {E}});
   if (!s.tie_word_embeddings) tensors.push_back({"lm_head.weight", {s.n_vocab, E}});
 
-  nlohmann::json header = nlohmann::json::object();
-  std::vector<uint8_t> data;
+  std::vector<testing::RawTensor> raw;
   uint64_t seed = s.seed * 1000;
   for (const auto& [name, shape] : tensors) {
     int64_t n = 1;
@@ -111,19 +111,9 @@ void write_tiny_checkpoint(const TinyModelSpec& s, const std::string& dir) {
     if (is_norm) {
       for (float& x : v) x += 1.0f;
     }
-    const std::vector<uint8_t> bytes = encode(v, s.dtype);
-    header[name] = {{"dtype", s.dtype == DType::kBF16 ? "BF16" : "F32"},
-                    {"shape", shape},
-                    {"data_offsets", {data.size(), data.size() + bytes.size()}}};
-    data.insert(data.end(), bytes.begin(), bytes.end());
+    raw.push_back({name, s.dtype == DType::kBF16 ? "BF16" : "F32", shape, encode(v, s.dtype)});
   }
-  std::string h = header.dump();
-  while (h.size() % 8) h += ' ';
-  std::ofstream f(dir + "/model.safetensors", std::ios::binary);
-  const uint64_t hlen = h.size();
-  f.write(reinterpret_cast<const char*>(&hlen), 8);
-  f.write(h.data(), static_cast<std::streamsize>(h.size()));
-  f.write(reinterpret_cast<const char*>(data.data()), static_cast<std::streamsize>(data.size()));
+  testing::write_file(dir + "/model.safetensors", testing::safetensors_bytes(raw));
 }
 
 }  // namespace shardlm::test
