@@ -20,7 +20,7 @@ Examples:
   python3 tools/make_random_checkpoint.py --shape qwen3-0.6b --dtype bf16 --out /tmp/qwen3-0.6b-random
   python3 tools/make_random_checkpoint.py --shape llama3-8b --dtype bf16 --shards 4 --out /tmp/l3
   python3 tools/make_random_checkpoint.py --shape qwen3-0.6b --num-layers 2 --out /tmp/q2 \
-      --tokenizer ../shared/testdata/tokenizer/qwen3
+      --tokenizer tests/data/tokenizer/qwen3
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-// llama.cpp tokenizer vectors (../shared/testdata/tokenizer/llamacpp) and the mistral-common v1
-// chat encoding, against the tokenizers that produced them (see testdata SOURCES.md).
+// llama.cpp tokenizer vectors (tests/data/tokenizer/llamacpp) and the mistral-common v1 chat
+// encoding, against the tokenizers that produced them (see tests/data/tokenizer/SOURCES.md).
 // llama-bpe is not tested: its tokenizer (Meta-Llama-3-8B) is not in the test data.
 #include <gtest/gtest.h>
 

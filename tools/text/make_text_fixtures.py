@@ -9,7 +9,7 @@ Writes (committed; the C++ tests read them, no Python needed at test time):
                                             with pipeline parts replaced (Metaspace, GPT-2
                                             ByteLevel regex, Split behaviors, Strip, NFKC, ...)
 
-Tokenizers (from ../shared/testdata/tokenizer, see its SOURCES.md):
+Tokenizers (from tests/data/tokenizer, see its SOURCES.md):
   qwen3      qwen3/tokenizer.json + tokenizer_config.json          (AutoTokenizer)
   qwen2.5    qwen2.5/vocab.json + merges.txt + tokenizer_config.json (AutoTokenizer)
   llama2     llama2/tokenizer.json + tokenizer_config.json          (AutoTokenizer)
@@ -31,7 +31,7 @@ import transformers
 from transformers import AutoTokenizer
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TESTDATA = os.path.join(REPO, "..", "shared", "testdata", "tokenizer")
+TESTDATA = os.path.join(REPO, "tests", "data", "tokenizer")
 OUT = os.path.join(REPO, "tests", "fixtures", "text")
 
 
