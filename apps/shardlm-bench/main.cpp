@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "apps/common/cli_main.h"
+#include "apps/shardlm-bench/concurrency.h"
 #include "apps/shardlm-bench/machine_probe.h"
 #include "apps/shardlm-bench/proc_mem.h"
 #include "apps/shardlm-bench/traffic.h"
@@ -155,7 +156,15 @@ int run(int argc, char** argv) {
       "seed", po::value(&o.seed)->default_value(1), "seed of the random prompt")(
       "bw-mib", po::value(&o.bw_mib)->default_value(1024), "bandwidth probe footprint (MiB)")(
       "no-probe", "skip the bandwidth and peak-FLOP probes (no roofline fractions)")(
-      "json", "print one JSON object instead of the table");
+      "json", "print one JSON object instead of the table")(
+      "concurrency", po::value<int64_t>(),
+      "N sequences through the step engine's scheduler at once vs one alone (concurrency.h)")(
+      "shared-prefix", po::value<int64_t>()->default_value(0),
+      "--concurrency: leading prompt tokens common to every sequence")(
+      "kv-dtype", po::value<std::string>()->default_value("bf16"),
+      "--concurrency: paged KV element type bf16 | f16 | f32")(
+      "block-size", po::value<int64_t>()->default_value(16), "--concurrency: tokens per KV block")(
+      "deterministic", "--concurrency: batch-invariant CPU kernels");
   po::variables_map vm;
   po::store(po::parse_command_line(argc, argv, desc), vm);
   if (vm.count("help")) {
@@ -165,6 +174,27 @@ int run(int argc, char** argv) {
   po::notify(vm);
   o.json = vm.count("json") > 0;
   o.probe = vm.count("no-probe") == 0;
+  if (vm.count("concurrency")) {
+    bench::ConcurrencyOptions c;
+    c.pack_dir = o.pack_dir;
+    c.backend = o.backend;
+    c.tp = o.tp;
+    c.threads = o.threads;
+    c.reps = o.reps;
+    c.warmup = o.warmup;
+    c.concurrency = vm["concurrency"].as<int64_t>();
+    c.prompt_len = o.prompt_len;
+    c.gen = o.gen;
+    c.shared_prefix = vm["shared-prefix"].as<int64_t>();
+    c.ubatch = o.ubatch;
+    c.kv_dtype = vm["kv-dtype"].as<std::string>();
+    c.block_size = vm["block-size"].as<int64_t>();
+    c.seed = o.seed;
+    c.json = o.json;
+    c.deterministic = vm.count("deterministic") > 0;
+    bench::run_concurrency(c);
+    return 0;
+  }
   if (o.prompt_len < 1 || o.gen < 2) {
     fail(StatusCode::kInvalidArg, "--prompt-len must be >= 1 and --gen >= 2 (decode needs a step)");
   }

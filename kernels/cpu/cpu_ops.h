@@ -12,6 +12,7 @@
 #include <cstdint>
 
 #include "kernels/cpu/isa.h"
+#include "kernels/ref/paged_kv.h"
 #include "runtime/core/aligned_buffer.h"
 #include "runtime/core/dtype.h"
 #include "runtime/core/thread_pool.h"
@@ -66,6 +67,25 @@ void attention(const Context& ctx, const float* q, const float* k, const float* 
                const int32_t* pos, int64_t n_tokens, int64_t n_kv, int64_t n_head,
                int64_t n_head_kv, int64_t head_dim, int64_t sliding_window, float scale,
                float* out);
+
+// ---- Paged KV cache (the step engine; layout in kernels/ref/paged_kv.h) ----
+
+// Writes token t's K and V rows into the pools at slot slots[t] (< 0: skipped), converted
+// f32 -> kv_dtype with round to nearest even (bit-identical to dtype.h).
+//   k, v [n_tokens, n_head_kv, head_dim], slots [n_tokens],
+//   k_pool, v_pool [n_slots, n_head_kv, head_dim] (kv_dtype)
+void store_kv(const Context& ctx, const float* k, const float* v, const int64_t* slots,
+              int64_t n_tokens, int64_t n_head_kv, int64_t head_dim, DType kv_dtype, void* k_pool,
+              void* v_pool);
+
+// Causal attention of a whole step, each query against its own sequence's keys read through
+// the block table (see kernels/ref and paged_attention.cpp). deterministic = true: each output
+// row is the same bits whatever else is in the step (other sequences, prefill chunking) and
+// whatever the thread count, at some speed cost (paged_attention.cpp).
+//   q [layout.n_tokens, n_head, kv.head_dim], out [layout.n_tokens, n_head * kv.head_dim]
+void paged_attention(const Context& ctx, const float* q, int64_t n_head, const PagedKvView& kv,
+                     const StepLayoutView& layout, int64_t sliding_window, float scale,
+                     bool deterministic, float* out);
 
 // out = silu(gate) * up.   gate_up [n_tokens, 2 * n_ff], out [n_tokens, n_ff]
 void swiglu(const Context& ctx, const float* gate_up, int64_t n_tokens, int64_t n_ff, float* out);

@@ -509,9 +509,40 @@ void rms_norm_row(const float* x, const float* w, int64_t n, float eps, float* o
   }
 }
 
+// Full vectors unmasked (masked stores are slow on some cores, e.g. AMD Zen 4), the tail masked;
+// long runs (paged KV blocks) stream with the GEMV's software prefetch.
 void widen(const void* src, DType dtype, int64_t n, float* dst) {
-  for (int64_t i = 0; i < n; i += 16)
-    _mm512_mask_storeu_ps(dst + i, tail_mask16(n - i), load16(src, dtype, i, n));
+  int64_t i = 0;
+  switch (dtype) {
+    case DType::kBF16: {
+      const uint16_t* h = static_cast<const uint16_t*>(src);
+      for (; i + 16 <= n; i += 16) {
+        prefetch_ahead(h + i);
+        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(h + i));
+        _mm512_storeu_ps(dst + i,
+                         _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(v), 16)));
+      }
+      break;
+    }
+    case DType::kF16: {
+      const uint16_t* h = static_cast<const uint16_t*>(src);
+      for (; i + 16 <= n; i += 16) {
+        prefetch_ahead(h + i);
+        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(h + i));
+        _mm512_storeu_ps(dst + i, _mm512_cvtph_ps(v));
+      }
+      break;
+    }
+    case DType::kF32: {
+      const float* f = static_cast<const float*>(src);
+      for (; i + 16 <= n; i += 16) {
+        prefetch_ahead(f + i);
+        _mm512_storeu_ps(dst + i, _mm512_loadu_ps(f + i));
+      }
+      break;
+    }
+  }
+  if (i < n) _mm512_mask_storeu_ps(dst + i, tail_mask16(n - i), load16(src, dtype, i, n));
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // Naive scalar implementations of kernels/ref/ref_ops.h.
 #include "kernels/ref/ref_ops.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -137,6 +138,90 @@ int64_t argmax(const float* x, int64_t n) {
     if (x[i] > x[best]) best = i;
   }
   return best;
+}
+
+void store_kv(const float* k, const float* v, const int64_t* slots, int64_t n_tokens,
+              int64_t n_head_kv, int64_t head_dim, DType kv_dtype, void* k_pool, void* v_pool) {
+  const int64_t row = n_head_kv * head_dim;
+  auto put = [&](void* pool, int64_t i, float x) {
+    switch (kv_dtype) {
+      case DType::kF32:
+        static_cast<float*>(pool)[i] = x;
+        break;
+      case DType::kF16:
+        static_cast<uint16_t*>(pool)[i] = f32_to_f16(x);
+        break;
+      case DType::kBF16:
+        static_cast<uint16_t*>(pool)[i] = f32_to_bf16(x);
+        break;
+    }
+  };
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    if (slots[t] < 0) continue;
+    for (int64_t i = 0; i < row; ++i) {
+      put(k_pool, slots[t] * row + i, k[t * row + i]);
+      put(v_pool, slots[t] * row + i, v[t * row + i]);
+    }
+  }
+}
+
+void paged_attention(const float* q, int64_t n_head, const PagedKvView& kv,
+                     const StepLayoutView& layout, int64_t sliding_window, float scale,
+                     bool /*deterministic*/, float* out) {
+  const int64_t hd = kv.head_dim, n_head_kv = kv.n_head_kv, group = n_head / n_head_kv;
+  std::vector<double> score;
+  for (int64_t s = 0; s < layout.n_seqs; ++s) {
+    const int32_t* bt = layout.block_table + s * layout.max_blocks;
+    auto elem = [&](int64_t j, int64_t kvh, int64_t i) {  // element of position j's row
+      const int64_t slot =
+          static_cast<int64_t>(bt[j / kv.block_size]) * kv.block_size + j % kv.block_size;
+      return (slot * n_head_kv + kvh) * hd + i;
+    };
+    for (int64_t t = layout.seq_starts[s]; t < layout.seq_starts[s + 1]; ++t) {
+      const int64_t p = layout.pos[t];
+      const int64_t lo = sliding_window > 0 ? std::max<int64_t>(0, p - sliding_window + 1) : 0;
+      score.assign(static_cast<size_t>(p - lo + 1), 0.0);
+      for (int64_t h = 0; h < n_head; ++h) {
+        const int64_t kvh = h / group;
+        const float* qv = q + (t * n_head + h) * hd;
+        double max_s = -std::numeric_limits<double>::infinity();
+        for (int64_t j = lo; j <= p; ++j) {
+          double d = 0;
+          for (int64_t i = 0; i < hd; ++i) {
+            d += static_cast<double>(qv[i]) * load_weight(kv.k, kv.dtype, elem(j, kvh, i));
+          }
+          score[j - lo] = d * scale;
+          max_s = std::max(max_s, score[j - lo]);
+        }
+        double sum = 0;
+        for (double& x : score) {
+          x = std::exp(x - max_s);
+          sum += x;
+        }
+        float* o = out + (t * n_head + h) * hd;
+        for (int64_t i = 0; i < hd; ++i) {
+          double acc = 0;
+          for (int64_t j = lo; j <= p; ++j) {
+            acc += score[j - lo] * load_weight(kv.v, kv.dtype, elem(j, kvh, i));
+          }
+          o[i] = static_cast<float>(acc / sum);
+        }
+      }
+    }
+  }
+}
+
+void gather_kv(const PagedKvView& kv, const int32_t* block_table_row, int64_t n_pos, float* k,
+               float* v) {
+  const int64_t row = kv.n_head_kv * kv.head_dim;
+  for (int64_t j = 0; j < n_pos; ++j) {
+    const int64_t slot = static_cast<int64_t>(block_table_row[j / kv.block_size]) * kv.block_size +
+                         j % kv.block_size;
+    for (int64_t i = 0; i < row; ++i) {
+      k[j * row + i] = load_weight(kv.k, kv.dtype, slot * row + i);
+      v[j * row + i] = load_weight(kv.v, kv.dtype, slot * row + i);
+    }
+  }
 }
 
 }  // namespace shardlm::ref

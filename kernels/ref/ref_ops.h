@@ -7,6 +7,7 @@
 
 #include <cstdint>
 
+#include "kernels/ref/paged_kv.h"
 #include "runtime/core/dtype.h"
 
 namespace shardlm::ref {
@@ -73,5 +74,33 @@ void copy_columns(const float* src, int64_t n_rows, int64_t n_src_cols, int64_t 
 
 // Index of the largest element (the first one on ties).   x [n]
 int64_t argmax(const float* x, int64_t n);
+
+// ---- Paged KV cache (the step engine; layout in kernels/ref/paged_kv.h) ----
+
+// Writes token t's K and V rows into the pools at slot slots[t], converted f32 -> kv_dtype
+// (round to nearest even, as dtype.h). slots[t] < 0: token t is skipped.
+//   k, v           [n_tokens, n_head_kv, head_dim]
+//   slots          [n_tokens]
+//   k_pool, v_pool [n_slots, n_head_kv, head_dim]  (kv_dtype)
+void store_kv(const float* k, const float* v, const int64_t* slots, int64_t n_tokens,
+              int64_t n_head_kv, int64_t head_dim, DType kv_dtype, void* k_pool, void* v_pool);
+
+// Causal attention of a whole step: query token t of sequence s attends the keys of s at
+// positions j <= pos[t] (and pos[t] - j < sliding_window when > 0), read through s's block
+// table from pools of kv.dtype (widened exactly). GQA: query head h reads kv head
+// h / (n_head / kv.n_head_kv). `deterministic` is accepted for signature parity and ignored:
+// this loop computes every row the same way whatever else is in the step.
+//   q   [layout.n_tokens, n_head, kv.head_dim]
+//   out [layout.n_tokens, n_head * kv.head_dim]
+void paged_attention(const float* q, int64_t n_head, const PagedKvView& kv,
+                     const StepLayoutView& layout, int64_t sliding_window, float scale,
+                     bool deterministic, float* out);
+
+// Test helper: positions [0, n_pos) of one sequence, gathered through its block table and
+// widened to f32 rows (row j = position j, the layout ref::attention reads).
+//   block_table_row [>= ceil(n_pos / kv.block_size)]
+//   k, v            [n_pos, kv.n_head_kv, kv.head_dim]
+void gather_kv(const PagedKvView& kv, const int32_t* block_table_row, int64_t n_pos, float* k,
+               float* v);
 
 }  // namespace shardlm::ref

@@ -23,6 +23,18 @@ std::unique_ptr<Communicator> Backend::make_communicator(ThreadGroup&, int) {
 void Backend::begin_forward(int64_t) {}
 void Backend::end_forward() {}
 
+void Backend::store_kv(const Tensor&, const Tensor&, std::span<const int64_t>, const Tensor&,
+                       const Tensor&) {
+  fail(StatusCode::kUnsupported,
+       std::string("the ") + name() + " backend has no paged KV cache yet; use --backend cpu");
+}
+
+void Backend::paged_attention(const Tensor&, const Tensor&, const Tensor&, const StepLayout&,
+                              int64_t, float, const Tensor&) {
+  fail(StatusCode::kUnsupported,
+       std::string("the ") + name() + " backend has no paged attention yet; use --backend cpu");
+}
+
 Backend::MaxElement Backend::max_element(const Tensor& x) {
   if (x.dtype != DType::kF32 || x.data == nullptr) {
     fail(StatusCode::kInternal, std::string(name()) +

@@ -44,6 +44,19 @@ struct BackendOptions {
   // nonzero the backend refuses up front, with both numbers, if they do not fit the device.
   double mem_fraction = 0;
   uint64_t planned_bytes = 0;
+  // Ops whose result for one token row must not depend on what else is in the step (other
+  // sequences, chunking) or on the thread count: bit-identical logits per sequence. CPU only.
+  bool deterministic = false;
+};
+
+// Where a step's tokens sit in their sequences, as the paged-attention op reads it (host arrays,
+// views into a StepInput; see runtime/model/step_input.h).
+struct StepLayout {
+  std::span<const int32_t> positions;    // [n_tokens]
+  std::span<const int32_t> seq_starts;   // [n_seqs + 1]
+  std::span<const int32_t> block_table;  // [n_seqs, max_blocks], -1 padded
+  int64_t max_blocks = 0;
+  int64_t block_size = 0;
 };
 
 class Backend {
@@ -115,6 +128,22 @@ class Backend {
   virtual void attention(const Tensor& q, const Tensor& k, const Tensor& v,
                          std::span<const int32_t> pos, int64_t sliding_window, float scale,
                          const Tensor& out) = 0;
+  // ---- Paged KV (the step engine). Defaults throw Error(kUnsupported) naming the backend ----
+
+  // Writes each token's K and V rows into the pools at its slot (slot < 0: skipped), converted
+  // to the pools' dtype (f32, f16 or bf16).
+  //   k, v [n_tokens, n_head_kv, head_dim] f32, slots [n_tokens] (host),
+  //   k_pool, v_pool [n_slots, n_head_kv, head_dim]
+  virtual void store_kv(const Tensor& k, const Tensor& v, std::span<const int64_t> slots,
+                        const Tensor& k_pool, const Tensor& v_pool);
+  // Causal attention of a step's queries, each against its own sequence's keys at positions
+  // <= its position (and inside the sliding window when > 0), read through the block table.
+  //   q [n_tokens, n_head, head_dim], k_pool/v_pool [n_slots, n_head_kv, head_dim],
+  //   out [n_tokens, n_head * head_dim]
+  virtual void paged_attention(const Tensor& q, const Tensor& k_pool, const Tensor& v_pool,
+                               const StepLayout& layout, int64_t sliding_window, float scale,
+                               const Tensor& out);
+
   // gate_up [n_tokens, 2 * n_ff], out [n_tokens, n_ff]
   virtual void swiglu(const Tensor& gate_up, const Tensor& out) = 0;
   // y += x.   y, x: same shape

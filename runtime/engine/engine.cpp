@@ -24,7 +24,8 @@ struct Engine::Rank {
   std::unique_ptr<Backend> backend;
   std::unique_ptr<Communicator> comm;
   std::unique_ptr<Transformer> model;
-  std::vector<float> host_logits;  // this rank's logits on the host
+  std::unique_ptr<KvPool> kv_pool;  // the step engine's paged KV (EngineOptions::kv_blocks)
+  std::vector<float> host_logits;   // this rank's logits on the host
 };
 
 namespace {
@@ -55,6 +56,11 @@ Engine::Engine(const EngineOptions& options) : options_(options) {
   threads_per_rank_ = std::max(1, total / tp);
   if (options.max_batch_tokens <= 0) {
     fail(StatusCode::kInvalidArg, "max_batch_tokens must be positive");
+  }
+  if (options.kv_blocks < 0 || options.block_size <= 0 || options.block_size > 4096) {
+    fail(StatusCode::kInvalidArg, "kv_blocks (" + std::to_string(options.kv_blocks) +
+                                      ") must be >= 0 and block_size (" +
+                                      std::to_string(options.block_size) + ") in 1..4096");
   }
 
   group_ = std::make_unique<ThreadGroup>(tp);
@@ -93,6 +99,8 @@ Engine::Engine(const EngineOptions& options) : options_(options) {
   po.mem_fraction = options.mem_fraction;
   po.max_seq = max_seq_;
   po.max_batch_tokens = chunk_;
+  // The paged pool's dtype when there is one, else the per-sequence caches' f32.
+  po.kv_dtype = options.kv_blocks > 0 ? options.kv_dtype : DType::kF32;
   plans_ = plan_for_device(packs, po);
   if (options.check_memory_plan) {
     for (size_t r = 0; r < plans_.size(); ++r) {
@@ -109,15 +117,23 @@ Engine::Engine(const EngineOptions& options) : options_(options) {
     bo.rank = R.rank;  // device backends: rank r on device r (modulo the device count)
     bo.n_ranks = tp;
     bo.devices = options.devices;
+    bo.deterministic = options.deterministic;
     const MemoryPlan& plan = plans_[static_cast<size_t>(R.rank)];
     bo.mem_fraction = plan.mem_fraction;  // device backends hold their allocations to it
+    const int64_t kv_tokens =
+        options.kv_blocks > 0 ? options.kv_blocks * options.block_size : max_seq_;
     bo.planned_bytes = plan.weight_bytes + plan.workspace_bytes + plan.reserve_bytes +
-                       plan.kv_bytes_per_token * static_cast<uint64_t>(max_seq_);
+                       plan.kv_bytes_per_token * static_cast<uint64_t>(kv_tokens);
     R.backend = registry.create(options.backend, bo);
     // Device backends bring their own communicator (NCCL, ...); host backends use the group's.
     R.comm = R.backend->make_communicator(*group_, R.rank);
     if (!R.comm) R.comm = tp == 1 ? make_single_communicator() : group_->communicator(R.rank);
     R.model = std::make_unique<Transformer>(*R.pack, *R.backend, *R.comm, chunk_);
+    if (options.kv_blocks > 0) {
+      R.kv_pool = std::make_unique<KvPool>(
+          *R.backend, R.model->kv_pool_shape(options.kv_blocks, options.block_size,
+                                             options.kv_dtype));
+    }
   });
   if (options.default_sequence) default_seq_ = new_sequence_locked();
 }
@@ -336,6 +352,88 @@ int32_t Engine::eval_argmax_locked(EngineSequence& seq, std::span<const int32_t>
   });
   seq.n_past_ += n;
   return result;
+}
+
+StepLimits Engine::step_limits() const {
+  StepLimits l;
+  l.max_tokens = chunk_;
+  l.n_vocab = config().n_vocab;
+  l.n_blocks = options_.kv_blocks;
+  l.block_size = options_.block_size;
+  l.max_position = max_seq_;
+  return l;
+}
+
+const KvPoolShape& Engine::kv_pool_shape() const {
+  if (!ranks_[0]->kv_pool) {
+    fail(StatusCode::kInvalidArg, "this engine has no paged KV pool (EngineOptions::kv_blocks)");
+  }
+  return ranks_[0]->kv_pool->shape();
+}
+
+StepOutput Engine::execute_step(const StepInput& step, bool gather_logits) {
+  std::lock_guard<std::mutex> lock(mu_);
+  check_usable();
+  kv_pool_shape();  // throws without a pool
+  validate(step, step_limits());
+  const int64_t n_out = step.n_logits();
+  const int64_t n_vocab = config().n_vocab;
+  StepOutput out;
+  out.argmax.assign(static_cast<size_t>(n_out), -1);
+  if (gather_logits) out.logits.resize(static_cast<size_t>(n_out * n_vocab));
+  struct Best {
+    float value;
+    int32_t id;
+  };
+  run_ranks([&](Rank& R) {
+    R.backend->begin_forward(step.n_tokens());
+    const Tensor logits = R.model->step(step, *R.kv_pool);
+    R.backend->end_forward();
+    if (n_out == 0) return;
+    const ParallelLayout& p = R.model->layout();
+    if (gather_logits) {
+      R.host_logits.resize(static_cast<size_t>(n_out * p.n_vocab_local));
+      R.backend->copy_to_host(R.host_logits.data(), logits, R.host_logits.size() * sizeof(float));
+      std::vector<float> gathered(static_cast<size_t>(n_out * n_vocab));
+      R.comm->all_gather(R.host_logits.data(), R.host_logits.size() * sizeof(float),
+                         gathered.data(), gathered.size() * sizeof(float));
+      if (R.rank != 0) return;
+      const float* src = gathered.data();
+      for (int r = 0; r < tp_size(); ++r) {
+        const ParallelLayout& pr = ranks_[static_cast<size_t>(r)]->model->layout();
+        for (int64_t t = 0; t < n_out; ++t) {
+          std::memcpy(out.logits.data() + t * n_vocab + pr.vocab_start, src + t * pr.n_vocab_local,
+                      static_cast<size_t>(pr.n_vocab_local) * sizeof(float));
+        }
+        src += n_out * pr.n_vocab_local;
+      }
+      for (int64_t t = 0; t < n_out; ++t) {
+        const float* row = out.logits.data() + t * n_vocab;
+        out.argmax[static_cast<size_t>(t)] =
+            static_cast<int32_t>(std::max_element(row, row + n_vocab) - row);
+      }
+      return;
+    }
+    // Distributed argmax per row: each rank's best (value, id), the lowest id on ties.
+    std::vector<Best> mine(static_cast<size_t>(n_out));
+    for (int64_t t = 0; t < n_out; ++t) {
+      const Backend::MaxElement m = R.backend->max_element(logits.slice_rows(t, 1));
+      mine[static_cast<size_t>(t)] = {m.value, static_cast<int32_t>(p.vocab_start + m.index)};
+    }
+    std::vector<Best> all(static_cast<size_t>(n_out * R.comm->size()));
+    R.comm->all_gather(mine.data(), mine.size() * sizeof(Best), all.data(),
+                       all.size() * sizeof(Best));
+    if (R.rank != 0) return;
+    for (int64_t t = 0; t < n_out; ++t) {
+      Best best{-INFINITY, -1};
+      for (int r = 0; r < R.comm->size(); ++r) {  // rank order = id order
+        const Best& b = all[static_cast<size_t>(r * n_out + t)];
+        if (b.id >= 0 && (best.id < 0 || b.value > best.value)) best = b;
+      }
+      out.argmax[static_cast<size_t>(t)] = best.id;
+    }
+  });
+  return out;
 }
 
 void Engine::seq_rm(int64_t pos) {

@@ -22,6 +22,8 @@
 #include <vector>
 
 #include "formats/pack_reader.h"
+#include "runtime/model/kv_pool.h"
+#include "runtime/model/step_input.h"
 
 namespace shardlm {
 
@@ -40,6 +42,19 @@ struct EngineOptions {
   double mem_fraction = 0;         // memory-plan fraction on this device; 0 = the pack's
   bool check_memory_plan = false;  // refuse with Error(kOom) when the recomputed plan does not fit
   bool default_sequence = true;    // allocate the default sequence's KV cache
+  // The paged KV pool of the step engine (execute_step): blocks per rank (0 = no pool), tokens
+  // per block and element type. Allocated once here, never per sequence.
+  int64_t kv_blocks = 0;
+  int64_t block_size = 16;
+  DType kv_dtype = DType::kBF16;
+  // CPU: a sequence's logits do not depend on what it is batched with (BackendOptions).
+  bool deterministic = false;
+};
+
+// What one step returns to the driver, for each of its logits_rows in order.
+struct StepOutput {
+  std::vector<int32_t> argmax;  // [n_logits] greedy id of each row (ties: lowest id)
+  std::vector<float> logits;    // [n_logits, n_vocab] when gathered, else empty
 };
 
 class Engine;
@@ -98,6 +113,14 @@ class Engine {
   // across ranks without gathering the logits.
   int32_t eval_argmax(std::span<const int32_t> ids);
   int32_t eval_argmax(EngineSequence& seq, std::span<const int32_t> ids);
+  // The step engine's entry: runs `step` on every rank against the paged KV pool (kv_blocks
+  // must be > 0) and returns the argmax of every logits row, and the rows' full logits when
+  // `gather_logits`. Throws Error(kInvalidArg) for a malformed step (validate()), before any
+  // rank runs. Not thread-safe against itself: one driver calls it.
+  StepOutput execute_step(const StepInput& step, bool gather_logits);
+  StepLimits step_limits() const;
+  const KvPoolShape& kv_pool_shape() const;  // rank 0's (the others differ only when kv heads do)
+
   // Forgets the sequence (positions >= pos; 0 = all).
   void seq_rm(int64_t pos = 0);
   void seq_rm(EngineSequence& seq, int64_t pos);

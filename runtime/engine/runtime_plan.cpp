@@ -40,7 +40,7 @@ std::vector<MemoryPlan> plan_for_device(const std::vector<const PackReader*>& ra
     o.max_seq = options.max_seq;
     o.max_batch = 1;
     o.max_batch_tokens = options.max_batch_tokens;
-    o.kv_dtype = DType::kF32;  // the engine's KV cache (kv_cache.h)
+    o.kv_dtype = options.kv_dtype;
     o.reserve_bytes = packed.reserve_bytes;
     uint64_t weights = 0;
     for (const PackTensor& t : pack->tensors()) weights += t.nbytes;

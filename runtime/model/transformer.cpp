@@ -40,6 +40,8 @@ Transformer::Transformer(const PackReader& pack, Backend& backend, Communicator&
   h_ = alloc({T, E});
   qkv_ = alloc({T, q_dim_local_ + 2 * kv_dim_local_});
   q_ = alloc({T, layout_.n_head_local, D});
+  k_new_ = alloc({T, layout_.n_head_kv_local, D});
+  v_new_ = alloc({T, layout_.n_head_kv_local, D});
   attn_ = alloc({T, q_dim_local_});
   proj_ = alloc({T, E});
   gate_up_ = alloc({T, 2 * layout_.n_ff_local});
@@ -85,6 +87,90 @@ void Transformer::attention_block(int64_t l, int64_t n, std::span<const int32_t>
   backend_.matmul(rows(attn_, n), L.wo, L.bo, rows(proj_, n));
   comm_.all_reduce_sum(proj_.as<float>(), n * config_.n_embd);
   backend_.add(rows(x_, n), rows(proj_, n));
+}
+
+KvPoolShape Transformer::kv_pool_shape(int64_t n_blocks, int64_t block_size,
+                                       DType kv_dtype) const {
+  KvPoolShape s;
+  s.n_layer = config_.n_layer;
+  s.n_blocks = n_blocks;
+  s.block_size = block_size;
+  s.n_head_kv_local = layout_.n_head_kv_local;
+  s.head_dim = config_.head_dim;
+  s.dtype = kv_dtype;
+  return s;
+}
+
+void Transformer::paged_attention_block(int64_t l, const StepInput& step, KvPool& kv) {
+  const LayerWeights& L = weights_.layers[static_cast<size_t>(l)];
+  const int64_t n = step.n_tokens(), D = config_.head_dim;
+  const std::span<const int32_t> pos(step.positions);
+  backend_.rms_norm(rows(x_, n), L.attn_norm, config_.rms_norm_eps, rows(h_, n));
+  backend_.matmul(rows(h_, n), L.wqkv, L.bqkv, rows(qkv_, n));
+
+  const Tensor q = rows(q_, n), k_new = rows(k_new_, n), v_new = rows(v_new_, n);
+  const Tensor qkv = rows(qkv_, n);
+  backend_.copy_columns(qkv, 0, q);
+  backend_.copy_columns(qkv, q_dim_local_, k_new);
+  backend_.copy_columns(qkv, q_dim_local_ + kv_dim_local_, v_new);
+  if (spec_.qk_norm) {  // Qwen3: RMSNorm over head_dim of every q and k head, before RoPE
+    backend_.rms_norm(q, L.q_norm, config_.rms_norm_eps, q);
+    backend_.rms_norm(k_new, L.k_norm, config_.rms_norm_eps, k_new);
+  }
+  backend_.rope(q, pos, inv_freq_);
+  backend_.rope(k_new, pos, inv_freq_);
+  backend_.store_kv(k_new, v_new, step.slot_mapping, kv.k(l), kv.v(l));
+
+  StepLayout layout;
+  layout.positions = pos;
+  layout.seq_starts = step.seq_starts;
+  layout.block_table = step.block_table;
+  layout.max_blocks = step.max_blocks;
+  layout.block_size = kv.shape().block_size;
+  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
+  backend_.paged_attention(q, kv.k(l), kv.v(l), layout, spec_.sliding_window, scale,
+                           rows(attn_, n));
+
+  backend_.matmul(rows(attn_, n), L.wo, L.bo, rows(proj_, n));
+  comm_.all_reduce_sum(proj_.as<float>(), n * config_.n_embd);
+  backend_.add(rows(x_, n), rows(proj_, n));
+}
+
+Tensor Transformer::step(const StepInput& step, KvPool& kv) {
+  const int64_t n = step.n_tokens();
+  if (n <= 0 || n > max_tokens_) {
+    fail(StatusCode::kInvalidArg, "step of " + std::to_string(n) + " tokens (1.." +
+                                      std::to_string(max_tokens_) + " allowed)");
+  }
+  if (kv.shape().n_layer != config_.n_layer ||
+      kv.shape().n_head_kv_local != layout_.n_head_kv_local ||
+      kv.shape().head_dim != config_.head_dim) {
+    fail(StatusCode::kInvalidArg, "KV pool shape does not match the model");
+  }
+  backend_.embed(step.tokens, weights_.tok_embd, layout_.vocab_start, rows(x_, n));
+  comm_.all_reduce_sum(x_.as<float>(), n * config_.n_embd);
+  for (int64_t l = 0; l < config_.n_layer; ++l) {
+    paged_attention_block(l, step, kv);
+    mlp_block(l, n);
+  }
+  return logits_of_rows(step.logits_rows);
+}
+
+Tensor Transformer::logits_of_rows(std::span<const int32_t> rows_wanted) {
+  const int64_t n_out = static_cast<int64_t>(rows_wanted.size());
+  if (n_out == 0) return Tensor{};
+  if (logits_.dim(0) < n_out) {
+    logits_ = backend_.allocate_tensor(DType::kF32, {n_out, layout_.n_vocab_local},
+                                       MemoryKind::kScratch, logits_buf_);
+  }
+  // Final norm of the wanted rows only, packed into the first n_out rows of h_.
+  for (int64_t i = 0; i < n_out; ++i) {
+    backend_.rms_norm(x_.slice_rows(rows_wanted[static_cast<size_t>(i)], 1), weights_.output_norm,
+                      config_.rms_norm_eps, h_.slice_rows(i, 1));
+  }
+  const Tensor logits = logits_.slice_rows(0, n_out);
+  backend_.matmul(h_.slice_rows(0, n_out), weights_.output, Tensor{}, logits);
+  return logits;
 }
 
 void Transformer::mlp_block(int64_t l, int64_t n) {

@@ -16,6 +16,8 @@
 #include "runtime/comm/communicator.h"
 #include "runtime/engine/kv_cache.h"
 #include "runtime/model/family.h"
+#include "runtime/model/kv_pool.h"
+#include "runtime/model/step_input.h"
 #include "runtime/model/weights.h"
 
 namespace shardlm {
@@ -39,10 +41,21 @@ class Transformer {
   // Collective: every rank must call it with the same ids.   ids [n_tokens], n_tokens <= max_tokens
   Tensor forward(std::span<const int32_t> ids, KvCache& cache, bool all_logits);
 
+  // The shape of this rank's paged KV pool for `n_blocks` blocks.
+  KvPoolShape kv_pool_shape(int64_t n_blocks, int64_t block_size, DType kv_dtype) const;
+  // Runs one step (runtime/model/step_input.h): stores every token's K/V at its slot in `kv`,
+  // attends each token to its own sequence through the block table, and returns this rank's
+  // logits of the step's logits_rows: [n_logits, n_vocab_local] (scratch, valid until the next
+  // call; empty when no rows are asked). The step must have been validate()d against this
+  // model's limits. Collective: every rank must run the same step.
+  Tensor step(const StepInput& step, KvPool& kv);
+
  private:
   void attention_block(int64_t layer, int64_t n_tokens, std::span<const int32_t> pos,
                        KvCache& cache);
+  void paged_attention_block(int64_t layer, const StepInput& step, KvPool& kv);
   void mlp_block(int64_t layer, int64_t n_tokens);
+  Tensor logits_of_rows(std::span<const int32_t> rows);
   Tensor rows(const Tensor& t, int64_t n_tokens) const { return t.slice_rows(0, n_tokens); }
 
   const PackReader& pack_;
@@ -61,6 +74,8 @@ class Transformer {
   Tensor h_;         // [max_tokens, n_embd]        normed
   Tensor qkv_;       // [max_tokens, q_dim_local + 2 * kv_dim_local]
   Tensor q_;         // [max_tokens, n_head_local, head_dim]
+  Tensor k_new_;     // [max_tokens, n_head_kv_local, head_dim]   step(): K before the pool
+  Tensor v_new_;     // [max_tokens, n_head_kv_local, head_dim]
   Tensor attn_;      // [max_tokens, n_head_local * head_dim]
   Tensor proj_;      // [max_tokens, n_embd]        o_proj / down output, all-reduced
   Tensor gate_up_;   // [max_tokens, 2 * n_ff_local]

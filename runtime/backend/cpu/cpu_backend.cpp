@@ -2,11 +2,13 @@
 // workspace.
 #include "runtime/backend/cpu/cpu_backend.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <string>
 
 #include "kernels/cpu/cpu_ops.h"
+#include "kernels/cpu/kernel_table.h"
 #include "runtime/core/aligned_buffer.h"
 #include "runtime/core/status.h"
 #include "runtime/core/thread_pool.h"
@@ -47,7 +49,9 @@ int amx_splits_from_env() {
 class CpuBackend final : public Backend {
  public:
   explicit CpuBackend(const BackendOptions& o)
-      : pool_(o.n_threads), ctx_{pool_, cpu_backend_isa(), workspace_, amx_splits_from_env()} {}
+      : pool_(o.n_threads),
+        ctx_{pool_, cpu_backend_isa(), workspace_, amx_splits_from_env()},
+        deterministic_(o.deterministic) {}
   const char* name() const override { return "cpu"; }
 
   // Greedy decode: scan this rank's logits where they are (no copy).
@@ -112,7 +116,18 @@ class CpuBackend final : public Backend {
       check(bias.numel() == n_out, "matmul", "bias " + bias.describe() + " vs " + w.describe());
       b = bias.as<float>();
     }
-    cpu::matmul(ctx_, x.as<float>(), n_tokens, n_in, w.data, w.dtype, n_out, b, y.as<float>());
+    if (!deterministic_ || n_tokens <= cpu::kGemvMaxTokens) {
+      cpu::matmul(ctx_, x.as<float>(), n_tokens, n_in, w.data, w.dtype, n_out, b, y.as<float>());
+      return;
+    }
+    // Deterministic: every row through the GEMV kernel, whose arithmetic per output element
+    // does not depend on how many tokens share the call, in groups of kGemvMaxTokens tokens.
+    // (The GEMM paths sum in another order, so a token's result would depend on its batch.)
+    for (int64_t t0 = 0; t0 < n_tokens; t0 += cpu::kGemvMaxTokens) {
+      const int64_t nt = std::min<int64_t>(cpu::kGemvMaxTokens, n_tokens - t0);
+      cpu::matmul(ctx_, x.as<float>() + t0 * n_in, nt, n_in, w.data, w.dtype, n_out, b,
+                  y.as<float>() + t0 * n_out);
+    }
   }
 
   void rope(const Tensor& x, std::span<const int32_t> pos, const Tensor& inv_freq) override {
@@ -140,6 +155,43 @@ class CpuBackend final : public Backend {
     }
     cpu::attention(ctx_, q.as<float>(), k.as<float>(), v.as<float>(), pos.data(), n_tokens,
                    k.dim(0), q.dim(1), k.dim(1), q.dim(2), sliding_window, scale, out.as<float>());
+  }
+
+  void store_kv(const Tensor& k, const Tensor& v, std::span<const int64_t> slots,
+                const Tensor& k_pool, const Tensor& v_pool) override {
+    check_f32(k, "store_kv", "k");
+    check_f32(v, "store_kv", "v");
+    const int64_t n_tokens = static_cast<int64_t>(slots.size());
+    check(k.ndim == 3 && k.dim(0) == n_tokens && v.numel() == k.numel() && k_pool.ndim == 3 &&
+              k_pool.dim(1) == k.dim(1) && k_pool.dim(2) == k.dim(2) &&
+              v_pool.numel() == k_pool.numel() && v_pool.dtype == k_pool.dtype,
+          "store_kv", "k " + k.describe() + ", k_pool " + k_pool.describe());
+    for (int64_t s : slots) {
+      check(s < k_pool.dim(0), "store_kv",
+            "slot " + std::to_string(s) + " outside the pool of " + std::to_string(k_pool.dim(0)));
+    }
+    cpu::store_kv(ctx_, k.as<float>(), v.as<float>(), slots.data(), n_tokens, k.dim(1), k.dim(2),
+                  k_pool.dtype, k_pool.data, v_pool.data);
+  }
+
+  void paged_attention(const Tensor& q, const Tensor& k_pool, const Tensor& v_pool,
+                       const StepLayout& layout, int64_t sliding_window, float scale,
+                       const Tensor& out) override {
+    check_f32(q, "paged_attention", "q");
+    check_f32(out, "paged_attention", "out");
+    const int64_t n_tokens = static_cast<int64_t>(layout.positions.size());
+    const int64_t n_seqs = static_cast<int64_t>(layout.seq_starts.size()) - 1;
+    check(q.ndim == 3 && q.dim(0) == n_tokens && k_pool.ndim == 3 && q.dim(2) == k_pool.dim(2) &&
+              q.dim(1) % k_pool.dim(1) == 0 && out.numel() == q.numel() &&
+              v_pool.numel() == k_pool.numel() && layout.block_size > 0 && n_seqs >= 1 &&
+              static_cast<int64_t>(layout.block_table.size()) == n_seqs * layout.max_blocks,
+          "paged_attention", "q " + q.describe() + ", k_pool " + k_pool.describe());
+    const PagedKvView kv{k_pool.data, v_pool.data, k_pool.dtype, layout.block_size, k_pool.dim(1),
+                         k_pool.dim(2)};
+    const StepLayoutView sl{layout.positions.data(), n_tokens,      layout.seq_starts.data(),
+                            n_seqs,                  layout.block_table.data(), layout.max_blocks};
+    cpu::paged_attention(ctx_, q.as<float>(), q.dim(1), kv, sl, sliding_window, scale,
+                         deterministic_, out.as<float>());
   }
 
   void swiglu(const Tensor& gate_up, const Tensor& out) override {
@@ -176,6 +228,7 @@ class CpuBackend final : public Backend {
   ThreadPool pool_;
   cpu::Workspace workspace_;
   cpu::Context ctx_;
+  bool deterministic_ = false;
 };
 
 }  // namespace

@@ -1,0 +1,534 @@
+// CPU kernels of the paged KV cache: store_kv (a step's K/V rows into the pools at their slots)
+// and paged_attention (a whole step of many sequences against the pools, through the block
+// tables). Not the pool's memory or bookkeeping (runtime/model/kv_pool.h, engine/).
+//
+// paged_attention cuts the step into independent work items, sorted longest first and handed
+// to the pool's threads by an atomic counter (any thread may run any item). Every item walks
+// its keys in chunks: the chunk's K rows are gathered through the block table and widened to
+// f32 (KernelTable::widen) into a per-thread tile, scored, folded into each query row's running
+// max / sum / unnormalized output (online softmax, flash-attention style: the scratch does not
+// grow with the context), then the V rows are widened and accumulated. All f32.
+//  - row items (sequences with < kTiledMinTokens query tokens, i.e. decode): the few tokens x
+//    every query head. A block's slots hold all kv heads contiguously, so each chunk is read as
+//    runs of whole blocks (a streaming read, the next chunk prefetched while this one computes)
+//    and every query head of every GQA group is served from it: KV is read once per sequence.
+//    Scores per query row by attn_scores_row, P.V by attn_pv_row. When the step has too few
+//    items to keep the pool busy (few sequences, long contexts), an item's keys are split into
+//    ranges of >= kMinSplitKeys (split-K, "flash decoding"), whose partial softmaxes are merged
+//    exactly afterwards.
+//  - tiled items (prefill chunks): up to kTileRows query rows = a tile of tokens x the query
+//    heads of one kv head (a GQA group shares every K/V chunk), keys transposed per chunk and
+//    scored by the register-blocked attn_scores, P.V by attn_pv. KV is read once per
+//    (query tile, kv head).
+//
+// Deterministic mode (deterministic = true): every query row goes through exactly the same
+// floating-point operations whatever else is in the step (other sequences, how many of its own
+// tokens, i.e. prefill chunking) and whatever the thread count. Every sequence takes the row
+// path (prefill chunks in tiles of kTileRows / group tokens per kv head), never split; a row's
+// keys are visited in chunks of kRowChunk positions aligned to absolute multiples of kRowChunk,
+// so they depend only on the row's own position and window; each chunk is scored over all its
+// kRowChunk keys (keys the row may not see are computed and then ignored), so the micro-kernel's
+// grouping of a key never depends on the neighbours; chunk softmaxes are merged in chunk order;
+// threads only split independent items. Bits still depend on the ISA level. Cost: no split-K,
+// so a decode sequence is one item and a step of fewer decode sequences than threads leaves
+// threads idle (a lone 4k-token decode runs on one thread); prefill scores go row by row
+// (attn_scores_row) instead of the register-blocked attn_scores on transposed keys, measured
+// ~10-20% slower on prefill chunks (head_dim 128); decode steps with at least as many sequences
+// as threads cost the same as fast mode.
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "kernels/cpu/cpu_ops.h"
+#include "kernels/cpu/kernel_table.h"
+
+namespace shardlm::cpu {
+
+namespace {
+
+constexpr int64_t kTiledMinTokens = 4;     // fewer query tokens in a sequence: the row path
+constexpr int64_t kChunk = 128;            // key positions per step of tiled items
+constexpr int64_t kRowChunk = 64;          // key positions per step of row items; deterministic
+                                           // mode aligns them to multiples of kRowChunk
+constexpr int64_t kTileRows = 128;         // query rows (tokens x heads of a group) per tile
+constexpr int64_t kMinSplitKeys = 128;     // a split-K range has at least this many keys
+constexpr int64_t kItemsPerThread = 4;     // split until an item costs <= total / (this x threads)
+constexpr int64_t kStoreMinElems = 16384;  // store_kv: elements per thread at least
+
+int64_t round16(int64_t n) {
+  return (n + 15) / 16 * 16;
+}
+
+struct Item {
+  int64_t cost;         // ~ query rows x keys, for the longest-first order
+  int64_t k0, k1;       // key positions [k0, k1) of this split-K range (whole context otherwise)
+  int64_t partial;      // float offset of this group's partials [n_split][rows][hd + 2]
+  int32_t seq, t0, t1;  // sequence and its query tokens [t0, t1) of the step
+  int32_t kvh0, n_kvh;  // kv heads [kvh0, kvh0 + n_kvh) and their query heads
+  int32_t split, n_split;
+  bool tiled;
+  // Query row r: token t0 + r / (n_kvh * group), head kvh0 * group + r % (n_kvh * group).
+  int64_t rows(int64_t group) const { return (t1 - t0) * n_kvh * group; }
+};
+
+// One thread's scratch (floats, 64-byte aligned slices). R = most rows of an item.
+struct Scratch {
+  float* kbuf;   // one chunk's K rows, widened: [kChunk, hd] or [kRowChunk, n_kvh, hd]
+  float* ktr;    // [hd, kChunk] the same keys transposed (tiled items)
+  float* vbuf;   // one chunk's V rows, widened, as kbuf
+  float* s;      // [R, kChunk] scores, then probabilities
+  float* qb;     // [R, hd] gathered queries (tiled items)
+  float* o;      // [R, hd] unnormalized outputs
+  float* tmp;    // [R, hd] one chunk's P.V (tiled items)
+  float* m;      // [R] running max
+  float* l;      // [R] running sum
+  float* alpha;  // [R] this chunk's rescale of the row (< 0: row not in this chunk)
+
+  // kv: floats of one chunk's widened K (or V) rows.
+  static int64_t floats(int64_t rows, int64_t hd, int64_t kv) {
+    return 2 * round16(kv) + round16(hd * kChunk) + round16(rows * kChunk) +
+           3 * round16(rows * hd) + 3 * round16(rows);
+  }
+  static Scratch carve(float* p, int64_t rows, int64_t hd, int64_t kv) {
+    Scratch sc;
+    auto take = [&](int64_t n) {
+      float* r = p;
+      p += round16(n);
+      return r;
+    };
+    sc.kbuf = take(kv);
+    sc.ktr = take(hd * kChunk);
+    sc.vbuf = take(kv);
+    sc.s = take(rows * kChunk);
+    sc.qb = take(rows * hd);
+    sc.o = take(rows * hd);
+    sc.tmp = take(rows * hd);
+    sc.m = take(rows);
+    sc.l = take(rows);
+    sc.alpha = take(rows);
+    return sc;
+  }
+};
+
+// What every item reads.
+struct Geo {
+  const KernelTable& kt;
+  const PagedKvView& kv;
+  const StepLayoutView& lay;
+  const float* q;
+  float* out;
+  int64_t n_head, group, hd, ld;  // ld: elements between consecutive slots' rows
+  int64_t window;
+  float scale;
+  size_t esz;
+
+  int64_t lo(int64_t p) const { return window > 0 ? std::max<int64_t>(0, p - window + 1) : 0; }
+  int64_t pos(int64_t t) const { return lay.pos[t]; }
+  float* out_row(int64_t t, int64_t h) const { return out + (t * n_head + h) * hd; }
+  const float* q_row(int64_t t, int64_t h) const { return q + (t * n_head + h) * hd; }
+
+  // Widens positions [j0, j1) of sequence `seq`, kv heads [kvh0, kvh0 + n_kvh) of `pool` into
+  // tile rows (row i = position j0 + i); rows outside [vlo, vhi] are zero (never read from
+  // the pool: those blocks may be unmapped). With every kv head, a block's slots are one
+  // contiguous run of the pool, widened by one call (a streaming read).
+  //   tile [j1 - j0, n_kvh, hd]
+  void load(const void* pool, int64_t seq, int64_t kvh0, int64_t n_kvh, int64_t j0, int64_t j1,
+            int64_t vlo, int64_t vhi, float* tile) const {
+    const int32_t* bt = lay.block_table + seq * lay.max_blocks;
+    const uint8_t* base = static_cast<const uint8_t*>(pool);
+    const int64_t bs = kv.block_size, width = n_kvh * hd;
+    for (int64_t j = j0; j < j1;) {
+      float* dst = tile + (j - j0) * width;
+      if (j < vlo || j > vhi) {
+        std::fill(dst, dst + width, 0.0f);
+        ++j;
+        continue;
+      }
+      const int64_t slot = static_cast<int64_t>(bt[j / bs]) * bs + j % bs;
+      const uint8_t* src = base + static_cast<size_t>(slot * ld + kvh0 * hd) * esz;
+      if (width == ld) {  // this block's slots up to vhi / j1 in one run
+        const int64_t n = std::min({bs - j % bs, vhi + 1 - j, j1 - j});
+        kt.widen(src, kv.dtype, n * width, dst);
+        j += n;
+      } else {
+        kt.widen(src, kv.dtype, width, dst);
+        ++j;
+      }
+    }
+  }
+
+  // Asks the memory system for what load() of the same arguments will read (software
+  // prefetch into L2), so a chunk's DRAM reads overlap the previous chunk's arithmetic.
+  void prefetch(const void* pool, int64_t seq, int64_t kvh0, int64_t n_kvh, int64_t j0,
+                int64_t j1) const {
+    const int32_t* bt = lay.block_table + seq * lay.max_blocks;
+    const uint8_t* base = static_cast<const uint8_t*>(pool);
+    const int64_t bs = kv.block_size, width = n_kvh * hd;
+    for (int64_t j = j0; j < j1;) {
+      const int64_t slot = static_cast<int64_t>(bt[j / bs]) * bs + j % bs;
+      const uint8_t* src = base + static_cast<size_t>(slot * ld + kvh0 * hd) * esz;
+      const int64_t n = width == ld ? std::min(bs - j % bs, j1 - j) : 1;
+      const size_t bytes = static_cast<size_t>(n * width) * esz;
+      for (size_t off = 0; off < bytes; off += 64) __builtin_prefetch(src + off, 0, 2);
+      j += n;
+    }
+  }
+};
+
+// dst[d * ldd + j] = src[j * hd + d], 16 keys at a time (each store run fills a cache line).
+void transpose(const float* src, int64_t n, int64_t hd, float* dst, int64_t ldd) {
+  for (int64_t j0 = 0; j0 < n; j0 += 16) {
+    const int64_t nj = std::min<int64_t>(16, n - j0);
+    for (int64_t d = 0; d < hd; ++d) {
+      for (int64_t jj = 0; jj < nj; ++jj) dst[d * ldd + j0 + jj] = src[(j0 + jj) * hd + d];
+    }
+  }
+}
+
+// Folds one chunk's scores p[0, n) into a row's running softmax; p becomes exp(p - max).
+// Returns the factor the row's previous output must be scaled by (0 for the first chunk).
+inline float softmax_step(const KernelTable& kt, float* p, int64_t n, float& m, float& l) {
+  const float mn = std::max(m, kt.max(p, n));
+  const float sum = kt.exp_sub_sum(p, mn, n);
+  const float alpha = std::exp(m - mn);  // exp(-inf) = 0 on the first chunk
+  l = l * alpha + sum;
+  m = mn;
+  return alpha;
+}
+
+// out row = o / l (zero when the row saw no key, which a valid layout never produces).
+inline void write_row(const float* o, float l, int64_t n, float* dst) {
+  const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+  for (int64_t d = 0; d < n; ++d) dst[d] = o[d] * inv;
+}
+
+// Tiled item (one kv head): register-blocked scores on transposed keys, P.V per tile.
+void run_tiled(const Geo& g, const Item& it, const Scratch& sc) {
+  const KernelTable& kt = g.kt;
+  const int64_t hd = g.hd, G = g.group, n_rows = it.rows(G);
+  int64_t ulo = std::numeric_limits<int64_t>::max(), uhi = -1;
+  for (int64_t t = it.t0; t < it.t1; ++t) {
+    ulo = std::min(ulo, g.lo(g.pos(t)));
+    uhi = std::max(uhi, g.pos(t));
+  }
+  for (int64_t r = 0; r < n_rows; ++r) {
+    std::memcpy(sc.qb + r * hd, g.q_row(it.t0 + r / G, it.kvh0 * G + r % G),
+                static_cast<size_t>(hd) * sizeof(float));
+    sc.m[r] = -INFINITY;
+    sc.l[r] = 0.0f;
+  }
+  for (int64_t j0 = ulo; j0 <= uhi; j0 += kChunk) {
+    const int64_t nc = std::min(kChunk, uhi + 1 - j0);
+    g.load(g.kv.k, it.seq, it.kvh0, 1, j0, j0 + nc, ulo, uhi, sc.kbuf);
+    transpose(sc.kbuf, nc, hd, sc.ktr, kChunk);
+    kt.attn_scores(sc.qb, hd, n_rows, sc.ktr, kChunk, nc, hd, g.scale, sc.s, kChunk);
+    for (int64_t t = it.t0; t < it.t1; ++t) {
+      const int64_t a = std::max(g.lo(g.pos(t)), j0) - j0;
+      const int64_t b = std::min(g.pos(t), j0 + nc - 1) - j0;
+      for (int64_t r = (t - it.t0) * G; r < (t - it.t0 + 1) * G; ++r) {
+        float* sr = sc.s + r * kChunk;
+        if (a > b) {  // no visible key here: the row weighs nothing in this chunk's P.V
+          std::fill(sr, sr + nc, 0.0f);
+          sc.alpha[r] = -1.0f;
+          continue;
+        }
+        std::fill(sr, sr + a, 0.0f);
+        std::fill(sr + b + 1, sr + nc, 0.0f);
+        sc.alpha[r] = softmax_step(kt, sr + a, b - a + 1, sc.m[r], sc.l[r]);
+      }
+    }
+    g.load(g.kv.v, it.seq, it.kvh0, 1, j0, j0 + nc, ulo, uhi, sc.vbuf);
+    kt.attn_pv(sc.s, kChunk, n_rows, sc.vbuf, hd, nc, hd, sc.tmp, hd);
+    for (int64_t r = 0; r < n_rows; ++r) {  // o = o * alpha + this chunk's P.V
+      const float alpha = sc.alpha[r];
+      float* o = sc.o + r * hd;
+      if (alpha < 0.0f) continue;
+      if (alpha == 0.0f) {  // first chunk of the row (or a vanished past)
+        std::memcpy(o, sc.tmp + r * hd, static_cast<size_t>(hd) * sizeof(float));
+        continue;
+      }
+      if (alpha != 1.0f) kt.scale(o, alpha, hd);
+      kt.add(o, sc.tmp + r * hd, hd);
+    }
+  }
+  for (int64_t r = 0; r < n_rows; ++r) {
+    write_row(sc.o + r * hd, sc.l[r], hd, g.out_row(it.t0 + r / G, it.kvh0 * G + r % G));
+  }
+}
+
+// Row item (decode; every sequence in deterministic mode): per chunk the K rows of the item's
+// kv heads are widened once and scored row by row, the V rows widened once and accumulated row
+// by row. Query row r reads keys [max(lo, k0), min(pos, k1 - 1)] of its kv head.
+void run_rows(const Geo& g, const Item& it, const Scratch& sc, bool det, float* partials) {
+  const KernelTable& kt = g.kt;
+  const int64_t hd = g.hd, G = g.group, hg = it.n_kvh * G, n_rows = it.rows(G);
+  const int64_t width = it.n_kvh * hd;  // floats per widened position
+  auto row_lo = [&](int64_t t) { return std::max(g.lo(g.pos(t)), it.k0); };
+  auto row_hi = [&](int64_t t) { return std::min<int64_t>(g.pos(t), it.k1 - 1); };
+  int64_t ulo = std::numeric_limits<int64_t>::max(), uhi = -1;
+  for (int64_t t = it.t0; t < it.t1; ++t) {
+    if (row_lo(t) > row_hi(t)) continue;
+    ulo = std::min(ulo, row_lo(t));
+    uhi = std::max(uhi, row_hi(t));
+  }
+  for (int64_t r = 0; r < n_rows; ++r) {
+    sc.m[r] = -INFINITY;
+    sc.l[r] = 0.0f;
+  }
+  const int64_t first = uhi < 0 ? 0 : det ? ulo / kRowChunk * kRowChunk : ulo;
+  for (int64_t c0 = first; c0 <= uhi; c0 += kRowChunk) {
+    // Deterministic: the whole aligned chunk is scored (keys outside [ulo, uhi] are zero rows).
+    const int64_t c1 = det ? c0 + kRowChunk : std::min(c0 + kRowChunk, uhi + 1);
+    const int64_t vlo = std::max(c0, ulo), vhi = std::min(c1 - 1, uhi);
+    const int64_t kb = det ? c0 : vlo;  // position of kbuf's row 0
+    g.load(g.kv.k, it.seq, it.kvh0, it.n_kvh, kb, det ? c1 : vhi + 1, vlo, vhi, sc.kbuf);
+    g.prefetch(g.kv.v, it.seq, it.kvh0, it.n_kvh, vlo, vhi + 1);
+    for (int64_t t = it.t0; t < it.t1; ++t) {
+      const int64_t a = std::max(row_lo(t), c0), b = std::min(row_hi(t), c1 - 1);
+      for (int64_t r = (t - it.t0) * hg; r < (t - it.t0 + 1) * hg; ++r) {
+        if (a > b) {
+          sc.alpha[r] = -1.0f;
+          continue;
+        }
+        const int64_t lh = r % hg;  // head within the item
+        const float* qr = g.q_row(t, it.kvh0 * G + lh);
+        const float* kr = sc.kbuf + (lh / G) * hd;
+        float* sr = sc.s + r * kChunk;  // sr[i] = key c0 + i
+        if (det) {
+          kt.attn_scores_row(qr, kr, width, kRowChunk, hd, g.scale, sr);
+        } else {
+          kt.attn_scores_row(qr, kr + (a - kb) * width, width, b - a + 1, hd, g.scale,
+                             sr + (a - c0));
+        }
+        sc.alpha[r] = softmax_step(kt, sr + (a - c0), b - a + 1, sc.m[r], sc.l[r]);
+      }
+    }
+    g.load(g.kv.v, it.seq, it.kvh0, it.n_kvh, vlo, vhi + 1, vlo, vhi, sc.vbuf);
+    if (c0 + kRowChunk <= uhi) {  // the next chunk's keys
+      g.prefetch(g.kv.k, it.seq, it.kvh0, it.n_kvh, std::max(c0 + kRowChunk, ulo),
+                 std::min(c0 + 2 * kRowChunk, uhi + 1));
+    }
+    for (int64_t t = it.t0; t < it.t1; ++t) {
+      const int64_t a = std::max(row_lo(t), c0), b = std::min(row_hi(t), c1 - 1);
+      for (int64_t r = (t - it.t0) * hg; r < (t - it.t0 + 1) * hg; ++r) {
+        const float alpha = sc.alpha[r];
+        if (alpha < 0.0f) continue;
+        float* o = sc.o + r * hd;
+        if (alpha == 0.0f) {
+          std::fill(o, o + hd, 0.0f);
+        } else if (alpha != 1.0f) {
+          kt.scale(o, alpha, hd);
+        }
+        kt.attn_pv_row(sc.s + r * kChunk + (a - c0),
+                       sc.vbuf + (a - vlo) * width + ((r % hg) / G) * hd, width, b - a + 1, hd, o);
+      }
+    }
+  }
+  if (it.n_split == 1) {
+    for (int64_t r = 0; r < n_rows; ++r) {
+      write_row(sc.o + r * hd, sc.l[r], hd, g.out_row(it.t0 + r / hg, it.kvh0 * G + r % hg));
+    }
+    return;
+  }
+  // Split-K: this range's partial softmax per row, [m, l, o[hd]] (o = 0 for an empty range).
+  float* part = partials + it.partial + it.split * n_rows * (hd + 2);
+  for (int64_t r = 0; r < n_rows; ++r) {
+    float* p = part + r * (hd + 2);
+    p[0] = sc.m[r];
+    p[1] = sc.l[r];
+    if (sc.m[r] == -INFINITY) {
+      std::fill(p + 2, p + 2 + hd, 0.0f);
+    } else {
+      std::memcpy(p + 2, sc.o + r * hd, static_cast<size_t>(hd) * sizeof(float));
+    }
+  }
+}
+
+// Merges the split-K partials of the item group that `head` (split 0) opens:
+// out = sum_i e^(m_i - M) o_i / sum_i e^(m_i - M) l_i.
+void merge_splits(const Geo& g, const Item& head, const float* partials) {
+  const int64_t hd = g.hd, hg = head.n_kvh * g.group, n_rows = head.rows(g.group);
+  const float* part = partials + head.partial;
+  for (int64_t r = 0; r < n_rows; ++r) {
+    float* dst = g.out_row(head.t0 + r / hg, head.kvh0 * g.group + r % hg);
+    float mx = -INFINITY;
+    for (int32_t i = 0; i < head.n_split; ++i) mx = std::max(mx, part[(i * n_rows + r) * (hd + 2)]);
+    std::fill(dst, dst + hd, 0.0f);
+    if (mx == -INFINITY) continue;
+    float total = 0.0f;
+    for (int32_t i = 0; i < head.n_split; ++i) {
+      const float* p = part + (i * n_rows + r) * (hd + 2);
+      if (p[0] == -INFINITY) continue;
+      const float w = std::exp(p[0] - mx);
+      total += w * p[1];
+      g.kt.axpy(dst, w, p + 2, hd);
+    }
+    g.kt.scale(dst, 1.0f / total, hd);
+  }
+}
+
+// Calls emit(item) for every item of the step:
+//  - fewer than kTiledMinTokens tokens: one row item over every kv head (the pool's rows of a
+//    block are then read as one run), split into key ranges until each costs <= target_cost
+//    (0: never split);
+//  - else per kv head, tiles of kTileRows / group tokens: tiled items, or row items in
+//    deterministic mode.
+template <class Emit>
+void plan_items(const Geo& g, bool det, int64_t target_cost, int64_t n_head_kv, Emit&& emit) {
+  const StepLayoutView& lay = g.lay;
+  const int64_t G = g.group, tile_tokens = std::max<int64_t>(1, kTileRows / G);
+  auto i32 = [](int64_t x) { return static_cast<int32_t>(x); };
+  int64_t partial = 0;
+  for (int64_t s = 0; s < lay.n_seqs; ++s) {
+    const int64_t b = lay.seq_starts[s], e = lay.seq_starts[s + 1];
+    if (e <= b) continue;
+    if (e - b >= kTiledMinTokens) {
+      for (int64_t t0 = b; t0 < e; t0 += tile_tokens) {
+        const int64_t t1 = std::min(e, t0 + tile_tokens);
+        int64_t cost = 0;
+        for (int64_t t = t0; t < t1; ++t) cost += (g.pos(t) - g.lo(g.pos(t)) + 1) * G;
+        for (int64_t kvh = 0; kvh < n_head_kv; ++kvh) {
+          emit(Item{cost, 0, std::numeric_limits<int64_t>::max(), 0, i32(s), i32(t0), i32(t1),
+                    i32(kvh), 1, 0, 1, !det});
+        }
+      }
+      continue;
+    }
+    int64_t ulo = std::numeric_limits<int64_t>::max(), uhi = -1, cost = 0;
+    for (int64_t t = b; t < e; ++t) {
+      ulo = std::min(ulo, g.lo(g.pos(t)));
+      uhi = std::max(uhi, g.pos(t));
+      cost += (g.pos(t) - g.lo(g.pos(t)) + 1) * g.n_head;
+    }
+    const int64_t n_keys = uhi - ulo + 1;
+    int64_t n_split = 1;
+    if (target_cost > 0) {
+      n_split = std::clamp<int64_t>((cost + target_cost - 1) / target_cost, 1,
+                                    std::max<int64_t>(1, n_keys / kMinSplitKeys));
+    }
+    for (int64_t i = 0; i < n_split; ++i) {
+      const int64_t k0 = ulo + n_keys * i / n_split, k1 = ulo + n_keys * (i + 1) / n_split;
+      emit(Item{cost / n_split, k0, k1, partial, i32(s), i32(b), i32(e), 0, i32(n_head_kv), i32(i),
+                i32(n_split), false});
+    }
+    if (n_split > 1) partial += n_split * (e - b) * g.n_head * (g.hd + 2);
+  }
+}
+
+void narrow_row(const float* src, int64_t n, DType dtype, void* dst) {
+  switch (dtype) {
+    case DType::kF32:
+      std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(float));
+      return;
+    case DType::kF16: {
+      uint16_t* h = static_cast<uint16_t*>(dst);
+      for (int64_t i = 0; i < n; ++i) h[i] = f32_to_f16(src[i]);
+      return;
+    }
+    case DType::kBF16: {
+      uint16_t* h = static_cast<uint16_t*>(dst);
+      for (int64_t i = 0; i < n; ++i) h[i] = f32_to_bf16(src[i]);
+      return;
+    }
+  }
+}
+
+}  // namespace
+
+void store_kv(const Context& ctx, const float* k, const float* v, const int64_t* slots,
+              int64_t n_tokens, int64_t n_head_kv, int64_t head_dim, DType kv_dtype, void* k_pool,
+              void* v_pool) {
+  if (n_tokens <= 0) return;
+  const int64_t row = n_head_kv * head_dim;
+  const size_t row_bytes = static_cast<size_t>(row) * dtype_size(kv_dtype);
+  ctx.pool.parallel_for(
+      n_tokens,
+      [&](int64_t b, int64_t e) {
+        for (int64_t t = b; t < e; ++t) {
+          if (slots[t] < 0) continue;
+          const size_t off = static_cast<size_t>(slots[t]) * row_bytes;
+          narrow_row(k + t * row, row, kv_dtype, static_cast<uint8_t*>(k_pool) + off);
+          narrow_row(v + t * row, row, kv_dtype, static_cast<uint8_t*>(v_pool) + off);
+        }
+      },
+      std::max<int64_t>(1, kStoreMinElems / std::max<int64_t>(1, row)));
+}
+
+void paged_attention(const Context& ctx, const float* q, int64_t n_head, const PagedKvView& kv,
+                     const StepLayoutView& layout, int64_t sliding_window, float scale,
+                     bool deterministic, float* out) {
+  if (layout.n_tokens <= 0 || layout.n_seqs <= 0) return;
+  const KernelTable& kt = kernel_table(ctx.isa);
+  const int64_t hd = kv.head_dim, group = n_head / kv.n_head_kv;
+  const Geo g{kt,
+              kv,
+              layout,
+              q,
+              out,
+              n_head,
+              group,
+              hd,
+              kv.n_head_kv * hd,
+              sliding_window,
+              scale,
+              dtype_size(kv.dtype)};
+  const int n_pool = ctx.pool.size();
+
+  // Split-K only in fast mode with a pool: until each range costs <= total / (4 x threads).
+  int64_t target = 0;
+  if (!deterministic && n_pool > 1) {
+    int64_t total = 0;
+    for (int64_t t = 0; t < layout.n_tokens; ++t) total += g.pos(t) - g.lo(g.pos(t)) + 1;
+    total *= n_head;  // = group x n_head_kv
+    target = std::max<int64_t>(1, total / (kItemsPerThread * n_pool));
+  }
+  int64_t n_items = 0, partial_floats = 0;
+  plan_items(g, deterministic, target, kv.n_head_kv, [&](const Item& it) {
+    ++n_items;
+    if (it.n_split > 1 && it.split == 0) {
+      partial_floats =
+          std::max(partial_floats, it.partial + it.n_split * it.rows(group) * (hd + 2));
+    }
+  });
+  if (n_items == 0) return;
+
+  const int n_threads = static_cast<int>(std::min<int64_t>(n_pool, n_items));
+  const int64_t rows = std::max({kTileRows, group, (kTiledMinTokens - 1) * n_head});
+  const int64_t kv_floats = std::max(kChunk * hd, kRowChunk * kv.n_head_kv * hd);
+  const int64_t per_thread = Scratch::floats(rows, hd, kv_floats);
+  const size_t items_bytes = (static_cast<size_t>(n_items) * sizeof(Item) + 63) / 64 * 64;
+  const size_t bytes = items_bytes + static_cast<size_t>(round16(partial_floats)) * sizeof(float) +
+                       static_cast<size_t>(per_thread * n_threads) * sizeof(float);
+  uint8_t* ws = static_cast<uint8_t*>(ctx.workspace.get(bytes));
+  Item* items = reinterpret_cast<Item*>(ws);
+  float* partials = reinterpret_cast<float*>(ws + items_bytes);
+  float* scratch = partials + round16(partial_floats);
+  int64_t n = 0;
+  plan_items(g, deterministic, target, kv.n_head_kv, [&](const Item& it) { items[n++] = it; });
+  std::sort(items, items + n_items, [](const Item& a, const Item& b) { return a.cost > b.cost; });
+
+  std::atomic<int64_t> next{0};
+  ctx.pool.run(n_threads, [&](int thread, int) {
+    const Scratch sc = Scratch::carve(scratch + thread * per_thread, rows, hd, kv_floats);
+    for (int64_t i = next.fetch_add(1, std::memory_order_relaxed); i < n_items;
+         i = next.fetch_add(1, std::memory_order_relaxed)) {
+      if (items[i].tiled) {
+        run_tiled(g, items[i], sc);
+      } else {
+        run_rows(g, items[i], sc, deterministic, partials);
+      }
+    }
+  });
+  if (partial_floats == 0) return;
+  std::atomic<int64_t> next_merge{0};
+  ctx.pool.run(n_threads, [&](int, int) {
+    for (int64_t i = next_merge.fetch_add(1, std::memory_order_relaxed); i < n_items;
+         i = next_merge.fetch_add(1, std::memory_order_relaxed)) {
+      if (items[i].n_split > 1 && items[i].split == 0) merge_splits(g, items[i], partials);
+    }
+  });
+}
+
+}  // namespace shardlm::cpu

@@ -1,0 +1,115 @@
+// The step engine's driver: requests in, tokens out, many sequences per forward step.
+// It owns the block manager (paged KV bookkeeping + prefix cache) and the scheduler, and drives
+// an Engine opened with a paged KV pool (EngineOptions::kv_blocks). Every step() asks the
+// scheduler for work, builds one StepInput (the only thing the ranks see), runs it, and samples
+// one token for every sequence whose prompt is done, each with its own sampler (parameters,
+// seed, penalties over its own history), so a sequence's tokens do not depend on what it was
+// batched with. Finished sequences leave at once and free their blocks (full blocks stay in the
+// prefix cache until evicted).
+// A request that can never run (its prompt plus max_new_tokens beyond n_ctx or beyond the whole
+// pool) is refused by submit() with both numbers; nothing else is disturbed.
+// Threading: one thread drives it (submit, cancel, step); a serving loop wrapping it for many
+// client threads is the caller's business. Not here: text, chat templates, stop strings
+// (session.h) and the ranks' forward (model/transformer.h).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "runtime/engine/block_manager.h"
+#include "runtime/engine/engine.h"
+#include "runtime/engine/generation.h"
+#include "runtime/engine/sampler.h"
+#include "runtime/engine/scheduler.h"
+
+namespace shardlm {
+
+struct StepEngineOptions {
+  int64_t max_seqs = 16;  // sequences per step
+  AdmissionMode admission = AdmissionMode::kPreempt;
+  bool prefix_cache = true;
+};
+
+using RequestId = uint64_t;
+
+struct TokenRequest {
+  std::vector<int32_t> prompt;
+  SamplerParams sampling;
+  int64_t max_new_tokens = 256;   // < 0: until a stop id or n_ctx
+  std::vector<int32_t> stop_ids;  // the whole list (the caller adds the model's eos ids)
+  bool logits = false;            // keep each generated token's logits (tests, logprobs)
+  // Called on the driving thread for each generated token (stop id excluded); false stops.
+  std::function<bool(int32_t)> on_token;
+};
+
+struct TokenResult {
+  FinishReason finish = FinishReason::kNone;
+  std::vector<int32_t> tokens;  // generated ids, stop id excluded
+  std::vector<float> logits;    // [tokens (+ the stop token), n_vocab] when asked
+  int64_t n_prompt = 0;
+  int64_t n_cached_prompt = 0;  // prompt tokens served by the prefix cache at first admission
+  int64_t n_preempted = 0;
+  double ttft_seconds = 0;      // submit to first token
+  double seconds = 0;           // submit to finish
+};
+
+struct StepEngineStats {
+  int64_t n_steps = 0;
+  int64_t n_running = 0, n_waiting = 0;
+  int64_t n_blocks = 0, n_blocks_used = 0, n_blocks_cached = 0;
+  int64_t n_preemptions = 0;
+  int64_t prefix_queried_tokens = 0, prefix_hit_tokens = 0;
+  int64_t tokens_computed = 0;  // K/V rows written by all steps (prefill + decode)
+  double prefix_hit_rate() const {
+    return prefix_queried_tokens ? double(prefix_hit_tokens) / double(prefix_queried_tokens) : 0;
+  }
+};
+
+class StepEngine {
+ public:
+  // `engine` must have a paged KV pool and outlive this object.
+  StepEngine(Engine& engine, const StepEngineOptions& options);
+  ~StepEngine();
+
+  // Queues a request. Throws Error(kInvalidArg) for bad ids or sampler parameters and
+  // Error(kKvFull) when it can never fit (n_ctx or the pool), naming both numbers.
+  RequestId submit(TokenRequest request);
+  // Stops a request at the next step (kCancelled); unknown or finished ids are ignored.
+  void cancel(RequestId id);
+  bool has_work() const { return !scheduler_.empty(); }
+  // Runs one step. Returns the requests that finished during it.
+  std::vector<RequestId> step();
+  // Steps until every submitted request has finished.
+  void run_to_completion();
+  bool finished(RequestId id) const;
+  // The result of a finished request (removed from the engine). Throws for unknown/unfinished.
+  TokenResult take_result(RequestId id);
+
+  StepEngineStats stats() const;
+  const BlockManager& block_manager() const { return blocks_; }
+  Engine& engine() { return engine_; }
+  int64_t n_ctx() const { return n_ctx_; }
+
+ private:
+  struct Sequence;
+  void finish(Sequence& s, FinishReason reason);
+
+  Engine& engine_;
+  StepEngineOptions options_;
+  int64_t n_ctx_ = 0;
+  BlockManager blocks_;
+  Scheduler scheduler_;
+  std::map<RequestId, std::unique_ptr<Sequence>> live_;
+  std::map<RequestId, TokenResult> done_;
+  RequestId next_id_ = 1;
+  uint64_t arrivals_ = 0;
+  int64_t n_steps_ = 0;
+  int64_t tokens_computed_ = 0;
+};
+
+}  // namespace shardlm
