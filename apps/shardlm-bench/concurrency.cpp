@@ -15,6 +15,7 @@
 
 #include "runtime/core/status.h"
 #include "runtime/engine/engine.h"
+#include "runtime/engine/generate.h"
 #include "runtime/engine/step_engine.h"
 
 namespace shardlm::bench {
@@ -114,7 +115,7 @@ void run_concurrency(const ConcurrencyOptions& o) {
   eo.n_threads = threads;
   eo.max_seq = per_seq;
   eo.max_batch_tokens = o.ubatch > 0 ? o.ubatch : std::max<int64_t>(o.prompt_len, 256);
-  eo.default_sequence = false;
+  eo.default_sequence = true;  // the one-sequence path, measured beside the step engine
   eo.block_size = o.block_size;
   eo.kv_blocks = o.concurrency * ((per_seq + o.block_size - 1) / o.block_size + 1) + 1;
   eo.kv_dtype = *kv;
@@ -140,9 +141,19 @@ void run_concurrency(const ConcurrencyOptions& o) {
   so.max_seqs = std::max<int64_t>(o.concurrency, 1);
   StepEngine se(engine, so);
   for (int w = 0; w < o.warmup; ++w) run_round(se, make_prompts(o.concurrency), o.gen);
-  std::vector<double> single, aggregate, per_seq_rate, ratio, ttft_p50, ttft_p99, hit;
+  std::vector<double> single, legacy, aggregate, per_seq_rate, ratio, ttft_p50, ttft_p99, hit;
   int64_t peak_blocks = 0;
-  for (int r = 0; r < o.reps; ++r) {  // A/B pairs: one sequence, then N, back to back
+  // The one-sequence engine path (Engine::eval_argmax per token, contiguous f32 KV).
+  auto legacy_rate = [&] {
+    engine.seq_rm(0);
+    GenerateOptions go;
+    go.max_tokens = o.gen;
+    go.ignore_eos = true;
+    const GenerateResult g = generate(engine, make_prompts(1)[0], go);
+    return static_cast<double>(g.n_decode_steps) / g.decode_seconds;
+  };
+  for (int r = 0; r < o.reps; ++r) {  // A/B: the old path, one sequence, then N, back to back
+    legacy.push_back(legacy_rate());
     const Round one = run_round(se, make_prompts(1), o.gen);
     const Round many = run_round(se, make_prompts(o.concurrency), o.gen);
     single.push_back(one.aggregate_tok_s);
@@ -184,6 +195,7 @@ void run_concurrency(const ConcurrencyOptions& o) {
     j["block_size"] = pool.block_size;
     j["deterministic"] = o.deterministic;
     j["single_decode_tok_s"] = median(single);
+    j["one_sequence_engine_decode_tok_s"] = median(legacy);
     j["aggregate_decode_tok_s"] = median(aggregate);
     j["per_sequence_decode_tok_s"] = median(per_seq_rate);
     j["aggregate_over_single"] = median(ratio);
@@ -207,7 +219,8 @@ void run_concurrency(const ConcurrencyOptions& o) {
   std::printf("  prompts %lld tokens (shared prefix %lld), %lld generated each, %d reps (A/B pairs)\n",
               static_cast<long long>(o.prompt_len), static_cast<long long>(o.shared_prefix),
               static_cast<long long>(o.gen), o.reps);
-  std::printf("single sequence decode   %.2f tok/s\n", median(single));
+  std::printf("single sequence decode   %.2f tok/s (one-sequence engine path: %.2f tok/s, %.3fx)\n",
+              median(single), median(legacy), median(single) / median(legacy));
   std::printf("aggregate decode         %.2f tok/s = %.2fx the single sequence (per rep:", median(aggregate),
               median(ratio));
   for (double r : ratio) std::printf(" %.2fx", r);

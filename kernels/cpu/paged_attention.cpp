@@ -10,8 +10,8 @@
 // grow with the context), then the V rows are widened and accumulated. All f32.
 //  - row items (sequences with < kTiledMinTokens query tokens, i.e. decode): the few tokens x
 //    every query head. A block's slots hold all kv heads contiguously, so each chunk is read as
-//    runs of whole blocks (a streaming read, the next chunk prefetched while this one computes)
-//    and every query head of every GQA group is served from it: KV is read once per sequence.
+//    runs of whole blocks (a streaming read) and every query head of every GQA group is served
+//    from it: KV is read once per sequence.
 //    Scores per query row by attn_scores_row, P.V by attn_pv_row. When the step has too few
 //    items to keep the pool busy (few sequences, long contexts), an item's keys are split into
 //    ranges of >= kMinSplitKeys (split-K, "flash decoding"), whose partial softmaxes are merged
@@ -158,23 +158,6 @@ struct Geo {
       }
     }
   }
-
-  // Asks the memory system for what load() of the same arguments will read (software
-  // prefetch into L2), so a chunk's DRAM reads overlap the previous chunk's arithmetic.
-  void prefetch(const void* pool, int64_t seq, int64_t kvh0, int64_t n_kvh, int64_t j0,
-                int64_t j1) const {
-    const int32_t* bt = lay.block_table + seq * lay.max_blocks;
-    const uint8_t* base = static_cast<const uint8_t*>(pool);
-    const int64_t bs = kv.block_size, width = n_kvh * hd;
-    for (int64_t j = j0; j < j1;) {
-      const int64_t slot = static_cast<int64_t>(bt[j / bs]) * bs + j % bs;
-      const uint8_t* src = base + static_cast<size_t>(slot * ld + kvh0 * hd) * esz;
-      const int64_t n = width == ld ? std::min(bs - j % bs, j1 - j) : 1;
-      const size_t bytes = static_cast<size_t>(n * width) * esz;
-      for (size_t off = 0; off < bytes; off += 64) __builtin_prefetch(src + off, 0, 2);
-      j += n;
-    }
-  }
 };
 
 // dst[d * ldd + j] = src[j * hd + d], 16 keys at a time (each store run fills a cache line).
@@ -284,7 +267,6 @@ void run_rows(const Geo& g, const Item& it, const Scratch& sc, bool det, float* 
     const int64_t vlo = std::max(c0, ulo), vhi = std::min(c1 - 1, uhi);
     const int64_t kb = det ? c0 : vlo;  // position of kbuf's row 0
     g.load(g.kv.k, it.seq, it.kvh0, it.n_kvh, kb, det ? c1 : vhi + 1, vlo, vhi, sc.kbuf);
-    g.prefetch(g.kv.v, it.seq, it.kvh0, it.n_kvh, vlo, vhi + 1);
     for (int64_t t = it.t0; t < it.t1; ++t) {
       const int64_t a = std::max(row_lo(t), c0), b = std::min(row_hi(t), c1 - 1);
       for (int64_t r = (t - it.t0) * hg; r < (t - it.t0 + 1) * hg; ++r) {
@@ -306,10 +288,6 @@ void run_rows(const Geo& g, const Item& it, const Scratch& sc, bool det, float* 
       }
     }
     g.load(g.kv.v, it.seq, it.kvh0, it.n_kvh, vlo, vhi + 1, vlo, vhi, sc.vbuf);
-    if (c0 + kRowChunk <= uhi) {  // the next chunk's keys
-      g.prefetch(g.kv.k, it.seq, it.kvh0, it.n_kvh, std::max(c0 + kRowChunk, ulo),
-                 std::min(c0 + 2 * kRowChunk, uhi + 1));
-    }
     for (int64_t t = it.t0; t < it.t1; ++t) {
       const int64_t a = std::max(row_lo(t), c0), b = std::min(row_hi(t), c1 - 1);
       for (int64_t r = (t - it.t0) * hg; r < (t - it.t0 + 1) * hg; ++r) {

@@ -13,6 +13,7 @@
 #include "runtime/core/status.h"
 #include "runtime/engine/engine.h"
 #include "runtime/engine/model_text.h"
+#include "runtime/engine/serving_loop.h"
 #include "runtime/engine/session.h"
 #include "runtime/include/shardlm.h"
 
@@ -21,6 +22,7 @@ namespace shardlm::api {
 // What a shardlm_model handle refers to; shared with its sessions so they outlive a close.
 struct ModelState {
   std::shared_ptr<Engine> engine;
+  std::shared_ptr<ServingLoop> loop;  // the step engine every session and request shares
   std::shared_ptr<const ModelText> text;
   std::string family, architecture, backend, weight_dtype;
 };

@@ -49,7 +49,8 @@ SHARDLM_API shardlm_status shardlm_model_open(const char* pack_dir,
     if (p.max_batch_tokens > 0) eo.max_batch_tokens = p.max_batch_tokens;
     eo.mem_fraction = p.mem_fraction;
     eo.check_memory_plan = true;
-    eo.default_sequence = false;  // every session allocates its own
+    eo.default_sequence = false;
+    eo.kv_blocks = -1;  // the paged KV pool every session shares, sized from the plan
     for (size_t i = 0; i < p.n_devices; ++i) {
       if (p.devices[i] < 0) {
         fail(StatusCode::kInvalidArg, "devices[" + std::to_string(i) + "] is " +
@@ -62,6 +63,7 @@ SHARDLM_API shardlm_status shardlm_model_open(const char* pack_dir,
     auto state = std::make_shared<ModelState>();
     state->engine = std::make_shared<Engine>(eo);
     state->text = ModelText::load(state->engine->pack(0));
+    state->loop = std::make_shared<ServingLoop>(state->engine, StepEngineOptions{});
     const ModelConfig& c = state->engine->config();
     state->family = family_name(c.family);
     state->architecture = c.architecture;
@@ -123,14 +125,21 @@ SHARDLM_API shardlm_status shardlm_model_memory_plan(const shardlm_model* model,
       nlohmann::json j = nlohmann::json::parse(plan_to_json(e.memory_plan()));
       j["n_ctx"] = e.max_seq();
       j["kv_bytes_per_session"] = e.kv_bytes_per_sequence();
+      j["kv_pool"] = {{"blocks", e.kv_blocks()},
+                      {"block_size", e.kv_pool_shape().block_size},
+                      {"dtype", dtype_name(e.kv_pool_shape().dtype)},
+                      {"bytes", e.kv_pool_bytes()}};
       j["weight_bytes_in_place"] = e.weight_bytes_in_place();
       j["weight_bytes_copied"] = e.weight_bytes_copied();
       text = j.dump(2);
     } else {
       std::ostringstream o;
       o << format_plan_table(e.memory_plan());
-      o << "kv cache per session: " << format_bytes(e.kv_bytes_per_sequence()) << " ("
-        << e.max_seq() << " tokens, f32, all ranks); weights used in place: "
+      o << "kv cache: a pool of " << e.kv_blocks() << " blocks x " << e.kv_pool_shape().block_size
+        << " tokens, " << dtype_name(e.kv_pool_shape().dtype) << ", "
+        << format_bytes(e.kv_pool_bytes()) << " over all ranks, shared by every session; one full "
+        << "context (" << e.max_seq() << " tokens) takes " << format_bytes(e.kv_bytes_per_sequence())
+        << "; weights used in place: "
         << format_bytes(e.weight_bytes_in_place())
         << ", copied: " << format_bytes(e.weight_bytes_copied()) << "\n";
       text = o.str();

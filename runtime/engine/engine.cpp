@@ -57,9 +57,9 @@ Engine::Engine(const EngineOptions& options) : options_(options) {
   if (options.max_batch_tokens <= 0) {
     fail(StatusCode::kInvalidArg, "max_batch_tokens must be positive");
   }
-  if (options.kv_blocks < 0 || options.block_size <= 0 || options.block_size > 4096) {
+  if (options.kv_blocks < -1 || options.block_size <= 0 || options.block_size > 4096) {
     fail(StatusCode::kInvalidArg, "kv_blocks (" + std::to_string(options.kv_blocks) +
-                                      ") must be >= 0 and block_size (" +
+                                      ") must be >= -1 and block_size (" +
                                       std::to_string(options.block_size) + ") in 1..4096");
   }
 
@@ -100,7 +100,7 @@ Engine::Engine(const EngineOptions& options) : options_(options) {
   po.max_seq = max_seq_;
   po.max_batch_tokens = chunk_;
   // The paged pool's dtype when there is one, else the per-sequence caches' f32.
-  po.kv_dtype = options.kv_blocks > 0 ? options.kv_dtype : DType::kF32;
+  po.kv_dtype = options.kv_blocks != 0 ? options.kv_dtype : DType::kF32;
   plans_ = plan_for_device(packs, po);
   if (options.check_memory_plan) {
     for (size_t r = 0; r < plans_.size(); ++r) {
@@ -108,6 +108,28 @@ Engine::Engine(const EngineOptions& options) : options_(options) {
         fail(StatusCode::kOom,
              "rank " + std::to_string(r) + " does not fit: " + plans_[r].shortfall_message());
       }
+    }
+  }
+
+  kv_blocks_ = options.kv_blocks;
+  if (kv_blocks_ < 0) {  // auto: what the plan leaves for KV, capped (engine.h)
+    uint64_t budget_tokens = UINT64_MAX;
+    for (const MemoryPlan& p : plans_) {
+      if (p.kv_bytes_per_token > 0)
+        budget_tokens = std::min(budget_tokens, p.kv_budget_bytes() / p.kv_bytes_per_token);
+    }
+    const int64_t cap = (options.backend == "cpu" ? 2 : 16) * max_seq_;
+    const int64_t tokens = static_cast<int64_t>(std::min<uint64_t>(budget_tokens, cap));
+    kv_blocks_ = tokens / options.block_size;
+    if (kv_blocks_ * options.block_size < max_seq_) {
+      if (options.max_seq > 0 || kv_blocks_ < 1) {
+        fail(StatusCode::kOom,
+             "the KV cache the memory plan leaves (" + std::to_string(tokens) +
+                 " tokens) cannot hold one context of " + std::to_string(max_seq_) +
+                 " tokens; lower max_seq, use a smaller KV dtype, or raise the memory fraction");
+      }
+      max_seq_ = kv_blocks_ * options.block_size;  // the default context: clamped to the pool
+      chunk_ = std::min(chunk_, max_seq_);
     }
   }
 
@@ -120,8 +142,7 @@ Engine::Engine(const EngineOptions& options) : options_(options) {
     bo.deterministic = options.deterministic;
     const MemoryPlan& plan = plans_[static_cast<size_t>(R.rank)];
     bo.mem_fraction = plan.mem_fraction;  // device backends hold their allocations to it
-    const int64_t kv_tokens =
-        options.kv_blocks > 0 ? options.kv_blocks * options.block_size : max_seq_;
+    const int64_t kv_tokens = kv_blocks_ > 0 ? kv_blocks_ * options.block_size : max_seq_;
     bo.planned_bytes = plan.weight_bytes + plan.workspace_bytes + plan.reserve_bytes +
                        plan.kv_bytes_per_token * static_cast<uint64_t>(kv_tokens);
     R.backend = registry.create(options.backend, bo);
@@ -129,10 +150,9 @@ Engine::Engine(const EngineOptions& options) : options_(options) {
     R.comm = R.backend->make_communicator(*group_, R.rank);
     if (!R.comm) R.comm = tp == 1 ? make_single_communicator() : group_->communicator(R.rank);
     R.model = std::make_unique<Transformer>(*R.pack, *R.backend, *R.comm, chunk_);
-    if (options.kv_blocks > 0) {
+    if (kv_blocks_ > 0) {
       R.kv_pool = std::make_unique<KvPool>(
-          *R.backend, R.model->kv_pool_shape(options.kv_blocks, options.block_size,
-                                             options.kv_dtype));
+          *R.backend, R.model->kv_pool_shape(kv_blocks_, options.block_size, options.kv_dtype));
     }
   });
   if (options.default_sequence) default_seq_ = new_sequence_locked();
@@ -160,13 +180,21 @@ uint64_t Engine::weight_bytes_in_place() const {
 }
 
 uint64_t Engine::kv_bytes_per_sequence() const {
+  // One full context (max_seq tokens) in the paged pool's dtype, or the per-sequence f32 caches.
+  const DType kv = kv_blocks_ > 0 ? options_.kv_dtype : DType::kF32;
   uint64_t n = 0;
   for (const auto& r : ranks_) {
     n += 2ull *
          static_cast<uint64_t>(config().n_layer * max_seq_ * r->model->layout().n_head_kv_local *
                                config().head_dim) *
-         sizeof(float);
+         dtype_size(kv);
   }
+  return n;
+}
+
+uint64_t Engine::kv_pool_bytes() const {
+  uint64_t n = 0;
+  for (const auto& r : ranks_) n += r->kv_pool ? r->kv_pool->shape().bytes() : 0;
   return n;
 }
 
@@ -358,10 +386,21 @@ StepLimits Engine::step_limits() const {
   StepLimits l;
   l.max_tokens = chunk_;
   l.n_vocab = config().n_vocab;
-  l.n_blocks = options_.kv_blocks;
+  l.n_blocks = kv_blocks_;
   l.block_size = options_.block_size;
   l.max_position = max_seq_;
   return l;
+}
+
+void Engine::attach_step_engine() {
+  if (step_engine_attached_.exchange(true)) {
+    fail(StatusCode::kInvalidArg,
+         "this engine's KV pool already belongs to a step engine; destroy it before making another");
+  }
+}
+
+void Engine::detach_step_engine() {
+  step_engine_attached_.store(false);
 }
 
 const KvPoolShape& Engine::kv_pool_shape() const {

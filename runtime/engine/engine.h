@@ -13,6 +13,7 @@
 // Errors inside a rank are rethrown to the caller; after one the engine refuses further work.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -42,8 +43,11 @@ struct EngineOptions {
   double mem_fraction = 0;         // memory-plan fraction on this device; 0 = the pack's
   bool check_memory_plan = false;  // refuse with Error(kOom) when the recomputed plan does not fit
   bool default_sequence = true;    // allocate the default sequence's KV cache
-  // The paged KV pool of the step engine (execute_step): blocks per rank (0 = no pool), tokens
-  // per block and element type. Allocated once here, never per sequence.
+  // The paged KV pool of the step engine (execute_step): blocks per rank (0 = no pool, -1 =
+  // auto: the KV budget the memory plan leaves, capped at 2 contexts (max_seq) on the cpu
+  // backend and 16 on device backends; when that cannot hold one context, a default max_seq is
+  // clamped to it and an explicit one refused with kOom), tokens per block and element type.
+  // Allocated once here, never per sequence.
   int64_t kv_blocks = 0;
   int64_t block_size = 16;
   DType kv_dtype = DType::kBF16;
@@ -88,6 +92,7 @@ class Engine {
   int threads_per_rank() const { return threads_per_rank_; }
   int64_t max_seq() const { return max_seq_; }
   int64_t max_batch_tokens() const { return chunk_; }
+  int64_t kv_blocks() const { return kv_blocks_; }  // the paged pool's blocks per rank (0: none)
   int64_t n_past() const;                  // tokens in the default sequence's KV cache
   const PackReader& pack(int rank) const;  // rank's mapped pack (tokenizer files, plan, ...)
   uint64_t weight_bytes_in_place() const;  // summed over ranks
@@ -98,8 +103,11 @@ class Engine {
   // The memory plan of every rank recomputed for this device and these options (index = rank),
   // as computed before the weights were bound.
   const std::vector<MemoryPlan>& memory_plan() const { return plans_; }
-  // KV bytes one sequence allocates over all ranks (f32 K and V for max_seq tokens).
+  // KV bytes one full context (max_seq tokens) takes over all ranks: in the paged pool's dtype
+  // when there is a pool, else the per-sequence f32 caches.
   uint64_t kv_bytes_per_sequence() const;
+  // The paged KV pool over all ranks (0 without one).
+  uint64_t kv_pool_bytes() const;
 
   // A new sequence with its own KV cache of max_seq() tokens on every rank.
   std::unique_ptr<EngineSequence> new_sequence();
@@ -119,6 +127,10 @@ class Engine {
   // rank runs. Not thread-safe against itself: one driver calls it.
   StepOutput execute_step(const StepInput& step, bool gather_logits);
   StepLimits step_limits() const;
+  // The one StepEngine that owns the pool's bookkeeping registers here (two would hand out the
+  // same blocks). Throws Error(kInvalidArg) when one is attached already.
+  void attach_step_engine();
+  void detach_step_engine();
   const KvPoolShape& kv_pool_shape() const;  // rank 0's (the others differ only when kv heads do)
 
   // Forgets the sequence (positions >= pos; 0 = all).
@@ -141,6 +153,8 @@ class Engine {
   int threads_per_rank_ = 1;
   int64_t max_seq_ = 0;
   int64_t chunk_ = 0;
+  int64_t kv_blocks_ = 0;
+  std::atomic<bool> step_engine_attached_{false};
   std::vector<MemoryPlan> plans_;
   bool failed_ = false;
   mutable std::mutex mu_;  // serializes everything that runs the ranks

@@ -17,12 +17,26 @@ bool RequestStream::next(int32_t* token) {
   return false;
 }
 
+RequestStream::Event RequestStream::next_for(int32_t* token, std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (!cv_.wait_for(lock, timeout, [&] { return !tokens_.empty() || done_; })) {
+    return Event::kTimeout;
+  }
+  if (!tokens_.empty()) {
+    *token = tokens_.front();
+    tokens_.pop_front();
+    return Event::kToken;
+  }
+  if (error_) std::rethrow_exception(error_);
+  return Event::kEnd;
+}
+
 void RequestStream::cancel() {
   if (loop_) loop_->cancel(id_);
 }
 
-ServingLoop::ServingLoop(Engine& engine, const StepEngineOptions& options)
-    : engine_(engine, options), n_ctx_(engine_.n_ctx()) {
+ServingLoop::ServingLoop(std::shared_ptr<Engine> engine, const StepEngineOptions& options)
+    : engine_ptr_(std::move(engine)), engine_(*engine_ptr_, options), n_ctx_(engine_.n_ctx()) {
   driver_ = std::thread([this] { drive(); });
 }
 
@@ -66,6 +80,11 @@ void ServingLoop::cancel(RequestId id) {
     engine_.cancel(id);
   }
   work_cv_.notify_one();
+}
+
+int64_t ServingLoop::cached_prefix_tokens(std::span<const int32_t> tokens) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return engine_.cached_prefix_tokens(tokens);
 }
 
 StepEngineStats ServingLoop::stats() {

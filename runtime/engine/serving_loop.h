@@ -9,6 +9,7 @@
 // failed; later submits rethrow it. Not here: text (session.h), the policy (scheduler.h).
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -30,6 +31,9 @@ class RequestStream {
   // Blocks until the next generated token (true, *token set) or the end of the request (false:
   // then result() is final). Rethrows the error that ended the loop, if any.
   bool next(int32_t* token);
+  // The same, waiting at most `timeout`: kTimeout when neither came (to poll a cancel flag).
+  enum class Event { kToken, kEnd, kTimeout };
+  Event next_for(int32_t* token, std::chrono::milliseconds timeout);
   // Asks the driver to stop this request at the next step (any thread; idempotent).
   void cancel();
   // The request's result once next() returned false (tokens: all the driver generated).
@@ -49,8 +53,8 @@ class RequestStream {
 
 class ServingLoop {
  public:
-  // `engine` (with a paged KV pool) must outlive the loop. Starts the driver thread.
-  ServingLoop(Engine& engine, const StepEngineOptions& options);
+  // `engine` must have a paged KV pool (EngineOptions::kv_blocks). Starts the driver thread.
+  ServingLoop(std::shared_ptr<Engine> engine, const StepEngineOptions& options);
   ~ServingLoop();  // cancels what is left and joins the driver
   ServingLoop(const ServingLoop&) = delete;
   ServingLoop& operator=(const ServingLoop&) = delete;
@@ -60,6 +64,9 @@ class ServingLoop {
   std::shared_ptr<RequestStream> submit(TokenRequest request);
   StepEngineStats stats();
   int64_t n_ctx() const { return n_ctx_; }
+  Engine& engine() const { return *engine_ptr_; }
+  // Leading tokens of `tokens` the prefix cache holds now.
+  int64_t cached_prefix_tokens(std::span<const int32_t> tokens);
 
  private:
   friend class RequestStream;
@@ -68,6 +75,7 @@ class ServingLoop {
 
   std::mutex mu_;  // guards the step engine and the maps below
   std::condition_variable work_cv_;
+  std::shared_ptr<Engine> engine_ptr_;
   StepEngine engine_;
   int64_t n_ctx_ = 0;
   std::map<RequestId, std::shared_ptr<RequestStream>> streams_;

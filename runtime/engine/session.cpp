@@ -54,21 +54,20 @@ const char* finish_reason_name(FinishReason r) {
   return "unknown";
 }
 
-Session::Session(std::shared_ptr<Engine> engine, std::shared_ptr<const ModelText> text)
-    : engine_(std::move(engine)), model_text_(std::move(text)) {
-  if (!engine_ || !model_text_)
-    fail(StatusCode::kInvalidArg, "session needs an engine and model text");
-  seq_ = engine_->new_sequence();
+Session::Session(std::shared_ptr<ServingLoop> loop, std::shared_ptr<const ModelText> text)
+    : loop_(std::move(loop)), model_text_(std::move(text)) {
+  if (!loop_ || !model_text_)
+    fail(StatusCode::kInvalidArg, "session needs a serving loop and model text");
 }
 
 Session::~Session() = default;
 
 int64_t Session::n_ctx() const {
-  return seq_->capacity();
+  return loop_->n_ctx();
 }
 
 int64_t Session::n_in_kv() const {
-  return seq_->n_past();
+  return loop_->cached_prefix_tokens(tokens_);
 }
 
 void Session::set_system(const std::string& text) {
@@ -87,7 +86,6 @@ void Session::reset() {
   text_known_ = true;
   cuts_.assign(1, Cut{0, 0});
   last_reply_.clear();
-  engine_->seq_rm(*seq_, 0);
 }
 
 int Session::n_turns() const {
@@ -137,9 +135,6 @@ void Session::check_room(size_t keep, size_t n_new) const {
 
 void Session::commit(size_t keep, size_t keep_bytes, const std::vector<int32_t>& add,
                      const std::string& add_text, bool text_known) {
-  // KV rows past the cut belong to replaced tokens.
-  if (seq_->n_past() > static_cast<int64_t>(keep))
-    engine_->seq_rm(*seq_, static_cast<int64_t>(keep));
   tokens_.resize(keep);
   while (!cuts_.empty() && cuts_.back().n_tokens > keep) cuts_.pop_back();
   text_known_ = text_known;
@@ -232,7 +227,7 @@ GenerationResult Session::complete_tokens(std::span<const int32_t> prompt,
   const auto t0 = Clock::now();
   validate_sampler_params(request.sampling);
   if (prompt.empty()) fail(StatusCode::kInvalidArg, "no prompt tokens");
-  const int64_t n_vocab = engine_->config().n_vocab;
+  const int64_t n_vocab = engine().config().n_vocab;
   for (int32_t id : prompt) {
     if (id < 0 || id >= n_vocab) {
       fail(StatusCode::kInvalidArg, "prompt token id " + std::to_string(id) +
@@ -254,93 +249,85 @@ GenerationResult Session::run(const GenerationRequest& request, const StreamFn& 
   GenerationResult res;
   last_reply_.clear();
   if (tokens_.empty()) fail(StatusCode::kInvalidArg, "nothing to generate from: empty context");
-
-  // Keep the KV rows that still match; at least one token must be evaluated for logits.
-  size_t kv = std::min(static_cast<size_t>(seq_->n_past()), tokens_.size());
-  if (kv == tokens_.size()) --kv;
-  engine_->seq_rm(*seq_, static_cast<int64_t>(kv));
   res.n_prompt = static_cast<int64_t>(tokens_.size());
-  res.n_reused = static_cast<int64_t>(kv);
-  res.n_prefilled = res.n_prompt - res.n_reused;
 
-  Sampler sampler(request.sampling);
-  const std::vector<int32_t> stops = stop_ids(request);
+  TokenRequest tr;
+  tr.prompt = tokens_;
+  tr.sampling = request.sampling;
+  tr.max_new_tokens = request.max_tokens;
+  tr.stop_ids = stop_ids(request);
+  const std::shared_ptr<RequestStream> stream = loop_->submit(std::move(tr));
+
   const bool has_text = model_text_->has_tokenizer();
   std::optional<text::StreamDecoder> decoder;
   if (has_text) decoder.emplace(model_text_->tokenizer(), /*skip_special_tokens=*/false);
   StopStringFilter filter(request.stop_strings);
-  const int64_t n_vocab = engine_->config().n_vocab;
-
-  // Evaluates `ids` (appended to the KV) and samples the next token.
-  auto eval_and_sample = [&](std::span<const int32_t> ids) -> int32_t {
-    if (!sampler.needs_logits()) return engine_->eval_argmax(*seq_, ids);
-    std::vector<float> logits = engine_->eval(*seq_, ids, false);
-    return sampler.sample(std::span<float>(logits.data(), static_cast<size_t>(n_vocab)), tokens_);
-  };
-
-  // Prefill in chunks so a cancel is seen between them; only the last chunk's logits matter.
-  const size_t chunk = static_cast<size_t>(engine_->max_batch_tokens());
-  const std::span<const int32_t> todo(tokens_.data() + kv, tokens_.size() - kv);
-  int32_t next = -1;
-  for (size_t begin = 0; begin < todo.size(); begin += chunk) {
-    const size_t len = std::min(chunk, todo.size() - begin);
-    if (begin + len < todo.size()) {
-      engine_->eval_argmax(*seq_, todo.subspan(begin, len));
-      if (cancel_.load(std::memory_order_relaxed)) {
-        res.finish = FinishReason::kCancelled;
-        res.prefill_seconds = seconds_since(t0);
-        return res;
-      }
-    } else {
-      next = eval_and_sample(todo.subspan(begin, len));
-    }
-  }
-  res.prefill_seconds = seconds_since(t0);
-  res.ttft_seconds = setup_seconds + res.prefill_seconds;
-  const auto t1 = Clock::now();
-
   auto emit = [&](int32_t token, const std::string& piece) -> bool {
     res.text += piece;
     return !on_text || on_text(token, piece);
   };
-  for (;;) {
-    const bool is_stop = std::find(stops.begin(), stops.end(), next) != stops.end();
-    // The sampled token joins the context (pending: evaluated by the next call if any).
-    tokens_.push_back(next);
+  auto add_to_history = [&](int32_t token) {
+    tokens_.push_back(token);
     if (text_known_) {
-      history_text_ += model_text_->tokenizer().token_to_piece(next);
+      history_text_ += model_text_->tokenizer().token_to_piece(token);
       cuts_.push_back({tokens_.size(), history_text_.size()});
     }
-    if (is_stop) {
-      res.finish = FinishReason::kStopToken;
+  };
+
+  // Tokens arrive as the step engine makes them; this thread turns them into text, applies the
+  // stop strings and the callback, and cancels the request when it wants no more. cancel() is
+  // polled between tokens (it must stay a plain atomic store).
+  Clock::time_point t_first{};
+  bool stopped_here = false;
+  for (;;) {
+    int32_t next = -1;
+    const RequestStream::Event ev = stream->next_for(&next, std::chrono::milliseconds(20));
+    if (ev == RequestStream::Event::kEnd) break;
+    if (cancel_.load(std::memory_order_relaxed)) {
+      res.finish = FinishReason::kCancelled;
+      stopped_here = true;
       break;
     }
+    if (ev == RequestStream::Event::kTimeout) continue;
+    if (res.tokens.empty()) t_first = Clock::now();
+    add_to_history(next);
     res.tokens.push_back(next);
     std::string piece = has_text ? filter.put(decoder->put(next)) : std::string();
     if (!emit(next, piece)) {
       res.finish = FinishReason::kCallback;
+      stopped_here = true;
       break;
     }
     if (filter.stopped()) {
       res.finish = FinishReason::kStopString;
+      stopped_here = true;
       break;
     }
-    if (request.max_tokens >= 0 && static_cast<int64_t>(res.tokens.size()) >= request.max_tokens) {
-      res.finish = FinishReason::kMaxTokens;
-      break;
-    }
-    if (cancel_.load(std::memory_order_relaxed)) {
-      res.finish = FinishReason::kCancelled;
-      break;
-    }
-    if (n_ctx_used() >= n_ctx()) {  // one more token would not fit in the context
-      res.finish = FinishReason::kContextFull;
-      break;
-    }
-    const int32_t one[1] = {next};
-    next = eval_and_sample(one);
-    ++res.n_decode_steps;
   }
+  if (stopped_here) {
+    stream->cancel();
+    int32_t ignored;
+    while (stream->next(&ignored)) {  // tokens made before the cancel landed are not ours
+    }
+  }
+  const TokenResult& tr_res = stream->result();
+  if (!stopped_here) {
+    res.finish = tr_res.finish;
+    if (tr_res.finish == FinishReason::kStopToken) add_to_history(tr_res.stop_token);  // pending
+  }
+  res.n_reused = std::min(tr_res.n_cached_prompt, res.n_prompt);
+  res.n_prefilled = res.n_prompt - res.n_reused;
+  res.n_decode_steps = res.tokens.empty() ? 0 : static_cast<int64_t>(res.tokens.size()) - 1;
+  const auto t_end = Clock::now();
+  if (res.tokens.empty()) {
+    res.prefill_seconds = seconds_since(t0);
+    if (res.finish == FinishReason::kStopToken) res.ttft_seconds = setup_seconds + res.prefill_seconds;
+  } else {
+    res.prefill_seconds = std::chrono::duration<double>(t_first - t0).count();
+    res.ttft_seconds = setup_seconds + res.prefill_seconds;
+    res.decode_seconds = std::chrono::duration<double>(t_end - t_first).count();
+  }
+
   if (has_text && !filter.stopped()) {
     std::string tail = filter.put(decoder->flush());
     if (filter.stopped()) {
@@ -355,7 +342,6 @@ GenerationResult Session::run(const GenerationRequest& request, const StreamFn& 
     }
   }
   if (filter.stopped()) res.stop_string = filter.matched();
-  res.decode_seconds = seconds_since(t1);
   last_reply_ = res.text;
   return res;
 }

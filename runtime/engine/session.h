@@ -1,16 +1,20 @@
-// A conversation on one model: its own KV cache (an EngineSequence), the token history that
-// cache holds, and the chat messages. Every generation call treats its input as the *whole*
-// context and reuses the longest common prefix with the history: chat() renders the template
-// over all messages and compares the rendered text with the text the KV tokens stand for, so a
-// new turn prefills only what changed (the new message, plus anything the template re-renders
-// differently, e.g. Qwen3 dropping an earlier answer's <think> block); complete()/
-// complete_tokens() compare token ids. A sampled stop token is kept as a pending history token
-// and evaluated with the next turn. A context that cannot hold the input fails with
-// Error(kKvFull) before anything changes; one that fills while generating ends the reply with
-// FinishReason::kContextFull.
+// A conversation on one model: the token history of its context and the chat messages. Every
+// generation call treats its input as the *whole* context and submits it as one request to the
+// model's step engine (serving_loop.h), which batches it with the requests of other sessions and
+// threads, and reuses the KV of every leading block of it the prefix cache still holds: the
+// session's own earlier turns, or another session's identical prefix (a shared system prompt).
+// chat() renders the template over all messages and compares the rendered text with the text the
+// history tokens stand for, so the tokens of the unchanged part stay the same ids (and hit the
+// cache) and only what changed is tokenized anew (the new message, plus anything the template
+// re-renders differently, e.g. Qwen3 dropping an earlier answer's <think> block);
+// complete()/complete_tokens() compare token ids. A sampled stop token is kept as a pending
+// history token and computed with the next turn. Reuse is per KV block (block_size tokens): up to
+// a block of the context before the change is recomputed. A context that cannot hold the input
+// fails with Error(kKvFull) before anything changes; one that fills while generating ends the
+// reply with FinishReason::kContextFull.
 // Thread-safety: one thread at a time per Session, except cancel(), which any thread (or a
-// signal handler: it is one lock-free atomic store) may call. Several sessions on one Engine
-// may run on several threads: the engine serializes their forwards (engine.h).
+// signal handler: it is one lock-free atomic store) may call. Sessions on one model run on any
+// number of threads at once and share steps.
 // Not here: the sampler (sampler.h), stop strings (stop_strings.h), the C ABI (runtime/api).
 #pragma once
 
@@ -24,6 +28,7 @@
 #include <vector>
 
 #include "runtime/engine/engine.h"
+#include "runtime/engine/serving_loop.h"
 #include "runtime/engine/generation.h"
 #include "runtime/engine/model_text.h"
 
@@ -32,7 +37,7 @@ namespace shardlm {
 class Session {
  public:
   // `text` may lack a tokenizer/template: then only complete_tokens() works.
-  Session(std::shared_ptr<Engine> engine, std::shared_ptr<const ModelText> text);
+  Session(std::shared_ptr<ServingLoop> loop, std::shared_ptr<const ModelText> text);
   ~Session();
 
   // ---- Conversation state (takes effect at the next chat()) ----
@@ -43,7 +48,7 @@ class Session {
   std::optional<bool> thinking() const { return thinking_; }
   // Appends a message without generating (restoring a conversation, few-shot examples).
   void add_message(const std::string& role, const std::string& content);
-  // Forgets messages and the KV cache (the system message stays).
+  // Forgets messages and the token history (the system message stays).
   void reset();
   // Drops the `n` oldest turns (a user message and what follows it up to the next user
   // message); the system message stays. Returns the number dropped.
@@ -70,11 +75,14 @@ class Session {
   // ---- Inspection ----
   int64_t n_ctx() const;  // capacity in tokens
   int64_t n_ctx_used() const { return static_cast<int64_t>(tokens_.size()); }
-  int64_t n_in_kv() const;  // tokens the KV cache holds (<= n_ctx_used)
+  // Leading context tokens whose KV the prefix cache holds now (whole blocks; what the next
+  // call would reuse if it keeps them).
+  int64_t n_in_kv() const;
   const std::vector<int32_t>& tokens() const { return tokens_; }  // the context's ids
   const std::string& last_reply() const { return last_reply_; }
   const ModelText& text() const { return *model_text_; }
-  Engine& engine() const { return *engine_; }
+  Engine& engine() const { return loop_->engine(); }
+  ServingLoop& serving_loop() const { return *loop_; }
 
  private:
   struct Cut {
@@ -90,9 +98,8 @@ class Session {
   std::vector<int32_t> stop_ids(const GenerationRequest& request) const;
   nlohmann::ordered_json conversation() const;  // system + messages
 
-  std::shared_ptr<Engine> engine_;
+  std::shared_ptr<ServingLoop> loop_;
   std::shared_ptr<const ModelText> model_text_;
-  std::unique_ptr<EngineSequence> seq_;
   std::atomic<bool> cancel_{false};
 
   std::string system_;

@@ -37,9 +37,13 @@ StepEngine::StepEngine(Engine& engine, const StepEngineOptions& options)
       blocks_(engine.kv_pool_shape().n_blocks, engine.kv_pool_shape().block_size,
               engine.pack(0).pack_id(), options.prefix_cache),
       scheduler_(SchedulerOptions{options.max_seqs, engine.max_batch_tokens(), options.admission},
-                 blocks_) {}
+                 blocks_) {
+  engine_.attach_step_engine();
+}
 
-StepEngine::~StepEngine() = default;
+StepEngine::~StepEngine() {
+  engine_.detach_step_engine();
+}
 
 RequestId StepEngine::submit(TokenRequest request) {
   validate_sampler_params(request.sampling);
@@ -194,6 +198,7 @@ std::vector<RequestId> StepEngine::step() {
     q.tokens.push_back(next);
     if (std::find(stops.begin(), stops.end(), next) != stops.end()) {
       reason = FinishReason::kStopToken;
+      s.result.stop_token = next;
     } else {
       s.result.tokens.push_back(next);
       if (s.request.on_token && !s.request.on_token(next)) {

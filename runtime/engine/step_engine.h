@@ -50,6 +50,7 @@ struct TokenRequest {
 struct TokenResult {
   FinishReason finish = FinishReason::kNone;
   std::vector<int32_t> tokens;  // generated ids, stop id excluded
+  int32_t stop_token = -1;      // the stop id that ended it (kStopToken), else -1
   std::vector<float> logits;    // [tokens (+ the stop token), n_vocab] when asked
   int64_t n_prompt = 0;
   int64_t n_cached_prompt = 0;  // prompt tokens served by the prefix cache at first admission
@@ -92,6 +93,11 @@ class StepEngine {
 
   StepEngineStats stats() const;
   const BlockManager& block_manager() const { return blocks_; }
+  // Leading tokens of `tokens` whose KV the prefix cache holds now (what a request starting
+  // with them would reuse).
+  int64_t cached_prefix_tokens(std::span<const int32_t> tokens) const {
+    return blocks_.peek_cached_tokens(tokens);
+  }
   Engine& engine() { return engine_; }
   int64_t n_ctx() const { return n_ctx_; }
 

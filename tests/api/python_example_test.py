@@ -59,8 +59,9 @@ class BindingTest(unittest.TestCase):
             self.assertEqual(s.last_reply(), r1.text)
             kv = s.info()["n_kv"]
             r2 = s.chat("And then?", max_tokens=6, temperature=0, ignore_eos=True)
-            self.assertEqual(r2.n_reused, kv)
-            self.assertLess(r2.n_prefilled, r2.n_prompt // 2)
+            self.assertEqual(r2.n_reused, kv)  # every full KV block of the first turn
+            self.assertGreater(kv, 0)
+            self.assertLess(r2.n_prefilled, r2.n_prompt)
             self.assertEqual(s.info()["n_turns"], 2)
             self.assertEqual(len(s.tokens()), s.info()["n_ctx_used"])
 
@@ -98,7 +99,10 @@ class BindingTest(unittest.TestCase):
         out = subprocess.run(
             [sys.executable, os.path.join(EXAMPLES, "chat.py"), "--pack",
              os.path.join(FIXTURE, "tp2"), "--threads", "2", "--max-tokens", "5", "--seed", "1"],
-            input="Hello\nAnd again?\n/reset\nHi\n", capture_output=True, text=True, timeout=120)
+            # The first message is long enough that its KV fills whole 16-token blocks, which
+            # the prefix cache gives back to the second turn.
+            input="Hello, please tell me a long story about a brave knight and a dragon\n"
+                  "And again?\n/reset\nHi\n", capture_output=True, text=True, timeout=120)
         self.assertEqual(out.returncode, 0, out.stderr)
         self.assertIn("Qwen3ForCausalLM, tp 2", out.stdout)
         self.assertEqual(out.stdout.count("user> "), 3)

@@ -1,6 +1,7 @@
 // Session tests on the fixture pack (tiny random Qwen3 with the real Qwen3 tokenizer and chat
-// template): KV reuse across turns (a turn computes only its new tokens, and the reused context
-// gives the same tokens as a fresh recompute), the context always equals the template's
+// template), sessions sharing one step engine: KV reuse across turns through the prefix cache
+// (a turn computes only its new tokens, up to one block, and the reused context gives the same
+// tokens as a fresh recompute on an engine without a prefix cache), the context always equals the template's
 // rendering, Qwen3 no-think re-rendering, stop strings spanning token boundaries, seeded
 // reproducibility, stop ids, context-full behaviour, truncation, cancel, tp 1 vs tp 2.
 #include <gtest/gtest.h>
@@ -20,17 +21,24 @@ const std::string kFixture = SHARDLM_API_FIXTURE_DIR;
 
 struct Model {
   std::shared_ptr<Engine> engine;
+  std::shared_ptr<ServingLoop> loop;
   std::shared_ptr<const ModelText> text;
 };
 
-Model open_model(const std::string& sub, int64_t max_seq = 256) {
+constexpr int64_t kBlock = 16;  // the engine's default block_size
+
+Model open_model(const std::string& sub, int64_t max_seq = 256, bool prefix_cache = true) {
   EngineOptions eo;
   eo.pack_dir = kFixture + "/" + sub;
   eo.n_threads = 2;
   eo.max_seq = max_seq;
   eo.default_sequence = false;
+  eo.kv_blocks = -1;
   Model m;
   m.engine = std::make_shared<Engine>(eo);
+  StepEngineOptions so;
+  so.prefix_cache = prefix_cache;
+  m.loop = std::make_shared<ServingLoop>(m.engine, so);
   m.text = ModelText::load(m.engine->pack(0));
   return m;
 }
@@ -39,6 +47,16 @@ Model open_model(const std::string& sub, int64_t max_seq = 256) {
 const Model& shared_model() {
   static const Model m = open_model("tp2");
   return m;
+}
+
+// The same pack without a prefix cache: every request computes its whole prompt.
+const Model& uncached_model() {
+  static const Model m = open_model("tp2", 256, false);
+  return m;
+}
+
+int64_t whole_blocks(int64_t n) {
+  return n / kBlock * kBlock;
 }
 
 GenerationRequest greedy(int64_t max_tokens) {
@@ -61,8 +79,9 @@ nlohmann::ordered_json conversation_with(const Session& s, const std::string& us
 // scratch must give the same greedy tokens: proves reused KV rows are the right ones.
 void expect_same_as_fresh(const Model& m, const Session& s, const GenerationResult& r,
                           int64_t max_tokens) {
+  (void)m;
   const std::vector<int32_t> ctx(s.tokens().begin(), s.tokens().begin() + r.n_prompt);
-  Session fresh(m.engine, m.text);
+  Session fresh(uncached_model().loop, uncached_model().text);
   const GenerationResult f = fresh.complete_tokens(ctx, greedy(max_tokens));
   EXPECT_EQ(f.n_reused, 0);
   EXPECT_EQ(f.tokens, r.tokens);
@@ -84,15 +103,17 @@ TEST(ModelTextTest, StopIdsAndDefaultsComeFromThePack) {
 
 TEST(SessionTest, SecondTurnComputesOnlyNewTokensAndMatchesAFreshRecompute) {
   const Model& m = shared_model();
-  Session s(m.engine, m.text);
+  Session s(m.loop, m.text);
   s.set_system("You are terse.");
   const GenerationResult r1 = s.chat("Hello there, how are you?", greedy(8));
   EXPECT_EQ(r1.n_reused, 0);
   EXPECT_EQ(r1.n_prefilled, r1.n_prompt);
   EXPECT_EQ(r1.tokens.size(), 8u);
   EXPECT_EQ(r1.finish, FinishReason::kMaxTokens);
+  // Every full block of the computed context is cached (the last sampled token is pending).
   const int64_t in_kv = s.n_in_kv();
-  EXPECT_EQ(in_kv, s.n_ctx_used() - 1);  // the last sampled token is pending
+  EXPECT_EQ(in_kv, whole_blocks(s.n_ctx_used() - 1));
+  EXPECT_GT(in_kv, 0);
 
   const std::string user2 = "And what is the capital of France?";
   const std::string rendered = m.text->render(conversation_with(s, user2), true, {});
@@ -104,8 +125,9 @@ TEST(SessionTest, SecondTurnComputesOnlyNewTokensAndMatchesAFreshRecompute) {
       m.text->tokenizer()
           .decode(std::vector<int32_t>(s.tokens().begin(), s.tokens().begin() + r1.n_prompt + 8))
           .size());
-  EXPECT_LE(r2.n_prefilled, static_cast<int64_t>(m.text->tokenizer().encode(delta).size()) + 1);
-  EXPECT_LT(r2.n_prefilled, r2.n_prompt / 2);
+  // The new message, the pending token and at most one partly filled block before them.
+  EXPECT_LE(r2.n_prefilled,
+            static_cast<int64_t>(m.text->tokenizer().encode(delta).size()) + 1 + kBlock - 1);
   // The context equals the template's rendering of the whole conversation.
   const std::vector<int32_t> ctx(s.tokens().begin(), s.tokens().begin() + r2.n_prompt);
   EXPECT_EQ(m.text->tokenizer().decode(ctx), rendered);
@@ -119,7 +141,7 @@ TEST(SessionTest, SecondTurnComputesOnlyNewTokensAndMatchesAFreshRecompute) {
 
 TEST(SessionTest, Qwen3NoThinkReRendersTheLastAnswerAndStaysExact) {
   const Model& m = shared_model();
-  Session s(m.engine, m.text);
+  Session s(m.loop, m.text);
   s.set_thinking(false);
   const GenerationResult r1 = s.chat("Hi", greedy(6));
   const std::string user2 = "Tell me more";
@@ -130,7 +152,7 @@ TEST(SessionTest, Qwen3NoThinkReRendersTheLastAnswerAndStaysExact) {
   // r1's prompt ended in "<|im_start|>assistant\n<think>\n\n</think>\n\n"; the re-rendering
   // keeps "<|im_start|>assistant\n" and drops the think block, so reuse ends inside r1's prompt.
   EXPECT_LT(r2.n_reused, r1.n_prompt);
-  EXPECT_GE(r2.n_reused, r1.n_prompt - 6);
+  EXPECT_GE(r2.n_reused, whole_blocks(r1.n_prompt - 6));
   const std::vector<int32_t> ctx(s.tokens().begin(), s.tokens().begin() + r2.n_prompt);
   EXPECT_EQ(m.text->tokenizer().decode(ctx), rendered);
   EXPECT_NE(rendered.find("<think>\n\n</think>\n\n"), std::string::npos);  // the new prompt's
@@ -139,7 +161,7 @@ TEST(SessionTest, Qwen3NoThinkReRendersTheLastAnswerAndStaysExact) {
 
 TEST(SessionTest, ChangingTheSystemMessageRecomputesFromTheChange) {
   const Model& m = shared_model();
-  Session s(m.engine, m.text);
+  Session s(m.loop, m.text);
   s.set_system("A");
   s.chat("one", greedy(4));
   s.set_system("B");
@@ -153,7 +175,7 @@ TEST(SessionTest, ChangingTheSystemMessageRecomputesFromTheChange) {
 TEST(SessionTest, StopStringAcrossATokenBoundaryEndsTheReplyBeforeIt) {
   const Model& m = shared_model();
   const text::Tokenizer& tok = m.text->tokenizer();
-  Session s(m.engine, m.text);
+  Session s(m.loop, m.text);
   const GenerationResult full = s.chat("Write something", greedy(12));
   ASSERT_EQ(full.tokens.size(), 12u);
   // Two consecutive generated tokens whose pieces are non-empty, valid UTF-8 text.
@@ -175,7 +197,7 @@ TEST(SessionTest, StopStringAcrossATokenBoundaryEndsTheReplyBeforeIt) {
   const size_t at = full.text.find(stop);
   ASSERT_NE(at, std::string::npos);
 
-  Session again(m.engine, m.text);
+  Session again(m.loop, m.text);
   GenerationRequest r = greedy(12);
   r.stop_strings = {"never appears \x01", stop};
   std::string streamed;
@@ -193,7 +215,7 @@ TEST(SessionTest, StopStringAcrossATokenBoundaryEndsTheReplyBeforeIt) {
 TEST(SessionTest, SameSeedSameTokensDifferentSeedDifferentTokens) {
   const Model& m = shared_model();
   auto run = [&](uint64_t seed) {
-    Session s(m.engine, m.text);
+    Session s(m.loop, m.text);
     GenerationRequest r;
     r.sampling.temperature = 1.0f;
     r.sampling.top_p = 0.9f;
@@ -209,7 +231,7 @@ TEST(SessionTest, SameSeedSameTokensDifferentSeedDifferentTokens) {
 
 TEST(SessionTest, StreamedTextEqualsTheReplyAndTheCallbackCanStop) {
   const Model& m = shared_model();
-  Session s(m.engine, m.text);
+  Session s(m.loop, m.text);
   std::string streamed;
   int calls = 0;
   const GenerationResult r = s.chat("Count", greedy(10), [&](int32_t tok, std::string_view t) {
@@ -221,7 +243,7 @@ TEST(SessionTest, StreamedTextEqualsTheReplyAndTheCallbackCanStop) {
   EXPECT_EQ(streamed, r.text);
   EXPECT_EQ(r.text, m.text->tokenizer().decode(r.tokens));
 
-  Session t(m.engine, m.text);
+  Session t(m.loop, m.text);
   int n = 0;
   const GenerationResult c =
       t.chat("Count", greedy(10), [&](int32_t, std::string_view) { return ++n < 3; });
@@ -231,23 +253,23 @@ TEST(SessionTest, StreamedTextEqualsTheReplyAndTheCallbackCanStop) {
 
 TEST(SessionTest, StopIdEndsTheReplyAndIsKeptPendingForTheNextTurn) {
   const Model& m = shared_model();
-  Session s(m.engine, m.text);
+  Session s(m.loop, m.text);
   const GenerationResult probe = s.chat("Go", greedy(5));
   ASSERT_GE(probe.tokens.size(), 3u);
   // Make the third generated token a stop id: the reply ends before it.
-  Session t(m.engine, m.text);
+  Session t(m.loop, m.text);
   GenerationRequest r = greedy(5);
   r.stop_ids = {probe.tokens[2]};
   const GenerationResult g = t.chat("Go", r);
   EXPECT_EQ(g.finish, FinishReason::kStopToken);
   EXPECT_EQ(g.tokens, std::vector<int32_t>(probe.tokens.begin(), probe.tokens.begin() + 2));
   EXPECT_EQ(t.tokens().back(), probe.tokens[2]);
-  EXPECT_EQ(t.n_in_kv(), t.n_ctx_used() - 1);
+  EXPECT_EQ(t.n_in_kv(), whole_blocks(t.n_ctx_used() - 1));
 }
 
 TEST(SessionTest, ContextFullBeforeAndDuringGeneration) {
   const Model m = open_model("tp1", 40);
-  Session s(m.engine, m.text);
+  Session s(m.loop, m.text);
   std::string long_message;
   for (int i = 0; i < 60; ++i) long_message += "word ";
   try {
@@ -275,7 +297,7 @@ TEST(SessionTest, ContextFullBeforeAndDuringGeneration) {
 
 TEST(SessionTest, TruncateDropsWholeTurnsAndKeepsTheSystemMessage) {
   const Model& m = shared_model();
-  Session s(m.engine, m.text);
+  Session s(m.loop, m.text);
   s.set_system("sys");
   s.add_message("user", "u1");
   s.add_message("assistant", "a1");
@@ -293,7 +315,7 @@ TEST(SessionTest, TruncateDropsWholeTurnsAndKeepsTheSystemMessage) {
 
 TEST(SessionTest, ResetForgetsEverythingButTheSystemMessage) {
   const Model& m = shared_model();
-  Session s(m.engine, m.text);
+  Session s(m.loop, m.text);
   s.set_system("sys");
   s.chat("a", greedy(3));
   s.reset();
@@ -307,7 +329,7 @@ TEST(SessionTest, ResetForgetsEverythingButTheSystemMessage) {
 
 TEST(SessionTest, CancelFromAnotherThreadStopsTheReply) {
   const Model& m = shared_model();
-  Session s(m.engine, m.text);
+  Session s(m.loop, m.text);
   std::atomic<bool> first{false};
   std::thread canceller([&] {
     while (!first.load()) std::this_thread::yield();
@@ -332,7 +354,7 @@ TEST(SessionTest, CancelFromAnotherThreadStopsTheReply) {
 TEST(SessionTest, TensorParallelSizesAgreeOnTheFirstTokens) {
   const Model m1 = open_model("tp1");
   const Model& m2 = shared_model();
-  Session a(m1.engine, m1.text), b(m2.engine, m2.text);
+  Session a(m1.loop, m1.text), b(m2.loop, m2.text);
   const GenerationResult ra = a.chat("Same question", greedy(4));
   const GenerationResult rb = b.chat("Same question", greedy(4));
   EXPECT_EQ(ra.n_prompt, rb.n_prompt);
@@ -342,16 +364,21 @@ TEST(SessionTest, TensorParallelSizesAgreeOnTheFirstTokens) {
 
 TEST(SessionTest, CompleteReusesTheCommonTokenPrefix) {
   const Model& m = shared_model();
-  Session s(m.engine, m.text);
-  const GenerationResult r1 = s.complete("The quick brown fox", greedy(4));
+  Session s(m.loop, m.text);
+  const std::string base =
+      "The quick brown fox jumps over the lazy dog while the cat watches from the warm window "
+      "sill, and a bird sings in the old oak tree near the river bank";
+  const GenerationResult r1 = s.complete(base, greedy(4));
   EXPECT_EQ(r1.n_reused, 0);
-  const GenerationResult r2 = s.complete("The quick brown fox jumps over", greedy(4));
-  EXPECT_GT(r2.n_reused, 0);
+  ASSERT_GE(r1.n_prompt, 2 * kBlock);
+  const std::string longer = base + " at dawn every single day";
+  const GenerationResult r2 = s.complete(longer, greedy(4));
+  EXPECT_EQ(r2.n_reused, whole_blocks(r1.n_prompt));  // the first prompt's full blocks
   EXPECT_EQ(r2.n_prompt,
-            static_cast<int64_t>(
-                m.text->tokenizer().encode("The quick brown fox jumps over", true).size()));
-  const GenerationResult r3 = s.complete("The quick brown fox jumps over", greedy(4));
-  EXPECT_EQ(r3.n_prefilled, 1);  // everything reused; the last token re-run for its logits
+            static_cast<int64_t>(m.text->tokenizer().encode(longer, true).size()));
+  const GenerationResult r3 = s.complete(longer, greedy(4));
+  // Everything cached but the last partial block (at least one token runs for its logits).
+  EXPECT_EQ(r3.n_reused, whole_blocks(r3.n_prompt - 1));
   EXPECT_EQ(r3.tokens, r2.tokens);
 }
 

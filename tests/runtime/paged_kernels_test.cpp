@@ -177,9 +177,8 @@ void check_step(const cpu::Context& ctx, const Pools& pools, const Step& step, i
       << (det ? " deterministic" : " fast");
 }
 
-TEST_P(PagedKernelTest, StoreKvMatchesRefBitExact) {
-  const int64_t n_tokens = 37, n_head_kv = 3, head_dim = 20, n_slots = 64;
-  const int64_t row = n_head_kv * head_dim;
+void check_store_kv(const cpu::Context& ctx, int64_t n_tokens, int64_t n_slots) {
+  const int64_t n_head_kv = 3, head_dim = 20, row = n_head_kv * head_dim;
   auto k = random_floats(static_cast<size_t>(n_tokens * row), 40, 3.0f);
   auto v = random_floats(static_cast<size_t>(n_tokens * row), 41, 3.0f);
   // Rounding edge cases: ties to even, f16 overflow and subnormals, inf, NaN.
@@ -207,18 +206,21 @@ TEST_P(PagedKernelTest, StoreKvMatchesRefBitExact) {
     auto rk = init_k, rv = init_v, ck = init_k, cv = init_v;
     ref::store_kv(k.data(), v.data(), slots.data(), n_tokens, n_head_kv, head_dim, dt, rk.data(),
                   rv.data());
-    cpu::store_kv(ctx_, k.data(), v.data(), slots.data(), n_tokens, n_head_kv, head_dim, dt,
+    cpu::store_kv(ctx, k.data(), v.data(), slots.data(), n_tokens, n_head_kv, head_dim, dt,
                   ck.data(), cv.data());
-    EXPECT_TRUE(rk == ck && rv == cv) << dtype_name(dt);
+    EXPECT_TRUE(rk == ck && rv == cv) << dtype_name(dt) << " n_tokens " << n_tokens;
     // Stored rows are the dtype.h conversion; slots no token names are untouched.
-    const size_t esz = dtype_size(dt), row_bytes = static_cast<size_t>(row) * esz;
+    const size_t row_bytes = static_cast<size_t>(row) * dtype_size(dt);
     std::vector<bool> written(static_cast<size_t>(n_slots), false);
     for (int64_t t = 0; t < n_tokens; ++t) {
       if (slots[t] < 0) continue;
       written[static_cast<size_t>(slots[t])] = true;
-      std::vector<uint8_t> expect(row_bytes);
-      convert_dtype(k.data() + t * row, DType::kF32, expect.data(), dt, static_cast<size_t>(row));
-      EXPECT_EQ(std::memcmp(ck.data() + slots[t] * row_bytes, expect.data(), row_bytes), 0)
+      std::vector<uint8_t> expect_k(row_bytes), expect_v(row_bytes);
+      convert_dtype(k.data() + t * row, DType::kF32, expect_k.data(), dt, static_cast<size_t>(row));
+      convert_dtype(v.data() + t * row, DType::kF32, expect_v.data(), dt, static_cast<size_t>(row));
+      EXPECT_EQ(std::memcmp(ck.data() + slots[t] * row_bytes, expect_k.data(), row_bytes), 0)
+          << dtype_name(dt) << " token " << t;
+      EXPECT_EQ(std::memcmp(cv.data() + slots[t] * row_bytes, expect_v.data(), row_bytes), 0)
           << dtype_name(dt) << " token " << t;
     }
     for (int64_t s = 0; s < n_slots; ++s) {
@@ -229,6 +231,11 @@ TEST_P(PagedKernelTest, StoreKvMatchesRefBitExact) {
                 0);
     }
   }
+}
+
+TEST_P(PagedKernelTest, StoreKvMatchesRefBitExact) {
+  check_store_kv(ctx_, 37, 64);     // one thread's share
+  check_store_kv(ctx_, 900, 1000);  // split over the pool
 }
 
 TEST_P(PagedKernelTest, PagedAttentionMatchesRefMixedSteps) {
