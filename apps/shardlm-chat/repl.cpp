@@ -85,8 +85,8 @@ void Repl::report(const char* what, shardlm_status status) {
 }
 
 bool Repl::open() {
-  if (shardlm_abi_version() != SHARDLM_ABI_VERSION) {
-    std::fprintf(stderr, "shardlm-chat: libshardlm ABI %u, this program needs %d\n",
+  if (shardlm_abi_version() < SHARDLM_ABI_VERSION) {
+    std::fprintf(stderr, "shardlm-chat: libshardlm ABI %u, this program needs %d or later\n",
                  shardlm_abi_version(), SHARDLM_ABI_VERSION);
     return false;
   }
@@ -129,7 +129,7 @@ void Repl::print_summary() {
               info_.n_vocab);
   std::printf("parallel  tp %d x %d threads, backend %s\n", info_.tp_size, info_.n_threads_per_rank,
               info_.backend);
-  std::printf("context   %lld tokens (KV %.1f MiB per session)%s\n",
+  std::printf("context   %lld tokens (KV %.1f MiB for a full one)%s\n",
               static_cast<long long>(info_.n_ctx),
               static_cast<double>(info_.kv_bytes_per_session) / (kib * kib),
               info_.has_thinking_switch ? (options_.thinking < 0   ? ", thinking: template default"
@@ -160,7 +160,8 @@ void Repl::print_help() {
       "  /set NAME VALUE      change a sampling setting; /set alone lists them\n"
       "                       (%s)\n"
       "  /think on|off|default  Qwen3 enable_thinking\n"
-      "  /stats               tokens/s of the last turn, time to first token, context use\n"
+      "  /stats               tokens/s of the last turn, time to first token, context use,\n"
+      "                       KV blocks and prefix-cache reuse\n"
       "  /help                this help\n"
       "  /quit                exit (also Ctrl-D)\n",
       knob_names().c_str());
@@ -188,6 +189,21 @@ void Repl::print_stats() {
   }
   std::printf("context:  %lld of %lld tokens, turns: %d\n", static_cast<long long>(si.n_ctx_used),
               static_cast<long long>(si.n_ctx), si.n_turns);
+  shardlm_engine_stats es;
+  es.struct_size = sizeof es;
+  if (shardlm_model_get_stats(model_, &es) == SHARDLM_OK) {
+    std::printf(
+        "kv cache: %lld of %lld blocks of %d tokens held, %lld cached; prefix cache served "
+        "%lld of %lld prompt tokens (%.1f%%); %lld steps, up to %lld sequences in one\n",
+        static_cast<long long>(es.n_blocks_used), static_cast<long long>(es.n_blocks),
+        es.block_size, static_cast<long long>(es.n_blocks_cached),
+        static_cast<long long>(es.prefix_hit_tokens),
+        static_cast<long long>(es.prefix_queried_tokens),
+        es.prefix_queried_tokens ? 100.0 * static_cast<double>(es.prefix_hit_tokens) /
+                                       static_cast<double>(es.prefix_queried_tokens)
+                                 : 0.0,
+        static_cast<long long>(es.n_steps), static_cast<long long>(es.max_seqs_in_a_step));
+  }
 }
 
 bool Repl::on_context_full(bool message_pending) {

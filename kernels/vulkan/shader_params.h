@@ -44,6 +44,24 @@ struct AttentionParams {  // attention.comp and attention_combine.comp
   uint32_t pad_;
 };
 
+// paged_attention.comp: AttentionParams first (attention_combine.comp reads that prefix of the
+// same block), k/v are the layer's pools, then where the step's tokens sit.
+struct PagedAttentionParams {
+  AttentionParams base;
+  uint64_t seq;          // [n_tokens] int32: the sequence of each query token
+  uint64_t block_table;  // [n_seqs, max_blocks] int32
+  uint32_t block_size, max_blocks;
+  uint32_t vec4_k;  // 1: K rows read 4 elements at a time (head_dim % 4 == 0, pool aligned)
+  uint32_t pad_;
+};
+
+struct StoreKvParams {      // store_kv.comp
+  uint64_t k, v;            // [n_tokens, row] f32
+  uint64_t slots;           // [n_tokens] int32, < 0: skip the token
+  uint64_t k_pool, v_pool;  // [n_slots, row] in the KV dtype
+  uint32_t n_tokens, row;   // row = n_head_kv * head_dim
+};
+
 struct SwigluParams {  // swiglu.comp
   uint64_t gate_up, out;
   uint32_t n_tokens, n_ff;
@@ -77,5 +95,6 @@ inline constexpr uint32_t kGemmTileOut = 64;  // gemm_tiled.comp BM
 inline constexpr uint32_t kGemmTileTokens = 64;        // gemm_tiled.comp BN
 inline constexpr uint32_t kAttentionGroup = 128;       // attention.comp WG
 inline constexpr uint32_t kAttentionMaxHeadDim = 512;  // WG * ND
+inline constexpr uint32_t kPagedAttentionGroup = 128;  // paged_attention.comp WG (same ND)
 
 }  // namespace shardlm::vulkan_kernels

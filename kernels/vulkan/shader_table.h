@@ -4,11 +4,14 @@
 //
 // Variant names: <shader>[_<wdtype>][_s16][_sg]
 //   <shader>                    embed, rms_norm, gemv (1 token), gemv8 (2..8 tokens),
-//                               gemm_tiled, rope, attention, swiglu, add, copy_columns, argmax
-//   <wdtype> f32 | f16 | bf16   weight dtype (gemv, gemv8, gemm_tiled, embed)
+//                               gemm_tiled, rope, attention, swiglu, add, copy_columns, argmax,
+//                               store_kv, paged_attention (paged KV cache)
+//   <wdtype> f32 | f16 | bf16   weight dtype (gemv, gemv8, gemm_tiled, embed), or the KV pools'
+//                               dtype (store_kv, paged_attention)
 //   _s16                        16-bit weights read through 16-bit storage (needs
 //                               storageBuffer16BitAccess); without it, through 32-bit words
-//   _sg                         reductions with subgroup arithmetic (rms_norm, attention, gemv);
+//   _sg                         reductions with subgroup arithmetic (rms_norm, attention,
+//                               paged_attention, gemv);
 //                               without it, a shared-memory tree
 #pragma once
 

@@ -1,5 +1,7 @@
 // extern "C": model open/close, info, memory plan, stop ids, generation defaults.
+#include <cstddef>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 
 #include "runtime/api/api_internal.h"
@@ -18,15 +20,45 @@ SHARDLM_API shardlm_model_params shardlm_model_default_params(void) {
   return p;
 }
 
+SHARDLM_API shardlm_engine_params shardlm_engine_default_params(void) {
+  shardlm_engine_params p;
+  std::memset(&p, 0, sizeof p);
+  p.struct_size = sizeof p;
+  p.kv_dtype = "bf16";
+  p.prefix_cache = 1;
+  return p;
+}
+
 SHARDLM_API shardlm_status shardlm_model_open(const char* pack_dir,
                                               const shardlm_model_params* params,
                                               shardlm_model** out_model) {
+  return shardlm_model_open_with_engine(pack_dir, params, nullptr, out_model);
+}
+
+SHARDLM_API shardlm_status shardlm_model_open_with_engine(const char* pack_dir,
+                                                          const shardlm_model_params* params,
+                                                          const shardlm_engine_params* engine,
+                                                          shardlm_model** out_model) {
   return guard([&] {
     require(out_model, "out_model");
     *out_model = nullptr;
     require(pack_dir, "pack_dir");
     const shardlm_model_params p = params ? *params : shardlm_model_default_params();
     check_struct_size(p.struct_size, sizeof(shardlm_model_params), "shardlm_model_params");
+    const shardlm_engine_params ep = engine ? *engine : shardlm_engine_default_params();
+    check_struct_size(ep.struct_size, sizeof(shardlm_engine_params), "shardlm_engine_params");
+    if (ep.max_seqs < 0) fail(StatusCode::kInvalidArg, "engine max_seqs must be >= 0");
+    if (ep.block_size < 0 || ep.block_size > 4096)
+      fail(StatusCode::kInvalidArg, "engine block_size must be in 0..4096 (0 = 16)");
+    if (ep.kv_cache_tokens < 0)
+      fail(StatusCode::kInvalidArg, "engine kv_cache_tokens must be >= 0");
+    if (ep.admission != 0 && ep.admission != 1)
+      fail(StatusCode::kInvalidArg, "engine admission must be 0 (preempt) or 1 (guaranteed)");
+    const std::optional<DType> kv_dtype = parse_dtype(ep.kv_dtype ? ep.kv_dtype : "bf16");
+    if (!kv_dtype) {
+      fail(StatusCode::kInvalidArg,
+           std::string("engine kv_dtype '") + ep.kv_dtype + "': expected bf16, f16 or f32");
+    }
     if (p.n_threads < 0) fail(StatusCode::kInvalidArg, "n_threads must be >= 0");
     if (p.tp < 0) fail(StatusCode::kInvalidArg, "tp must be >= 0");
     if (p.max_seq < 0) fail(StatusCode::kInvalidArg, "max_seq must be >= 0");
@@ -50,7 +82,13 @@ SHARDLM_API shardlm_status shardlm_model_open(const char* pack_dir,
     eo.mem_fraction = p.mem_fraction;
     eo.check_memory_plan = true;
     eo.default_sequence = false;
-    eo.kv_blocks = -1;  // the paged KV pool every session shares, sized from the plan
+    // The paged KV pool every session and request shares.
+    eo.block_size = ep.block_size > 0 ? ep.block_size : 16;
+    eo.kv_blocks = ep.kv_cache_tokens > 0
+                       ? (ep.kv_cache_tokens + eo.block_size - 1) / eo.block_size
+                       : -1;  // auto: from the memory plan
+    eo.kv_dtype = *kv_dtype;
+    eo.deterministic = ep.deterministic != 0;
     for (size_t i = 0; i < p.n_devices; ++i) {
       if (p.devices[i] < 0) {
         fail(StatusCode::kInvalidArg, "devices[" + std::to_string(i) + "] is " +
@@ -63,7 +101,11 @@ SHARDLM_API shardlm_status shardlm_model_open(const char* pack_dir,
     auto state = std::make_shared<ModelState>();
     state->engine = std::make_shared<Engine>(eo);
     state->text = ModelText::load(state->engine->pack(0));
-    state->loop = std::make_shared<ServingLoop>(state->engine, StepEngineOptions{});
+    StepEngineOptions so;
+    so.max_seqs = ep.max_seqs > 0 ? ep.max_seqs : 16;
+    so.prefix_cache = ep.prefix_cache != 0;
+    so.admission = ep.admission == 1 ? AdmissionMode::kGuaranteed : AdmissionMode::kPreempt;
+    state->loop = std::make_shared<ServingLoop>(state->engine, so);
     const ModelConfig& c = state->engine->config();
     state->family = family_name(c.family);
     state->architecture = c.architecture;

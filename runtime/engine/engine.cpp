@@ -121,16 +121,24 @@ Engine::Engine(const EngineOptions& options) : options_(options) {
     const int64_t cap = (options.backend == "cpu" ? 2 : 16) * max_seq_;
     const int64_t tokens = static_cast<int64_t>(std::min<uint64_t>(budget_tokens, cap));
     kv_blocks_ = tokens / options.block_size;
-    if (kv_blocks_ * options.block_size < max_seq_) {
-      if (options.max_seq > 0 || kv_blocks_ < 1) {
-        fail(StatusCode::kOom,
-             "the KV cache the memory plan leaves (" + std::to_string(tokens) +
-                 " tokens) cannot hold one context of " + std::to_string(max_seq_) +
-                 " tokens; lower max_seq, use a smaller KV dtype, or raise the memory fraction");
-      }
-      max_seq_ = kv_blocks_ * options.block_size;  // the default context: clamped to the pool
-      chunk_ = std::min(chunk_, max_seq_);
+    if (kv_blocks_ < 1) {
+      fail(StatusCode::kOom, "the memory plan leaves no room for a KV cache (" +
+                                 std::to_string(tokens) +
+                                 " tokens); use a smaller KV dtype or raise the memory fraction");
     }
+  }
+  if (kv_blocks_ > 0 && kv_blocks_ * options.block_size < max_seq_) {
+    const int64_t pool = kv_blocks_ * options.block_size;
+    if (options.max_seq > 0) {
+      fail(StatusCode::kOom,
+           "the KV cache (" + std::to_string(pool) + " tokens: " + std::to_string(kv_blocks_) +
+               " blocks of " + std::to_string(options.block_size) +
+               ") cannot hold one context of max_seq " + std::to_string(max_seq_) +
+               " tokens; lower max_seq or give the KV cache more memory (kv_cache_tokens, memory "
+               "fraction, a smaller KV dtype)");
+    }
+    max_seq_ = pool;  // the default context, clamped to what the pool holds
+    chunk_ = std::min(chunk_, max_seq_);
   }
 
   run_ranks([&](Rank& R) {

@@ -35,6 +35,19 @@ void RequestStream::cancel() {
   if (loop_) loop_->cancel(id_);
 }
 
+ServingLoop::ClientLock::ClientLock(ServingLoop& loop) : loop_(loop) {
+  loop_.clients_waiting_.fetch_add(1);
+  lock_ = std::unique_lock<std::mutex>(loop_.mu_);
+}
+
+ServingLoop::ClientLock::~ClientLock() {
+  lock_.unlock();
+  if (loop_.clients_waiting_.fetch_sub(1) == 1) {
+    std::lock_guard<std::mutex> lock(loop_.mu_);  // no lost wake-up: the driver waits under mu_
+    loop_.clients_cv_.notify_all();
+  }
+}
+
 ServingLoop::ServingLoop(std::shared_ptr<Engine> engine, const StepEngineOptions& options)
     : engine_ptr_(std::move(engine)), engine_(*engine_ptr_, options), n_ctx_(engine_.n_ctx()) {
   driver_ = std::thread([this] { drive(); });
@@ -64,7 +77,7 @@ std::shared_ptr<RequestStream> ServingLoop::submit(TokenRequest request) {
     return true;
   };
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    ClientLock lock(*this);
     if (failure_) std::rethrow_exception(failure_);
     if (stopping_) fail(StatusCode::kInvalidArg, "the serving loop is shutting down");
     stream->id_ = engine_.submit(std::move(request));
@@ -76,19 +89,19 @@ std::shared_ptr<RequestStream> ServingLoop::submit(TokenRequest request) {
 
 void ServingLoop::cancel(RequestId id) {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    ClientLock lock(*this);
     engine_.cancel(id);
   }
   work_cv_.notify_one();
 }
 
 int64_t ServingLoop::cached_prefix_tokens(std::span<const int32_t> tokens) {
-  std::lock_guard<std::mutex> lock(mu_);
+  ClientLock lock(*this);
   return engine_.cached_prefix_tokens(tokens);
 }
 
 StepEngineStats ServingLoop::stats() {
-  std::lock_guard<std::mutex> lock(mu_);
+  ClientLock lock(*this);
   return engine_.stats();
 }
 
@@ -133,6 +146,8 @@ void ServingLoop::drive() {
       s->cv_.notify_all();
     }
     if (stopping_ && streams_.empty()) return;
+    // Let announced clients in before the next step.
+    clients_cv_.wait(lock, [&] { return clients_waiting_.load() == 0; });
   }
 }
 

@@ -9,6 +9,7 @@
 // failed; later submits rethrow it. Not here: text (session.h), the policy (scheduler.h).
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -72,9 +73,22 @@ class ServingLoop {
   friend class RequestStream;
   void cancel(RequestId id);
   void drive();
+  // A client's hold on mu_: announced first, so the driver yields between steps (a mutex gives
+  // no fairness: without this the driver, stepping back to back, would starve submits).
+  class ClientLock {
+   public:
+    explicit ClientLock(ServingLoop& loop);
+    ~ClientLock();
+
+   private:
+    ServingLoop& loop_;
+    std::unique_lock<std::mutex> lock_;
+  };
 
   std::mutex mu_;  // guards the step engine and the maps below
   std::condition_variable work_cv_;
+  std::condition_variable clients_cv_;  // the driver waits here while clients hold their turn
+  std::atomic<int> clients_waiting_{0};
   std::shared_ptr<Engine> engine_ptr_;
   StepEngine engine_;
   int64_t n_ctx_ = 0;

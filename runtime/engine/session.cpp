@@ -5,8 +5,7 @@
 #include <chrono>
 
 #include "runtime/core/status.h"
-#include "runtime/engine/stop_strings.h"
-#include "runtime/text/stream_decoder.h"
+#include "runtime/engine/stream_reader.h"
 
 namespace shardlm {
 
@@ -246,10 +245,9 @@ GenerationResult Session::run(const GenerationRequest& request, const StreamFn& 
                               double setup_seconds) {
   const auto t0 = Clock::now();
   cancel_.store(false, std::memory_order_relaxed);
-  GenerationResult res;
   last_reply_.clear();
   if (tokens_.empty()) fail(StatusCode::kInvalidArg, "nothing to generate from: empty context");
-  res.n_prompt = static_cast<int64_t>(tokens_.size());
+  const int64_t n_prompt = static_cast<int64_t>(tokens_.size());
 
   TokenRequest tr;
   tr.prompt = tokens_;
@@ -257,15 +255,8 @@ GenerationResult Session::run(const GenerationRequest& request, const StreamFn& 
   tr.max_new_tokens = request.max_tokens;
   tr.stop_ids = stop_ids(request);
   const std::shared_ptr<RequestStream> stream = loop_->submit(std::move(tr));
-
-  const bool has_text = model_text_->has_tokenizer();
-  std::optional<text::StreamDecoder> decoder;
-  if (has_text) decoder.emplace(model_text_->tokenizer(), /*skip_special_tokens=*/false);
-  StopStringFilter filter(request.stop_strings);
-  auto emit = [&](int32_t token, const std::string& piece) -> bool {
-    res.text += piece;
-    return !on_text || on_text(token, piece);
-  };
+  // Every token joins the context as it comes (a final stop token too: pending, computed with
+  // the next turn).
   auto add_to_history = [&](int32_t token) {
     tokens_.push_back(token);
     if (text_known_) {
@@ -273,75 +264,11 @@ GenerationResult Session::run(const GenerationRequest& request, const StreamFn& 
       cuts_.push_back({tokens_.size(), history_text_.size()});
     }
   };
-
-  // Tokens arrive as the step engine makes them; this thread turns them into text, applies the
-  // stop strings and the callback, and cancels the request when it wants no more. cancel() is
-  // polled between tokens (it must stay a plain atomic store).
-  Clock::time_point t_first{};
-  bool stopped_here = false;
-  for (;;) {
-    int32_t next = -1;
-    const RequestStream::Event ev = stream->next_for(&next, std::chrono::milliseconds(20));
-    if (ev == RequestStream::Event::kEnd) break;
-    if (cancel_.load(std::memory_order_relaxed)) {
-      res.finish = FinishReason::kCancelled;
-      stopped_here = true;
-      break;
-    }
-    if (ev == RequestStream::Event::kTimeout) continue;
-    if (res.tokens.empty()) t_first = Clock::now();
-    add_to_history(next);
-    res.tokens.push_back(next);
-    std::string piece = has_text ? filter.put(decoder->put(next)) : std::string();
-    if (!emit(next, piece)) {
-      res.finish = FinishReason::kCallback;
-      stopped_here = true;
-      break;
-    }
-    if (filter.stopped()) {
-      res.finish = FinishReason::kStopString;
-      stopped_here = true;
-      break;
-    }
-  }
-  if (stopped_here) {
-    stream->cancel();
-    int32_t ignored;
-    while (stream->next(&ignored)) {  // tokens made before the cancel landed are not ours
-    }
-  }
-  const TokenResult& tr_res = stream->result();
-  if (!stopped_here) {
-    res.finish = tr_res.finish;
-    if (tr_res.finish == FinishReason::kStopToken) add_to_history(tr_res.stop_token);  // pending
-  }
-  res.n_reused = std::min(tr_res.n_cached_prompt, res.n_prompt);
-  res.n_prefilled = res.n_prompt - res.n_reused;
-  res.n_decode_steps = res.tokens.empty() ? 0 : static_cast<int64_t>(res.tokens.size()) - 1;
-  const auto t_end = Clock::now();
-  if (res.tokens.empty()) {
-    res.prefill_seconds = seconds_since(t0);
-    if (res.finish == FinishReason::kStopToken) res.ttft_seconds = setup_seconds + res.prefill_seconds;
-  } else {
-    res.prefill_seconds = std::chrono::duration<double>(t_first - t0).count();
+  GenerationResult res =
+      read_stream(*stream, request, *model_text_, on_text, &cancel_, add_to_history, t0, n_prompt);
+  if (!res.tokens.empty() || res.finish == FinishReason::kStopToken) {
     res.ttft_seconds = setup_seconds + res.prefill_seconds;
-    res.decode_seconds = std::chrono::duration<double>(t_end - t_first).count();
   }
-
-  if (has_text && !filter.stopped()) {
-    std::string tail = filter.put(decoder->flush());
-    if (filter.stopped()) {
-      res.finish = FinishReason::kStopString;
-    } else {
-      tail += filter.flush();
-    }
-    if (res.finish == FinishReason::kCallback) {
-      res.text += tail;  // the callback asked for no more calls
-    } else if (!tail.empty()) {
-      emit(-1, tail);
-    }
-  }
-  if (filter.stopped()) res.stop_string = filter.matched();
   last_reply_ = res.text;
   return res;
 }

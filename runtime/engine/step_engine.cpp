@@ -173,6 +173,7 @@ std::vector<RequestId> StepEngine::step() {
   const StepOutput out = engine_.execute_step(in, want_logits);
   ++n_steps_;
   tokens_computed_ += in.n_tokens();
+  max_seqs_in_a_step_ = std::max(max_seqs_in_a_step_, in.n_seqs());
   for (const StepPlanEntry& e : plan) {
     e.seq->n_computed += e.n_tokens;
     blocks_.commit(e.seq->id, e.seq->tokens, e.seq->n_computed);
@@ -233,6 +234,7 @@ StepEngineStats StepEngine::stats() const {
   st.prefix_queried_tokens = blocks_.prefix_queried_tokens();
   st.prefix_hit_tokens = blocks_.prefix_hit_tokens();
   st.tokens_computed = tokens_computed_;
+  st.max_seqs_in_a_step = max_seqs_in_a_step_;
   return st;
 }
 

@@ -66,6 +66,7 @@ struct StepEngineStats {
   int64_t n_preemptions = 0;
   int64_t prefix_queried_tokens = 0, prefix_hit_tokens = 0;
   int64_t tokens_computed = 0;  // K/V rows written by all steps (prefill + decode)
+  int64_t max_seqs_in_a_step = 0;
   double prefix_hit_rate() const {
     return prefix_queried_tokens ? double(prefix_hit_tokens) / double(prefix_queried_tokens) : 0;
   }
@@ -116,6 +117,7 @@ class StepEngine {
   uint64_t arrivals_ = 0;
   int64_t n_steps_ = 0;
   int64_t tokens_computed_ = 0;
+  int64_t max_seqs_in_a_step_ = 0;
 };
 
 }  // namespace shardlm

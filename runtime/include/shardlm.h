@@ -20,10 +20,10 @@
  *  - No C++ exception, abort() or exit() crosses this boundary. Callbacks given to the library
  *    must return normally too (no exceptions, no longjmp).
  *  - Thread safety is stated at each function. In short: a model may be shared by any number of
- *    threads; a session is used by one thread at a time (shardlm_session_cancel excepted). Two
- *    sessions on one model may generate on two threads at once: each session owns its KV cache
- *    and token history, and the model's engine runs one forward at a time (an internal mutex),
- *    so their forwards interleave token by token.
+ *    threads; a session is used by one thread at a time (shardlm_session_cancel excepted).
+ *    Sessions and requests on one model generate on any number of threads at once: the model's
+ *    step engine runs them together, several sequences per forward step (continuous batching),
+ *    with the KV cache in blocks shared through a prefix cache (docs/engine.md).
  */
 #ifndef SHARDLM_H
 #define SHARDLM_H
@@ -43,8 +43,13 @@
 #define SHARDLM_API
 #endif
 
-/* The ABI this header describes. Compare with shardlm_abi_version() at run time. */
-#define SHARDLM_ABI_VERSION 1
+/* The ABI this header describes. Compare with shardlm_abi_version() at run time: a library of
+ * a higher ABI version serves programs built for a lower one (versions only add calls and append
+ * struct fields; the SONAME libshardlm.so.1 changes only on an incompatible change).
+ *   1  models, text, sessions
+ *   2  the step engine: shardlm_engine_params + shardlm_model_open_with_engine, request-level
+ *      calls (shardlm_request_*), shardlm_model_get_stats; sessions on many threads share steps */
+#define SHARDLM_ABI_VERSION 2
 
 #ifdef __cplusplus
 extern "C" {
@@ -97,12 +102,34 @@ typedef struct shardlm_model_params {
   int32_t n_threads;        /* compute threads over all ranks; 0 = all cores */
   int32_t tp;               /* expected tensor-parallel size; 0 = whatever the pack has */
   int64_t max_seq;          /* context (KV tokens) per session; 0 = min(model's, 4096) */
-  int64_t max_batch_tokens; /* prefill chunk; 0 = 256 */
+  int64_t max_batch_tokens; /* tokens per forward step (prefill chunks + decodes); 0 = 256 */
   float mem_fraction;       /* memory-plan fraction of the device; 0 = the pack's (0.85) */
 } shardlm_model_params;
 
 /* Defaults as documented per field. Thread-safe. */
 SHARDLM_API shardlm_model_params shardlm_model_default_params(void);
+
+/* ABI 2: the step engine's limits (a struct of its own, so shardlm_model_params, returned by
+ * value, never changes size). */
+typedef struct shardlm_engine_params {
+  size_t struct_size;
+  int32_t max_seqs;        /* sequences per step; 0 = 16 */
+  int32_t block_size;      /* tokens per KV block; 0 = 16 */
+  const char* kv_dtype;    /* KV cache element type: "bf16" (default; NULL = default), "f16", "f32" */
+  int64_t kv_cache_tokens; /* KV pool over all sequences, in tokens; 0 = what the memory plan
+                              leaves, at most 2 x max_seq on the cpu backend, 16 x on devices.
+                              A pool smaller than max_seq: OOM when max_seq was set, else max_seq
+                              is clamped to the pool */
+  int32_t prefix_cache;    /* 1 (default): sequences reuse the KV of identical prompt prefixes */
+  int32_t admission;       /* 0 (default): admit while blocks are free, preempt (and later
+                              recompute) the newest when they run out; 1: admit only what is sure
+                              to finish, never preempt */
+  int32_t deterministic;   /* cpu: 1 = a sequence's logits are bit-identical whatever it is
+                              batched with (slower prefill); default 0 */
+} shardlm_engine_params;
+
+/* Defaults as documented per field. Thread-safe. */
+SHARDLM_API shardlm_engine_params shardlm_engine_default_params(void);
 
 /* Opens the pack in directory `pack_dir` (rank-<r>-of-<N>.shardlm files), validates every rank,
  * recomputes the memory plan for this device and refuses (SHARDLM_ERR_OOM, with both numbers)
@@ -113,6 +140,12 @@ SHARDLM_API shardlm_model_params shardlm_model_default_params(void);
 SHARDLM_API shardlm_status shardlm_model_open(const char* pack_dir,
                                               const shardlm_model_params* params,
                                               shardlm_model** out_model);
+/* ABI 2: shardlm_model_open with the step engine's limits (engine NULL = defaults; errors as
+ * above, INVALID_ARG naming a bad engine field). Thread-safe. */
+SHARDLM_API shardlm_status shardlm_model_open_with_engine(const char* pack_dir,
+                                                          const shardlm_model_params* params,
+                                                          const shardlm_engine_params* engine,
+                                                          shardlm_model** out_model);
 
 /* Releases the caller's handle. Sessions still alive keep the model's memory until the last one
  * is destroyed; they stay usable. Must not race with other calls on the same handle. */
@@ -349,6 +382,60 @@ SHARDLM_API shardlm_status shardlm_session_last_reply(const shardlm_session* ses
 /* The context's token ids (prompt and generated). Two-call sizing in ids. Session thread only. */
 SHARDLM_API shardlm_status shardlm_session_tokens(const shardlm_session* session, int32_t* ids,
                                                   size_t capacity, size_t* out_count);
+
+/* ---------------------------------------------------------------------------------------------
+ * Requests (ABI 2): generation without a conversation, for embedders that are not chatting
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct shardlm_request shardlm_request;
+
+/* Queues a completion of `ids` (the whole context) and returns at once; the model's step engine
+ * runs it with every other request and session. params NULL = defaults (as for sessions; stop
+ * strings apply when the request is waited on). Errors: INVALID_ARG (bad ids or params),
+ * KV_FULL (the prompt cannot fit the context or the whole KV pool: nothing is queued).
+ * Thread-safe. */
+SHARDLM_API shardlm_status shardlm_request_submit_tokens(shardlm_model* model,
+                                                         const int32_t* ids, size_t n_ids,
+                                                         const shardlm_generate_params* params,
+                                                         shardlm_request** out_request);
+/* The same for a text prompt, tokenized with the tokenizer's special tokens (e.g. BOS).
+ * UNSUPPORTED without a tokenizer. Thread-safe. */
+SHARDLM_API shardlm_status shardlm_request_submit(shardlm_model* model, const char* prompt,
+                                                  const shardlm_generate_params* params,
+                                                  shardlm_request** out_request);
+/* Blocks until the request ends, calling `callback` (may be NULL) on this thread for each token
+ * as the engine generates it, exactly as for sessions. out_result may be NULL (n_ctx_used is the
+ * prompt plus the tokens). A request is waited on once (then INVALID_ARG). Returns CANCELLED
+ * when shardlm_request_cancel stopped it. One thread per request. */
+SHARDLM_API shardlm_status shardlm_request_wait(shardlm_request* request,
+                                                shardlm_stream_callback callback, void* user_data,
+                                                shardlm_generate_result* out_result);
+/* Stops the request at the next step. Any thread; NULL is ignored. */
+SHARDLM_API void shardlm_request_cancel(shardlm_request* request);
+/* The generated ids (stop token excluded) once waited on. Two-call sizing in ids. */
+SHARDLM_API shardlm_status shardlm_request_tokens(const shardlm_request* request, int32_t* ids,
+                                                  size_t capacity, size_t* out_count);
+/* Frees the request (cancelling it if it still runs). Not while another thread waits on it. */
+SHARDLM_API void shardlm_request_free(shardlm_request* request);
+
+typedef struct shardlm_engine_stats {
+  size_t struct_size;            /* set by the caller */
+  int64_t n_steps;               /* forward steps run so far */
+  int64_t n_running, n_waiting;  /* sequences now */
+  int64_t n_blocks;              /* KV blocks in the pool */
+  int64_t n_blocks_used;         /* held by sequences now */
+  int64_t n_blocks_cached;       /* in the prefix cache (held or evictable) */
+  int32_t block_size;
+  int64_t n_preemptions;         /* sequences preempted (and recomputed) so far */
+  int64_t prefix_queried_tokens; /* prompt tokens looked up in the prefix cache so far */
+  int64_t prefix_hit_tokens;     /* of those, served from it */
+  int64_t tokens_computed;       /* K/V rows computed by all steps */
+  int64_t max_seqs_in_a_step;    /* the most sequences one step has run */
+} shardlm_engine_stats;
+
+/* The model's step engine counters (out->struct_size must be set). Thread-safe. */
+SHARDLM_API shardlm_status shardlm_model_get_stats(const shardlm_model* model,
+                                                   shardlm_engine_stats* out);
 
 #ifdef __cplusplus
 } /* extern "C" */

@@ -2,11 +2,13 @@
  * tokenize/detokenize, chat template, sessions over several turns with KV reuse, streaming,
  * stop strings, seeds, context full, truncate, reset), every error class (NULL handles, bad
  * paths, a wrong struct_size, a buffer too small, an invalid pack, bad params) with its
- * documented status and a message, cancel from another thread, and two sessions on one model
- * generating on two threads at once. Nothing may crash.
+ * documented status and a message, cancel from another thread, two sessions on one model
+ * generating on two threads at once, request-level calls batched in shared steps (ABI 2), the
+ * step engine's params and an ABI 1 params struct. Nothing may crash.
  *   usage: api_abi_test FIXTURE_DIR   (tp1/, tp2/, bad/, ids/ made by api_make_chat_pack) */
 #include <pthread.h>
 #include <shardlm.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -589,6 +591,132 @@ static void test_two_sessions_two_threads(shardlm_model* m) {
   }
 }
 
+/* ---- requests (ABI 2) ---- */
+
+static void test_step_engine_params(void) {
+  shardlm_model* m = NULL;
+  shardlm_model_params p = shardlm_model_default_params();
+  p.n_threads = 2;
+  const shardlm_engine_params d = shardlm_engine_default_params();
+  CHECK(d.struct_size == sizeof d && d.prefix_cache == 1 && strcmp(d.kv_dtype, "bf16") == 0);
+  shardlm_engine_params wrong = d;
+  wrong.kv_dtype = "f8";
+  CHECK_STATUS(shardlm_model_open_with_engine(path("tp1"), &p, &wrong, &m),
+               SHARDLM_ERR_INVALID_ARG, "kv_dtype");
+  wrong = d;
+  wrong.admission = 2;
+  CHECK_STATUS(shardlm_model_open_with_engine(path("tp1"), &p, &wrong, &m),
+               SHARDLM_ERR_INVALID_ARG, "admission");
+  wrong = d;
+  wrong.max_seqs = -1;
+  CHECK_STATUS(shardlm_model_open_with_engine(path("tp1"), &p, &wrong, &m),
+               SHARDLM_ERR_INVALID_ARG, "max_seqs");
+  wrong = d;
+  wrong.struct_size = 8;
+  CHECK_STATUS(shardlm_model_open_with_engine(path("tp1"), &p, &wrong, &m),
+               SHARDLM_ERR_INVALID_ARG, "shardlm_engine_params");
+  /* A KV pool of 64 tokens (4 blocks of 16) cannot hold a 256-token context: refused at open
+   * with both numbers. Without an explicit max_seq the context is clamped to the pool. */
+  shardlm_engine_params small = d;
+  small.kv_cache_tokens = 64;
+  small.kv_dtype = "f32";
+  small.admission = 1;
+  p.max_seq = 256;
+  CHECK_STATUS(shardlm_model_open_with_engine(path("tp1"), &p, &small, &m), SHARDLM_ERR_OOM,
+               "64 tokens");
+  p.max_seq = 0;
+  CHECK_STATUS(shardlm_model_open_with_engine(path("tp1"), &p, &small, &m), SHARDLM_OK, "");
+  if (m) {
+    shardlm_model_info info;
+    info.struct_size = sizeof info;
+    CHECK_STATUS(shardlm_model_get_info(m, &info), SHARDLM_OK, "");
+    CHECK(info.n_ctx == 64);
+    int32_t ids[100];
+    for (int i = 0; i < 100; ++i) ids[i] = 1 + i % 50;
+    shardlm_request* r = NULL;
+    shardlm_generate_params gp = greedy(4);
+    CHECK_STATUS(shardlm_request_submit_tokens(m, ids, 100, &gp, &r), SHARDLM_ERR_KV_FULL,
+                 "context of 64");
+    CHECK(r == NULL);
+    CHECK_STATUS(shardlm_request_submit_tokens(m, ids, 20, &gp, &r), SHARDLM_OK, "");
+    shardlm_generate_result res = new_result();
+    CHECK_STATUS(shardlm_request_wait(r, NULL, NULL, &res), SHARDLM_OK, "");
+    CHECK(res.n_generated == 4);
+    shardlm_request_free(r);
+    shardlm_engine_stats st;
+    st.struct_size = sizeof st;
+    CHECK_STATUS(shardlm_model_get_stats(m, &st), SHARDLM_OK, "");
+    CHECK(st.n_blocks == 4 && st.n_blocks_used == 0);
+    shardlm_model_close(m);
+  }
+}
+
+static void test_requests(shardlm_model* m) {
+  int32_t prompts[4][40];
+  const size_t lens[4] = {9, 40, 23, 31};
+  for (int k = 0; k < 4; ++k)
+    for (int i = 0; i < 40; ++i) prompts[k][i] = 1 + (7 * k + 13 * i) % 90;
+  shardlm_generate_params gp = greedy(12);
+  /* One at a time. */
+  int32_t alone[4][12];
+  for (int k = 0; k < 4; ++k) {
+    shardlm_request* r = NULL;
+    CHECK_STATUS(shardlm_request_submit_tokens(m, prompts[k], lens[k], &gp, &r), SHARDLM_OK, "");
+    shardlm_generate_result res = new_result();
+    CHECK_STATUS(shardlm_request_wait(r, NULL, NULL, &res), SHARDLM_OK, "");
+    CHECK(res.n_generated == 12 && res.finish_reason == SHARDLM_FINISH_MAX_TOKENS);
+    CHECK(res.n_prompt == (int64_t)lens[k]);
+    size_t n = 0;
+    CHECK_STATUS(shardlm_request_tokens(r, alone[k], 12, &n), SHARDLM_OK, "");
+    CHECK(n == 12);
+    CHECK_STATUS(shardlm_request_wait(r, NULL, NULL, NULL), SHARDLM_ERR_INVALID_ARG, "already");
+    shardlm_request_free(r);
+  }
+  /* All four queued before any is waited on: they run in the same steps, same tokens. */
+  shardlm_engine_stats st;
+  st.struct_size = sizeof st;
+  CHECK_STATUS(shardlm_model_get_stats(m, &st), SHARDLM_OK, "");
+  const int64_t steps_before = st.n_steps;
+  shardlm_request* rs[4];
+  for (int k = 0; k < 4; ++k) {
+    CHECK_STATUS(shardlm_request_submit_tokens(m, prompts[k], lens[k], &gp, &rs[k]), SHARDLM_OK,
+                 "");
+  }
+  for (int k = 0; k < 4; ++k) {
+    Collector c;
+    memset(&c, 0, sizeof c);
+    shardlm_generate_result res = new_result();
+    CHECK_STATUS(shardlm_request_wait(rs[k], collect, &c, &res), SHARDLM_OK, "");
+    CHECK(res.n_generated == 12 && c.calls == 12);
+    int32_t got[12];
+    size_t n = 0;
+    CHECK_STATUS(shardlm_request_tokens(rs[k], got, 12, &n), SHARDLM_OK, "");
+    CHECK(n == 12 && memcmp(got, alone[k], sizeof got) == 0);
+    shardlm_request_free(rs[k]);
+  }
+  CHECK_STATUS(shardlm_model_get_stats(m, &st), SHARDLM_OK, "");
+  CHECK(st.max_seqs_in_a_step >= 2);
+  CHECK(st.n_steps - steps_before < 4 * 12); /* fewer steps than one request at a time */
+  CHECK(st.n_blocks > 0 && st.block_size == 16 && st.n_running == 0 && st.n_waiting == 0);
+
+  /* Text prompt; cancel; free without waiting. */
+  shardlm_request* r = NULL;
+  shardlm_generate_params forever = greedy(-1);
+  CHECK_STATUS(shardlm_request_submit(m, "Tell me a story", &forever, &r), SHARDLM_OK, "");
+  shardlm_request_cancel(r);
+  shardlm_generate_result res = new_result();
+  CHECK_STATUS(shardlm_request_wait(r, NULL, NULL, &res), SHARDLM_ERR_CANCELLED, "cancel");
+  CHECK(res.finish_reason == SHARDLM_FINISH_CANCELLED);
+  shardlm_request_free(r);
+  CHECK_STATUS(shardlm_request_submit(m, "Another one", &gp, &r), SHARDLM_OK, "");
+  shardlm_request_free(r); /* still running: cancelled and freed */
+  const int32_t bad[1] = {-3};
+  CHECK_STATUS(shardlm_request_submit_tokens(m, bad, 1, &gp, &r), SHARDLM_ERR_INVALID_ARG, "-3");
+  CHECK_STATUS(shardlm_request_wait(NULL, NULL, NULL, NULL), SHARDLM_ERR_INVALID_ARG, "request");
+  shardlm_request_cancel(NULL);
+  shardlm_request_free(NULL);
+}
+
 int main(int argc, char** argv) {
   if (argc != 2) {
     fprintf(stderr, "usage: api_abi_test FIXTURE_DIR\n");
@@ -609,10 +737,12 @@ int main(int argc, char** argv) {
     test_stop_strings_and_seeds(m);
     test_cancel_from_another_thread(m);
     test_two_sessions_two_threads(m);
+    test_requests(m);
     shardlm_model_close(m);
   }
   test_context_full();
   test_ids_only_pack();
+  test_step_engine_params();
   printf("api_abi_test: %d checks, %d failed\n", g_checks, g_failures);
   return g_failures == 0 ? 0 : 1;
 }

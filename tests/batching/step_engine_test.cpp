@@ -254,7 +254,7 @@ TEST_F(StepEnginePolicyTest, EvictionUnderPressureKeepsResultsIdentical) {
   const auto prompts = prompts_for(*ref_, 12);
   const int order[] = {11, 9, 6};
   auto rounds = [&](int64_t n_blocks, int64_t* hits) {
-    auto engine = open_paged(pack_, n_blocks, DType::kBF16, 16, 128);
+    auto engine = open_paged(pack_, n_blocks, DType::kBF16, 16, std::min<int64_t>(128, 16 * n_blocks));
     StepEngine se(*engine, StepEngineOptions{});
     std::vector<std::vector<int32_t>> out;
     for (int round = 0; round < 2; ++round) {
@@ -290,7 +290,7 @@ TEST_F(StepEnginePolicyTest, PreemptionRecomputesAndChangesNoOutput) {
 
   for (AdmissionMode mode : {AdmissionMode::kPreempt, AdmissionMode::kGuaranteed}) {
     // 12 blocks x 16 = 192 tokens: the 8 requests need 8 x ~1-6 blocks at once.
-    auto tight = open_paged(pack_, 12, DType::kF32);
+    auto tight = open_paged(pack_, 12, DType::kF32, 16, 192);
     StepEngineOptions so;
     so.admission = mode;
     StepEngineStats st;
@@ -328,22 +328,26 @@ TEST_F(StepEnginePolicyTest, SeededSamplingDoesNotDependOnTheBatch) {
 }
 
 TEST_F(StepEnginePolicyTest, RequestsThatCanNeverFitAreRefusedWithBothNumbers) {
-  auto engine = open_paged(pack_, 4, DType::kBF16, 16, 256);  // 64 tokens of KV, n_ctx 256
-  StepEngine se(*engine, StepEngineOptions{});
+  // At load: a context the pool cannot hold once is refused when asked for explicitly, and the
+  // default context is clamped to the pool.
   try {
-    se.submit(greedy_request(std::vector<int32_t>(256, 1), 4));
-    ADD_FAILURE() << "a prompt of n_ctx tokens was accepted";
+    open_paged(pack_, 4, DType::kBF16, 16, 256);
+    ADD_FAILURE() << "a 256-token context on a 64-token pool was accepted";
   } catch (const Error& e) {
-    EXPECT_EQ(e.code(), StatusCode::kKvFull);
+    EXPECT_EQ(e.code(), StatusCode::kOom);
+    EXPECT_NE(std::string(e.what()).find("64 tokens"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("256"), std::string::npos) << e.what();
   }
+  auto engine = open_paged(pack_, 4, DType::kBF16, 16, 0);  // default context
+  EXPECT_EQ(engine->max_seq(), 64);
+  StepEngine se(*engine, StepEngineOptions{});
   try {
     se.submit(greedy_request(std::vector<int32_t>(100, 1), 4));
-    ADD_FAILURE() << "a prompt larger than the pool was accepted";
+    ADD_FAILURE() << "a prompt longer than the context was accepted";
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), StatusCode::kKvFull);
+    EXPECT_NE(std::string(e.what()).find("100"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("64"), std::string::npos) << e.what();
-    EXPECT_NE(std::string(e.what()).find("101"), std::string::npos) << e.what();
   }
   EXPECT_THROW(se.submit(greedy_request({-1}, 4)), Error);
   // Nothing was disturbed: a fitting request still runs.
@@ -391,7 +395,7 @@ TEST_F(StepEnginePolicyTest, DeterministicModeIsBitIdenticalAloneBatchedChunkedA
   same_bits(run_together(*base, reqs), "batched");
   auto chunked = open_paged(pack_, 128, DType::kBF16, 16, 256, 7, true);  // chunks of 7 tokens
   same_bits(run_together(*chunked, reqs), "chunked by 7");
-  auto tight = open_paged(pack_, 12, DType::kBF16, 16, 256, 64, true);
+  auto tight = open_paged(pack_, 12, DType::kBF16, 16, 192, 64, true);
   StepEngineStats st;
   same_bits(run_together(*tight, reqs, StepEngineOptions{}, &st), "preempted");
   EXPECT_GT(st.n_preemptions, 0);

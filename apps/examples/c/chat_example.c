@@ -25,7 +25,7 @@ int main(int argc, char** argv) {
     fprintf(stderr, "usage: chat_example PACK_DIR [MESSAGE...]\n");
     return 2;
   }
-  if (shardlm_abi_version() != SHARDLM_ABI_VERSION) {
+  if (shardlm_abi_version() < SHARDLM_ABI_VERSION) {
     fprintf(stderr, "chat_example: built for ABI %d, library has %u\n", SHARDLM_ABI_VERSION,
             shardlm_abi_version());
     return 1;

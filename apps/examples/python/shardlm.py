@@ -8,7 +8,8 @@ The library is found through $SHARDLM_LIBRARY (a path), else ctypes.util.find_li
 else "libshardlm.so.1" on the default search path. Every failing call raises ShardlmError with
 the status name and shardlm_last_error()'s message. Thread safety is the C ABI's: a Model may be
 shared by threads; a Session is used by one thread at a time (cancel() excepted).
-This module mirrors the structs of shardlm.h ABI version 1; the library checks every struct_size.
+This module mirrors the structs of shardlm.h ABI version 1 (a library of a later ABI serves it:
+later versions only append fields and add calls); the library checks every struct_size.
 """
 
 import ctypes
@@ -176,7 +177,7 @@ def library(path=None):
     global _lib
     if _lib is None or path:
         _lib = _declare(_load(path))
-        if _lib.shardlm_abi_version() != ABI_VERSION:
+        if _lib.shardlm_abi_version() < ABI_VERSION:
             raise OSError("libshardlm has ABI %d, this module needs %d"
                           % (_lib.shardlm_abi_version(), ABI_VERSION))
     return _lib

@@ -3,6 +3,7 @@
 #include "runtime/backend/vulkan/vulkan_backend.h"
 
 #include <algorithm>
+#include <cstddef>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -73,7 +74,10 @@ P* params_at(const vk::Stream::ArenaSlice& s) {
 
 constexpr size_t kParamsSlot = 128;  // every Params struct fits; arrays follow at this offset
 static_assert(sizeof(vkk::EmbedParams) <= kParamsSlot && sizeof(vkk::RopeParams) <= kParamsSlot &&
-              sizeof(vkk::AttentionParams) <= kParamsSlot);
+              sizeof(vkk::AttentionParams) <= kParamsSlot &&
+              sizeof(vkk::PagedAttentionParams) <= kParamsSlot &&
+              sizeof(vkk::StoreKvParams) <= kParamsSlot);
+static_assert(offsetof(vkk::PagedAttentionParams, seq) == 80);  // paged_attention.comp Params
 
 }  // namespace
 
@@ -391,22 +395,12 @@ void VulkanBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v,
   check(q.dim(1) <= 65535 && n_tokens <= 65535, "attention", "too many heads or tokens");
   u32(k.numel(), "attention", "cache elements");
   u32(q.numel(), "attention", "q elements");
-  // Split-K (more workgroups than heads) for decode on GPUs; the count depends only on shapes
-  // that are fixed for a decode step, never on the context length.
-  int64_t splits = options_.attention_splits;
-  if (splits < 0) splits = device_->info().type != "cpu" && n_tokens * q.dim(1) < 1024 ? 16 : 1;
-  splits = std::clamp<int64_t>(splits, 1, 64);
+  const int64_t splits = attention_split_count(n_tokens * q.dim(1));
   uint64_t partial_addr = 0;
   if (splits > 1) {  // before arena_alloc: replacing the buffer may flush the stream
-    const size_t need =
-        static_cast<size_t>(n_tokens * q.dim(1) * splits * (head_dim + 2)) * sizeof(float);
-    if (!attn_partial_ || attn_partial_->size() < need) {
-      attn_partial_.reset();
-      attn_partial_ = allocate(need, MemoryKind::kScratch);
-    }
-    partial_addr = addr_of(
-        Tensor(attn_partial_->data(), DType::kF32, {static_cast<int64_t>(need / sizeof(float))}),
-        "attention", "partials");
+    partial_addr = attention_partials(
+        static_cast<size_t>(n_tokens * q.dim(1) * splits * (head_dim + 2)) * sizeof(float),
+        "attention");
   }
   const vk::Stream::ArenaSlice s = stream_->arena_alloc(kParamsSlot + pos.size_bytes());
   std::memcpy(s.host + kParamsSlot, pos.data(), pos.size_bytes());
@@ -431,6 +425,245 @@ void VulkanBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v,
                     static_cast<uint32_t>(splits), s);
   if (splits > 1) {  // the same parameter block serves the merge
     stream_->dispatch("attention_combine", static_cast<uint32_t>(q.dim(1)),
+                      static_cast<uint32_t>(n_tokens), 1, s);
+  }
+}
+
+int64_t VulkanBackend::attention_split_count(int64_t n_rows) const {
+  // Split-K (more workgroups than heads) for decode on GPUs; the count depends only on shapes
+  // that are fixed for a decode step, never on the context length.
+  int64_t splits = options_.attention_splits;
+  if (splits < 0) splits = device_->info().type != "cpu" && n_rows < 1024 ? 16 : 1;
+  return std::clamp<int64_t>(splits, 1, 64);
+}
+
+uint64_t VulkanBackend::attention_partials(size_t bytes, const char* op) {
+  if (!attn_partial_ || attn_partial_->size() < bytes) {
+    attn_partial_.reset();
+    attn_partial_ = allocate(bytes, MemoryKind::kScratch);
+  }
+  return addr_of(
+      Tensor(attn_partial_->data(), DType::kF32, {static_cast<int64_t>(bytes / sizeof(float))}), op,
+      "partials");
+}
+
+namespace {
+
+bool is_kv_dtype(DType d) {
+  return d == DType::kF32 || d == DType::kF16 || d == DType::kBF16;
+}
+
+// The pools of one layer: non-null, 3-D, same dtype (f32/f16/bf16) and shape.
+void check_pools(const Tensor& k_pool, const Tensor& v_pool, const char* op) {
+  check(k_pool.data != nullptr && v_pool.data != nullptr && k_pool.ndim == 3 && v_pool.ndim == 3 &&
+            is_kv_dtype(k_pool.dtype) && v_pool.dtype == k_pool.dtype &&
+            v_pool.dim(0) == k_pool.dim(0) && v_pool.dim(1) == k_pool.dim(1) &&
+            v_pool.dim(2) == k_pool.dim(2),
+        op,
+        "k_pool and v_pool must be non-null [n_slots, n_head_kv, head_dim] pools of one dtype "
+        "(f32, f16 or bf16), got k_pool " +
+            k_pool.describe() + ", v_pool " + v_pool.describe());
+}
+
+// Smallest power of two >= n (and >= 256): array sizes that change rarely as contexts grow.
+size_t bucket(size_t n) {
+  size_t b = 256;
+  while (b < n) b <<= 1;
+  return b;
+}
+
+}  // namespace
+
+void VulkanBackend::store_kv(const Tensor& k, const Tensor& v, std::span<const int64_t> slots,
+                             const Tensor& k_pool, const Tensor& v_pool) {
+  check_f32(k, "store_kv", "k");
+  check_f32(v, "store_kv", "v");
+  check_pools(k_pool, v_pool, "store_kv");
+  const int64_t n_tokens = static_cast<int64_t>(slots.size());
+  check(k.ndim == 3 && k.dim(0) == n_tokens && v.numel() == k.numel() &&
+            k_pool.dim(1) == k.dim(1) && k_pool.dim(2) == k.dim(2),
+        "store_kv",
+        "k " + k.describe() + ", v " + v.describe() + " for " + std::to_string(n_tokens) +
+            " slots, k_pool " + k_pool.describe());
+  const int64_t n_slots = k_pool.dim(0);
+  for (int64_t sl : slots) {
+    check(sl < n_slots, "store_kv",
+          "slot " + std::to_string(sl) + " outside the pool of " + std::to_string(n_slots));
+  }
+  const int64_t row = k.dim(1) * k.dim(2);
+  if (n_tokens == 0 || row == 0) return;
+  u32(k_pool.numel(), "store_kv", "pool elements");
+  u32(k.numel(), "store_kv", "k elements");
+  const DType dt = k_pool.dtype;
+  const uint64_t k_pool_addr = addr_of(k_pool, "store_kv", "k_pool");
+  const uint64_t v_pool_addr = addr_of(v_pool, "store_kv", "v_pool");
+  // 16-bit pools without 16-bit storage are written a 32-bit word (two elements) at a time.
+  const bool words = dt != DType::kF32 && !device_->use_16bit_storage();
+  if (words && (row % 2 != 0 || k_pool_addr % 4 != 0 || v_pool_addr % 4 != 0)) {
+    fail(StatusCode::kUnsupported,
+         std::string("vulkan store_kv: a ") + dtype_name(dt) + " pool with rows of " +
+             std::to_string(row) +
+             " elements (n_head_kv * head_dim) needs an even row and 4-byte aligned pools on a "
+             "device without 16-bit storage; got k_pool " +
+             k_pool.describe());
+  }
+  const vk::Stream::ArenaSlice s =
+      stream_->arena_alloc(kParamsSlot + static_cast<size_t>(n_tokens) * sizeof(int32_t));
+  auto* dst_slots = reinterpret_cast<int32_t*>(s.host + kParamsSlot);
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    const int64_t sl = slots[static_cast<size_t>(t)];
+    dst_slots[t] = sl < 0 ? -1 : static_cast<int32_t>(sl);  // < n_slots, which fits (u32 above)
+  }
+  auto* p = params_at<vkk::StoreKvParams>(s);
+  *p = {};
+  p->k = addr_of(k, "store_kv", "k");
+  p->v = addr_of(v, "store_kv", "v");
+  p->slots = s.addr + kParamsSlot;
+  p->k_pool = k_pool_addr;
+  p->v_pool = v_pool_addr;
+  p->n_tokens = static_cast<uint32_t>(n_tokens);
+  p->row = static_cast<uint32_t>(row);
+  const uint64_t n_items = static_cast<uint64_t>(k.numel()) / (words ? 2 : 1);
+  const Groups g = spread(ceil_div(n_items, vkk::kElementwiseGroup));
+  stream_->dispatch(variant("store_kv", true, dt, true, false), g.x, g.y, 1, s);
+}
+
+void VulkanBackend::paged_attention(const Tensor& q, const Tensor& k_pool, const Tensor& v_pool,
+                                    const StepLayout& layout, int64_t sliding_window, float scale,
+                                    const Tensor& out) {
+  const char* op = "paged_attention";
+  check_f32(q, op, "q");
+  check_f32(out, op, "out");
+  check_pools(k_pool, v_pool, op);
+  const int64_t n_tokens = static_cast<int64_t>(layout.positions.size());
+  const int64_t n_seqs = static_cast<int64_t>(layout.seq_starts.size()) - 1;
+  check(q.ndim == 3 && q.dim(0) == n_tokens && q.dim(2) == k_pool.dim(2) && k_pool.dim(1) > 0 &&
+            q.dim(1) % k_pool.dim(1) == 0 && out.numel() == q.numel(),
+        op,
+        "q " + q.describe() + ", k_pool " + k_pool.describe() + ", out " + out.describe() +
+            " for " + std::to_string(n_tokens) + " positions");
+  check(layout.block_size > 0 && n_seqs >= 1 && layout.max_blocks >= 0 &&
+            static_cast<int64_t>(layout.block_table.size()) == n_seqs * layout.max_blocks,
+        op,
+        "layout of " + std::to_string(n_seqs) + " sequences, block_size " +
+            std::to_string(layout.block_size) + ", block table of " +
+            std::to_string(layout.block_table.size()) + " entries for max_blocks " +
+            std::to_string(layout.max_blocks));
+  const std::span<const int32_t> starts = layout.seq_starts, pos = layout.positions;
+  check(starts.front() == 0 && starts.back() == n_tokens, op,
+        "seq_starts must run from 0 to n_tokens = " + std::to_string(n_tokens) + ", got " +
+            std::to_string(starts.front()) + " .. " + std::to_string(starts.back()));
+  if (n_tokens == 0) return;
+  const int64_t head_dim = q.dim(2), n_head = q.dim(1), bs = layout.block_size;
+  const int64_t n_slots = k_pool.dim(0);
+  if (head_dim > static_cast<int64_t>(vkk::kAttentionMaxHeadDim)) {
+    fail(StatusCode::kUnsupported, "vulkan paged_attention: head_dim " + std::to_string(head_dim) +
+                                       " > " + std::to_string(vkk::kAttentionMaxHeadDim));
+  }
+  check(n_head <= 65535 && n_tokens <= 65535, op, "too many heads or tokens");
+  u32(k_pool.numel(), op, "pool elements");
+  u32(q.numel(), op, "q elements");
+  u32(n_seqs * layout.max_blocks, op, "block table entries");
+  check(bs <= std::numeric_limits<int32_t>::max(), op, "block_size too large");
+
+  // Host checks of what the shader will read: every position of every query's range mapped to
+  // a block inside the pool. The host image: pos [T], seq [T], block table [S * max_blocks].
+  const size_t n_arr = static_cast<size_t>(2 * n_tokens + n_seqs * layout.max_blocks);
+  const size_t arr_bytes = bucket(n_arr * sizeof(int32_t));
+  paged_host_.assign(arr_bytes / sizeof(int32_t), 0);
+  int32_t* h_pos = paged_host_.data();
+  int32_t* h_seq = h_pos + n_tokens;
+  int32_t* h_bt = h_seq + n_tokens;
+  std::copy(pos.begin(), pos.end(), h_pos);
+  std::copy(layout.block_table.begin(), layout.block_table.end(), h_bt);
+  for (int64_t sq = 0; sq < n_seqs; ++sq) {
+    const int64_t t0 = starts[static_cast<size_t>(sq)], t1 = starts[static_cast<size_t>(sq) + 1];
+    check(t0 <= t1 && t1 <= n_tokens, op,
+          "seq_starts not ascending at sequence " + std::to_string(sq) + " (" + std::to_string(t0) +
+              ", " + std::to_string(t1) + ")");
+    if (t0 == t1) continue;
+    int64_t lo = std::numeric_limits<int64_t>::max(), hi = -1;
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t ps = pos[static_cast<size_t>(t)];
+      check(ps >= 0 && ps / bs < layout.max_blocks, op,
+            "position " + std::to_string(ps) + " of token " + std::to_string(t) +
+                " outside its block table of " + std::to_string(layout.max_blocks) + " blocks of " +
+                std::to_string(bs));
+      h_seq[t] = static_cast<int32_t>(sq);
+      lo = std::min(lo, sliding_window > 0 ? std::max<int64_t>(0, ps - sliding_window + 1) : 0);
+      hi = std::max(hi, ps);
+    }
+    const int32_t* row = layout.block_table.data() + sq * layout.max_blocks;
+    for (int64_t i = lo / bs; i <= hi / bs; ++i) {
+      const int64_t b = row[i];
+      const int64_t last = i == hi / bs ? hi % bs : bs - 1;  // highest offset read in block i
+      check(b >= 0 && b * bs + last < n_slots, op,
+            "sequence " + std::to_string(sq) + " block " + std::to_string(i) + " is " +
+                std::to_string(b) + ", outside the pool of " + std::to_string(n_slots) +
+                " slots (block_size " + std::to_string(bs) + ")");
+    }
+  }
+
+  const int64_t splits = attention_split_count(n_tokens * n_head);
+  uint64_t partial_addr = 0;
+  if (splits > 1) {  // before arena_alloc: replacing the buffer may flush the stream
+    partial_addr = attention_partials(
+        static_cast<size_t>(n_tokens * n_head * splits * (head_dim + 2)) * sizeof(float), op);
+  }
+  // The arrays go in the arena next to the parameters, or (too big for it) in a scratch
+  // buffer uploaded first (that upload flushes, so earlier readers of the buffer are done).
+  const bool in_arena = arr_bytes <= stream_->arena_capacity() / 4;
+  uint64_t arr_addr = 0;
+  if (!in_arena) {
+    if (!paged_layout_ || paged_layout_->size() < arr_bytes) {
+      paged_layout_.reset();
+      paged_layout_ = allocate(arr_bytes, MemoryKind::kScratch);
+    }
+    const Tensor arr(paged_layout_->data(), DType::kF32,
+                     {static_cast<int64_t>(arr_bytes / sizeof(float))});
+    const Resolved r = resolve(arr, arr_bytes, op, "layout arrays");
+    upload(r, paged_host_.data(), arr_bytes);
+    arr_addr = r.addr;
+  }
+  const uint64_t k_addr = addr_of(k_pool, op, "k_pool");
+  const uint64_t v_addr = addr_of(v_pool, op, "v_pool");
+  const vk::Stream::ArenaSlice s = stream_->arena_alloc(kParamsSlot + (in_arena ? arr_bytes : 0));
+  if (in_arena) {
+    std::memcpy(s.host + kParamsSlot, paged_host_.data(), arr_bytes);
+    arr_addr = s.addr + kParamsSlot;
+  }
+  auto* p = params_at<vkk::PagedAttentionParams>(s);
+  *p = {};
+  p->base.q = addr_of(q, op, "q");
+  p->base.k = k_addr;
+  p->base.v = v_addr;
+  p->base.pos = arr_addr;
+  p->base.out = addr_of(out, op, "out");
+  p->base.partial = partial_addr;
+  p->base.n_tokens = static_cast<uint32_t>(n_tokens);
+  p->base.n_head = static_cast<uint32_t>(n_head);
+  p->base.n_head_kv = static_cast<uint32_t>(k_pool.dim(1));
+  p->base.head_dim = static_cast<uint32_t>(head_dim);
+  p->base.window = static_cast<int32_t>(
+      std::clamp<int64_t>(sliding_window, 0, std::numeric_limits<int32_t>::max()));
+  p->base.scale = scale;
+  p->base.n_split = static_cast<uint32_t>(splits);
+  p->seq = arr_addr + static_cast<uint64_t>(n_tokens) * sizeof(int32_t);
+  p->block_table = arr_addr + static_cast<uint64_t>(2 * n_tokens) * sizeof(int32_t);
+  p->block_size = static_cast<uint32_t>(bs);
+  p->max_blocks = static_cast<uint32_t>(layout.max_blocks);
+  const uint64_t k_align = k_pool.dtype == DType::kF32 ? 16 : 8;
+  p->vec4_k = head_dim % 4 == 0 && k_addr % k_align == 0 ? 1 : 0;
+  const DType dt = k_pool.dtype;
+  if (dt != DType::kF32 && !device_->use_16bit_storage()) {  // 32-bit-word loads
+    check(k_addr % 4 == 0 && v_addr % 4 == 0, op,
+          "16-bit pools must be 4-byte aligned without 16-bit storage, got k_pool " +
+              k_pool.describe());
+  }
+  stream_->dispatch(variant("paged_attention", true, dt, true, true), static_cast<uint32_t>(n_head),
+                    static_cast<uint32_t>(n_tokens), static_cast<uint32_t>(splits), s);
+  if (splits > 1) {  // the parameter block starts with attention_combine's
+    stream_->dispatch("attention_combine", static_cast<uint32_t>(n_head),
                       static_cast<uint32_t>(n_tokens), 1, s);
   }
 }

@@ -51,6 +51,16 @@ class VulkanBackend final : public Backend {
   void rope(const Tensor& x, std::span<const int32_t> pos, const Tensor& inv_freq) override;
   void attention(const Tensor& q, const Tensor& k, const Tensor& v, std::span<const int32_t> pos,
                  int64_t sliding_window, float scale, const Tensor& out) override;
+  // Paged KV (the step engine): store_kv.comp and paged_attention.comp (+ attention_combine
+  // for split-K). The layout's arrays travel in the parameter arena (a scratch buffer when too
+  // big for it), padded to power-of-two sizes so decode steps keep replaying recorded command
+  // buffers while block tables grow. Positions, sequence bounds and the block ids a query reads
+  // are checked on the host first: a bad layout is an Error, never a read outside the pools.
+  void store_kv(const Tensor& k, const Tensor& v, std::span<const int64_t> slots,
+                const Tensor& k_pool, const Tensor& v_pool) override;
+  void paged_attention(const Tensor& q, const Tensor& k_pool, const Tensor& v_pool,
+                       const StepLayout& layout, int64_t sliding_window, float scale,
+                       const Tensor& out) override;
   void swiglu(const Tensor& gate_up, const Tensor& out) override;
   void add(const Tensor& y, const Tensor& x) override;
   void copy_columns(const Tensor& src, int64_t col_begin, const Tensor& dst) override;
@@ -93,6 +103,10 @@ class VulkanBackend final : public Backend {
   uint64_t addr_of(const Tensor& t, const char* op, const char* name) const {
     return resolve(t, t.nbytes(), op, name).addr;
   }
+  // The split-K partials buffer, grown to `bytes`; its device address.
+  uint64_t attention_partials(size_t bytes, const char* op);
+  // Split-K count for n_rows = n_tokens * n_head query rows (VulkanOptions::attention_splits).
+  int64_t attention_split_count(int64_t n_rows) const;
   std::string variant(const char* shader, bool weights, DType wdtype, bool s16, bool sg) const;
   vk::Allocation& staging(vk::MemoryUse use);
   void upload(const Resolved& dst, const void* src, size_t bytes);
@@ -106,6 +120,8 @@ class VulkanBackend final : public Backend {
   std::unique_ptr<vk::Allocation> upload_staging_, readback_staging_;
   std::unique_ptr<DeviceBuffer> argmax_out_;
   std::unique_ptr<DeviceBuffer> attn_partial_;  // split-K attention partials, grown on demand
+  std::unique_ptr<DeviceBuffer> paged_layout_;  // paged_attention arrays too big for the arena
+  std::vector<int32_t> paged_host_;             // their host image (pos, seq, block table)
   std::vector<uint8_t> host_stage_;             // begin/end_host_access on non-mapped memory
   uint64_t device_bytes_ = 0;
   uint64_t device_bytes_peak_ = 0;
