@@ -4,7 +4,8 @@
 # under $OUT (the device tool's output folder) or ./gpu-results.
 #
 #   bash tools/gpu-check.sh build     configure + build the CUDA targets     (~3-5 min, 16 cores)
-#   bash tools/gpu-check.sh test      CUDA tests (ops, comms, HF parity at TP 1/2/4, graphs, OOM)
+#   bash tools/gpu-check.sh test      CUDA tests (ops, paged KV ops + step engine, comms, HF
+#                                     parity at TP 1/2/4, graphs, OOM)
 #   bash tools/gpu-check.sh bench     Qwen3-0.6B shape: kernels, tp 1 (graphs on/off), tp 2, tp 4
 #   bash tools/gpu-check.sh bench8b   Llama-3-8B shape, tp 1 (graphs on/off): the 80% target
 #   bash tools/gpu-check.sh all       all of the above in one go (> 10 min: split it when a
@@ -43,7 +44,7 @@ do_build() {
   cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DSHARDLM_CUDA=ON \
     -DSHARDLM_CUDA_ARCHS="$arch" > "$out/configure.txt" 2>&1 || { say "configure FAILED"; return 1; }
   grep -i -E "nccl|cuda" "$out/configure.txt" | tee -a "$summary"
-  local targets="cuda_host_test cuda_ops_test cuda_comm_test cuda_model_test shardlm-cuda-bench shardlm-pack"
+  local targets="cuda_host_test cuda_ops_test cuda_paged_ops_test cuda_comm_test cuda_model_test shardlm-cuda-bench shardlm-pack"
   # shardlm-bench (apps/, the CPU+GPU bench of issue 6) when it exists in this tree.
   [ -d apps/shardlm-bench ] && targets="$targets shardlm-bench"
   local t0=$SECONDS
@@ -68,9 +69,11 @@ do_test() {
   local rc=0
   run_test cuda_host_test || rc=1
   run_test cuda_ops_test || rc=1
+  run_test cuda_paged_ops_test || rc=1
   run_test cuda_comm_test || rc=1
   run_test cuda_model_test || rc=1
   grep -h -E "^CUDA-PARITY|^cuda [0-9]+:" "$out/cuda_model_test.log" | tee -a "$summary"
+  grep -h -E "^CUDA-STEP" "$out/cuda_paged_ops_test.log" | tee -a "$summary"
   return $rc
 }
 

@@ -6,7 +6,7 @@
 //                  as the lm_head), each read once per decode step;
 //   embedding row  one row of tok_embd (the new token's; read by the rank that holds it);
 //   KV bytes       per cached position: K and V rows of every layer and local kv head, f32
-//                  (runtime/engine/kv_cache.h), on every rank (replicated kv heads count per rank).
+//                  (runtime/model/kv_cache.h), on every rank (replicated kv heads count per rank).
 // Activations are a few KiB per step and stay in cache; they are not counted.
 #pragma once
 

@@ -15,7 +15,7 @@ namespace shardlm::cpu {
 
 // GEMV handles up to this many tokens (each weight row is streamed from memory once and reused
 // from L1 for every token); more tokens go to the GEMM.
-inline constexpr int64_t kGemvMaxTokens = 8;
+inline constexpr int64_t kGemvMaxTokens = 16;
 // K (n_in) block of the f32 GEMM: a packed weight panel of kGemmKc x gemm_nr floats stays in L1.
 inline constexpr int64_t kGemmKc = 256;
 

@@ -500,8 +500,11 @@ void paged_attention(const Context& ctx, const float* q, int64_t n_head, const P
     }
   });
   if (partial_floats == 0) return;
+  // A small merge (decode of a few sequences) costs less than waking the pool again.
+  constexpr int64_t kInlineMergeFloats = 1 << 16;
+  const int merge_threads = partial_floats <= kInlineMergeFloats ? 1 : n_threads;
   std::atomic<int64_t> next_merge{0};
-  ctx.pool.run(n_threads, [&](int, int) {
+  ctx.pool.run(merge_threads, [&](int, int) {
     for (int64_t i = next_merge.fetch_add(1, std::memory_order_relaxed); i < n_items;
          i = next_merge.fetch_add(1, std::memory_order_relaxed)) {
       if (items[i].n_split > 1 && items[i].split == 0) merge_splits(g, items[i], partials);

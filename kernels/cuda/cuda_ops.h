@@ -100,6 +100,59 @@ void attention_prefill(const float* q, const float* k, const float* v, const I32
                        int64_t head_dim, int64_t sliding_window, float scale, float* out,
                        cudaStream_t stream);
 
+// ---- Paged KV cache (the step engine; layout and naive twins in kernels/ref) ----
+
+// Writes each token's K and V rows into the pools at its slot (slot < 0: skipped), converted to
+// `kv_dtype` (f32 copy; f16 / bf16 round to nearest even, bit-identical to runtime/core/dtype.h,
+// NaN and overflow included).
+//   k, v [n_tokens, row] f32, slots [n_tokens] (device), k_pool, v_pool [n_slots, row] (kv_dtype)
+//   row = n_head_kv * head_dim
+void store_kv(const float* k, const float* v, const int64_t* slots, int64_t n_tokens, int64_t row,
+              DType kv_dtype, void* k_pool, void* v_pool, cudaStream_t stream);
+
+// Query rows (tokens x heads of one kv group) per block of the paged prefill kernel.
+inline constexpr int kPagedTileRows = 16;
+// A sequence with at most this many query tokens in a step takes the split-K decode path
+// (each token on its own, keys split over blocks); longer runs take the tiled prefill path.
+inline constexpr int64_t kPagedDecodeMaxRun = 8;
+
+// A paged step as the attention kernels read it: device arrays, planned on the host by
+// plan_paged_attention (attention_plan.h). Query token t of sequence s sees the keys of s at
+// positions j <= pos[t] (and pos[t] - j < sliding_window when > 0); key j lives at slot
+// block_table[s * max_blocks + j / block_size] * block_size + j % block_size.
+struct PagedStep {
+  const int32_t* pos = nullptr;          // [n_tokens]
+  const int32_t* block_table = nullptr;  // [n_seqs, max_blocks]
+  int64_t max_blocks = 0;
+  int64_t block_size = 0;
+  // Split-K decode items: query token and its sequence; n_splits key slices each.
+  const int32_t* decode_token = nullptr;  // [n_decode]
+  const int32_t* decode_seq = nullptr;    // [n_decode]
+  int64_t n_decode = 0;
+  int n_splits = 1;
+  // Prefill tiles: tokens [tile_first, tile_end) of sequence tile_seq.
+  const int32_t* tile_seq = nullptr;    // [n_tiles]
+  const int32_t* tile_first = nullptr;  // [n_tiles]
+  const int32_t* tile_end = nullptr;    // [n_tiles]
+  int64_t n_tiles = 0;
+};
+
+// Causal attention of a whole paged step, K/V read through the block table from pools of
+// `kv_dtype` (widened exactly to f32), f32 accumulation. Decode items: split-K blocks (one item,
+// one kv head with up to 8 of its query heads, one key slice), then a combine kernel. Prefill
+// tiles: flash-style blocks of kPagedTileRows query rows of one sequence, keys streamed through
+// shared memory in tiles of 32 with an online softmax. GQA / MQA: a block serves all the query
+// heads of a kv group it holds.
+//   q [n_tokens, n_head, head_dim], k_pool / v_pool [n_slots, n_head_kv, head_dim],
+//   out [n_tokens, n_head * head_dim], workspace: paged_attention_workspace_bytes(n_decode, ...)
+// head_dim <= kMaxHeadDim, n_head % n_head_kv == 0.
+size_t paged_attention_workspace_bytes(int64_t n_decode, int64_t n_head, int64_t head_dim,
+                                       int n_splits);
+void paged_attention(const float* q, int64_t n_head, const void* k_pool, const void* v_pool,
+                     DType kv_dtype, int64_t n_head_kv, int64_t head_dim, const PagedStep& step,
+                     int64_t sliding_window, float scale, void* workspace, float* out,
+                     cudaStream_t stream);
+
 // Row-wise argmax (ties: lowest index) in two passes. When temperature > 0 every element is
 // first replaced by x / temperature + Gumbel(seed, index_offset + i), so the argmax is a sample
 // of softmax(x / temperature) that does not depend on how the row is split over ranks.

@@ -1,6 +1,6 @@
-// Backend registry: maps a name ("cpu", later "cuda", "vulkan") to a factory. A registry is a
-// value built by the caller (builtin_backends() lists what this build has); there is no global
-// registration. Not a plugin loader: no dlopen.
+// Backend registry: maps a name ("cpu", and "cuda" / "vulkan" when built) to a factory. A
+// registry is a value built by the caller (builtin_backends() lists what this build has); there
+// is no global registration. Not a plugin loader: no dlopen.
 #pragma once
 
 #include <functional>

@@ -12,7 +12,7 @@
 #include "runtime/backend/registry.h"
 #include "runtime/comm/thread_group.h"
 #include "runtime/core/status.h"
-#include "runtime/engine/kv_cache.h"
+#include "runtime/model/kv_cache.h"
 #include "runtime/engine/runtime_plan.h"
 #include "runtime/model/transformer.h"
 

@@ -55,29 +55,31 @@ std::unique_ptr<KvCache> Transformer::make_cache(int64_t max_seq) const {
                                    config_.head_dim);
 }
 
+void Transformer::project_qkv(int64_t l, int64_t n, std::span<const int32_t> pos, const Tensor& q,
+                              const Tensor& k, const Tensor& v) {
+  const LayerWeights& L = weights_.layers[static_cast<size_t>(l)];
+  backend_.rms_norm(rows(x_, n), L.attn_norm, config_.rms_norm_eps, rows(h_, n));
+  backend_.matmul(rows(h_, n), L.wqkv, L.bqkv, rows(qkv_, n));
+  const Tensor qkv = rows(qkv_, n);  // the fused projection, split
+  backend_.copy_columns(qkv, 0, q);
+  backend_.copy_columns(qkv, q_dim_local_, k);
+  backend_.copy_columns(qkv, q_dim_local_ + kv_dim_local_, v);
+  if (spec_.qk_norm) {  // Qwen3: RMSNorm over head_dim of every q and k head, before RoPE
+    backend_.rms_norm(q, L.q_norm, config_.rms_norm_eps, q);
+    backend_.rms_norm(k, L.k_norm, config_.rms_norm_eps, k);
+  }
+  backend_.rope(q, pos, inv_freq_);
+  backend_.rope(k, pos, inv_freq_);
+}
+
 void Transformer::attention_block(int64_t l, int64_t n, std::span<const int32_t> pos,
                                   KvCache& cache) {
   const LayerWeights& L = weights_.layers[static_cast<size_t>(l)];
   const int64_t D = config_.head_dim;
   const int64_t past = cache.n_past();
-  backend_.rms_norm(rows(x_, n), L.attn_norm, config_.rms_norm_eps, rows(h_, n));
-  backend_.matmul(rows(h_, n), L.wqkv, L.bqkv, rows(qkv_, n));
-
-  // Split the fused projection: q to scratch, k and v straight into the cache rows.
+  // k and v go straight into the cache rows.
   const Tensor q = rows(q_, n);
-  const Tensor k_new = cache.k(l).slice_rows(past, n);  // [n, n_head_kv_local, head_dim]
-  const Tensor v_new = cache.v(l).slice_rows(past, n);
-  const Tensor qkv = rows(qkv_, n);
-  backend_.copy_columns(qkv, 0, q);
-  backend_.copy_columns(qkv, q_dim_local_, k_new);
-  backend_.copy_columns(qkv, q_dim_local_ + kv_dim_local_, v_new);
-
-  if (spec_.qk_norm) {  // Qwen3: RMSNorm over head_dim of every q and k head, before RoPE
-    backend_.rms_norm(q, L.q_norm, config_.rms_norm_eps, q);
-    backend_.rms_norm(k_new, L.k_norm, config_.rms_norm_eps, k_new);
-  }
-  backend_.rope(q, pos, inv_freq_);
-  backend_.rope(k_new, pos, inv_freq_);
+  project_qkv(l, n, pos, q, cache.k(l).slice_rows(past, n), cache.v(l).slice_rows(past, n));
 
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
   backend_.attention(q, cache.k(l).slice_rows(0, past + n), cache.v(l).slice_rows(0, past + n), pos,
@@ -105,20 +107,8 @@ void Transformer::paged_attention_block(int64_t l, const StepInput& step, KvPool
   const LayerWeights& L = weights_.layers[static_cast<size_t>(l)];
   const int64_t n = step.n_tokens(), D = config_.head_dim;
   const std::span<const int32_t> pos(step.positions);
-  backend_.rms_norm(rows(x_, n), L.attn_norm, config_.rms_norm_eps, rows(h_, n));
-  backend_.matmul(rows(h_, n), L.wqkv, L.bqkv, rows(qkv_, n));
-
   const Tensor q = rows(q_, n), k_new = rows(k_new_, n), v_new = rows(v_new_, n);
-  const Tensor qkv = rows(qkv_, n);
-  backend_.copy_columns(qkv, 0, q);
-  backend_.copy_columns(qkv, q_dim_local_, k_new);
-  backend_.copy_columns(qkv, q_dim_local_ + kv_dim_local_, v_new);
-  if (spec_.qk_norm) {  // Qwen3: RMSNorm over head_dim of every q and k head, before RoPE
-    backend_.rms_norm(q, L.q_norm, config_.rms_norm_eps, q);
-    backend_.rms_norm(k_new, L.k_norm, config_.rms_norm_eps, k_new);
-  }
-  backend_.rope(q, pos, inv_freq_);
-  backend_.rope(k_new, pos, inv_freq_);
+  project_qkv(l, n, pos, q, k_new, v_new);
   backend_.store_kv(k_new, v_new, step.slot_mapping, kv.k(l), kv.v(l));
 
   StepLayout layout;

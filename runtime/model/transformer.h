@@ -14,7 +14,7 @@
 #include "formats/pack_reader.h"
 #include "runtime/backend/backend.h"
 #include "runtime/comm/communicator.h"
-#include "runtime/engine/kv_cache.h"
+#include "runtime/model/kv_cache.h"
 #include "runtime/model/family.h"
 #include "runtime/model/kv_pool.h"
 #include "runtime/model/step_input.h"
@@ -53,6 +53,10 @@ class Transformer {
  private:
   void attention_block(int64_t layer, int64_t n_tokens, std::span<const int32_t> pos,
                        KvCache& cache);
+  // Attention norm, fused QKV matmul split into q/k/v, q/k norm (Qwen3) and RoPE for n tokens.
+  //   q [n, n_head_local, head_dim], k/v [n, n_head_kv_local, head_dim], pos [n]
+  void project_qkv(int64_t layer, int64_t n, std::span<const int32_t> pos, const Tensor& q,
+                   const Tensor& k, const Tensor& v);
   void paged_attention_block(int64_t layer, const StepInput& step, KvPool& kv);
   void mlp_block(int64_t layer, int64_t n_tokens);
   Tensor logits_of_rows(std::span<const int32_t> rows);

@@ -314,6 +314,8 @@ void CudaBackend::begin_forward(int64_t n_tokens) {
     return;
   }
   Op op(*this);
+  staging_.reset();  // the previous graph has read its staged step arrays
+  ++capture_epoch_;
   graph_->begin();
 }
 
@@ -327,6 +329,8 @@ void CudaBackend::end_forward() {
   try {
     flush_pending();
     graph_->end_and_launch();
+    staging_.launched(stream_);
+    landed_epoch_ = capture_epoch_;
   } catch (...) {
     graph_->abandon();
     throw;

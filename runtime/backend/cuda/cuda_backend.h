@@ -4,7 +4,9 @@
 // (decode GEMVs, split-K decode attention, flash-style prefill attention, fused residual-add +
 // RMSNorm) and cuBLAS (prefill GEMMs, bf16/f16 tensor cores on a hi/lo split of the f32
 // activations, f32 accumulation). Allocations are held to a memory budget (memory_budget.h).
-// Single-token decode steps are captured as CUDA graphs when the rank is alone (tp = 1).
+// Single-token decode steps are captured as CUDA graphs when the rank is alone (tp = 1), paged
+// steps (store_kv / paged_attention) included: their host arrays reach the device through
+// pinned staging copies recorded in the graph (cuda_paged_ops.cpp).
 // Collectives: NCCL when every rank has its own GPU, the device-sharing communicator when
 // ranks share one. Not a scheduler, and no host-side fallbacks: a failure is an Error.
 #pragma once
@@ -39,6 +41,10 @@ struct CudaBackendStats {
   uint64_t gemv_calls = 0, gemm_calls = 0;  // matmuls by path
   uint64_t fused_add_norms = 0;             // residual adds folded into the next RMSNorm
   uint64_t attention_decode_calls = 0, attention_prefill_calls = 0;
+  // Paged KV (the step engine): op calls, work items by path (decode rows of the split-K
+  // kernel, prefill tiles), and paged_attention calls whose decode rows used > 1 key split.
+  uint64_t store_kv_calls = 0, paged_attention_calls = 0;
+  uint64_t paged_decode_rows = 0, paged_prefill_tiles = 0, paged_split_calls = 0;
 
   // "cuda 0: NVIDIA ... : uploaded 16.06 GB of weights in 5.21 s (3.08 GB/s) ..."
   std::string load_report() const;

@@ -1,6 +1,8 @@
 // The CudaBackend class, shared by the two files that implement it: cuda_backend.cpp
 // (construction, memory, weight import, copies, communicators, graphs, waiting) and
-// cuda_backend_ops.cpp (shape checks and kernel launches for each op). Internal header.
+// cuda_backend_ops.cpp (shape checks and kernel launches for each op) and cuda_paged_ops.cpp
+// (store_kv and paged_attention, with the step-array uploads that stay valid under CUDA graph
+// capture). Internal header.
 #pragma once
 
 #include <cublas_v2.h>
@@ -12,12 +14,14 @@
 #include <utility>
 #include <vector>
 
+#include "kernels/cuda/attention_plan.h"
 #include "kernels/cuda/cuda_ops.h"
 #include "runtime/backend/cuda/cublas_api.h"
 #include "runtime/backend/cuda/cuda_backend.h"
 #include "runtime/backend/cuda/cuda_device.h"
 #include "runtime/backend/cuda/decode_graph.h"
 #include "runtime/backend/cuda/device_allocator.h"
+#include "runtime/backend/cuda/pinned_staging.h"
 #include "runtime/backend/cuda/weight_upload.h"
 
 namespace shardlm {
@@ -52,6 +56,11 @@ class CudaBackend final : public Backend {
   void swiglu(const Tensor& gate_up, const Tensor& out) override;
   void add(const Tensor& y, const Tensor& x) override;
   void copy_columns(const Tensor& src, int64_t col_begin, const Tensor& dst) override;
+  void store_kv(const Tensor& k, const Tensor& v, std::span<const int64_t> slots,
+                const Tensor& k_pool, const Tensor& v_pool) override;
+  void paged_attention(const Tensor& q, const Tensor& k_pool, const Tensor& v_pool,
+                       const StepLayout& layout, int64_t sliding_window, float scale,
+                       const Tensor& out) override;
 
   const CudaBackendStats& stats() const;
   // Launches a deferred residual add, if any (before anything else reads its output).
@@ -60,7 +69,18 @@ class CudaBackend final : public Backend {
  private:
   // Scratch the backend itself needs, grown on demand. A buffer that is replaced is retired
   // and freed at the next host synchronization (kernels queued earlier may still read it).
-  enum Workspace { kIds, kPos, kAttention, kGemmHi, kGemmLo, kArgmax, kArgmaxOut, kCount };
+  enum Workspace {
+    kIds,
+    kPos,
+    kAttention,
+    kGemmHi,
+    kGemmLo,
+    kArgmax,
+    kArgmaxOut,
+    kSlots,      // store_kv: the step's slots
+    kPagedStep,  // paged_attention: positions, block table and plan (cuda::PagedStep)
+    kCount
+  };
   struct Scratch {
     void* ptr = nullptr;
     size_t bytes = 0;
@@ -69,6 +89,28 @@ class CudaBackend final : public Backend {
   // positions are the same for every layer of a forward).
   struct I32Upload {
     std::vector<int32_t> host;
+    bool valid = false;
+  };
+
+  // What a device buffer of step arrays (kSlots, kPagedStep) holds: the bytes last copied
+  // there, and the capture that recorded the copy (0: an eager copy, already queued).
+  struct ArgUpload {
+    std::vector<uint8_t> host;
+    const void* dev = nullptr;
+    uint64_t epoch = 0;
+    bool valid = false;
+  };
+  // The last paged_attention layout (positions, seq starts, block table, shapes) with its
+  // validated plan and the int32 image uploaded to kPagedStep; every layer of a step reuses it.
+  struct PagedLayoutCache {
+    std::vector<int32_t> positions, seq_starts, block_table;
+    int64_t max_blocks = -1, block_size = -1, n_head = -1, n_head_kv = -1, window = -1;
+    int64_t n_blocks = -1;
+    cuda::PagedAttentionPlan plan;
+    std::vector<int32_t> image;
+    // Offsets (int32 elements) of the arrays in `image`.
+    size_t off_pos = 0, off_bt = 0, off_dec_tok = 0, off_dec_seq = 0, off_tile_seq = 0,
+           off_tile_first = 0, off_tile_end = 0;
     bool valid = false;
   };
 
@@ -85,6 +127,12 @@ class CudaBackend final : public Backend {
   void* workspace(Workspace w, size_t bytes);
   void free_retired();
   cuda::I32Arg i32_arg(std::span<const int32_t> values, Workspace w, I32Upload& cache);
+  // A device copy of `bytes` of host data in workspace `w`, valid for kernels queued after this
+  // call, eager or captured (captured: copied from pinned staging when the graph runs).
+  const void* upload_args(Workspace w, const void* src, size_t bytes, ArgUpload& cache);
+  // Validates `layout` against the pools and plans it (cached while the layout repeats).
+  const PagedLayoutCache& paged_layout(const StepLayout& layout, int64_t n_head, int64_t n_head_kv,
+                                       int64_t sliding_window, int64_t n_slots);
   void wait_stream();
   void check_not_capturing(const char* what);
   void gemm(const Tensor& x, int64_t n_tokens, const Tensor& w, const Tensor& bias,
@@ -116,6 +164,11 @@ class CudaBackend final : public Backend {
   Scratch scratch_[kCount];
   std::vector<std::pair<void*, size_t>> retired_;
   I32Upload ids_upload_, pos_upload_;
+  ArgUpload slots_upload_, paged_upload_;
+  PagedLayoutCache paged_layout_;
+  PinnedStaging staging_;        // host side of the copies recorded in a captured step
+  uint64_t capture_epoch_ = 0;   // captures begun (ArgUpload::epoch)
+  uint64_t landed_epoch_ = 0;    // the last capture whose graph was launched
   void* host_result_ = nullptr;  // pinned: max_element's (value, index)
 
   mutable CudaBackendStats stats_;

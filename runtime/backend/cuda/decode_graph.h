@@ -5,8 +5,11 @@
 // (cudaGraphExecUpdate: same kernels, new parameters), falling back to a fresh instantiation
 // when the topology changed. What is saved is the per-kernel launch work on the device side;
 // what a capture-once design needs (positions and KV slots in device memory) is described in
-// docs/cuda.md. Not usable with collectives that cannot be updated in a graph (NCCL) or that
-// synchronize the host (the device-sharing communicator): the backend enables it for tp = 1.
+// docs/cuda.md. A paged step's larger host arrays (slots, block table, attention plan) are
+// recorded as copies from pinned staging that run when the graph is launched
+// (cuda_paged_ops.cpp, pinned_staging.h). Not usable with collectives that cannot be updated
+// in a graph (NCCL) or that synchronize the host (the device-sharing communicator): the
+// backend enables it for tp = 1.
 #pragma once
 
 #include <cuda_runtime_api.h>

@@ -1,5 +1,5 @@
 // KvCache: one scratch allocation, per-layer K/V views into it.
-#include "runtime/engine/kv_cache.h"
+#include "runtime/model/kv_cache.h"
 
 #include <string>
 

@@ -1,8 +1,9 @@
 // The per-rank KV cache of one sequence: pre-allocated once for max_seq tokens, f32, laid out
 // per layer as K [max_seq, n_head_kv_local, head_dim] and V likewise, row j = position j.
 // Decoding appends one row per layer; nothing is recomputed or moved. Verbs follow llama.cpp's
-// seq_* vocabulary for a single sequence. Not paged and not multi-sequence yet (the scheduler
-// issue adds block tables); a full cache throws Error(kKvFull), never overruns.
+// seq_* vocabulary for a single sequence. The one-sequence path (Engine::eval, generate());
+// the step engine uses the paged pool (kv_pool.h) instead. A full cache throws Error(kKvFull),
+// never overruns.
 #pragma once
 
 #include <cstdint>
