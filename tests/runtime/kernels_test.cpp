@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstring>
 #include <numeric>
 #include <string>
 #include <tuple>
@@ -84,11 +85,13 @@ void check_matmul(const cpu::Context& ctx, const MatmulCase& c, DType dt, bool w
 }
 
 TEST_P(KernelTest, MatmulMatchesRef) {
-  // GEMV (<= 8 tokens) and GEMM shapes; odd sizes exercise every tail, the aligned ones
-  // (n_in % 32 == 0, n_out % 16 == 0) the AMX tile path.
-  const MatmulCase cases[] = {{1, 67, 45},  {5, 128, 200}, {1, 16, 1},    {8, 1000, 13},
-                              {9, 67, 45},  {13, 300, 37}, {40, 128, 64}, {33, 96, 48},
-                              {70, 64, 80}, {17, 1056, 16}};
+  // GEMV (<= kGemvMaxTokens = 16 tokens; bf16 with 2+ tokens in token pairs) and GEMM shapes;
+  // odd sizes exercise every tail, the aligned ones (n_in % 32 == 0, n_out % 16 == 0) the AMX
+  // tile path.
+  const MatmulCase cases[] = {{1, 67, 45},    {5, 128, 200}, {1, 16, 1},    {8, 1000, 13},
+                              {9, 67, 45},    {13, 300, 37}, {40, 128, 64}, {33, 96, 48},
+                              {70, 64, 80},   {17, 1056, 16}, {2, 1000, 13}, {16, 96, 37},
+                              {3, 31, 9}};
   for (DType dt : {DType::kF32, DType::kF16, DType::kBF16}) {
     for (const MatmulCase& c : cases) {
       for (bool with_bias : {false, true})
@@ -106,6 +109,27 @@ TEST_P(KernelTest, MatmulRealShapes) {
     // Several AMX weight groups (240 rows at n_in 2048) ending in 48 + 32 rows, and per-thread
     // row ranges that are not multiples of 48.
     check_matmul(ctx_, {37, 2048, 560}, dt, true, per_term_tol(dt), 10);
+  }
+}
+
+TEST_P(KernelTest, GemvRowsDoNotDependOnHowManyTokensShareTheCall) {
+  // Deterministic mode relies on it: a token's outputs are the same bits whether the GEMV runs
+  // it alone or with up to kGemvMaxTokens - 1 others (any position in the batch).
+  const int64_t n_in = 1000, n_out = 45;
+  for (DType dt : {DType::kBF16, DType::kF16, DType::kF32}) {
+    const auto w = encode(random_floats(static_cast<size_t>(n_in * n_out), 31), dt);
+    const auto x = random_floats(static_cast<size_t>(cpu::kGemvMaxTokens * n_in), 32);
+    std::vector<float> all(static_cast<size_t>(cpu::kGemvMaxTokens * n_out));
+    for (int64_t n_tokens : {int64_t{2}, int64_t{3}, int64_t{7}, cpu::kGemvMaxTokens}) {
+      cpu::matmul(ctx_, x.data(), n_tokens, n_in, w.data(), dt, n_out, nullptr, all.data());
+      for (int64_t t = 0; t < n_tokens; ++t) {
+        std::vector<float> alone(static_cast<size_t>(n_out));
+        cpu::matmul(ctx_, x.data() + t * n_in, 1, n_in, w.data(), dt, n_out, nullptr,
+                    alone.data());
+        EXPECT_EQ(0, std::memcmp(alone.data(), all.data() + t * n_out, alone.size() * sizeof(float)))
+            << dtype_name(dt) << " token " << t << " of " << n_tokens;
+      }
+    }
   }
 }
 
