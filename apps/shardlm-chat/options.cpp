@@ -169,6 +169,12 @@ std::string usage() {
          "  --tp N                  expected tensor-parallel size (default: the pack's)\n"
          "  --max-seq N             context tokens (default: min(model's, 4096))\n"
          "  --mem-fraction F        memory-plan fraction of the device (default: the pack's)\n"
+         "  --kv-dtype T            KV cache element type: bf16 (default), f16, f32\n"
+         "  --kv-cache-tokens N     KV pool over all sequences (default: from the memory plan)\n"
+         "  --block-size N          tokens per KV block (default 16)\n"
+         "  --max-seqs N            sequences per forward step (default 16)\n"
+         "  --no-prefix-cache       do not reuse the KV of identical prompt prefixes\n"
+         "  --deterministic         cpu: bit-identical logits whatever the batch (slower prefill)\n"
          "  --plan-json             print the memory plan as JSON and exit\n"
          "conversation:\n"
          "  --system TEXT           system message\n"
@@ -218,6 +224,18 @@ std::optional<ChatOptions> parse_args(int argc, char** argv) {
       const auto x = parse_number(v);
       if (!x || *x <= 0 || *x > 1) bad_arg("--mem-fraction: '" + v + "' is not in (0, 1]");
       o.model.mem_fraction = static_cast<float>(*x);
+    } else if (a == "--kv-dtype") {
+      o.kv_dtype = value(i, a);
+    } else if (a == "--kv-cache-tokens") {
+      o.engine.kv_cache_tokens = integer(i, a, 1);
+    } else if (a == "--block-size") {
+      o.engine.block_size = static_cast<int32_t>(integer(i, a, 1));
+    } else if (a == "--max-seqs") {
+      o.engine.max_seqs = static_cast<int32_t>(integer(i, a, 1));
+    } else if (a == "--no-prefix-cache") {
+      o.engine.prefix_cache = 0;
+    } else if (a == "--deterministic") {
+      o.engine.deterministic = 1;
     } else if (a == "--plan-json") {
       o.plan_json = true;
     } else if (a == "--system") {

@@ -15,6 +15,8 @@ struct ChatOptions {
   std::string pack_dir;
   std::string backend = "cpu";
   shardlm_model_params model = shardlm_model_default_params();  // backend points into `backend`
+  std::string kv_dtype = "bf16";
+  shardlm_engine_params engine = shardlm_engine_default_params();  // kv_dtype points into kv_dtype
   shardlm_generate_params gen = shardlm_generate_default_params();
   std::vector<std::string> stop_strings;
   std::string system;

@@ -91,7 +91,9 @@ bool Repl::open() {
     return false;
   }
   options_.model.backend = options_.backend.c_str();
-  shardlm_status st = shardlm_model_open(options_.pack_dir.c_str(), &options_.model, &model_);
+  options_.engine.kv_dtype = options_.kv_dtype.c_str();
+  shardlm_status st = shardlm_model_open_with_engine(options_.pack_dir.c_str(), &options_.model,
+                                                     &options_.engine, &model_);
   if (st != SHARDLM_OK) {
     report("cannot open the model", st);
     return false;

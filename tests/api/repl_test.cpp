@@ -54,6 +54,23 @@ std::vector<std::smatch> all_matches(const std::string& text, const std::regex& 
 
 const std::string kBase = "--pack " + kFixture + "/tp2 --threads 2 --seed 3 --max-tokens 8 ";
 
+TEST(ReplTest, EngineFlagsReachTheStepEngine) {
+  // f32 KV in a 512-token pool without a prefix cache: /stats shows the pool, and the second
+  // turn reuses nothing.
+  const ChatRun r = chat(kBase + "--kv-dtype f32 --kv-cache-tokens 512 --block-size 8 "
+                                 "--max-seqs 2 --no-prefix-cache",
+                         "Hello there\nAnd a second question?\n/stats\n");
+  SCOPED_TRACE(r.out);
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_NE(r.out.find("a pool of 64 blocks x 8 tokens, f32"), std::string::npos);
+  EXPECT_NE(r.out.find("of 64 blocks of 8 tokens held"), std::string::npos);
+  EXPECT_NE(r.out.find("(0 reused from the KV cache"), std::string::npos);
+  EXPECT_NE(r.out.find("prefix cache served 0 of 0 prompt tokens"), std::string::npos);
+  const ChatRun bad = chat(kBase + "--kv-dtype f8", "hi\n");
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.out.find("kv_dtype 'f8'"), std::string::npos) << bad.out;
+}
+
 TEST(ReplTest, TwoTurnsResetAndEofThroughAPipe) {
   const ChatRun r =
       chat(kBase, "Hello there\n/stats\nAnd a second question?\n/stats\n/reset\n/stats\n");
@@ -90,6 +107,8 @@ TEST(ReplTest, TwoTurnsResetAndEofThroughAPipe) {
           .size(),
       2u);
   EXPECT_NE(r.out.find("turns: 2"), std::string::npos);
+  EXPECT_NE(r.out.find("kv cache: "), std::string::npos);  // /stats: blocks and prefix reuse
+  EXPECT_NE(r.out.find("prefix cache served"), std::string::npos);
   EXPECT_NE(r.out.find("[conversation reset]"), std::string::npos);
   EXPECT_NE(r.out.find("context:  0 of 256 tokens, turns: 0"), std::string::npos);
 }
