@@ -122,14 +122,7 @@ std::vector<fs::path> params() {
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, CudaParityTest, ::testing::ValuesIn(params()),
-                         [](const auto& info) {
-                           std::string n = info.param.filename().string();
-                           if (n.empty()) n = "none";
-                           for (char& ch : n) {
-                             if (!isalnum(static_cast<unsigned char>(ch))) ch = '_';
-                           }
-                           return n;
-                         });
+                         [](const auto& info) { return test::fixture_param_name(info.param); });
 
 std::string pack_tiny(const test::TempDir& tmp, int tp, DType dtype = DType::kBF16) {
   test::TinyModelSpec spec = test::tiny_qwen3();

@@ -114,14 +114,7 @@ TEST(HfParityFixtures, Present) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, HfParityTest, ::testing::ValuesIn(params()),
-                         [](const auto& info) {
-                           std::string n = info.param.filename().string();
-                           if (n.empty()) n = "none";
-                           for (char& ch : n) {
-                             if (!isalnum(static_cast<unsigned char>(ch))) ch = '_';
-                           }
-                           return n;
-                         });
+                         [](const auto& info) { return test::fixture_param_name(info.param); });
 
 }  // namespace
 }  // namespace shardlm

@@ -2,6 +2,7 @@
 #include "tests/runtime/test_util.h"
 
 #include <algorithm>
+#include <cctype>
 #include <fstream>
 #include <stdexcept>
 
@@ -89,6 +90,15 @@ HfReference load_hf_reference(const std::filesystem::path& dir) {
   } catch (const std::exception& e) {
     throw std::runtime_error(file.string() + ": " + e.what());
   }
+}
+
+std::string fixture_param_name(const std::filesystem::path& dir) {
+  std::string n = dir.filename().string();
+  if (n.empty()) n = "none";
+  for (char& ch : n) {
+    if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+  }
+  return n;
 }
 
 }  // namespace shardlm::test

@@ -30,6 +30,9 @@ struct HfReference {
 };
 // Fixture directories under <fixtures_root>/hf that hold a reference.json, sorted.
 std::vector<std::filesystem::path> hf_fixture_dirs(const std::string& fixtures_root);
+// The gtest parameter name of a fixture directory: its file name with every non-alphanumeric
+// character as '_' ("none" for the empty placeholder path).
+std::string fixture_param_name(const std::filesystem::path& dir);
 // Reads <dir>/reference.json; throws std::runtime_error naming the file when malformed.
 HfReference load_hf_reference(const std::filesystem::path& dir);
 

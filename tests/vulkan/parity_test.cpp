@@ -120,14 +120,7 @@ std::vector<fs::path> params() {
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, VulkanParity, ::testing::ValuesIn(params()),
-                         [](const auto& info) {
-                           std::string n = info.param.filename().string();
-                           if (n.empty()) n = "none";
-                           for (char& ch : n) {
-                             if (!isalnum(static_cast<unsigned char>(ch))) ch = '_';
-                           }
-                           return n;
-                         });
+                         [](const auto& info) { return test::fixture_param_name(info.param); });
 
 }  // namespace
 }  // namespace shardlm
