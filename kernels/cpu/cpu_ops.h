@@ -23,12 +23,14 @@ namespace shardlm::cpu {
 // and is then reused (no allocation per token). One per backend instance.
 class Workspace {
  public:
-  // 64-byte aligned, contents undefined, valid until the next call.
-  void* get(size_t bytes);
-  size_t capacity() const { return buf_.size(); }
+  // Slot 0: packed panels and per-thread buffers of one op. Slot 1: a matmul's activations
+  // rounded to bf16 (MatmulActivations::kBf16), alive while slot 0 is used by the same matmul.
+  // 64-byte aligned, contents undefined, valid until the next call for the same slot.
+  void* get(size_t bytes, int slot = 0);
+  size_t capacity() const { return buf_[0].size() + buf_[1].size(); }
 
  private:
-  AlignedBuffer buf_;
+  AlignedBuffer buf_[2];
 };
 
 // What an op runs on.
@@ -39,6 +41,11 @@ struct Context {
   // bf16 parts the AMX GEMM splits activations into: 3 = exact (f32-class error, the default),
   // 2 or 1 = faster and lossier (see gemm_amx.h). Ignored below Isa::kAmx.
   int amx_splits = 3;
+  // Matmuls with bf16 weights round their activations to bf16 once per call and sum bf16 x bf16
+  // products in f32 (MatmulActivations::kBf16): VDPBF16PS where bf16_dot_supported() and isa >=
+  // kAvx512, AMX tiles with one part for the prefill GEMM, else the f32 kernels on the rounded
+  // activations (the same products; only the order of the sums differs).
+  bool bf16_activations = false;
 };
 
 // Vocab-parallel embedding; out-of-shard ids give zero rows.

@@ -94,6 +94,15 @@ bool enable_amx() {
   return has_amx(f) && request_amx_permission();
 }
 
+bool bf16_dot_supported() {
+#if defined(SHARDLM_CPU_BF16_DOT)
+  const Features f = read_features();
+  return has_avx512(f) && f.avx512_bf16;
+#else
+  return false;
+#endif
+}
+
 const char* isa_name(Isa isa) {
   switch (isa) {
     case Isa::kScalar:

@@ -1,6 +1,7 @@
 // cpu::matmul: picks GEMV (decode), the AMX tile GEMM (bf16 prefill on AMX machines) or the
-// f32 FMA GEMM, and splits the work over the thread pool. Every output element is computed by
-// one thread from start to end, so results do not depend on the thread count.
+// f32 FMA GEMM — or, for bf16 activations, the VDPBF16PS GEMV — and splits the work over the
+// thread pool. Every output element is computed by one thread from start to end, so results
+// do not depend on the thread count.
 #include <algorithm>
 #include <atomic>
 
@@ -8,6 +9,9 @@
 #include "kernels/cpu/kernel_table.h"
 #if defined(SHARDLM_CPU_AMX)
 #include "kernels/cpu/gemm_amx.h"
+#endif
+#if defined(SHARDLM_CPU_BF16_DOT)
+#include "kernels/cpu/gemv_bf16_dot.h"
 #endif
 
 namespace shardlm::cpu {
@@ -89,30 +93,34 @@ void gemm_amx(const Context& ctx, const float* x, int64_t n_tokens, int64_t n_in
 }
 #endif
 
-}  // namespace
+// Splits output rows [0, n_out) of a decode-sized matmul into chunks, kGemvChunksPerThread per
+// thread, claimed dynamically: a thread slowed down (another process on its core, a slower
+// memory channel) takes fewer chunks instead of making the others wait at the end of the op.
+template <class Rows>
+void gemv_chunks(const Context& ctx, int64_t n_out, const Rows& rows) {
+  const int64_t n_threads =
+      std::min<int64_t>(ctx.pool.size(), std::max<int64_t>(1, n_out / kGemvMinRows));
+  const int64_t n_chunks = std::min<int64_t>(n_threads * kGemvChunksPerThread,
+                                             std::max<int64_t>(1, n_out / kGemvMinRows));
+  if (n_threads <= 1) {
+    rows(int64_t{0}, n_out);
+    return;
+  }
+  std::atomic<int64_t> next{0};
+  ctx.pool.run(static_cast<int>(n_threads), [&](int, int) {
+    for (int64_t c = next.fetch_add(1); c < n_chunks; c = next.fetch_add(1)) {
+      rows(n_out * c / n_chunks, n_out * (c + 1) / n_chunks);
+    }
+  });
+}
 
-void matmul(const Context& ctx, const float* x, int64_t n_tokens, int64_t n_in, const void* w,
-            DType dtype, int64_t n_out, const float* bias, float* y) {
-  if (n_tokens <= 0 || n_out <= 0) return;
+void matmul_f32_activations(const Context& ctx, const float* x, int64_t n_tokens, int64_t n_in,
+                            const void* w, DType dtype, int64_t n_out, const float* bias,
+                            float* y) {
   const KernelTable& kt = kernel_table(ctx.isa);
   if (n_tokens <= kGemvMaxTokens) {
-    // Rows in kGemvChunksPerThread chunks per thread, claimed dynamically: a thread slowed
-    // down (another process on its core, a slower memory channel) takes fewer chunks instead
-    // of making the others wait at the end of the op.
-    const int64_t n_threads =
-        std::min<int64_t>(ctx.pool.size(), std::max<int64_t>(1, n_out / kGemvMinRows));
-    const int64_t n_chunks = std::min<int64_t>(n_threads * kGemvChunksPerThread,
-                                               std::max<int64_t>(1, n_out / kGemvMinRows));
-    if (n_threads <= 1) {
-      kt.gemv(x, n_tokens, n_in, w, dtype, 0, n_out, bias, y, n_out);
-      return;
-    }
-    std::atomic<int64_t> next{0};
-    ctx.pool.run(static_cast<int>(n_threads), [&](int, int) {
-      for (int64_t c = next.fetch_add(1); c < n_chunks; c = next.fetch_add(1)) {
-        kt.gemv(x, n_tokens, n_in, w, dtype, n_out * c / n_chunks, n_out * (c + 1) / n_chunks, bias,
-                y, n_out);
-      }
+    gemv_chunks(ctx, n_out, [&](int64_t o_begin, int64_t o_end) {
+      kt.gemv(x, n_tokens, n_in, w, dtype, o_begin, o_end, bias, y, n_out);
     });
     return;
   }
@@ -123,6 +131,68 @@ void matmul(const Context& ctx, const float* x, int64_t n_tokens, int64_t n_in, 
   }
 #endif
   gemm_f32(ctx, kt, x, n_tokens, n_in, w, dtype, n_out, bias, y);
+}
+
+// x rounded to bf16 into `out`, rows split over the pool.   x [n] f32, out [n] bf16
+void round_activations(const Context& ctx, const float* x, int64_t n, uint16_t* out) {
+  constexpr int64_t kGrain = 1 << 14;
+  ctx.pool.parallel_for((n + kGrain - 1) / kGrain, [&](int64_t begin, int64_t end) {
+    const int64_t i0 = begin * kGrain, i1 = std::min(n, end * kGrain);
+#if defined(SHARDLM_CPU_BF16_DOT)
+    if (ctx.isa >= Isa::kAvx512) {
+      round_to_bf16_avx512(x + i0, i1 - i0, out + i0);
+      return;
+    }
+#endif
+    for (int64_t i = i0; i < i1; ++i) out[i] = f32_to_bf16(x[i]);
+  });
+}
+
+// MatmulActivations::kBf16 for bf16 weights: x rounded once, then bf16 dot products (GEMV), AMX
+// with one part (GEMM), or the f32 kernels on the rounded values.
+void matmul_bf16_activations(const Context& ctx, const float* x, int64_t n_tokens, int64_t n_in,
+                             const uint16_t* w, int64_t n_out, const float* bias, float* y) {
+  const int64_t n = n_tokens * n_in;
+#if defined(SHARDLM_CPU_BF16_DOT)
+  static const bool bf16_dot = bf16_dot_supported();
+  if (n_tokens <= kGemvMaxTokens && bf16_dot && ctx.isa >= Isa::kAvx512) {
+    uint16_t* xb = static_cast<uint16_t*>(ctx.workspace.get(n * sizeof(uint16_t), 1));
+    round_activations(ctx, x, n, xb);
+    gemv_chunks(ctx, n_out, [&](int64_t o_begin, int64_t o_end) {
+      gemv_bf16_dot(xb, n_tokens, n_in, w, o_begin, o_end, bias, y, n_out);
+    });
+    return;
+  }
+#endif
+  // Round and widen back: the AMX GEMM with one part (it truncates, which keeps these values) and
+  // the exact f32 kernels then form the same products as the VDPBF16PS GEMV.
+  float* xr = static_cast<float*>(ctx.workspace.get(n * sizeof(float), 1));
+  ctx.pool.parallel_for(n_tokens, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin * n_in; i < end * n_in; ++i) xr[i] = bf16_to_f32(f32_to_bf16(x[i]));
+  });
+#if defined(SHARDLM_CPU_AMX)
+  if (n_tokens > kGemvMaxTokens && ctx.isa >= Isa::kAmx &&
+      amx_gemm_supported(DType::kBF16, n_in, n_out) && enable_amx()) {
+    Context one_part = ctx;
+    one_part.amx_splits = 1;
+    gemm_amx(one_part, xr, n_tokens, n_in, w, n_out, bias, y);
+    return;
+  }
+#endif
+  matmul_f32_activations(ctx, xr, n_tokens, n_in, w, DType::kBF16, n_out, bias, y);
+}
+
+}  // namespace
+
+void matmul(const Context& ctx, const float* x, int64_t n_tokens, int64_t n_in, const void* w,
+            DType dtype, int64_t n_out, const float* bias, float* y) {
+  if (n_tokens <= 0 || n_out <= 0) return;
+  if (ctx.bf16_activations && dtype == DType::kBF16) {
+    matmul_bf16_activations(ctx, x, n_tokens, n_in, static_cast<const uint16_t*>(w), n_out, bias,
+                            y);
+    return;
+  }
+  matmul_f32_activations(ctx, x, n_tokens, n_in, w, dtype, n_out, bias, y);
 }
 
 }  // namespace shardlm::cpu

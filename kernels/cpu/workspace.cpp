@@ -3,9 +3,10 @@
 
 namespace shardlm::cpu {
 
-void* Workspace::get(size_t bytes) {
-  if (bytes > buf_.size()) buf_ = AlignedBuffer(bytes + bytes / 4, kHostAlignment, false);
-  return buf_.data();
+void* Workspace::get(size_t bytes, int slot) {
+  AlignedBuffer& b = buf_[slot == 0 ? 0 : 1];
+  if (bytes > b.size()) b = AlignedBuffer(bytes + bytes / 4, kHostAlignment, false);
+  return b.data();
 }
 
 }  // namespace shardlm::cpu

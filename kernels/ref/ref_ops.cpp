@@ -54,6 +54,13 @@ void matmul(const float* x, int64_t n_tokens, int64_t n_in, const void* w, DType
   }
 }
 
+void matmul_bf16_activations(const float* x, int64_t n_tokens, int64_t n_in, const void* w,
+                             DType dtype, int64_t n_out, const float* bias, float* y) {
+  std::vector<float> xr(static_cast<size_t>(n_tokens * n_in));
+  for (size_t i = 0; i < xr.size(); ++i) xr[i] = bf16_to_f32(f32_to_bf16(x[i]));
+  matmul(xr.data(), n_tokens, n_in, w, dtype, n_out, bias, y);
+}
+
 void rope(float* x, int64_t n_tokens, int64_t n_head, int64_t head_dim, const int32_t* pos,
           const float* inv_freq) {
   const int64_t half = head_dim / 2;

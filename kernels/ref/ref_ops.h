@@ -37,6 +37,11 @@ void rms_norm(const float* x, const float* w, int64_t n_rows, int64_t n, float e
 void matmul(const float* x, int64_t n_tokens, int64_t n_in, const void* w, DType dtype,
             int64_t n_out, const float* bias, float* y);
 
+// matmul with every activation first rounded to bf16 (round to nearest even), the
+// MatmulActivations::kBf16 mode. Shapes as matmul.
+void matmul_bf16_activations(const float* x, int64_t n_tokens, int64_t n_in, const void* w,
+                             DType dtype, int64_t n_out, const float* bias, float* y);
+
 // Rotary embedding, "rotate_half" (NeoX) style, in place: for i < head_dim/2 with
 // angle = pos * inv_freq[i]: (x[i], x[i+half]) <- (x[i] c - x[i+half] s, x[i+half] c + x[i] s).
 // The angle is the f32 product and cos/sin are rounded to f32 (as Hugging Face computes them).

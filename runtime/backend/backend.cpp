@@ -1,12 +1,66 @@
 // Backend helpers shared by every implementation.
 #include "runtime/backend/backend.h"
 
+#include <cstdlib>
 #include <vector>
 
 #include "runtime/comm/communicator.h"
 #include "runtime/core/status.h"
 
 namespace shardlm {
+
+const char* matmul_activations_name(MatmulActivations a) {
+  return a == MatmulActivations::kBf16 ? "bf16" : "f32";
+}
+
+namespace {
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+}  // namespace
+
+std::vector<BackendSetting> parse_backend_settings(std::string_view text) {
+  std::vector<BackendSetting> out;
+  while (!trim(text).empty()) {
+    const size_t comma = text.find(',');
+    const std::string_view item = trim(text.substr(0, comma));
+    text = comma == std::string_view::npos ? std::string_view() : text.substr(comma + 1);
+    const size_t eq = item.find('=');
+    if (eq == std::string_view::npos || trim(item.substr(0, eq)).empty()) {
+      fail(StatusCode::kInvalidArg, "backend setting '" + std::string(item) +
+                                        "': expected key=value (items separated by commas)");
+    }
+    out.push_back({std::string(trim(item.substr(0, eq))), std::string(trim(item.substr(eq + 1)))});
+  }
+  return out;
+}
+
+std::optional<std::string> backend_setting(const BackendOptions& options, std::string_view key,
+                                           const char* env) {
+  for (const BackendSetting& s : options.settings) {
+    if (s.key == key) return s.value;
+  }
+  if (env != nullptr) {
+    const char* v = std::getenv(env);
+    if (v != nullptr && *v != '\0') return std::string(v);
+  }
+  return std::nullopt;
+}
+
+void check_backend_settings(const BackendOptions& options, const char* backend,
+                            std::initializer_list<std::string_view> known) {
+  for (const BackendSetting& s : options.settings) {
+    bool ok = false;
+    for (std::string_view k : known) ok = ok || s.key == k;
+    if (ok) continue;
+    std::string list;
+    for (std::string_view k : known) list += (list.empty() ? "" : ", ") + std::string(k);
+    fail(StatusCode::kInvalidArg, std::string(backend) + " backend: unknown setting '" + s.key +
+                                      "' (it takes: " + (list.empty() ? "none" : list) + ")");
+  }
+}
 
 Tensor Backend::allocate_tensor(DType dtype, std::initializer_list<int64_t> shape, MemoryKind kind,
                                 std::unique_ptr<DeviceBuffer>& owner) {

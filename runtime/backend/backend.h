@@ -9,8 +9,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "runtime/core/tensor.h"
@@ -21,6 +23,22 @@ class Communicator;
 class ThreadGroup;
 
 enum class MemoryKind : uint8_t { kWeights, kScratch };
+
+// What matmuls with bf16 weights do with their f32 activations.
+enum class MatmulActivations : uint8_t {
+  kF32,   // exact: f32 activations times the widened weights, f32 sums (the default)
+  kBf16,  // activations rounded to bf16 once per matmul, bf16 x bf16 products summed in f32
+          // (what PyTorch does for a bf16 model); faster where the CPU has bf16 dot products
+};
+const char* matmul_activations_name(MatmulActivations a);  // "f32", "bf16"
+
+// A backend-specific setting, "key=value" (see each backend's header for its keys).
+struct BackendSetting {
+  std::string key, value;
+};
+// Parses "key=value,key=value" (spaces around items are ignored; "" gives none). Throws
+// Error(kInvalidArg) naming the item that has no '=' or an empty key.
+std::vector<BackendSetting> parse_backend_settings(std::string_view text);
 
 // One allocation owned by a backend.
 class DeviceBuffer {
@@ -47,7 +65,21 @@ struct BackendOptions {
   // Ops whose result for one token row must not depend on what else is in the step (other
   // sequences, chunking) or on the thread count: bit-identical logits per sequence. CPU only.
   bool deterministic = false;
+  MatmulActivations activations = MatmulActivations::kF32;
+  // Backend-specific settings. A backend refuses keys it does not know (kInvalidArg naming the
+  // key and the keys it takes); where a setting has an environment variable, the variable is
+  // read only when the setting is absent.
+  std::vector<BackendSetting> settings;
 };
+
+// The value of setting `key` in `options`, else of environment variable `env` (when non-null and
+// set to a non-empty value), else nullopt.
+std::optional<std::string> backend_setting(const BackendOptions& options, std::string_view key,
+                                           const char* env);
+// Throws Error(kInvalidArg) "<backend> backend: unknown setting 'k' (it takes: a, b)" for the
+// first setting whose key is not in `known`.
+void check_backend_settings(const BackendOptions& options, const char* backend,
+                            std::initializer_list<std::string_view> known);
 
 // Where a step's tokens sit in their sequences, as the paged-attention op reads it (host arrays,
 // views into a StepInput; see runtime/model/step_input.h).

@@ -2,8 +2,9 @@
 // on bf16 weights at a chosen shape, thread count and ISA level, cycling through fresh weight
 // copies so every call reads its weights from memory as a model's layers do. A benchmark, not a
 // test: it checks nothing (kernels_test.cpp compares the kernels to kernels/ref).
-//   build/bin/cpu-matmul-bench N_TOKENS N_IN N_OUT [THREADS] [ISA]
+//   build/bin/cpu-matmul-bench N_TOKENS N_IN N_OUT [THREADS] [ISA] [ACTIVATIONS f32|bf16]
 //   e.g. build/bin/cpu-matmul-bench 512 1024 6144 2 amx   (Qwen3-0.6B gate/up, 512-token prefill)
+//        build/bin/cpu-matmul-bench 16 1024 6144 2 avx512 bf16   (16 decodes, bf16 activations)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -18,7 +19,7 @@
 int main(int argc, char** argv) {
   using namespace shardlm;
   if (argc < 4) {
-    std::fprintf(stderr, "usage: cpu-matmul-bench N_TOKENS N_IN N_OUT [THREADS] [ISA]\n");
+    std::fprintf(stderr, "usage: cpu-matmul-bench N_TOKENS N_IN N_OUT [THREADS] [ISA] [f32|bf16]\n");
     return 2;
   }
   const int64_t n_tokens = std::atoll(argv[1]), n_in = std::atoll(argv[2]),
@@ -34,13 +35,19 @@ int main(int argc, char** argv) {
     }
     cap = *parsed;
   }
+  const std::string activations = argc > 6 ? argv[6] : "f32";
+  if (activations != "f32" && activations != "bf16") {
+    std::fprintf(stderr, "cpu-matmul-bench: activations '%s': expected f32 or bf16\n", argv[6]);
+    return 2;
+  }
   if (n_tokens <= 0 || n_in <= 0 || n_out <= 0 || threads <= 0) {
     std::fprintf(stderr, "cpu-matmul-bench: sizes and THREADS must be positive\n");
     return 2;
   }
   ThreadPool pool(threads);
   cpu::Workspace ws;
-  const cpu::Context ctx{pool, cpu::detect_isa(cap), ws};
+  cpu::Context ctx{pool, cpu::detect_isa(cap), ws};
+  ctx.bf16_activations = activations == "bf16";
 
   std::mt19937 rng(1);
   std::uniform_real_distribution<float> u(-1, 1);
@@ -64,10 +71,10 @@ int main(int argc, char** argv) {
   std::sort(ms.begin(), ms.end());
   const double med = ms[ms.size() / 2];
   std::printf(
-      "%lld x %lld -> %lld bf16, %d threads, isa %s: median %.3f ms (min %.3f) = %.0f "
+      "%lld x %lld -> %lld bf16, %d threads, isa %s, %s activations: median %.3f ms (min %.3f) = %.0f "
       "GFLOP/s over %zu calls\n",
       static_cast<long long>(n_tokens), static_cast<long long>(n_in), static_cast<long long>(n_out),
-      threads, cpu::isa_name(ctx.isa), med, ms.front(),
+      threads, cpu::isa_name(ctx.isa), activations.c_str(), med, ms.front(),
       2.0 * static_cast<double>(n_tokens * n_in * n_out) / med / 1e6, ms.size());
   return 0;
 }

@@ -14,6 +14,9 @@
 
 #include "kernels/cpu/cpu_ops.h"
 #include "kernels/cpu/kernel_table.h"
+#if defined(SHARDLM_CPU_BF16_DOT)
+#include "kernels/cpu/gemv_bf16_dot.h"
+#endif
 #include "kernels/ref/ref_ops.h"
 #include "tests/runtime/test_util.h"
 
@@ -68,6 +71,8 @@ struct MatmulCase {
   int64_t n_tokens, n_in, n_out;
 };
 
+// Compares with ref::matmul, or with ref::matmul_bf16_activations when the context rounds
+// activations (bf16 weights only; other dtypes stay exact).
 void check_matmul(const cpu::Context& ctx, const MatmulCase& c, DType dt, bool with_bias,
                   float tol_per_term, uint64_t seed) {
   const auto x = random_floats(static_cast<size_t>(c.n_tokens * c.n_in), seed);
@@ -76,12 +81,17 @@ void check_matmul(const cpu::Context& ctx, const MatmulCase& c, DType dt, bool w
   const float* b = with_bias ? bias.data() : nullptr;
   std::vector<float> y_ref(static_cast<size_t>(c.n_tokens * c.n_out));
   std::vector<float> y_cpu(y_ref.size(), NAN);
-  ref::matmul(x.data(), c.n_tokens, c.n_in, w.data(), dt, c.n_out, b, y_ref.data());
+  if (ctx.bf16_activations && dt == DType::kBF16) {
+    ref::matmul_bf16_activations(x.data(), c.n_tokens, c.n_in, w.data(), dt, c.n_out, b,
+                                 y_ref.data());
+  } else {
+    ref::matmul(x.data(), c.n_tokens, c.n_in, w.data(), dt, c.n_out, b, y_ref.data());
+  }
   cpu::matmul(ctx, x.data(), c.n_tokens, c.n_in, w.data(), dt, c.n_out, b, y_cpu.data());
   EXPECT_LE(max_abs_diff(y_ref.data(), y_cpu.data(), y_ref.size()),
             tol_per_term * static_cast<float>(c.n_in))
       << dtype_name(dt) << " n_tokens " << c.n_tokens << " n_in " << c.n_in << " n_out " << c.n_out
-      << (with_bias ? " +bias" : "");
+      << (with_bias ? " +bias" : "") << (ctx.bf16_activations ? " bf16 activations" : "");
 }
 
 TEST_P(KernelTest, MatmulMatchesRef) {
@@ -100,6 +110,33 @@ TEST_P(KernelTest, MatmulMatchesRef) {
   }
 }
 
+TEST_P(KernelTest, MatmulWithBf16ActivationsMatchesRef) {
+  // The bf16 activation mode (VDPBF16PS GEMV at AVX-512 where the CPU has it; elsewhere the
+  // rounded activations through the f32 kernels) against the ref with rounded activations: the
+  // products are the same, so only f32 summation error is allowed. Its distance from the exact
+  // result is bf16 rounding of x (relative 2^-9 per product), checked loosely as well.
+  cpu::Context ctx = ctx_;
+  ctx.bf16_activations = true;
+  const MatmulCase cases[] = {{1, 67, 45},  {2, 1000, 13}, {3, 31, 9},    {8, 1000, 13},
+                              {16, 96, 37}, {5, 1024, 96}, {13, 3072, 32}, {40, 128, 64},
+                              {17, 1056, 16}};
+  for (DType dt : {DType::kBF16, DType::kF16}) {
+    for (const MatmulCase& c : cases) {
+      for (bool with_bias : {false, true}) check_matmul(ctx, c, dt, with_bias, per_term_tol(dt), 3);
+    }
+  }
+  const MatmulCase c{4, 512, 64};
+  const auto x = random_floats(static_cast<size_t>(c.n_tokens * c.n_in), 5);
+  const auto w = encode(random_floats(static_cast<size_t>(c.n_out * c.n_in), 6), DType::kBF16);
+  std::vector<float> exact(static_cast<size_t>(c.n_tokens * c.n_out)), rounded(exact.size());
+  ref::matmul(x.data(), c.n_tokens, c.n_in, w.data(), DType::kBF16, c.n_out, nullptr, exact.data());
+  cpu::matmul(ctx, x.data(), c.n_tokens, c.n_in, w.data(), DType::kBF16, c.n_out, nullptr,
+              rounded.data());
+  const float d = max_abs_diff(exact.data(), rounded.data(), exact.size());
+  EXPECT_GT(d, 0.0f) << "bf16 activations gave the exact result: the mode did nothing";
+  EXPECT_LE(d, 4e-3f * static_cast<float>(c.n_in) / 16);
+}
+
 TEST_P(KernelTest, MatmulRealShapes) {
   // Qwen3-0.6B's n_embd (1024) and n_ff (3072) as n_in, decode and a prefill chunk.
   for (DType dt : {DType::kBF16, DType::kF16}) {
@@ -116,20 +153,25 @@ TEST_P(KernelTest, GemvRowsDoNotDependOnHowManyTokensShareTheCall) {
   // Deterministic mode relies on it: a token's outputs are the same bits whether the GEMV runs
   // it alone or with up to kGemvMaxTokens - 1 others (any position in the batch).
   const int64_t n_in = 1000, n_out = 45;
+  for (bool bf16_activations : {false, true}) {
+  cpu::Context ctx = ctx_;
+  ctx.bf16_activations = bf16_activations;
   for (DType dt : {DType::kBF16, DType::kF16, DType::kF32}) {
     const auto w = encode(random_floats(static_cast<size_t>(n_in * n_out), 31), dt);
     const auto x = random_floats(static_cast<size_t>(cpu::kGemvMaxTokens * n_in), 32);
     std::vector<float> all(static_cast<size_t>(cpu::kGemvMaxTokens * n_out));
     for (int64_t n_tokens : {int64_t{2}, int64_t{3}, int64_t{7}, cpu::kGemvMaxTokens}) {
-      cpu::matmul(ctx_, x.data(), n_tokens, n_in, w.data(), dt, n_out, nullptr, all.data());
+      cpu::matmul(ctx, x.data(), n_tokens, n_in, w.data(), dt, n_out, nullptr, all.data());
       for (int64_t t = 0; t < n_tokens; ++t) {
         std::vector<float> alone(static_cast<size_t>(n_out));
-        cpu::matmul(ctx_, x.data() + t * n_in, 1, n_in, w.data(), dt, n_out, nullptr,
+        cpu::matmul(ctx, x.data() + t * n_in, 1, n_in, w.data(), dt, n_out, nullptr,
                     alone.data());
         EXPECT_EQ(0, std::memcmp(alone.data(), all.data() + t * n_out, alone.size() * sizeof(float)))
-            << dtype_name(dt) << " token " << t << " of " << n_tokens;
+            << dtype_name(dt) << " token " << t << " of " << n_tokens
+            << (bf16_activations ? " bf16 activations" : "");
       }
     }
+  }
   }
 }
 
@@ -257,6 +299,25 @@ std::vector<std::tuple<Isa, int>> all_params() {
 }
 
 INSTANTIATE_TEST_SUITE_P(IsaThreads, KernelTest, ::testing::ValuesIn(all_params()), param_name);
+
+#if defined(SHARDLM_CPU_BF16_DOT)
+TEST(Bf16DotTest, VectorRoundingEqualsTheScalarRounding) {
+  // Round to nearest even, ties both ways, values near the overflow, zeros, tails of 1..15.
+  if (cpu::detect_isa() < Isa::kAvx512) GTEST_SKIP() << "no AVX-512 on this machine";
+  std::vector<float> x = random_floats(1000, 40);
+  for (uint32_t bits : {0x3f808000u, 0x3f818000u, 0xbf808000u, 0x7f7fffffu, 0xff7f8000u,
+                        0x00000000u, 0x80000000u, 0x3f800001u, 0x7f800000u}) {
+    float f;
+    std::memcpy(&f, &bits, sizeof f);
+    x.push_back(f);
+  }
+  for (size_t n : {x.size(), size_t{1}, size_t{15}, size_t{17}}) {
+    std::vector<uint16_t> got(n);
+    cpu::round_to_bf16_avx512(x.data(), static_cast<int64_t>(n), got.data());
+    for (size_t i = 0; i < n; ++i) ASSERT_EQ(got[i], f32_to_bf16(x[i])) << "element " << i;
+  }
+}
+#endif
 
 #if defined(SHARDLM_CPU_AMX)
 TEST(AmxTest, FewerSplitsRoundActivationsToBf16) {

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <string>
 
 #include "kernels/cpu/cpu_ops.h"
@@ -36,21 +37,26 @@ void check_f32(const Tensor& t, const char* op, const char* name) {
         std::string(name) + " must be a non-null f32 tensor, got " + t.describe());
 }
 
-int amx_splits_from_env() {
-  const char* v = std::getenv("SHARDLM_CPU_AMX_SPLITS");
-  if (v == nullptr || *v == '\0') return 3;
-  const std::string s(v);
-  if (s != "1" && s != "2" && s != "3") {
-    fail(StatusCode::kInvalidArg, "SHARDLM_CPU_AMX_SPLITS=" + s + ": expected 1, 2 or 3");
+int amx_splits_setting(const BackendOptions& o) {
+  const std::optional<std::string> v = backend_setting(o, "amx_splits", "SHARDLM_CPU_AMX_SPLITS");
+  if (!v) return 3;
+  if (*v != "1" && *v != "2" && *v != "3") {
+    fail(StatusCode::kInvalidArg, "cpu backend setting amx_splits=" + *v + ": expected 1, 2 or 3");
   }
-  return s[0] - '0';
+  return (*v)[0] - '0';
+}
+
+cpu::Context make_context(ThreadPool& pool, cpu::Workspace& workspace, const BackendOptions& o) {
+  check_backend_settings(o, "cpu", {"isa", "amx_splits"});
+  cpu::Context ctx{pool, cpu_backend_isa(o), workspace, amx_splits_setting(o)};
+  ctx.bf16_activations = o.activations == MatmulActivations::kBf16;
+  return ctx;
 }
 
 class CpuBackend final : public Backend {
  public:
   explicit CpuBackend(const BackendOptions& o)
-      : pool_(o.n_threads),
-        ctx_{pool_, cpu_backend_isa(), workspace_, amx_splits_from_env()},
+      : pool_(o.n_threads), ctx_(make_context(pool_, workspace_, o)),
         deterministic_(o.deterministic) {}
   const char* name() const override { return "cpu"; }
 
@@ -233,15 +239,28 @@ class CpuBackend final : public Backend {
 
 }  // namespace
 
-cpu::Isa cpu_backend_isa() {
-  const char* v = std::getenv("SHARDLM_CPU_ISA");
-  if (v == nullptr || *v == '\0') return cpu::detect_isa();
-  const std::optional<cpu::Isa> cap = cpu::parse_isa(v);
+cpu::Isa cpu_backend_isa(const BackendOptions& options) {
+  const std::optional<std::string> v = backend_setting(options, "isa", "SHARDLM_CPU_ISA");
+  if (!v) return cpu::detect_isa();
+  const std::optional<cpu::Isa> cap = cpu::parse_isa(*v);
   if (!cap) {
     fail(StatusCode::kInvalidArg,
-         std::string("SHARDLM_CPU_ISA=") + v + ": unknown ISA level (scalar, avx2, avx512, amx)");
+         "cpu backend setting isa=" + *v + ": unknown ISA level (scalar, avx2, avx512, amx)");
   }
   return cpu::detect_isa(*cap);
+}
+
+std::string cpu_matmul_path(const BackendOptions& options) {
+  const cpu::Isa isa = cpu_backend_isa(options);
+  std::string s = cpu::isa_name(isa);
+  if (options.activations == MatmulActivations::kBf16) {
+    s += isa >= cpu::Isa::kAvx512 && cpu::bf16_dot_supported() ? ", bf16 activations (avx512-bf16)"
+                                                                : ", bf16 activations (rounded, "
+                                                                  "f32 products)";
+  } else {
+    s += ", f32 activations";
+  }
+  return s;
 }
 
 std::unique_ptr<Backend> make_cpu_backend(const BackendOptions& options) {

@@ -3,14 +3,18 @@
 // kernels/cpu on this backend's own thread pool at the best ISA level of this machine.
 // One instance per rank.
 //
-// Environment (read when a backend is created; for benchmarks and tests, not needed otherwise):
-//   SHARDLM_CPU_ISA=scalar|avx2|avx512|amx   cap the kernel ISA level (never above what the
-//                                            CPU supports); an unknown name is an error
-//   SHARDLM_CPU_AMX_SPLITS=1|2|3             bf16 parts per activation in the AMX prefill GEMM
-//                                            (default 3 = exact; see kernels/cpu/gemm_amx.h)
+// Settings (BackendOptions::settings; each environment variable is read only when its setting is
+// absent; unknown keys are an error):
+//   isa=scalar|avx2|avx512|amx   (SHARDLM_CPU_ISA) caps the kernel ISA level (never above what
+//                                the CPU supports); an unknown name is an error
+//   amx_splits=1|2|3             (SHARDLM_CPU_AMX_SPLITS) bf16 parts per activation in the AMX
+//                                prefill GEMM (default 3 = exact; see kernels/cpu/gemm_amx.h)
+// BackendOptions::activations = kBf16 rounds the activations of matmuls with bf16 weights to bf16
+// (VDPBF16PS on AVX-512 BF16 CPUs; see kernels/cpu/cpu_ops.h).
 #pragma once
 
 #include <memory>
+#include <string>
 
 #include "kernels/cpu/isa.h"
 #include "runtime/backend/backend.h"
@@ -19,8 +23,11 @@ namespace shardlm {
 
 std::unique_ptr<Backend> make_cpu_backend(const BackendOptions& options);
 
-// The ISA level a CPU backend created now would use (detection capped by SHARDLM_CPU_ISA).
-// Throws Error(kInvalidArg) when SHARDLM_CPU_ISA names no level.
-cpu::Isa cpu_backend_isa();
+// The ISA level a CPU backend created with `options` would use (detection capped by the isa
+// setting). Throws Error(kInvalidArg) when the setting names no level.
+cpu::Isa cpu_backend_isa(const BackendOptions& options = {});
+
+// What its matmuls would run, for reports: "avx512, bf16 activations (avx512-bf16)".
+std::string cpu_matmul_path(const BackendOptions& options);
 
 }  // namespace shardlm

@@ -1,0 +1,130 @@
+// VDPBF16PS GEMV (AVX-512 BF16), see gemv_bf16_dot.h. Rows are cut into kStreams sequential
+// streams (as the f32 GEMV does, so enough memory requests are in flight); each 32-element block
+// of kStreams weight rows is loaded once and used for a pair of tokens, so no weight is widened
+// and a pair of tokens costs one dot-product instruction per 32 weights and token.
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ < 13
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+#include "kernels/cpu/gemv_bf16_dot.h"
+
+#include <immintrin.h>
+
+#include "kernels/cpu/simd_avx512.h"
+
+namespace shardlm::cpu {
+
+namespace {
+
+// 8 rows x 2 tokens per pass: 16 accumulators. At 16 tokens one thread ran at ~210 GFLOP/s
+// (about 90% of the instruction's peak on the Zen 4 it was measured on); 4x4, 6x4 and 8x3
+// were within 5%, and 8 streams keep the one-token case at the memory bandwidth.
+constexpr int kStreams = 8;
+constexpr int kTokensPerPass = 2;
+constexpr int kPrefetchBytes = 1024;  // as the f32 GEMV (docs/benchmarks.md)
+
+using simd512::hsum;
+using simd512::tail_mask32;
+
+inline __m512 dot(__m512 acc, __m512i a, __m512i b) {
+  return _mm512_dpbf16_ps(acc, reinterpret_cast<__m512bh&>(a), reinterpret_cast<__m512bh&>(b));
+}
+
+// R weight rows (at stride ld) against T token rows (at stride ldx): out[t * R + r].
+//   x [T][n] bf16, w [R][n] bf16
+template <int R, int T, bool kPrefetch>
+inline void dot_block(const uint16_t* x, int64_t ldx, const uint16_t* w, int64_t ld, int64_t n,
+                      float* out) {
+  __m512 acc[T][R];
+  for (int t = 0; t < T; ++t) {
+    for (int r = 0; r < R; ++r) acc[t][r] = _mm512_setzero_ps();
+  }
+  int64_t k = 0;
+  for (; k + 32 <= n; k += 32) {
+    __m512i wv[R];
+    for (int r = 0; r < R; ++r) {
+      if (kPrefetch) {
+        _mm_prefetch(reinterpret_cast<const char*>(w + r * ld + k) + kPrefetchBytes, _MM_HINT_T0);
+      }
+      wv[r] = _mm512_loadu_si512(w + r * ld + k);
+    }
+    for (int t = 0; t < T; ++t) {
+      const __m512i xv = _mm512_loadu_si512(x + t * ldx + k);
+      for (int r = 0; r < R; ++r) acc[t][r] = dot(acc[t][r], xv, wv[r]);
+    }
+  }
+  if (k < n) {  // zero-filled tail lanes add 0 * 0
+    const __mmask32 m = tail_mask32(n - k);
+    __m512i wv[R];
+    for (int r = 0; r < R; ++r) wv[r] = _mm512_maskz_loadu_epi16(m, w + r * ld + k);
+    for (int t = 0; t < T; ++t) {
+      const __m512i xv = _mm512_maskz_loadu_epi16(m, x + t * ldx + k);
+      for (int r = 0; r < R; ++r) acc[t][r] = dot(acc[t][r], xv, wv[r]);
+    }
+  }
+  for (int t = 0; t < T; ++t) {
+    for (int r = 0; r < R; ++r) out[t * R + r] = hsum(acc[t][r]);
+  }
+}
+
+// Rows o, o + stride, ..., o + (R - 1) * stride against every token, T tokens per pass over
+// the rows (the first pass brings them from memory, with prefetch; the others find them in
+// cache).
+template <int R, int T>
+inline void rows_all_tokens(const uint16_t* x, int64_t n_tokens, int64_t n_in, const uint16_t* w,
+                            int64_t o, int64_t stride, const float* bias, float* y, int64_t ldy) {
+  const uint16_t* wr = w + o * n_in;
+  float out[T * R];
+  auto store = [&](int64_t t, int n_t) {
+    for (int u = 0; u < n_t; ++u) {
+      for (int r = 0; r < R; ++r) {
+        const int64_t row = o + r * stride;
+        y[(t + u) * ldy + row] = out[u * R + r] + (bias ? bias[row] : 0.0f);
+      }
+    }
+  };
+  int64_t t = 0;
+  for (; t + T <= n_tokens; t += T) {
+    if (t == 0) {
+      dot_block<R, T, true>(x, n_in, wr, stride * n_in, n_in, out);
+    } else {
+      dot_block<R, T, false>(x + t * n_in, n_in, wr, stride * n_in, n_in, out);
+    }
+    store(t, T);
+  }
+  for (; t < n_tokens; ++t) {
+    if (t == 0) {
+      dot_block<R, 1, true>(x, n_in, wr, stride * n_in, n_in, out);
+    } else {
+      dot_block<R, 1, false>(x + t * n_in, n_in, wr, stride * n_in, n_in, out);
+    }
+    store(t, 1);
+  }
+}
+
+}  // namespace
+
+void gemv_bf16_dot(const uint16_t* x, int64_t n_tokens, int64_t n_in, const uint16_t* w,
+                   int64_t o_begin, int64_t o_end, const float* bias, float* y, int64_t ldy) {
+  const int64_t q = (o_end - o_begin) / kStreams;
+  for (int64_t i = 0; i < q; ++i) {
+    rows_all_tokens<kStreams, kTokensPerPass>(x, n_tokens, n_in, w, o_begin + i, q, bias, y, ldy);
+  }
+  for (int64_t o = o_begin + kStreams * q; o < o_end; ++o) {
+    rows_all_tokens<1, kTokensPerPass>(x, n_tokens, n_in, w, o, 1, bias, y, ldy);
+  }
+}
+
+void round_to_bf16_avx512(const float* x, int64_t n, uint16_t* out) {
+  const __m512i one = _mm512_set1_epi32(1), bias = _mm512_set1_epi32(0x7fff);
+  int64_t i = 0;
+  for (; i < n; i += 16) {
+    const __mmask16 m = simd512::tail_mask16(n - i);
+    const __m512i b = _mm512_castps_si512(_mm512_maskz_loadu_ps(m, x + i));
+    const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(b, 16), one);
+    const __m512i r = _mm512_srli_epi32(_mm512_add_epi32(b, _mm512_add_epi32(bias, lsb)), 16);
+    _mm256_mask_storeu_epi16(out + i, m, _mm512_cvtepi32_epi16(r));
+  }
+}
+
+}  // namespace shardlm::cpu
