@@ -121,6 +121,7 @@ void run_concurrency(const ConcurrencyOptions& o) {
   eo.kv_blocks = o.concurrency * ((per_seq + o.block_size - 1) / o.block_size + 1) + 1;
   eo.kv_dtype = *kv;
   eo.deterministic = o.deterministic;
+  apps::apply_compute_flags(o.compute, eo);
   Engine engine(eo);
 
   std::mt19937_64 rng(o.seed);
@@ -200,6 +201,7 @@ void run_concurrency(const ConcurrencyOptions& o) {
     j["kv_dtype"] = dtype_name(pool.dtype);
     j["block_size"] = pool.block_size;
     j["deterministic"] = o.deterministic;
+    j["compute"] = apps::describe_compute(eo);
     j["single_decode_tok_s"] = median(single);
     j["one_sequence_engine_decode_tok_s"] = median(legacy);
     j["single_over_one_sequence_engine"] = median(step_over_legacy);
@@ -224,6 +226,7 @@ void run_concurrency(const ConcurrencyOptions& o) {
               static_cast<long long>(o.concurrency), engine.config().architecture.c_str(),
               engine.tp_size(), threads, o.backend.c_str(), dtype_name(pool.dtype),
               static_cast<long long>(pool.block_size));
+  std::printf("  compute: %s\n", apps::describe_compute(eo).c_str());
   std::printf("  prompts %lld tokens (shared prefix %lld), %lld generated each, %d reps (A/B pairs)\n",
               static_cast<long long>(o.prompt_len), static_cast<long long>(o.shared_prefix),
               static_cast<long long>(o.gen), o.reps);

@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <string>
 
+#include "apps/common/compute_flags.h"
+
 namespace shardlm::bench {
 
 struct ConcurrencyOptions {
@@ -18,6 +20,7 @@ struct ConcurrencyOptions {
   int64_t block_size = 16;
   uint64_t seed = 1;
   bool json = false, deterministic = false;
+  apps::ComputeFlags compute;
 };
 
 // Runs the benchmark and prints a table (or one JSON object). Throws shardlm::Error on bad

@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "apps/common/cli_main.h"
+#include "apps/common/compute_flags.h"
 #include "apps/shardlm-bench/concurrency.h"
 #include "apps/shardlm-bench/machine_probe.h"
 #include "apps/shardlm-bench/proc_mem.h"
@@ -42,6 +43,7 @@ struct Options {
   uint64_t seed = 1;
   size_t bw_mib = 1024;
   bool json = false, probe = true;
+  apps::ComputeFlags compute;
 };
 
 struct Rep {
@@ -164,7 +166,11 @@ int run(int argc, char** argv) {
       "kv-dtype", po::value<std::string>()->default_value("bf16"),
       "--concurrency: paged KV element type bf16 | f16 | f32")(
       "block-size", po::value<int64_t>()->default_value(16), "--concurrency: tokens per KV block")(
-      "deterministic", "--concurrency: batch-invariant CPU kernels");
+      "deterministic", "--concurrency: batch-invariant CPU kernels")(
+      "activations", po::value(&o.compute.activations)->default_value("f32"),
+      "matmuls with bf16 weights: f32 (exact) | bf16 (activations rounded to bf16, VDPBF16PS)")(
+      "backend-settings", po::value(&o.compute.backend_settings)->default_value(""),
+      "backend-specific key=value,... (cpu: isa=avx2, amx_splits=1; cuda: graphs=0)");
   po::variables_map vm;
   po::store(po::parse_command_line(argc, argv, desc), vm);
   if (vm.count("help")) {
@@ -192,6 +198,7 @@ int run(int argc, char** argv) {
     c.seed = o.seed;
     c.json = o.json;
     c.deterministic = vm.count("deterministic") > 0;
+    c.compute = o.compute;
     bench::run_concurrency(c);
     return 0;
   }
@@ -215,6 +222,7 @@ int run(int argc, char** argv) {
   eo.n_threads = std::max(1, threads / o.batch);
   eo.max_seq = o.prompt_len + o.gen + 1;
   eo.max_batch_tokens = o.ubatch > 0 ? o.ubatch : o.prompt_len;
+  apps::apply_compute_flags(o.compute, eo);
   std::vector<std::unique_ptr<Engine>> engines;
   const auto t_load = Clock::now();
   engines.push_back(std::make_unique<Engine>(eo));
@@ -296,7 +304,7 @@ int run(int argc, char** argv) {
     bw = bench::measure_bandwidth(threads, o.bw_mib, 5);
     peak = bench::measure_peak_flops(threads, 3);
   }
-  const std::string isa = o.backend == "cpu" ? cpu::isa_name(cpu_backend_isa()) : "n/a";
+  const std::string isa = apps::describe_compute(eo);
   uint64_t device_peak = 0;  // device backends: the most device memory held, all engines
   for (const auto& e : engines) device_peak += e->device_bytes_peak();
 
@@ -307,7 +315,7 @@ int run(int argc, char** argv) {
                   {"weight_dtype", dtype_name(engine.pack(0).weight_dtype())},
                   {"tp", engine.tp_size()}};
     j["backend"] = o.backend;
-    j["cpu_isa"] = isa;
+    j["compute"] = isa;
     j["threads"] = threads;
     j["threads_per_rank"] = engine.threads_per_rank();
     j["prompt_len"] = o.prompt_len;
@@ -375,7 +383,7 @@ int run(int argc, char** argv) {
     }
     return out;
   };
-  std::printf("shardlm-bench: %s, %s weights, tp %d x %d threads, backend %s (isa %s)\n",
+  std::printf("shardlm-bench: %s, %s weights, tp %d x %d threads, backend %s (%s)\n",
               cfg.architecture.c_str(), dtype_name(engine.pack(0).weight_dtype()), engine.tp_size(),
               engine.threads_per_rank(), o.backend.c_str(), isa.c_str());
   if (o.batch > 1) {

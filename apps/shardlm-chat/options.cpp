@@ -175,6 +175,9 @@ std::string usage() {
          "  --max-seqs N            sequences per forward step (default 16)\n"
          "  --no-prefix-cache       do not reuse the KV of identical prompt prefixes\n"
          "  --deterministic         cpu: bit-identical logits whatever the batch (slower prefill)\n"
+         "  --activations A         matmuls with bf16 weights: f32 (default, exact) or bf16\n"
+         "                          (rounded to bf16 as PyTorch does; faster batches on AVX-512 BF16)\n"
+         "  --backend-settings S    backend-specific key=value,... (cpu: isa=avx2; cuda: graphs=0)\n"
          "  --plan-json             print the memory plan as JSON and exit\n"
          "conversation:\n"
          "  --system TEXT           system message\n"
@@ -236,6 +239,10 @@ std::optional<ChatOptions> parse_args(int argc, char** argv) {
       o.engine.prefix_cache = 0;
     } else if (a == "--deterministic") {
       o.engine.deterministic = 1;
+    } else if (a == "--activations") {
+      o.activations = value(i, a);
+    } else if (a == "--backend-settings") {
+      o.backend_settings = value(i, a);
     } else if (a == "--plan-json") {
       o.plan_json = true;
     } else if (a == "--system") {

@@ -16,7 +16,9 @@ struct ChatOptions {
   std::string backend = "cpu";
   shardlm_model_params model = shardlm_model_default_params();  // backend points into `backend`
   std::string kv_dtype = "bf16";
-  shardlm_engine_params engine = shardlm_engine_default_params();  // kv_dtype points into kv_dtype
+  std::string activations = "f32", backend_settings;
+  // kv_dtype, activations and backend_settings point into the strings above (set at open)
+  shardlm_engine_params engine = shardlm_engine_default_params();
   shardlm_generate_params gen = shardlm_generate_default_params();
   std::vector<std::string> stop_strings;
   std::string system;

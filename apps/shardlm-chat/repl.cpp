@@ -92,6 +92,8 @@ bool Repl::open() {
   }
   options_.model.backend = options_.backend.c_str();
   options_.engine.kv_dtype = options_.kv_dtype.c_str();
+  options_.engine.activations = options_.activations.c_str();
+  options_.engine.backend_settings = options_.backend_settings.c_str();
   shardlm_status st = shardlm_model_open_with_engine(options_.pack_dir.c_str(), &options_.model,
                                                      &options_.engine, &model_);
   if (st != SHARDLM_OK) {

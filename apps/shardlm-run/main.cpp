@@ -8,6 +8,7 @@
 #include <iostream>
 #include <string>
 
+#include "apps/common/compute_flags.h"
 #include "apps/common/cli_main.h"
 #include "apps/shardlm-run/prompt_input.h"
 #include "runtime/core/status.h"
@@ -44,6 +45,7 @@ int run(int argc, char** argv) {
   float temperature = 0;
   uint64_t seed = 0;
   int threads = 0, tp = 0;
+  apps::ComputeFlags compute;
   po::options_description opts("shardlm-run options");
   opts.add_options()("help,h", "show this help")("pack", po::value(&pack_dir)->required(),
                                                  "pack directory (all ranks run in-process)")(
@@ -62,6 +64,10 @@ int run(int argc, char** argv) {
       "max-seq", po::value(&max_seq)->default_value(0),
       "KV cache capacity (0 = prompt + max-tokens)")(
       "batch-tokens", po::value(&batch_tokens)->default_value(256), "prefill chunk in tokens")(
+      "activations", po::value(&compute.activations)->default_value("f32"),
+      "matmuls with bf16 weights: f32 (exact) | bf16 (activations rounded to bf16)")(
+      "backend-settings", po::value(&compute.backend_settings)->default_value(""),
+      "backend-specific key=value,... (cpu: isa=avx2, amx_splits=1; cuda: graphs=0)")(
       "device", po::value(&devices),
       "device indices for the ranks of a GPU backend, comma separated: rank r uses the "
       "(r mod count)-th (default: every device)")(
@@ -107,15 +113,18 @@ int run(int argc, char** argv) {
   if (!devices.empty())
     for (int32_t d : parse_id_list(devices)) eo.devices.push_back(static_cast<int>(d));
   eo.max_batch_tokens = batch_tokens;
+  apps::apply_compute_flags(compute, eo);
   // KV capacity: exactly what this run needs unless told otherwise.
   eo.max_seq = max_seq;
   if (max_seq == 0) eo.max_seq = static_cast<int64_t>(ids.size()) + max_tokens + 1;
   Engine engine(eo);
 
-  std::fprintf(stderr, "shardlm-run: %s, tp %d x %d threads, %s weights, %.1f MiB used in place\n",
+  std::fprintf(stderr,
+               "shardlm-run: %s, tp %d x %d threads, %s weights, %.1f MiB used in place, %s\n",
                engine.config().architecture.c_str(), engine.tp_size(), engine.threads_per_rank(),
                dtype_name(engine.pack(0).weight_dtype()),
-               static_cast<double>(engine.weight_bytes_in_place()) / (1 << 20));
+               static_cast<double>(engine.weight_bytes_in_place()) / (1 << 20),
+               apps::describe_compute(eo).c_str());
 
   GenerateOptions go;
   go.max_tokens = max_tokens;

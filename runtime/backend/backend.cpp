@@ -27,6 +27,7 @@ std::vector<BackendSetting> parse_backend_settings(std::string_view text) {
     const size_t comma = text.find(',');
     const std::string_view item = trim(text.substr(0, comma));
     text = comma == std::string_view::npos ? std::string_view() : text.substr(comma + 1);
+    if (item.empty()) continue;  // "a=1,,b=2" and a trailing comma
     const size_t eq = item.find('=');
     if (eq == std::string_view::npos || trim(item.substr(0, eq)).empty()) {
       fail(StatusCode::kInvalidArg, "backend setting '" + std::string(item) +
@@ -47,6 +48,24 @@ std::optional<std::string> backend_setting(const BackendOptions& options, std::s
     if (v != nullptr && *v != '\0') return std::string(v);
   }
   return std::nullopt;
+}
+
+std::string backend_setting_origin(const BackendOptions& options, std::string_view key,
+                                   const char* env, const std::string& value) {
+  for (const BackendSetting& s : options.settings) {
+    if (s.key == key) return "setting " + s.key + "=" + value;
+  }
+  return std::string(env ? env : "") + "=" + value;
+}
+
+bool backend_flag(const BackendOptions& options, std::string_view key, const char* env,
+                  bool fallback) {
+  const std::optional<std::string> v = backend_setting(options, key, env);
+  if (!v) return fallback;
+  if (*v == "1" || *v == "true" || *v == "on") return true;
+  if (*v == "0" || *v == "false" || *v == "off") return false;
+  fail(StatusCode::kInvalidArg, backend_setting_origin(options, key, env, *v) +
+                                    ": expected 1, true, on, 0, false or off");
 }
 
 void check_backend_settings(const BackendOptions& options, const char* backend,

@@ -36,7 +36,8 @@ const char* matmul_activations_name(MatmulActivations a);  // "f32", "bf16"
 struct BackendSetting {
   std::string key, value;
 };
-// Parses "key=value,key=value" (spaces around items are ignored; "" gives none). Throws
+// Parses "key=value,key=value" (spaces around keys and values and empty items are ignored; ""
+// gives none). Throws
 // Error(kInvalidArg) naming the item that has no '=' or an empty key.
 std::vector<BackendSetting> parse_backend_settings(std::string_view text);
 
@@ -76,6 +77,14 @@ struct BackendOptions {
 // set to a non-empty value), else nullopt.
 std::optional<std::string> backend_setting(const BackendOptions& options, std::string_view key,
                                            const char* env);
+// Where a value of backend_setting came from, for messages: "setting isa=sse9" or
+// "SHARDLM_CPU_ISA=sse9".
+std::string backend_setting_origin(const BackendOptions& options, std::string_view key,
+                                   const char* env, const std::string& value);
+// A boolean setting: "1|true|on" or "0|false|off" (else Error(kInvalidArg) naming it);
+// `fallback` when neither the setting nor the variable is given.
+bool backend_flag(const BackendOptions& options, std::string_view key, const char* env,
+                  bool fallback);
 // Throws Error(kInvalidArg) "<backend> backend: unknown setting 'k' (it takes: a, b)" for the
 // first setting whose key is not in `known`.
 void check_backend_settings(const BackendOptions& options, const char* backend,

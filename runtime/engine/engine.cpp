@@ -148,6 +148,8 @@ Engine::Engine(const EngineOptions& options) : options_(options) {
     bo.n_ranks = tp;
     bo.devices = options.devices;
     bo.deterministic = options.deterministic;
+    bo.activations = options.activations;
+    bo.settings = options.backend_settings;
     const MemoryPlan& plan = plans_[static_cast<size_t>(R.rank)];
     bo.mem_fraction = plan.mem_fraction;  // device backends hold their allocations to it
     const int64_t kv_tokens = kv_blocks_ > 0 ? kv_blocks_ * options.block_size : max_seq_;

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "formats/pack_reader.h"
+#include "runtime/backend/backend.h"
 #include "runtime/model/kv_pool.h"
 #include "runtime/model/step_input.h"
 
@@ -53,6 +54,10 @@ struct EngineOptions {
   DType kv_dtype = DType::kBF16;
   // CPU: a sequence's logits do not depend on what it is batched with (BackendOptions).
   bool deterministic = false;
+  // Matmuls with bf16 weights: exact f32 activations or rounded to bf16 (BackendOptions).
+  MatmulActivations activations = MatmulActivations::kF32;
+  // Backend-specific settings ("isa", "graphs", ...; see each backend's header).
+  std::vector<BackendSetting> backend_settings;
 };
 
 // What one step returns to the driver, for each of its logits_rows in order.

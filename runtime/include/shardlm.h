@@ -126,6 +126,14 @@ typedef struct shardlm_engine_params {
                               to finish, never preempt */
   int32_t deterministic;   /* cpu: 1 = a sequence's logits are bit-identical whatever it is
                               batched with (slower prefill); default 0 */
+  const char* activations; /* matmuls with bf16 weights: "f32" (default; NULL = default) keeps
+                              activations exact; "bf16" rounds them to bf16 once per matmul and
+                              sums bf16 products in f32, as PyTorch does for a bf16 model (cpu:
+                              about 2x the batched decode rate on CPUs with AVX-512 BF16) */
+  const char* backend_settings; /* backend-specific "key=value,key=value" (NULL or "" = none):
+                              cpu isa=scalar|avx2|avx512|amx, amx_splits=1|2|3; cuda graphs=0|1,
+                              verbose=0|1; vulkan pipeline_cache=PATH. An unknown key is
+                              INVALID_ARG naming it. Each overrides its SHARDLM_* variable */
 } shardlm_engine_params;
 
 /* Defaults as documented per field. Thread-safe. */

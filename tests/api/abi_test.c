@@ -599,7 +599,41 @@ static void test_step_engine_params(void) {
   p.n_threads = 2;
   const shardlm_engine_params d = shardlm_engine_default_params();
   CHECK(d.struct_size == sizeof d && d.prefix_cache == 1 && strcmp(d.kv_dtype, "bf16") == 0);
+  CHECK(strcmp(d.activations, "f32") == 0 && d.backend_settings == NULL);
   shardlm_engine_params wrong = d;
+  wrong.activations = "int8";
+  CHECK_STATUS(shardlm_model_open_with_engine(path("tp1"), &p, &wrong, &m),
+               SHARDLM_ERR_INVALID_ARG, "activations 'int8'");
+  wrong = d;
+  wrong.backend_settings = "isa=avx2,colour=blue";
+  CHECK_STATUS(shardlm_model_open_with_engine(path("tp1"), &p, &wrong, &m),
+               SHARDLM_ERR_INVALID_ARG, "unknown setting 'colour'");
+  wrong.backend_settings = "isa";
+  CHECK_STATUS(shardlm_model_open_with_engine(path("tp1"), &p, &wrong, &m),
+               SHARDLM_ERR_INVALID_ARG, "expected key=value");
+  wrong.backend_settings = "isa=sse9";
+  CHECK_STATUS(shardlm_model_open_with_engine(path("tp1"), &p, &wrong, &m),
+               SHARDLM_ERR_INVALID_ARG, "isa=sse9");
+  /* Valid settings and bf16 activations open and generate. */
+  shardlm_engine_params fast = d;
+  fast.activations = "bf16";
+  fast.backend_settings = " isa=avx2 , amx_splits=3 ";
+  CHECK_STATUS(shardlm_model_open_with_engine(path("tp1"), &p, &fast, &m), SHARDLM_OK, "");
+  if (m) {
+    int32_t ids[6] = {1, 2, 3, 4, 5, 6};
+    shardlm_request* r = NULL;
+    shardlm_generate_params gp = greedy(4);
+    CHECK_STATUS(shardlm_request_submit_tokens(m, ids, 6, &gp, &r), SHARDLM_OK, "");
+    CHECK_STATUS(shardlm_request_wait(r, NULL, NULL, NULL), SHARDLM_OK, "");
+    int32_t out[8];
+    size_t n_out = 0;
+    CHECK_STATUS(shardlm_request_tokens(r, out, 8, &n_out), SHARDLM_OK, "");
+    CHECK(n_out == 4);
+    shardlm_request_free(r);
+    shardlm_model_close(m);
+    m = NULL;
+  }
+  wrong = d;
   wrong.kv_dtype = "f8";
   CHECK_STATUS(shardlm_model_open_with_engine(path("tp1"), &p, &wrong, &m),
                SHARDLM_ERR_INVALID_ARG, "kv_dtype");

@@ -71,6 +71,19 @@ TEST(ReplTest, EngineFlagsReachTheStepEngine) {
   EXPECT_NE(bad.out.find("kv_dtype 'f8'"), std::string::npos) << bad.out;
 }
 
+TEST(ReplTest, ComputeFlagsReachTheBackend) {
+  const ChatRun ok = chat(kBase + "--activations bf16 --backend-settings isa=avx2", "Hello\n");
+  EXPECT_EQ(ok.exit_code, 0) << ok.out;
+  const ChatRun bad_mode = chat(kBase + "--activations int8", "hi\n");
+  EXPECT_NE(bad_mode.exit_code, 0);
+  EXPECT_NE(bad_mode.out.find("activations 'int8'"), std::string::npos) << bad_mode.out;
+  const ChatRun bad_key = chat(kBase + "--backend-settings graphs=0", "hi\n");
+  EXPECT_NE(bad_key.exit_code, 0);
+  EXPECT_NE(bad_key.out.find("cpu backend: unknown setting 'graphs' (it takes: isa, amx_splits)"),
+            std::string::npos)
+      << bad_key.out;
+}
+
 TEST(ReplTest, TwoTurnsResetAndEofThroughAPipe) {
   const ChatRun r =
       chat(kBase, "Hello there\n/stats\nAnd a second question?\n/stats\n/reset\n/stats\n");

@@ -51,7 +51,8 @@ std::string pack_at(const fs::path& dir, const fs::path& root, int tp) {
 
 std::unique_ptr<Engine> open_paged(const std::string& dir, int64_t n_blocks, DType kv_dtype,
                                    int64_t block_size = 16, int64_t n_ctx = 256,
-                                   int64_t max_batch_tokens = 64, bool deterministic = false) {
+                                   int64_t max_batch_tokens = 64, bool deterministic = false,
+                                   MatmulActivations activations = MatmulActivations::kF32) {
   EngineOptions eo;
   eo.pack_dir = dir;
   eo.n_threads = 2;
@@ -62,6 +63,7 @@ std::unique_ptr<Engine> open_paged(const std::string& dir, int64_t n_blocks, DTy
   eo.block_size = block_size;
   eo.kv_dtype = kv_dtype;
   eo.deterministic = deterministic;
+  eo.activations = activations;
   return std::make_unique<Engine>(eo);
 }
 
@@ -164,6 +166,60 @@ TEST_P(StepEngineFixtureTest, AloneMatchesHfAndBatchedMatchesAlone) {
   EXPECT_GE(tested, 1);
 }
 
+class StepEngineBf16FixtureTest : public ::testing::TestWithParam<fs::path> {};
+
+TEST_P(StepEngineBf16FixtureTest, Bf16ActivationsBatchedMatchesAloneAndDeterministicIsBitIdentical) {
+  // The bf16 activation mode on the bf16 fixtures (it changes nothing for f32 weights): batched
+  // equals alone as in f32 mode; deterministic mode stays bit-identical alone, batched and
+  // chunked; logits stay near HF's (which come from bf16 matmuls) and differ from f32 mode's.
+  const fs::path dir = GetParam();
+  if (dir.empty()) GTEST_SKIP() << "no HF fixtures";
+  const test::HfReference ref = test::load_hf_reference(dir);
+  test::TempDir tmp("step-bf16act-" + dir.filename().string());
+  const std::string pack = pack_at(dir, tmp.path(), 1);
+  ASSERT_FALSE(pack.empty());
+  const auto bf16 = MatmulActivations::kBf16;
+  const size_t V = static_cast<size_t>(ref.n_vocab);
+  const float* last_ref = ref.prefill_logits.data() + (ref.prompt.size() - 1) * V;
+  {
+    auto exact = open_paged(pack, 64, DType::kF32);
+    auto rounded = open_paged(pack, 64, DType::kF32, 16, 256, 64, false, bf16);
+    const TokenRequest r = greedy_request(ref.prompt, 1);
+    const Outcome a = run_together(*exact, {r})[0], b = run_together(*rounded, {r})[0];
+    ASSERT_GE(b.logits.size(), V);
+    const float to_exact = test::max_abs_diff(a.logits.data(), b.logits.data(), V);
+    EXPECT_GT(to_exact, 0.0f) << "bf16 activations gave the f32 logits: the mode did nothing";
+    EXPECT_LE(test::max_abs_diff(b.logits.data(), last_ref, V), kBf16KvRelTol * ref.logit_range);
+  }
+  const auto prompts = prompts_for(ref);
+  std::vector<TokenRequest> reqs;
+  for (const auto& p : prompts) reqs.push_back(greedy_request(p, 12));
+  for (bool deterministic : {false, true}) {
+    SCOPED_TRACE(deterministic ? "deterministic" : "default");
+    auto engine = open_paged(pack, 128, DType::kBF16, 16, 256, 64, deterministic, bf16);
+    std::vector<Outcome> alone;
+    for (const TokenRequest& r : reqs) alone.push_back(run_together(*engine, {r})[0]);
+    std::vector<std::vector<Outcome>> runs = {run_together(*engine, reqs)};
+    if (deterministic) {
+      auto chunked = open_paged(pack, 128, DType::kBF16, 16, 256, 7, true, bf16);
+      runs.push_back(run_together(*chunked, reqs));
+    }
+    for (const std::vector<Outcome>& got : runs) {
+      for (size_t i = 0; i < reqs.size(); ++i) {
+        EXPECT_EQ(got[i].tokens, alone[i].tokens) << "request " << i;
+        ASSERT_EQ(got[i].logits.size(), alone[i].logits.size());
+        const float d =
+            test::max_abs_diff(got[i].logits.data(), alone[i].logits.data(), alone[i].logits.size());
+        if (deterministic) {
+          EXPECT_EQ(d, 0.0f) << "request " << i;
+        } else {
+          EXPECT_LE(d, kBf16KvRelTol * ref.logit_range) << "request " << i;
+        }
+      }
+    }
+  }
+}
+
 std::vector<fs::path> params() {
   auto dirs = fixtures();
   if (dirs.empty()) dirs.push_back(fs::path());
@@ -171,6 +227,19 @@ std::vector<fs::path> params() {
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, StepEngineFixtureTest, ::testing::ValuesIn(params()),
+                         [](const auto& info) { return test::fixture_param_name(info.param); });
+
+// The fixtures with bf16 weights (the bf16 activation mode changes nothing for f32 weights).
+std::vector<fs::path> bf16_params() {
+  std::vector<fs::path> out;
+  for (const fs::path& d : fixtures()) {
+    if (d.filename().string().find("_bf16") != std::string::npos) out.push_back(d);
+  }
+  if (out.empty()) out.push_back(fs::path());
+  return out;
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, StepEngineBf16FixtureTest, ::testing::ValuesIn(bf16_params()),
                          [](const auto& info) { return test::fixture_param_name(info.param); });
 
 // The first fixture packed at tp 2, shared by the policy tests below.

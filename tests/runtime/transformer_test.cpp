@@ -97,5 +97,49 @@ TEST(BackendRegistryTest, UnknownBackendListsAvailable) {
   }
 }
 
+// Backend settings: "key=value" items, the setting over its environment variable, unknown keys
+// and bad values refused with the name.
+TEST(BackendSettingsTest, ParsedPreferredOverTheEnvironmentAndCheckedByTheBackend) {
+  const auto s = parse_backend_settings(" isa = avx2 ,amx_splits=1,, ");
+  ASSERT_EQ(s.size(), 2u);
+  EXPECT_EQ(s[0].key, "isa");
+  EXPECT_EQ(s[0].value, "avx2");
+  EXPECT_EQ(s[1].key, "amx_splits");
+  EXPECT_TRUE(parse_backend_settings("").empty());
+  for (const char* bad : {"isa", "=avx2", "isa=avx2,oops"}) {
+    try {
+      parse_backend_settings(bad);
+      ADD_FAILURE() << bad;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), StatusCode::kInvalidArg);
+      EXPECT_NE(std::string(e.what()).find("expected key=value"), std::string::npos) << e.what();
+    }
+  }
+  BackendOptions o;
+  o.settings = {{"isa", "scalar"}};
+  ::setenv("SHARDLM_TEST_SETTING", "avx512", 1);
+  EXPECT_EQ(backend_setting(o, "isa", "SHARDLM_TEST_SETTING"), "scalar");
+  EXPECT_EQ(backend_setting(o, "other", "SHARDLM_TEST_SETTING"), "avx512");
+  ::unsetenv("SHARDLM_TEST_SETTING");
+  EXPECT_FALSE(backend_setting(o, "other", "SHARDLM_TEST_SETTING").has_value());
+  EXPECT_TRUE(backend_flag(BackendOptions{.settings = {{"graphs", "on"}}}, "graphs", nullptr, false));
+  EXPECT_FALSE(backend_flag(BackendOptions{}, "graphs", nullptr, false));
+  auto refused = [](const BackendOptions& bo, const std::string& want) {
+    try {
+      builtin_backends().create("cpu", bo);
+      ADD_FAILURE() << "accepted; wanted: " << want;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), StatusCode::kInvalidArg);
+      EXPECT_NE(std::string(e.what()).find(want), std::string::npos) << e.what();
+    }
+  };
+  refused(BackendOptions{.settings = {{"graphs", "0"}}},
+          "cpu backend: unknown setting 'graphs' (it takes: isa, amx_splits)");
+  refused(BackendOptions{.settings = {{"isa", "sse9"}}}, "isa=sse9");
+  refused(BackendOptions{.settings = {{"amx_splits", "4"}}}, "amx_splits=4");
+  EXPECT_NE(builtin_backends().create("cpu", BackendOptions{.settings = {{"isa", "scalar"}}}),
+            nullptr);
+}
+
 }  // namespace
 }  // namespace shardlm

@@ -41,7 +41,10 @@ int amx_splits_setting(const BackendOptions& o) {
   const std::optional<std::string> v = backend_setting(o, "amx_splits", "SHARDLM_CPU_AMX_SPLITS");
   if (!v) return 3;
   if (*v != "1" && *v != "2" && *v != "3") {
-    fail(StatusCode::kInvalidArg, "cpu backend setting amx_splits=" + *v + ": expected 1, 2 or 3");
+    fail(StatusCode::kInvalidArg,
+         "cpu backend " +
+             backend_setting_origin(o, "amx_splits", "SHARDLM_CPU_AMX_SPLITS", *v) +
+             ": expected 1, 2 or 3");
   }
   return (*v)[0] - '0';
 }
@@ -245,7 +248,8 @@ cpu::Isa cpu_backend_isa(const BackendOptions& options) {
   const std::optional<cpu::Isa> cap = cpu::parse_isa(*v);
   if (!cap) {
     fail(StatusCode::kInvalidArg,
-         "cpu backend setting isa=" + *v + ": unknown ISA level (scalar, avx2, avx512, amx)");
+         "cpu backend " + backend_setting_origin(options, "isa", "SHARDLM_CPU_ISA", *v) +
+             ": unknown ISA level (scalar, avx2, avx512, amx)");
   }
   return cpu::detect_isa(*cap);
 }

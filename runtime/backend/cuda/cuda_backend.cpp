@@ -70,6 +70,7 @@ CudaBackend::Op::Op(CudaBackend& b, bool keep_pending) : guard_(b.device_) {
 }
 
 CudaBackend::CudaBackend(const BackendOptions& options) : options_(options) {
+  check_backend_settings(options, "cuda", {"graphs", "verbose"});
   std::string why;
   const int n_visible = cuda_device_count(&why);
   if (n_visible == 0)
@@ -105,10 +106,8 @@ CudaBackend::CudaBackend(const BackendOptions& options) : options_(options) {
                                                CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION)),
                  "cublasSetMathMode");
   graph_ = std::make_unique<DecodeGraph>(stream_);
-  const char* env = std::getenv("SHARDLM_CUDA_GRAPHS");
-  graphs_option_ = env == nullptr || std::strcmp(env, "0") != 0;
-  const char* verbose = std::getenv("SHARDLM_CUDA_VERBOSE");
-  verbose_ = verbose != nullptr && std::strcmp(verbose, "0") != 0;
+  graphs_option_ = backend_flag(options, "graphs", "SHARDLM_CUDA_GRAPHS", true);
+  verbose_ = backend_flag(options, "verbose", "SHARDLM_CUDA_VERBOSE", false);
 
   stats_.device = info_.describe();
   stats_.ranks_on_device = ranks_on_device_;

@@ -151,8 +151,8 @@ class CudaBackend final : public Backend {
   std::unique_ptr<WeightUploader> uploader_;  // while weights are being imported
   UploadStats uploaded_;                      // every finished load
   std::unique_ptr<DecodeGraph> graph_;
-  bool graphs_option_ = true;    // SHARDLM_CUDA_GRAPHS != 0
-  bool verbose_ = false;         // SHARDLM_CUDA_VERBOSE=1: print the load report to stderr
+  bool graphs_option_ = true;    // setting graphs (SHARDLM_CUDA_GRAPHS) != 0
+  bool verbose_ = false;         // setting verbose=1: print the load report to stderr
   bool graphs_allowed_ = false;  // the communicator is graph-safe (tp = 1)
   bool decode_warm_ = false;     // one eager decode step has run (graphs start after it)
   bool warming_ = false;

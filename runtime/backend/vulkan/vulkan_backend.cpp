@@ -788,9 +788,10 @@ std::vector<int> vulkan_rank_devices(const std::vector<int>& requested, const ch
 }
 
 std::unique_ptr<Backend> make_vulkan_backend(const BackendOptions& options) {
+  check_backend_settings(options, "vulkan", {"pipeline_cache"});
   VulkanOptions vo;
-  if (const char* cache = std::getenv("SHARDLM_VULKAN_PIPELINE_CACHE"))
-    vo.pipeline_cache_path = cache;
+  if (auto cache = backend_setting(options, "pipeline_cache", "SHARDLM_VULKAN_PIPELINE_CACHE"))
+    vo.pipeline_cache_path = *cache;
   std::vector<VulkanDeviceInfo> all;
   if (options.devices.empty()) all = list_vulkan_devices(vo.loader);
   const std::vector<int> devices =

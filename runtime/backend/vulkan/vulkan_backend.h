@@ -136,8 +136,8 @@ std::unique_ptr<VulkanBackend> make_vulkan_backend(const VulkanOptions& options)
 std::vector<int> vulkan_rank_devices(const std::vector<int>& requested, const char* env,
                                      const std::vector<VulkanDeviceInfo>& all);
 // The registry's factory: device from vulkan_rank_devices(options.devices,
-// $SHARDLM_VULKAN_DEVICES, list_vulkan_devices()); pipeline cache file from
-// $SHARDLM_VULKAN_PIPELINE_CACHE when set. Refuses with both numbers when options.planned_bytes
+// $SHARDLM_VULKAN_DEVICES, list_vulkan_devices()); pipeline cache file from the setting
+// pipeline_cache=PATH, else $SHARDLM_VULKAN_PIPELINE_CACHE when set (other settings: an error). Refuses with both numbers when options.planned_bytes
 // exceeds this rank's share of the device's memory (GPUs; not CPU devices, whose heap size is
 // nominal).
 std::unique_ptr<Backend> make_vulkan_backend(const BackendOptions& options);
