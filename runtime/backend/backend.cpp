@@ -86,10 +86,11 @@ Tensor Backend::allocate_tensor(DType dtype, std::initializer_list<int64_t> shap
   Tensor t(static_cast<void*>(nullptr), dtype, shape);
   owner = allocate(t.nbytes(), kind);
   t.data = owner->data();
+  t.space = memory_space();
   return t;
 }
 
-std::unique_ptr<Communicator> Backend::make_communicator(ThreadGroup&, int) {
+std::unique_ptr<Communicator> Backend::make_communicator(Communicator&) {
   return nullptr;
 }
 

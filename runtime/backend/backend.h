@@ -20,7 +20,6 @@
 namespace shardlm {
 
 class Communicator;
-class ThreadGroup;
 
 enum class MemoryKind : uint8_t { kWeights, kScratch };
 
@@ -125,11 +124,16 @@ class Backend {
 
   // ---- Optional seams for device backends (the defaults suit host-memory backends) ----
 
-  // This rank's communicator when the ranks are threads of one process sharing `group`.
-  // Collective: every rank of the group calls it at the same time. Returns null when the
-  // group's host communicator (ThreadGroup::communicator, or single at size 1) serves, which is
-  // the default; the cuda backend returns an NCCL or device-sharing communicator.
-  virtual std::unique_ptr<Communicator> make_communicator(ThreadGroup& group, int rank);
+  // Where this backend's tensors live: allocate_tensor tags them with it, and collectives are
+  // told it (Communicator). Host for host-memory backends (the default).
+  virtual MemorySpace memory_space() const { return MemorySpace::kHost; }
+
+  // This rank's communicator for device memory, built on `host`, this rank's host communicator
+  // (threads of one process or a group of one; it must outlive the result and serves the
+  // host-memory collectives). Collective: every rank calls it at the same time. Returns null
+  // when `host` serves device tensors too, the default; the cuda backend returns an NCCL or
+  // device-sharing communicator, the vulkan backend one that maps device memory.
+  virtual std::unique_ptr<Communicator> make_communicator(Communicator& host);
 
   // Bracket one forward pass of `n_tokens` tokens. Between them no op result is read on the
   // host, so a backend may record the ops and launch them as one unit (the cuda backend

@@ -17,7 +17,4 @@ struct CudaCommContext {
   std::function<void()> flush;  // may be empty
 };
 
-// True when `p` is device (or managed) memory; false for host memory of any kind.
-bool is_device_pointer(const void* p);
-
 }  // namespace shardlm

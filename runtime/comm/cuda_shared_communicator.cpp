@@ -1,23 +1,15 @@
-// CudaSharedCommunicator: event handshakes through a ThreadGroup, rank-ordered device sums.
+// CudaSharedCommunicator: event handshakes through the host communicator, rank-ordered device
+// sums.
 #include "runtime/comm/cuda_shared_communicator.h"
 
 #include <cstring>
 #include <string>
 
 #include "kernels/cuda/cuda_ops.h"
-#include "runtime/backend/cuda/cuda_device.h"
+#include "kernels/cuda/cuda_device.h"
 #include "runtime/core/status.h"
 
 namespace shardlm {
-
-bool is_device_pointer(const void* p) {
-  cudaPointerAttributes a{};
-  if (cudaPointerGetAttributes(&a, p) != cudaSuccess) {
-    cudaGetLastError();
-    return false;
-  }
-  return a.type == cudaMemoryTypeDevice || a.type == cudaMemoryTypeManaged;
-}
 
 namespace {
 
@@ -31,8 +23,8 @@ struct Published {
 
 class CudaSharedCommunicator final : public Communicator {
  public:
-  CudaSharedCommunicator(ThreadGroup& group, int rank, CudaCommContext ctx)
-      : group_(group), rank_(rank), ctx_(std::move(ctx)), host_(group.communicator(rank)) {
+  CudaSharedCommunicator(Communicator& host, CudaCommContext ctx)
+      : host_(host), rank_(host.rank()), ctx_(std::move(ctx)) {
     CudaDeviceGuard guard(ctx_.device);
     cuda_check(cudaEventCreateWithFlags(&ready_, cudaEventDisableTiming), "comm event",
                StatusCode::kComm);
@@ -48,12 +40,12 @@ class CudaSharedCommunicator final : public Communicator {
   }
 
   int rank() const override { return rank_; }
-  int size() const override { return group_.size(); }
+  int size() const override { return host_.size(); }
 
-  void all_reduce_sum(float* data, int64_t n) override {
+  void all_reduce_sum(float* data, int64_t n, MemorySpace space) override {
     if (size() == 1 || n <= 0) return;
     if (ctx_.flush) ctx_.flush();
-    if (!is_device_pointer(data)) return host_->all_reduce_sum(data, n);
+    if (space == MemorySpace::kHost) return host_.all_reduce_sum(data, n);
     CudaDeviceGuard guard(ctx_.device);
     const size_t bytes = static_cast<size_t>(n) * sizeof(float);
     ensure_tmp(bytes);
@@ -76,11 +68,10 @@ class CudaSharedCommunicator final : public Communicator {
                "all_reduce copy-back", StatusCode::kComm);
   }
 
-  void all_gather(const void* send, size_t send_bytes, void* recv, size_t recv_bytes) override {
+  void all_gather(const void* send, size_t send_bytes, void* recv, size_t recv_bytes,
+                  MemorySpace space) override {
     if (ctx_.flush) ctx_.flush();
-    if (!is_device_pointer(send) || !is_device_pointer(recv)) {
-      return host_->all_gather(send, send_bytes, recv, recv_bytes);
-    }
+    if (space == MemorySpace::kHost) return host_.all_gather(send, send_bytes, recv, recv_bytes);
     CudaDeviceGuard guard(ctx_.device);
     std::vector<Published> peers = exchange(send, send_bytes);
     size_t total = 0;
@@ -103,13 +94,13 @@ class CudaSharedCommunicator final : public Communicator {
     finish_exchange(peers, true);
   }
 
-  void broadcast(void* data, size_t bytes, int root) override {
+  void broadcast(void* data, size_t bytes, int root, MemorySpace space) override {
     if (root < 0 || root >= size()) {
       fail(StatusCode::kComm,
            "broadcast from rank " + std::to_string(root) + " of " + std::to_string(size()));
     }
     if (ctx_.flush) ctx_.flush();
-    if (!is_device_pointer(data)) return host_->broadcast(data, bytes, root);
+    if (space == MemorySpace::kHost) return host_.broadcast(data, bytes, root);
     CudaDeviceGuard guard(ctx_.device);
     std::vector<Published> peers = exchange(data, bytes);
     const Published& src = peers[static_cast<size_t>(root)];
@@ -130,8 +121,10 @@ class CudaSharedCommunicator final : public Communicator {
 
   void barrier() override {
     if (ctx_.flush) ctx_.flush();
-    group_.wait_all();
+    host_.barrier();
   }
+
+  bool aborted() const override { return host_.aborted(); }
 
  private:
   void ensure_tmp(size_t bytes) {
@@ -146,17 +139,14 @@ class CudaSharedCommunicator final : public Communicator {
     tmp_bytes_ = bytes;
   }
 
-  // Barrier A: records `ready` after this rank's producers, publishes, and returns every
-  // rank's publication (copied: the slots are reused by the next collective).
+  // Exchange A: records `ready` after this rank's producers and gathers every rank's
+  // publication over the host communicator (pointers and events are valid across the threads
+  // of one process).
   std::vector<Published> exchange(const void* ptr, size_t bytes) {
     cuda_check(cudaEventRecord(ready_, ctx_.stream), "comm event record", StatusCode::kComm);
     const Published me{ptr, bytes, ready_, read_done_};
-    group_.publish(rank_, &me, sizeof me);
-    group_.wait_all();
     std::vector<Published> all(static_cast<size_t>(size()));
-    for (int r = 0; r < size(); ++r) {
-      std::memcpy(&all[static_cast<size_t>(r)], group_.slot(r).ptr, sizeof(Published));
-    }
+    host_.all_gather(&me, sizeof me, all.data(), all.size() * sizeof(Published));
     return all;
   }
 
@@ -172,7 +162,7 @@ class CudaSharedCommunicator final : public Communicator {
   // waits until every other rank has read this rank's buffer, so later writes cannot race.
   void finish_exchange(const std::vector<Published>& peers, bool wait_readers) {
     cudaEventRecord(read_done_, ctx_.stream);
-    group_.wait_all();
+    host_.barrier();
     if (!wait_readers) return;
     for (int r = 0; r < size(); ++r) {
       if (r == rank_) continue;
@@ -181,10 +171,9 @@ class CudaSharedCommunicator final : public Communicator {
     }
   }
 
-  ThreadGroup& group_;
+  Communicator& host_;
   int rank_;
   CudaCommContext ctx_;
-  std::unique_ptr<Communicator> host_;
   cudaEvent_t ready_ = nullptr;
   cudaEvent_t read_done_ = nullptr;
   void* tmp_ = nullptr;
@@ -193,21 +182,22 @@ class CudaSharedCommunicator final : public Communicator {
 
 }  // namespace
 
-std::unique_ptr<Communicator> make_cuda_shared_communicator(ThreadGroup& group, int rank,
+std::unique_ptr<Communicator> make_cuda_shared_communicator(Communicator& host,
                                                             const std::vector<int>& device_of_rank,
                                                             CudaCommContext context) {
-  if (group.size() > cuda::kMaxSumSources) {
+  const int rank = host.rank();
+  if (host.size() > cuda::kMaxSumSources) {
     fail(StatusCode::kComm, "the device-sharing communicator joins at most " +
                                 std::to_string(cuda::kMaxSumSources) + " ranks, not " +
-                                std::to_string(group.size()));
+                                std::to_string(host.size()));
   }
-  if (static_cast<int>(device_of_rank.size()) != group.size()) {
+  if (static_cast<int>(device_of_rank.size()) != host.size()) {
     fail(StatusCode::kInternal, "device list of " + std::to_string(device_of_rank.size()) +
-                                    " ranks for a group of " + std::to_string(group.size()));
+                                    " ranks for a group of " + std::to_string(host.size()));
   }
   const int mine = device_of_rank[static_cast<size_t>(rank)];
   CudaDeviceGuard guard(mine);
-  for (int r = 0; r < group.size(); ++r) {
+  for (int r = 0; r < host.size(); ++r) {
     const int other = device_of_rank[static_cast<size_t>(r)];
     if (other == mine) continue;
     int can = 0;
@@ -225,7 +215,7 @@ std::unique_ptr<Communicator> make_cuda_shared_communicator(ThreadGroup& group, 
       cuda_check(e, "cudaDeviceEnablePeerAccess", StatusCode::kComm);
     cudaGetLastError();
   }
-  return std::make_unique<CudaSharedCommunicator>(group, rank, std::move(context));
+  return std::make_unique<CudaSharedCommunicator>(host, std::move(context));
 }
 
 }  // namespace shardlm

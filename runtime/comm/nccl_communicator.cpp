@@ -7,8 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "runtime/backend/cuda/cuda_device.h"
-#include "runtime/comm/thread_group.h"
+#include "kernels/cuda/cuda_device.h"
 #include "runtime/core/status.h"
 
 namespace shardlm {
@@ -29,22 +28,21 @@ void nccl_check(ncclResult_t r, const std::string& what, ncclComm_t comm = nullp
 
 class NcclCommunicator final : public Communicator {
  public:
-  NcclCommunicator(const NcclId& id, int rank, int size, CudaCommContext ctx, ThreadGroup* group)
-      : rank_(rank), size_(size), ctx_(std::move(ctx)), group_(group) {
+  NcclCommunicator(const NcclId& id, int rank, int size, CudaCommContext ctx, Communicator* host)
+      : rank_(rank), size_(size), ctx_(std::move(ctx)), host_(host) {
     CudaDeviceGuard guard(ctx_.device);
     ncclUniqueId uid;
     std::memcpy(&uid, id.data(), sizeof uid);
     nccl_check(ncclCommInitRank(&comm_, size, uid, rank),
                "ncclCommInitRank (rank " + std::to_string(rank) + " of " + std::to_string(size) +
                    " on device " + std::to_string(ctx_.device) + ")");
-    if (group_ != nullptr) host_ = group_->communicator(rank);
   }
 
   ~NcclCommunicator() override {
     CudaDeviceGuard guard(ctx_.device);
     if (staging_) cudaFree(staging_);
     if (comm_ == nullptr) return;
-    if (group_ != nullptr && group_->aborted()) {
+    if (host_ != nullptr && host_->aborted()) {
       ncclCommAbort(comm_);  // peers may never join pending collectives
     } else {
       ncclCommDestroy(comm_);
@@ -54,10 +52,10 @@ class NcclCommunicator final : public Communicator {
   int rank() const override { return rank_; }
   int size() const override { return size_; }
 
-  void all_reduce_sum(float* data, int64_t n) override {
+  void all_reduce_sum(float* data, int64_t n, MemorySpace space) override {
     if (n <= 0) return;
     if (ctx_.flush) ctx_.flush();
-    if (is_device_pointer(data)) {
+    if (space == MemorySpace::kDevice) {
       CudaDeviceGuard guard(ctx_.device);
       nccl_check(ncclAllReduce(data, data, static_cast<size_t>(n), ncclFloat32, ncclSum, comm_,
                                ctx_.stream),
@@ -73,9 +71,10 @@ class NcclCommunicator final : public Communicator {
     staged_out(data, d, bytes);
   }
 
-  void all_gather(const void* send, size_t send_bytes, void* recv, size_t recv_bytes) override {
+  void all_gather(const void* send, size_t send_bytes, void* recv, size_t recv_bytes,
+                  MemorySpace space) override {
     if (ctx_.flush) ctx_.flush();
-    const bool device = is_device_pointer(send) && is_device_pointer(recv);
+    const bool device = space == MemorySpace::kDevice;
     if (!device && host_) return host_->all_gather(send, send_bytes, recv, recv_bytes);
     CudaDeviceGuard guard(ctx_.device);
     // Sizes first (8 bytes per rank, staged): the blocks may differ between ranks.
@@ -130,13 +129,13 @@ class NcclCommunicator final : public Communicator {
     }
   }
 
-  void broadcast(void* data, size_t bytes, int root) override {
+  void broadcast(void* data, size_t bytes, int root, MemorySpace space) override {
     if (root < 0 || root >= size_) {
       fail(StatusCode::kComm,
            "broadcast from rank " + std::to_string(root) + " of " + std::to_string(size_));
     }
     if (ctx_.flush) ctx_.flush();
-    if (is_device_pointer(data)) {
+    if (space == MemorySpace::kDevice) {
       CudaDeviceGuard guard(ctx_.device);
       nccl_check(ncclBroadcast(data, data, bytes, ncclUint8, root, comm_, ctx_.stream), "broadcast",
                  comm_);
@@ -156,6 +155,8 @@ class NcclCommunicator final : public Communicator {
     nccl_check(ncclAllReduce(d, d, 1, ncclFloat32, ncclSum, comm_, ctx_.stream), "barrier", comm_);
     cuda_check(cudaStreamSynchronize(ctx_.stream), "barrier", StatusCode::kComm);
   }
+
+  bool aborted() const override { return host_ != nullptr && host_->aborted(); }
 
  private:
   void* staging(size_t bytes) {
@@ -186,8 +187,7 @@ class NcclCommunicator final : public Communicator {
 
   int rank_, size_;
   CudaCommContext ctx_;
-  ThreadGroup* group_;
-  std::unique_ptr<Communicator> host_;
+  Communicator* host_;  // null when bootstrapped from a bare id
   ncclComm_t comm_ = nullptr;
   void* staging_ = nullptr;
   size_t staging_bytes_ = 0;
@@ -208,16 +208,14 @@ std::unique_ptr<Communicator> make_nccl_communicator(const NcclId& id, int rank,
   return std::make_unique<NcclCommunicator>(id, rank, size, std::move(context), nullptr);
 }
 
-std::unique_ptr<Communicator> make_nccl_communicator(ThreadGroup& group, int rank,
+std::unique_ptr<Communicator> make_nccl_communicator(Communicator& host,
                                                      CudaCommContext context) {
-  // Rank 0 creates the id and publishes it; everyone copies it before the second barrier.
+  // Rank 0 creates the id and broadcasts it over the host communicator.
   NcclId id{};
-  if (rank == 0) id = nccl_unique_id();
-  group.publish(rank, id.data(), id.size());
-  group.wait_all();
-  std::memcpy(id.data(), group.slot(0).ptr, id.size());
-  group.wait_all();
-  return std::make_unique<NcclCommunicator>(id, rank, group.size(), std::move(context), &group);
+  if (host.rank() == 0) id = nccl_unique_id();
+  host.broadcast(id.data(), id.size(), 0, MemorySpace::kHost);
+  return std::make_unique<NcclCommunicator>(id, host.rank(), host.size(), std::move(context),
+                                            &host);
 }
 
 }  // namespace shardlm

@@ -52,9 +52,10 @@ class ThreadsCommunicator final : public Communicator {
   // Reduce-scatter + write-back: rank r sums chunk r of every rank's buffer in rank order and
   // writes the sum into chunk r of every rank's buffer. Chunks are disjoint, so no rank writes
   // what another still reads; every element is summed once, so all ranks agree bit for bit.
-  void all_reduce_sum(float* data, int64_t n) override {
+  void all_reduce_sum(float* data, int64_t n, MemorySpace space) override {
     const int size = group_.size();
     if (size == 1) return;
+    require_host(space, "the threads communicator");
     group_.publish(rank_, data, static_cast<size_t>(n) * sizeof(float));
     group_.wait_all();
     for (int r = 0; r < size; ++r) {
@@ -82,7 +83,9 @@ class ThreadsCommunicator final : public Communicator {
     group_.wait_all();
   }
 
-  void all_gather(const void* send, size_t send_bytes, void* recv, size_t recv_bytes) override {
+  void all_gather(const void* send, size_t send_bytes, void* recv, size_t recv_bytes,
+                  MemorySpace space) override {
+    require_host(space, "the threads communicator");
     group_.publish(rank_, send, send_bytes);
     group_.wait_all();
     size_t total = 0;
@@ -102,7 +105,8 @@ class ThreadsCommunicator final : public Communicator {
     group_.wait_all();
   }
 
-  void broadcast(void* data, size_t bytes, int root) override {
+  void broadcast(void* data, size_t bytes, int root, MemorySpace space) override {
+    require_host(space, "the threads communicator");
     if (root < 0 || root >= group_.size()) {
       fail(StatusCode::kComm,
            "broadcast from rank " + std::to_string(root) + " of " + std::to_string(group_.size()));
@@ -120,6 +124,7 @@ class ThreadsCommunicator final : public Communicator {
   }
 
   void barrier() override { group_.wait_all(); }
+  bool aborted() const override { return group_.aborted(); }
 
  private:
   ThreadGroup& group_;

@@ -48,6 +48,7 @@ Tensor Tensor::slice_rows(int64_t begin, int64_t count) const {
 
 Tensor Tensor::reshaped(std::initializer_list<int64_t> dims) const {
   Tensor v(data, dtype, dims);
+  v.space = space;
   if (v.numel() != numel()) {
     fail(StatusCode::kInternal, "reshape of " + describe() + " to " + v.describe());
   }

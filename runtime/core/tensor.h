@@ -13,6 +13,11 @@
 
 namespace shardlm {
 
+// Where a tensor's bytes live: host memory the CPU can read, or memory of a device backend (CUDA,
+// Vulkan). Set by the backend that allocates it (Backend::allocate_tensor); collectives take it
+// so communicators never guess from a pointer.
+enum class MemorySpace : uint8_t { kHost, kDevice };
+
 struct Tensor {
   static constexpr int kMaxDims = 4;
 
@@ -20,6 +25,7 @@ struct Tensor {
   DType dtype = DType::kF32;
   std::array<int64_t, kMaxDims> shape{};  // only the first ndim entries are meaningful
   int ndim = 0;
+  MemorySpace space = MemorySpace::kHost;
 
   Tensor() = default;
   Tensor(void* d, DType t, std::initializer_list<int64_t> dims);

@@ -22,7 +22,8 @@ struct Engine::Rank {
   int rank = 0;
   std::unique_ptr<PackReader> pack;
   std::unique_ptr<Backend> backend;
-  std::unique_ptr<Communicator> comm;
+  std::unique_ptr<Communicator> host_comm;  // threads (or single); before comm: outlives it
+  std::unique_ptr<Communicator> comm;       // the backend's on top of host_comm, or host_comm
   std::unique_ptr<Transformer> model;
   std::unique_ptr<KvPool> kv_pool;  // the step engine's paged KV (EngineOptions::kv_blocks)
   std::vector<float> host_logits;   // this rank's logits on the host
@@ -156,9 +157,11 @@ Engine::Engine(const EngineOptions& options) : options_(options) {
     bo.planned_bytes = plan.weight_bytes + plan.workspace_bytes + plan.reserve_bytes +
                        plan.kv_bytes_per_token * static_cast<uint64_t>(kv_tokens);
     R.backend = registry.create(options.backend, bo);
-    // Device backends bring their own communicator (NCCL, ...); host backends use the group's.
-    R.comm = R.backend->make_communicator(*group_, R.rank);
-    if (!R.comm) R.comm = tp == 1 ? make_single_communicator() : group_->communicator(R.rank);
+    // Device backends build their communicator (NCCL, ...) on the host one; host backends use
+    // the host one itself.
+    R.host_comm = tp == 1 ? make_single_communicator() : group_->communicator(R.rank);
+    R.comm = R.backend->make_communicator(*R.host_comm);
+    if (!R.comm) R.comm = std::move(R.host_comm);
     R.model = std::make_unique<Transformer>(*R.pack, *R.backend, *R.comm, chunk_);
     if (kv_blocks_ > 0) {
       R.kv_pool = std::make_unique<KvPool>(

@@ -87,7 +87,7 @@ void Transformer::attention_block(int64_t l, int64_t n, std::span<const int32_t>
 
   // Row-parallel o_proj: partial sums on every rank, bias once (rank 0), then all-reduce #1.
   backend_.matmul(rows(attn_, n), L.wo, L.bo, rows(proj_, n));
-  comm_.all_reduce_sum(proj_.as<float>(), n * config_.n_embd);
+  comm_.all_reduce_sum(proj_.as<float>(), n * config_.n_embd, proj_.space);
   backend_.add(rows(x_, n), rows(proj_, n));
 }
 
@@ -122,7 +122,7 @@ void Transformer::paged_attention_block(int64_t l, const StepInput& step, KvPool
                            rows(attn_, n));
 
   backend_.matmul(rows(attn_, n), L.wo, L.bo, rows(proj_, n));
-  comm_.all_reduce_sum(proj_.as<float>(), n * config_.n_embd);
+  comm_.all_reduce_sum(proj_.as<float>(), n * config_.n_embd, proj_.space);
   backend_.add(rows(x_, n), rows(proj_, n));
 }
 
@@ -138,7 +138,7 @@ Tensor Transformer::step(const StepInput& step, KvPool& kv) {
     fail(StatusCode::kInvalidArg, "KV pool shape does not match the model");
   }
   backend_.embed(step.tokens, weights_.tok_embd, layout_.vocab_start, rows(x_, n));
-  comm_.all_reduce_sum(x_.as<float>(), n * config_.n_embd);
+  comm_.all_reduce_sum(x_.as<float>(), n * config_.n_embd, x_.space);
   for (int64_t l = 0; l < config_.n_layer; ++l) {
     paged_attention_block(l, step, kv);
     mlp_block(l, n);
@@ -170,7 +170,7 @@ void Transformer::mlp_block(int64_t l, int64_t n) {
   backend_.swiglu(rows(gate_up_, n), rows(act_, n));
   // Row-parallel down projection, then all-reduce #2.
   backend_.matmul(rows(act_, n), L.w_down, Tensor{}, rows(proj_, n));
-  comm_.all_reduce_sum(proj_.as<float>(), n * config_.n_embd);
+  comm_.all_reduce_sum(proj_.as<float>(), n * config_.n_embd, proj_.space);
   backend_.add(rows(x_, n), rows(proj_, n));
 }
 
@@ -193,7 +193,7 @@ Tensor Transformer::forward(std::span<const int32_t> ids, KvCache& cache, bool a
 
   // Vocab-parallel embedding: each rank fills the rows it owns, the all-reduce completes them.
   backend_.embed(ids, weights_.tok_embd, layout_.vocab_start, rows(x_, n));
-  comm_.all_reduce_sum(x_.as<float>(), n * config_.n_embd);
+  comm_.all_reduce_sum(x_.as<float>(), n * config_.n_embd, x_.space);
 
   for (int64_t l = 0; l < config_.n_layer; ++l) {
     attention_block(l, n, pos, cache);

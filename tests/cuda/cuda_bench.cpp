@@ -29,7 +29,7 @@
 #include "formats/tensor_names.h"
 #include "kernels/cuda/attention_plan.h"
 #include "kernels/cuda/cuda_ops.h"
-#include "runtime/backend/cuda/cuda_device.h"
+#include "kernels/cuda/cuda_device.h"
 #include "runtime/core/status.h"
 #include "runtime/engine/engine.h"
 #include "tests/cuda/random_checkpoint.h"

@@ -29,13 +29,16 @@ struct Ranks {
   explicit Ranks(int n, std::vector<int> devices) : group(n), threads(n, &group) {
     backends.resize(static_cast<size_t>(n));
     comms.resize(static_cast<size_t>(n));
+    hosts.resize(static_cast<size_t>(n));
     threads.run([&](int r) {
       BackendOptions o;
       o.rank = r;
       o.n_ranks = n;
       o.devices = devices;
       backends[static_cast<size_t>(r)] = make_cuda_backend(o);
-      comms[static_cast<size_t>(r)] = backends[static_cast<size_t>(r)]->make_communicator(group, r);
+      hosts[static_cast<size_t>(r)] = group.communicator(r);
+      comms[static_cast<size_t>(r)] =
+          backends[static_cast<size_t>(r)]->make_communicator(*hosts[static_cast<size_t>(r)]);
     });
   }
   ~Ranks() {
@@ -47,6 +50,7 @@ struct Ranks {
   ThreadGroup group;
   RankThreads threads;
   std::vector<std::unique_ptr<Backend>> backends;
+  std::vector<std::unique_ptr<Communicator>> hosts;  // outlive comms
   std::vector<std::unique_ptr<Communicator>> comms;
 };
 
@@ -76,20 +80,21 @@ void check_collectives(Ranks& ranks, const char* want_comm) {
     std::unique_ptr<DeviceBuffer> o1, o2, o3;
     // Twice on the same buffer: the second reduction must see the first one's result.
     const Tensor t = upload(b, inputs[static_cast<size_t>(r)], {count}, o1);
-    c.all_reduce_sum(t.as<float>(), count);
-    c.all_reduce_sum(t.as<float>(), count);
+    EXPECT_EQ(t.space, MemorySpace::kDevice);
+    c.all_reduce_sum(t.as<float>(), count, t.space);
+    c.all_reduce_sum(t.as<float>(), count, t.space);
     results[static_cast<size_t>(r)] = download(b, t);
     // all_gather of different sizes (rank r sends r + 1 values).
     std::vector<float> mine(static_cast<size_t>(r + 1), static_cast<float>(r) + 0.5f);
     const Tensor s = upload(b, mine, {r + 1}, o2);
     const int64_t total = n * (n + 1) / 2;
     const Tensor g = b.allocate_tensor(DType::kF32, {total}, MemoryKind::kScratch, o3);
-    c.all_gather(s.data, s.nbytes(), g.data, g.nbytes());
+    c.all_gather(s.data, s.nbytes(), g.data, g.nbytes(), MemorySpace::kDevice);
     gathered[static_cast<size_t>(r)] = download(b, g);
     // broadcast from the last rank, device memory.
     std::unique_ptr<DeviceBuffer> o4;
     const Tensor bt = upload(b, inputs[static_cast<size_t>(r)], {count}, o4);
-    c.broadcast(bt.data, bt.nbytes(), n - 1);
+    c.broadcast(bt.data, bt.nbytes(), n - 1, bt.space);
     bcast[static_cast<size_t>(r)] = download(b, bt);
     // Host memory still works (it goes to the group's host communicator).
     host_sum[static_cast<size_t>(r)] = inputs[static_cast<size_t>(r)];
@@ -125,7 +130,7 @@ TEST(CudaSharedCommunicator, FailingRankDoesNotHangTheOthers) {
       if (r == 1) fail(StatusCode::kBackend, "rank 1 gives up");
       std::unique_ptr<DeviceBuffer> o;
       const Tensor t = upload(*ranks.backends[0], std::vector<float>(64, 1.0f), {64}, o);
-      ranks.comms[0]->all_reduce_sum(t.as<float>(), 64);
+      ranks.comms[0]->all_reduce_sum(t.as<float>(), 64, t.space);
     });
     FAIL() << "expected the rank's error";
   } catch (const Error& e) {
@@ -175,7 +180,7 @@ TEST(CudaNcclCommunicator, UniqueIdBootstrap) {
     ctx.device = r;
     ctx.stream = nullptr;  // legacy stream: ordered after the synchronize above
     auto comm = make_nccl_communicator(id, r, 2, ctx);
-    comm->all_reduce_sum(t.as<float>(), 1000);
+    comm->all_reduce_sum(t.as<float>(), 1000, t.space);
     cudaStreamSynchronize(nullptr);
     out[r] = download(*backend, t);
     comm.reset();

@@ -148,8 +148,9 @@ TEST(CudaGumbel, UniformInOpenIntervalAndDeterministic) {
 // The seams every backend inherits (backend.h): the cpu backend uses the host defaults.
 TEST(BackendSeams, HostDefaultsOnTheCpuBackend) {
   auto cpu = builtin_backends().create("cpu", {});
-  ThreadGroup group(1);
-  EXPECT_EQ(cpu->make_communicator(group, 0), nullptr);  // the engine's host communicator
+  auto host = make_single_communicator();
+  EXPECT_EQ(cpu->make_communicator(*host), nullptr);  // the engine's host communicator serves
+  EXPECT_EQ(cpu->memory_space(), MemorySpace::kHost);
   cpu->begin_forward(1);
   cpu->end_forward();
   for (int64_t n : {1, 7, 300}) {

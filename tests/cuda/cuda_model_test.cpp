@@ -147,10 +147,10 @@ TEST(CudaGraphs, DecodeStepAsGraphGivesTheEagerLogits) {
 
   auto run = [&](bool graphs) {
     auto backend = make_cuda_backend(BackendOptions{});
-    ThreadGroup group(1);
     // The backend's own communicator enables graphs (tp = 1); a plain single one does not.
+    auto host = make_single_communicator();
     std::unique_ptr<Communicator> comm =
-        graphs ? backend->make_communicator(group, 0) : make_single_communicator();
+        graphs ? backend->make_communicator(*host) : make_single_communicator();
     Transformer model(*pack, *backend, *comm, 16);
     auto cache = model.make_cache(64);
     model.forward(prompt, *cache, false);

@@ -452,9 +452,9 @@ TEST(CudaPagedGraphs, PagedDecodeStepAsGraphGivesTheEagerLogits) {
     SCOPED_TRACE(dtype_name(kv_dtype));
     auto run = [&](bool graphs) {
       auto backend = make_cuda_backend(BackendOptions{});
-      ThreadGroup group(1);
+      auto host = make_single_communicator();
       std::unique_ptr<Communicator> comm =
-          graphs ? backend->make_communicator(group, 0) : make_single_communicator();
+          graphs ? backend->make_communicator(*host) : make_single_communicator();
       Transformer model(*pack, *backend, *comm, 16);
       KvPool pool(*backend, model.kv_pool_shape(16, kBs, kv_dtype));
       backend->begin_forward(static_cast<int64_t>(prompt.size()));

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "runtime/backend/backend.h"
-#include "runtime/backend/cuda/cuda_device.h"
+#include "kernels/cuda/cuda_device.h"
 
 namespace shardlm::test {
 

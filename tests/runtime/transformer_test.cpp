@@ -20,14 +20,16 @@ class CountingCommunicator final : public Communicator {
   explicit CountingCommunicator(std::unique_ptr<Communicator> inner) : inner_(std::move(inner)) {}
   int rank() const override { return inner_->rank(); }
   int size() const override { return inner_->size(); }
-  void all_reduce_sum(float* d, int64_t n) override {
+  void all_reduce_sum(float* d, int64_t n, MemorySpace space) override {
     ++all_reduces;
-    inner_->all_reduce_sum(d, n);
+    inner_->all_reduce_sum(d, n, space);
   }
-  void all_gather(const void* s, size_t sb, void* r, size_t rb) override {
-    inner_->all_gather(s, sb, r, rb);
+  void all_gather(const void* s, size_t sb, void* r, size_t rb, MemorySpace space) override {
+    inner_->all_gather(s, sb, r, rb, space);
   }
-  void broadcast(void* d, size_t b, int root) override { inner_->broadcast(d, b, root); }
+  void broadcast(void* d, size_t b, int root, MemorySpace space) override {
+    inner_->broadcast(d, b, root, space);
+  }
   void barrier() override { inner_->barrier(); }
   int all_reduces = 0;
 

@@ -543,8 +543,8 @@ TEST(VulkanPagedReplay, TransformerDecodeStepsReplayAsBlockTablesGrow) {
     o.reuse_command_buffers = reuse;
     auto be = test::make_test_backend(o);
     auto pack = PackReader::open(set.rank_paths[0]);
-    ThreadGroup group(1);
-    auto comm = be->make_communicator(group, 0);
+    auto host = make_single_communicator();
+    auto comm = be->make_communicator(*host);
     std::vector<std::vector<float>> logits;
     {
       Transformer model(*pack, *be, *comm, 16);

@@ -29,7 +29,8 @@ struct RankRun {
 RankRun run_rank(const PackReader& pack, VulkanBackend& b, ThreadGroup& group, int rank,
                  const std::vector<int32_t>& prompt, int steps) {
   RankRun out;
-  auto comm = b.make_communicator(group, rank);
+  auto host_comm = group.communicator(rank);
+  auto comm = b.make_communicator(*host_comm);
   Transformer model(pack, b, *comm, 16);
   auto cache = model.make_cache(64);
   std::vector<float> host(static_cast<size_t>(model.layout().n_vocab_local));

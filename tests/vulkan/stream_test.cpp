@@ -149,19 +149,20 @@ TEST(VulkanCommunicator, TwoRanksOnOneDevice) {
     for (int r = 0; r < 2; ++r) {
       th.emplace_back([&, r] {
         VulkanBackend& b = *be[static_cast<size_t>(r)];
-        auto comm = b.make_communicator(group, r);
+        auto host = group.communicator(r);
+        auto comm = b.make_communicator(*host);
         std::vector<std::unique_ptr<DeviceBuffer>> own;
         const Tensor t = upload_f32(b, r == 0 ? a0 : a1, {n}, own);
         const Tensor one = upload_f32(b, r == 0 ? a0 : a1, {n}, own);
         b.add(one, t);  // queued work the collective must flush first
-        comm->all_reduce_sum(t.as<float>(), n);
+        comm->all_reduce_sum(t.as<float>(), n, t.space);
         reduced[static_cast<size_t>(r)] = download_f32(b, t);
-        comm->broadcast(one.data, static_cast<size_t>(n) * 4, 1);
+        comm->broadcast(one.data, static_cast<size_t>(n) * 4, 1, one.space);
         bcast[static_cast<size_t>(r)] = download_f32(b, one);
         const Tensor g = upload_f32(b, std::vector<float>(2 * 8, 0.5f), {16}, own);
         const Tensor mine =
             upload_f32(b, std::vector<float>(8, static_cast<float>(r + 1)), {8}, own);
-        comm->all_gather(mine.data, 32, g.data, 64);
+        comm->all_gather(mine.data, 32, g.data, 64, MemorySpace::kDevice);
         gathered[static_cast<size_t>(r)] = download_f32(b, g);
         comm->barrier();
       });

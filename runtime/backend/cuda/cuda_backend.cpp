@@ -13,7 +13,6 @@
 #include "runtime/backend/cuda/device_assignment.h"
 #include "runtime/comm/communicator.h"
 #include "runtime/comm/cuda_shared_communicator.h"
-#include "runtime/comm/thread_group.h"
 #include "runtime/core/status.h"
 #ifdef SHARDLM_HAVE_NCCL
 #include "runtime/comm/nccl_communicator.h"
@@ -233,14 +232,14 @@ void CudaBackend::synchronize() {
 }
 
 void CudaBackend::wait_stream() {
-  if (group_ == nullptr) {
+  if (host_comm_ == nullptr) {
     cuda_check(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
   } else {
     for (;;) {  // poll, so a failure on another rank (which will never join) ends the wait
       const cudaError_t e = cudaStreamQuery(stream_);
       if (e == cudaSuccess) break;
       if (e != cudaErrorNotReady) cuda_check(e, "cudaStreamQuery");
-      if (group_->aborted()) {
+      if (host_comm_->aborted()) {
         fail(StatusCode::kComm, "cuda rank on device " + std::to_string(device_) +
                                     ": stopped waiting for the device because another rank "
                                     "failed");
@@ -262,27 +261,23 @@ void CudaBackend::check_not_capturing(const char* what) {
 
 // ---- communicators ----
 
-std::unique_ptr<Communicator> CudaBackend::make_communicator(ThreadGroup& group, int rank) {
-  if (rank != options_.rank || group.size() != options_.n_ranks) {
+std::unique_ptr<Communicator> CudaBackend::make_communicator(Communicator& host) {
+  if (host.rank() != options_.rank || host.size() != options_.n_ranks) {
     fail(StatusCode::kInvalidArg, "cuda backend of rank " + std::to_string(options_.rank) + " of " +
                                       std::to_string(options_.n_ranks) +
                                       " asked for the communicator of rank " +
-                                      std::to_string(rank) + " of " + std::to_string(group.size()));
+                                      std::to_string(host.rank()) + " of " +
+                                      std::to_string(host.size()));
   }
-  if (group.size() == 1) {
+  if (host.size() == 1) {
     stats_.comm = comm_kind_name(CudaCommKind::kSingle);
     graphs_allowed_ = true;
     return make_single_communicator();
   }
-  // Every rank learns every rank's device (two barriers: publish/read, then release).
+  // Every rank learns every rank's device.
   const int mine = device_;
-  group.publish(rank, &mine, sizeof mine);
-  group.wait_all();
-  std::vector<int> devices(static_cast<size_t>(group.size()));
-  for (int r = 0; r < group.size(); ++r) {
-    std::memcpy(&devices[static_cast<size_t>(r)], group.slot(r).ptr, sizeof(int));
-  }
-  group.wait_all();
+  std::vector<int> devices(static_cast<size_t>(host.size()));
+  host.all_gather(&mine, sizeof mine, devices.data(), devices.size() * sizeof(int));
 #ifdef SHARDLM_HAVE_NCCL
   constexpr bool kHaveNccl = true;
 #else
@@ -296,12 +291,12 @@ std::unique_ptr<Communicator> CudaBackend::make_communicator(ThreadGroup& group,
     CudaDeviceGuard guard(device_);
     flush_pending();
   };
-  group_ = &group;
+  host_comm_ = &host;
   stats_.comm = comm_kind_name(kind);
 #ifdef SHARDLM_HAVE_NCCL
-  if (kind == CudaCommKind::kNccl) return make_nccl_communicator(group, rank, std::move(ctx));
+  if (kind == CudaCommKind::kNccl) return make_nccl_communicator(host, std::move(ctx));
 #endif
-  return make_cuda_shared_communicator(group, rank, devices, std::move(ctx));
+  return make_cuda_shared_communicator(host, devices, std::move(ctx));
 }
 
 // ---- decode graphs ----

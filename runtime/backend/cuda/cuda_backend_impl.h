@@ -18,7 +18,7 @@
 #include "kernels/cuda/cuda_ops.h"
 #include "runtime/backend/cuda/cublas_api.h"
 #include "runtime/backend/cuda/cuda_backend.h"
-#include "runtime/backend/cuda/cuda_device.h"
+#include "kernels/cuda/cuda_device.h"
 #include "runtime/backend/cuda/decode_graph.h"
 #include "runtime/backend/cuda/device_allocator.h"
 #include "runtime/backend/cuda/pinned_staging.h"
@@ -41,7 +41,8 @@ class CudaBackend final : public Backend {
   void copy_to_host(void* dst, const Tensor& src, size_t bytes) override;
   void synchronize() override;
 
-  std::unique_ptr<Communicator> make_communicator(ThreadGroup& group, int rank) override;
+  MemorySpace memory_space() const override { return MemorySpace::kDevice; }
+  std::unique_ptr<Communicator> make_communicator(Communicator& host) override;
   void begin_forward(int64_t n_tokens) override;
   void end_forward() override;
   MaxElement max_element(const Tensor& x) override;
@@ -156,7 +157,7 @@ class CudaBackend final : public Backend {
   bool graphs_allowed_ = false;  // the communicator is graph-safe (tp = 1)
   bool decode_warm_ = false;     // one eager decode step has run (graphs start after it)
   bool warming_ = false;
-  ThreadGroup* group_ = nullptr;  // for waits that must notice another rank's failure
+  Communicator* host_comm_ = nullptr;  // for waits that must notice another rank's failure
 
   bool pending_add_ = false;
   Tensor pending_y_, pending_x_;

@@ -1,7 +1,7 @@
 // DecodeGraph: capture, update-or-instantiate, launch.
 #include "runtime/backend/cuda/decode_graph.h"
 
-#include "runtime/backend/cuda/cuda_device.h"
+#include "kernels/cuda/cuda_device.h"
 
 namespace shardlm {
 

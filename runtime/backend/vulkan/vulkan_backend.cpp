@@ -12,7 +12,6 @@
 #include "kernels/vulkan/shader_params.h"
 #include "kernels/vulkan/shader_table.h"
 #include "runtime/comm/communicator.h"
-#include "runtime/comm/thread_group.h"
 #include "runtime/comm/vulkan_communicator.h"
 #include "runtime/core/status.h"
 
@@ -747,9 +746,8 @@ Backend::MaxElement VulkanBackend::max_element(const Tensor& x) {
   return r;
 }
 
-std::unique_ptr<Communicator> VulkanBackend::make_communicator(ThreadGroup& group, int rank) {
-  return make_vulkan_communicator(
-      *this, group.size() == 1 ? make_single_communicator() : group.communicator(rank));
+std::unique_ptr<Communicator> VulkanBackend::make_communicator(Communicator& host) {
+  return make_vulkan_communicator(*this, host);
 }
 
 std::unique_ptr<VulkanBackend> make_vulkan_backend(const VulkanOptions& options) {

@@ -22,10 +22,11 @@
 #include "runtime/backend/vulkan/vk_pipelines.h"
 #include "runtime/backend/vulkan/vk_stream.h"
 #include "runtime/backend/vulkan/vulkan_options.h"
+#include "runtime/comm/vulkan_communicator.h"
 
 namespace shardlm {
 
-class VulkanBackend final : public Backend {
+class VulkanBackend final : public Backend, public DeviceHostAccess {
  public:
   // Throws Error(kBackend) "vulkan backend not available: ..." without loader or device,
   // Error(kInvalidArg) for a device index that does not exist.
@@ -40,7 +41,8 @@ class VulkanBackend final : public Backend {
   void copy_to_host(void* dst, const Tensor& src, size_t bytes) override;
   void synchronize() override;
   // A host-visible-memory communicator wrapping the group's host communicator (vulkan_comm).
-  std::unique_ptr<Communicator> make_communicator(ThreadGroup& group, int rank) override;
+  MemorySpace memory_space() const override { return MemorySpace::kDevice; }
+  std::unique_ptr<Communicator> make_communicator(Communicator& host) override;
   // Computed on the device (argmax.comp); only {index, value} is read back.   x [n] f32
   MaxElement max_element(const Tensor& x) override;
 
@@ -72,8 +74,8 @@ class VulkanBackend final : public Backend {
   // Host access to `bytes` of device memory at `p` (for collectives): flushes queued work and
   // returns a host pointer: the mapping itself on host-visible memory, else a staging copy.
   // end_host_access() writes a staged copy back (when `modified`) before any later op.
-  void* begin_host_access(void* p, size_t bytes);
-  void end_host_access(void* p, size_t bytes, bool modified);
+  void* begin_host_access(void* p, size_t bytes) override;
+  void end_host_access(void* p, size_t bytes, bool modified) override;
 
   const VulkanDeviceInfo& device_info() const { return device_->info(); }
   const VulkanOptions& options() const { return options_; }

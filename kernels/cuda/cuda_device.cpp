@@ -1,7 +1,7 @@
 // CUDA error checking, device counting and properties, the device guard.
-#include "runtime/backend/cuda/cuda_device.h"
+#include "kernels/cuda/cuda_device.h"
 
-#include "formats/memory_plan.h"
+#include <cstdio>
 
 namespace shardlm {
 
@@ -27,9 +27,11 @@ int cuda_device_count(std::string* why) {
 }
 
 std::string CudaDeviceInfo::describe() const {
+  char gib[32];
+  std::snprintf(gib, sizeof gib, "%.1f GiB", static_cast<double>(total_bytes) / (1ull << 30));
   return std::to_string(index) + ": " + name + " (sm_" + std::to_string(cc_major) +
          std::to_string(cc_minor) + ", " + std::to_string(sm_count) + " SMs, " +
-         format_bytes(total_bytes) + ")";
+         gib + ")";
 }
 
 CudaDeviceInfo cuda_device_info(int device) {

@@ -1,7 +1,7 @@
-// CUDA runtime plumbing shared by the cuda backend and its communicators: turning CUDA errors
-// into Error(kBackend/kOom/kComm), counting devices without throwing when there is no driver
-// (so tests can skip), device properties, and a guard that makes a device current on the
-// calling thread. Not the backend itself (cuda_backend.h).
+// CUDA runtime plumbing shared by the cuda backend and the CUDA communicators (both sit above
+// kernels/cuda): turning CUDA errors into Error(kBackend/kOom/kComm), counting devices without
+// throwing when there is no driver (so tests can skip), device properties, and a guard that
+// makes a device current on the calling thread. Not the backend (runtime/backend/cuda).
 #pragma once
 
 #include <cuda_runtime_api.h>
