@@ -27,9 +27,9 @@ std::string MemoryPlan::shortfall_message() const {
       << format_bytes(budget_bytes) << " (" << format_bytes(device_total_bytes) << " x " << mem_fraction
       << " on " << target << "); use more tensor-parallel ranks, a smaller --dtype, or raise --mem-fraction";
   } else {
-    m << "max_seq " << max_seq << " needs " << format_bytes(kv_bytes_per_token * static_cast<uint64_t>(max_seq))
+    m << "n_ctx " << n_ctx << " needs " << format_bytes(kv_bytes_per_token * static_cast<uint64_t>(n_ctx))
       << " of KV, " << format_bytes(kv_budget_bytes()) << " left at fraction " << mem_fraction << " on " << target
-      << "; lower --max-seq or raise --mem-fraction";
+      << "; lower --n-ctx or raise --mem-fraction";
   }
   return m.str();
 }
@@ -62,14 +62,14 @@ MemoryPlan compute_memory_plan(const ModelConfig& c, const ParallelLayout& p, ui
     fail(StatusCode::kInvalidArg, "--mem-fraction must be in (0, 1], got " + std::to_string(o.mem_fraction));
   if (o.max_batch < 1) fail(StatusCode::kInvalidArg, "--max-batch must be >= 1");
   if (o.max_batch_tokens < 1) fail(StatusCode::kInvalidArg, "--max-batch-tokens must be >= 1");
-  if (o.max_seq < 0) fail(StatusCode::kInvalidArg, "--max-seq must be >= 0");
+  if (o.n_ctx < 0) fail(StatusCode::kInvalidArg, "n_ctx (--n-ctx) must be >= 0");
   MemoryPlan m;
   m.target = o.target;
   m.device_total_bytes = o.device_total_bytes;
   m.mem_fraction = o.mem_fraction;
   m.budget_bytes = static_cast<uint64_t>(std::floor(static_cast<double>(o.device_total_bytes) * o.mem_fraction));
   m.weight_bytes = weight_bytes;
-  m.max_seq = o.max_seq > 0 ? o.max_seq : c.max_position_embeddings;
+  m.n_ctx = o.n_ctx > 0 ? o.n_ctx : c.max_position_embeddings;
   m.max_batch = o.max_batch;
   m.max_batch_tokens = o.max_batch_tokens;
   m.workspace_bytes = workspace_bytes(c, p, o.max_batch_tokens, o.max_batch);
@@ -77,7 +77,7 @@ MemoryPlan compute_memory_plan(const ModelConfig& c, const ParallelLayout& p, ui
   m.kv_dtype = o.kv_dtype;
   m.kv_bytes_per_token = kv_bytes_per_token(c, p, o.kv_dtype);
   m.kv_tokens = static_cast<int64_t>(m.kv_budget_bytes() / m.kv_bytes_per_token);
-  m.fits = weight_bytes + m.workspace_bytes + m.reserve_bytes <= m.budget_bytes && m.kv_tokens >= m.max_seq;
+  m.fits = weight_bytes + m.workspace_bytes + m.reserve_bytes <= m.budget_bytes && m.kv_tokens >= m.n_ctx;
   return m;
 }
 
@@ -126,7 +126,7 @@ std::string format_plan_table(const std::vector<MemoryPlan>& plans) {
   if (plans.empty()) return {};
   const MemoryPlan& f = plans.front();
   o << "memory plan: " << f.target << ", " << format_bytes(f.device_total_bytes) << " x " << f.mem_fraction
-    << " = " << format_bytes(f.budget_bytes) << " per rank; max_seq " << f.max_seq << ", max_batch "
+    << " = " << format_bytes(f.budget_bytes) << " per rank; n_ctx " << f.n_ctx << ", max_batch "
     << f.max_batch << ", max_batch_tokens " << f.max_batch_tokens << ", kv " << dtype_name(f.kv_dtype) << "\n";
   char line[256];
   std::snprintf(line, sizeof line, "%-5s %12s %12s %12s %12s %14s %12s %10s %s\n", "rank", "weights", "workspace",
@@ -134,7 +134,7 @@ std::string format_plan_table(const std::vector<MemoryPlan>& plans) {
   o << line;
   for (size_t r = 0; r < plans.size(); ++r) {
     const MemoryPlan& p = plans[r];
-    const int64_t seqs = p.max_seq > 0 ? p.kv_tokens / p.max_seq : 0;
+    const int64_t seqs = p.n_ctx > 0 ? p.kv_tokens / p.n_ctx : 0;
     std::snprintf(line, sizeof line, "%-5zu %12s %12s %12s %12s %14s %12lld %10lld %s\n", r,
                   format_bytes(p.weight_bytes).c_str(), format_bytes(p.workspace_bytes).c_str(),
                   format_bytes(p.reserve_bytes).c_str(), format_bytes(p.kv_budget_bytes()).c_str(),
@@ -160,7 +160,7 @@ std::string plan_to_json(const std::vector<MemoryPlan>& plans) {
                    {"kv_bytes_per_token", p.kv_bytes_per_token},
                    {"kv_tokens", p.kv_tokens},
                    {"kv_dtype", dtype_name(p.kv_dtype)},
-                   {"max_seq", p.max_seq},
+                   {"n_ctx", p.n_ctx},
                    {"max_batch", p.max_batch},
                    {"max_batch_tokens", p.max_batch_tokens},
                    {"fits", p.fits},

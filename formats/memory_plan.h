@@ -16,7 +16,7 @@ struct PlanOptions {
   std::string target = "host memory";  // what device_total_bytes describes
   uint64_t device_total_bytes = 0;
   double mem_fraction = 0.85;
-  int64_t max_seq = 0;              // 0: the model's max_position_embeddings
+  int64_t n_ctx = 0;                // 0: the model's max_position_embeddings
   int64_t max_batch = 1;            // concurrent sequences
   int64_t max_batch_tokens = 2048;  // tokens in one forward (prefill chunk)
   DType kv_dtype = DType::kBF16;
@@ -34,7 +34,7 @@ struct MemoryPlan {
   uint64_t kv_bytes_per_token = 0;
   int64_t kv_tokens = 0;
   DType kv_dtype = DType::kBF16;
-  int64_t max_seq = 0;
+  int64_t n_ctx = 0;
   int64_t max_batch = 0;
   int64_t max_batch_tokens = 0;
   bool fits = false;

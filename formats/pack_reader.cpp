@@ -167,7 +167,7 @@ void PackReader::load() {
     plan_.kv_bytes_per_token = fm->kv_bytes_per_token();
     plan_.kv_tokens = fm->kv_tokens();
     plan_.kv_dtype = static_cast<DType>(fm->kv_dtype());
-    plan_.max_seq = fm->max_seq();
+    plan_.n_ctx = fm->n_ctx();
     plan_.max_batch = fm->max_batch();
     plan_.max_batch_tokens = fm->max_batch_tokens();
     plan_.fits = fm->fits();

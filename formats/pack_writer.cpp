@@ -118,7 +118,7 @@ uint64_t PackWriter::finish(const PackManifestInfo& info) {
   const MemoryPlan& m = info.plan;
   auto plan = fb::CreateMemoryPlan(b, b.CreateString(m.target), m.device_total_bytes, m.mem_fraction, m.budget_bytes,
                                    m.weight_bytes, m.workspace_bytes, m.reserve_bytes, m.kv_bytes_per_token,
-                                   m.kv_tokens, static_cast<fb::DType>(m.kv_dtype), m.max_seq, m.max_batch,
+                                   m.kv_tokens, static_cast<fb::DType>(m.kv_dtype), m.n_ctx, m.max_batch,
                                    m.max_batch_tokens, m.fits);
   std::vector<flatbuffers::Offset<fb::Blob>> files;
   for (const PackBlob* f : info.files)

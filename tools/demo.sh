@@ -17,7 +17,7 @@ cmake --build build -j "$(nproc)" --target shardlm-pack shardlm-run
 
 pack_dir=${PACK_DIR:-build/packs/$(basename "$model")-tp$tp}
 echo "== shardlm-pack --model $model --out $pack_dir --tp $tp"
-build/bin/shardlm-pack --model "$model" --out "$pack_dir" --tp "$tp" --max-seq 4096
+build/bin/shardlm-pack --model "$model" --out "$pack_dir" --tp "$tp" --n-ctx 4096
 echo "== shardlm-pack --inspect $pack_dir --verify (summary)"
 build/bin/shardlm-pack --inspect "$pack_dir" --verify | sed -n '1,7p'
 echo "== shardlm-run"

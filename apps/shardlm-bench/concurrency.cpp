@@ -114,7 +114,7 @@ void run_concurrency(const ConcurrencyOptions& o) {
   eo.tp = o.tp;
   eo.backend = o.backend;
   eo.n_threads = threads;
-  eo.max_seq = per_seq;
+  eo.n_ctx = per_seq;
   eo.max_batch_tokens = o.ubatch > 0 ? o.ubatch : std::max<int64_t>(o.prompt_len, 256);
   eo.default_sequence = true;  // the one-sequence path, measured beside the step engine
   eo.block_size = o.block_size;
@@ -151,7 +151,7 @@ void run_concurrency(const ConcurrencyOptions& o) {
   auto legacy_rate = [&] {
     engine.seq_rm(0);
     GenerateOptions go;
-    go.max_tokens = o.gen;
+    go.max_new_tokens = o.gen;
     go.ignore_eos = true;
     const GenerateResult g = generate(engine, make_prompts(1)[0], go);
     return static_cast<double>(g.n_decode_steps) / g.decode_seconds;

@@ -71,7 +71,7 @@ std::string load_average() {
 Rep run_once(Engine& engine, const std::vector<int32_t>& prompt, int64_t gen) {
   engine.seq_rm(0);
   GenerateOptions go;
-  go.max_tokens = gen;
+  go.max_new_tokens = gen;
   go.ignore_eos = true;  // always generate exactly `gen` tokens
   go.temperature = 0;    // greedy: distributed argmax, no logits gathered
   const GenerateResult r = generate(engine, prompt, go);
@@ -220,7 +220,7 @@ int run(int argc, char** argv) {
   eo.tp = o.tp;
   eo.backend = o.backend;
   eo.n_threads = std::max(1, threads / o.batch);
-  eo.max_seq = o.prompt_len + o.gen + 1;
+  eo.n_ctx = o.prompt_len + o.gen + 1;
   eo.max_batch_tokens = o.ubatch > 0 ? o.ubatch : o.prompt_len;
   apps::apply_compute_flags(o.compute, eo);
   std::vector<std::unique_ptr<Engine>> engines;

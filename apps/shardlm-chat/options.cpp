@@ -167,7 +167,8 @@ std::string usage() {
          "  --backend NAME          compute backend (default cpu)\n"
          "  --threads N             compute threads over all ranks (default: all cores)\n"
          "  --tp N                  expected tensor-parallel size (default: the pack's)\n"
-         "  --max-seq N             context tokens (default: min(model's, 4096))\n"
+         "  --n-ctx N               context length in tokens (default: min(model's, 4096));\n"
+         "                          --max-seq is the same flag\n"
          "  --mem-fraction F        memory-plan fraction of the device (default: the pack's)\n"
          "  --kv-dtype T            KV cache element type: bf16 (default), f16, f32\n"
          "  --kv-cache-tokens N     KV pool over all sequences (default: from the memory plan)\n"
@@ -220,7 +221,7 @@ std::optional<ChatOptions> parse_args(int argc, char** argv) {
       o.model.n_threads = static_cast<int32_t>(integer(i, a, 0));
     } else if (a == "--tp") {
       o.model.tp = static_cast<int32_t>(integer(i, a, 0));
-    } else if (a == "--max-seq") {
+    } else if (a == "--n-ctx" || a == "--max-seq") {
       o.model.max_seq = integer(i, a, 1);
     } else if (a == "--mem-fraction") {
       const std::string v = value(i, a);

@@ -241,7 +241,7 @@ bool Repl::on_context_full(bool message_pending) {
       if (dropped == 0 && message_pending) {
         std::printf(
             "[the message alone does not fit in %lld tokens: shorten it, or restart with "
-            "a larger --max-seq]\n",
+            "a larger --n-ctx]\n",
             static_cast<long long>(si.n_ctx));
         return false;
       }

@@ -40,7 +40,7 @@ PlanOptions plan_options(const po::variables_map& vm) {
     plan.target = host.description + " (no --gpu-mem given and no GPU detected)";
   }
   plan.mem_fraction = vm["mem-fraction"].as<double>();
-  plan.max_seq = vm["max-seq"].as<int64_t>();
+  plan.n_ctx = vm.count("max-seq") ? vm["max-seq"].as<int64_t>() : vm["n-ctx"].as<int64_t>();
   plan.max_batch = vm["max-batch"].as<int64_t>();
   plan.max_batch_tokens = vm["max-batch-tokens"].as<int64_t>();
   plan.reserve_bytes = parse_bytes(vm["reserve"].as<std::string>(), "--reserve");
@@ -60,7 +60,8 @@ int run(int argc, char** argv) {
       ("gpu-mem", po::value<std::string>(), "memory plan target size per rank, e.g. 80GiB (default: detected GPU, else host memory)")
       ("gpu", po::value<std::string>(), "memory plan target by device profile: h100, h200, a100-80g, a100-40g, l40s, l4, a10, rtx4090")
       ("mem-fraction", po::value<double>()->default_value(0.85), "fraction of the device memory shardlm may use")
-      ("max-seq", po::value<int64_t>()->default_value(0), "longest sequence to plan for (0: the model's max positions)")
+      ("n-ctx", po::value<int64_t>()->default_value(0), "context length to plan for (0: the model's max positions)")
+      ("max-seq", po::value<int64_t>(), "the same as --n-ctx (older name)")
       ("max-batch", po::value<int64_t>()->default_value(1), "concurrent sequences to plan for")
       ("max-batch-tokens", po::value<int64_t>()->default_value(2048), "tokens in one forward pass (prefill chunk)")
       ("kv-dtype", po::value<std::string>()->default_value("bf16"), "KV cache dtype bf16|f16|f32")

@@ -41,7 +41,7 @@ void dump_logits(const std::string& path, const std::vector<float>& logits, int6
 
 int run(int argc, char** argv) {
   std::string pack_dir, prompt, prompt_ids, dump_path, backend, devices;
-  int64_t max_tokens = 0, max_seq = 0, batch_tokens = 0;
+  int64_t max_tokens = 0, n_ctx = 0, batch_tokens = 0;
   float temperature = 0;
   uint64_t seed = 0;
   int threads = 0, tp = 0;
@@ -61,8 +61,9 @@ int run(int argc, char** argv) {
       "compute backend: cpu, cuda or vulkan (as built; see shardlm-run --help)")(
       "threads", po::value(&threads)->default_value(0), "compute threads in all (0 = all cores)")(
       "tp", po::value(&tp)->default_value(0), "expected tensor-parallel size (0 = the pack's)")(
-      "max-seq", po::value(&max_seq)->default_value(0),
-      "KV cache capacity (0 = prompt + max-tokens)")(
+      "n-ctx", po::value(&n_ctx)->default_value(0),
+      "context length in tokens (0 = prompt + max-tokens)")(
+      "max-seq", po::value<int64_t>(), "the same as --n-ctx (older name)")(
       "batch-tokens", po::value(&batch_tokens)->default_value(256), "prefill chunk in tokens")(
       "activations", po::value(&compute.activations)->default_value("f32"),
       "matmuls with bf16 weights: f32 (exact) | bf16 (activations rounded to bf16)")(
@@ -115,8 +116,9 @@ int run(int argc, char** argv) {
   eo.max_batch_tokens = batch_tokens;
   apps::apply_compute_flags(compute, eo);
   // KV capacity: exactly what this run needs unless told otherwise.
-  eo.max_seq = max_seq;
-  if (max_seq == 0) eo.max_seq = static_cast<int64_t>(ids.size()) + max_tokens + 1;
+  if (vm.count("max-seq")) n_ctx = vm["max-seq"].as<int64_t>();
+  eo.n_ctx = n_ctx;
+  if (n_ctx == 0) eo.n_ctx = static_cast<int64_t>(ids.size()) + max_tokens + 1;
   Engine engine(eo);
 
   std::fprintf(stderr,
@@ -127,7 +129,7 @@ int run(int argc, char** argv) {
                apps::describe_compute(eo).c_str());
 
   GenerateOptions go;
-  go.max_tokens = max_tokens;
+  go.max_new_tokens = max_tokens;
   go.ignore_eos = vm.count("ignore-eos") > 0;
   go.temperature = temperature;
   go.seed = seed;

@@ -78,7 +78,7 @@ SHARDLM_API shardlm_status shardlm_model_open_with_engine(const char* pack_dir,
     eo.tp = p.tp;
     eo.backend = p.backend ? p.backend : "cpu";
     eo.n_threads = p.n_threads;
-    eo.max_seq = p.max_seq;
+    eo.n_ctx = p.max_seq;
     if (p.max_batch_tokens > 0) eo.max_batch_tokens = p.max_batch_tokens;
     eo.mem_fraction = p.mem_fraction;
     eo.check_memory_plan = true;
@@ -153,7 +153,7 @@ SHARDLM_API shardlm_status shardlm_model_get_info(const shardlm_model* model,
     i.n_head = static_cast<int32_t>(c.n_head);
     i.n_head_kv = static_cast<int32_t>(c.n_head_kv);
     i.head_dim = static_cast<int32_t>(c.head_dim);
-    i.n_ctx = e.max_seq();
+    i.n_ctx = e.n_ctx();
     i.n_ctx_train = c.max_position_embeddings;
     i.has_tokenizer = s.text->has_tokenizer();
     i.has_chat_template = s.text->has_chat_template();
@@ -174,7 +174,7 @@ SHARDLM_API shardlm_status shardlm_model_memory_plan(const shardlm_model* model,
     std::string text;
     if (as_json) {
       nlohmann::json j = nlohmann::json::parse(plan_to_json(e.memory_plan()));
-      j["n_ctx"] = e.max_seq();
+      j["n_ctx"] = e.n_ctx();
       j["kv_bytes_per_session"] = e.kv_bytes_per_sequence();
       j["kv_pool"] = {{"blocks", e.kv_blocks()},
                       {"block_size", e.kv_pool_shape().block_size},
@@ -189,7 +189,7 @@ SHARDLM_API shardlm_status shardlm_model_memory_plan(const shardlm_model* model,
       o << "kv cache: a pool of " << e.kv_blocks() << " blocks x " << e.kv_pool_shape().block_size
         << " tokens, " << dtype_name(e.kv_pool_shape().dtype) << ", "
         << format_bytes(e.kv_pool_bytes()) << " over all ranks, shared by every session; one full "
-        << "context (" << e.max_seq() << " tokens) takes " << format_bytes(e.kv_bytes_per_sequence())
+        << "context (" << e.n_ctx() << " tokens) takes " << format_bytes(e.kv_bytes_per_sequence())
         << "; weights used in place: "
         << format_bytes(e.weight_bytes_in_place())
         << ", copied: " << format_bytes(e.weight_bytes_copied()) << "\n";

@@ -41,7 +41,7 @@ GenerationRequest to_request(const shardlm_generate_params* given, const ModelTe
                ? (static_cast<uint64_t>(std::random_device{}()) << 32) ^ std::random_device{}()
                : p.seed;
   validate_sampler_params(s);
-  r.max_tokens = p.max_tokens;
+  r.max_new_tokens = p.max_tokens;
   r.ignore_eos = p.ignore_eos != 0;
   if (p.n_stop_ids > 0) require(p.stop_ids, "shardlm_generate_params.stop_ids");
   for (size_t i = 0; i < p.n_stop_ids; ++i) {

@@ -37,7 +37,7 @@ shardlm_status submit(shardlm_model* model, std::vector<int32_t> ids,
   TokenRequest tr;
   tr.prompt = std::move(ids);
   tr.sampling = r->request.sampling;
-  tr.max_new_tokens = r->request.max_tokens;
+  tr.max_new_tokens = r->request.max_new_tokens;
   tr.stop_ids = r->request.stop_ids;
   if (!r->request.ignore_eos)
     tr.stop_ids.insert(tr.stop_ids.end(), m.text->stop_ids().begin(), m.text->stop_ids().end());

@@ -86,11 +86,11 @@ Engine::Engine(const EngineOptions& options) : options_(options) {
     check_same_config(*ranks_[0]->pack, *ranks_[static_cast<size_t>(r)]->pack);
 
   const ModelConfig& c = ranks_[0]->pack->config();
-  max_seq_ = options.max_seq > 0
-                 ? options.max_seq
+  n_ctx_ = options.n_ctx > 0
+                 ? options.n_ctx
                  : std::min<int64_t>(
                        c.max_position_embeddings > 0 ? c.max_position_embeddings : 4096, 4096);
-  chunk_ = std::min(options.max_batch_tokens, max_seq_);
+  chunk_ = std::min(options.max_batch_tokens, n_ctx_);
 
   // The plan for this device, before any weight is bound.
   std::vector<const PackReader*> packs;
@@ -98,7 +98,7 @@ Engine::Engine(const EngineOptions& options) : options_(options) {
   RuntimePlanOptions po;
   po.backend = options.backend;
   po.mem_fraction = options.mem_fraction;
-  po.max_seq = max_seq_;
+  po.n_ctx = n_ctx_;
   po.max_batch_tokens = chunk_;
   // The paged pool's dtype when there is one, else the per-sequence caches' f32.
   po.kv_dtype = options.kv_blocks != 0 ? options.kv_dtype : DType::kF32;
@@ -119,7 +119,7 @@ Engine::Engine(const EngineOptions& options) : options_(options) {
       if (p.kv_bytes_per_token > 0)
         budget_tokens = std::min(budget_tokens, p.kv_budget_bytes() / p.kv_bytes_per_token);
     }
-    const int64_t cap = (options.backend == "cpu" ? 2 : 16) * max_seq_;
+    const int64_t cap = (options.backend == "cpu" ? 2 : 16) * n_ctx_;
     const int64_t tokens = static_cast<int64_t>(std::min<uint64_t>(budget_tokens, cap));
     kv_blocks_ = tokens / options.block_size;
     if (kv_blocks_ < 1) {
@@ -128,18 +128,18 @@ Engine::Engine(const EngineOptions& options) : options_(options) {
                                  " tokens); use a smaller KV dtype or raise the memory fraction");
     }
   }
-  if (kv_blocks_ > 0 && kv_blocks_ * options.block_size < max_seq_) {
+  if (kv_blocks_ > 0 && kv_blocks_ * options.block_size < n_ctx_) {
     const int64_t pool = kv_blocks_ * options.block_size;
-    if (options.max_seq > 0) {
+    if (options.n_ctx > 0) {
       fail(StatusCode::kOom,
            "the KV cache (" + std::to_string(pool) + " tokens: " + std::to_string(kv_blocks_) +
                " blocks of " + std::to_string(options.block_size) +
-               ") cannot hold one context of max_seq " + std::to_string(max_seq_) +
-               " tokens; lower max_seq or give the KV cache more memory (kv_cache_tokens, memory "
+               ") cannot hold one context of n_ctx " + std::to_string(n_ctx_) +
+               " tokens; lower n_ctx (--n-ctx, C ABI max_seq) or give the KV cache more memory (kv_cache_tokens, memory "
                "fraction, a smaller KV dtype)");
     }
-    max_seq_ = pool;  // the default context, clamped to what the pool holds
-    chunk_ = std::min(chunk_, max_seq_);
+    n_ctx_ = pool;  // the default context, clamped to what the pool holds
+    chunk_ = std::min(chunk_, n_ctx_);
   }
 
   run_ranks([&](Rank& R) {
@@ -153,7 +153,7 @@ Engine::Engine(const EngineOptions& options) : options_(options) {
     bo.settings = options.backend_settings;
     const MemoryPlan& plan = plans_[static_cast<size_t>(R.rank)];
     bo.mem_fraction = plan.mem_fraction;  // device backends hold their allocations to it
-    const int64_t kv_tokens = kv_blocks_ > 0 ? kv_blocks_ * options.block_size : max_seq_;
+    const int64_t kv_tokens = kv_blocks_ > 0 ? kv_blocks_ * options.block_size : n_ctx_;
     bo.planned_bytes = plan.weight_bytes + plan.workspace_bytes + plan.reserve_bytes +
                        plan.kv_bytes_per_token * static_cast<uint64_t>(kv_tokens);
     R.backend = registry.create(options.backend, bo);
@@ -193,12 +193,12 @@ uint64_t Engine::weight_bytes_in_place() const {
 }
 
 uint64_t Engine::kv_bytes_per_sequence() const {
-  // One full context (max_seq tokens) in the paged pool's dtype, or the per-sequence f32 caches.
+  // One full context (n_ctx tokens) in the paged pool's dtype, or the per-sequence f32 caches.
   const DType kv = kv_blocks_ > 0 ? options_.kv_dtype : DType::kF32;
   uint64_t n = 0;
   for (const auto& r : ranks_) {
     n += 2ull *
-         static_cast<uint64_t>(config().n_layer * max_seq_ * r->model->layout().n_head_kv_local *
+         static_cast<uint64_t>(config().n_layer * n_ctx_ * r->model->layout().n_head_kv_local *
                                config().head_dim) *
          dtype_size(kv);
   }
@@ -232,14 +232,14 @@ std::unique_ptr<EngineSequence> Engine::new_sequence() {
 
 std::unique_ptr<EngineSequence> Engine::new_sequence_locked() {
   std::unique_ptr<EngineSequence> seq(new EngineSequence());
-  seq->capacity_ = max_seq_;
+  seq->n_ctx_ = n_ctx_;
   seq->caches_.resize(ranks_.size());
   // Each rank allocates on its own thread (its device). Errors are caught inside the rank so
   // the rank group is not aborted: a failed allocation (kOom) leaves the engine usable.
   std::vector<std::exception_ptr> errors(ranks_.size());
   run_ranks([&](Rank& R) {
     try {
-      seq->caches_[static_cast<size_t>(R.rank)] = R.model->make_cache(max_seq_);
+      seq->caches_[static_cast<size_t>(R.rank)] = R.model->make_cache(n_ctx_);
     } catch (...) {
       errors[static_cast<size_t>(R.rank)] = std::current_exception();
     }
@@ -289,10 +289,10 @@ void Engine::check_ids(const EngineSequence& seq, std::span<const int32_t> ids) 
   if (seq.caches_.size() != ranks_.size()) {
     fail(StatusCode::kInvalidArg, "sequence does not belong to this engine");
   }
-  if (seq.n_past_ + static_cast<int64_t>(ids.size()) > max_seq_) {
+  if (seq.n_past_ + static_cast<int64_t>(ids.size()) > n_ctx_) {
     fail(StatusCode::kKvFull, "KV cache full: " + std::to_string(seq.n_past_) + " tokens held + " +
-                                  std::to_string(ids.size()) + " new > max_seq " +
-                                  std::to_string(max_seq_) + " (raise --max-seq)");
+                                  std::to_string(ids.size()) + " new > n_ctx " +
+                                  std::to_string(n_ctx_) + " (raise --n-ctx)");
   }
 }
 
@@ -315,7 +315,7 @@ std::vector<float> Engine::eval_locked(EngineSequence& seq, std::span<const int3
   const int64_t n_rows = all_logits ? n : 1;
   std::vector<float> out(static_cast<size_t>(n_rows * n_vocab));
   run_ranks([&](Rank& R) {
-    const int64_t chunk = R.model->max_tokens();
+    const int64_t chunk = R.model->max_batch_tokens();
     const int64_t v_local = R.model->layout().n_vocab_local;
     std::vector<float> gathered(static_cast<size_t>((all_logits ? chunk : 1) * n_vocab));
     for (int64_t begin = 0; begin < n; begin += chunk) {
@@ -369,7 +369,7 @@ int32_t Engine::eval_argmax_locked(EngineSequence& seq, std::span<const int32_t>
   };
   int32_t result = -1;
   run_ranks([&](Rank& R) {
-    const int64_t chunk = R.model->max_tokens();
+    const int64_t chunk = R.model->max_batch_tokens();
     Tensor logits;
     for (int64_t begin = 0; begin < n; begin += chunk) {
       const int64_t len = std::min(chunk, n - begin);
@@ -397,11 +397,11 @@ int32_t Engine::eval_argmax_locked(EngineSequence& seq, std::span<const int32_t>
 
 StepLimits Engine::step_limits() const {
   StepLimits l;
-  l.max_tokens = chunk_;
+  l.max_batch_tokens = chunk_;
   l.n_vocab = config().n_vocab;
   l.n_blocks = kv_blocks_;
   l.block_size = options_.block_size;
-  l.max_position = max_seq_;
+  l.max_position = n_ctx_;
   return l;
 }
 

@@ -38,15 +38,15 @@ struct EngineOptions {
   int tp = 0;  // expected tp_size; 0 accepts the pack set's
   std::string backend = "cpu";
   int n_threads = 0;               // compute threads across all ranks; 0 = hardware concurrency
-  int64_t max_seq = 0;             // KV capacity in tokens; 0 = min(max_position_embeddings, 4096)
+  int64_t n_ctx = 0;               // context length in tokens; 0 = min(max_position_embeddings, 4096)
   int64_t max_batch_tokens = 256;  // tokens per forward (prefill chunk)
   std::vector<int> devices;        // device backends: rank r on devices[r % size]; empty = all
   double mem_fraction = 0;         // memory-plan fraction on this device; 0 = the pack's
   bool check_memory_plan = false;  // refuse with Error(kOom) when the recomputed plan does not fit
   bool default_sequence = true;    // allocate the default sequence's KV cache
   // The paged KV pool of the step engine (execute_step): blocks per rank (0 = no pool, -1 =
-  // auto: the KV budget the memory plan leaves, capped at 2 contexts (max_seq) on the cpu
-  // backend and 16 on device backends; when that cannot hold one context, a default max_seq is
+  // auto: the KV budget the memory plan leaves, capped at 2 contexts (n_ctx) on the cpu
+  // backend and 16 on device backends; when that cannot hold one context, a default n_ctx is
   // clamped to it and an explicit one refused with kOom), tokens per block and element type.
   // Allocated once here, never per sequence.
   int64_t kv_blocks = 0;
@@ -73,14 +73,14 @@ class EngineSequence {
  public:
   ~EngineSequence();
   int64_t n_past() const { return n_past_; }  // tokens in the KV cache
-  int64_t capacity() const { return capacity_; }
+  int64_t n_ctx() const { return n_ctx_; }
 
  private:
   friend class Engine;
   EngineSequence() = default;
   std::vector<std::unique_ptr<KvCache>> caches_;  // index = rank
   int64_t n_past_ = 0;
-  int64_t capacity_ = 0;
+  int64_t n_ctx_ = 0;
 };
 
 class Engine {
@@ -95,7 +95,7 @@ class Engine {
   const ModelConfig& config() const;
   int tp_size() const;
   int threads_per_rank() const { return threads_per_rank_; }
-  int64_t max_seq() const { return max_seq_; }
+  int64_t n_ctx() const { return n_ctx_; }
   int64_t max_batch_tokens() const { return chunk_; }
   int64_t kv_blocks() const { return kv_blocks_; }  // the paged pool's blocks per rank (0: none)
   int64_t n_past() const;                  // tokens in the default sequence's KV cache
@@ -108,13 +108,13 @@ class Engine {
   // The memory plan of every rank recomputed for this device and these options (index = rank),
   // as computed before the weights were bound.
   const std::vector<MemoryPlan>& memory_plan() const { return plans_; }
-  // KV bytes one full context (max_seq tokens) takes over all ranks: in the paged pool's dtype
+  // KV bytes one full context (n_ctx tokens) takes over all ranks: in the paged pool's dtype
   // when there is a pool, else the per-sequence f32 caches.
   uint64_t kv_bytes_per_sequence() const;
   // The paged KV pool over all ranks (0 without one).
   uint64_t kv_pool_bytes() const;
 
-  // A new sequence with its own KV cache of max_seq() tokens on every rank.
+  // A new sequence with its own KV cache of n_ctx() tokens on every rank.
   std::unique_ptr<EngineSequence> new_sequence();
 
   // Appends `ids` to the sequence and returns logits gathered over the vocabulary:
@@ -156,7 +156,7 @@ class Engine {
   EngineOptions options_;
   PackSet set_;
   int threads_per_rank_ = 1;
-  int64_t max_seq_ = 0;
+  int64_t n_ctx_ = 0;
   int64_t chunk_ = 0;
   int64_t kv_blocks_ = 0;
   std::atomic<bool> step_engine_attached_{false};

@@ -55,7 +55,7 @@ GenerateResult generate(Engine& engine, std::span<const int32_t> prompt,
   };
 
   auto t0 = Clock::now();
-  if (options.max_tokens <= 0) {
+  if (options.max_new_tokens <= 0) {
     if (options.prompt_logits) res.prompt_logits = engine.eval(prompt, true);
     res.prefill_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
     return res;
@@ -70,7 +70,7 @@ GenerateResult generate(Engine& engine, std::span<const int32_t> prompt,
       res.stopped = true;
       break;
     }
-    if (static_cast<int64_t>(res.tokens.size()) >= options.max_tokens) break;
+    if (static_cast<int64_t>(res.tokens.size()) >= options.max_new_tokens) break;
     const int32_t ids[1] = {next};
     next = step(ids, false);
     ++res.n_decode_steps;

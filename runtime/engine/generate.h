@@ -1,7 +1,7 @@
 // The generation loop over an Engine: prefill the prompt, then decode one token at a time
 // (each step feeds only the new token; the KV cache holds the rest). Greedy when temperature
 // is 0 (distributed argmax, no logits gathered), else temperature sampling with a seeded RNG.
-// Stops at max_tokens or a stop id (the model's eos ids unless ignore_eos). The ids-in/ids-out
+// Stops at max_new_tokens or a stop id (the model's eos ids unless ignore_eos). The ids-in/ids-out
 // path of shardlm-run and the engine tests, on the engine's default sequence. Not a scheduler;
 // the full sampler chain, stop strings, text streaming and KV reuse across turns are in
 // sampler.h and session.h.
@@ -17,7 +17,7 @@
 namespace shardlm {
 
 struct GenerateOptions {
-  int64_t max_tokens = 16;
+  int64_t max_new_tokens = 16;
   bool ignore_eos = false;
   std::vector<int32_t> stop_ids;  // added to the model's eos ids
   float temperature = 0.0f;

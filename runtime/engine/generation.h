@@ -18,7 +18,7 @@ enum class FinishReason : int32_t {
   kNone = 0,
   kStopToken = 1,    // a stop id (eos, end-of-turn, or one of request.stop_ids)
   kStopString = 2,   // one of request.stop_strings appeared in the text
-  kMaxTokens = 3,    // request.max_tokens reached
+  kMaxTokens = 3,    // request.max_new_tokens reached
   kContextFull = 4,  // the session's context (KV capacity) is full
   kCallback = 5,     // the streaming callback asked to stop
   kCancelled = 6,    // Session::cancel() from another thread (or a signal handler)
@@ -27,7 +27,7 @@ const char* finish_reason_name(FinishReason reason);
 
 struct GenerationRequest {
   SamplerParams sampling;
-  int64_t max_tokens = 256;  // < 0: until a stop or a full context
+  int64_t max_new_tokens = 256;  // < 0: until a stop or a full context
   bool ignore_eos = false;   // do not stop on the model's stop ids (stop_ids below still apply)
   std::vector<int32_t> stop_ids;
   std::vector<std::string> stop_strings;

@@ -37,7 +37,7 @@ std::vector<MemoryPlan> plan_for_device(const std::vector<const PackReader*>& ra
       fail(StatusCode::kInvalidArg,
            "memory fraction must be in (0, 1], got " + std::to_string(o.mem_fraction));
     }
-    o.max_seq = options.max_seq;
+    o.n_ctx = options.n_ctx;
     o.max_batch = 1;
     o.max_batch_tokens = options.max_batch_tokens;
     o.kv_dtype = options.kv_dtype;

@@ -1,7 +1,7 @@
 // The memory plan recomputed at load time for the device the engine really runs on (DESIGN.md:
 // "stored in the pack, re-checked by the runtime against the real device"). The packer's plan
 // was made for a target it was told about; this one uses the backend's memory, the engine's
-// max_seq and prefill chunk, its KV dtype, and the caller's memory fraction.
+// n_ctx and prefill chunk, its KV dtype, and the caller's memory fraction.
 // The cpu backend runs every rank in one process, so each rank is planned against an equal
 // share (1 / tp) of the host's physical memory. Pure arithmetic over formats/memory_plan.h; no
 // allocation happens here.
@@ -18,7 +18,7 @@ namespace shardlm {
 struct RuntimePlanOptions {
   std::string backend = "cpu";
   double mem_fraction = 0;  // 0 = the fraction the pack was planned with
-  int64_t max_seq = 0;      // KV tokens per sequence
+  int64_t n_ctx = 0;        // context length (KV tokens per sequence)
   int64_t max_batch_tokens = 256;
   DType kv_dtype = DType::kF32;  // the KV element type the engine allocates
 };

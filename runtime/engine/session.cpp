@@ -128,7 +128,7 @@ void Session::check_room(size_t keep, size_t n_new) const {
          "context full: the input needs " + std::to_string(need - 1) + " tokens (" +
              std::to_string(keep) + " reused + " + std::to_string(n_new) +
              " new) + 1 to generate, but the context holds " + std::to_string(n_ctx()) +
-             "; reset the session, drop old turns, or open the model with a larger max_seq");
+             "; reset the session, drop old turns, or open the model with a larger n_ctx (C ABI max_seq)");
   }
 }
 
@@ -252,7 +252,7 @@ GenerationResult Session::run(const GenerationRequest& request, const StreamFn& 
   TokenRequest tr;
   tr.prompt = tokens_;
   tr.sampling = request.sampling;
-  tr.max_new_tokens = request.max_tokens;
+  tr.max_new_tokens = request.max_new_tokens;
   tr.stop_ids = stop_ids(request);
   const std::shared_ptr<RequestStream> stream = loop_->submit(std::move(tr));
   // Every token joins the context as it comes (a final stop token too: pending, computed with

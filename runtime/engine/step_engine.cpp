@@ -33,7 +33,7 @@ struct StepEngine::Sequence {
 StepEngine::StepEngine(Engine& engine, const StepEngineOptions& options)
     : engine_(engine),
       options_(options),
-      n_ctx_(engine.max_seq()),
+      n_ctx_(engine.n_ctx()),
       blocks_(engine.kv_pool_shape().n_blocks, engine.kv_pool_shape().block_size,
               engine.pack(0).pack_id(), options.prefix_cache),
       scheduler_(SchedulerOptions{options.max_seqs, engine.max_batch_tokens(), options.admission},

@@ -1,5 +1,5 @@
-// The per-rank KV cache of one sequence: pre-allocated once for max_seq tokens, f32, laid out
-// per layer as K [max_seq, n_head_kv_local, head_dim] and V likewise, row j = position j.
+// The per-rank KV cache of one sequence: pre-allocated once for n_ctx tokens, f32, laid out
+// per layer as K [n_ctx, n_head_kv_local, head_dim] and V likewise, row j = position j.
 // Decoding appends one row per layer; nothing is recomputed or moved. Verbs follow llama.cpp's
 // seq_* vocabulary for a single sequence. The one-sequence path (Engine::eval, generate());
 // the step engine uses the paged pool (kv_pool.h) instead. A full cache throws Error(kKvFull),
@@ -15,15 +15,15 @@ namespace shardlm {
 
 class KvCache {
  public:
-  KvCache(Backend& backend, int64_t n_layer, int64_t max_seq, int64_t n_head_kv_local,
+  KvCache(Backend& backend, int64_t n_layer, int64_t n_ctx, int64_t n_head_kv_local,
           int64_t head_dim);
 
-  int64_t capacity() const { return max_seq_; }
+  int64_t n_ctx() const { return n_ctx_; }
   int64_t n_past() const { return n_past_; }           // tokens held
   int64_t seq_pos_max() const { return n_past_ - 1; }  // -1 when empty
   uint64_t bytes() const;
 
-  // K and V of `layer`: [max_seq, n_head_kv_local, head_dim]. Rows >= n_past() are free.
+  // K and V of `layer`: [n_ctx, n_head_kv_local, head_dim]. Rows >= n_past() are free.
   Tensor k(int64_t layer) const;
   Tensor v(int64_t layer) const;
 
@@ -35,7 +35,7 @@ class KvCache {
   void seq_rm(int64_t pos);
 
  private:
-  int64_t n_layer_, max_seq_, n_head_kv_local_, head_dim_;
+  int64_t n_layer_, n_ctx_, n_head_kv_local_, head_dim_;
   int64_t n_past_ = 0;
   std::unique_ptr<DeviceBuffer> buffer_;
 };

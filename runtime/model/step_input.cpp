@@ -22,8 +22,8 @@ std::string num(int64_t v) {
 void validate(const StepInput& step, const StepLimits& limits) {
   const int64_t T = step.n_tokens(), S = step.n_seqs();
   if (T <= 0) bad("no tokens");
-  if (T > limits.max_tokens) {
-    bad(num(T) + " tokens > max_batch_tokens " + num(limits.max_tokens));
+  if (T > limits.max_batch_tokens) {
+    bad(num(T) + " tokens > max_batch_tokens " + num(limits.max_batch_tokens));
   }
   if (static_cast<int64_t>(step.positions.size()) != T ||
       static_cast<int64_t>(step.slot_mapping.size()) != T) {

@@ -45,7 +45,7 @@ struct StepInput {
 
 // The limits a rank checks a step against.
 struct StepLimits {
-  int64_t max_tokens = 0;  // tokens per step (the rank's scratch is sized for this)
+  int64_t max_batch_tokens = 0;  // tokens per step (the rank's scratch is sized for this)
   int64_t n_vocab = 0;
   int64_t n_blocks = 0;  // blocks in the KV pool
   int64_t block_size = 0;

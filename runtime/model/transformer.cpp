@@ -10,7 +10,7 @@
 namespace shardlm {
 
 Transformer::Transformer(const PackReader& pack, Backend& backend, Communicator& comm,
-                         int64_t max_tokens)
+                         int64_t max_batch_tokens)
     : pack_(pack),
       backend_(backend),
       comm_(comm),
@@ -18,15 +18,15 @@ Transformer::Transformer(const PackReader& pack, Backend& backend, Communicator&
       layout_(pack.parallel()),
       spec_(family_spec(config_, pack.path())),
       weights_(bind_weights(pack, spec_, backend)),
-      max_tokens_(max_tokens) {
+      max_tokens_(max_batch_tokens) {
   if (layout_.tp_size != comm.size() || layout_.tp_rank != comm.rank()) {
     fail(StatusCode::kInvalidArg,
          pack.path() + ": pack is rank " + std::to_string(layout_.tp_rank) + " of " +
              std::to_string(layout_.tp_size) + " but runs as rank " + std::to_string(comm.rank()) +
              " of " + std::to_string(comm.size()));
   }
-  if (max_tokens <= 0) fail(StatusCode::kInvalidArg, "max_tokens per forward must be positive");
-  const int64_t T = max_tokens, E = config_.n_embd, D = config_.head_dim;
+  if (max_batch_tokens <= 0) fail(StatusCode::kInvalidArg, "max_batch_tokens per forward must be positive");
+  const int64_t T = max_batch_tokens, E = config_.n_embd, D = config_.head_dim;
   q_dim_local_ = layout_.n_head_local * D;
   kv_dim_local_ = layout_.n_head_kv_local * D;
   auto alloc = [&](std::initializer_list<int64_t> shape) {
@@ -50,8 +50,8 @@ Transformer::Transformer(const PackReader& pack, Backend& backend, Communicator&
                                      logits_buf_);
 }
 
-std::unique_ptr<KvCache> Transformer::make_cache(int64_t max_seq) const {
-  return std::make_unique<KvCache>(backend_, config_.n_layer, max_seq, layout_.n_head_kv_local,
+std::unique_ptr<KvCache> Transformer::make_cache(int64_t n_ctx) const {
+  return std::make_unique<KvCache>(backend_, config_.n_layer, n_ctx, layout_.n_head_kv_local,
                                    config_.head_dim);
 }
 

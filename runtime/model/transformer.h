@@ -3,7 +3,7 @@
 // QKV and gate/up, row-parallel o_proj and down, each followed by one all-reduce (exactly two
 // per layer), then this rank's slice of the vocabulary logits. Family differences (QKV bias,
 // q/k norm, sliding window, RoPE scaling) come from FamilySpec. Scratch is allocated once for
-// `max_tokens` tokens per forward. Not the generation loop (engine/) and not sampling.
+// `max_batch_tokens` tokens per forward. Not the generation loop (engine/) and not sampling.
 #pragma once
 
 #include <cstdint>
@@ -25,20 +25,20 @@ namespace shardlm {
 class Transformer {
  public:
   // `pack` (the mapped weights), `backend` and `comm` must outlive the Transformer.
-  Transformer(const PackReader& pack, Backend& backend, Communicator& comm, int64_t max_tokens);
+  Transformer(const PackReader& pack, Backend& backend, Communicator& comm, int64_t max_batch_tokens);
 
   const ModelConfig& config() const { return config_; }
   const ParallelLayout& layout() const { return layout_; }
   const ModelWeights& weights() const { return weights_; }
-  int64_t max_tokens() const { return max_tokens_; }
+  int64_t max_batch_tokens() const { return max_tokens_; }
 
   // A KV cache sized for this rank (n_head_kv_local heads).
-  std::unique_ptr<KvCache> make_cache(int64_t max_seq) const;
+  std::unique_ptr<KvCache> make_cache(int64_t n_ctx) const;
 
   // Runs `ids` at positions [cache.n_past(), cache.n_past() + n_tokens), appends their K/V to
   // `cache`, and returns this rank's logits: [n_tokens, n_vocab_local] when all_logits, else
   // [1, n_vocab_local] for the last token. The tensor is scratch, valid until the next call.
-  // Collective: every rank must call it with the same ids.   ids [n_tokens], n_tokens <= max_tokens
+  // Collective: every rank must call it with the same ids.   ids [n_tokens], n_tokens <= max_batch_tokens
   Tensor forward(std::span<const int32_t> ids, KvCache& cache, bool all_logits);
 
   // The shape of this rank's paged KV pool for `n_blocks` blocks.
@@ -74,16 +74,16 @@ class Transformer {
 
   std::vector<std::unique_ptr<DeviceBuffer>> scratch_;
   Tensor inv_freq_;  // [head_dim / 2]
-  Tensor x_;         // [max_tokens, n_embd]        residual stream
-  Tensor h_;         // [max_tokens, n_embd]        normed
-  Tensor qkv_;       // [max_tokens, q_dim_local + 2 * kv_dim_local]
-  Tensor q_;         // [max_tokens, n_head_local, head_dim]
-  Tensor k_new_;     // [max_tokens, n_head_kv_local, head_dim]   step(): K before the pool
-  Tensor v_new_;     // [max_tokens, n_head_kv_local, head_dim]
-  Tensor attn_;      // [max_tokens, n_head_local * head_dim]
-  Tensor proj_;      // [max_tokens, n_embd]        o_proj / down output, all-reduced
-  Tensor gate_up_;   // [max_tokens, 2 * n_ff_local]
-  Tensor act_;       // [max_tokens, n_ff_local]
+  Tensor x_;         // [max_batch_tokens, n_embd]        residual stream
+  Tensor h_;         // [max_batch_tokens, n_embd]        normed
+  Tensor qkv_;       // [max_batch_tokens, q_dim_local + 2 * kv_dim_local]
+  Tensor q_;         // [max_batch_tokens, n_head_local, head_dim]
+  Tensor k_new_;     // [max_batch_tokens, n_head_kv_local, head_dim]   step(): K before the pool
+  Tensor v_new_;     // [max_batch_tokens, n_head_kv_local, head_dim]
+  Tensor attn_;      // [max_batch_tokens, n_head_local * head_dim]
+  Tensor proj_;      // [max_batch_tokens, n_embd]        o_proj / down output, all-reduced
+  Tensor gate_up_;   // [max_batch_tokens, 2 * n_ff_local]
+  Tensor act_;       // [max_batch_tokens, n_ff_local]
   Tensor logits_;    // [logit_rows, n_vocab_local], grown on demand
   std::unique_ptr<DeviceBuffer> logits_buf_;
 };

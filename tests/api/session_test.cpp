@@ -27,11 +27,11 @@ struct Model {
 
 constexpr int64_t kBlock = 16;  // the engine's default block_size
 
-Model open_model(const std::string& sub, int64_t max_seq = 256, bool prefix_cache = true) {
+Model open_model(const std::string& sub, int64_t n_ctx = 256, bool prefix_cache = true) {
   EngineOptions eo;
   eo.pack_dir = kFixture + "/" + sub;
   eo.n_threads = 2;
-  eo.max_seq = max_seq;
+  eo.n_ctx = n_ctx;
   eo.default_sequence = false;
   eo.kv_blocks = -1;
   Model m;
@@ -62,7 +62,7 @@ int64_t whole_blocks(int64_t n) {
 GenerationRequest greedy(int64_t max_tokens) {
   GenerationRequest r;
   r.sampling.temperature = 0;
-  r.max_tokens = max_tokens;
+  r.max_new_tokens = max_tokens;
   r.ignore_eos = true;
   return r;
 }
@@ -220,7 +220,7 @@ TEST(SessionTest, SameSeedSameTokensDifferentSeedDifferentTokens) {
     r.sampling.temperature = 1.0f;
     r.sampling.top_p = 0.9f;
     r.sampling.seed = seed;
-    r.max_tokens = 12;
+    r.max_new_tokens = 12;
     r.ignore_eos = true;
     return s.chat("Roll the dice", r).tokens;
   };

@@ -56,7 +56,7 @@ std::unique_ptr<Engine> open_paged(const std::string& dir, int64_t n_blocks, DTy
   EngineOptions eo;
   eo.pack_dir = dir;
   eo.n_threads = 2;
-  eo.max_seq = n_ctx;
+  eo.n_ctx = n_ctx;
   eo.max_batch_tokens = max_batch_tokens;
   eo.default_sequence = false;
   eo.kv_blocks = n_blocks;
@@ -401,7 +401,7 @@ TEST_F(StepEnginePolicyTest, RequestsThatCanNeverFitAreRefusedWithBothNumbers) {
     EXPECT_NE(std::string(e.what()).find("256"), std::string::npos) << e.what();
   }
   auto engine = open_paged(pack_, 4, DType::kBF16, 16, 0);  // default context
-  EXPECT_EQ(engine->max_seq(), 64);
+  EXPECT_EQ(engine->n_ctx(), 64);
   StepEngine se(*engine, StepEngineOptions{});
   try {
     se.submit(greedy_request(std::vector<int32_t>(100, 1), 4));

@@ -25,7 +25,7 @@ StepInput good_step() {
 
 StepLimits limits() {
   StepLimits l;
-  l.max_tokens = 16;
+  l.max_batch_tokens = 16;
   l.n_vocab = 10;
   l.n_blocks = 8;
   l.block_size = 4;
@@ -74,7 +74,7 @@ TEST(StepInput, EveryMalformedFieldIsNamed) {
   expect_invalid(s, "differ in length");
   s = good_step();
   StepLimits small = limits();
-  small.max_tokens = 4;
+  small.max_batch_tokens = 4;
   EXPECT_THROW(validate(s, small), Error);
 }
 

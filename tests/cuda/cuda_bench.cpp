@@ -176,7 +176,7 @@ int run_model(const std::string& pack_dir, int64_t prompt_len, int64_t gen, int 
   EngineOptions eo;
   eo.pack_dir = pack_dir;
   eo.backend = "cuda";
-  eo.max_seq = prompt_len + gen + 1;
+  eo.n_ctx = prompt_len + gen + 1;
   eo.max_batch_tokens = prompt_len;
   const auto t0 = Clock::now();
   Engine engine(eo);

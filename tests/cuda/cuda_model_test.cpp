@@ -71,7 +71,7 @@ TEST_P(CudaParityTest, LogitsAndGreedyMatchAtEveryTp) {
     EngineOptions eo;
     eo.pack_dir = po.out_dir;
     eo.n_threads = tp;
-    eo.max_seq = static_cast<int64_t>(prompt.size() + greedy_ref.size()) + 1;
+    eo.n_ctx = static_cast<int64_t>(prompt.size() + greedy_ref.size()) + 1;
     eo.backend = "cpu";
     std::vector<float> cpu_logits;
     {
@@ -89,7 +89,7 @@ TEST_P(CudaParityTest, LogitsAndGreedyMatchAtEveryTp) {
 
     engine.seq_rm(0);
     GenerateOptions go;
-    go.max_tokens = static_cast<int64_t>(greedy_ref.size());
+    go.max_new_tokens = static_cast<int64_t>(greedy_ref.size());
     go.ignore_eos = true;
     const std::vector<int32_t> greedy = generate(engine, prompt, go).tokens;
     EXPECT_EQ(greedy, greedy_ref);
@@ -198,7 +198,7 @@ TEST(CudaMemory, OutOfMemoryAtLoadIsAClearStatusAndTheProcessCarriesOn) {
   EngineOptions eo;
   eo.pack_dir = dir;
   eo.backend = "cuda";
-  eo.max_seq = int64_t{1} << 30;
+  eo.n_ctx = int64_t{1} << 30;
   try {
     Engine e(eo);
     FAIL() << "expected kOom";
@@ -221,7 +221,7 @@ TEST(CudaMemory, OutOfMemoryAtLoadIsAClearStatusAndTheProcessCarriesOn) {
   }
   EXPECT_EQ(cuda_backend_stats(*backend)->allocated_bytes, 0u);
   EXPECT_NE(backend->allocate(1024, MemoryKind::kScratch), nullptr);
-  eo.max_seq = 64;
+  eo.n_ctx = 64;
   Engine ok(eo);
   EXPECT_EQ(ok.eval(std::vector<int32_t>{1, 2, 3}, false).size(),
             static_cast<size_t>(ok.config().n_vocab));
@@ -233,7 +233,7 @@ TEST(CudaMemory, FullKvCacheIsAClearStatusAndTheEngineStaysUsable) {
   EngineOptions eo;
   eo.pack_dir = pack_tiny(tmp, 2);
   eo.backend = "cuda";
-  eo.max_seq = 16;
+  eo.n_ctx = 16;
   Engine engine(eo);
   const std::vector<int32_t> ten = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
   engine.eval(ten, false);
@@ -242,7 +242,7 @@ TEST(CudaMemory, FullKvCacheIsAClearStatusAndTheEngineStaysUsable) {
     FAIL() << "expected kKvFull";
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), StatusCode::kKvFull);
-    EXPECT_NE(std::string(e.what()).find("max_seq 16"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("n_ctx 16"), std::string::npos) << e.what();
   }
   EXPECT_EQ(engine.n_past(), 10);
   const std::vector<float> more = engine.eval(std::vector<int32_t>{11, 12}, false);

@@ -522,7 +522,7 @@ std::vector<Outcome> run_engine(const std::string& pack, const std::string& back
   eo.pack_dir = pack;
   eo.backend = backend;
   eo.n_threads = tp;
-  eo.max_seq = 256;
+  eo.n_ctx = 256;
   eo.max_batch_tokens = 48;  // the 61-token prompt is prefilled in chunks, next to decodes
   eo.default_sequence = false;
   eo.kv_blocks = 64;

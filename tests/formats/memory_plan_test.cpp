@@ -42,7 +42,7 @@ TEST(MemoryPlan, Mistral7BOnOne80GiBDevice) {
   o.target = "test";
   o.device_total_bytes = 80ull << 30;
   o.mem_fraction = 0.85;
-  o.max_seq = 32768;
+  o.n_ctx = 32768;
   MemoryPlan m = compute_memory_plan(c, p, w, o);
   EXPECT_EQ(m.budget_bytes, 73014444032ull);
   EXPECT_EQ(m.kv_budget_bytes(), 57422895104ull);
@@ -59,7 +59,7 @@ TEST(MemoryPlan, Mistral7BAtTp2) {
   EXPECT_EQ(workspace_bytes(c, p, 2048, 1), 352513536ull);
   PlanOptions o;
   o.device_total_bytes = 80ull << 30;
-  o.max_seq = 32768;
+  o.n_ctx = 32768;
   MemoryPlan m = compute_memory_plan(c, p, w, o);
   EXPECT_EQ(m.kv_bytes_per_token, 65536ull);
   EXPECT_EQ(m.kv_tokens, 990028);
@@ -77,7 +77,7 @@ TEST(MemoryPlan, Qwen3_4BOn24GiBAtFraction09) {
   o.device_total_bytes = 24ull << 30;
   o.mem_fraction = 0.9;
   MemoryPlan m = compute_memory_plan(c, p, w, o);
-  EXPECT_EQ(m.max_seq, 40960);  // defaults to max_position_embeddings
+  EXPECT_EQ(m.n_ctx, 40960);  // defaults to max_position_embeddings
   EXPECT_EQ(m.budget_bytes, 23192823398ull);
   EXPECT_EQ(m.kv_tokens, 96317);
   EXPECT_TRUE(m.fits);
@@ -102,12 +102,12 @@ TEST(MemoryPlan, ShortfallMessages) {
   EXPECT_NE(m.shortfall_message().find("exceed the budget"), std::string::npos);
 
   o.device_total_bytes = 20ull << 30;  // weights fit, 32768 tokens of KV (4 GiB) do not
-  o.max_seq = 32768;
+  o.n_ctx = 32768;
   m = compute_memory_plan(c, p, w, o);
   EXPECT_FALSE(m.fits);
   EXPECT_GT(m.kv_tokens, 0);
-  EXPECT_NE(m.shortfall_message().find("max_seq 32768 needs 4.00 GiB of KV"), std::string::npos) << m.shortfall_message();
-  EXPECT_NE(m.shortfall_message().find("lower --max-seq or raise --mem-fraction"), std::string::npos);
+  EXPECT_NE(m.shortfall_message().find("n_ctx 32768 needs 4.00 GiB of KV"), std::string::npos) << m.shortfall_message();
+  EXPECT_NE(m.shortfall_message().find("lower --n-ctx or raise --mem-fraction"), std::string::npos);
 }
 
 TEST(MemoryPlan, RejectsBadOptions) {

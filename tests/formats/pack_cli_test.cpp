@@ -68,7 +68,7 @@ TEST(PackCli, PlanOnlyJsonWritesNothing) {
   ASSERT_EQ(r.code, 0) << r.out;
   auto j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j["ranks"][0]["device_total_bytes"], 81559ull << 20);
-  EXPECT_EQ(j["ranks"][0]["max_seq"], 256);
+  EXPECT_EQ(j["ranks"][0]["n_ctx"], 256);
   EXPECT_TRUE(j["ranks"][0]["fits"].get<bool>());
   EXPECT_FALSE(fs::exists(d / "pack"));
 }

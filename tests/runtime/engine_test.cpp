@@ -36,7 +36,7 @@ std::unique_ptr<Engine> open_engine(const std::string& dir, int64_t batch_tokens
   EngineOptions eo;
   eo.pack_dir = dir;
   eo.n_threads = 2;
-  eo.max_seq = 64;
+  eo.n_ctx = 64;
   eo.max_batch_tokens = batch_tokens;
   return std::make_unique<Engine>(eo);
 }
@@ -79,7 +79,7 @@ TEST_P(EngineFamilyTest, TensorParallelMatchesSingleRankAndKvDecodeMatchesRecomp
     std::vector<float> logits = engine->eval(kPrompt, true);
     engine->seq_rm(0);
     GenerateOptions go;
-    go.max_tokens = 12;
+    go.max_new_tokens = 12;
     go.ignore_eos = true;
     std::vector<int32_t> greedy = generate(*engine, kPrompt, go).tokens;
     ASSERT_EQ(greedy.size(), 12u);
@@ -135,7 +135,7 @@ TEST(EngineTest, KvFullIsAClearRecoverableError) {
   const std::string dir = pack_tiny(test::tiny_llama(), tmp.path(), 1);
   EngineOptions eo;
   eo.pack_dir = dir;
-  eo.max_seq = 10;
+  eo.n_ctx = 10;
   Engine engine(eo);
   engine.eval(kPrompt, false);  // 9 of 10
   try {
@@ -143,7 +143,7 @@ TEST(EngineTest, KvFullIsAClearRecoverableError) {
     FAIL() << "expected kKvFull";
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), StatusCode::kKvFull);
-    EXPECT_NE(std::string(e.what()).find("max_seq 10"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("n_ctx 10"), std::string::npos) << e.what();
   }
   engine.eval(std::vector<int32_t>{1}, false);  // still usable
   EXPECT_EQ(engine.n_past(), 10);

@@ -64,7 +64,7 @@ TEST_P(HfParityTest, LogitsAndGreedyMatchAtEveryTp) {
     EngineOptions eo;
     eo.pack_dir = po.out_dir;
     eo.n_threads = 2;
-    eo.max_seq = static_cast<int64_t>(prompt.size() + greedy_ref.size()) + 1;
+    eo.n_ctx = static_cast<int64_t>(prompt.size() + greedy_ref.size()) + 1;
     Engine engine(eo);
     ASSERT_EQ(engine.config().n_vocab, ref.n_vocab);
 
@@ -74,7 +74,7 @@ TEST_P(HfParityTest, LogitsAndGreedyMatchAtEveryTp) {
 
     engine.seq_rm(0);
     GenerateOptions go;
-    go.max_tokens = static_cast<int64_t>(greedy_ref.size());
+    go.max_new_tokens = static_cast<int64_t>(greedy_ref.size());
     go.ignore_eos = true;
     const std::vector<int32_t> greedy = generate(engine, prompt, go).tokens;
     EXPECT_EQ(greedy, greedy_ref);

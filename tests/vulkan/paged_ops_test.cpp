@@ -670,7 +670,7 @@ TEST_P(VulkanStepEngine, BatchedRequestsMatchCpuStepEngineAtTp1And2) {
         eo.pack_dir = po.out_dir;
         eo.backend = backend;
         eo.n_threads = 2;
-        eo.max_seq = 128;
+        eo.n_ctx = 128;
         eo.max_batch_tokens = 16;
         eo.default_sequence = false;
         eo.kv_blocks = 64;

@@ -66,7 +66,7 @@ TEST_P(VulkanParity, MatchesCpuAndHfAtTp1And2) {
       eo.pack_dir = po.out_dir;
       eo.backend = backend;
       eo.n_threads = 2;
-      eo.max_seq = static_cast<int64_t>(prompt.size() + greedy_ref.size()) + 1;
+      eo.n_ctx = static_cast<int64_t>(prompt.size() + greedy_ref.size()) + 1;
       return std::make_unique<Engine>(eo);
     };
     auto cpu = engine_for("cpu");
@@ -81,7 +81,7 @@ TEST_P(VulkanParity, MatchesCpuAndHfAtTp1And2) {
     EXPECT_LE(err_hf, kVsHfTol * range);
 
     GenerateOptions go;
-    go.max_tokens = static_cast<int64_t>(greedy_ref.size());
+    go.max_new_tokens = static_cast<int64_t>(greedy_ref.size());
     go.ignore_eos = true;
     cpu->seq_rm(0);
     vk->seq_rm(0);

@@ -86,7 +86,7 @@ TEST(VulkanUnavailable, CpuBackendStillRunsTheModel) {
   eo.backend = "cpu";
   Engine cpu(eo);
   GenerateOptions go;
-  go.max_tokens = static_cast<int64_t>(greedy_ref.size());
+  go.max_new_tokens = static_cast<int64_t>(greedy_ref.size());
   go.ignore_eos = true;
   EXPECT_EQ(generate(cpu, prompt, go).tokens, greedy_ref);
 }

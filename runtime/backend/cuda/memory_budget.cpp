@@ -39,7 +39,7 @@ void DeviceMemoryBudget::check_plan(uint64_t planned, uint64_t free_bytes) const
     fail(StatusCode::kOom, device_ + ": this rank's memory plan needs " + format_bytes(planned) +
                                " (weights + workspace + KV) but its budget is " +
                                format_bytes(budget_) + " (" + budget_terms() +
-                               "); lower --max-seq, use more tensor-parallel ranks or devices, "
+                               "); lower --n-ctx, use more tensor-parallel ranks or devices, "
                                "or raise --mem-fraction");
   }
   const uint64_t share = free_bytes / static_cast<uint64_t>(sharing_);
@@ -50,7 +50,7 @@ void DeviceMemoryBudget::check_plan(uint64_t planned, uint64_t free_bytes) const
                                (sharing_ > 1 ? " (" + format_bytes(share) + " per rank for " +
                                                    std::to_string(sharing_) + " ranks)"
                                              : std::string()) +
-                               "; other processes hold the rest, or lower --max-seq");
+                               "; other processes hold the rest, or lower --n-ctx");
   }
 }
 
@@ -59,7 +59,7 @@ void DeviceMemoryBudget::reserve(uint64_t bytes, const std::string& what) {
     fail(StatusCode::kOom, device_ + ": allocating " + format_bytes(bytes) + " for " + what +
                                " would bring this rank to " + format_bytes(used_ + bytes) +
                                ", over its budget of " + format_bytes(budget_) + " (" +
-                               budget_terms() + "); lower --max-seq or raise --mem-fraction");
+                               budget_terms() + "); lower --n-ctx or raise --mem-fraction");
   }
   used_ += bytes;
   if (used_ > peak_) peak_ = used_;

@@ -811,7 +811,7 @@ std::unique_ptr<Backend> make_vulkan_backend(const BackendOptions& options) {
       std::snprintf(
           msg, sizeof msg,
           "vulkan device %d (%s): rank %d plans %.2f GiB but its share is %.2f GiB "
-          "(%.2f of %.2f GiB, %d rank(s) on the device); lower --max-seq or raise "
+          "(%.2f of %.2f GiB, %d rank(s) on the device); lower --n-ctx or raise "
           "--mem-fraction",
           vo.device, backend->device_info().name.c_str(), options.rank,
           static_cast<double>(options.planned_bytes) / (1u << 30), budget / (1u << 30), fraction,
