@@ -33,7 +33,7 @@ CliRun run_cli(const std::string& args) {
 TEST(PackCli, PacksInspectsAndVerifies) {
   testing::TempDir d;
   testing::write_tiny_checkpoint(d / "hf", {});
-  CliRun r = run_cli("--model " + (d / "hf") + " --out " + (d / "pack") + " --tp 2 --gpu-mem 1GiB --max-seq 128");
+  CliRun r = run_cli("--model " + (d / "hf") + " --out " + (d / "pack") + " --tp 2 --gpu-mem 1GiB --n-ctx 128");
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("wrote 2 rank file(s)"), std::string::npos) << r.out;
   EXPECT_TRUE(fs::exists(d / "pack/rank-0-of-2.shardlm"));
