@@ -11,6 +11,7 @@ packages=(
   libboost-program-options-dev libgtest-dev libgmock-dev
   libpcre2-dev libedit-dev
   libvulkan-dev glslc mesa-vulkan-drivers
+  openmpi-bin libopenmpi-dev
 )
 
 missing=()
