@@ -16,7 +16,6 @@
 
 #include "runtime/core/status.h"
 #include "runtime/engine/engine.h"
-#include "runtime/engine/generate.h"
 #include "runtime/engine/step_engine.h"
 
 namespace shardlm::bench {
@@ -150,11 +149,11 @@ void run_concurrency(const ConcurrencyOptions& o) {
   // The one-sequence engine path (Engine::eval_argmax per token, contiguous f32 KV).
   auto legacy_rate = [&] {
     engine.seq_rm(0);
-    GenerateOptions go;
-    go.max_new_tokens = o.gen;
-    go.ignore_eos = true;
-    const GenerateResult g = generate(engine, make_prompts(1)[0], go);
-    return static_cast<double>(g.n_decode_steps) / g.decode_seconds;
+    int32_t next = engine.eval_argmax(make_prompts(1)[0]);
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int64_t i = 1; i < o.gen; ++i) next = engine.eval_argmax(std::span<const int32_t>(&next, 1));
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return static_cast<double>(o.gen - 1) / s;
   };
   for (int r = 0; r < o.reps; ++r) {  // A/B: the old path, one sequence, then N, back to back
     legacy.push_back(legacy_rate());

@@ -120,7 +120,12 @@ Engine::Engine(const EngineOptions& options) : options_(options) {
         budget_tokens = std::min(budget_tokens, p.kv_budget_bytes() / p.kv_bytes_per_token);
     }
     const int64_t cap = (options.backend == "cpu" ? 2 : 16) * n_ctx_;
-    const int64_t tokens = static_cast<int64_t>(std::min<uint64_t>(budget_tokens, cap));
+    int64_t tokens = static_cast<int64_t>(std::min<uint64_t>(budget_tokens, cap));
+    // Device backends are planned against the pack's target, not the device in hand (the
+    // backend holds the rank to its real memory through planned_bytes): at least one context.
+    if (options.backend != "cpu" && tokens < n_ctx_) {
+      tokens = (n_ctx_ + options.block_size - 1) / options.block_size * options.block_size;
+    }
     kv_blocks_ = tokens / options.block_size;
     if (kv_blocks_ < 1) {
       fail(StatusCode::kOom, "the memory plan leaves no room for a KV cache (" +

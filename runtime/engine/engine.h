@@ -49,7 +49,7 @@ struct EngineOptions {
   // backend and 16 on device backends; when that cannot hold one context, a default n_ctx is
   // clamped to it and an explicit one refused with kOom), tokens per block and element type.
   // Allocated once here, never per sequence.
-  int64_t kv_blocks = 0;
+  int64_t kv_blocks = -1;
   int64_t block_size = 16;
   DType kv_dtype = DType::kBF16;
   // CPU: a sequence's logits do not depend on what it is batched with (BackendOptions).

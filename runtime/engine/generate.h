@@ -1,10 +1,10 @@
-// The generation loop over an Engine: prefill the prompt, then decode one token at a time
-// (each step feeds only the new token; the KV cache holds the rest). Greedy when temperature
-// is 0 (distributed argmax, no logits gathered), else temperature sampling with a seeded RNG.
-// Stops at max_new_tokens or a stop id (the model's eos ids unless ignore_eos). The ids-in/ids-out
-// path of shardlm-run and the engine tests, on the engine's default sequence. Not a scheduler;
-// the full sampler chain, stop strings, text streaming and KV reuse across turns are in
-// sampler.h and session.h.
+// One request, ids in and ids out, run by a step engine of its own over the Engine's paged KV
+// pool (EngineOptions::kv_blocks; the default sizes one from the memory plan): prefill in
+// chunks, then one token per step. Greedy when temperature is 0 (distributed argmax, no logits
+// gathered), else temperature sampling with a seeded sampler. Stops at max_new_tokens or a stop
+// id (the model's eos ids unless ignore_eos). The path of shardlm-run and the engine tests. Not
+// for serving many requests (step_engine.h, serving_loop.h); text, stop strings and chat are in
+// session.h. The engine must have no other step engine attached while it runs.
 #pragma once
 
 #include <cstdint>
@@ -29,7 +29,7 @@ struct GenerateResult {
   std::vector<int32_t> tokens;       // generated ids (the stop id included when one was hit)
   std::vector<float> prompt_logits;  // [n_prompt, n_vocab] when asked
   bool stopped = false;              // ended on a stop id
-  double prefill_seconds = 0;        // prompt forward + first token
+  double prefill_seconds = 0;        // submit to the first token (prompt forward)
   double decode_seconds = 0;         // every later token
   int64_t n_decode_steps = 0;        // forwards of one token
 };
@@ -38,8 +38,5 @@ struct GenerateResult {
 GenerateResult generate(Engine& engine, std::span<const int32_t> prompt,
                         const GenerateOptions& options,
                         const std::function<bool(int32_t)>& on_token = {});
-
-// Samples from softmax(logits / temperature) with `u` uniform in [0, 1).   logits [n_vocab]
-int32_t sample_with_temperature(std::span<const float> logits, float temperature, double u);
 
 }  // namespace shardlm

@@ -49,6 +49,11 @@ RequestId StepEngine::submit(TokenRequest request) {
   validate_sampler_params(request.sampling);
   const int64_t n_prompt = static_cast<int64_t>(request.prompt.size());
   if (n_prompt == 0) fail(StatusCode::kInvalidArg, "request has no prompt tokens");
+  if (request.prompt_logits && options_.prefix_cache) {
+    fail(StatusCode::kInvalidArg,
+         "prompt_logits needs a step engine without the prefix cache (cached prompt positions are "
+         "never computed)");
+  }
   const int64_t n_vocab = engine_.config().n_vocab;
   for (int32_t id : request.prompt) {
     if (id < 0 || id >= n_vocab) {
@@ -143,7 +148,15 @@ std::vector<RequestId> StepEngine::step() {
   in.max_blocks = static_cast<int32_t>(max_blocks);
   in.seq_starts.push_back(0);
   bool want_logits = false;
-  std::vector<Sequence*> sampled;  // sequences that get a token this step, in logits-row order
+  // What each logits row is for, in logits_rows order: a prompt position whose logits the
+  // request keeps, the sampling of the sequence's next token, or both.
+  struct Row {
+    Sequence* seq;
+    bool prompt;
+    bool sample;
+  };
+  std::vector<Row> rows;
+  const int64_t n_vocab = engine_.config().n_vocab;
   for (const StepPlanEntry& e : plan) {
     ScheduledSequence& q = *e.seq;
     Sequence& s = *live_.at(q.id);
@@ -152,7 +165,20 @@ std::vector<RequestId> StepEngine::step() {
       s.result.n_cached_prompt = q.n_cached_tokens;
     }
     const std::span<const int32_t> table = blocks_.block_table(q.id);
-    for (int64_t p = q.n_computed; p < q.n_computed + e.n_tokens; ++p) {
+    // Prompt positions already kept (a preempted request recomputes them: not kept twice).
+    const int64_t n_kept = static_cast<int64_t>(s.result.prompt_logits.size()) / n_vocab;
+    const int64_t end = q.n_computed + e.n_tokens;
+    for (int64_t p = q.n_computed; p < end; ++p) {
+      const bool prompt_row = s.request.prompt_logits && p < q.n_prompt && p >= n_kept;
+      const bool sample_row = p == end - 1 && end == static_cast<int64_t>(q.tokens.size());
+      if (prompt_row || sample_row) {
+        in.logits_rows.push_back(static_cast<int32_t>(in.tokens.size()));
+        rows.push_back({&s, prompt_row, sample_row});
+        want_logits = want_logits || prompt_row;
+        if (sample_row) {
+          want_logits = want_logits || s.sampler.needs_logits() || s.request.logits;
+        }
+      }
       in.tokens.push_back(q.tokens[static_cast<size_t>(p)]);
       in.positions.push_back(static_cast<int32_t>(p));
       in.slot_mapping.push_back(static_cast<int64_t>(table[static_cast<size_t>(p / bs)]) * bs +
@@ -163,11 +189,6 @@ std::vector<RequestId> StepEngine::step() {
     const size_t row0 = in.block_table.size();
     in.block_table.resize(row0 + static_cast<size_t>(max_blocks), -1);
     std::copy(table.begin(), table.end(), in.block_table.begin() + static_cast<ptrdiff_t>(row0));
-    if (q.n_computed + e.n_tokens == static_cast<int64_t>(q.tokens.size())) {
-      in.logits_rows.push_back(static_cast<int32_t>(in.tokens.size() - 1));
-      sampled.push_back(&s);
-      want_logits = want_logits || s.sampler.needs_logits() || s.request.logits;
-    }
   }
 
   const StepOutput out = engine_.execute_step(in, want_logits);
@@ -179,15 +200,18 @@ std::vector<RequestId> StepEngine::step() {
     blocks_.commit(e.seq->id, e.seq->tokens, e.seq->n_computed);
   }
 
-  const int64_t n_vocab = engine_.config().n_vocab;
   const auto now = Clock::now();
-  for (size_t i = 0; i < sampled.size(); ++i) {
-    Sequence& s = *sampled[i];
+  for (size_t i = 0; i < rows.size(); ++i) {
+    Sequence& s = *rows[i].seq;
     ScheduledSequence& q = s.sched;
+    const auto row_begin = out.logits.begin() + static_cast<ptrdiff_t>(i * n_vocab);
+    if (rows[i].prompt) {
+      s.result.prompt_logits.insert(s.result.prompt_logits.end(), row_begin, row_begin + n_vocab);
+    }
+    if (!rows[i].sample) continue;
     int32_t next = out.argmax[i];
     if (want_logits) {
-      std::vector<float> row(out.logits.begin() + static_cast<ptrdiff_t>(i * n_vocab),
-                             out.logits.begin() + static_cast<ptrdiff_t>((i + 1) * n_vocab));
+      std::vector<float> row(row_begin, row_begin + n_vocab);
       if (s.request.logits) s.result.logits.insert(s.result.logits.end(), row.begin(), row.end());
       if (s.sampler.needs_logits()) next = s.sampler.sample(row, q.tokens);
     }

@@ -43,6 +43,9 @@ struct TokenRequest {
   int64_t max_new_tokens = 256;   // < 0: until a stop id or n_ctx
   std::vector<int32_t> stop_ids;  // the whole list (the caller adds the model's eos ids)
   bool logits = false;            // keep each generated token's logits (tests, logprobs)
+  // Keep the logits of every prompt position (scoring, parity checks). Needs a step engine
+  // without the prefix cache: cached positions are never computed.
+  bool prompt_logits = false;
   // Called on the driving thread for each generated token (stop id excluded); false stops.
   std::function<bool(int32_t)> on_token;
 };
@@ -52,6 +55,7 @@ struct TokenResult {
   std::vector<int32_t> tokens;  // generated ids, stop id excluded
   int32_t stop_token = -1;      // the stop id that ended it (kStopToken), else -1
   std::vector<float> logits;    // [tokens (+ the stop token), n_vocab] when asked
+  std::vector<float> prompt_logits;  // [n_prompt, n_vocab] when asked
   int64_t n_prompt = 0;
   int64_t n_cached_prompt = 0;  // prompt tokens served by the prefix cache at first admission
   int64_t n_preempted = 0;

@@ -463,6 +463,36 @@ TEST_F(StepEnginePolicyTest, DeterministicModeIsBitIdenticalAloneBatchedChunkedA
   EXPECT_GT(st.n_preemptions, 0);
 }
 
+TEST_F(StepEnginePolicyTest, PromptLogitsCoverEveryPositionInAnyChunkingAndNeedNoPrefixCache) {
+  std::vector<int32_t> prompt = prompts_for(*ref_, 7).back();  // 61 tokens
+  TokenRequest r = greedy_request(prompt, 3);
+  r.prompt_logits = true;
+  StepEngineOptions no_cache;
+  no_cache.prefix_cache = false;
+  auto whole = open_paged(pack_, 64, DType::kF32, 16, 256, 64);
+  auto chunked = open_paged(pack_, 64, DType::kF32, 16, 256, 7);  // 9 chunks
+  const Outcome a = run_together(*whole, {r}, no_cache)[0];
+  const Outcome b = run_together(*chunked, {r}, no_cache)[0];
+  const size_t V = static_cast<size_t>(ref_->n_vocab);
+  ASSERT_EQ(a.result.prompt_logits.size(), prompt.size() * V);
+  ASSERT_EQ(b.result.prompt_logits.size(), prompt.size() * V);
+  EXPECT_LE(test::max_abs_diff(a.result.prompt_logits.data(), b.result.prompt_logits.data(),
+                               a.result.prompt_logits.size()),
+            kRelTol * ref_->logit_range);
+  EXPECT_EQ(a.tokens, b.tokens);
+  // The last prompt row is also the first sampled row: the same logits.
+  EXPECT_EQ(0, std::memcmp(a.result.prompt_logits.data() + (prompt.size() - 1) * V,
+                           a.logits.data(), V * sizeof(float)));
+  StepEngine cached(*whole, StepEngineOptions{});
+  try {
+    cached.submit(r);
+    ADD_FAILURE() << "prompt_logits with the prefix cache was accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), StatusCode::kInvalidArg);
+    EXPECT_NE(std::string(e.what()).find("prefix cache"), std::string::npos) << e.what();
+  }
+}
+
 // 64 requests with random prompt lengths arrive at random steps; some are cancelled at random.
 // Every request that completes equals its solo run; every block is free at the end.
 TEST_F(StepEnginePolicyTest, StressRandomArrivalsAndCancels) {

@@ -65,6 +65,7 @@ TEST_P(HfParityTest, LogitsAndGreedyMatchAtEveryTp) {
     eo.pack_dir = po.out_dir;
     eo.n_threads = 2;
     eo.n_ctx = static_cast<int64_t>(prompt.size() + greedy_ref.size()) + 1;
+    eo.kv_dtype = DType::kF32;  // the paged pool generate() runs on: f32 for the parity tolerance
     Engine engine(eo);
     ASSERT_EQ(engine.config().n_vocab, ref.n_vocab);
 
@@ -76,8 +77,14 @@ TEST_P(HfParityTest, LogitsAndGreedyMatchAtEveryTp) {
     GenerateOptions go;
     go.max_new_tokens = static_cast<int64_t>(greedy_ref.size());
     go.ignore_eos = true;
-    const std::vector<int32_t> greedy = generate(engine, prompt, go).tokens;
+    go.prompt_logits = true;
+    const GenerateResult gen = generate(engine, prompt, go);
+    const std::vector<int32_t>& greedy = gen.tokens;
     EXPECT_EQ(greedy, greedy_ref);
+    // Every prompt position's logits through the step engine (paged KV) as well.
+    ASSERT_EQ(gen.prompt_logits.size(), ref_logits.size());
+    EXPECT_LE(test::max_abs_diff(gen.prompt_logits.data(), ref_logits.data(), ref_logits.size()),
+              kRelTol * range);
 
     // KV decode == recompute: the last decode step's logits vs one prefill of everything.
     engine.seq_rm(0);
