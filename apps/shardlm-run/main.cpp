@@ -1,5 +1,5 @@
-// shardlm-run: loads a pack set (every rank in this process, one thread per rank), feeds a
-// prompt and generates. Prints generated ids (--print-ids) and timing on stderr; can dump the
+// shardlm-run: loads a pack set (every rank in this process, one thread per rank; or, started by
+// `mpirun -n N`, one rank per process with rank 0 driving), feeds a prompt and generates. Prints generated ids (--print-ids) and timing on stderr; can dump the
 // prompt's logits as JSON. Not a chat REPL (shardlm-chat) and not a benchmark (shardlm-bench).
 #include <boost/program_options.hpp>
 
@@ -8,8 +8,9 @@
 #include <iostream>
 #include <string>
 
-#include "apps/common/compute_flags.h"
 #include "apps/common/cli_main.h"
+#include "apps/common/compute_flags.h"
+#include "apps/common/process_group.h"
 #include "apps/shardlm-run/prompt_input.h"
 #include "runtime/core/status.h"
 #include "runtime/engine/engine.h"
@@ -40,7 +41,7 @@ void dump_logits(const std::string& path, const std::vector<float>& logits, int6
 }
 
 int run(int argc, char** argv) {
-  std::string pack_dir, prompt, prompt_ids, dump_path, backend, devices;
+  std::string pack_dir, prompt, prompt_ids, dump_path, backend, devices, mpi_reduction;
   int64_t max_tokens = 0, n_ctx = 0, batch_tokens = 0;
   float temperature = 0;
   uint64_t seed = 0;
@@ -72,6 +73,9 @@ int run(int argc, char** argv) {
       "device", po::value(&devices),
       "device indices for the ranks of a GPU backend, comma separated: rank r uses the "
       "(r mod count)-th (default: every device)")(
+      "mpi-reduction", po::value(&mpi_reduction)->default_value("fast"),
+      "under mpirun: all-reduce fast (MPI_Allreduce) or rank-ordered (bit-identical to the "
+      "in-process run)")(
       "tokenize", "print the ids of --prompt and exit (no BOS unless --add-special)")(
       "add-special", "with --tokenize: apply the tokenizer's post-processor (BOS, ...)");
   po::variables_map vm;
@@ -82,7 +86,13 @@ int run(int argc, char** argv) {
     return 0;
   }
   po::notify(vm);
-  if (vm.count("tokenize")) {  // reads only rank 0's manifest; no weights are touched
+  if (mpi_reduction != "fast" && mpi_reduction != "rank-ordered") {
+    fail(StatusCode::kInvalidArg, "--mpi-reduction " + mpi_reduction + ": fast or rank-ordered");
+  }
+  // Started by mpirun: this process runs one rank; rank 0 prints, the others serve steps.
+  apps::ProcessGroup procs(&argc, &argv, mpi_reduction == "rank-ordered");
+  if (vm.count("tokenize")) {
+    if (procs.rank() != 0) return 0;  // reads only rank 0's manifest; no weights are touched
     if (!vm.count("prompt")) fail(StatusCode::kInvalidArg, "--tokenize needs --prompt TEXT");
     const PackSet set = find_pack_set(pack_dir, tp);
     std::vector<int32_t> ids;  // an empty text is zero tokens, not an error, here
@@ -115,15 +125,21 @@ int run(int argc, char** argv) {
     for (int32_t d : parse_id_list(devices)) eo.devices.push_back(static_cast<int>(d));
   eo.max_batch_tokens = batch_tokens;
   apps::apply_compute_flags(compute, eo);
+  eo.process_comm = procs.comm();
   // KV capacity: exactly what this run needs unless told otherwise.
   if (vm.count("max-seq")) n_ctx = vm["max-seq"].as<int64_t>();
   eo.n_ctx = n_ctx;
   if (n_ctx == 0) eo.n_ctx = static_cast<int64_t>(ids.size()) + max_tokens + 1;
   Engine engine(eo);
+  if (!engine.drives()) {
+    engine.serve_steps();
+    return 0;
+  }
 
   std::fprintf(stderr,
-               "shardlm-run: %s, tp %d x %d threads, %s weights, %.1f MiB used in place, %s\n",
+               "shardlm-run: %s, tp %d x %d threads%s, %s weights, %.1f MiB used in place, %s\n",
                engine.config().architecture.c_str(), engine.tp_size(), engine.threads_per_rank(),
+               procs.active() ? " (one process per rank)" : "",
                dtype_name(engine.pack(0).weight_dtype()),
                static_cast<double>(engine.weight_bytes_in_place()) / (1 << 20),
                apps::describe_compute(eo).c_str());

@@ -19,11 +19,12 @@
 namespace shardlm {
 
 struct Engine::Rank {
-  int rank = 0;
+  int rank = 0;   // in the tensor-parallel group
+  int index = 0;  // in this process's ranks_ (== rank in-process; 0 for ranks as processes)
   std::unique_ptr<PackReader> pack;
   std::unique_ptr<Backend> backend;
-  std::unique_ptr<Communicator> host_comm;  // threads (or single); before comm: outlives it
-  std::unique_ptr<Communicator> comm;       // the backend's on top of host_comm, or host_comm
+  std::shared_ptr<Communicator> host_comm;  // threads, single or MPI; before comm: outlives it
+  std::shared_ptr<Communicator> comm;       // the backend's on top of host_comm, or host_comm
   std::unique_ptr<Transformer> model;
   std::unique_ptr<KvPool> kv_pool;  // the step engine's paged KV (EngineOptions::kv_blocks)
   std::vector<float> host_logits;   // this rank's logits on the host
@@ -64,12 +65,23 @@ Engine::Engine(const EngineOptions& options) : options_(options) {
                                       std::to_string(options.block_size) + ") in 1..4096");
   }
 
-  group_ = std::make_unique<ThreadGroup>(tp);
-  for (int r = 0; r < tp; ++r) {
-    ranks_.push_back(std::make_unique<Rank>());
-    ranks_.back()->rank = r;
+  process_comm_ = options.process_comm;
+  if (process_comm_ && process_comm_->size() != tp) {
+    fail(StatusCode::kInvalidArg,
+         "this run has " + std::to_string(process_comm_->size()) + " processes but the pack set in " +
+             options.pack_dir + " has tp " + std::to_string(tp) + "; start it with mpirun -n " +
+             std::to_string(tp));
   }
-  threads_ = std::make_unique<RankThreads>(tp, group_.get());
+  process_rank_ = process_comm_ ? process_comm_->rank() : 0;
+  // In-process: every rank a thread of this process. As processes: this process's rank only.
+  const int n_local = process_comm_ ? 1 : tp;
+  if (!process_comm_) group_ = std::make_unique<ThreadGroup>(tp);
+  for (int i = 0; i < n_local; ++i) {
+    ranks_.push_back(std::make_unique<Rank>());
+    ranks_.back()->rank = process_comm_ ? process_rank_ : i;
+    ranks_.back()->index = i;
+  }
+  threads_ = std::make_unique<RankThreads>(n_local, group_.get());
 
   // Each rank thread maps only its own file.
   run_ranks([&](Rank& R) {
@@ -82,8 +94,19 @@ Engine::Engine(const EngineOptions& options) : options_(options) {
                                     std::to_string(tp));
     }
   });
-  for (int r = 1; r < tp; ++r)
-    check_same_config(*ranks_[0]->pack, *ranks_[static_cast<size_t>(r)]->pack);
+  for (size_t i = 1; i < ranks_.size(); ++i) check_same_config(*ranks_[0]->pack, *ranks_[i]->pack);
+  if (process_comm_) {  // every process must hold a rank of the same pack set
+    const uint64_t mine = ranks_[0]->pack->pack_id();
+    std::vector<uint64_t> ids(static_cast<size_t>(tp));
+    process_comm_->all_gather(&mine, sizeof mine, ids.data(), ids.size() * sizeof(uint64_t));
+    for (int r = 1; r < tp; ++r) {
+      if (ids[static_cast<size_t>(r)] != ids[0]) {
+        fail(StatusCode::kFormat,
+             "rank " + std::to_string(r) + " opened a rank file of another pack set than rank 0 "
+             "(pack ids differ); every process must read the same pack directory");
+      }
+    }
+  }
 
   const ModelConfig& c = ranks_[0]->pack->config();
   n_ctx_ = options.n_ctx > 0
@@ -133,6 +156,12 @@ Engine::Engine(const EngineOptions& options) : options_(options) {
                                  " tokens); use a smaller KV dtype or raise the memory fraction");
     }
   }
+  if (process_comm_) {  // every process must size the same pool: the smallest wins
+    std::vector<int64_t> all(static_cast<size_t>(tp));
+    process_comm_->all_gather(&kv_blocks_, sizeof kv_blocks_, all.data(),
+                              all.size() * sizeof(int64_t));
+    kv_blocks_ = *std::min_element(all.begin(), all.end());
+  }
   if (kv_blocks_ > 0 && kv_blocks_ * options.block_size < n_ctx_) {
     const int64_t pool = kv_blocks_ * options.block_size;
     if (options.n_ctx > 0) {
@@ -156,7 +185,7 @@ Engine::Engine(const EngineOptions& options) : options_(options) {
     bo.deterministic = options.deterministic;
     bo.activations = options.activations;
     bo.settings = options.backend_settings;
-    const MemoryPlan& plan = plans_[static_cast<size_t>(R.rank)];
+    const MemoryPlan& plan = plans_[static_cast<size_t>(R.index)];
     bo.mem_fraction = plan.mem_fraction;  // device backends hold their allocations to it
     const int64_t kv_tokens = kv_blocks_ > 0 ? kv_blocks_ * options.block_size : n_ctx_;
     bo.planned_bytes = plan.weight_bytes + plan.workspace_bytes + plan.reserve_bytes +
@@ -164,19 +193,98 @@ Engine::Engine(const EngineOptions& options) : options_(options) {
     R.backend = registry.create(options.backend, bo);
     // Device backends build their communicator (NCCL, ...) on the host one; host backends use
     // the host one itself.
-    R.host_comm = tp == 1 ? make_single_communicator() : group_->communicator(R.rank);
+    if (process_comm_) {
+      R.host_comm = process_comm_;
+    } else {
+      R.host_comm = tp == 1 ? make_single_communicator() : group_->communicator(R.rank);
+    }
     R.comm = R.backend->make_communicator(*R.host_comm);
-    if (!R.comm) R.comm = std::move(R.host_comm);
+    if (!R.comm) R.comm = R.host_comm;
     R.model = std::make_unique<Transformer>(*R.pack, *R.backend, *R.comm, chunk_);
     if (kv_blocks_ > 0) {
       R.kv_pool = std::make_unique<KvPool>(
           *R.backend, R.model->kv_pool_shape(kv_blocks_, options.block_size, options.kv_dtype));
     }
   });
-  if (options.default_sequence) default_seq_ = new_sequence_locked();
+  // Every rank's vocabulary shard, for placing gathered logits (the processes exchange theirs).
+  vocab_start_.assign(static_cast<size_t>(tp), 0);
+  vocab_local_.assign(static_cast<size_t>(tp), 0);
+  for (const auto& r : ranks_) {
+    vocab_start_[static_cast<size_t>(r->rank)] = r->model->layout().vocab_start;
+    vocab_local_[static_cast<size_t>(r->rank)] = r->model->layout().n_vocab_local;
+  }
+  if (process_comm_) {
+    const int64_t mine[2] = {ranks_[0]->model->layout().vocab_start,
+                             ranks_[0]->model->layout().n_vocab_local};
+    std::vector<int64_t> all(2 * static_cast<size_t>(tp));
+    process_comm_->all_gather(mine, sizeof mine, all.data(), all.size() * sizeof(int64_t));
+    for (int r = 0; r < tp; ++r) {
+      vocab_start_[static_cast<size_t>(r)] = all[2 * static_cast<size_t>(r)];
+      vocab_local_[static_cast<size_t>(r)] = all[2 * static_cast<size_t>(r) + 1];
+    }
+  }
+  if (options.default_sequence && !process_comm_) default_seq_ = new_sequence_locked();
 }
 
-Engine::~Engine() = default;
+// The message rank 0 sends the other processes before each step (then the step's byte image).
+struct Engine::StepHeader {
+  static constexpr uint32_t kMagic = 0x53544550;  // "STEP"
+  enum Kind : uint32_t { kStep = 1, kStop = 2 };
+  uint32_t magic = kMagic;
+  uint32_t kind = kStep;
+  uint32_t gather_logits = 0;
+  uint32_t pad = 0;
+  uint64_t bytes = 0;
+};
+
+Engine::~Engine() {
+  // Rank 0 of ranks as processes releases the others from serve_steps().
+  if (process_comm_ && process_rank_ == 0 && !workers_stopped_ && !failed_) {
+    try {
+      StepHeader stop;
+      stop.kind = StepHeader::kStop;
+      send_to_workers(stop, {});
+    } catch (...) {  // a dead peer: nothing more to tell it
+    }
+  }
+}
+
+void Engine::send_to_workers(const StepHeader& header, const std::vector<uint8_t>& bytes) {
+  StepHeader h = header;
+  h.bytes = bytes.size();
+  process_comm_->broadcast(&h, sizeof h, 0);
+  if (h.kind == StepHeader::kStop) {
+    workers_stopped_ = true;
+    return;
+  }
+  if (!bytes.empty()) {
+    process_comm_->broadcast(const_cast<uint8_t*>(bytes.data()), bytes.size(), 0);
+  }
+}
+
+void Engine::serve_steps() {
+  if (!process_comm_ || process_rank_ == 0) {
+    fail(StatusCode::kInvalidArg,
+         "serve_steps() runs on ranks other than 0 of ranks as processes; rank 0 drives");
+  }
+  for (;;) {
+    StepHeader h;
+    process_comm_->broadcast(&h, sizeof h, 0);
+    if (h.magic != StepHeader::kMagic) {
+      fail(StatusCode::kComm, "rank " + std::to_string(process_rank_) +
+                                  ": rank 0 sent something that is not a step header");
+    }
+    if (h.kind == StepHeader::kStop) return;
+    std::vector<uint8_t> bytes(static_cast<size_t>(h.bytes));
+    if (!bytes.empty()) process_comm_->broadcast(bytes.data(), bytes.size(), 0);
+    std::lock_guard<std::mutex> lock(mu_);
+    check_usable();
+    const StepInput step = deserialize(bytes);
+    validate(step, step_limits());
+    StepOutput unused;
+    run_ranks([&](Rank& R) { run_step_on_rank(R, step, h.gather_logits != 0, unused); });
+  }
+}
 
 const ModelConfig& Engine::config() const {
   return ranks_[0]->pack->config();
@@ -188,7 +296,13 @@ int Engine::tp_size() const {
 const PackReader& Engine::pack(int rank) const {
   if (rank < 0 || rank >= tp_size())
     fail(StatusCode::kInvalidArg, "no rank " + std::to_string(rank));
-  return *ranks_[static_cast<size_t>(rank)]->pack;
+  for (const auto& r : ranks_) {
+    if (r->rank == rank) return *r->pack;
+  }
+  if (rank == 0) return *ranks_[0]->pack;  // same config, tokenizer and plan inputs on every rank
+  fail(StatusCode::kInvalidArg, "rank " + std::to_string(rank) +
+                                    " runs in another process; this one maps only rank " +
+                                    std::to_string(process_rank_));
 }
 
 uint64_t Engine::weight_bytes_in_place() const {
@@ -232,6 +346,11 @@ EngineSequence& Engine::default_seq() const {
 std::unique_ptr<EngineSequence> Engine::new_sequence() {
   std::lock_guard<std::mutex> lock(mu_);
   check_usable();
+  if (process_comm_) {
+    fail(StatusCode::kUnsupported,
+         "one-sequence KV caches run in-process only; ranks as processes serve through the step "
+         "engine");
+  }
   return new_sequence_locked();
 }
 
@@ -244,9 +363,9 @@ std::unique_ptr<EngineSequence> Engine::new_sequence_locked() {
   std::vector<std::exception_ptr> errors(ranks_.size());
   run_ranks([&](Rank& R) {
     try {
-      seq->caches_[static_cast<size_t>(R.rank)] = R.model->make_cache(n_ctx_);
+      seq->caches_[static_cast<size_t>(R.index)] = R.model->make_cache(n_ctx_);
     } catch (...) {
-      errors[static_cast<size_t>(R.rank)] = std::current_exception();
+      errors[static_cast<size_t>(R.index)] = std::current_exception();
     }
   });
   for (const std::exception_ptr& e : errors)
@@ -431,66 +550,81 @@ const KvPoolShape& Engine::kv_pool_shape() const {
 StepOutput Engine::execute_step(const StepInput& step, bool gather_logits) {
   std::lock_guard<std::mutex> lock(mu_);
   check_usable();
+  if (process_rank_ != 0) {
+    fail(StatusCode::kInvalidArg, "rank " + std::to_string(process_rank_) +
+                                      " does not drive; it runs serve_steps()");
+  }
   kv_pool_shape();  // throws without a pool
   validate(step, step_limits());
-  const int64_t n_out = step.n_logits();
-  const int64_t n_vocab = config().n_vocab;
   StepOutput out;
-  out.argmax.assign(static_cast<size_t>(n_out), -1);
-  if (gather_logits) out.logits.resize(static_cast<size_t>(n_out * n_vocab));
+  out.argmax.assign(static_cast<size_t>(step.n_logits()), -1);
+  if (gather_logits) out.logits.resize(static_cast<size_t>(step.n_logits() * config().n_vocab));
+  if (process_comm_) {  // the other processes run the same step
+    StepHeader h;
+    h.gather_logits = gather_logits ? 1 : 0;
+    send_to_workers(h, serialize(step));
+  }
+  run_ranks([&](Rank& R) { run_step_on_rank(R, step, gather_logits, out); });
+  return out;
+}
+
+// One rank's part of a step: forward, then the gathered logits or the distributed argmax, which
+// rank 0 assembles into `out`.
+void Engine::run_step_on_rank(Rank& R, const StepInput& step, bool gather_logits,
+                              StepOutput& out) {
   struct Best {
     float value;
     int32_t id;
   };
-  run_ranks([&](Rank& R) {
-    R.backend->begin_forward(step.n_tokens());
-    const Tensor logits = R.model->step(step, *R.kv_pool);
-    R.backend->end_forward();
-    if (n_out == 0) return;
-    const ParallelLayout& p = R.model->layout();
-    if (gather_logits) {
-      R.host_logits.resize(static_cast<size_t>(n_out * p.n_vocab_local));
-      R.backend->copy_to_host(R.host_logits.data(), logits, R.host_logits.size() * sizeof(float));
-      std::vector<float> gathered(static_cast<size_t>(n_out * n_vocab));
-      R.comm->all_gather(R.host_logits.data(), R.host_logits.size() * sizeof(float),
-                         gathered.data(), gathered.size() * sizeof(float));
-      if (R.rank != 0) return;
-      const float* src = gathered.data();
-      for (int r = 0; r < tp_size(); ++r) {
-        const ParallelLayout& pr = ranks_[static_cast<size_t>(r)]->model->layout();
-        for (int64_t t = 0; t < n_out; ++t) {
-          std::memcpy(out.logits.data() + t * n_vocab + pr.vocab_start, src + t * pr.n_vocab_local,
-                      static_cast<size_t>(pr.n_vocab_local) * sizeof(float));
-        }
-        src += n_out * pr.n_vocab_local;
-      }
-      for (int64_t t = 0; t < n_out; ++t) {
-        const float* row = out.logits.data() + t * n_vocab;
-        out.argmax[static_cast<size_t>(t)] =
-            static_cast<int32_t>(std::max_element(row, row + n_vocab) - row);
-      }
-      return;
-    }
-    // Distributed argmax per row: each rank's best (value, id), the lowest id on ties.
-    std::vector<Best> mine(static_cast<size_t>(n_out));
-    for (int64_t t = 0; t < n_out; ++t) {
-      const Backend::MaxElement m = R.backend->max_element(logits.slice_rows(t, 1));
-      mine[static_cast<size_t>(t)] = {m.value, static_cast<int32_t>(p.vocab_start + m.index)};
-    }
-    std::vector<Best> all(static_cast<size_t>(n_out * R.comm->size()));
-    R.comm->all_gather(mine.data(), mine.size() * sizeof(Best), all.data(),
-                       all.size() * sizeof(Best));
+  const int64_t n_out = step.n_logits();
+  const int64_t n_vocab = config().n_vocab;
+  R.backend->begin_forward(step.n_tokens());
+  const Tensor logits = R.model->step(step, *R.kv_pool);
+  R.backend->end_forward();
+  if (n_out == 0) return;
+  const ParallelLayout& p = R.model->layout();
+  if (gather_logits) {
+    R.host_logits.resize(static_cast<size_t>(n_out * p.n_vocab_local));
+    R.backend->copy_to_host(R.host_logits.data(), logits, R.host_logits.size() * sizeof(float));
+    std::vector<float> gathered(static_cast<size_t>(n_out * n_vocab));
+    R.comm->all_gather(R.host_logits.data(), R.host_logits.size() * sizeof(float), gathered.data(),
+                       gathered.size() * sizeof(float));
     if (R.rank != 0) return;
-    for (int64_t t = 0; t < n_out; ++t) {
-      Best best{-INFINITY, -1};
-      for (int r = 0; r < R.comm->size(); ++r) {  // rank order = id order
-        const Best& b = all[static_cast<size_t>(r * n_out + t)];
-        if (b.id >= 0 && (best.id < 0 || b.value > best.value)) best = b;
+    const float* src = gathered.data();
+    for (int r = 0; r < tp_size(); ++r) {
+      const int64_t start = vocab_start_[static_cast<size_t>(r)];
+      const int64_t local = vocab_local_[static_cast<size_t>(r)];
+      for (int64_t t = 0; t < n_out; ++t) {
+        std::memcpy(out.logits.data() + t * n_vocab + start, src + t * local,
+                    static_cast<size_t>(local) * sizeof(float));
       }
-      out.argmax[static_cast<size_t>(t)] = best.id;
+      src += n_out * local;
     }
-  });
-  return out;
+    for (int64_t t = 0; t < n_out; ++t) {
+      const float* row = out.logits.data() + t * n_vocab;
+      out.argmax[static_cast<size_t>(t)] =
+          static_cast<int32_t>(std::max_element(row, row + n_vocab) - row);
+    }
+    return;
+  }
+  // Distributed argmax per row: each rank's best (value, id), the lowest id on ties.
+  std::vector<Best> mine(static_cast<size_t>(n_out));
+  for (int64_t t = 0; t < n_out; ++t) {
+    const Backend::MaxElement m = R.backend->max_element(logits.slice_rows(t, 1));
+    mine[static_cast<size_t>(t)] = {m.value, static_cast<int32_t>(p.vocab_start + m.index)};
+  }
+  std::vector<Best> all(static_cast<size_t>(n_out * R.comm->size()));
+  R.comm->all_gather(mine.data(), mine.size() * sizeof(Best), all.data(),
+                     all.size() * sizeof(Best));
+  if (R.rank != 0) return;
+  for (int64_t t = 0; t < n_out; ++t) {
+    Best best{-INFINITY, -1};
+    for (int r = 0; r < R.comm->size(); ++r) {  // rank order = id order
+      const Best& b = all[static_cast<size_t>(r * n_out + t)];
+      if (b.id >= 0 && (best.id < 0 || b.value > best.value)) best = b;
+    }
+    out.argmax[static_cast<size_t>(t)] = best.id;
+  }
 }
 
 void Engine::seq_rm(int64_t pos) {

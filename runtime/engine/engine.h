@@ -29,6 +29,7 @@
 
 namespace shardlm {
 
+class Communicator;
 class ThreadGroup;
 class RankThreads;
 class KvCache;
@@ -58,6 +59,13 @@ struct EngineOptions {
   MatmulActivations activations = MatmulActivations::kF32;
   // Backend-specific settings ("isa", "graphs", ...; see each backend's header).
   std::vector<BackendSetting> backend_settings;
+  // Ranks as processes (mpirun): this process runs only rank process_comm->rank() of the pack
+  // set, mapping only its own rank file, and joins the others over process_comm (the MPI
+  // communicator; its size must equal the pack's tp). Rank 0 drives: execute_step() sends each
+  // step to the other ranks, which run serve_steps() until rank 0's Engine is destroyed. The
+  // one-sequence calls (eval, new_sequence) are in-process only. Null: every rank is a thread
+  // of this process.
+  std::shared_ptr<Communicator> process_comm;
 };
 
 // What one step returns to the driver, for each of its logits_rows in order.
@@ -138,12 +146,24 @@ class Engine {
   void detach_step_engine();
   const KvPoolShape& kv_pool_shape() const;  // rank 0's (the others differ only when kv heads do)
 
+  // Ranks as processes (EngineOptions::process_comm): this process's rank, and whether it
+  // drives (rank 0, or every in-process engine).
+  int process_rank() const { return process_rank_; }
+  bool drives() const { return process_rank_ == 0; }
+  // On a rank other than 0: runs the steps rank 0 sends until rank 0's engine shuts down (then
+  // returns) or fails (throws Error naming what happened). Throws Error(kInvalidArg) on rank 0
+  // or in-process.
+  void serve_steps();
+
   // Forgets the sequence (positions >= pos; 0 = all).
   void seq_rm(int64_t pos = 0);
   void seq_rm(EngineSequence& seq, int64_t pos);
 
  private:
   struct Rank;
+  struct StepHeader;
+  void run_step_on_rank(Rank& R, const StepInput& step, bool gather_logits, StepOutput& out);
+  void send_to_workers(const StepHeader& header, const std::vector<uint8_t>& bytes);
   void check_usable() const;
   void check_ids(const EngineSequence& seq, std::span<const int32_t> ids) const;
   EngineSequence& default_seq() const;
@@ -163,6 +183,11 @@ class Engine {
   std::vector<MemoryPlan> plans_;
   bool failed_ = false;
   mutable std::mutex mu_;  // serializes everything that runs the ranks
+  std::shared_ptr<Communicator> process_comm_;  // ranks as processes; null in-process
+  int process_rank_ = 0;
+  bool workers_stopped_ = false;
+  // Every rank's vocabulary shard (index = rank), for placing gathered logits.
+  std::vector<int64_t> vocab_start_, vocab_local_;
   std::unique_ptr<ThreadGroup> group_;
   std::vector<std::unique_ptr<Rank>> ranks_;
   std::unique_ptr<EngineSequence> default_seq_;  // after ranks_: freed before the backends

@@ -1,0 +1,143 @@
+// shardlm-run under `mpirun -n N` (one process per rank, rank 0 driving) against the same
+// program in one process: for every HF fixture family at tp 2 and 4 (where its heads divide),
+// the greedy ids equal the Hugging Face reference and the in-process run; with the rank-ordered
+// reduction the dumped prompt logits are byte-identical to the in-process ones; once over TCP
+// (--mca btl tcp,self). A process count other than the pack's tp and rank files of different
+// pack sets are refused with a message. This test is a plain program; it starts mpirun itself.
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "packer/packer.h"
+#include "runtime/core/status.h"
+#include "tiny_checkpoint.h"
+
+namespace shardlm {
+namespace {
+namespace fs = std::filesystem;
+
+struct Proc {
+  int code;
+  std::string out;
+};
+
+Proc sh(const std::string& cmd) {
+  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
+  std::string out;
+  std::array<char, 4096> buf{};
+  size_t n;
+  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
+  const int status = ::pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+std::string mpirun(int n, const std::string& extra = "") {
+  return std::string(SHARDLM_MPIEXEC) + " --allow-run-as-root --oversubscribe " + extra + " -n " +
+         std::to_string(n) + " ";
+}
+
+std::string run_bin() { return SHARDLM_RUN_BIN; }
+
+// The line of comma-separated ids among the program's stderr lines.
+std::string ids_line(const std::string& out) {
+  std::istringstream s(out);
+  std::string line, ids;
+  while (std::getline(s, line)) {
+    if (!line.empty() && line.find_first_not_of("0123456789,") == std::string::npos) ids = line;
+  }
+  return ids;
+}
+
+std::string file_bytes(const fs::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(f), {});
+}
+
+bool pack_at(const fs::path& model, const fs::path& out, int tp) {
+  PackOptions o;
+  o.model_dir = model.string();
+  o.out_dir = out.string();
+  o.tp_size = tp;
+  o.plan.device_total_bytes = 1ull << 30;
+  try {
+    pack_checkpoint(o);
+  } catch (const Error& e) {
+    if (e.code() == StatusCode::kInvalidArg) return false;  // heads do not divide by tp
+    throw;
+  }
+  return true;
+}
+
+TEST(MpiRunCli, EveryFixtureMatchesTheInProcessRunAtTp2And4) {
+  int tested = 0;
+  for (const auto& entry : fs::directory_iterator(std::string(SHARDLM_FIXTURES_DIR) + "/hf")) {
+    std::ifstream in(entry.path() / "reference.json");
+    if (!in) continue;
+    const auto ref = nlohmann::json::parse(in);
+    std::string prompt, want;
+    for (auto& id : ref["prompt_ids"]) prompt += (prompt.empty() ? "" : ",") + std::to_string(id.get<int>());
+    for (auto& id : ref["greedy_ids"]) want += (want.empty() ? "" : ",") + std::to_string(id.get<int>());
+    for (int tp : {2, 4}) {
+      SCOPED_TRACE(entry.path().filename().string() + " tp " + std::to_string(tp));
+      testing::TempDir d;
+      if (!pack_at(entry.path(), d / "pack", tp)) continue;
+      const std::string args = " --pack " + (d / "pack") + " --prompt-ids " + prompt +
+                               " --max-tokens " + std::to_string(ref["greedy_ids"].size()) +
+                               " --ignore-eos --print-ids --threads " + std::to_string(tp);
+      const Proc local = sh(run_bin() + args + " --dump-logits " + (d / "local.json"));
+      ASSERT_EQ(local.code, 0) << local.out;
+      const Proc fast = sh(mpirun(tp) + run_bin() + args);
+      ASSERT_EQ(fast.code, 0) << fast.out;
+      EXPECT_NE(fast.out.find("one process per rank"), std::string::npos) << fast.out;
+      EXPECT_EQ(ids_line(fast.out), want);
+      EXPECT_EQ(ids_line(fast.out), ids_line(local.out));
+      const Proc ordered = sh(mpirun(tp) + run_bin() + args + " --mpi-reduction rank-ordered" +
+                             " --dump-logits " + (d / "mpi.json"));
+      ASSERT_EQ(ordered.code, 0) << ordered.out;
+      EXPECT_EQ(ids_line(ordered.out), want);
+      EXPECT_EQ(file_bytes(fs::path(d / "mpi.json")), file_bytes(fs::path(d / "local.json")))
+          << "rank-ordered logits are not the in-process bits";
+      ++tested;
+    }
+  }
+  EXPECT_GE(tested, 10);
+}
+
+TEST(MpiRunCli, OverTcpAndRefusals) {
+  const fs::path fixture = fs::path(SHARDLM_FIXTURES_DIR) / "hf/qwen3_mqa_f32";
+  std::ifstream in(fixture / "reference.json");
+  const auto ref = nlohmann::json::parse(in);
+  std::string prompt, want;
+  for (auto& id : ref["prompt_ids"]) prompt += (prompt.empty() ? "" : ",") + std::to_string(id.get<int>());
+  for (auto& id : ref["greedy_ids"]) want += (want.empty() ? "" : ",") + std::to_string(id.get<int>());
+  testing::TempDir d;
+  ASSERT_TRUE(pack_at(fixture, d / "pack", 2));
+  const std::string args = " --pack " + (d / "pack") + " --prompt-ids " + prompt +
+                           " --max-tokens " + std::to_string(ref["greedy_ids"].size()) +
+                           " --ignore-eos --print-ids";
+  const Proc tcp = sh(mpirun(2, "--mca btl tcp,self") + run_bin() + args);
+  ASSERT_EQ(tcp.code, 0) << tcp.out;
+  EXPECT_EQ(ids_line(tcp.out), want);
+
+  const Proc three = sh(mpirun(3) + run_bin() + args);
+  EXPECT_NE(three.code, 0);
+  EXPECT_NE(three.out.find("3 processes but the pack set"), std::string::npos) << three.out;
+
+  // Rank 1's file from another model's pack set (same shapes, other weights and pack id).
+  const fs::path other = fs::path(SHARDLM_FIXTURES_DIR) / "hf/llama_gqa_f32";
+  ASSERT_TRUE(pack_at(other, d / "other", 2));
+  fs::copy_file(fs::path(d / "other/rank-1-of-2.shardlm"), fs::path(d / "pack/rank-1-of-2.shardlm"),
+                fs::copy_options::overwrite_existing);
+  const Proc mixed = sh(mpirun(2) + run_bin() + args);
+  EXPECT_NE(mixed.code, 0);
+  EXPECT_NE(mixed.out.find("belongs to a different pack"), std::string::npos) << mixed.out;
+}
+
+}  // namespace
+}  // namespace shardlm
