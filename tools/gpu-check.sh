@@ -44,7 +44,7 @@ do_build() {
   cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DSHARDLM_CUDA=ON \
     -DSHARDLM_CUDA_ARCHS="$arch" > "$out/configure.txt" 2>&1 || { say "configure FAILED"; return 1; }
   grep -i -E "nccl|cuda" "$out/configure.txt" | tee -a "$summary"
-  local targets="cuda_host_test cuda_ops_test cuda_paged_ops_test cuda_comm_test cuda_model_test shardlm-cuda-bench shardlm-pack"
+  local targets="cuda_host_test cuda_ops_test cuda_paged_ops_test backend_ops_test cuda_comm_test cuda_model_test shardlm-cuda-bench shardlm-pack"
   # shardlm-bench (apps/, the CPU+GPU bench of issue 6) when it exists in this tree.
   [ -d apps/shardlm-bench ] && targets="$targets shardlm-bench"
   local t0=$SECONDS
@@ -70,6 +70,7 @@ do_test() {
   run_test cuda_host_test || rc=1
   run_test cuda_ops_test || rc=1
   run_test cuda_paged_ops_test || rc=1
+  run_test backend_ops_test --gtest_filter='*/cuda__*:BackendOpsCoverage.*' || rc=1
   run_test cuda_comm_test || rc=1
   run_test cuda_model_test || rc=1
   grep -h -E "^CUDA-PARITY|^cuda [0-9]+:" "$out/cuda_model_test.log" | tee -a "$summary"

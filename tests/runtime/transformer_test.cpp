@@ -124,7 +124,12 @@ TEST(BackendSettingsTest, ParsedPreferredOverTheEnvironmentAndCheckedByTheBacken
   EXPECT_EQ(backend_setting(o, "other", "SHARDLM_TEST_SETTING"), "avx512");
   ::unsetenv("SHARDLM_TEST_SETTING");
   EXPECT_FALSE(backend_setting(o, "other", "SHARDLM_TEST_SETTING").has_value());
-  EXPECT_TRUE(backend_flag(BackendOptions{.settings = {{"graphs", "on"}}}, "graphs", nullptr, false));
+  auto with = [](std::vector<BackendSetting> settings) {
+    BackendOptions bo;
+    bo.settings = std::move(settings);
+    return bo;
+  };
+  EXPECT_TRUE(backend_flag(with({{"graphs", "on"}}), "graphs", nullptr, false));
   EXPECT_FALSE(backend_flag(BackendOptions{}, "graphs", nullptr, false));
   auto refused = [](const BackendOptions& bo, const std::string& want) {
     try {
@@ -135,12 +140,11 @@ TEST(BackendSettingsTest, ParsedPreferredOverTheEnvironmentAndCheckedByTheBacken
       EXPECT_NE(std::string(e.what()).find(want), std::string::npos) << e.what();
     }
   };
-  refused(BackendOptions{.settings = {{"graphs", "0"}}},
+  refused(with({{"graphs", "0"}}),
           "cpu backend: unknown setting 'graphs' (it takes: isa, amx_splits)");
-  refused(BackendOptions{.settings = {{"isa", "sse9"}}}, "isa=sse9");
-  refused(BackendOptions{.settings = {{"amx_splits", "4"}}}, "amx_splits=4");
-  EXPECT_NE(builtin_backends().create("cpu", BackendOptions{.settings = {{"isa", "scalar"}}}),
-            nullptr);
+  refused(with({{"isa", "sse9"}}), "isa=sse9");
+  refused(with({{"amx_splits", "4"}}), "amx_splits=4");
+  EXPECT_NE(builtin_backends().create("cpu", with({{"isa", "scalar"}})), nullptr);
 }
 
 }  // namespace
