@@ -64,8 +64,8 @@ bool backend_flag(const BackendOptions& options, std::string_view key, const cha
   if (!v) return fallback;
   if (*v == "1" || *v == "true" || *v == "on") return true;
   if (*v == "0" || *v == "false" || *v == "off") return false;
-  fail(StatusCode::kInvalidArg, backend_setting_origin(options, key, env, *v) +
-                                    ": expected 1, true, on, 0, false or off");
+  fail(StatusCode::kInvalidArg,
+       backend_setting_origin(options, key, env, *v) + ": expected 1, true, on, 0, false or off");
 }
 
 void check_backend_settings(const BackendOptions& options, const char* backend,
@@ -111,9 +111,9 @@ void Backend::paged_attention(const Tensor&, const Tensor&, const Tensor&, const
 
 Backend::MaxElement Backend::max_element(const Tensor& x) {
   if (x.dtype != DType::kF32 || x.data == nullptr) {
-    fail(StatusCode::kInternal, std::string(name()) +
-                                    " max_element: x must be a non-null f32 tensor, got " +
-                                    x.describe());
+    fail(
+        StatusCode::kInternal,
+        std::string(name()) + " max_element: x must be a non-null f32 tensor, got " + x.describe());
   }
   std::vector<float> host(static_cast<size_t>(x.numel()));
   copy_to_host(host.data(), x, host.size() * sizeof(float));

@@ -44,6 +44,11 @@ class Communicator {
   // True once the group was stopped because a rank failed (every collective then throws
   // Error(kComm)); device communicators use it to abort instead of waiting on dead peers.
   virtual bool aborted() const { return false; }
+
+  // Collectives that wait longer than `seconds` for the other ranks give up with Error(kComm)
+  // (0 = wait for ever). For communicators between processes, where a peer can die or hang
+  // unseen; the in-process ones ignore it (a failing rank thread aborts its group).
+  virtual void set_timeout(double seconds) { (void)seconds; }
 };
 
 // Throws Error(kComm) naming `who` when `space` is not host memory (for host communicators).

@@ -5,8 +5,8 @@
 #include <cstring>
 #include <string>
 
-#include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/cuda_device.h"
+#include "kernels/cuda/cuda_ops.h"
 #include "runtime/core/status.h"
 
 namespace shardlm {

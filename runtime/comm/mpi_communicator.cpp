@@ -5,8 +5,11 @@
 #include <mpi.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
+#include <thread>
 #include <vector>
 
 #include "runtime/core/status.h"
@@ -14,6 +17,23 @@
 namespace shardlm {
 
 namespace {
+
+// Collectives given up on after a timeout. While one is incomplete a peer is dead or hung, so
+// MPI_Finalize (a collective in practice) would hang too: the process ends without it and the
+// launcher stops the job. (A late peer may still complete them, as the timeout test's does.)
+std::mutex g_abandoned_mu;
+std::vector<MPI_Request> g_abandoned;
+
+bool abandoned_collectives_pending() {
+  std::lock_guard<std::mutex> lock(g_abandoned_mu);
+  for (MPI_Request& r : g_abandoned) {
+    int done = 0;
+    if (r != MPI_REQUEST_NULL && MPI_Test(&r, &done, MPI_STATUS_IGNORE) == MPI_SUCCESS && !done) {
+      return true;
+    }
+  }
+  return false;
+}
 
 void mpi_check(int code, const std::string& what, int rank) {
   if (code == MPI_SUCCESS) return;
@@ -35,8 +55,14 @@ class MpiCommunicator final : public Communicator {
   ~MpiCommunicator() override {
     int finalized = 0;
     MPI_Finalized(&finalized);
-    if (!finalized) MPI_Comm_free(&comm_);
+    if (finalized) return;
+    // A collective given up on still refers to the communicator: it is left to the process's
+    // end (MpiRuntime decides whether MPI can be finalized).
+    if (gave_up_) return;
+    MPI_Comm_free(&comm_);
   }
+
+  void set_timeout(double seconds) override { timeout_ = seconds > 0 ? seconds : 0; }
 
   int rank() const override { return rank_; }
   int size() const override { return size_; }
@@ -46,8 +72,11 @@ class MpiCommunicator final : public Communicator {
     if (size_ == 1 || n <= 0) return;
     if (reduction_ == MpiReduction::kFast) {
       check_int(n, "all_reduce");
-      mpi_check(MPI_Allreduce(MPI_IN_PLACE, data, static_cast<int>(n), MPI_FLOAT, MPI_SUM, comm_),
-                "all_reduce of " + std::to_string(n) + " floats", rank_);
+      MPI_Request req;
+      mpi_check(
+          MPI_Iallreduce(MPI_IN_PLACE, data, static_cast<int>(n), MPI_FLOAT, MPI_SUM, comm_, &req),
+          "all_reduce of " + std::to_string(n) + " floats", rank_);
+      wait(req, "all_reduce of " + std::to_string(n) + " floats");
       return;
     }
     rank_ordered_sum(data, n);
@@ -59,22 +88,29 @@ class MpiCommunicator final : public Communicator {
     check_int(static_cast<int64_t>(send_bytes), "all_gather");
     const int mine = static_cast<int>(send_bytes);
     std::vector<int> sizes(static_cast<size_t>(size_)), offsets(static_cast<size_t>(size_));
-    mpi_check(MPI_Allgather(&mine, 1, MPI_INT, sizes.data(), 1, MPI_INT, comm_),
+    MPI_Request req;
+    mpi_check(MPI_Iallgather(&mine, 1, MPI_INT, sizes.data(), 1, MPI_INT, comm_, &req),
               "all_gather (sizes)", rank_);
+    wait(req, "all_gather (sizes)");
     int64_t total = 0;
     for (int r = 0; r < size_; ++r) {
       offsets[static_cast<size_t>(r)] = static_cast<int>(total);
       total += sizes[static_cast<size_t>(r)];
     }
-    if (total != static_cast<int64_t>(recv_bytes)) {
+    check_int(total, "all_gather");
+    // A rank whose buffer is the wrong size still takes part (into scratch), so the others
+    // complete, then reports.
+    const bool ok = total == static_cast<int64_t>(recv_bytes);
+    std::vector<uint8_t> scratch(ok ? 0 : static_cast<size_t>(total));
+    mpi_check(MPI_Iallgatherv(send, mine, MPI_BYTE, ok ? recv : scratch.data(), sizes.data(),
+                              offsets.data(), MPI_BYTE, comm_, &req),
+              "all_gather of " + std::to_string(total) + " bytes", rank_);
+    wait(req, "all_gather of " + std::to_string(total) + " bytes");
+    if (!ok) {
       fail(StatusCode::kComm, "all_gather: ranks sent " + std::to_string(total) +
                                   " bytes in all, rank " + std::to_string(rank_) + " expected " +
                                   std::to_string(recv_bytes));
     }
-    check_int(total, "all_gather");
-    mpi_check(MPI_Allgatherv(send, mine, MPI_BYTE, recv, sizes.data(), offsets.data(), MPI_BYTE,
-                             comm_),
-              "all_gather of " + std::to_string(total) + " bytes", rank_);
   }
 
   void broadcast(void* data, size_t bytes, int root, MemorySpace space) override {
@@ -85,18 +121,30 @@ class MpiCommunicator final : public Communicator {
     }
     // The size travels first so a mismatch is an error on every rank, not a truncation.
     uint64_t root_bytes = bytes;
-    mpi_check(MPI_Bcast(&root_bytes, 1, MPI_UINT64_T, root, comm_), "broadcast (size)", rank_);
-    if (root_bytes != bytes) {
+    MPI_Request req;
+    mpi_check(MPI_Ibcast(&root_bytes, 1, MPI_UINT64_T, root, comm_, &req), "broadcast (size)",
+              rank_);
+    wait(req, "broadcast (size) from rank " + std::to_string(root));
+    check_int(static_cast<int64_t>(root_bytes), "broadcast");
+    // A rank expecting another size still receives (into scratch), so the root completes.
+    const bool ok = root_bytes == bytes;
+    std::vector<uint8_t> scratch(ok ? 0 : static_cast<size_t>(root_bytes));
+    mpi_check(MPI_Ibcast(ok ? data : scratch.data(), static_cast<int>(root_bytes), MPI_BYTE, root,
+                         comm_, &req),
+              "broadcast of " + std::to_string(root_bytes) + " bytes", rank_);
+    wait(req, "broadcast of " + std::to_string(root_bytes) + " bytes");
+    if (!ok) {
       fail(StatusCode::kComm, "broadcast: root sent " + std::to_string(root_bytes) +
                                   " bytes, rank " + std::to_string(rank_) + " expected " +
                                   std::to_string(bytes));
     }
-    check_int(static_cast<int64_t>(bytes), "broadcast");
-    mpi_check(MPI_Bcast(data, static_cast<int>(bytes), MPI_BYTE, root, comm_),
-              "broadcast of " + std::to_string(bytes) + " bytes", rank_);
   }
 
-  void barrier() override { mpi_check(MPI_Barrier(comm_), "barrier", rank_); }
+  void barrier() override {
+    MPI_Request req;
+    mpi_check(MPI_Ibarrier(comm_, &req), "barrier", rank_);
+    wait(req, "barrier");
+  }
 
  private:
   void check_int(int64_t n, const char* what) const {
@@ -123,20 +171,56 @@ class MpiCommunicator final : public Communicator {
     std::vector<int> recv_displs(static_cast<size_t>(size_));
     for (int r = 0; r < size_; ++r) recv_displs[static_cast<size_t>(r)] = r * my_count;
     parts_.resize(static_cast<size_t>(my_count) * static_cast<size_t>(size_));
-    mpi_check(MPI_Alltoallv(data, counts.data(), displs.data(), MPI_FLOAT, parts_.data(),
-                            recv_counts.data(), recv_displs.data(), MPI_FLOAT, comm_),
+    MPI_Request req;
+    mpi_check(MPI_Ialltoallv(data, counts.data(), displs.data(), MPI_FLOAT, parts_.data(),
+                             recv_counts.data(), recv_displs.data(), MPI_FLOAT, comm_, &req),
               "all_reduce (scatter of " + std::to_string(n) + " floats)", rank_);
+    wait(req, "all_reduce (scatter of " + std::to_string(n) + " floats)");
     sum_.assign(static_cast<size_t>(my_count), 0.0f);
     for (int r = 0; r < size_; ++r) {
       const float* src = parts_.data() + static_cast<size_t>(r) * static_cast<size_t>(my_count);
       for (int i = 0; i < my_count; ++i) sum_[static_cast<size_t>(i)] += src[i];
     }
-    mpi_check(MPI_Allgatherv(sum_.data(), my_count, MPI_FLOAT, data, counts.data(), displs.data(),
-                             MPI_FLOAT, comm_),
+    mpi_check(MPI_Iallgatherv(sum_.data(), my_count, MPI_FLOAT, data, counts.data(), displs.data(),
+                              MPI_FLOAT, comm_, &req),
               "all_reduce (gather of " + std::to_string(n) + " floats)", rank_);
+    wait(req, "all_reduce (gather of " + std::to_string(n) + " floats)");
+  }
+
+  // Completes `req`: polls (spinning first, then sleeping 100 us between tests, so an idle rank
+  // waiting for work does not burn a core) and gives up after the timeout, leaving the
+  // communicator unusable (the process is expected to end; mpirun then stops the others).
+  void wait(MPI_Request& req, const std::string& what) {
+    if (gave_up_) {
+      fail(StatusCode::kComm, "mpi rank " + std::to_string(rank_) +
+                                  ": the communicator is unusable after an earlier timeout");
+    }
+    using Clock = std::chrono::steady_clock;
+    const auto start = Clock::now();
+    for (int polls = 0;; ++polls) {
+      int done = 0;
+      mpi_check(MPI_Test(&req, &done, MPI_STATUS_IGNORE), what, rank_);
+      if (done) return;
+      if (polls < 20000) continue;  // spin first: collectives of a step take microseconds
+      const double waited = std::chrono::duration<double>(Clock::now() - start).count();
+      if (timeout_ > 0 && waited > timeout_) {
+        gave_up_ = true;
+        {
+          std::lock_guard<std::mutex> lock(g_abandoned_mu);
+          g_abandoned.push_back(req);
+        }
+        fail(StatusCode::kComm,
+             "mpi rank " + std::to_string(rank_) + ": " + what + " did not complete within " +
+                 std::to_string(static_cast<int>(timeout_)) +
+                 " s; another rank died or hung (see the launcher's messages), stopping");
+      }
+      std::this_thread::sleep_for(std::chrono::microseconds(100));
+    }
   }
 
   MpiReduction reduction_;
+  double timeout_ = 0;
+  bool gave_up_ = false;  // a collective timed out
   MPI_Comm comm_ = MPI_COMM_NULL;
   int rank_ = 0, size_ = 1;
   std::vector<float> parts_, sum_;
@@ -159,9 +243,8 @@ MpiRuntime::MpiRuntime(int* argc, char*** argv) {
     owns_ = true;
     if (provided < MPI_THREAD_SERIALIZED) {
       MPI_Finalize();
-      fail(StatusCode::kComm,
-           "this MPI library gives thread level " + std::to_string(provided) +
-               "; shardlm needs MPI_THREAD_SERIALIZED or higher");
+      fail(StatusCode::kComm, "this MPI library gives thread level " + std::to_string(provided) +
+                                  "; shardlm needs MPI_THREAD_SERIALIZED or higher");
     }
   }
   MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
@@ -170,6 +253,7 @@ MpiRuntime::MpiRuntime(int* argc, char*** argv) {
 }
 
 MpiRuntime::~MpiRuntime() {
+  if (abandoned_collectives_pending()) return;  // finalizing would wait for a dead or hung rank
   int finalized = 0;
   MPI_Finalized(&finalized);
   if (owns_ && !finalized) MPI_Finalize();

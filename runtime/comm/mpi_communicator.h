@@ -28,6 +28,8 @@ const char* mpi_reduction_name(MpiReduction r);  // "fast", "rank-ordered"
 // required: a rank's collectives run on its compute thread, not always the main one) on
 // construction unless already initialized, finalized on destruction when it initialized it.
 // Errors return codes (MPI_ERRORS_RETURN) instead of aborting, so they become Error(kComm).
+// After a collective timed out (a peer died or hung) it does not finalize: the process ends
+// without MPI_Finalize and the launcher stops the rest of the job.
 class MpiRuntime {
  public:
   MpiRuntime(int* argc, char*** argv);

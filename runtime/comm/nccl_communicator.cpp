@@ -208,8 +208,7 @@ std::unique_ptr<Communicator> make_nccl_communicator(const NcclId& id, int rank,
   return std::make_unique<NcclCommunicator>(id, rank, size, std::move(context), nullptr);
 }
 
-std::unique_ptr<Communicator> make_nccl_communicator(Communicator& host,
-                                                     CudaCommContext context) {
+std::unique_ptr<Communicator> make_nccl_communicator(Communicator& host, CudaCommContext context) {
   // Rank 0 creates the id and broadcasts it over the host communicator.
   NcclId id{};
   if (host.rank() == 0) id = nccl_unique_id();

@@ -12,8 +12,8 @@
 #include "runtime/backend/registry.h"
 #include "runtime/comm/thread_group.h"
 #include "runtime/core/status.h"
-#include "runtime/model/kv_cache.h"
 #include "runtime/engine/runtime_plan.h"
+#include "runtime/model/kv_cache.h"
 #include "runtime/model/transformer.h"
 
 namespace shardlm {
@@ -67,12 +67,13 @@ Engine::Engine(const EngineOptions& options) : options_(options) {
 
   process_comm_ = options.process_comm;
   if (process_comm_ && process_comm_->size() != tp) {
-    fail(StatusCode::kInvalidArg,
-         "this run has " + std::to_string(process_comm_->size()) + " processes but the pack set in " +
-             options.pack_dir + " has tp " + std::to_string(tp) + "; start it with mpirun -n " +
-             std::to_string(tp));
+    fail(StatusCode::kInvalidArg, "this run has " + std::to_string(process_comm_->size()) +
+                                      " processes but the pack set in " + options.pack_dir +
+                                      " has tp " + std::to_string(tp) +
+                                      "; start it with mpirun -n " + std::to_string(tp));
   }
   process_rank_ = process_comm_ ? process_comm_->rank() : 0;
+  if (process_comm_) process_comm_->set_timeout(options.comm_timeout_seconds);
   // In-process: every rank a thread of this process. As processes: this process's rank only.
   const int n_local = process_comm_ ? 1 : tp;
   if (!process_comm_) group_ = std::make_unique<ThreadGroup>(tp);
@@ -102,17 +103,18 @@ Engine::Engine(const EngineOptions& options) : options_(options) {
     for (int r = 1; r < tp; ++r) {
       if (ids[static_cast<size_t>(r)] != ids[0]) {
         fail(StatusCode::kFormat,
-             "rank " + std::to_string(r) + " opened a rank file of another pack set than rank 0 "
-             "(pack ids differ); every process must read the same pack directory");
+             "rank " + std::to_string(r) +
+                 " opened a rank file of another pack set than rank 0 "
+                 "(pack ids differ); every process must read the same pack directory");
       }
     }
   }
 
   const ModelConfig& c = ranks_[0]->pack->config();
   n_ctx_ = options.n_ctx > 0
-                 ? options.n_ctx
-                 : std::min<int64_t>(
-                       c.max_position_embeddings > 0 ? c.max_position_embeddings : 4096, 4096);
+               ? options.n_ctx
+               : std::min<int64_t>(c.max_position_embeddings > 0 ? c.max_position_embeddings : 4096,
+                                   4096);
   chunk_ = std::min(options.max_batch_tokens, n_ctx_);
 
   // The plan for this device, before any weight is bound.
@@ -165,12 +167,13 @@ Engine::Engine(const EngineOptions& options) : options_(options) {
   if (kv_blocks_ > 0 && kv_blocks_ * options.block_size < n_ctx_) {
     const int64_t pool = kv_blocks_ * options.block_size;
     if (options.n_ctx > 0) {
-      fail(StatusCode::kOom,
-           "the KV cache (" + std::to_string(pool) + " tokens: " + std::to_string(kv_blocks_) +
-               " blocks of " + std::to_string(options.block_size) +
-               ") cannot hold one context of n_ctx " + std::to_string(n_ctx_) +
-               " tokens; lower n_ctx (--n-ctx, C ABI max_seq) or give the KV cache more memory (kv_cache_tokens, memory "
-               "fraction, a smaller KV dtype)");
+      fail(StatusCode::kOom, "the KV cache (" + std::to_string(pool) +
+                                 " tokens: " + std::to_string(kv_blocks_) + " blocks of " +
+                                 std::to_string(options.block_size) +
+                                 ") cannot hold one context of n_ctx " + std::to_string(n_ctx_) +
+                                 " tokens; lower n_ctx (--n-ctx, C ABI max_seq) or give the KV "
+                                 "cache more memory (kv_cache_tokens, memory "
+                                 "fraction, a smaller KV dtype)");
     }
     n_ctx_ = pool;  // the default context, clamped to what the pool holds
     chunk_ = std::min(chunk_, n_ctx_);
@@ -269,7 +272,9 @@ void Engine::serve_steps() {
   }
   for (;;) {
     StepHeader h;
+    process_comm_->set_timeout(0);  // idle until rank 0 has work, however long that is
     process_comm_->broadcast(&h, sizeof h, 0);
+    process_comm_->set_timeout(options_.comm_timeout_seconds);
     if (h.magic != StepHeader::kMagic) {
       fail(StatusCode::kComm, "rank " + std::to_string(process_rank_) +
                                   ": rank 0 sent something that is not a step header");
@@ -531,8 +536,9 @@ StepLimits Engine::step_limits() const {
 
 void Engine::attach_step_engine() {
   if (step_engine_attached_.exchange(true)) {
-    fail(StatusCode::kInvalidArg,
-         "this engine's KV pool already belongs to a step engine; destroy it before making another");
+    fail(
+        StatusCode::kInvalidArg,
+        "this engine's KV pool already belongs to a step engine; destroy it before making another");
   }
 }
 
@@ -551,8 +557,8 @@ StepOutput Engine::execute_step(const StepInput& step, bool gather_logits) {
   std::lock_guard<std::mutex> lock(mu_);
   check_usable();
   if (process_rank_ != 0) {
-    fail(StatusCode::kInvalidArg, "rank " + std::to_string(process_rank_) +
-                                      " does not drive; it runs serve_steps()");
+    fail(StatusCode::kInvalidArg,
+         "rank " + std::to_string(process_rank_) + " does not drive; it runs serve_steps()");
   }
   kv_pool_shape();  // throws without a pool
   validate(step, step_limits());
@@ -570,8 +576,7 @@ StepOutput Engine::execute_step(const StepInput& step, bool gather_logits) {
 
 // One rank's part of a step: forward, then the gathered logits or the distributed argmax, which
 // rank 0 assembles into `out`.
-void Engine::run_step_on_rank(Rank& R, const StepInput& step, bool gather_logits,
-                              StepOutput& out) {
+void Engine::run_step_on_rank(Rank& R, const StepInput& step, bool gather_logits, StepOutput& out) {
   struct Best {
     float value;
     int32_t id;

@@ -66,6 +66,10 @@ struct EngineOptions {
   // one-sequence calls (eval, new_sequence) are in-process only. Null: every rank is a thread
   // of this process.
   std::shared_ptr<Communicator> process_comm;
+  // Ranks as processes: a collective waiting longer than this for the other processes gives up
+  // with Error(kComm) (a dead or hung rank); 0 = wait for ever. Workers waiting for rank 0's
+  // next step wait for ever (a user may be thinking).
+  double comm_timeout_seconds = 60;
 };
 
 // What one step returns to the driver, for each of its logits_rows in order.

@@ -66,9 +66,8 @@ RequestId StepEngine::submit(TokenRequest request) {
                                   " tokens leaves no room to generate in a context of " +
                                   std::to_string(n_ctx_) + " tokens (n_ctx)");
   }
-  const int64_t max_total = request.max_new_tokens < 0
-                                ? n_ctx_
-                                : std::min(n_ctx_, n_prompt + request.max_new_tokens);
+  const int64_t max_total =
+      request.max_new_tokens < 0 ? n_ctx_ : std::min(n_ctx_, n_prompt + request.max_new_tokens);
   const int64_t pool_tokens = blocks_.n_blocks() * blocks_.block_size();
   // The sequence must fit the pool alone: prompt plus one generated token at the least, and in
   // guaranteed admission its whole budget.
@@ -142,8 +141,8 @@ std::vector<RequestId> StepEngine::step() {
   const int64_t bs = blocks_.block_size();
   int64_t max_blocks = 1;
   for (const StepPlanEntry& e : plan) {
-    max_blocks = std::max<int64_t>(max_blocks,
-                                   static_cast<int64_t>(blocks_.block_table(e.seq->id).size()));
+    max_blocks =
+        std::max<int64_t>(max_blocks, static_cast<int64_t>(blocks_.block_table(e.seq->id).size()));
   }
   in.max_blocks = static_cast<int32_t>(max_blocks);
   in.seq_starts.push_back(0);

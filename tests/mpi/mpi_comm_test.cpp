@@ -1,10 +1,11 @@
 // The MPI communicator, run under mpirun with N processes: the rank-ordered reduction gives the
-// threads communicator's bits (an in-process ThreadGroup of N threads on the same values), the fast reduction the
-// same bits on every rank and the sum within f32 error, variable-size all_gather, broadcast,
-// size mismatches refused with a message, device memory refused. A custom main initializes MPI;
-// only rank 0 prints, and the exit code is non-zero when any rank failed.
+// threads communicator's bits (an in-process ThreadGroup of N threads on the same values), the fast
+// reduction the same bits on every rank and the sum within f32 error, variable-size all_gather,
+// broadcast, size mismatches refused with a message, device memory refused. A custom main
+// initializes MPI; only rank 0 prints, and the exit code is non-zero when any rank failed.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -112,6 +113,31 @@ TEST(MpiCommunicator, MismatchesAndDeviceMemoryAreRefusedWithAMessage) {
   }
   EXPECT_THROW(c->all_reduce_sum(&one, 1, MemorySpace::kDevice), Error);
   c->barrier();  // still usable
+}
+
+TEST(MpiCommunicator, ACollectiveAPeerJoinsTooLateForTimesOutWithAMessage) {
+  auto c = make_mpi_communicator(MpiReduction::kFast);
+  float x = 1.0f;
+  if (c->rank() == 0) {
+    c->set_timeout(1);
+    const auto t0 = std::chrono::steady_clock::now();
+    try {
+      c->all_reduce_sum(&x, 1);
+      ADD_FAILURE() << "no timeout";
+    } catch (const Error& e) {
+      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      EXPECT_EQ(e.code(), StatusCode::kComm);
+      EXPECT_NE(std::string(e.what()).find("did not complete within 1 s"), std::string::npos)
+          << e.what();
+      EXPECT_GE(s, 1.0);
+      EXPECT_LT(s, 5.0);
+    }
+    EXPECT_THROW(c->barrier(), Error);  // unusable after the timeout
+  } else {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+    c->set_timeout(30);
+    c->all_reduce_sum(&x, 1);  // completes once rank 0 drives MPI again (main's barrier)
+  }
 }
 
 }  // namespace

@@ -1,8 +1,8 @@
 // The step engine over ranks as processes, run under mpirun -n 2: rank 0 drives an Engine whose
 // other rank is process 1 (serve_steps), schedules eight requests of different lengths together,
 // and every request's tokens equal its solo run on an in-process engine of the same pack; with
-// the rank-ordered reduction the logits are bit-identical to the same batch run in-process. A custom main initializes MPI;
-// rank 0 packs the fixture and tells the others where.
+// the rank-ordered reduction the logits are bit-identical to the same batch run in-process. A
+// custom main initializes MPI; rank 0 packs the fixture and tells the others where.
 #include <gtest/gtest.h>
 #include <mpi.h>
 

@@ -42,7 +42,9 @@ std::string mpirun(int n, const std::string& extra = "") {
          std::to_string(n) + " ";
 }
 
-std::string run_bin() { return SHARDLM_RUN_BIN; }
+std::string run_bin() {
+  return SHARDLM_RUN_BIN;
+}
 
 // The line of comma-separated ids among the program's stderr lines.
 std::string ids_line(const std::string& out) {
@@ -81,8 +83,10 @@ TEST(MpiRunCli, EveryFixtureMatchesTheInProcessRunAtTp2And4) {
     if (!in) continue;
     const auto ref = nlohmann::json::parse(in);
     std::string prompt, want;
-    for (auto& id : ref["prompt_ids"]) prompt += (prompt.empty() ? "" : ",") + std::to_string(id.get<int>());
-    for (auto& id : ref["greedy_ids"]) want += (want.empty() ? "" : ",") + std::to_string(id.get<int>());
+    for (auto& id : ref["prompt_ids"])
+      prompt += (prompt.empty() ? "" : ",") + std::to_string(id.get<int>());
+    for (auto& id : ref["greedy_ids"])
+      want += (want.empty() ? "" : ",") + std::to_string(id.get<int>());
     for (int tp : {2, 4}) {
       SCOPED_TRACE(entry.path().filename().string() + " tp " + std::to_string(tp));
       testing::TempDir d;
@@ -98,7 +102,7 @@ TEST(MpiRunCli, EveryFixtureMatchesTheInProcessRunAtTp2And4) {
       EXPECT_EQ(ids_line(fast.out), want);
       EXPECT_EQ(ids_line(fast.out), ids_line(local.out));
       const Proc ordered = sh(mpirun(tp) + run_bin() + args + " --mpi-reduction rank-ordered" +
-                             " --dump-logits " + (d / "mpi.json"));
+                              " --dump-logits " + (d / "mpi.json"));
       ASSERT_EQ(ordered.code, 0) << ordered.out;
       EXPECT_EQ(ids_line(ordered.out), want);
       EXPECT_EQ(file_bytes(fs::path(d / "mpi.json")), file_bytes(fs::path(d / "local.json")))
@@ -114,8 +118,10 @@ TEST(MpiRunCli, OverTcpAndRefusals) {
   std::ifstream in(fixture / "reference.json");
   const auto ref = nlohmann::json::parse(in);
   std::string prompt, want;
-  for (auto& id : ref["prompt_ids"]) prompt += (prompt.empty() ? "" : ",") + std::to_string(id.get<int>());
-  for (auto& id : ref["greedy_ids"]) want += (want.empty() ? "" : ",") + std::to_string(id.get<int>());
+  for (auto& id : ref["prompt_ids"])
+    prompt += (prompt.empty() ? "" : ",") + std::to_string(id.get<int>());
+  for (auto& id : ref["greedy_ids"])
+    want += (want.empty() ? "" : ",") + std::to_string(id.get<int>());
   testing::TempDir d;
   ASSERT_TRUE(pack_at(fixture, d / "pack", 2));
   const std::string args = " --pack " + (d / "pack") + " --prompt-ids " + prompt +

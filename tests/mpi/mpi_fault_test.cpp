@@ -1,0 +1,71 @@
+// A rank that dies (SIGKILL) or hangs (SIGSTOP) during generation under mpirun -n 2: rank 0 and
+// the job end within 30 s with a message naming what happened, never a hang (mpi_fault_helper
+// does the running). Starts mpirun itself; leaves no process behind.
+#include <gtest/gtest.h>
+
+#include <array>
+#include <chrono>
+#include <cstdio>
+#include <string>
+
+#include "packer/packer.h"
+#include "tiny_checkpoint.h"
+
+namespace shardlm {
+namespace {
+
+struct Proc {
+  int code;
+  std::string out;
+  double seconds;
+};
+
+Proc run_job(const std::string& pack, const std::string& mode) {
+  const std::string cmd = std::string("timeout -s KILL 90 ") + SHARDLM_MPIEXEC +
+                          " --allow-run-as-root --oversubscribe -n 2 " + SHARDLM_FAULT_HELPER +
+                          " " + pack + " " + mode + " 2>&1";
+  const auto t0 = std::chrono::steady_clock::now();
+  FILE* p = ::popen(cmd.c_str(), "r");
+  std::string out;
+  std::array<char, 4096> buf{};
+  size_t n;
+  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
+  const int status = ::pclose(p);
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  // Whatever happened, no helper survives the test.
+  std::system("pkill -KILL -f mpi_fault_helper >/dev/null 2>&1");
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out, s};
+}
+
+class MpiFault : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    tmp_ = new testing::TempDir();
+    PackOptions o;
+    o.model_dir = std::string(SHARDLM_FIXTURES_DIR) + "/hf/qwen3_mqa_f32";
+    o.out_dir = (*tmp_) / "pack";
+    o.tp_size = 2;
+    pack_checkpoint(o);
+  }
+  static void TearDownTestSuite() { delete tmp_; }
+  static inline testing::TempDir* tmp_ = nullptr;
+};
+
+TEST_F(MpiFault, AKilledRankEndsTheJobNamingIt) {
+  const Proc p = run_job((*tmp_) / "pack", "kill");
+  EXPECT_NE(p.code, 0) << p.out;
+  EXPECT_LT(p.seconds, 30.0) << p.out;
+  EXPECT_NE(p.out.find("rank 1"), std::string::npos) << p.out;
+  EXPECT_EQ(p.out.find("ran 60 s without noticing"), std::string::npos) << p.out;
+}
+
+TEST_F(MpiFault, AHungRankTimesRankZeroOutWithAMessage) {
+  const Proc p = run_job((*tmp_) / "pack", "hang");
+  EXPECT_NE(p.code, 0) << p.out;
+  EXPECT_LT(p.seconds, 30.0) << p.out;
+  EXPECT_NE(p.out.find("mpi_fault_helper: rank 0: mpi rank 0:"), std::string::npos) << p.out;
+  EXPECT_NE(p.out.find("did not complete within 3 s"), std::string::npos) << p.out;
+}
+
+}  // namespace
+}  // namespace shardlm
