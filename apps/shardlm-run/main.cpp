@@ -44,6 +44,7 @@ int run(int argc, char** argv) {
   std::string pack_dir, prompt, prompt_ids, dump_path, backend, devices, mpi_reduction;
   int64_t max_tokens = 0, n_ctx = 0, batch_tokens = 0;
   float temperature = 0;
+  double comm_timeout = 60;
   uint64_t seed = 0;
   int threads = 0, tp = 0;
   apps::ComputeFlags compute;
@@ -76,6 +77,9 @@ int run(int argc, char** argv) {
       "mpi-reduction", po::value(&mpi_reduction)->default_value("fast"),
       "under mpirun: all-reduce fast (MPI_Allreduce) or rank-ordered (bit-identical to the "
       "in-process run)")(
+      "comm-timeout", po::value(&comm_timeout)->default_value(60),
+      "under mpirun: seconds a collective waits for the other ranks before giving up (0: for "
+      "ever)")(
       "tokenize", "print the ids of --prompt and exit (no BOS unless --add-special)")(
       "add-special", "with --tokenize: apply the tokenizer's post-processor (BOS, ...)");
   po::variables_map vm;
@@ -126,6 +130,7 @@ int run(int argc, char** argv) {
   eo.max_batch_tokens = batch_tokens;
   apps::apply_compute_flags(compute, eo);
   eo.process_comm = procs.comm();
+  eo.comm_timeout_seconds = comm_timeout;
   // KV capacity: exactly what this run needs unless told otherwise.
   if (vm.count("max-seq")) n_ctx = vm["max-seq"].as<int64_t>();
   eo.n_ctx = n_ctx;
