@@ -41,6 +41,14 @@ int ProcessGroup::rank() const {
   return comm_ ? comm_->rank() : 0;
 }
 
+int ProcessGroup::local_rank() const {
+  if (!comm_) return -1;
+  for (const char* v : {"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "PMI_LOCAL_RANK"}) {
+    if (const char* s = std::getenv(v)) return std::atoi(s);
+  }
+  return -1;
+}
+
 int ProcessGroup::size() const {
   return comm_ ? comm_->size() : 1;
 }

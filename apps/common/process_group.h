@@ -24,6 +24,10 @@ class ProcessGroup {
   int rank() const;  // 0 when not active
   int size() const;  // 1 when not active
   const std::shared_ptr<Communicator>& comm() const { return comm_; }
+  // This process's rank among the processes of its machine (OMPI_COMM_WORLD_LOCAL_RANK,
+  // MPI_LOCALRANKID), or -1 when unknown or not active: a device backend's rank takes the GPU
+  // of that index unless --device says otherwise.
+  int local_rank() const;
 
   // True when the environment says mpirun (Open MPI, MPICH/PMI) started this process.
   static bool launched_by_mpirun();

@@ -130,6 +130,10 @@ int run(int argc, char** argv) {
   eo.max_batch_tokens = batch_tokens;
   apps::apply_compute_flags(compute, eo);
   eo.process_comm = procs.comm();
+  // One GPU per process: the node-local rank's, unless --device chose.
+  if (procs.active() && eo.devices.empty() && procs.local_rank() >= 0) {
+    eo.devices = std::vector<int>(static_cast<size_t>(procs.size()), procs.local_rank());
+  }
   eo.comm_timeout_seconds = comm_timeout;
   // KV capacity: exactly what this run needs unless told otherwise.
   if (vm.count("max-seq")) n_ctx = vm["max-seq"].as<int64_t>();

@@ -49,6 +49,10 @@ class Communicator {
   // (0 = wait for ever). For communicators between processes, where a peer can die or hang
   // unseen; the in-process ones ignore it (a failing rank thread aborts its group).
   virtual void set_timeout(double seconds) { (void)seconds; }
+
+  // True when the ranks are separate processes (pointers and device events cannot be shared
+  // between them, so device communicators must use a transport such as NCCL).
+  virtual bool spans_processes() const { return false; }
 };
 
 // Throws Error(kComm) naming `who` when `space` is not host memory (for host communicators).

@@ -63,6 +63,7 @@ class MpiCommunicator final : public Communicator {
   }
 
   void set_timeout(double seconds) override { timeout_ = seconds > 0 ? seconds : 0; }
+  bool spans_processes() const override { return true; }
 
   int rank() const override { return rank_; }
   int size() const override { return size_; }

@@ -283,7 +283,14 @@ std::unique_ptr<Communicator> CudaBackend::make_communicator(Communicator& host)
 #else
   constexpr bool kHaveNccl = false;
 #endif
-  const CudaCommKind kind = choose_comm_kind(devices, kHaveNccl);
+  // Ranks in separate processes cannot share device pointers: NCCL or nothing. (Their device
+  // numbers are per machine, so equal numbers do not mean one device either.)
+  if (host.spans_processes() && !kHaveNccl) {
+    fail(StatusCode::kUnsupported,
+         "cuda ranks as processes need the NCCL communicator; this build has no NCCL");
+  }
+  const CudaCommKind kind =
+      host.spans_processes() ? CudaCommKind::kNccl : choose_comm_kind(devices, kHaveNccl);
   CudaCommContext ctx;
   ctx.device = device_;
   ctx.stream = stream_;
