@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -94,12 +95,17 @@ bool Repl::open() {
   options_.engine.kv_dtype = options_.kv_dtype.c_str();
   options_.engine.activations = options_.activations.c_str();
   options_.engine.backend_settings = options_.backend_settings.c_str();
+  // Started by mpirun: one rank per process; rank 0 chats (mpirun gives it stdin).
+  for (const char* v : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK"}) {
+    if (std::getenv(v) != nullptr) options_.engine.process_ranks = 1;
+  }
   shardlm_status st = shardlm_model_open_with_engine(options_.pack_dir.c_str(), &options_.model,
                                                      &options_.engine, &model_);
   if (st != SHARDLM_OK) {
     report("cannot open the model", st);
     return false;
   }
+  if (shardlm_model_rank(model_) != 0) return true;  // a worker rank: run() serves steps
   info_.struct_size = sizeof info_;
   pack_defaults_.struct_size = sizeof pack_defaults_;
   if ((st = shardlm_model_get_info(model_, &info_)) != SHARDLM_OK ||
@@ -346,6 +352,11 @@ bool Repl::command(const std::string& line) {
 
 int Repl::run() {
   if (!open()) return 2;
+  if (shardlm_model_rank(model_) != 0) {  // a worker rank: serve rank 0's steps, then leave
+    const shardlm_status st = shardlm_model_serve(model_);
+    if (st != SHARDLM_OK) report("serving rank 0's steps", st);
+    return st == SHARDLM_OK ? 0 : 2;
+  }
   if (options_.plan_json) {
     size_t len = 0;
     shardlm_model_memory_plan(model_, 1, nullptr, 0, &len);

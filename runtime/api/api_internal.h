@@ -27,6 +27,17 @@ struct ModelState {
   std::string family, architecture, backend, weight_dtype;
 };
 
+// The model's serving loop; throws Error(kInvalidArg) on a rank of ranks as processes that only
+// serves steps (rank 0 drives).
+inline ServingLoop& serving_loop(const ModelState& m) {
+  if (!m.loop) {
+    fail(StatusCode::kInvalidArg, "rank " + std::to_string(m.engine->process_rank()) +
+                                      " only serves steps (shardlm_model_serve); sessions and "
+                                      "requests run on rank 0");
+  }
+  return *m.loop;
+}
+
 // The calling thread's last error message.
 std::string& last_error_storage();
 shardlm_status set_error(shardlm_status status, const std::string& message);

@@ -1,14 +1,43 @@
 // extern "C": model open/close, info, memory plan, stop ids, generation defaults.
 #include <cstddef>
+#include <cstdlib>
+#include <memory>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
 
 #include "runtime/api/api_internal.h"
 #include "runtime/api/api_params.h"
+#if defined(SHARDLM_HAVE_MPI)
+#include "runtime/comm/mpi_communicator.h"
+#endif
 
 using namespace shardlm;
 using namespace shardlm::api;
+
+namespace {
+
+// The MPI communicator of this process, initializing MPI once (and finalizing it at exit) when
+// the program has not.
+std::shared_ptr<Communicator> process_communicator(bool rank_ordered) {
+#if defined(SHARDLM_HAVE_MPI)
+  static std::once_flag once;
+  std::call_once(once, [] {
+    static std::unique_ptr<MpiRuntime> runtime;
+    runtime = std::make_unique<MpiRuntime>(nullptr, nullptr);
+    std::atexit([] { runtime.reset(); });
+  });
+  return make_mpi_communicator(rank_ordered ? MpiReduction::kRankOrdered : MpiReduction::kFast);
+#else
+  (void)rank_ordered;
+  fail(StatusCode::kUnsupported,
+       "engine process_ranks needs MPI, and this libshardlm was built without it (install "
+       "libopenmpi-dev and rebuild)");
+#endif
+}
+
+}  // namespace
 
 extern "C" {
 
@@ -98,6 +127,14 @@ SHARDLM_API shardlm_status shardlm_model_open_with_engine(const char* pack_dir,
     eo.activations =
         activations == "bf16" ? MatmulActivations::kBf16 : MatmulActivations::kF32;
     if (ep.backend_settings) eo.backend_settings = parse_backend_settings(ep.backend_settings);
+    if (ep.process_ranks != 0 && ep.process_ranks != 1) {
+      fail(StatusCode::kInvalidArg, "engine process_ranks must be 0 (threads) or 1 (MPI processes)");
+    }
+    if (ep.comm_timeout_s < 0) fail(StatusCode::kInvalidArg, "engine comm_timeout_s must be >= 0");
+    if (ep.process_ranks == 1) {
+      eo.process_comm = process_communicator(eo.deterministic);
+      eo.comm_timeout_seconds = ep.comm_timeout_s > 0 ? ep.comm_timeout_s : 60;
+    }
     for (size_t i = 0; i < p.n_devices; ++i) {
       if (p.devices[i] < 0) {
         fail(StatusCode::kInvalidArg, "devices[" + std::to_string(i) + "] is " +
@@ -114,7 +151,8 @@ SHARDLM_API shardlm_status shardlm_model_open_with_engine(const char* pack_dir,
     so.max_seqs = ep.max_seqs > 0 ? ep.max_seqs : 16;
     so.prefix_cache = ep.prefix_cache != 0;
     so.admission = ep.admission == 1 ? AdmissionMode::kGuaranteed : AdmissionMode::kPreempt;
-    state->loop = std::make_shared<ServingLoop>(state->engine, so);
+    // Only the driving rank schedules; the others serve steps (shardlm_model_serve).
+    if (state->engine->drives()) state->loop = std::make_shared<ServingLoop>(state->engine, so);
     const ModelConfig& c = state->engine->config();
     state->family = family_name(c.family);
     state->architecture = c.architecture;
@@ -127,6 +165,24 @@ SHARDLM_API shardlm_status shardlm_model_open_with_engine(const char* pack_dir,
 
 SHARDLM_API void shardlm_model_close(shardlm_model* model) {
   delete model;  // sessions hold their own reference to the state
+}
+
+SHARDLM_API int32_t shardlm_model_rank(const shardlm_model* model) {
+  return model ? model->state->engine->process_rank() : -1;
+}
+
+SHARDLM_API shardlm_status shardlm_model_serve(shardlm_model* model) {
+  return guard([&] {
+    require(model, "model");
+    Engine& e = *model->state->engine;
+    if (e.drives()) {
+      fail(StatusCode::kInvalidArg,
+           "shardlm_model_serve runs on ranks other than 0 of a model opened with process_ranks; "
+           "this one drives (create sessions or requests instead)");
+    }
+    e.serve_steps();
+    return SHARDLM_OK;
+  });
 }
 
 SHARDLM_API shardlm_status shardlm_model_get_info(const shardlm_model* model,

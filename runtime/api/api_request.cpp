@@ -41,7 +41,7 @@ shardlm_status submit(shardlm_model* model, std::vector<int32_t> ids,
   tr.stop_ids = r->request.stop_ids;
   if (!r->request.ignore_eos)
     tr.stop_ids.insert(tr.stop_ids.end(), m.text->stop_ids().begin(), m.text->stop_ids().end());
-  r->stream = m.loop->submit(std::move(tr));
+  r->stream = serving_loop(m).submit(std::move(tr));
   *out = r.release();
   return SHARDLM_OK;
 }
@@ -130,7 +130,7 @@ SHARDLM_API shardlm_status shardlm_model_get_stats(const shardlm_model* model,
     require(model, "model");
     require(out, "out (shardlm_engine_stats)");
     check_struct_size(out->struct_size, sizeof(shardlm_engine_stats), "shardlm_engine_stats");
-    const StepEngineStats st = model->state->loop->stats();
+    const StepEngineStats st = serving_loop(*model->state).stats();
     shardlm_engine_stats o;
     std::memset(&o, 0, sizeof o);
     o.struct_size = sizeof o;

@@ -69,6 +69,7 @@ SHARDLM_API shardlm_status shardlm_session_create(shardlm_model* model,
     }
     auto s = std::make_unique<shardlm_session>();
     s->model = model->state;
+    serving_loop(*model->state);  // throws on a rank that only serves steps
     s->session = std::make_unique<Session>(model->state->loop, model->state->text);
     if (p.system_prompt) s->session->set_system(p.system_prompt);
     if (p.enable_thinking >= 0) s->session->set_thinking(p.enable_thinking == 1);

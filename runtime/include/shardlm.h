@@ -48,7 +48,8 @@
  * struct fields; the SONAME libshardlm.so.1 changes only on an incompatible change).
  *   1  models, text, sessions
  *   2  the step engine: shardlm_engine_params + shardlm_model_open_with_engine, request-level
- *      calls (shardlm_request_*), shardlm_model_get_stats; sessions on many threads share steps */
+ *      calls (shardlm_request_*), shardlm_model_get_stats; sessions on many threads share steps;
+ *      ranks as MPI processes (process_ranks, shardlm_model_rank, shardlm_model_serve) */
 #define SHARDLM_ABI_VERSION 2
 
 #ifdef __cplusplus
@@ -134,6 +135,13 @@ typedef struct shardlm_engine_params {
                               cpu isa=scalar|avx2|avx512|amx, amx_splits=1|2|3; cuda graphs=0|1,
                               verbose=0|1; vulkan pipeline_cache=PATH. An unknown key is
                               INVALID_ARG naming it. Each overrides its SHARDLM_* variable */
+  int32_t process_ranks;   /* 1: one rank per MPI process, for a program started by
+                              `mpirun -n <tp>` on every process (MPI is initialized here if the
+                              program has not; UNSUPPORTED in a build without MPI). Rank 0
+                              drives (sessions, requests); the others call
+                              shardlm_model_serve(). Default 0: every rank a thread here */
+  int32_t comm_timeout_s;  /* process_ranks: seconds a collective waits for the other processes
+                              before failing with COMM (a dead or hung rank); 0 = 60 */
 } shardlm_engine_params;
 
 /* Defaults as documented per field. Thread-safe. */
@@ -156,8 +164,19 @@ SHARDLM_API shardlm_status shardlm_model_open_with_engine(const char* pack_dir,
                                                           shardlm_model** out_model);
 
 /* Releases the caller's handle. Sessions still alive keep the model's memory until the last one
- * is destroyed; they stay usable. Must not race with other calls on the same handle. */
+ * is destroyed; they stay usable. Must not race with other calls on the same handle. With
+ * process_ranks, rank 0's last release also releases the other ranks from shardlm_model_serve.
+ * Must not race with other calls on the same handle. */
 SHARDLM_API void shardlm_model_close(shardlm_model* model);
+
+/* ABI 2, ranks as processes (engine params process_ranks = 1): this process's tensor-parallel
+ * rank; 0 for an in-process model (which drives). Only rank 0 creates sessions and requests.
+ * Thread-safe. NULL gives -1. */
+SHARDLM_API int32_t shardlm_model_rank(const shardlm_model* model);
+/* ABI 2: on a rank other than 0, runs the steps rank 0 sends until rank 0 closes its model
+ * (returns OK; then close this handle) or fails (COMM with the reason). INVALID_ARG on rank 0
+ * or for an in-process model. Blocks the calling thread. */
+SHARDLM_API shardlm_status shardlm_model_serve(shardlm_model* model);
 
 typedef struct shardlm_model_info {
   size_t struct_size;       /* set by the caller */

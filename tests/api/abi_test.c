@@ -600,7 +600,12 @@ static void test_step_engine_params(void) {
   const shardlm_engine_params d = shardlm_engine_default_params();
   CHECK(d.struct_size == sizeof d && d.prefix_cache == 1 && strcmp(d.kv_dtype, "bf16") == 0);
   CHECK(strcmp(d.activations, "f32") == 0 && d.backend_settings == NULL);
+  CHECK(d.process_ranks == 0 && d.comm_timeout_s == 0);
   shardlm_engine_params wrong = d;
+  wrong.process_ranks = 2;
+  CHECK_STATUS(shardlm_model_open_with_engine(path("tp1"), &p, &wrong, &m),
+               SHARDLM_ERR_INVALID_ARG, "process_ranks");
+  wrong = d;
   wrong.activations = "int8";
   CHECK_STATUS(shardlm_model_open_with_engine(path("tp1"), &p, &wrong, &m),
                SHARDLM_ERR_INVALID_ARG, "activations 'int8'");
@@ -630,6 +635,10 @@ static void test_step_engine_params(void) {
     CHECK_STATUS(shardlm_request_tokens(r, out, 8, &n_out), SHARDLM_OK, "");
     CHECK(n_out == 4);
     shardlm_request_free(r);
+    /* In-process: rank 0, which drives; serving steps is for the other ranks of MPI runs. */
+    CHECK(shardlm_model_rank(m) == 0);
+    CHECK(shardlm_model_rank(NULL) == -1);
+    CHECK_STATUS(shardlm_model_serve(m), SHARDLM_ERR_INVALID_ARG, "this one drives");
     shardlm_model_close(m);
     m = NULL;
   }

@@ -9,6 +9,7 @@
 #include <array>
 #include <cstdio>
 #include <filesystem>
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -143,6 +144,46 @@ TEST(MpiRunCli, OverTcpAndRefusals) {
   const Proc mixed = sh(mpirun(2) + run_bin() + args);
   EXPECT_NE(mixed.code, 0);
   EXPECT_NE(mixed.out.find("belongs to a different pack"), std::string::npos) << mixed.out;
+}
+
+// shardlm-chat under mpirun (stdin reaches rank 0) answers as the in-process REPL does: the same
+// seeded replies, turn reuse through the prefix cache included.
+TEST(MpiChat, TheReplUnderMpirunEqualsTheInProcessOne) {
+  const std::string pack = std::string(SHARDLM_API_FIXTURE_DIR) + "/tp2";
+  const std::string input = "printf 'Hello there\\nAnd a second question?\\n/stats\\n' | ";
+  const Proc local = sh(input + SHARDLM_CHAT_BIN + std::string(" --pack ") + pack +
+                        " --threads 2 --seed 3 --max-tokens 8 -q");
+  const Proc mpi = sh(input + mpirun(2) + SHARDLM_CHAT_BIN + std::string(" --pack ") + pack +
+                      " --threads 2 --seed 3 --max-tokens 8 -q");
+  ASSERT_EQ(local.code, 0) << local.out;
+  ASSERT_EQ(mpi.code, 0) << mpi.out;
+  // The two replies (the lines after each prompt) are the same; /stats shows the reuse.
+  auto replies = [](const std::string& out) {
+    std::istringstream s(out);
+    std::string line, all;
+    while (std::getline(s, line)) {
+      if (line.rfind("> /stats", 0) == 0) break;
+      if (line.rfind("prompt:", 0) != 0) all += line + "\n";
+    }
+    return all;
+  };
+  EXPECT_EQ(replies(mpi.out), replies(local.out)) << mpi.out << "\n---\n" << local.out;
+  EXPECT_NE(mpi.out.find("prefix cache served 16 of"), std::string::npos) << mpi.out;
+}
+
+// The C ABI worker example (apps/examples/c/mpi_worker_example.c) under mpirun -n 2 prints the
+// greedy ids the in-process shardlm-run prints for the same ids.
+TEST(MpiChat, TheCAbiWorkerExampleGivesTheInProcessIds) {
+  const std::string pack = std::string(SHARDLM_API_FIXTURE_DIR) + "/tp2";
+  const Proc local = sh(run_bin() + " --pack " + pack +
+                        " --prompt-ids 9707,1879,11,1246 --max-tokens 6 --ignore-eos --print-ids");
+  ASSERT_EQ(local.code, 0) << local.out;
+  const Proc mpi = sh(mpirun(2) + SHARDLM_WORKER_EXAMPLE + std::string(" ") + pack +
+                      " 9707,1879,11,1246 6");
+  ASSERT_EQ(mpi.code, 0) << mpi.out;
+  const std::string ids = ids_line(mpi.out);
+  EXPECT_EQ(ids, ids_line(local.out)) << mpi.out;
+  EXPECT_EQ(std::count(ids.begin(), ids.end(), ','), 5) << ids;
 }
 
 }  // namespace
