@@ -20,6 +20,8 @@
 
 #include "apps/common/cli_main.h"
 #include "apps/common/compute_flags.h"
+#include "apps/common/process_group.h"
+#include "apps/shardlm-bench/comm_bench.h"
 #include "apps/shardlm-bench/concurrency.h"
 #include "apps/shardlm-bench/machine_probe.h"
 #include "apps/shardlm-bench/proc_mem.h"
@@ -69,7 +71,6 @@ std::string load_average() {
 }
 
 Rep run_once(Engine& engine, const std::vector<int32_t>& prompt, int64_t gen) {
-  engine.seq_rm(0);
   GenerateOptions go;
   go.max_new_tokens = gen;
   go.ignore_eos = true;  // always generate exactly `gen` tokens
@@ -180,6 +181,15 @@ int run(int argc, char** argv) {
   po::notify(vm);
   o.json = vm.count("json") > 0;
   o.probe = vm.count("no-probe") == 0;
+  // Started by mpirun: one rank per process (docs/distributed.md); rank 0 measures and prints.
+  apps::ProcessGroup procs(&argc, &argv, false);
+  if (procs.active()) {
+    if (vm.count("concurrency") || o.batch != 1) {
+      fail(StatusCode::kUnsupported,
+           "under mpirun shardlm-bench runs the one-request mode only (no --concurrency, --batch)");
+    }
+    o.probe = false;  // per-process bandwidth probes would compete with the other ranks
+  }
   if (vm.count("concurrency")) {
     bench::ConcurrencyOptions c;
     c.pack_dir = o.pack_dir;
@@ -223,6 +233,7 @@ int run(int argc, char** argv) {
   eo.n_ctx = o.prompt_len + o.gen + 1;
   eo.max_batch_tokens = o.ubatch > 0 ? o.ubatch : o.prompt_len;
   apps::apply_compute_flags(o.compute, eo);
+  eo.process_comm = procs.comm();
   std::vector<std::unique_ptr<Engine>> engines;
   const auto t_load = Clock::now();
   engines.push_back(std::make_unique<Engine>(eo));
@@ -230,6 +241,25 @@ int run(int argc, char** argv) {
   for (int b = 1; b < o.batch; ++b) engines.push_back(std::make_unique<Engine>(eo));
   const bench::ProcMem mem_loaded = bench::read_proc_mem();
   Engine& engine = *engines[0];
+
+  // ---- The communicator: all-reduce of one token's row (decode) and of a prefill chunk.
+  const int64_t n_embd = engine.config().n_embd;
+  const int64_t chunk = std::min<int64_t>(o.prompt_len, engine.max_batch_tokens());
+  std::string comm_kind = "none (tp 1)";
+  bench::AllReduceTime ar_token, ar_chunk;
+  if (procs.active()) {
+    comm_kind = "mpi (fast), one process per rank";
+    ar_token = bench::time_all_reduce(*procs.comm(), n_embd, 200);
+    ar_chunk = bench::time_all_reduce(*procs.comm(), n_embd * chunk, 20);
+  } else if (engine.tp_size() > 1) {
+    comm_kind = "threads of one process";
+    ar_token = bench::time_threads_all_reduce(engine.tp_size(), n_embd, 200);
+    ar_chunk = bench::time_threads_all_reduce(engine.tp_size(), n_embd * chunk, 20);
+  }
+  if (!engine.drives()) {  // a worker process: run rank 0's steps until it is done
+    engine.serve_steps();
+    return 0;
+  }
 
   const ModelConfig& cfg = engine.config();
   std::mt19937_64 rng(o.seed);
@@ -242,7 +272,9 @@ int run(int argc, char** argv) {
 
   // ---- Roofline numerators from the packs.
   std::vector<const PackReader*> packs;
-  for (int r = 0; r < engine.tp_size(); ++r) packs.push_back(&engine.pack(r));
+  // Ranks as processes: this process maps rank 0's file only, so the counts are its share.
+  const int n_counted = procs.active() ? 1 : engine.tp_size();
+  for (int r = 0; r < n_counted; ++r) packs.push_back(&engine.pack(r));
   const bench::Traffic traffic = bench::count_traffic(packs);
 
   // ---- Runs: the first warm-up run also pages the mapped weights in (its TTFT is reported).
@@ -328,6 +360,12 @@ int run(int argc, char** argv) {
     j["ttft_s"] = ttft_med;
     j["prefill_tok_s"] = pre_med;
     j["decode_tok_s"] = dec_med;
+    j["communicator"] = {{"kind", comm_kind},
+                         {"all_reduce_token_bytes", ar_token.bytes},
+                         {"all_reduce_token_us", ar_token.median_us},
+                         {"all_reduce_chunk_bytes", ar_chunk.bytes},
+                         {"all_reduce_chunk_us", ar_chunk.median_us},
+                         {"all_reduce_chunk_gbs", ar_chunk.gbs}};
     j["ttft_s_reps"] = ttft;
     j["prefill_tok_s_reps"] = pre;
     j["decode_tok_s_reps"] = dec;
@@ -394,6 +432,11 @@ int run(int argc, char** argv) {
   }
   std::printf("  cpu features: %s; load average %s\n", cpu::cpu_feature_summary().c_str(),
               load_average().c_str());
+  if (ar_token.bytes > 0) {
+    std::printf("communicator             %s: all-reduce of one token %s, of %lld tokens %s\n",
+                comm_kind.c_str(), bench::describe(ar_token).c_str(),
+                static_cast<long long>(chunk), bench::describe(ar_chunk).c_str());
+  }
   std::printf("load (open to ready)     %.3f s\n", load_s);
   std::printf("first run TTFT           %.3f s (includes paging the mapped weights in)\n",
               first_ttft);
@@ -411,9 +454,10 @@ int run(int argc, char** argv) {
               list(dec, 1, "%.2f").c_str());
   std::printf(
       "bytes per decoded token  %s (weights %s incl. lm_head %s, KV %s at mean %.0f "
-      "positions)\n",
+      "positions)%s\n",
       gb(token_bytes).c_str(), gb(static_cast<double>(traffic.weight_bytes)).c_str(),
-      gb(static_cast<double>(traffic.lm_head_bytes)).c_str(), gb(kv_bytes).c_str(), mean_kv);
+      gb(static_cast<double>(traffic.lm_head_bytes)).c_str(), gb(kv_bytes).c_str(), mean_kv,
+      procs.active() ? " -- rank 0's share" : "");
   std::printf("decode bandwidth         %.2f GB/s\n", achieved_gbs);
   if (o.probe) {
     std::printf(

@@ -2,6 +2,7 @@
 #include "runtime/comm/thread_group.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 
 #include "runtime/core/status.h"
@@ -18,6 +19,7 @@ void ThreadGroup::abort(const std::string& why) {
     if (aborted_) return;
     aborted_ = true;
     abort_reason_ = why;
+    aborted_flag_.store(true, std::memory_order_release);
   }
   cv_.notify_all();
 }
@@ -34,9 +36,23 @@ void ThreadGroup::wait_all() {
   if (++arrived_ == size_) {
     arrived_ = 0;
     ++generation_;
+    published_generation_.store(generation_, std::memory_order_release);
     cv_.notify_all();
     return;
   }
+  // Spin briefly before sleeping: the ranks of a decode step meet every few tens of
+  // microseconds, and a condition-variable wake-up costs about as much as the work between.
+  lock.unlock();
+  const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(kSpinMicros);
+  for (int i = 0;; ++i) {
+    if (published_generation_.load(std::memory_order_acquire) != gen) return;
+    if (aborted_flag_.load(std::memory_order_acquire)) break;
+    if ((i & 63) == 0 && std::chrono::steady_clock::now() > until) break;
+#if defined(__x86_64__)
+    __builtin_ia32_pause();
+#endif
+  }
+  lock.lock();
   cv_.wait(lock, [&] { return generation_ != gen || aborted_; });
   if (generation_ == gen) fail(StatusCode::kComm, "collective aborted: " + abort_reason_);
 }

@@ -6,6 +6,7 @@
 // failure never deadlocks the others.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <exception>
@@ -51,6 +52,10 @@ class ThreadGroup {
   int arrived_ = 0;
   uint64_t generation_ = 0;
   bool aborted_ = false;
+  // Lock-free copies of generation_ and aborted_ for the spin before sleeping in wait_all().
+  static constexpr int kSpinMicros = 50;
+  std::atomic<uint64_t> published_generation_{0};
+  std::atomic<bool> aborted_flag_{false};
   std::string abort_reason_;
 };
 
