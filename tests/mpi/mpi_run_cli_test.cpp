@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <sstream>
 
@@ -62,6 +63,24 @@ std::string file_bytes(const fs::path& p) {
   return std::string(std::istreambuf_iterator<char>(f), {});
 }
 
+// Largest |a - b| over the prefill_logits of two --dump-logits files (infinity when the shapes
+// differ).
+float max_logit_diff(const fs::path& a, const fs::path& b) {
+  std::ifstream fa(a), fb(b);
+  const auto ja = nlohmann::json::parse(fa), jb = nlohmann::json::parse(fb);
+  const auto& ra = ja["prefill_logits"];
+  const auto& rb = jb["prefill_logits"];
+  if (ra.size() != rb.size()) return INFINITY;
+  float m = 0;
+  for (size_t i = 0; i < ra.size(); ++i) {
+    if (ra[i].size() != rb[i].size()) return INFINITY;
+    for (size_t j = 0; j < ra[i].size(); ++j) {
+      m = std::max(m, std::fabs(ra[i][j].get<float>() - rb[i][j].get<float>()));
+    }
+  }
+  return m;
+}
+
 bool pack_at(const fs::path& model, const fs::path& out, int tp) {
   PackOptions o;
   o.model_dir = model.string();
@@ -97,8 +116,12 @@ TEST(MpiRunCli, EveryFixtureMatchesTheInProcessRunAtTp2And4) {
                                " --ignore-eos --print-ids --threads " + std::to_string(tp);
       const Proc local = sh(run_bin() + args + " --dump-logits " + (d / "local.json"));
       ASSERT_EQ(local.code, 0) << local.out;
-      const Proc fast = sh(mpirun(tp) + run_bin() + args);
+      const Proc fast =
+          sh(mpirun(tp) + run_bin() + args + " --dump-logits " + (d / "fast.json"));
       ASSERT_EQ(fast.code, 0) << fast.out;
+      // The fast reduction sums in MPI's order: the logits within the HF parity tolerance.
+      const float err = max_logit_diff(fs::path(d / "fast.json"), fs::path(d / "local.json"));
+      EXPECT_LE(err, 1e-4f * ref["prefill_logits_range"].get<float>()) << "fast-reduction logits";
       EXPECT_NE(fast.out.find("one process per rank"), std::string::npos) << fast.out;
       EXPECT_EQ(ids_line(fast.out), want);
       EXPECT_EQ(ids_line(fast.out), ids_line(local.out));
