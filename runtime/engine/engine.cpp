@@ -148,10 +148,12 @@ Engine::Engine(const EngineOptions& options) : options_(options) {
     int64_t tokens = static_cast<int64_t>(std::min<uint64_t>(budget_tokens, cap));
     // Device backends are planned against the pack's target, not the device in hand (the
     // backend holds the rank to its real memory through planned_bytes): at least one context.
-    if (options.backend != "cpu" && tokens < n_ctx_) {
-      tokens = (n_ctx_ + options.block_size - 1) / options.block_size * options.block_size;
-    }
-    kv_blocks_ = tokens / options.block_size;
+    if (options.backend != "cpu" && tokens < n_ctx_) tokens = n_ctx_;
+    // Whole blocks; one context always gets the blocks it needs when the budget holds it (a
+    // context shorter than a block still gets one).
+    const int64_t bs = options.block_size;
+    kv_blocks_ = tokens / bs;
+    if (tokens >= n_ctx_) kv_blocks_ = std::max(kv_blocks_, (n_ctx_ + bs - 1) / bs);
     if (kv_blocks_ < 1) {
       fail(StatusCode::kOom, "the memory plan leaves no room for a KV cache (" +
                                  std::to_string(tokens) +

@@ -130,6 +130,23 @@ TEST(EngineTest, ChunkedPrefillEqualsOneShot) {
             chunked->eval_argmax(std::vector<int32_t>{4}));
 }
 
+TEST(EngineTest, AContextShorterThanABlockStillGetsAPool) {
+  // The auto-sized paged pool (EngineOptions::kv_blocks = -1) of a 4-token context: one block,
+  // not none (which refused to open).
+  TempDir tmp("short");
+  const std::string dir = pack_tiny(test::tiny_qwen3(), tmp.path(), 1);
+  EngineOptions eo;
+  eo.pack_dir = dir;
+  eo.n_threads = 2;
+  eo.n_ctx = 4;
+  Engine e(eo);
+  EXPECT_EQ(e.kv_blocks(), 1);
+  GenerateOptions go;
+  go.max_new_tokens = 2;
+  go.ignore_eos = true;
+  EXPECT_EQ(generate(e, std::vector<int32_t>{1, 5}, go).tokens.size(), 2u);
+}
+
 TEST(EngineTest, KvFullIsAClearRecoverableError) {
   TempDir tmp("kvfull");
   const std::string dir = pack_tiny(test::tiny_llama(), tmp.path(), 1);
