@@ -203,6 +203,7 @@ class MpiCommunicator final : public Communicator {
       mpi_check(MPI_Test(&req, &done, MPI_STATUS_IGNORE), what, rank_);
       if (done) return;
       if (polls < 20000) continue;  // spin first: collectives of a step take microseconds
+      answer_pings();
       const double waited = std::chrono::duration<double>(Clock::now() - start).count();
       if (timeout_ > 0 && waited > timeout_) {
         gave_up_ = true;
@@ -210,18 +211,73 @@ class MpiCommunicator final : public Communicator {
           std::lock_guard<std::mutex> lock(g_abandoned_mu);
           g_abandoned.push_back(req);
         }
-        fail(StatusCode::kComm,
-             "mpi rank " + std::to_string(rank_) + ": " + what + " did not complete within " +
-                 std::to_string(static_cast<int>(timeout_)) +
-                 " s; another rank died or hung (see the launcher's messages), stopping");
+        fail(StatusCode::kComm, "mpi rank " + std::to_string(rank_) + ": " + what +
+                                    " did not complete within " +
+                                    std::to_string(static_cast<int>(timeout_)) + " s; " +
+                                    silent_ranks() + ", stopping");
       }
       std::this_thread::sleep_for(std::chrono::microseconds(100));
     }
   }
 
+  // Liveness pings on a tag of their own: a rank waiting in a collective answers them, so after
+  // a timeout the ranks that do not answer are the dead or hung ones.
+  static constexpr int kPingTag = 0x5e1f, kPongTag = 0x5e20;
+
+  void answer_pings() {
+    for (;;) {
+      int flag = 0;
+      MPI_Status st;
+      if (MPI_Iprobe(MPI_ANY_SOURCE, kPingTag, comm_, &flag, &st) != MPI_SUCCESS || !flag) return;
+      char b = 0;
+      MPI_Recv(&b, 1, MPI_CHAR, st.MPI_SOURCE, kPingTag, comm_, MPI_STATUS_IGNORE);
+      MPI_Request r;
+      MPI_Isend(&pong_, 1, MPI_CHAR, st.MPI_SOURCE, kPongTag, comm_, &r);
+      MPI_Request_free(&r);
+    }
+  }
+
+  // Pings every other rank and waits up to 3 s for the answers: "rank 1 did not answer (dead or
+  // hung)", or a note that all answered (then one was only slow).
+  std::string silent_ranks() {
+    static const char ping = 1;
+    std::vector<MPI_Request> recv(static_cast<size_t>(size_), MPI_REQUEST_NULL);
+    std::vector<char> got(static_cast<size_t>(size_), 0), replies(static_cast<size_t>(size_));
+    for (int r = 0; r < size_; ++r) {
+      if (r == rank_) continue;
+      MPI_Request s;
+      MPI_Isend(&ping, 1, MPI_CHAR, r, kPingTag, comm_, &s);
+      MPI_Request_free(&s);
+      MPI_Irecv(&replies[static_cast<size_t>(r)], 1, MPI_CHAR, r, kPongTag, comm_,
+                &recv[static_cast<size_t>(r)]);
+    }
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+    while (std::chrono::steady_clock::now() < until) {
+      answer_pings();
+      bool all = true;
+      for (int r = 0; r < size_; ++r) {
+        if (r == rank_ || got[static_cast<size_t>(r)]) continue;
+        int done = 0;
+        MPI_Test(&recv[static_cast<size_t>(r)], &done, MPI_STATUS_IGNORE);
+        got[static_cast<size_t>(r)] = static_cast<char>(done);
+        all = all && done;
+      }
+      if (all) return "every other rank answered a ping, so one was only slow (raise the timeout)";
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    std::string silent;
+    for (int r = 0; r < size_; ++r) {
+      if (r != rank_ && !got[static_cast<size_t>(r)]) {
+        silent += (silent.empty() ? "" : ", ") + std::to_string(r);
+      }
+    }
+    return "rank " + silent + " did not answer a ping (dead or hung; see the launcher's messages)";
+  }
+
   MpiReduction reduction_;
   double timeout_ = 0;
   bool gave_up_ = false;  // a collective timed out
+  char pong_ = 1;
   MPI_Comm comm_ = MPI_COMM_NULL;
   int rank_ = 0, size_ = 1;
   std::vector<float> parts_, sum_;

@@ -65,6 +65,7 @@ TEST_F(MpiFault, AHungRankTimesRankZeroOutWithAMessage) {
   EXPECT_LT(p.seconds, 30.0) << p.out;
   EXPECT_NE(p.out.find("mpi_fault_helper: rank 0: mpi rank 0:"), std::string::npos) << p.out;
   EXPECT_NE(p.out.find("did not complete within 3 s"), std::string::npos) << p.out;
+  EXPECT_NE(p.out.find("rank 1 did not answer a ping"), std::string::npos) << p.out;
 }
 
 }  // namespace
