@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <iostream>
 #include <memory>
@@ -37,9 +38,9 @@ double median(const std::vector<double>& v) {
 }
 
 struct Round {
-  double aggregate_tok_s = 0;      // decode tokens of all sequences / decode window
-  double per_sequence_tok_s = 0;   // median over sequences of their own decode rate
-  std::vector<double> ttft;        // per sequence, seconds
+  double aggregate_tok_s = 0;     // decode tokens of all sequences / decode window
+  double per_sequence_tok_s = 0;  // median over sequences of their own decode rate
+  std::vector<double> ttft;       // per sequence, seconds
   int64_t peak_blocks = 0;
   double prefix_hit_rate = 0;
 };
@@ -84,9 +85,8 @@ Round run_round(StepEngine& se, const std::vector<std::vector<int32_t>>& prompts
     in_window += std::count_if(s.begin(), s.end(), [&](double t) { return t > window_start; });
     if (s.size() > 1) own.push_back(static_cast<double>(s.size() - 1) / (s.back() - s.front()));
   }
-  out.aggregate_tok_s = window_end > window_start
-                            ? static_cast<double>(in_window) / (window_end - window_start)
-                            : 0;
+  out.aggregate_tok_s =
+      window_end > window_start ? static_cast<double>(in_window) / (window_end - window_start) : 0;
   out.per_sequence_tok_s = median(own);
   const int64_t q = after.prefix_queried_tokens - before.prefix_queried_tokens;
   out.prefix_hit_rate =
@@ -104,7 +104,8 @@ void run_concurrency(const ConcurrencyOptions& o) {
          "0 <= --shared-prefix < --prompt-len are required");
   }
   const std::optional<DType> kv = parse_dtype(o.kv_dtype);
-  if (!kv) fail(StatusCode::kInvalidArg, "--kv-dtype " + o.kv_dtype + ": expected bf16, f16 or f32");
+  if (!kv)
+    fail(StatusCode::kInvalidArg, "--kv-dtype " + o.kv_dtype + ": expected bf16, f16 or f32");
   const int threads =
       o.threads > 0 ? o.threads : static_cast<int>(std::thread::hardware_concurrency());
   const int64_t per_seq = o.prompt_len + o.gen + 1;
@@ -115,13 +116,19 @@ void run_concurrency(const ConcurrencyOptions& o) {
   eo.n_threads = threads;
   eo.n_ctx = per_seq;
   eo.max_batch_tokens = o.ubatch > 0 ? o.ubatch : std::max<int64_t>(o.prompt_len, 256);
-  eo.default_sequence = true;  // the one-sequence path, measured beside the step engine
+  const bool processes = o.process_comm != nullptr;
+  eo.default_sequence = !processes;  // the one-sequence path, measured beside the step engine
+  eo.process_comm = o.process_comm;
   eo.block_size = o.block_size;
   eo.kv_blocks = o.concurrency * ((per_seq + o.block_size - 1) / o.block_size + 1) + 1;
   eo.kv_dtype = *kv;
   eo.deterministic = o.deterministic;
   apps::apply_compute_flags(o.compute, eo);
   Engine engine(eo);
+  if (!engine.drives()) {  // a worker process: serve rank 0's steps until it is done
+    engine.serve_steps();
+    return;
+  }
 
   std::mt19937_64 rng(o.seed);
   std::uniform_int_distribution<int32_t> tok(0, static_cast<int32_t>(engine.config().n_vocab - 1));
@@ -151,12 +158,13 @@ void run_concurrency(const ConcurrencyOptions& o) {
     engine.seq_rm(0);
     int32_t next = engine.eval_argmax(make_prompts(1)[0]);
     const auto t0 = std::chrono::steady_clock::now();
-    for (int64_t i = 1; i < o.gen; ++i) next = engine.eval_argmax(std::span<const int32_t>(&next, 1));
+    for (int64_t i = 1; i < o.gen; ++i)
+      next = engine.eval_argmax(std::span<const int32_t>(&next, 1));
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     return static_cast<double>(o.gen - 1) / s;
   };
   for (int r = 0; r < o.reps; ++r) {  // A/B: the old path, one sequence, then N, back to back
-    legacy.push_back(legacy_rate());
+    legacy.push_back(processes ? NAN : legacy_rate());
     const Round one = run_round(se, make_prompts(1), o.gen);
     const Round many = run_round(se, make_prompts(o.concurrency), o.gen);
     single.push_back(one.aggregate_tok_s);
@@ -226,20 +234,27 @@ void run_concurrency(const ConcurrencyOptions& o) {
               engine.tp_size(), threads, o.backend.c_str(), dtype_name(pool.dtype),
               static_cast<long long>(pool.block_size));
   std::printf("  compute: %s\n", apps::describe_compute(eo).c_str());
-  std::printf("  prompts %lld tokens (shared prefix %lld), %lld generated each, %d reps (A/B pairs)\n",
-              static_cast<long long>(o.prompt_len), static_cast<long long>(o.shared_prefix),
-              static_cast<long long>(o.gen), o.reps);
   std::printf(
-      "single sequence decode   %.2f tok/s (one-sequence engine path: %.2f tok/s; step engine / "
-      "that, per A/B pair: %.3fx median)\n",
-      median(single), median(legacy), median(step_over_legacy));
-  std::printf("aggregate decode         %.2f tok/s = %.2fx the single sequence (per rep:", median(aggregate),
-              median(ratio));
+      "  prompts %lld tokens (shared prefix %lld), %lld generated each, %d reps (A/B pairs)\n",
+      static_cast<long long>(o.prompt_len), static_cast<long long>(o.shared_prefix),
+      static_cast<long long>(o.gen), o.reps);
+  if (processes) {
+    std::printf("single sequence decode   %.2f tok/s (ranks as processes: %d)\n", median(single),
+                engine.tp_size());
+  } else {
+    std::printf(
+        "single sequence decode   %.2f tok/s (one-sequence engine path: %.2f tok/s; step engine "
+        "/ that, per A/B pair: %.3fx median)\n",
+        median(single), median(legacy), median(step_over_legacy));
+  }
+  std::printf("aggregate decode         %.2f tok/s = %.2fx the single sequence (per rep:",
+              median(aggregate), median(ratio));
   for (double r : ratio) std::printf(" %.2fx", r);
   std::printf(")\nper-sequence decode      %.2f tok/s\n", median(per_seq_rate));
-  std::printf("TTFT                     p50 %.3f s, p99 %.3f s\n", median(ttft_p50), median(ttft_p99));
-  std::printf("KV blocks                peak %lld of %lld held\n", static_cast<long long>(peak_blocks),
-              static_cast<long long>(pool.n_blocks));
+  std::printf("TTFT                     p50 %.3f s, p99 %.3f s\n", median(ttft_p50),
+              median(ttft_p99));
+  std::printf("KV blocks                peak %lld of %lld held\n",
+              static_cast<long long>(peak_blocks), static_cast<long long>(pool.n_blocks));
   std::printf("prefix cache hit rate    %.1f%% of prompt tokens\n", 100 * median(hit));
   if (o.shared_prefix > 0) {
     std::printf("shared-prefix TTFT       cold %.3f s, warm %.3f s (%.1f%% of cold)\n", cold_ttft,

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "apps/common/compute_flags.h"
@@ -21,6 +22,9 @@ struct ConcurrencyOptions {
   uint64_t seed = 1;
   bool json = false, deterministic = false;
   apps::ComputeFlags compute;
+  // Ranks as processes (started by mpirun): rank 0 measures, the others serve steps; the
+  // one-sequence A/B column is then not measured (that path runs in-process only).
+  std::shared_ptr<Communicator> process_comm;
 };
 
 // Runs the benchmark and prints a table (or one JSON object). Throws shardlm::Error on bad

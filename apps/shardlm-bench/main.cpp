@@ -184,9 +184,9 @@ int run(int argc, char** argv) {
   // Started by mpirun: one rank per process (docs/distributed.md); rank 0 measures and prints.
   apps::ProcessGroup procs(&argc, &argv, false);
   if (procs.active()) {
-    if (vm.count("concurrency") || o.batch != 1) {
+    if (o.batch != 1) {
       fail(StatusCode::kUnsupported,
-           "under mpirun shardlm-bench runs the one-request mode only (no --concurrency, --batch)");
+           "under mpirun --batch (independent engines) does not apply; use --concurrency");
     }
     o.probe = false;  // per-process bandwidth probes would compete with the other ranks
   }
@@ -209,6 +209,7 @@ int run(int argc, char** argv) {
     c.json = o.json;
     c.deterministic = vm.count("deterministic") > 0;
     c.compute = o.compute;
+    c.process_comm = procs.comm();
     bench::run_concurrency(c);
     return 0;
   }
@@ -234,6 +235,9 @@ int run(int argc, char** argv) {
   eo.max_batch_tokens = o.ubatch > 0 ? o.ubatch : o.prompt_len;
   apps::apply_compute_flags(o.compute, eo);
   eo.process_comm = procs.comm();
+  if (procs.active() && procs.local_rank() >= 0) {  // one GPU per process: the node-local rank's
+    eo.devices.assign(static_cast<size_t>(procs.size()), procs.local_rank());
+  }
   std::vector<std::unique_ptr<Engine>> engines;
   const auto t_load = Clock::now();
   engines.push_back(std::make_unique<Engine>(eo));
@@ -434,8 +438,8 @@ int run(int argc, char** argv) {
               load_average().c_str());
   if (ar_token.bytes > 0) {
     std::printf("communicator             %s: all-reduce of one token %s, of %lld tokens %s\n",
-                comm_kind.c_str(), bench::describe(ar_token).c_str(),
-                static_cast<long long>(chunk), bench::describe(ar_chunk).c_str());
+                comm_kind.c_str(), bench::describe(ar_token).c_str(), static_cast<long long>(chunk),
+                bench::describe(ar_chunk).c_str());
   }
   std::printf("load (open to ready)     %.3f s\n", load_s);
   std::printf("first run TTFT           %.3f s (includes paging the mapped weights in)\n",

@@ -114,9 +114,8 @@ SHARDLM_API shardlm_status shardlm_model_open_with_engine(const char* pack_dir,
     eo.default_sequence = false;
     // The paged KV pool every session and request shares.
     eo.block_size = ep.block_size > 0 ? ep.block_size : 16;
-    eo.kv_blocks = ep.kv_cache_tokens > 0
-                       ? (ep.kv_cache_tokens + eo.block_size - 1) / eo.block_size
-                       : -1;  // auto: from the memory plan
+    eo.kv_blocks = ep.kv_cache_tokens > 0 ? (ep.kv_cache_tokens + eo.block_size - 1) / eo.block_size
+                                          : -1;  // auto: from the memory plan
     eo.kv_dtype = *kv_dtype;
     eo.deterministic = ep.deterministic != 0;
     const std::string activations = ep.activations ? ep.activations : "f32";
@@ -124,11 +123,11 @@ SHARDLM_API shardlm_status shardlm_model_open_with_engine(const char* pack_dir,
       fail(StatusCode::kInvalidArg,
            "engine activations '" + activations + "': expected f32 or bf16");
     }
-    eo.activations =
-        activations == "bf16" ? MatmulActivations::kBf16 : MatmulActivations::kF32;
+    eo.activations = activations == "bf16" ? MatmulActivations::kBf16 : MatmulActivations::kF32;
     if (ep.backend_settings) eo.backend_settings = parse_backend_settings(ep.backend_settings);
     if (ep.process_ranks != 0 && ep.process_ranks != 1) {
-      fail(StatusCode::kInvalidArg, "engine process_ranks must be 0 (threads) or 1 (MPI processes)");
+      fail(StatusCode::kInvalidArg,
+           "engine process_ranks must be 0 (threads) or 1 (MPI processes)");
     }
     if (ep.comm_timeout_s < 0) fail(StatusCode::kInvalidArg, "engine comm_timeout_s must be >= 0");
     if (ep.process_ranks == 1) {
@@ -142,6 +141,15 @@ SHARDLM_API shardlm_status shardlm_model_open_with_engine(const char* pack_dir,
                                           "; device indices are >= 0");
       }
       eo.devices.push_back(p.devices[i]);
+    }
+    // Ranks as processes: one GPU per process, the node-local rank's, unless devices were given.
+    if (ep.process_ranks == 1 && eo.devices.empty()) {
+      for (const char* v : {"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "PMI_LOCAL_RANK"}) {
+        if (const char* s = std::getenv(v)) {
+          eo.devices.assign(static_cast<size_t>(eo.process_comm->size()), std::atoi(s));
+          break;
+        }
+      }
     }
 
     auto state = std::make_shared<ModelState>();
@@ -246,8 +254,7 @@ SHARDLM_API shardlm_status shardlm_model_memory_plan(const shardlm_model* model,
         << " tokens, " << dtype_name(e.kv_pool_shape().dtype) << ", "
         << format_bytes(e.kv_pool_bytes()) << " over all ranks, shared by every session; one full "
         << "context (" << e.n_ctx() << " tokens) takes " << format_bytes(e.kv_bytes_per_sequence())
-        << "; weights used in place: "
-        << format_bytes(e.weight_bytes_in_place())
+        << "; weights used in place: " << format_bytes(e.weight_bytes_in_place())
         << ", copied: " << format_bytes(e.weight_bytes_copied()) << "\n";
       text = o.str();
     }

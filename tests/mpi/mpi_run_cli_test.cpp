@@ -6,11 +6,11 @@
 // pack sets are refused with a message. This test is a plain program; it starts mpirun itself.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <algorithm>
-#include <cmath>
 #include <fstream>
 #include <sstream>
 
@@ -116,8 +116,7 @@ TEST(MpiRunCli, EveryFixtureMatchesTheInProcessRunAtTp2And4) {
                                " --ignore-eos --print-ids --threads " + std::to_string(tp);
       const Proc local = sh(run_bin() + args + " --dump-logits " + (d / "local.json"));
       ASSERT_EQ(local.code, 0) << local.out;
-      const Proc fast =
-          sh(mpirun(tp) + run_bin() + args + " --dump-logits " + (d / "fast.json"));
+      const Proc fast = sh(mpirun(tp) + run_bin() + args + " --dump-logits " + (d / "fast.json"));
       ASSERT_EQ(fast.code, 0) << fast.out;
       // The fast reduction sums in MPI's order: the logits within the HF parity tolerance.
       const float err = max_logit_diff(fs::path(d / "fast.json"), fs::path(d / "local.json"));
@@ -201,12 +200,31 @@ TEST(MpiChat, TheCAbiWorkerExampleGivesTheInProcessIds) {
   const Proc local = sh(run_bin() + " --pack " + pack +
                         " --prompt-ids 9707,1879,11,1246 --max-tokens 6 --ignore-eos --print-ids");
   ASSERT_EQ(local.code, 0) << local.out;
-  const Proc mpi = sh(mpirun(2) + SHARDLM_WORKER_EXAMPLE + std::string(" ") + pack +
-                      " 9707,1879,11,1246 6");
+  const Proc mpi =
+      sh(mpirun(2) + SHARDLM_WORKER_EXAMPLE + std::string(" ") + pack + " 9707,1879,11,1246 6");
   ASSERT_EQ(mpi.code, 0) << mpi.out;
   const std::string ids = ids_line(mpi.out);
   EXPECT_EQ(ids, ids_line(local.out)) << mpi.out;
   EXPECT_EQ(std::count(ids.begin(), ids.end(), ','), 5) << ids;
+}
+
+// shardlm-bench under mpirun: the one-request mode reports the MPI communicator's all-reduce,
+// and --concurrency runs its requests through the scheduler over two processes.
+TEST(MpiBench, BothModesRunUnderMpirunAndReportTheCommunicator) {
+  const std::string pack = std::string(SHARDLM_API_FIXTURE_DIR) + "/tp2";
+  const Proc one = sh(mpirun(2) + SHARDLM_BENCH_BIN + std::string(" --pack ") + pack +
+                      " --prompt-len 8 --gen 4 --reps 1 --warmup 0 --json");
+  ASSERT_EQ(one.code, 0) << one.out;
+  const auto j1 = nlohmann::json::parse(one.out.substr(one.out.find('{')));
+  EXPECT_EQ(j1["communicator"]["kind"], "mpi (fast), one process per rank");
+  EXPECT_GT(j1["communicator"]["all_reduce_token_us"].get<double>(), 0.0);
+  EXPECT_GT(j1["decode_tok_s"].get<double>(), 0.0);
+  const Proc many = sh(mpirun(2) + SHARDLM_BENCH_BIN + std::string(" --pack ") + pack +
+                       " --concurrency 3 --prompt-len 8 --gen 4 --reps 1 --warmup 0 --json");
+  ASSERT_EQ(many.code, 0) << many.out;
+  const auto j2 = nlohmann::json::parse(many.out.substr(many.out.find('{')));
+  EXPECT_GT(j2["aggregate_decode_tok_s"].get<double>(), 0.0);
+  EXPECT_TRUE(j2["one_sequence_engine_decode_tok_s"].is_null());  // in-process only
 }
 
 }  // namespace
