@@ -119,6 +119,7 @@ void run_concurrency(const ConcurrencyOptions& o) {
   const bool processes = o.process_comm != nullptr;
   eo.default_sequence = !processes;  // the one-sequence path, measured beside the step engine
   eo.process_comm = o.process_comm;
+  eo.devices = o.devices;
   eo.block_size = o.block_size;
   eo.kv_blocks = o.concurrency * ((per_seq + o.block_size - 1) / o.block_size + 1) + 1;
   eo.kv_dtype = *kv;

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "apps/common/compute_flags.h"
 
@@ -25,6 +26,7 @@ struct ConcurrencyOptions {
   // Ranks as processes (started by mpirun): rank 0 measures, the others serve steps; the
   // one-sequence A/B column is then not measured (that path runs in-process only).
   std::shared_ptr<Communicator> process_comm;
+  std::vector<int> devices;  // device backends: rank r on devices[r % size] (empty: all)
 };
 
 // Runs the benchmark and prints a table (or one JSON object). Throws shardlm::Error on bad

@@ -210,6 +210,9 @@ int run(int argc, char** argv) {
     c.deterministic = vm.count("deterministic") > 0;
     c.compute = o.compute;
     c.process_comm = procs.comm();
+    if (procs.active() && procs.local_rank() >= 0) {  // one GPU per process: the local rank's
+      c.devices.assign(static_cast<size_t>(procs.size()), procs.local_rank());
+    }
     bench::run_concurrency(c);
     return 0;
   }
