@@ -28,13 +28,19 @@ class CpuBuffer final : public DeviceBuffer {
   AlignedBuffer buf_;
 };
 
-void check(bool ok, const char* op, const std::string& what) {
-  if (!ok) fail(StatusCode::kInternal, std::string("cpu ") + op + ": " + what);
+[[noreturn]] void fail_op(const char* op, const std::string& what) {
+  fail(StatusCode::kInternal, std::string("cpu ") + op + ": " + what);
 }
 
+// The message (shape descriptions) is built only when the check fails: ops run per layer.
+#define CPU_CHECK(ok, op, what)   \
+  do {                            \
+    if (!(ok)) fail_op(op, what); \
+  } while (0)
+
 void check_f32(const Tensor& t, const char* op, const char* name) {
-  check(t.dtype == DType::kF32 && t.data != nullptr, op,
-        std::string(name) + " must be a non-null f32 tensor, got " + t.describe());
+  CPU_CHECK(t.dtype == DType::kF32 && t.data != nullptr, op,
+            std::string(name) + " must be a non-null f32 tensor, got " + t.describe());
 }
 
 int amx_splits_setting(const BackendOptions& o) {
@@ -42,8 +48,7 @@ int amx_splits_setting(const BackendOptions& o) {
   if (!v) return 3;
   if (*v != "1" && *v != "2" && *v != "3") {
     fail(StatusCode::kInvalidArg,
-         "cpu backend " +
-             backend_setting_origin(o, "amx_splits", "SHARDLM_CPU_AMX_SPLITS", *v) +
+         "cpu backend " + backend_setting_origin(o, "amx_splits", "SHARDLM_CPU_AMX_SPLITS", *v) +
              ": expected 1, 2 or 3");
   }
   return (*v)[0] - '0';
@@ -59,7 +64,8 @@ cpu::Context make_context(ThreadPool& pool, cpu::Workspace& workspace, const Bac
 class CpuBackend final : public Backend {
  public:
   explicit CpuBackend(const BackendOptions& o)
-      : pool_(o.n_threads), ctx_(make_context(pool_, workspace_, o)),
+      : pool_(o.n_threads),
+        ctx_(make_context(pool_, workspace_, o)),
         deterministic_(o.deterministic) {}
   const char* name() const override { return "cpu"; }
 
@@ -81,11 +87,11 @@ class CpuBackend final : public Backend {
   }
 
   void copy_from_host(const Tensor& dst, const void* src, size_t bytes) override {
-    check(bytes <= dst.nbytes(), "copy_from_host", "too many bytes for " + dst.describe());
+    CPU_CHECK(bytes <= dst.nbytes(), "copy_from_host", "too many bytes for " + dst.describe());
     if (bytes) std::memcpy(dst.data, src, bytes);
   }
   void copy_to_host(void* dst, const Tensor& src, size_t bytes) override {
-    check(bytes <= src.nbytes(), "copy_to_host", "too many bytes for " + src.describe());
+    CPU_CHECK(bytes <= src.nbytes(), "copy_to_host", "too many bytes for " + src.describe());
     if (bytes) std::memcpy(dst, src.data, bytes);
   }
   void synchronize() override {}
@@ -94,8 +100,8 @@ class CpuBackend final : public Backend {
              const Tensor& out) override {
     check_f32(out, "embed", "out");
     const int64_t n_tokens = static_cast<int64_t>(ids.size());
-    check(table.ndim == 2 && out.numel() == n_tokens * table.dim(1), "embed",
-          "table " + table.describe() + ", out " + out.describe());
+    CPU_CHECK(table.ndim == 2 && out.numel() == n_tokens * table.dim(1), "embed",
+              "table " + table.describe() + ", out " + out.describe());
     cpu::embed(ctx_, ids.data(), n_tokens, table.data, table.dtype, table.dim(0), vocab_start,
                table.dim(1), out.as<float>());
   }
@@ -105,24 +111,24 @@ class CpuBackend final : public Backend {
     check_f32(w, "rms_norm", "w");
     check_f32(out, "rms_norm", "out");
     const int64_t n = w.numel();
-    check(n > 0 && x.numel() % n == 0 && out.numel() == x.numel(), "rms_norm",
-          "x " + x.describe() + ", w " + w.describe() + ", out " + out.describe());
+    CPU_CHECK(n > 0 && x.numel() % n == 0 && out.numel() == x.numel(), "rms_norm",
+              "x " + x.describe() + ", w " + w.describe() + ", out " + out.describe());
     cpu::rms_norm(ctx_, x.as<float>(), w.as<float>(), x.numel() / n, n, eps, out.as<float>());
   }
 
   void matmul(const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& y) override {
     check_f32(x, "matmul", "x");
     check_f32(y, "matmul", "y");
-    check(w.ndim == 2 && w.data != nullptr, "matmul", "w must be 2-D, got " + w.describe());
+    CPU_CHECK(w.ndim == 2 && w.data != nullptr, "matmul", "w must be 2-D, got " + w.describe());
     const int64_t n_out = w.dim(0), n_in = w.dim(1);
-    check(x.numel() % n_in == 0, "matmul", "x " + x.describe() + " vs w " + w.describe());
+    CPU_CHECK(x.numel() % n_in == 0, "matmul", "x " + x.describe() + " vs w " + w.describe());
     const int64_t n_tokens = x.numel() / n_in;
-    check(y.numel() == n_tokens * n_out, "matmul",
-          "y " + y.describe() + " for x " + x.describe() + " @ w " + w.describe());
+    CPU_CHECK(y.numel() == n_tokens * n_out, "matmul",
+              "y " + y.describe() + " for x " + x.describe() + " @ w " + w.describe());
     const float* b = nullptr;
     if (bias.data != nullptr) {
       check_f32(bias, "matmul", "bias");
-      check(bias.numel() == n_out, "matmul", "bias " + bias.describe() + " vs " + w.describe());
+      CPU_CHECK(bias.numel() == n_out, "matmul", "bias " + bias.describe() + " vs " + w.describe());
       b = bias.as<float>();
     }
     if (!deterministic_ || n_tokens <= cpu::kGemvMaxTokens) {
@@ -142,9 +148,9 @@ class CpuBackend final : public Backend {
   void rope(const Tensor& x, std::span<const int32_t> pos, const Tensor& inv_freq) override {
     check_f32(x, "rope", "x");
     check_f32(inv_freq, "rope", "inv_freq");
-    check(x.ndim == 3 && x.dim(0) == static_cast<int64_t>(pos.size()) &&
-              inv_freq.numel() * 2 == x.dim(2),
-          "rope", "x " + x.describe() + ", inv_freq " + inv_freq.describe());
+    CPU_CHECK(x.ndim == 3 && x.dim(0) == static_cast<int64_t>(pos.size()) &&
+                  inv_freq.numel() * 2 == x.dim(2),
+              "rope", "x " + x.describe() + ", inv_freq " + inv_freq.describe());
     cpu::rope(ctx_, x.as<float>(), x.dim(0), x.dim(1), x.dim(2), pos.data(), inv_freq.as<float>());
   }
 
@@ -155,12 +161,12 @@ class CpuBackend final : public Backend {
     check_f32(v, "attention", "v");
     check_f32(out, "attention", "out");
     const int64_t n_tokens = static_cast<int64_t>(pos.size());
-    check(q.ndim == 3 && k.ndim == 3 && q.dim(0) == n_tokens && k.dim(2) == q.dim(2) &&
-              v.numel() == k.numel() && q.dim(1) % k.dim(1) == 0 && out.numel() == q.numel(),
-          "attention", "q " + q.describe() + ", k " + k.describe() + ", out " + out.describe());
+    CPU_CHECK(q.ndim == 3 && k.ndim == 3 && q.dim(0) == n_tokens && k.dim(2) == q.dim(2) &&
+                  v.numel() == k.numel() && q.dim(1) % k.dim(1) == 0 && out.numel() == q.numel(),
+              "attention", "q " + q.describe() + ", k " + k.describe() + ", out " + out.describe());
     for (int32_t p : pos) {
-      check(p >= 0 && p < k.dim(0), "attention",
-            "position " + std::to_string(p) + " outside cache of " + std::to_string(k.dim(0)));
+      CPU_CHECK(p >= 0 && p < k.dim(0), "attention",
+                "position " + std::to_string(p) + " outside cache of " + std::to_string(k.dim(0)));
     }
     cpu::attention(ctx_, q.as<float>(), k.as<float>(), v.as<float>(), pos.data(), n_tokens,
                    k.dim(0), q.dim(1), k.dim(1), q.dim(2), sliding_window, scale, out.as<float>());
@@ -171,13 +177,14 @@ class CpuBackend final : public Backend {
     check_f32(k, "store_kv", "k");
     check_f32(v, "store_kv", "v");
     const int64_t n_tokens = static_cast<int64_t>(slots.size());
-    check(k.ndim == 3 && k.dim(0) == n_tokens && v.numel() == k.numel() && k_pool.ndim == 3 &&
-              k_pool.dim(1) == k.dim(1) && k_pool.dim(2) == k.dim(2) &&
-              v_pool.numel() == k_pool.numel() && v_pool.dtype == k_pool.dtype,
-          "store_kv", "k " + k.describe() + ", k_pool " + k_pool.describe());
+    CPU_CHECK(k.ndim == 3 && k.dim(0) == n_tokens && v.numel() == k.numel() && k_pool.ndim == 3 &&
+                  k_pool.dim(1) == k.dim(1) && k_pool.dim(2) == k.dim(2) &&
+                  v_pool.numel() == k_pool.numel() && v_pool.dtype == k_pool.dtype,
+              "store_kv", "k " + k.describe() + ", k_pool " + k_pool.describe());
     for (int64_t s : slots) {
-      check(s < k_pool.dim(0), "store_kv",
-            "slot " + std::to_string(s) + " outside the pool of " + std::to_string(k_pool.dim(0)));
+      CPU_CHECK(
+          s < k_pool.dim(0), "store_kv",
+          "slot " + std::to_string(s) + " outside the pool of " + std::to_string(k_pool.dim(0)));
     }
     cpu::store_kv(ctx_, k.as<float>(), v.as<float>(), slots.data(), n_tokens, k.dim(1), k.dim(2),
                   k_pool.dtype, k_pool.data, v_pool.data);
@@ -190,15 +197,17 @@ class CpuBackend final : public Backend {
     check_f32(out, "paged_attention", "out");
     const int64_t n_tokens = static_cast<int64_t>(layout.positions.size());
     const int64_t n_seqs = static_cast<int64_t>(layout.seq_starts.size()) - 1;
-    check(q.ndim == 3 && q.dim(0) == n_tokens && k_pool.ndim == 3 && q.dim(2) == k_pool.dim(2) &&
-              q.dim(1) % k_pool.dim(1) == 0 && out.numel() == q.numel() &&
-              v_pool.numel() == k_pool.numel() && layout.block_size > 0 && n_seqs >= 1 &&
-              static_cast<int64_t>(layout.block_table.size()) == n_seqs * layout.max_blocks,
-          "paged_attention", "q " + q.describe() + ", k_pool " + k_pool.describe());
-    const PagedKvView kv{k_pool.data, v_pool.data, k_pool.dtype, layout.block_size, k_pool.dim(1),
-                         k_pool.dim(2)};
-    const StepLayoutView sl{layout.positions.data(), n_tokens,      layout.seq_starts.data(),
-                            n_seqs,                  layout.block_table.data(), layout.max_blocks};
+    CPU_CHECK(q.ndim == 3 && q.dim(0) == n_tokens && k_pool.ndim == 3 &&
+                  q.dim(2) == k_pool.dim(2) && q.dim(1) % k_pool.dim(1) == 0 &&
+                  out.numel() == q.numel() && v_pool.numel() == k_pool.numel() &&
+                  layout.block_size > 0 && n_seqs >= 1 &&
+                  static_cast<int64_t>(layout.block_table.size()) == n_seqs * layout.max_blocks,
+              "paged_attention", "q " + q.describe() + ", k_pool " + k_pool.describe());
+    const PagedKvView kv{k_pool.data,       v_pool.data,   k_pool.dtype,
+                         layout.block_size, k_pool.dim(1), k_pool.dim(2)};
+    const StepLayoutView sl{layout.positions.data(),   n_tokens,
+                            layout.seq_starts.data(),  n_seqs,
+                            layout.block_table.data(), layout.max_blocks};
     cpu::paged_attention(ctx_, q.as<float>(), q.dim(1), kv, sl, sliding_window, scale,
                          deterministic_, out.as<float>());
   }
@@ -206,15 +215,15 @@ class CpuBackend final : public Backend {
   void swiglu(const Tensor& gate_up, const Tensor& out) override {
     check_f32(gate_up, "swiglu", "gate_up");
     check_f32(out, "swiglu", "out");
-    check(gate_up.ndim == 2 && gate_up.dim(1) % 2 == 0 && out.numel() == gate_up.numel() / 2,
-          "swiglu", "gate_up " + gate_up.describe() + ", out " + out.describe());
+    CPU_CHECK(gate_up.ndim == 2 && gate_up.dim(1) % 2 == 0 && out.numel() == gate_up.numel() / 2,
+              "swiglu", "gate_up " + gate_up.describe() + ", out " + out.describe());
     cpu::swiglu(ctx_, gate_up.as<float>(), gate_up.dim(0), gate_up.dim(1) / 2, out.as<float>());
   }
 
   void add(const Tensor& y, const Tensor& x) override {
     check_f32(y, "add", "y");
     check_f32(x, "add", "x");
-    check(y.numel() == x.numel(), "add", "y " + y.describe() + ", x " + x.describe());
+    CPU_CHECK(y.numel() == x.numel(), "add", "y " + y.describe() + ", x " + x.describe());
     cpu::add(ctx_, y.as<float>(), x.as<float>(), y.numel());
   }
 
@@ -223,12 +232,12 @@ class CpuBackend final : public Backend {
     check_f32(dst, "copy_columns", "dst");
     const int64_t n_rows = src.rows();
     const int64_t n_src_cols = src.row_size();
-    check(n_rows > 0 && dst.numel() % n_rows == 0, "copy_columns",
-          "src " + src.describe() + ", dst " + dst.describe());
+    CPU_CHECK(n_rows > 0 && dst.numel() % n_rows == 0, "copy_columns",
+              "src " + src.describe() + ", dst " + dst.describe());
     const int64_t n_cols = dst.numel() / n_rows;
-    check(col_begin >= 0 && col_begin + n_cols <= n_src_cols, "copy_columns",
-          "columns [" + std::to_string(col_begin) + ", +" + std::to_string(n_cols) + ") of " +
-              src.describe());
+    CPU_CHECK(col_begin >= 0 && col_begin + n_cols <= n_src_cols, "copy_columns",
+              "columns [" + std::to_string(col_begin) + ", +" + std::to_string(n_cols) + ") of " +
+                  src.describe());
     cpu::copy_columns(ctx_, src.as<float>(), n_rows, n_src_cols, col_begin, n_cols,
                       dst.as<float>());
   }
@@ -259,8 +268,8 @@ std::string cpu_matmul_path(const BackendOptions& options) {
   std::string s = cpu::isa_name(isa);
   if (options.activations == MatmulActivations::kBf16) {
     s += isa >= cpu::Isa::kAvx512 && cpu::bf16_dot_supported() ? ", bf16 activations (avx512-bf16)"
-                                                                : ", bf16 activations (rounded, "
-                                                                  "f32 products)";
+                                                               : ", bf16 activations (rounded, "
+                                                                 "f32 products)";
   } else {
     s += ", f32 activations";
   }
