@@ -8,3 +8,5 @@ jobs=$(nproc)
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DSHARDLM_TESTS=ON
 cmake --build build -j "$jobs"
 ctest --test-dir build --output-on-failure -j "$jobs"
+# The concurrency-heavy tests once more under ASan+UBSan and TSan (tools/sanitize.sh).
+bash tools/sanitize.sh
