@@ -18,6 +18,7 @@
 #include "kernels/cpu/gemv_bf16_dot.h"
 #endif
 #include "kernels/ref/ref_ops.h"
+#include "tests/runtime/isa_threads_param.h"
 #include "tests/runtime/test_util.h"
 
 namespace shardlm {
@@ -53,11 +54,6 @@ float per_term_tol(DType d) {
       return 2e-7f;
   }
   return 0;
-}
-
-std::string param_name(const ::testing::TestParamInfo<std::tuple<Isa, int>>& info) {
-  return std::string(cpu::isa_name(std::get<0>(info.param))) + "_" +
-         std::to_string(std::get<1>(info.param)) + "_threads";
 }
 
 class KernelTest : public ::testing::TestWithParam<std::tuple<Isa, int>> {
@@ -98,9 +94,9 @@ TEST_P(KernelTest, MatmulMatchesRef) {
   // GEMV (<= kGemvMaxTokens = 16 tokens; bf16 with 2+ tokens in token pairs) and GEMM shapes;
   // odd sizes exercise every tail, the aligned ones (n_in % 32 == 0, n_out % 16 == 0) the AMX
   // tile path.
-  const MatmulCase cases[] = {{1, 67, 45},    {5, 128, 200}, {1, 16, 1},    {8, 1000, 13},
-                              {9, 67, 45},    {13, 300, 37}, {40, 128, 64}, {33, 96, 48},
-                              {70, 64, 80},   {17, 1056, 16}, {2, 1000, 13}, {16, 96, 37},
+  const MatmulCase cases[] = {{1, 67, 45},  {5, 128, 200},  {1, 16, 1},    {8, 1000, 13},
+                              {9, 67, 45},  {13, 300, 37},  {40, 128, 64}, {33, 96, 48},
+                              {70, 64, 80}, {17, 1056, 16}, {2, 1000, 13}, {16, 96, 37},
                               {3, 31, 9}};
   for (DType dt : {DType::kF32, DType::kF16, DType::kBF16}) {
     for (const MatmulCase& c : cases) {
@@ -117,9 +113,9 @@ TEST_P(KernelTest, MatmulWithBf16ActivationsMatchesRef) {
   // result is bf16 rounding of x (relative 2^-9 per product), checked loosely as well.
   cpu::Context ctx = ctx_;
   ctx.bf16_activations = true;
-  const MatmulCase cases[] = {{1, 67, 45},  {2, 1000, 13}, {3, 31, 9},    {8, 1000, 13},
-                              {16, 96, 37}, {5, 1024, 96}, {13, 3072, 32}, {40, 128, 64},
-                              {17, 1056, 16}};
+  const MatmulCase cases[] = {{1, 67, 45},    {2, 1000, 13}, {3, 31, 9},
+                              {8, 1000, 13},  {16, 96, 37},  {5, 1024, 96},
+                              {13, 3072, 32}, {40, 128, 64}, {17, 1056, 16}};
   for (DType dt : {DType::kBF16, DType::kF16}) {
     for (const MatmulCase& c : cases) {
       for (bool with_bias : {false, true}) check_matmul(ctx, c, dt, with_bias, per_term_tol(dt), 3);
@@ -154,24 +150,25 @@ TEST_P(KernelTest, GemvRowsDoNotDependOnHowManyTokensShareTheCall) {
   // it alone or with up to kGemvMaxTokens - 1 others (any position in the batch).
   const int64_t n_in = 1000, n_out = 45;
   for (bool bf16_activations : {false, true}) {
-  cpu::Context ctx = ctx_;
-  ctx.bf16_activations = bf16_activations;
-  for (DType dt : {DType::kBF16, DType::kF16, DType::kF32}) {
-    const auto w = encode(random_floats(static_cast<size_t>(n_in * n_out), 31), dt);
-    const auto x = random_floats(static_cast<size_t>(cpu::kGemvMaxTokens * n_in), 32);
-    std::vector<float> all(static_cast<size_t>(cpu::kGemvMaxTokens * n_out));
-    for (int64_t n_tokens : {int64_t{2}, int64_t{3}, int64_t{7}, cpu::kGemvMaxTokens}) {
-      cpu::matmul(ctx, x.data(), n_tokens, n_in, w.data(), dt, n_out, nullptr, all.data());
-      for (int64_t t = 0; t < n_tokens; ++t) {
-        std::vector<float> alone(static_cast<size_t>(n_out));
-        cpu::matmul(ctx, x.data() + t * n_in, 1, n_in, w.data(), dt, n_out, nullptr,
-                    alone.data());
-        EXPECT_EQ(0, std::memcmp(alone.data(), all.data() + t * n_out, alone.size() * sizeof(float)))
-            << dtype_name(dt) << " token " << t << " of " << n_tokens
-            << (bf16_activations ? " bf16 activations" : "");
+    cpu::Context ctx = ctx_;
+    ctx.bf16_activations = bf16_activations;
+    for (DType dt : {DType::kBF16, DType::kF16, DType::kF32}) {
+      const auto w = encode(random_floats(static_cast<size_t>(n_in * n_out), 31), dt);
+      const auto x = random_floats(static_cast<size_t>(cpu::kGemvMaxTokens * n_in), 32);
+      std::vector<float> all(static_cast<size_t>(cpu::kGemvMaxTokens * n_out));
+      for (int64_t n_tokens : {int64_t{2}, int64_t{3}, int64_t{7}, cpu::kGemvMaxTokens}) {
+        cpu::matmul(ctx, x.data(), n_tokens, n_in, w.data(), dt, n_out, nullptr, all.data());
+        for (int64_t t = 0; t < n_tokens; ++t) {
+          std::vector<float> alone(static_cast<size_t>(n_out));
+          cpu::matmul(ctx, x.data() + t * n_in, 1, n_in, w.data(), dt, n_out, nullptr,
+                      alone.data());
+          EXPECT_EQ(0,
+                    std::memcmp(alone.data(), all.data() + t * n_out, alone.size() * sizeof(float)))
+              << dtype_name(dt) << " token " << t << " of " << n_tokens
+              << (bf16_activations ? " bf16 activations" : "");
+        }
       }
     }
-  }
   }
 }
 
@@ -298,7 +295,8 @@ std::vector<std::tuple<Isa, int>> all_params() {
   return p;
 }
 
-INSTANTIATE_TEST_SUITE_P(IsaThreads, KernelTest, ::testing::ValuesIn(all_params()), param_name);
+INSTANTIATE_TEST_SUITE_P(IsaThreads, KernelTest, ::testing::ValuesIn(all_params()),
+                         test::isa_threads_name);
 
 #if defined(SHARDLM_CPU_BF16_DOT)
 TEST(Bf16DotTest, VectorRoundingEqualsTheScalarRounding) {

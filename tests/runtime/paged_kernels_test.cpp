@@ -19,6 +19,7 @@
 
 #include "kernels/cpu/cpu_ops.h"
 #include "kernels/ref/ref_ops.h"
+#include "tests/runtime/isa_threads_param.h"
 #include "tests/runtime/paged_test_util.h"
 #include "tests/runtime/test_util.h"
 
@@ -68,11 +69,6 @@ float attn_tol(DType d) {
       return 1e-6f;
   }
   return 0;
-}
-
-std::string param_name(const ::testing::TestParamInfo<std::tuple<Isa, int>>& info) {
-  return std::string(cpu::isa_name(std::get<0>(info.param))) + "_" +
-         std::to_string(std::get<1>(info.param)) + "_threads";
 }
 
 class PagedKernelTest : public ::testing::TestWithParam<std::tuple<Isa, int>> {
@@ -300,7 +296,7 @@ std::vector<std::tuple<Isa, int>> all_params() {
 }
 
 INSTANTIATE_TEST_SUITE_P(IsaThreads, PagedKernelTest, ::testing::ValuesIn(all_params()),
-                         param_name);
+                         test::isa_threads_name);
 
 }  // namespace
 }  // namespace shardlm
