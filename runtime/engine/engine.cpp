@@ -555,6 +555,34 @@ const KvPoolShape& Engine::kv_pool_shape() const {
   return ranks_[0]->kv_pool->shape();
 }
 
+std::vector<uint8_t> Engine::read_kv_slots(int rank, std::span<const int64_t> slots) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (rank < 0 || rank >= static_cast<int>(ranks_.size()) || !ranks_[static_cast<size_t>(rank)]->kv_pool) {
+    fail(StatusCode::kInvalidArg, "read_kv_slots: rank " + std::to_string(rank) +
+                                      " has no paged KV pool in this process");
+  }
+  Rank& R = *ranks_[static_cast<size_t>(rank)];
+  const KvPoolShape& sh = R.kv_pool->shape();
+  const size_t row = static_cast<size_t>(sh.n_head_kv_local * sh.head_dim) * dtype_size(sh.dtype);
+  std::vector<uint8_t> layer(row * static_cast<size_t>(sh.n_slots()));
+  std::vector<uint8_t> out;
+  out.reserve(row * slots.size() * static_cast<size_t>(2 * sh.n_layer));
+  for (int64_t l = 0; l < sh.n_layer; ++l) {
+    for (const Tensor& t : {R.kv_pool->k(l), R.kv_pool->v(l)}) {
+      R.backend->copy_to_host(layer.data(), t, layer.size());
+      for (int64_t slot : slots) {
+        if (slot < 0 || slot >= sh.n_slots()) {
+          fail(StatusCode::kInvalidArg, "read_kv_slots: slot " + std::to_string(slot) +
+                                            " outside the pool of " + std::to_string(sh.n_slots()));
+        }
+        const uint8_t* src = layer.data() + static_cast<size_t>(slot) * row;
+        out.insert(out.end(), src, src + row);
+      }
+    }
+  }
+  return out;
+}
+
 StepOutput Engine::execute_step(const StepInput& step, bool gather_logits) {
   std::lock_guard<std::mutex> lock(mu_);
   check_usable();

@@ -149,6 +149,9 @@ class Engine {
   void attach_step_engine();
   void detach_step_engine();
   const KvPoolShape& kv_pool_shape() const;  // rank 0's (the others differ only when kv heads do)
+  // Inspection (tests): the bytes of K then V of every layer at `slots` of an in-process rank's
+  // pool, in the pool's dtype: [n_layer][K, V][slots][n_head_kv_local * head_dim].
+  std::vector<uint8_t> read_kv_slots(int rank, std::span<const int64_t> slots) const;
 
   // Ranks as processes (EngineOptions::process_comm): this process's rank, and whether it
   // drives (rank 0, or every in-process engine).

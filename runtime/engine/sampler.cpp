@@ -140,7 +140,7 @@ double Sampler::next_uniform() {
   return static_cast<double>(rng_() >> 11) * 0x1.0p-53;
 }
 
-int32_t Sampler::sample(std::span<float> logits, std::span<const int32_t> history) {
+int32_t Sampler::chain(std::span<float> logits, std::span<const int32_t> history) {
   if (logits.empty()) fail(StatusCode::kInvalidArg, "no logits to sample from");
   if (has_penalties()) {
     const size_t n = params_.penalty_last_n < 0
@@ -164,7 +164,12 @@ int32_t Sampler::sample(std::span<float> logits, std::span<const int32_t> histor
     keep_top_p(cand_, params_.top_p);
   }
   keep_min_p(cand_, params_.min_p);
+  return -1;
+}
 
+int32_t Sampler::sample(std::span<float> logits, std::span<const int32_t> history) {
+  const int32_t greedy_id = chain(logits, history);
+  if (greedy_id >= 0) return greedy_id;
   double total = 0;
   for (const TokenScore& c : cand_) total += c.score;
   const double target = next_uniform() * total;
@@ -174,6 +179,27 @@ int32_t Sampler::sample(std::span<float> logits, std::span<const int32_t> histor
     if (acc > target) return c.id;
   }
   return cand_.back().id;
+}
+
+void Sampler::distribution(std::span<float> logits, std::span<const int32_t> history,
+                           std::span<float> probs) {
+  if (probs.size() != logits.size()) {
+    fail(StatusCode::kInvalidArg, "sampler distribution: " + std::to_string(probs.size()) +
+                                      " probabilities for " + std::to_string(logits.size()) +
+                                      " logits");
+  }
+  std::fill(probs.begin(), probs.end(), 0.0f);
+  const int32_t greedy_id = chain(logits, history);
+  if (greedy_id >= 0) {
+    probs[static_cast<size_t>(greedy_id)] = 1.0f;
+    return;
+  }
+  double total = 0;
+  for (const TokenScore& c : cand_) total += c.score;
+  const double inv = 1.0 / total;
+  for (const TokenScore& c : cand_) {
+    probs[static_cast<size_t>(c.id)] = static_cast<float>(c.score * inv);
+  }
 }
 
 }  // namespace shardlm

@@ -70,11 +70,19 @@ class Sampler {
   // Runs the chain on `logits` (modified) and returns the chosen id. `history` is the whole
   // context; the penalties look at its last penalty_last_n ids.   logits [n_vocab]
   int32_t sample(std::span<float> logits, std::span<const int32_t> history);
+  // The distribution sample() draws from, dense: probs[id] after the whole chain (0 for the
+  // tokens it filters out; one-hot at the argmax when greedy). Uses no randomness.
+  // logits [n_vocab] (modified), probs [n_vocab]
+  void distribution(std::span<float> logits, std::span<const int32_t> history,
+                    std::span<float> probs);
 
   // A uniform double in [0, 1) from the generator (used by sample()).
   double next_uniform();
 
  private:
+  // Steps 1-5: returns the greedy id, or -1 with the survivors' probabilities in cand_.
+  int32_t chain(std::span<float> logits, std::span<const int32_t> history);
+
   SamplerParams params_;
   std::mt19937_64 rng_;
   std::vector<TokenScore> cand_;  // reused between calls

@@ -48,8 +48,12 @@ ServingLoop::ClientLock::~ClientLock() {
   }
 }
 
-ServingLoop::ServingLoop(std::shared_ptr<Engine> engine, const StepEngineOptions& options)
-    : engine_ptr_(std::move(engine)), engine_(*engine_ptr_, options), n_ctx_(engine_.n_ctx()) {
+ServingLoop::ServingLoop(std::shared_ptr<Engine> engine, const StepEngineOptions& options,
+                         std::shared_ptr<Engine> draft)
+    : engine_ptr_(std::move(engine)),
+      draft_ptr_(std::move(draft)),
+      engine_(*engine_ptr_, options, draft_ptr_.get()),
+      n_ctx_(engine_.n_ctx()) {
   driver_ = std::thread([this] { drive(); });
 }
 

@@ -55,7 +55,9 @@ class RequestStream {
 class ServingLoop {
  public:
   // `engine` must have a paged KV pool (EngineOptions::kv_blocks). Starts the driver thread.
-  ServingLoop(std::shared_ptr<Engine> engine, const StepEngineOptions& options);
+  // `draft`: the draft model for options.speculation kDraft (StepEngine's rules), else null.
+  ServingLoop(std::shared_ptr<Engine> engine, const StepEngineOptions& options,
+              std::shared_ptr<Engine> draft = nullptr);
   ~ServingLoop();  // cancels what is left and joins the driver
   ServingLoop(const ServingLoop&) = delete;
   ServingLoop& operator=(const ServingLoop&) = delete;
@@ -90,6 +92,7 @@ class ServingLoop {
   std::condition_variable clients_cv_;  // the driver waits here while clients hold their turn
   std::atomic<int> clients_waiting_{0};
   std::shared_ptr<Engine> engine_ptr_;
+  std::shared_ptr<Engine> draft_ptr_;
   StepEngine engine_;
   int64_t n_ctx_ = 0;
   std::map<RequestId, std::shared_ptr<RequestStream>> streams_;

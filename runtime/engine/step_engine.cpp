@@ -5,6 +5,9 @@
 #include <string>
 
 #include "runtime/core/status.h"
+#include "runtime/engine/ngram_proposer.h"
+#include "runtime/engine/rejection_sampler.h"
+#include "runtime/engine/step_builder.h"
 
 namespace shardlm {
 
@@ -14,6 +17,37 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_between(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double>(b - a).count();
+}
+
+// The draft's sampler for a sequence: the target's parameters, a seed of its own.
+SamplerParams draft_sampling(SamplerParams p) {
+  p.seed ^= 0x9e3779b97f4a7c15ull;
+  return p;
+}
+
+// The tokenizer a pack carries, or "" when it carries none.
+std::string pack_tokenizer(const Engine& e) {
+  const PackReader& pack = e.pack(0);
+  return pack.has_file("tokenizer.json") ? pack.file("tokenizer.json") : std::string();
+}
+
+void check_draft_matches(const Engine& target, const Engine& draft) {
+  const std::string a = pack_tokenizer(target), b = pack_tokenizer(draft);
+  if (a != b) {
+    fail(StatusCode::kInvalidArg,
+         "the draft pack (" + draft.pack(0).path() + ") and the target pack (" +
+             target.pack(0).path() + ") " +
+             (a.empty() || b.empty() ? "do not both carry a tokenizer"
+                                     : "carry different tokenizers") +
+             ": speculative decoding needs a draft with the target's tokenizer");
+  }
+  if (a.empty() && draft.config().n_vocab != target.config().n_vocab) {
+    fail(StatusCode::kInvalidArg, "the draft's vocabulary (" +
+                                      std::to_string(draft.config().n_vocab) +
+                                      ") differs from the target's (" +
+                                      std::to_string(target.config().n_vocab) +
+                                      ") and neither pack carries a tokenizer to compare");
+  }
 }
 
 }  // namespace
@@ -26,11 +60,22 @@ struct StepEngine::Sequence {
   Clock::time_point submitted;
   bool cancelled = false;
   bool first_admission_seen = false;
+  SpecController spec;
+  Sampler draft_sampler;
 
-  Sequence(TokenRequest r) : request(std::move(r)), sampler(request.sampling) {}
+  Sequence(TokenRequest r, const SpeculationOptions& so)
+      : request(std::move(r)),
+        sampler(request.sampling),
+        spec(so),
+        draft_sampler(draft_sampling(request.sampling)) {}
 };
 
-StepEngine::StepEngine(Engine& engine, const StepEngineOptions& options)
+struct StepEngine::Speculation {
+  std::vector<int32_t> tokens;  // proposals after the sequence's last token
+  std::vector<float> q;         // [tokens, n_vocab of the draft] (draft sampling), else empty
+};
+
+StepEngine::StepEngine(Engine& engine, const StepEngineOptions& options, Engine* draft)
     : engine_(engine),
       options_(options),
       n_ctx_(engine.n_ctx()),
@@ -38,10 +83,26 @@ StepEngine::StepEngine(Engine& engine, const StepEngineOptions& options)
               engine.pack(0).pack_id(), options.prefix_cache),
       scheduler_(SchedulerOptions{options.max_seqs, engine.max_batch_tokens(), options.admission},
                  blocks_) {
+  validate_speculation_options(options.speculation);
+  if (options.speculation.mode == SpeculationMode::kDraft) {
+    if (draft == nullptr) {
+      fail(StatusCode::kInvalidArg, "draft-model speculation needs a draft model");
+    }
+    check_draft_matches(engine, *draft);
+  }
   engine_.attach_step_engine();
+  if (options.speculation.mode == SpeculationMode::kDraft) {
+    try {
+      draft_ = std::make_unique<DraftProposer>(*draft);
+    } catch (...) {
+      engine_.detach_step_engine();
+      throw;
+    }
+  }
 }
 
 StepEngine::~StepEngine() {
+  draft_.reset();
   engine_.detach_step_engine();
 }
 
@@ -82,7 +143,7 @@ RequestId StepEngine::submit(TokenRequest request) {
                                   "); shorten it or open the model with a larger KV cache");
   }
   const RequestId id = next_id_++;
-  auto seq = std::make_unique<Sequence>(std::move(request));
+  auto seq = std::make_unique<Sequence>(std::move(request), options_.speculation);
   seq->sched.id = id;
   seq->sched.tokens = seq->request.prompt;
   seq->sched.n_prompt = n_prompt;
@@ -120,8 +181,127 @@ void StepEngine::finish(Sequence& s, FinishReason reason) {
   s.result.seconds = seconds_between(s.submitted, Clock::now());
   scheduler_.remove(&s.sched);
   const RequestId id = s.sched.id;
+  if (draft_) draft_->release(id);
   done_.emplace(id, std::move(s.result));
   live_.erase(id);  // destroys s
+}
+
+FinishReason StepEngine::deliver(Sequence& s, int32_t token) {
+  ScheduledSequence& q = s.sched;
+  if (s.result.tokens.empty() && s.result.ttft_seconds == 0) {
+    s.result.ttft_seconds = seconds_between(s.submitted, Clock::now());
+  }
+  const auto& stops = s.request.stop_ids;
+  if (std::find(stops.begin(), stops.end(), token) != stops.end()) {
+    s.result.stop_token = token;
+    return FinishReason::kStopToken;
+  }
+  s.result.tokens.push_back(token);
+  if (s.request.on_token && !s.request.on_token(token)) return FinishReason::kCallback;
+  // Context length once this token is in it (the prompt plus what was delivered).
+  const int64_t total = q.n_prompt + static_cast<int64_t>(s.result.tokens.size());
+  if (total >= q.max_total) {
+    const bool asked = s.request.max_new_tokens >= 0 &&
+                       static_cast<int64_t>(s.result.tokens.size()) >= s.request.max_new_tokens;
+    return asked ? FinishReason::kMaxTokens : FinishReason::kContextFull;
+  }
+  return FinishReason::kNone;
+}
+
+std::vector<StepEngine::Speculation> StepEngine::propose(const std::vector<StepPlanEntry>& plan) {
+  std::vector<Speculation> spec(plan.size());
+  const SpeculationOptions& so = options_.speculation;
+  if (so.mode == SpeculationMode::kOff) return spec;
+  int64_t budget = engine_.max_batch_tokens();
+  for (const StepPlanEntry& e : plan) budget -= e.n_tokens;
+  // How many tokens each decode entry may propose: its controller's k, capped by the step's
+  // token budget, by its context budget and by the blocks it has or can get.
+  std::vector<int32_t> ks(plan.size(), 0);
+  for (size_t i = 0; i < plan.size(); ++i) {
+    ScheduledSequence& q = *plan[i].seq;
+    if (plan[i].n_tokens != 1 || q.remaining() != 1 || budget <= 0) continue;
+    Sequence& s = *live_.at(q.id);
+    int64_t k = s.spec.next_k();
+    k = std::min<int64_t>({k, budget, q.max_total - static_cast<int64_t>(q.tokens.size())});
+    if (k <= 0) continue;
+    if (!blocks_.reserve(q.id, q.n_computed + 1 + k)) {
+      k = std::min(k, blocks_.n_tokens_capacity(q.id) - q.n_computed - 1);
+    }
+    if (k <= 0) continue;
+    ks[i] = static_cast<int32_t>(k);
+    budget -= k;
+  }
+  if (so.mode == SpeculationMode::kNgram) {
+    for (size_t i = 0; i < plan.size(); ++i) {
+      if (ks[i] > 0) {
+        spec[i].tokens = propose_ngram(plan[i].seq->tokens, so.ngram_min, so.ngram_max, ks[i]);
+      }
+    }
+    return spec;
+  }
+  std::vector<DraftRequest> requests;
+  std::vector<size_t> which;
+  for (size_t i = 0; i < plan.size(); ++i) {
+    if (ks[i] <= 0) continue;
+    Sequence& s = *live_.at(plan[i].seq->id);
+    requests.push_back(
+        {plan[i].seq->id, plan[i].seq->tokens, ks[i], &s.draft_sampler, so.draft_min_prob});
+    which.push_back(i);
+  }
+  if (requests.empty()) return spec;
+  std::vector<DraftProposal> proposals = draft_->propose(requests);
+  for (size_t j = 0; j < which.size(); ++j) {
+    spec[which[j]].tokens = std::move(proposals[j].tokens);
+    spec[which[j]].q = std::move(proposals[j].q);
+  }
+  return spec;
+}
+
+std::vector<int32_t> StepEngine::verify(Sequence& s, const Speculation& sp, const StepOutput& out,
+                                        size_t first_row, bool have_logits) {
+  const size_t k = sp.tokens.size();
+  const int64_t n_vocab = engine_.config().n_vocab;
+  // History of position j: the context, then proposals [0, j) (the penalties see them).
+  std::vector<int32_t> history = s.sched.tokens;
+  std::vector<float> row;
+  const auto logits_row = [&](size_t j) {
+    const auto begin = out.logits.begin() + static_cast<ptrdiff_t>((first_row + j) * n_vocab);
+    row.assign(begin, begin + n_vocab);
+    return std::span<float>(row);
+  };
+  SpecVerdict v;
+  if (s.sampler.greedy()) {
+    std::vector<int32_t> argmax(k + 1);
+    for (size_t j = 0; j <= k; ++j) {
+      argmax[j] = have_logits ? s.sampler.sample(logits_row(j), history) : out.argmax[first_row + j];
+      if (j < k) history.push_back(sp.tokens[j]);
+    }
+    v = verify_greedy(sp.tokens, argmax);
+  } else {
+    std::vector<float> p((k + 1) * static_cast<size_t>(n_vocab));
+    for (size_t j = 0; j <= k; ++j) {
+      s.sampler.distribution(logits_row(j), history,
+                             std::span<float>(p.data() + j * n_vocab, static_cast<size_t>(n_vocab)));
+      if (j < k) history.push_back(sp.tokens[j]);
+    }
+    const int64_t n_vocab_q = draft_ ? draft_->n_vocab() : n_vocab;
+    v = verify_sampled(sp.tokens, p, n_vocab, sp.q, n_vocab_q,
+                       [&] { return s.sampler.next_uniform(); });
+  }
+  std::vector<int32_t> emitted(sp.tokens.begin(), sp.tokens.begin() + v.n_accepted);
+  emitted.push_back(v.next);
+  if (s.request.logits) {
+    for (size_t j = 0; j < emitted.size(); ++j) {
+      const auto begin = out.logits.begin() + static_cast<ptrdiff_t>((first_row + j) * n_vocab);
+      s.result.logits.insert(s.result.logits.end(), begin, begin + n_vocab);
+    }
+  }
+  s.spec.update(static_cast<int32_t>(k), v.n_accepted);
+  ++spec_verifications_;
+  spec_proposed_ += static_cast<int64_t>(k);
+  spec_accepted_ += v.n_accepted;
+  spec_emitted_ += static_cast<int64_t>(emitted.size());
+  return emitted;
 }
 
 std::vector<RequestId> StepEngine::step() {
@@ -136,103 +316,116 @@ std::vector<RequestId> StepEngine::step() {
   }
   const std::vector<StepPlanEntry> plan = scheduler_.schedule();
   if (plan.empty()) return ended;
+  const std::vector<Speculation> spec = propose(plan);
 
-  StepInput in;
-  const int64_t bs = blocks_.block_size();
   int64_t max_blocks = 1;
   for (const StepPlanEntry& e : plan) {
     max_blocks =
         std::max<int64_t>(max_blocks, static_cast<int64_t>(blocks_.block_table(e.seq->id).size()));
   }
-  in.max_blocks = static_cast<int32_t>(max_blocks);
-  in.seq_starts.push_back(0);
+  StepBuilder b(blocks_.block_size(), max_blocks);
   bool want_logits = false;
   // What each logits row is for, in logits_rows order: a prompt position whose logits the
-  // request keeps, the sampling of the sequence's next token, or both.
+  // request keeps, the sampling of the sequence's next token, or both; or the first of a
+  // speculating sequence's k + 1 verification rows.
   struct Row {
     Sequence* seq;
     bool prompt;
     bool sample;
+    const Speculation* spec;
   };
   std::vector<Row> rows;
   const int64_t n_vocab = engine_.config().n_vocab;
-  for (const StepPlanEntry& e : plan) {
+  for (size_t i = 0; i < plan.size(); ++i) {
+    const StepPlanEntry& e = plan[i];
     ScheduledSequence& q = *e.seq;
     Sequence& s = *live_.at(q.id);
     if (!s.first_admission_seen) {
       s.first_admission_seen = true;
       s.result.n_cached_prompt = q.n_cached_tokens;
     }
-    const std::span<const int32_t> table = blocks_.block_table(q.id);
+    b.begin_sequence(blocks_.block_table(q.id));
+    const int64_t end = q.n_computed + e.n_tokens;
+    if (!spec[i].tokens.empty()) {
+      // Verification: the last token and every proposal, each with a logits row.
+      rows.push_back({&s, false, false, &spec[i]});
+      b.want_logits(b.add_token(q.tokens.back(), q.n_computed));
+      for (size_t j = 0; j < spec[i].tokens.size(); ++j) {
+        b.want_logits(b.add_token(spec[i].tokens[j], q.n_computed + 1 + static_cast<int64_t>(j)));
+      }
+      b.end_sequence(end + static_cast<int64_t>(spec[i].tokens.size()));
+      want_logits = want_logits || s.sampler.needs_logits() || s.request.logits;
+      continue;
+    }
     // Prompt positions already kept (a preempted request recomputes them: not kept twice).
     const int64_t n_kept = static_cast<int64_t>(s.result.prompt_logits.size()) / n_vocab;
-    const int64_t end = q.n_computed + e.n_tokens;
     for (int64_t p = q.n_computed; p < end; ++p) {
       const bool prompt_row = s.request.prompt_logits && p < q.n_prompt && p >= n_kept;
       const bool sample_row = p == end - 1 && end == static_cast<int64_t>(q.tokens.size());
+      const int32_t r = b.add_token(q.tokens[static_cast<size_t>(p)], p);
       if (prompt_row || sample_row) {
-        in.logits_rows.push_back(static_cast<int32_t>(in.tokens.size()));
-        rows.push_back({&s, prompt_row, sample_row});
+        b.want_logits(r);
+        rows.push_back({&s, prompt_row, sample_row, nullptr});
         want_logits = want_logits || prompt_row;
         if (sample_row) {
           want_logits = want_logits || s.sampler.needs_logits() || s.request.logits;
         }
       }
-      in.tokens.push_back(q.tokens[static_cast<size_t>(p)]);
-      in.positions.push_back(static_cast<int32_t>(p));
-      in.slot_mapping.push_back(static_cast<int64_t>(table[static_cast<size_t>(p / bs)]) * bs +
-                                p % bs);
     }
-    in.seq_starts.push_back(static_cast<int32_t>(in.tokens.size()));
-    in.context_lens.push_back(static_cast<int32_t>(q.n_computed + e.n_tokens));
-    const size_t row0 = in.block_table.size();
-    in.block_table.resize(row0 + static_cast<size_t>(max_blocks), -1);
-    std::copy(table.begin(), table.end(), in.block_table.begin() + static_cast<ptrdiff_t>(row0));
+    b.end_sequence(end);
   }
 
+  const StepInput& in = b.input();
   const StepOutput out = engine_.execute_step(in, want_logits);
   ++n_steps_;
   tokens_computed_ += in.n_tokens();
   max_seqs_in_a_step_ = std::max(max_seqs_in_a_step_, in.n_seqs());
-  for (const StepPlanEntry& e : plan) {
-    e.seq->n_computed += e.n_tokens;
-    blocks_.commit(e.seq->id, e.seq->tokens, e.seq->n_computed);
+  for (size_t i = 0; i < plan.size(); ++i) {
+    if (!spec[i].tokens.empty()) continue;  // committed after verification
+    plan[i].seq->n_computed += plan[i].n_tokens;
+    blocks_.commit(plan[i].seq->id, plan[i].seq->tokens, plan[i].seq->n_computed);
   }
 
-  const auto now = Clock::now();
-  for (size_t i = 0; i < rows.size(); ++i) {
-    Sequence& s = *rows[i].seq;
+  size_t logits_row = 0;
+  for (const Row& r : rows) {
+    Sequence& s = *r.seq;
     ScheduledSequence& q = s.sched;
-    const auto row_begin = out.logits.begin() + static_cast<ptrdiff_t>(i * n_vocab);
-    if (rows[i].prompt) {
+    const size_t first = logits_row;
+    if (r.spec != nullptr) {
+      logits_row += r.spec->tokens.size() + 1;
+      const std::vector<int32_t> emitted = verify(s, *r.spec, out, first, want_logits);
+      // The KV of the last token and the accepted proposals stays; the rest is rolled back
+      // before any block enters the prefix cache.
+      const int64_t n_valid = q.n_computed + static_cast<int64_t>(emitted.size());
+      q.tokens.insert(q.tokens.end(), emitted.begin(), emitted.end());
+      blocks_.truncate(q.id, n_valid);
+      q.n_computed = n_valid;
+      blocks_.commit(q.id, q.tokens, n_valid);
+      if (draft_) draft_->truncate(q.id, n_valid);
+      FinishReason reason = FinishReason::kNone;
+      for (int32_t token : emitted) {
+        if ((reason = deliver(s, token)) != FinishReason::kNone) break;
+      }
+      if (reason != FinishReason::kNone) {
+        ended.push_back(q.id);
+        finish(s, reason);
+      }
+      continue;
+    }
+    ++logits_row;
+    const auto row_begin = out.logits.begin() + static_cast<ptrdiff_t>(first * n_vocab);
+    if (r.prompt) {
       s.result.prompt_logits.insert(s.result.prompt_logits.end(), row_begin, row_begin + n_vocab);
     }
-    if (!rows[i].sample) continue;
-    int32_t next = out.argmax[i];
+    if (!r.sample) continue;
+    int32_t next = out.argmax[first];
     if (want_logits) {
       std::vector<float> row(row_begin, row_begin + n_vocab);
       if (s.request.logits) s.result.logits.insert(s.result.logits.end(), row.begin(), row.end());
       if (s.sampler.needs_logits()) next = s.sampler.sample(row, q.tokens);
     }
-    if (s.result.tokens.empty() && s.result.ttft_seconds == 0) {
-      s.result.ttft_seconds = seconds_between(s.submitted, now);
-    }
-    const auto& stops = s.request.stop_ids;
-    FinishReason reason = FinishReason::kNone;
     q.tokens.push_back(next);
-    if (std::find(stops.begin(), stops.end(), next) != stops.end()) {
-      reason = FinishReason::kStopToken;
-      s.result.stop_token = next;
-    } else {
-      s.result.tokens.push_back(next);
-      if (s.request.on_token && !s.request.on_token(next)) {
-        reason = FinishReason::kCallback;
-      } else if (static_cast<int64_t>(q.tokens.size()) >= q.max_total) {
-        const bool asked = s.request.max_new_tokens >= 0 &&
-                           static_cast<int64_t>(s.result.tokens.size()) >= s.request.max_new_tokens;
-        reason = asked ? FinishReason::kMaxTokens : FinishReason::kContextFull;
-      }
-    }
+    const FinishReason reason = deliver(s, next);
     if (reason != FinishReason::kNone) {
       ended.push_back(q.id);
       finish(s, reason);
@@ -258,6 +451,11 @@ StepEngineStats StepEngine::stats() const {
   st.prefix_hit_tokens = blocks_.prefix_hit_tokens();
   st.tokens_computed = tokens_computed_;
   st.max_seqs_in_a_step = max_seqs_in_a_step_;
+  st.spec_verifications = spec_verifications_;
+  st.spec_proposed = spec_proposed_;
+  st.spec_accepted = spec_accepted_;
+  st.spec_emitted = spec_emitted_;
+  st.draft_steps = draft_ ? draft_->n_steps() : 0;
   return st;
 }
 

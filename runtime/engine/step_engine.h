@@ -6,6 +6,11 @@
 // seed, penalties over its own history), so a sequence's tokens do not depend on what it was
 // batched with. Finished sequences leave at once and free their blocks (full blocks stay in the
 // prefix cache until evicted).
+// Speculative decoding (speculation.h): a decoding sequence may carry up to k proposals (from a
+// draft model or n-gram lookup) into the step; the target scores them with its last token in the
+// same step and the verifier keeps a prefix plus one token (greedy: exactly plain decoding;
+// sampling: exact rejection sampling, so the output law is unchanged). Rejected positions are
+// rolled back by block truncation in both models' KV before anything enters the prefix cache.
 // A request that can never run (its prompt plus max_new_tokens beyond n_ctx or beyond the whole
 // pool) is refused by submit() with both numbers; nothing else is disturbed.
 // Threading: one thread drives it (submit, cancel, step); a serving loop wrapping it for many
@@ -22,10 +27,12 @@
 #include <vector>
 
 #include "runtime/engine/block_manager.h"
+#include "runtime/engine/draft_proposer.h"
 #include "runtime/engine/engine.h"
 #include "runtime/engine/generation.h"
 #include "runtime/engine/sampler.h"
 #include "runtime/engine/scheduler.h"
+#include "runtime/engine/speculation.h"
 
 namespace shardlm {
 
@@ -33,6 +40,8 @@ struct StepEngineOptions {
   int64_t max_seqs = 16;  // sequences per step
   AdmissionMode admission = AdmissionMode::kPreempt;
   bool prefix_cache = true;
+  // Speculative decoding of every sequence (kDraft needs the draft engine at construction).
+  SpeculationOptions speculation;
 };
 
 using RequestId = uint64_t;
@@ -71,6 +80,16 @@ struct StepEngineStats {
   int64_t prefix_queried_tokens = 0, prefix_hit_tokens = 0;
   int64_t tokens_computed = 0;  // K/V rows written by all steps (prefill + decode)
   int64_t max_seqs_in_a_step = 0;
+  // Speculative decoding: verifications run, tokens proposed, proposals accepted, tokens the
+  // verifications emitted (accepted + one each), draft-model steps.
+  int64_t spec_verifications = 0, spec_proposed = 0, spec_accepted = 0, spec_emitted = 0;
+  int64_t draft_steps = 0;
+  double spec_acceptance_rate() const {
+    return spec_proposed ? double(spec_accepted) / double(spec_proposed) : 0;
+  }
+  double spec_tokens_per_verification() const {
+    return spec_verifications ? double(spec_emitted) / double(spec_verifications) : 0;
+  }
   double prefix_hit_rate() const {
     return prefix_queried_tokens ? double(prefix_hit_tokens) / double(prefix_queried_tokens) : 0;
   }
@@ -78,8 +97,10 @@ struct StepEngineStats {
 
 class StepEngine {
  public:
-  // `engine` must have a paged KV pool and outlive this object.
-  StepEngine(Engine& engine, const StepEngineOptions& options);
+  // `engine` must have a paged KV pool and outlive this object. With speculation kDraft,
+  // `draft` is the draft model's engine (a paged KV pool, the same tokenizer: checked here,
+  // Error(kInvalidArg) otherwise); it must outlive this object too.
+  StepEngine(Engine& engine, const StepEngineOptions& options, Engine* draft = nullptr);
   ~StepEngine();
 
   // Queues a request. Throws Error(kInvalidArg) for bad ids or sampler parameters and
@@ -104,14 +125,25 @@ class StepEngine {
     return blocks_.peek_cached_tokens(tokens);
   }
   Engine& engine() { return engine_; }
+  const DraftProposer* draft() const { return draft_.get(); }
   int64_t n_ctx() const { return n_ctx_; }
 
  private:
   struct Sequence;
+  struct Speculation;  // one sequence's proposal in the current step
   void finish(Sequence& s, FinishReason reason);
+  // The sequence's next token is already the last of its tokens: records it, runs the stop
+  // checks and the callback. Returns why the sequence ends (kNone: it goes on).
+  FinishReason deliver(Sequence& s, int32_t token);
+  // Proposals for the plan's decode entries (k = 0 where none), reserving their blocks.
+  std::vector<Speculation> propose(const std::vector<StepPlanEntry>& plan);
+  // Verifies one sequence's proposal against its logits rows; returns the emitted tokens.
+  std::vector<int32_t> verify(Sequence& s, const Speculation& sp, const StepOutput& out,
+                              size_t first_row, bool have_logits);
 
   Engine& engine_;
   StepEngineOptions options_;
+  std::unique_ptr<DraftProposer> draft_;
   int64_t n_ctx_ = 0;
   BlockManager blocks_;
   Scheduler scheduler_;
@@ -122,6 +154,7 @@ class StepEngine {
   int64_t n_steps_ = 0;
   int64_t tokens_computed_ = 0;
   int64_t max_seqs_in_a_step_ = 0;
+  int64_t spec_verifications_ = 0, spec_proposed_ = 0, spec_accepted_ = 0, spec_emitted_ = 0;
 };
 
 }  // namespace shardlm

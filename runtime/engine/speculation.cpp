@@ -1,0 +1,62 @@
+// Speculation settings check and the adaptive-k controller.
+#include "runtime/engine/speculation.h"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "runtime/core/status.h"
+
+namespace shardlm {
+
+namespace {
+constexpr double kSmoothing = 0.3;      // weight of the newest step in the average
+constexpr double kPauseBelow = 0.2;     // average acceptance that pauses speculation
+constexpr int32_t kPauseSteps = 16;     // steps without speculation before the next probe
+constexpr double kAfterPause = 0.3;     // average assumed when probing again
+}  // namespace
+
+void validate_speculation_options(const SpeculationOptions& o) {
+  if (o.k < 1 || o.k > 32) {
+    fail(StatusCode::kInvalidArg,
+         "speculation k must be in [1, 32] (got " + std::to_string(o.k) + ")");
+  }
+  if (o.ngram_min < 1 || o.ngram_max < o.ngram_min) {
+    fail(StatusCode::kInvalidArg, "n-gram speculation needs 1 <= ngram_min <= ngram_max (got " +
+                                      std::to_string(o.ngram_min) + " and " +
+                                      std::to_string(o.ngram_max) + ")");
+  }
+  if (!(o.draft_min_prob >= 0 && o.draft_min_prob < 1)) {
+    fail(StatusCode::kInvalidArg, "draft_min_prob must be in [0, 1) (got " +
+                                      std::to_string(o.draft_min_prob) + ")");
+  }
+}
+
+const char* speculation_mode_name(SpeculationMode mode) {
+  switch (mode) {
+    case SpeculationMode::kOff: return "off";
+    case SpeculationMode::kDraft: return "draft";
+    case SpeculationMode::kNgram: return "ngram";
+  }
+  return "?";
+}
+
+int32_t SpecController::next_k() {
+  if (!adaptive_) return k_max_;
+  if (paused_ > 0) {
+    if (--paused_ > 0) return 0;
+    average_ = kAfterPause;
+    return 1;  // the probe
+  }
+  const double a = std::min(average_, 0.97);
+  const double expected = a / (1.0 - a);  // mean accepted run at this rate
+  return static_cast<int32_t>(std::clamp<double>(std::ceil(expected), 1, k_max_));
+}
+
+void SpecController::update(int32_t proposed, int32_t accepted) {
+  if (proposed <= 0) return;
+  average_ = (1 - kSmoothing) * average_ + kSmoothing * double(accepted) / double(proposed);
+  if (adaptive_ && average_ < kPauseBelow) paused_ = kPauseSteps;
+}
+
+}  // namespace shardlm

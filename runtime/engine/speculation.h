@@ -1,0 +1,56 @@
+// Speculative decoding settings and the per-sequence controller that decides how many tokens to
+// propose. A proposer (a draft model: draft_proposer.h; or n-gram lookup: ngram_proposer.h)
+// suggests up to k tokens after a sequence's last one; the target scores the last token and all
+// k proposals in one step (k + 1 positions) and the verifier (rejection_sampler.h) keeps a prefix
+// of them plus one token of its own, so every step still makes at least one token.
+// Adaptive k: the controller keeps a moving average of the acceptance rate and proposes about
+// as many tokens as are expected to pass (alpha / (1 - alpha), at least 1, at most k); when
+// almost nothing passes it pauses speculation for that sequence and probes again later with one
+// token, so a poor proposer costs little. Not here: running models or sampling.
+#pragma once
+
+#include <cstdint>
+
+namespace shardlm {
+
+enum class SpeculationMode : int32_t {
+  kOff = 0,
+  kDraft = 1,  // a draft model (same tokenizer) proposes
+  kNgram = 2,  // prompt lookup: tokens that followed the context's suffix earlier in it
+};
+
+struct SpeculationOptions {
+  SpeculationMode mode = SpeculationMode::kOff;
+  int32_t k = 4;          // most tokens proposed per sequence per step
+  bool adaptive = true;   // shrink k and pause on low acceptance (see above)
+  int32_t ngram_min = 2;  // n-gram lookup: shortest and longest suffix matched
+  int32_t ngram_max = 5;
+  // Draft model: stop proposing once the draft's probability of its own proposal drops below
+  // this (a likely rejection is not worth a draft step). 0 = always propose k.
+  float draft_min_prob = 0.1f;
+};
+
+// Throws Error(kInvalidArg) naming the field: k outside [1, 32], ngram_min < 1, ngram_max <
+// ngram_min, draft_min_prob outside [0, 1).
+void validate_speculation_options(const SpeculationOptions& o);
+
+const char* speculation_mode_name(SpeculationMode mode);
+
+// One sequence's adaptive k.
+class SpecController {
+ public:
+  explicit SpecController(const SpeculationOptions& o) : k_max_(o.k), adaptive_(o.adaptive) {}
+  // Tokens to propose this step (0: speculation paused for this step).
+  int32_t next_k();
+  // After verification: `proposed` tokens were offered, `accepted` of them kept.
+  void update(int32_t proposed, int32_t accepted);
+  double acceptance_average() const { return average_; }
+
+ private:
+  int32_t k_max_;
+  bool adaptive_;
+  double average_ = 0.6;  // moving average of accepted / proposed
+  int32_t paused_ = 0;    // steps left without speculation
+};
+
+}  // namespace shardlm

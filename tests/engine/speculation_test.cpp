@@ -1,0 +1,294 @@
+// The pieces of speculative decoding that need no model: the verifier (greedy and exact rejection
+// sampling, checked by chi-square tests on adversarial distribution pairs, and shown to catch a
+// deliberately broken acceptance rule), the n-gram proposer and the adaptive-k controller.
+#include <gtest/gtest.h>
+
+#include <random>
+#include <string>
+#include <vector>
+
+#include "runtime/core/status.h"
+#include "runtime/engine/ngram_proposer.h"
+#include "runtime/engine/rejection_sampler.h"
+#include "runtime/engine/speculation.h"
+#include "tests/engine/chi_square.h"
+
+namespace shardlm {
+namespace {
+
+using Dist = std::vector<float>;
+
+Dist normalized(std::vector<double> w) {
+  double s = 0;
+  for (double x : w) s += x;
+  Dist d(w.size());
+  for (size_t i = 0; i < w.size(); ++i) d[i] = static_cast<float>(w[i] / s);
+  return d;
+}
+
+struct Pair {
+  std::string name;
+  Dist p0, p1;  // target at the first and second proposal
+  Dist q0, q1;  // draft; empty: deterministic proposals (n-gram style)
+  int32_t fixed0 = -1, fixed1 = -1;  // the deterministic proposals
+};
+
+constexpr int kV = 24;
+
+std::vector<Pair> adversarial_pairs() {
+  std::mt19937_64 rng(11);
+  std::uniform_real_distribution<double> u(0, 1);
+  const auto random_dist = [&](double sharp) {
+    std::vector<double> w(kV);
+    for (double& x : w) x = std::pow(u(rng), sharp);
+    return normalized(w);
+  };
+  std::vector<Pair> out;
+  {  // disjoint supports: every proposal is rejected
+    std::vector<double> a(kV, 0), b(kV, 0);
+    for (int i = 0; i < kV / 2; ++i) a[i] = 1 + i;
+    for (int i = kV / 2; i < kV; ++i) b[i] = 1 + (i % 5);
+    out.push_back({"disjoint", normalized(a), random_dist(3), normalized(b), random_dist(1)});
+  }
+  {  // one-hot q: the draft is sure and often wrong
+    std::vector<double> oh(kV, 0);
+    oh[3] = 1;
+    out.push_back({"one_hot_q", random_dist(2), random_dist(2), normalized(oh), normalized(oh)});
+  }
+  {  // q = p: everything is accepted
+    const Dist p = random_dist(4), p1 = random_dist(1);
+    out.push_back({"q_equals_p", p, p1, p, p1});
+  }
+  {  // near-uniform both
+    std::vector<double> a(kV), b(kV);
+    for (int i = 0; i < kV; ++i) {
+      a[i] = 1 + 0.05 * u(rng);
+      b[i] = 1 + 0.05 * u(rng);
+    }
+    out.push_back({"near_uniform", normalized(a), random_dist(0.5), normalized(b), normalized(a)});
+  }
+  {  // peaked p, broad q
+    std::vector<double> a(kV, 1e-3);
+    a[7] = 5;
+    a[8] = 2;
+    out.push_back({"peaked_p_broad_q", normalized(a), normalized(a), random_dist(1),
+                   random_dist(1)});
+  }
+  {  // deterministic proposals (n-gram): one likely, one unlikely under p
+    Pair pr{"deterministic", random_dist(2), random_dist(2), {}, {}};
+    pr.fixed0 = static_cast<int32_t>(std::max_element(pr.p0.begin(), pr.p0.end()) - pr.p0.begin());
+    pr.fixed1 = static_cast<int32_t>(std::min_element(pr.p1.begin(), pr.p1.end()) - pr.p1.begin());
+    out.push_back(pr);
+  }
+  return out;
+}
+
+int32_t draw(const Dist& d, std::mt19937_64& rng) {
+  return draw_from_weights(d, static_cast<double>(rng() >> 11) * 0x1.0p-53);
+}
+
+using Verifier = SpecVerdict (*)(std::span<const int32_t>, std::span<const float>, int64_t,
+                                 std::span<const float>, int64_t,
+                                 const std::function<double()>&);
+
+// The broken rules the tests must catch.
+SpecVerdict always_accept(std::span<const int32_t> props, std::span<const float> p, int64_t nv,
+                          std::span<const float>, int64_t, const std::function<double()>& u) {
+  SpecVerdict v;
+  v.n_accepted = static_cast<int32_t>(props.size());
+  v.next = draw_from_weights(p.subspan(props.size() * static_cast<size_t>(nv)), u());
+  return v;
+}
+
+SpecVerdict resample_from_p(std::span<const int32_t> props, std::span<const float> p, int64_t nv,
+                            std::span<const float> q, int64_t nq,
+                            const std::function<double()>& u) {
+  SpecVerdict v;
+  for (size_t i = 0; i < props.size(); ++i) {
+    const float px = p[i * nv + props[i]];
+    const float qx = q.empty() ? 1.0f : q[i * nq + props[i]];
+    if (u() * qx < px) {
+      ++v.n_accepted;
+      continue;
+    }
+    v.next = draw_from_weights(p.subspan(i * nv, nv), u());  // wrong: should be max(0, p - q)
+    return v;
+  }
+  v.next = draw_from_weights(p.subspan(props.size() * nv), u());
+  return v;
+}
+
+// Samples the first emitted token (must follow p0) and, when the first proposal was accepted,
+// the second (must follow p1). Returns both chi-square p-values.
+std::pair<double, double> run_pair(const Pair& pr, Verifier verify, int n_samples) {
+  std::mt19937_64 rng(2024);
+  const auto uniform = [&] { return static_cast<double>(rng() >> 11) * 0x1.0p-53; };
+  std::vector<int64_t> first(kV, 0), second(kV, 0);
+  Dist p(pr.p0);
+  p.insert(p.end(), pr.p1.begin(), pr.p1.end());
+  p.insert(p.end(), pr.p1.begin(), pr.p1.end());  // bonus row: p1 again
+  Dist q;
+  if (!pr.q0.empty()) {
+    q = pr.q0;
+    q.insert(q.end(), pr.q1.begin(), pr.q1.end());
+  }
+  for (int s = 0; s < n_samples; ++s) {
+    const int32_t x0 = pr.q0.empty() ? pr.fixed0 : draw(pr.q0, rng);
+    const int32_t x1 = pr.q1.empty() ? pr.fixed1 : draw(pr.q1, rng);
+    const std::vector<int32_t> props = {x0, x1};
+    const SpecVerdict v = verify(props, p, kV, q, kV, uniform);
+    const std::vector<int32_t> emitted = [&] {
+      std::vector<int32_t> e(props.begin(), props.begin() + v.n_accepted);
+      e.push_back(v.next);
+      return e;
+    }();
+    ++first[emitted[0]];
+    if (v.n_accepted >= 1) ++second[emitted[1]];
+  }
+  const std::vector<double> p0(pr.p0.begin(), pr.p0.end()), p1(pr.p1.begin(), pr.p1.end());
+  return {test::chi_square_p_value(p0, first), test::chi_square_p_value(p1, second)};
+}
+
+TEST(ChiSquare, KnownQuantiles) {
+  // chi2(10) upper 5% point 18.307; chi2(1) upper 0.1% point 10.828; chi2(100) 5%: 124.342.
+  EXPECT_NEAR(test::gamma_q(5.0, 18.307 / 2), 0.05, 1e-4);
+  EXPECT_NEAR(test::gamma_q(0.5, 10.828 / 2), 0.001, 1e-5);
+  EXPECT_NEAR(test::gamma_q(50.0, 124.342 / 2), 0.05, 1e-4);
+}
+
+TEST(RejectionSampler, GreedyKeepsTheMatchingPrefix) {
+  const std::vector<int32_t> props = {5, 7, 9};
+  EXPECT_EQ(verify_greedy(props, std::vector<int32_t>{5, 7, 9, 4}).n_accepted, 3);
+  EXPECT_EQ(verify_greedy(props, std::vector<int32_t>{5, 7, 9, 4}).next, 4);
+  const SpecVerdict v = verify_greedy(props, std::vector<int32_t>{5, 8, 9, 4});
+  EXPECT_EQ(v.n_accepted, 1);
+  EXPECT_EQ(v.next, 8);
+  EXPECT_EQ(verify_greedy(props, std::vector<int32_t>{1, 7, 9, 4}).next, 1);
+  EXPECT_THROW(verify_greedy(props, std::vector<int32_t>{5, 7, 9}), Error);
+}
+
+TEST(RejectionSampler, EmittedTokensFollowTheTargetExactly) {
+  constexpr int kSamples = 200000;
+  for (const Pair& pr : adversarial_pairs()) {
+    SCOPED_TRACE(pr.name);
+    const auto [first, second] = run_pair(pr, &verify_sampled, kSamples);
+    EXPECT_GT(first, 1e-3) << "first emitted token does not follow p0";
+    if (pr.name != "disjoint") {  // disjoint: the first proposal is never accepted
+      EXPECT_GT(second, 1e-3) << "second emitted token does not follow p1";
+    }
+  }
+}
+
+TEST(RejectionSampler, TheTestCatchesBrokenAcceptanceRules) {
+  constexpr int kSamples = 200000;
+  int caught_always = 0, caught_resample = 0;
+  for (const Pair& pr : adversarial_pairs()) {
+    if (pr.name == "q_equals_p") continue;  // every rule is right when q = p
+    SCOPED_TRACE(pr.name);
+    const double a = run_pair(pr, &always_accept, kSamples).first;
+    EXPECT_LT(a, 1e-3) << "always-accept passed the chi-square test";
+    caught_always += a < 1e-3;
+    if (pr.name == "disjoint") continue;  // resampling from p is right when supports are disjoint
+    const double r = run_pair(pr, &resample_from_p, kSamples).first;
+    EXPECT_LT(r, 1e-3) << "resampling from p instead of max(0, p - q) passed";
+    caught_resample += r < 1e-3;
+  }
+  EXPECT_EQ(caught_always, 5);
+  EXPECT_EQ(caught_resample, 4);
+}
+
+TEST(RejectionSampler, DisjointSupportsRejectEverythingAndEqualDistributionsAcceptEverything) {
+  std::mt19937_64 rng(5);
+  const auto uniform = [&] { return static_cast<double>(rng() >> 11) * 0x1.0p-53; };
+  const Dist p = normalized({1, 2, 3, 0, 0, 0});
+  const Dist q = normalized({0, 0, 0, 1, 1, 1});
+  Dist pp = p;
+  pp.insert(pp.end(), p.begin(), p.end());
+  for (int i = 0; i < 1000; ++i) {
+    const int32_t x = draw(q, rng);
+    const SpecVerdict v = verify_sampled(std::vector<int32_t>{x}, pp, 6, q, 6, uniform);
+    ASSERT_EQ(v.n_accepted, 0);
+    ASSERT_LT(v.next, 3);
+  }
+  Dist qq = p;
+  for (int i = 0; i < 1000; ++i) {
+    const int32_t x = draw(p, rng);
+    ASSERT_EQ(verify_sampled(std::vector<int32_t>{x}, pp, 6, qq, 6, uniform).n_accepted, 1);
+  }
+}
+
+TEST(RejectionSampler, DraftVocabularySmallerThanTarget) {
+  // Ids past the draft's vocabulary have q = 0: the residual keeps all of their mass.
+  std::mt19937_64 rng(9);
+  const auto uniform = [&] { return static_cast<double>(rng() >> 11) * 0x1.0p-53; };
+  const Dist p = normalized({1, 1, 1, 1, 4, 4});  // target vocabulary 6
+  const Dist q = normalized({1, 1, 1, 1});         // draft vocabulary 4
+  Dist pp = p;
+  pp.insert(pp.end(), p.begin(), p.end());
+  std::vector<int64_t> counts(6, 0);
+  for (int i = 0; i < 100000; ++i) {
+    const int32_t x = draw(q, rng);
+    const SpecVerdict v = verify_sampled(std::vector<int32_t>{x}, pp, 6, q, 4, uniform);
+    ++counts[v.n_accepted ? x : v.next];
+  }
+  EXPECT_GT(test::chi_square_p_value({1, 1, 1, 1, 4, 4}, counts), 1e-3);
+}
+
+TEST(RejectionSampler, BadShapesAreRefused) {
+  const auto u = [] { return 0.5; };
+  EXPECT_THROW(verify_sampled(std::vector<int32_t>{1}, Dist(5, 0.2f), 5, {}, 5, u), Error);
+  EXPECT_THROW(verify_sampled(std::vector<int32_t>{1}, Dist(10, 0.2f), 5, Dist(3), 5, u), Error);
+}
+
+TEST(NgramProposer, ProposesWhatFollowedTheLongestEarlierMatch) {
+  //                         0  1  2  3  4  5  6  7  8  9 10
+  const std::vector<int32_t> t = {1, 2, 3, 4, 5, 9, 2, 3, 7, 1, 2, 3};
+  // suffix [1 2 3] occurred at 0: proposes 4 5 9
+  EXPECT_EQ(propose_ngram(t, 2, 3, 3), (std::vector<int32_t>{4, 5, 9}));
+  // with max_n 2 the most recent [2 3] (at 6) wins: 7 1 2
+  EXPECT_EQ(propose_ngram(t, 2, 2, 3), (std::vector<int32_t>{7, 1, 2}));
+  // k caps; the continuation stops at the end of the context
+  EXPECT_EQ(propose_ngram(t, 2, 2, 1), (std::vector<int32_t>{7}));
+  EXPECT_EQ(propose_ngram(std::vector<int32_t>{5, 6, 5, 6}, 2, 2, 8),
+            (std::vector<int32_t>{5, 6}));
+  EXPECT_TRUE(propose_ngram(std::vector<int32_t>{1, 2, 3, 4}, 1, 3, 4).empty());
+  EXPECT_TRUE(propose_ngram(std::vector<int32_t>{7}, 1, 3, 4).empty());
+  EXPECT_TRUE(propose_ngram(t, 2, 3, 0).empty());
+}
+
+TEST(SpecController, ShrinksPausesAndProbesAgain) {
+  SpeculationOptions o;
+  o.k = 6;
+  SpecController c(o);
+  for (int i = 0; i < 20; ++i) c.update(6, 6);
+  EXPECT_EQ(c.next_k(), 6);
+  for (int i = 0; i < 3; ++i) c.update(4, 1);
+  const int32_t k = c.next_k();
+  EXPECT_GE(k, 1);
+  EXPECT_LT(k, 6);
+  for (int i = 0; i < 10; ++i) c.update(1, 0);
+  int paused = 0;
+  while (c.next_k() == 0) ++paused;
+  EXPECT_GE(paused, 10) << "a proposer that is never right must pause";
+  EXPECT_EQ(c.next_k(), 1) << "the probe after a pause proposes one token";
+  o.adaptive = false;
+  SpecController fixed(o);
+  fixed.update(6, 0);
+  EXPECT_EQ(fixed.next_k(), 6);
+}
+
+TEST(SpeculationOptions, BadValuesAreRefused) {
+  SpeculationOptions o;
+  validate_speculation_options(o);
+  o.k = 0;
+  EXPECT_THROW(validate_speculation_options(o), Error);
+  o = {};
+  o.ngram_max = 1;
+  EXPECT_THROW(validate_speculation_options(o), Error);
+  o = {};
+  o.draft_min_prob = 1;
+  EXPECT_THROW(validate_speculation_options(o), Error);
+}
+
+}  // namespace
+}  // namespace shardlm
