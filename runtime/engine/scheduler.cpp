@@ -112,6 +112,16 @@ std::vector<StepPlanEntry> Scheduler::schedule() {
         preempt(seq);  // nothing left to take blocks from: recompute it later
       }
     }
+    if (pass == 0) {
+      // Lookahead for speculating decodes, from the budget the decodes left.
+      for (StepPlanEntry& e : plan) {
+        const int64_t la = std::min(e.seq->lookahead, budget);
+        if (la > 0 && blocks_.reserve(e.seq->id, e.seq->n_computed + 1 + la)) {
+          e.n_lookahead = la;
+          budget -= la;
+        }
+      }
+    }
   }
   // Admissions, first come first served: stop at the first that does not fit.
   while (!waiting_.empty() && !full()) {

@@ -4,7 +4,9 @@
 //   2. running sequences part-way through their prompt (chunked prefill), oldest first;
 //   3. waiting sequences, first come first served (preempted ones first), each admitted when
 //      its blocks fit, with the longest cached prefix of its tokens taken from the prefix cache;
-// until the step holds max_seqs sequences or max_batch_tokens tokens. When a running sequence
+// until the step holds max_seqs sequences or max_batch_tokens tokens. Between 1 and 2, decodes
+// that want speculative lookahead get it from what budget is left, oldest first, when their
+// blocks can be reserved without preempting anyone (speculation never displaces work). When a running sequence
 // needs a block and none is free, the newest running sequence is preempted: its blocks are
 // freed, it goes back to the front of the waiting queue and is recomputed later from its tokens
 // (prompt and everything generated), so its output does not change. In kGuaranteed admission a
@@ -42,6 +44,8 @@ struct ScheduledSequence {
   uint64_t arrival = 0;   // submission order
   int64_t n_preempted = 0;
   int64_t n_cached_tokens = 0;  // prefix-cache hit of its latest admission
+  // Speculative decoding: proposed tokens it would like verified with its next decode token.
+  int64_t lookahead = 0;
 
   int64_t remaining() const { return static_cast<int64_t>(tokens.size()) - n_computed; }
 };
@@ -49,6 +53,8 @@ struct ScheduledSequence {
 struct StepPlanEntry {
   ScheduledSequence* seq;
   int64_t n_tokens;  // tokens [seq->n_computed, seq->n_computed + n_tokens) run this step
+  // Decodes only: proposal slots granted after the token (budget and blocks reserved).
+  int64_t n_lookahead = 0;
 };
 
 class Scheduler {

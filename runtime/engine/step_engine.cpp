@@ -62,6 +62,7 @@ struct StepEngine::Sequence {
   bool first_admission_seen = false;
   SpecController spec;
   Sampler draft_sampler;
+  std::vector<int32_t> ngram;  // this step's n-gram proposals
 
   Sequence(TokenRequest r, const SpeculationOptions& so)
       : request(std::move(r)),
@@ -161,6 +162,12 @@ void StepEngine::cancel(RequestId id) {
   if (it != live_.end()) it->second->cancelled = true;
 }
 
+std::optional<StepEngine::LiveSequence> StepEngine::live(RequestId id) const {
+  auto it = live_.find(id);
+  if (it == live_.end()) return std::nullopt;
+  return LiveSequence{it->second->sched.tokens, it->second->sched.n_computed};
+}
+
 bool StepEngine::finished(RequestId id) const {
   return done_.count(id) != 0;
 }
@@ -208,44 +215,43 @@ FinishReason StepEngine::deliver(Sequence& s, int32_t token) {
   return FinishReason::kNone;
 }
 
+void StepEngine::want_lookahead() {
+  const SpeculationOptions& so = options_.speculation;
+  for (auto& [id, sp] : live_) {
+    Sequence& s = *sp;
+    ScheduledSequence& q = s.sched;
+    q.lookahead = 0;
+    s.ngram.clear();
+    if (so.mode == SpeculationMode::kOff || q.remaining() != 1 || q.n_computed == 0) continue;
+    // The proposals must stay inside the sequence's budget: positions up to max_total - 1.
+    const int64_t k = std::min<int64_t>(s.spec.next_k(),
+                                        q.max_total - static_cast<int64_t>(q.tokens.size()));
+    if (k <= 0) continue;
+    if (so.mode == SpeculationMode::kNgram) {
+      s.ngram = propose_ngram(q.tokens, so.ngram_min, so.ngram_max, static_cast<int32_t>(k));
+      q.lookahead = static_cast<int64_t>(s.ngram.size());
+    } else {
+      q.lookahead = k;
+    }
+  }
+}
+
 std::vector<StepEngine::Speculation> StepEngine::propose(const std::vector<StepPlanEntry>& plan) {
   std::vector<Speculation> spec(plan.size());
   const SpeculationOptions& so = options_.speculation;
   if (so.mode == SpeculationMode::kOff) return spec;
-  int64_t budget = engine_.max_batch_tokens();
-  for (const StepPlanEntry& e : plan) budget -= e.n_tokens;
-  // How many tokens each decode entry may propose: its controller's k, capped by the step's
-  // token budget, by its context budget and by the blocks it has or can get.
-  std::vector<int32_t> ks(plan.size(), 0);
-  for (size_t i = 0; i < plan.size(); ++i) {
-    ScheduledSequence& q = *plan[i].seq;
-    if (plan[i].n_tokens != 1 || q.remaining() != 1 || budget <= 0) continue;
-    Sequence& s = *live_.at(q.id);
-    int64_t k = s.spec.next_k();
-    k = std::min<int64_t>({k, budget, q.max_total - static_cast<int64_t>(q.tokens.size())});
-    if (k <= 0) continue;
-    if (!blocks_.reserve(q.id, q.n_computed + 1 + k)) {
-      k = std::min(k, blocks_.n_tokens_capacity(q.id) - q.n_computed - 1);
-    }
-    if (k <= 0) continue;
-    ks[i] = static_cast<int32_t>(k);
-    budget -= k;
-  }
-  if (so.mode == SpeculationMode::kNgram) {
-    for (size_t i = 0; i < plan.size(); ++i) {
-      if (ks[i] > 0) {
-        spec[i].tokens = propose_ngram(plan[i].seq->tokens, so.ngram_min, so.ngram_max, ks[i]);
-      }
-    }
-    return spec;
-  }
   std::vector<DraftRequest> requests;
   std::vector<size_t> which;
   for (size_t i = 0; i < plan.size(); ++i) {
-    if (ks[i] <= 0) continue;
+    const int64_t k = plan[i].n_lookahead;
+    if (k <= 0) continue;
     Sequence& s = *live_.at(plan[i].seq->id);
-    requests.push_back(
-        {plan[i].seq->id, plan[i].seq->tokens, ks[i], &s.draft_sampler, so.draft_min_prob});
+    if (so.mode == SpeculationMode::kNgram) {
+      spec[i].tokens.assign(s.ngram.begin(), s.ngram.begin() + k);
+      continue;
+    }
+    requests.push_back({plan[i].seq->id, plan[i].seq->tokens, static_cast<int32_t>(k),
+                        &s.draft_sampler, so.draft_min_prob});
     which.push_back(i);
   }
   if (requests.empty()) return spec;
@@ -290,12 +296,6 @@ std::vector<int32_t> StepEngine::verify(Sequence& s, const Speculation& sp, cons
   }
   std::vector<int32_t> emitted(sp.tokens.begin(), sp.tokens.begin() + v.n_accepted);
   emitted.push_back(v.next);
-  if (s.request.logits) {
-    for (size_t j = 0; j < emitted.size(); ++j) {
-      const auto begin = out.logits.begin() + static_cast<ptrdiff_t>((first_row + j) * n_vocab);
-      s.result.logits.insert(s.result.logits.end(), begin, begin + n_vocab);
-    }
-  }
   s.spec.update(static_cast<int32_t>(k), v.n_accepted);
   ++spec_verifications_;
   spec_proposed_ += static_cast<int64_t>(k);
@@ -314,6 +314,7 @@ std::vector<RequestId> StepEngine::step() {
       finish(s, FinishReason::kCancelled);
     }
   }
+  want_lookahead();
   const std::vector<StepPlanEntry> plan = scheduler_.schedule();
   if (plan.empty()) return ended;
   const std::vector<Speculation> spec = propose(plan);
@@ -384,6 +385,8 @@ std::vector<RequestId> StepEngine::step() {
     if (!spec[i].tokens.empty()) continue;  // committed after verification
     plan[i].seq->n_computed += plan[i].n_tokens;
     blocks_.commit(plan[i].seq->id, plan[i].seq->tokens, plan[i].seq->n_computed);
+    // Lookahead granted but nothing proposed: give its blocks back.
+    if (plan[i].n_lookahead > 0) blocks_.truncate(plan[i].seq->id, plan[i].seq->n_computed);
   }
 
   size_t logits_row = 0;
@@ -403,8 +406,12 @@ std::vector<RequestId> StepEngine::step() {
       blocks_.commit(q.id, q.tokens, n_valid);
       if (draft_) draft_->truncate(q.id, n_valid);
       FinishReason reason = FinishReason::kNone;
-      for (int32_t token : emitted) {
-        if ((reason = deliver(s, token)) != FinishReason::kNone) break;
+      for (size_t j = 0; j < emitted.size() && reason == FinishReason::kNone; ++j) {
+        if (s.request.logits) {  // the row that produced emitted token j
+          const auto row = out.logits.begin() + static_cast<ptrdiff_t>((first + j) * n_vocab);
+          s.result.logits.insert(s.result.logits.end(), row, row + n_vocab);
+        }
+        reason = deliver(s, emitted[j]);
       }
       if (reason != FinishReason::kNone) {
         ended.push_back(q.id);

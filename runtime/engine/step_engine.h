@@ -118,6 +118,13 @@ class StepEngine {
   TokenResult take_result(RequestId id);
 
   StepEngineStats stats() const;
+  // A live request's context (prompt + generated so far; the last token has no KV yet while it
+  // decodes) and the positions whose KV the pool holds. nullopt when not live. Inspection, tests.
+  struct LiveSequence {
+    std::span<const int32_t> tokens;
+    int64_t n_computed = 0;
+  };
+  std::optional<LiveSequence> live(RequestId id) const;
   const BlockManager& block_manager() const { return blocks_; }
   // Leading tokens of `tokens` whose KV the prefix cache holds now (what a request starting
   // with them would reuse).
@@ -135,7 +142,9 @@ class StepEngine {
   // The sequence's next token is already the last of its tokens: records it, runs the stop
   // checks and the callback. Returns why the sequence ends (kNone: it goes on).
   FinishReason deliver(Sequence& s, int32_t token);
-  // Proposals for the plan's decode entries (k = 0 where none), reserving their blocks.
+  // Sets each decoding sequence's wanted lookahead (its controller's k; n-gram: the proposals).
+  void want_lookahead();
+  // Proposals for the plan's decode entries within their granted lookahead.
   std::vector<Speculation> propose(const std::vector<StepPlanEntry>& plan);
   // Verifies one sequence's proposal against its logits rows; returns the emitted tokens.
   std::vector<int32_t> verify(Sequence& s, const Speculation& sp, const StepOutput& out,

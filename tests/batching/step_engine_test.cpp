@@ -20,6 +20,7 @@
 #include "runtime/engine/engine.h"
 #include "runtime/engine/generate.h"
 #include "runtime/engine/step_engine.h"
+#include "tests/batching/step_test_util.h"
 #include "tests/runtime/test_util.h"
 
 namespace shardlm {
@@ -32,39 +33,6 @@ constexpr float kBf16KvRelTol = 1e-2f;  // bf16 KV: see AloneMatchesHfAndBatched
 
 std::vector<fs::path> fixtures() {
   return test::hf_fixture_dirs(SHARDLM_FIXTURES_DIR);
-}
-
-// Packs `dir` at `tp` under `root`; empty when the model does not split at that tp.
-std::string pack_at(const fs::path& dir, const fs::path& root, int tp) {
-  PackOptions po;
-  po.model_dir = dir.string();
-  po.out_dir = (root / ("tp" + std::to_string(tp))).string();
-  po.tp_size = tp;
-  try {
-    pack_checkpoint(po);
-  } catch (const Error& e) {
-    if (e.code() == StatusCode::kInvalidArg) return {};
-    throw;
-  }
-  return po.out_dir;
-}
-
-std::unique_ptr<Engine> open_paged(const std::string& dir, int64_t n_blocks, DType kv_dtype,
-                                   int64_t block_size = 16, int64_t n_ctx = 256,
-                                   int64_t max_batch_tokens = 64, bool deterministic = false,
-                                   MatmulActivations activations = MatmulActivations::kF32) {
-  EngineOptions eo;
-  eo.pack_dir = dir;
-  eo.n_threads = 2;
-  eo.n_ctx = n_ctx;
-  eo.max_batch_tokens = max_batch_tokens;
-  eo.default_sequence = false;
-  eo.kv_blocks = n_blocks;
-  eo.block_size = block_size;
-  eo.kv_dtype = kv_dtype;
-  eo.deterministic = deterministic;
-  eo.activations = activations;
-  return std::make_unique<Engine>(eo);
 }
 
 // Eight prompts of different lengths (1..61 tokens) from the fixture's prompt and seeded ids.
