@@ -21,9 +21,12 @@
 #include "apps/common/cli_main.h"
 #include "apps/common/compute_flags.h"
 #include "apps/common/process_group.h"
+#include "apps/common/spec_flags.h"
 #include "apps/shardlm-bench/comm_bench.h"
 #include "apps/shardlm-bench/concurrency.h"
 #include "apps/shardlm-bench/machine_probe.h"
+#include "apps/shardlm-bench/perplexity.h"
+#include "apps/shardlm-bench/speculation_bench.h"
 #include "apps/shardlm-bench/proc_mem.h"
 #include "apps/shardlm-bench/traffic.h"
 #include "kernels/cpu/isa.h"
@@ -171,7 +174,16 @@ int run(int argc, char** argv) {
       "activations", po::value(&o.compute.activations)->default_value("f32"),
       "matmuls with bf16 weights: f32 (exact) | bf16 (activations rounded to bf16, VDPBF16PS)")(
       "backend-settings", po::value(&o.compute.backend_settings)->default_value(""),
-      "backend-specific key=value,... (cpu: isa=avx2, amx_splits=1; cuda: graphs=0)");
+      "backend-specific key=value,... (cpu: isa=avx2, amx_splits=1; cuda: graphs=0)")(
+      "perplexity", po::value<std::string>(),
+      "perplexity of this text file through the runtime (perplexity.h), then exit")(
+      "ppl-ctx", po::value<int64_t>()->default_value(512),
+      "--perplexity: tokens per window (each window scored on its own)")(
+      "spec-prompts", po::value<std::string>(),
+      "plain vs speculative decode on these prompts (JSON Lines), with --draft or --spec-ngram")(
+      "temperature", po::value<float>()->default_value(0.0f), "--spec-prompts: 0 = greedy");
+  apps::SpecFlags spec_flags;
+  apps::add_spec_flags(desc, spec_flags);
   po::variables_map vm;
   po::store(po::parse_command_line(argc, argv, desc), vm);
   if (vm.count("help")) {
@@ -189,6 +201,56 @@ int run(int argc, char** argv) {
            "under mpirun --batch (independent engines) does not apply; use --concurrency");
     }
     o.probe = false;  // per-process bandwidth probes would compete with the other ranks
+  }
+  if (vm.count("perplexity") || vm.count("spec-prompts")) {
+    EngineOptions eo;
+    eo.pack_dir = o.pack_dir;
+    eo.backend = o.backend;
+    eo.tp = o.tp;
+    eo.n_threads = o.threads;
+    eo.default_sequence = false;
+    if (vm.count("perplexity")) eo.n_ctx = vm["ppl-ctx"].as<int64_t>();
+    apps::apply_compute_flags(o.compute, eo);
+    eo.process_comm = procs.comm();
+    if (procs.active() && procs.local_rank() >= 0) {
+      eo.devices.assign(static_cast<size_t>(procs.size()), procs.local_rank());
+    }
+    Engine engine(eo);
+    if (!engine.drives()) {
+      engine.serve_steps();
+      return 0;
+    }
+    if (vm.count("perplexity")) {
+      const std::string path = vm["perplexity"].as<std::string>();
+      const bench::PerplexityResult r =
+          bench::perplexity(engine, path, vm["ppl-ctx"].as<int64_t>());
+      if (o.json) {
+        nlohmann::json j = {{"file", path},           {"perplexity", r.perplexity},
+                            {"mean_nll", r.mean_nll}, {"tokens", r.n_tokens},
+                            {"scored", r.n_scored},   {"windows", r.n_windows},
+                            {"ctx", vm["ppl-ctx"].as<int64_t>()},
+                            {"tp", engine.tp_size()}, {"seconds", r.seconds}};
+        std::cout << j.dump(1) << "\n";
+      } else {
+        std::printf("perplexity %.4f\n", r.perplexity);
+        std::printf("  %s: %lld tokens, %lld scored in %lld windows of %lld, tp %d, %.1f s\n",
+                    path.c_str(), static_cast<long long>(r.n_tokens),
+                    static_cast<long long>(r.n_scored), static_cast<long long>(r.n_windows),
+                    static_cast<long long>(vm["ppl-ctx"].as<int64_t>()), engine.tp_size(),
+                    r.seconds);
+      }
+      return 0;
+    }
+    bench::SpeculationBenchOptions so;
+    so.prompts_path = vm["spec-prompts"].as<std::string>();
+    so.spec = spec_flags;
+    so.gen = o.gen;
+    so.reps = o.reps;
+    so.temperature = vm["temperature"].as<float>();
+    so.json = o.json;
+    const std::unique_ptr<Engine> draft = apps::open_draft(spec_flags, eo, engine);
+    bench::run_speculation_bench(engine, draft.get(), so);
+    return 0;
   }
   if (vm.count("concurrency")) {
     bench::ConcurrencyOptions c;

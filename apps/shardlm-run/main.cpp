@@ -10,8 +10,9 @@
 
 #include "apps/common/cli_main.h"
 #include "apps/common/compute_flags.h"
+#include "apps/common/spec_flags.h"
 #include "apps/common/process_group.h"
-#include "apps/shardlm-run/prompt_input.h"
+#include "apps/common/prompt_input.h"
 #include "runtime/core/status.h"
 #include "runtime/engine/engine.h"
 #include "runtime/engine/generate.h"
@@ -82,6 +83,8 @@ int run(int argc, char** argv) {
       "ever)")(
       "tokenize", "print the ids of --prompt and exit (no BOS unless --add-special)")(
       "add-special", "with --tokenize: apply the tokenizer's post-processor (BOS, ...)");
+  apps::SpecFlags spec;
+  apps::add_spec_flags(opts, spec);
   po::variables_map vm;
   po::store(po::parse_command_line(argc, argv, opts), vm);
   if (vm.count("help")) {
@@ -139,11 +142,13 @@ int run(int argc, char** argv) {
   if (vm.count("max-seq")) n_ctx = vm["max-seq"].as<int64_t>();
   eo.n_ctx = n_ctx;
   if (n_ctx == 0) eo.n_ctx = static_cast<int64_t>(ids.size()) + max_tokens + 1;
+  const SpeculationOptions spec_options = apps::speculation_options(spec);
   Engine engine(eo);
   if (!engine.drives()) {
     engine.serve_steps();
     return 0;
   }
+  const std::unique_ptr<Engine> draft = apps::open_draft(spec, eo, engine);
 
   std::fprintf(stderr,
                "shardlm-run: %s, tp %d x %d threads%s, %s weights, %.1f MiB used in place, %s\n",
@@ -159,6 +164,8 @@ int run(int argc, char** argv) {
   go.temperature = temperature;
   go.seed = seed;
   go.prompt_logits = !dump_path.empty();
+  go.speculation = spec_options;
+  go.draft = draft.get();
   const GenerateResult res = generate(engine, ids, go);
   if (!dump_path.empty()) dump_logits(dump_path, res.prompt_logits, engine.config().n_vocab);
 
@@ -180,6 +187,19 @@ int run(int argc, char** argv) {
                res.prefill_seconds > 0 ? static_cast<double>(ids.size()) / res.prefill_seconds : 0,
                static_cast<long long>(res.n_decode_steps), res.decode_seconds, decode_tps,
                res.stopped ? ", stopped at eos" : "");
+  if (spec_options.mode != SpeculationMode::kOff) {
+    std::fprintf(stderr,
+                 "shardlm-run: speculation %s: %lld of %lld proposed tokens accepted (%.1f%%), "
+                 "%.2f tokens per verification, %lld target steps, %lld draft steps\n",
+                 apps::describe_speculation(spec, draft.get()).c_str(),
+                 static_cast<long long>(res.spec_accepted),
+                 static_cast<long long>(res.spec_proposed),
+                 res.spec_proposed ? 100.0 * res.spec_accepted / res.spec_proposed : 0.0,
+                 res.spec_verifications
+                     ? double(res.spec_accepted + res.spec_verifications) / res.spec_verifications
+                     : 0.0,
+                 static_cast<long long>(res.n_steps), static_cast<long long>(res.draft_steps));
+  }
   return 0;
 }
 

@@ -23,6 +23,26 @@ float top_probability(std::span<const float> logits) {
 
 }  // namespace
 
+EngineOptions draft_engine_options(const EngineOptions& target_options, const Engine& target,
+                                   const std::string& draft_pack_dir) {
+  EngineOptions o;
+  o.pack_dir = draft_pack_dir;
+  o.backend = target_options.backend;
+  o.n_threads = target_options.n_threads;
+  o.devices = target_options.devices;
+  o.mem_fraction = target_options.mem_fraction;
+  o.n_ctx = target.n_ctx();
+  o.max_batch_tokens = target.max_batch_tokens();
+  o.default_sequence = false;
+  o.kv_blocks = target.kv_blocks() > 0 ? target.kv_blocks() : -1;
+  o.block_size = target_options.block_size;
+  o.kv_dtype = target_options.kv_dtype;
+  o.deterministic = target_options.deterministic;
+  o.activations = target_options.activations;
+  o.backend_settings = target_options.backend_settings;
+  return o;
+}
+
 DraftProposer::DraftProposer(Engine& draft)
     : engine_(draft),
       n_vocab_(draft.config().n_vocab),

@@ -17,11 +17,17 @@
 #include <vector>
 
 #include "runtime/engine/block_manager.h"
+#include "runtime/engine/engine.h"
 #include "runtime/engine/sampler.h"
 
 namespace shardlm {
 
-class Engine;
+// Options for opening a draft model beside the opened `target`: the same backend, devices,
+// threads, context, step budget, KV dtype and block count, determinism and activation mode;
+// always in this process (its ranks are threads of the driving process, whatever the target's
+// layout: under mpirun the draft runs on rank 0 only, which must be able to read its files).
+EngineOptions draft_engine_options(const EngineOptions& target_options, const Engine& target,
+                                   const std::string& draft_pack_dir);
 
 struct DraftRequest {
   SeqId id = 0;

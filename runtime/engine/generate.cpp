@@ -15,7 +15,8 @@ GenerateResult generate(Engine& engine, std::span<const int32_t> prompt,
   StepEngineOptions so;
   so.max_seqs = 1;
   so.prefix_cache = false;  // prompt logits need every position computed
-  StepEngine se(engine, so);
+  so.speculation = options.speculation;
+  StepEngine se(engine, so, options.draft);
 
   TokenRequest r;
   r.prompt.assign(prompt.begin(), prompt.end());
@@ -33,10 +34,16 @@ GenerateResult generate(Engine& engine, std::span<const int32_t> prompt,
   const RequestId id = se.submit(std::move(r));
   se.run_to_completion();
   TokenResult t = se.take_result(id);
+  const StepEngineStats st = se.stats();
 
   GenerateResult res;
   res.prompt_logits = std::move(t.prompt_logits);
   res.prefill_seconds = t.ttft_seconds;
+  res.n_steps = st.n_steps;
+  res.spec_verifications = st.spec_verifications;
+  res.spec_proposed = st.spec_proposed;
+  res.spec_accepted = st.spec_accepted;
+  res.draft_steps = st.draft_steps;
   if (prompt_only) return res;
   res.tokens = std::move(t.tokens);
   if (t.finish == FinishReason::kStopToken) {

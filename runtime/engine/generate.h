@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "runtime/engine/engine.h"
+#include "runtime/engine/speculation.h"
 
 namespace shardlm {
 
@@ -23,6 +24,10 @@ struct GenerateOptions {
   float temperature = 0.0f;
   uint64_t seed = 0;
   bool prompt_logits = false;  // keep the logits of every prompt position
+  // Speculative decoding (speculation.h); kDraft needs `draft` (a paged KV pool, no step engine
+  // attached, the target's tokenizer).
+  SpeculationOptions speculation;
+  Engine* draft = nullptr;
 };
 
 struct GenerateResult {
@@ -31,7 +36,10 @@ struct GenerateResult {
   bool stopped = false;              // ended on a stop id
   double prefill_seconds = 0;        // submit to the first token (prompt forward)
   double decode_seconds = 0;         // every later token
-  int64_t n_decode_steps = 0;        // forwards of one token
+  int64_t n_decode_steps = 0;        // tokens after the first (one forward each, unspeculated)
+  int64_t n_steps = 0;               // target forward steps actually run (prefill included)
+  // Speculation: verifications, tokens proposed and accepted, draft forward steps.
+  int64_t spec_verifications = 0, spec_proposed = 0, spec_accepted = 0, draft_steps = 0;
 };
 
 // `on_token(id)` is called for every generated id; returning false stops generation.

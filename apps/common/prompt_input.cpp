@@ -1,10 +1,10 @@
 // Id list parsing; text <-> ids with the pack's tokenizer.
-#include "apps/shardlm-run/prompt_input.h"
+#include "apps/common/prompt_input.h"
 
 #include <cctype>
 #include <climits>
 
-#ifdef SHARDLM_RUN_HAS_TEXT
+#ifdef SHARDLM_APP_HAS_TEXT
 #include "runtime/text/tokenizer.h"
 #endif
 
@@ -46,7 +46,7 @@ std::vector<int32_t> parse_id_list(const std::string& text) {
   return ids;
 }
 
-#ifdef SHARDLM_RUN_HAS_TEXT
+#ifdef SHARDLM_APP_HAS_TEXT
 
 namespace {
 text::Tokenizer pack_tokenizer(const PackReader& pack) {

@@ -1,6 +1,6 @@
-// Where shardlm-run's prompt ids come from and how generated ids are shown: --prompt-ids
+// Where shardlm-run's and shardlm-bench's prompt ids come from and how generated ids are shown: --prompt-ids
 // parsing, and text through the tokenizer carried in the pack (runtime/text) when this build
-// has it (SHARDLM_RUN_HAS_TEXT); without it the text functions fail with kUnsupported.
+// has it (SHARDLM_APP_HAS_TEXT); without it the text functions fail with kUnsupported.
 // Raw text only: chat templates are shardlm-chat's job.
 #pragma once
 

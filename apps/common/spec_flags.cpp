@@ -1,0 +1,46 @@
+// --draft / --spec-ngram / --spec-k for the apps.
+#include "apps/common/spec_flags.h"
+
+#include "runtime/core/status.h"
+#include "runtime/engine/draft_proposer.h"
+
+namespace shardlm::apps {
+
+void add_spec_flags(boost::program_options::options_description& desc, SpecFlags& flags) {
+  namespace po = boost::program_options;
+  desc.add_options()("draft", po::value(&flags.draft),
+                     "speculative decoding with this draft model's pack (same tokenizer, any TP)")(
+      "spec-ngram", po::bool_switch(&flags.ngram),
+      "speculative decoding by n-gram (prompt lookup) proposals, no draft model")(
+      "spec-k", po::value(&flags.k)->default_value(4),
+      "most tokens proposed per step (adaptive below it)");
+}
+
+SpeculationOptions speculation_options(const SpecFlags& flags) {
+  SpeculationOptions o;
+  if (!flags.draft.empty() && flags.ngram) {
+    fail(StatusCode::kInvalidArg, "give one of --draft and --spec-ngram, not both");
+  }
+  o.mode = !flags.draft.empty() ? SpeculationMode::kDraft
+           : flags.ngram        ? SpeculationMode::kNgram
+                                : SpeculationMode::kOff;
+  o.k = flags.k;
+  validate_speculation_options(o);
+  return o;
+}
+
+std::unique_ptr<Engine> open_draft(const SpecFlags& flags, const EngineOptions& target_options,
+                                   const Engine& target) {
+  if (flags.draft.empty()) return nullptr;
+  return std::make_unique<Engine>(draft_engine_options(target_options, target, flags.draft));
+}
+
+std::string describe_speculation(const SpecFlags& flags, const Engine* draft) {
+  const std::string k = ", k " + std::to_string(flags.k);
+  if (draft) {
+    return "draft " + flags.draft + " (tp " + std::to_string(draft->tp_size()) + ")" + k;
+  }
+  return flags.ngram ? "n-gram" + k : "off";
+}
+
+}  // namespace shardlm::apps
