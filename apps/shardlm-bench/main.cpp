@@ -209,7 +209,7 @@ int run(int argc, char** argv) {
     eo.tp = o.tp;
     eo.n_threads = o.threads;
     eo.default_sequence = false;
-    if (vm.count("perplexity")) eo.n_ctx = vm["ppl-ctx"].as<int64_t>();
+    if (vm.count("perplexity")) eo.n_ctx = vm["ppl-ctx"].as<int64_t>() + 1;  // + the one generated
     apps::apply_compute_flags(o.compute, eo);
     eo.process_comm = procs.comm();
     if (procs.active() && procs.local_rank() >= 0) {

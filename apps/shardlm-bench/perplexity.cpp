@@ -43,9 +43,11 @@ PerplexityResult perplexity(Engine& engine, const std::string& path, int64_t ctx
                                       std::to_string(ids.size()) +
                                       " tokens; at least 2 are needed");
   }
-  if (ctx < 2 || ctx > engine.n_ctx()) {
+  // A window runs as a prompt that generates one token: n_ctx must hold ctx + 1.
+  if (ctx < 2 || ctx >= engine.n_ctx()) {
     fail(StatusCode::kInvalidArg, "--ppl-ctx " + std::to_string(ctx) + " must be in [2, " +
-                                      std::to_string(engine.n_ctx()) + "] (the context, n_ctx)");
+                                      std::to_string(engine.n_ctx() - 1) +
+                                      "] (the context n_ctx minus the generated token)");
   }
   const auto t0 = std::chrono::steady_clock::now();
   StepEngineOptions so;

@@ -179,6 +179,10 @@ std::string usage() {
          "  --activations A         matmuls with bf16 weights: f32 (default, exact) or bf16\n"
          "                          (rounded to bf16 as PyTorch does; faster batches on AVX-512 BF16)\n"
          "  --backend-settings S    backend-specific key=value,... (cpu: isa=avx2; cuda: graphs=0)\n"
+         "  --draft DIR             speculative decoding with this draft model's pack (same\n"
+         "                          tokenizer; /stats shows the acceptance rate)\n"
+         "  --spec-ngram            speculative decoding by n-gram (prompt lookup) proposals\n"
+         "  --spec-k K              most tokens proposed per step (default 4)\n"
          "  --plan-json             print the memory plan as JSON and exit\n"
          "conversation:\n"
          "  --system TEXT           system message\n"
@@ -244,6 +248,12 @@ std::optional<ChatOptions> parse_args(int argc, char** argv) {
       o.activations = value(i, a);
     } else if (a == "--backend-settings") {
       o.backend_settings = value(i, a);
+    } else if (a == "--draft") {
+      o.draft = value(i, a);
+    } else if (a == "--spec-ngram") {
+      o.engine.spec_ngram = 1;
+    } else if (a == "--spec-k") {
+      o.engine.spec_k = static_cast<int32_t>(integer(i, a, 1));
     } else if (a == "--plan-json") {
       o.plan_json = true;
     } else if (a == "--system") {

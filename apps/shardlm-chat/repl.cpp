@@ -94,6 +94,7 @@ bool Repl::open() {
   options_.model.backend = options_.backend.c_str();
   options_.engine.kv_dtype = options_.kv_dtype.c_str();
   options_.engine.activations = options_.activations.c_str();
+  options_.engine.draft_pack = options_.draft.empty() ? nullptr : options_.draft.c_str();
   options_.engine.backend_settings = options_.backend_settings.c_str();
   // Started by mpirun: one rank per process; rank 0 chats (mpirun gives it stdin).
   for (const char* v : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK"}) {
@@ -213,6 +214,18 @@ void Repl::print_stats() {
                                        static_cast<double>(es.prefix_queried_tokens)
                                  : 0.0,
         static_cast<long long>(es.n_steps), static_cast<long long>(es.max_seqs_in_a_step));
+    if (es.spec_verifications > 0) {
+      std::printf(
+          "speculation: %lld of %lld proposed tokens accepted (%.1f%%), %.2f tokens per "
+          "verification (mean accepted length %.2f), %lld draft steps\n",
+          static_cast<long long>(es.spec_accepted), static_cast<long long>(es.spec_proposed),
+          es.spec_proposed ? 100.0 * static_cast<double>(es.spec_accepted) /
+                                 static_cast<double>(es.spec_proposed)
+                           : 0.0,
+          static_cast<double>(es.spec_emitted) / static_cast<double>(es.spec_verifications),
+          static_cast<double>(es.spec_accepted) / static_cast<double>(es.spec_verifications),
+          static_cast<long long>(es.draft_steps));
+    }
   }
 }
 

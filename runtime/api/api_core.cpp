@@ -67,6 +67,18 @@ void check_struct_size(size_t given, size_t expected, const char* struct_name) {
   }
 }
 
+void check_struct_size_range(size_t given, size_t oldest, size_t current,
+                             const char* struct_name) {
+  if (given < oldest || given > current) {
+    fail(StatusCode::kInvalidArg, std::string(struct_name) + ".struct_size is " +
+                                      std::to_string(given) + "; this library (ABI " +
+                                      std::to_string(SHARDLM_ABI_VERSION) + ") accepts " +
+                                      std::to_string(oldest) + " to " + std::to_string(current) +
+                                      " (initialize it with the *_default_params() call, or "
+                                      "sizeof for output structs)");
+  }
+}
+
 shardlm_status copy_out(std::string_view text, char* buf, size_t buf_size, size_t* out_len,
                         const char* what) {
   require(out_len, "out_len");

@@ -65,6 +65,9 @@ shardlm_status guard(Fn&& fn) noexcept {
 void require(const void* p, const char* what);
 // Throws Error(kInvalidArg) unless given == expected, naming the struct and both sizes.
 void check_struct_size(size_t given, size_t expected, const char* struct_name);
+// For structs that grew across ABI versions: accepts any size from the oldest layout's
+// (`oldest`) to this library's (`current`).
+void check_struct_size_range(size_t given, size_t oldest, size_t current, const char* struct_name);
 
 // Two-call sizing: *out_len = text.size(); copies text + NUL when buf holds it.
 shardlm_status copy_out(std::string_view text, char* buf, size_t buf_size, size_t* out_len,

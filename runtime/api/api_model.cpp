@@ -1,6 +1,7 @@
 // extern "C": model open/close, info, memory plan, stop ids, generation defaults.
 #include <cstddef>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -9,6 +10,7 @@
 
 #include "runtime/api/api_internal.h"
 #include "runtime/api/api_params.h"
+#include "runtime/engine/draft_proposer.h"
 #if defined(SHARDLM_HAVE_MPI)
 #include "runtime/comm/mpi_communicator.h"
 #endif
@@ -75,8 +77,22 @@ SHARDLM_API shardlm_status shardlm_model_open_with_engine(const char* pack_dir,
     require(pack_dir, "pack_dir");
     const shardlm_model_params p = params ? *params : shardlm_model_default_params();
     check_struct_size(p.struct_size, sizeof(shardlm_model_params), "shardlm_model_params");
-    const shardlm_engine_params ep = engine ? *engine : shardlm_engine_default_params();
-    check_struct_size(ep.struct_size, sizeof(shardlm_engine_params), "shardlm_engine_params");
+    shardlm_engine_params ep = shardlm_engine_default_params();
+    if (engine) {  // an ABI-2 caller's struct ends before draft_pack: the rest stays default
+      check_struct_size_range(engine->struct_size, offsetof(shardlm_engine_params, draft_pack),
+                              sizeof(shardlm_engine_params), "shardlm_engine_params");
+      std::memcpy(&ep, engine, engine->struct_size);
+    }
+    if (ep.spec_ngram != 0 && ep.spec_ngram != 1)
+      fail(StatusCode::kInvalidArg, "engine spec_ngram must be 0 or 1");
+    if (ep.spec_ngram == 1 && ep.draft_pack != nullptr)
+      fail(StatusCode::kInvalidArg, "engine draft_pack and spec_ngram exclude each other");
+    SpeculationOptions spec;
+    spec.mode = ep.draft_pack ? SpeculationMode::kDraft
+                : ep.spec_ngram ? SpeculationMode::kNgram
+                                : SpeculationMode::kOff;
+    spec.k = ep.spec_k == 0 ? 4 : ep.spec_k;
+    validate_speculation_options(spec);
     if (ep.max_seqs < 0) fail(StatusCode::kInvalidArg, "engine max_seqs must be >= 0");
     if (ep.block_size < 0 || ep.block_size > 4096)
       fail(StatusCode::kInvalidArg, "engine block_size must be in 0..4096 (0 = 16)");
@@ -159,8 +175,16 @@ SHARDLM_API shardlm_status shardlm_model_open_with_engine(const char* pack_dir,
     so.max_seqs = ep.max_seqs > 0 ? ep.max_seqs : 16;
     so.prefix_cache = ep.prefix_cache != 0;
     so.admission = ep.admission == 1 ? AdmissionMode::kGuaranteed : AdmissionMode::kPreempt;
-    // Only the driving rank schedules; the others serve steps (shardlm_model_serve).
-    if (state->engine->drives()) state->loop = std::make_shared<ServingLoop>(state->engine, so);
+    so.speculation = spec;
+    // Only the driving rank schedules (and runs the draft); the others serve steps
+    // (shardlm_model_serve).
+    if (state->engine->drives()) {
+      std::shared_ptr<Engine> draft;
+      if (ep.draft_pack) {
+        draft = std::make_shared<Engine>(draft_engine_options(eo, *state->engine, ep.draft_pack));
+      }
+      state->loop = std::make_shared<ServingLoop>(state->engine, so, draft);
+    }
     const ModelConfig& c = state->engine->config();
     state->family = family_name(c.family);
     state->architecture = c.architecture;

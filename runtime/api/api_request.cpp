@@ -3,6 +3,8 @@
 // token stream on the caller's thread with the same text streaming as sessions.
 #include <atomic>
 #include <chrono>
+#include <cstddef>
+#include <cstring>
 
 #include "runtime/api/api_internal.h"
 #include "runtime/api/api_params.h"
@@ -129,7 +131,9 @@ SHARDLM_API shardlm_status shardlm_model_get_stats(const shardlm_model* model,
   return guard([&] {
     require(model, "model");
     require(out, "out (shardlm_engine_stats)");
-    check_struct_size(out->struct_size, sizeof(shardlm_engine_stats), "shardlm_engine_stats");
+    const size_t size = out->struct_size;
+    check_struct_size_range(size, offsetof(shardlm_engine_stats, spec_verifications),
+                            sizeof(shardlm_engine_stats), "shardlm_engine_stats");
     const StepEngineStats st = serving_loop(*model->state).stats();
     shardlm_engine_stats o;
     std::memset(&o, 0, sizeof o);
@@ -146,7 +150,13 @@ SHARDLM_API shardlm_status shardlm_model_get_stats(const shardlm_model* model,
     o.prefix_hit_tokens = st.prefix_hit_tokens;
     o.tokens_computed = st.tokens_computed;
     o.max_seqs_in_a_step = st.max_seqs_in_a_step;
-    *out = o;
+    o.spec_verifications = st.spec_verifications;
+    o.spec_proposed = st.spec_proposed;
+    o.spec_accepted = st.spec_accepted;
+    o.spec_emitted = st.spec_emitted;
+    o.draft_steps = st.draft_steps;
+    o.struct_size = size;
+    std::memcpy(out, &o, size);  // an ABI-2 caller's struct ends before the spec_* counters
     return SHARDLM_OK;
   });
 }

@@ -49,8 +49,10 @@
  *   1  models, text, sessions
  *   2  the step engine: shardlm_engine_params + shardlm_model_open_with_engine, request-level
  *      calls (shardlm_request_*), shardlm_model_get_stats; sessions on many threads share steps;
- *      ranks as MPI processes (process_ranks, shardlm_model_rank, shardlm_model_serve) */
-#define SHARDLM_ABI_VERSION 2
+ *      ranks as MPI processes (process_ranks, shardlm_model_rank, shardlm_model_serve)
+ *   3  speculative decoding: draft_pack / spec_ngram / spec_k in shardlm_engine_params, the
+ *      spec_* counters in shardlm_engine_stats (ABI-2 sizes of both structs are still accepted) */
+#define SHARDLM_ABI_VERSION 3
 
 #ifdef __cplusplus
 extern "C" {
@@ -142,6 +144,16 @@ typedef struct shardlm_engine_params {
                               shardlm_model_serve(). Default 0: every rank a thread here */
   int32_t comm_timeout_s;  /* process_ranks: seconds a collective waits for the other processes
                               before failing with COMM (a dead or hung rank); 0 = 60 */
+  /* ABI 3: speculative decoding. Greedy output is unchanged; sampled output follows the same
+   * distribution (exact rejection sampling). */
+  const char* draft_pack;  /* a draft model's pack directory (the target's tokenizer, else
+                              INVALID_ARG; any TP: its ranks run as threads of the driving
+                              process, with the target's backend, threads and KV settings); the
+                              draft proposes, the target verifies in one step. NULL = none */
+  int32_t spec_ngram;      /* 1: n-gram (prompt lookup) proposals, no draft model (not with
+                              draft_pack) */
+  int32_t spec_k;          /* most tokens proposed per sequence per step, 1..32; 0 = 4. Adaptive:
+                              fewer while proposals are rejected */
 } shardlm_engine_params;
 
 /* Defaults as documented per field. Thread-safe. */
@@ -458,6 +470,12 @@ typedef struct shardlm_engine_stats {
   int64_t prefix_hit_tokens;     /* of those, served from it */
   int64_t tokens_computed;       /* K/V rows computed by all steps */
   int64_t max_seqs_in_a_step;    /* the most sequences one step has run */
+  /* ABI 3: speculative decoding (zero without it) */
+  int64_t spec_verifications;    /* decode steps of a sequence that verified proposals */
+  int64_t spec_proposed;         /* tokens proposed */
+  int64_t spec_accepted;         /* of those, accepted (acceptance rate = accepted / proposed) */
+  int64_t spec_emitted;          /* tokens the verifications produced (accepted + one each) */
+  int64_t draft_steps;           /* forward steps of the draft model */
 } shardlm_engine_stats;
 
 /* The model's step engine counters (out->struct_size must be set). Thread-safe. */

@@ -760,6 +760,90 @@ static void test_requests(shardlm_model* m) {
   shardlm_request_free(NULL);
 }
 
+/* ABI 3: speculative decoding through the C ABI (a draft identical to the target: every
+ * proposal is accepted and greedy output equals plain decoding), n-gram lookup, bad values, and
+ * ABI-2 sized structs still accepted. */
+static void test_speculation(void) {
+  shardlm_model_params p = shardlm_model_default_params();
+  p.n_threads = 2;
+  const shardlm_engine_params d = shardlm_engine_default_params();
+  CHECK(d.draft_pack == NULL && d.spec_ngram == 0 && d.spec_k == 0);
+  shardlm_model* m = NULL;
+  shardlm_engine_params wrong = d;
+  wrong.spec_k = 33;
+  wrong.spec_ngram = 1;
+  CHECK_STATUS(shardlm_model_open_with_engine(path("tp1"), &p, &wrong, &m),
+               SHARDLM_ERR_INVALID_ARG, "k must be in [1, 32]");
+  wrong = d;
+  wrong.spec_ngram = 1;
+  wrong.draft_pack = path("tp1");
+  CHECK_STATUS(shardlm_model_open_with_engine(path("tp2"), &p, &wrong, &m),
+               SHARDLM_ERR_INVALID_ARG, "exclude each other");
+  wrong = d;
+  wrong.draft_pack = "/nonexistent/draft";
+  CHECK_STATUS(shardlm_model_open_with_engine(path("tp2"), &p, &wrong, &m), SHARDLM_ERR_IO,
+               "/nonexistent/draft");
+  /* An ABI-2 caller: the struct ends before draft_pack. */
+  shardlm_engine_params old = d;
+  old.struct_size = offsetof(shardlm_engine_params, draft_pack);
+  CHECK_STATUS(shardlm_model_open_with_engine(path("tp1"), &p, &old, &m), SHARDLM_OK, "");
+  int32_t ids[12] = {5, 6, 7, 8, 5, 6, 7, 8, 5, 6, 7, 8};
+  shardlm_generate_params gp = greedy(16);
+  int32_t plain[16];
+  size_t n_plain = 0;
+  if (m) {
+    shardlm_request* r = NULL;
+    CHECK_STATUS(shardlm_request_submit_tokens(m, ids, 12, &gp, &r), SHARDLM_OK, "");
+    CHECK_STATUS(shardlm_request_wait(r, NULL, NULL, NULL), SHARDLM_OK, "");
+    CHECK_STATUS(shardlm_request_tokens(r, plain, 16, &n_plain), SHARDLM_OK, "");
+    shardlm_request_free(r);
+    /* ABI-2 sized stats: filled up to their end, the bytes after untouched. */
+    struct {
+      shardlm_engine_stats st;
+      char guard;
+    } s2;
+    memset(&s2, 0x5a, sizeof s2);
+    s2.st.struct_size = offsetof(shardlm_engine_stats, spec_verifications);
+    CHECK_STATUS(shardlm_model_get_stats(m, &s2.st), SHARDLM_OK, "");
+    CHECK(s2.st.n_steps > 0 && s2.st.struct_size == offsetof(shardlm_engine_stats, spec_verifications));
+    const unsigned char* tail = (const unsigned char*)&s2.st.spec_verifications;
+    CHECK(tail[0] == 0x5a && s2.guard == 0x5a);
+    shardlm_model_close(m);
+    m = NULL;
+  }
+  CHECK(n_plain == 16);
+  for (int mode = 0; mode < 2; ++mode) {
+    shardlm_engine_params e = d;
+    if (mode == 0) {
+      e.draft_pack = path("tp1"); /* the target itself as its draft */
+    } else {
+      e.spec_ngram = 1;
+    }
+    e.spec_k = 3;
+    CHECK_STATUS(shardlm_model_open_with_engine(path("tp2"), &p, &e, &m), SHARDLM_OK, "");
+    if (!m) continue;
+    shardlm_request* r = NULL;
+    CHECK_STATUS(shardlm_request_submit_tokens(m, ids, 12, &gp, &r), SHARDLM_OK, "");
+    CHECK_STATUS(shardlm_request_wait(r, NULL, NULL, NULL), SHARDLM_OK, "");
+    int32_t out[16];
+    size_t n = 0;
+    CHECK_STATUS(shardlm_request_tokens(r, out, 16, &n), SHARDLM_OK, "");
+    CHECK(n == 16 && memcmp(out, plain, sizeof out) == 0);
+    shardlm_request_free(r);
+    shardlm_engine_stats st;
+    st.struct_size = sizeof st;
+    CHECK_STATUS(shardlm_model_get_stats(m, &st), SHARDLM_OK, "");
+    if (mode == 0) {
+      CHECK(st.spec_verifications > 0 && st.spec_proposed > 0 && st.draft_steps > 0);
+      /* the same model at tp 1 and tp 2: (almost) every proposal passes */
+      CHECK(st.spec_accepted * 10 >= st.spec_proposed * 9);
+    }
+    CHECK(st.spec_emitted == st.spec_accepted + st.spec_verifications);
+    shardlm_model_close(m);
+    m = NULL;
+  }
+}
+
 int main(int argc, char** argv) {
   if (argc != 2) {
     fprintf(stderr, "usage: api_abi_test FIXTURE_DIR\n");
@@ -786,6 +870,7 @@ int main(int argc, char** argv) {
   test_context_full();
   test_ids_only_pack();
   test_step_engine_params();
+  test_speculation();
   printf("api_abi_test: %d checks, %d failed\n", g_checks, g_failures);
   return g_failures == 0 ? 0 : 1;
 }
