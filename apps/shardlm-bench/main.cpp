@@ -170,7 +170,7 @@ int run(int argc, char** argv) {
       "kv-dtype", po::value<std::string>()->default_value("bf16"),
       "--concurrency: paged KV element type bf16 | f16 | f32")(
       "block-size", po::value<int64_t>()->default_value(16), "--concurrency: tokens per KV block")(
-      "deterministic", "--concurrency: batch-invariant CPU kernels")(
+      "deterministic", "--concurrency, --spec-prompts: batch-invariant CPU kernels")(
       "activations", po::value(&o.compute.activations)->default_value("f32"),
       "matmuls with bf16 weights: f32 (exact) | bf16 (activations rounded to bf16, VDPBF16PS)")(
       "backend-settings", po::value(&o.compute.backend_settings)->default_value(""),
@@ -209,6 +209,7 @@ int run(int argc, char** argv) {
     eo.tp = o.tp;
     eo.n_threads = o.threads;
     eo.default_sequence = false;
+    eo.deterministic = vm.count("deterministic") > 0;
     if (vm.count("perplexity")) eo.n_ctx = vm["ppl-ctx"].as<int64_t>() + 1;  // + the one generated
     apps::apply_compute_flags(o.compute, eo);
     eo.process_comm = procs.comm();

@@ -9,7 +9,8 @@ default f32 activation mode does.
 
 What this is: a tool (PyTorch, transformers, tokenizers from tools/train/requirements.txt).
 Usage: .venv-train/bin/python tools/train/perplexity.py --model models/demo/target \\
-           --file models/demo/heldout/sample.py --ctx 256 [--json]
+           --file models/demo/heldout_sample.py --ctx 256 [--json]
+           [--write-reference models/demo/perplexity_reference.json]
 """
 
 from __future__ import annotations
@@ -52,9 +53,18 @@ def main() -> int:
     ap.add_argument("--file", type=Path, required=True)
     ap.add_argument("--ctx", type=int, default=512)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--write-reference", type=Path, default=None,
+                    help="also write the figure as JSON here (models/demo/perplexity_reference.json;"
+                         " its 'file' is stored relative to that file's folder)")
     args = ap.parse_args()
     torch.set_num_threads(2)
     r = perplexity(args.model, args.file.read_text(encoding="utf-8"), args.ctx)
+    if args.write_reference:
+        ref = dict(r)
+        ref["file"] = str(args.file.resolve().relative_to(args.write_reference.resolve().parent))
+        ref["model"] = str(args.model)
+        ref["torch"] = torch.__version__
+        args.write_reference.write_text(json.dumps(ref, indent=1) + "\n")
     if args.json:
         print(json.dumps(r))
     else:
