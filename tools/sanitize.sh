@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The concurrency-heavy tests once more under sanitizers (part of tools/test.sh): the step
-# engine (batching, preemption, the 64-request stress), the block manager and the threads
-# communicator, built with ASan+UBSan (leaks on) and with TSan in their own build folders (CPU
+# engine (batching, preemption, the 64-request stress), speculative decoding, the block manager
+# and the threads communicator, built with ASan+UBSan (leaks on) and with TSan in their own build folders (CPU
 # backend only, optimized, no debug info: it is the build time CI pays). A finding fails the
 # run. The session tests (which pull in the tokenizer library) were run this way by hand; add
 # api_session_test to `targets` to include them.
@@ -11,7 +11,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
 kinds=("${@:-address thread}")
-targets=(batching_step_engine_test engine_block_manager_test runtime_comm_test)
+targets=(batching_step_engine_test batching_speculation_test engine_speculation_test
+  engine_block_manager_test runtime_comm_test)
 for kind in ${kinds[@]}; do
   dir="build-$kind"
   [ "$kind" = address ] && dir=build-asan
@@ -26,6 +27,11 @@ for kind in ${kinds[@]}; do
     # Under TSan the fixture-parity sweeps are slow and single-threaded in what they check; the
     # policy tests (preemption, stress with cancels) are the concurrent part.
     [ "$kind" = thread ] && [ "$t" = batching_step_engine_test ] && filter='StepEnginePolicyTest.*'
+    # Speculation runs on the driver thread; under TSan one pair's sweep covers its use of the
+    # rank threads (the draft's and the target's), the rest is ASan's.
+    [ "$kind" = thread ] && [ "$t" = batching_speculation_test ] &&
+      filter='Fixtures/SpeculationPairTest.*/qwen2_qkv_bias_tied_f32'
+    [ "$kind" = thread ] && [ "$t" = engine_speculation_test ] && continue
     echo "== $kind: $t ($filter)"
     "$dir/bin/$t" --gtest_filter="$filter" --gtest_brief=1
   done

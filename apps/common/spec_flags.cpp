@@ -13,7 +13,9 @@ void add_spec_flags(boost::program_options::options_description& desc, SpecFlags
       "spec-ngram", po::bool_switch(&flags.ngram),
       "speculative decoding by n-gram (prompt lookup) proposals, no draft model")(
       "spec-k", po::value(&flags.k)->default_value(4),
-      "most tokens proposed per step (adaptive below it)");
+      "most tokens proposed per step (adaptive below it)")(
+      "draft-threads", po::value(&flags.draft_threads)->default_value(0),
+      "compute threads of the draft model (0: the target's)");
 }
 
 SpeculationOptions speculation_options(const SpecFlags& flags) {
@@ -32,7 +34,9 @@ SpeculationOptions speculation_options(const SpecFlags& flags) {
 std::unique_ptr<Engine> open_draft(const SpecFlags& flags, const EngineOptions& target_options,
                                    const Engine& target) {
   if (flags.draft.empty()) return nullptr;
-  return std::make_unique<Engine>(draft_engine_options(target_options, target, flags.draft));
+  EngineOptions o = draft_engine_options(target_options, target, flags.draft);
+  if (flags.draft_threads > 0) o.n_threads = flags.draft_threads;
+  return std::make_unique<Engine>(o);
 }
 
 std::string describe_speculation(const SpecFlags& flags, const Engine* draft) {

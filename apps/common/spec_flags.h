@@ -18,6 +18,7 @@ struct SpecFlags {
   std::string draft;  // draft pack directory
   bool ngram = false;
   int k = 4;
+  int draft_threads = 0;  // 0: the target's
 };
 
 void add_spec_flags(boost::program_options::options_description& desc, SpecFlags& flags);

@@ -12,7 +12,8 @@ namespace shardlm {
 namespace {
 constexpr double kSmoothing = 0.3;      // weight of the newest step in the average
 constexpr double kPauseBelow = 0.2;     // average acceptance that pauses speculation
-constexpr int32_t kPauseSteps = 16;     // steps without speculation before the next probe
+constexpr int32_t kPauseSteps = 16;     // first pause: steps without speculation before a probe
+constexpr int32_t kMaxPauseSteps = 512;  // pauses double up to this while probes fail
 constexpr double kAfterPause = 0.3;     // average assumed when probing again
 }  // namespace
 
@@ -46,6 +47,7 @@ int32_t SpecController::next_k() {
   if (paused_ > 0) {
     if (--paused_ > 0) return 0;
     average_ = kAfterPause;
+    probing_ = true;
     return 1;  // the probe
   }
   const double a = std::min(average_, 0.97);
@@ -55,8 +57,21 @@ int32_t SpecController::next_k() {
 
 void SpecController::update(int32_t proposed, int32_t accepted) {
   if (proposed <= 0) return;
+  if (probing_) {
+    probing_ = false;
+    if (accepted == 0) {  // the probe failed: pause again, twice as long
+      pause_ = std::min(kMaxPauseSteps, std::max(kPauseSteps, 2 * pause_));
+      paused_ = pause_;
+      return;
+    }
+  }
   average_ = (1 - kSmoothing) * average_ + kSmoothing * double(accepted) / double(proposed);
-  if (adaptive_ && average_ < kPauseBelow) paused_ = kPauseSteps;
+  if (adaptive_ && average_ < kPauseBelow) {
+    pause_ = pause_ > 0 && accepted == 0 ? pause_ : kPauseSteps;
+    paused_ = pause_;
+  } else if (accepted > 0) {
+    pause_ = 0;  // proposals pass again: the next pause starts short
+  }
 }
 
 }  // namespace shardlm

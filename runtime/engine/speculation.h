@@ -6,7 +6,8 @@
 // Adaptive k: the controller keeps a moving average of the acceptance rate and proposes about
 // as many tokens as are expected to pass (alpha / (1 - alpha), at least 1, at most k); when
 // almost nothing passes it pauses speculation for that sequence and probes again later with one
-// token, so a poor proposer costs little. Not here: running models or sampling.
+// token; each failed probe doubles the pause (16 steps up to 512), so a poor proposer costs
+// little. Not here: running models or sampling.
 #pragma once
 
 #include <cstdint>
@@ -51,6 +52,8 @@ class SpecController {
   bool adaptive_;
   double average_ = 0.6;  // moving average of accepted / proposed
   int32_t paused_ = 0;    // steps left without speculation
+  int32_t pause_ = 0;     // length of the next pause: doubles while probes keep failing
+  bool probing_ = false;  // the last proposal was a probe after a pause
 };
 
 }  // namespace shardlm

@@ -271,6 +271,12 @@ TEST(SpecController, ShrinksPausesAndProbesAgain) {
   while (c.next_k() == 0) ++paused;
   EXPECT_GE(paused, 10) << "a proposer that is never right must pause";
   EXPECT_EQ(c.next_k(), 1) << "the probe after a pause proposes one token";
+  c.update(1, 0);  // the probe fails: the next pause is twice as long
+  int paused_again = 0;
+  while (c.next_k() == 0) ++paused_again;
+  EXPECT_EQ(paused_again, 2 * (paused + 1) - 1);
+  c.update(1, 1);  // a probe that passes resumes speculation
+  EXPECT_GE(c.next_k(), 1);
   o.adaptive = false;
   SpecController fixed(o);
   fixed.update(6, 0);
