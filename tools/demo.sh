@@ -16,7 +16,7 @@ if [ "${1:-}" = "--fixture" ]; then
 else
   model=${1:-models/demo/target}
   prompt=${2:-}
-  if [ -z "${1:-}" ]; then prompt='def fibonacci(n):'; fi
+  if [ -z "${1:-}" ]; then prompt=$'def fibonacci(n):\n'; fi
 fi
 
 bash tools/install-deps.sh
@@ -29,12 +29,15 @@ build/bin/shardlm-pack --model "$model" --out "$pack_dir" --tp "$tp" --n-ctx 204
 echo "== shardlm-pack --inspect $pack_dir --verify (summary)"
 build/bin/shardlm-pack --inspect "$pack_dir" --verify | sed -n '1,7p'
 echo "== shardlm-run"
+sampling=()
 if [ "$model" = "models/demo/target" ]; then
   echo "(models/demo/target: a 12.6M-parameter Qwen3 trained by tools/train/train_demo_models.py"
   echo " on the Python standard library; it completes Python code and knows nothing else)"
+  sampling=(--temperature 0.7 --seed 1)  # greedy decoding of a model this small loops
 fi
 if [ -n "$prompt" ]; then
-  build/bin/shardlm-run --pack "$pack_dir" --prompt "$prompt" --max-tokens 80
+  printf '%s' "$prompt"
+  build/bin/shardlm-run --pack "$pack_dir" --prompt "$prompt" --max-tokens 80 "${sampling[@]}"
 else
   # The fixture has random weights and no tokenizer: ids in, ids out. The continuation equals
   # Hugging Face transformers' greedy output recorded in the fixture's reference.json.
