@@ -22,6 +22,7 @@
 #include <nlohmann/json.hpp>
 
 #include "packer/packer.h"
+#include "run_command.h"
 #include "tiny_checkpoint.h"
 
 namespace shardlm {
@@ -31,20 +32,10 @@ namespace fs = std::filesystem;
 
 const fs::path kDemo = fs::path(SHARDLM_MODELS_DIR) / "demo";
 
-struct CliResult {
-  int code;
-  std::string out;
-};
+using testing::CliResult;
 
 CliResult run(const std::string& bin, const std::string& args) {
-  const std::string cmd = bin + " " + args + " 2>&1";
-  FILE* p = ::popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf{};
-  size_t n;
-  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  const int status = ::pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+  return testing::run_command(bin + " " + args);
 }
 
 nlohmann::json last_json(const std::string& out) {

@@ -10,26 +10,17 @@
 #include <nlohmann/json.hpp>
 
 #include "packer/packer.h"
+#include "run_command.h"
 #include "tiny_checkpoint.h"
 
 namespace shardlm {
 namespace {
 namespace fs = std::filesystem;
 
-struct CliResult {
-  int code;
-  std::string out;
-};
+using testing::CliResult;
 
 CliResult run_cli(const std::string& args) {
-  const std::string cmd = std::string(SHARDLM_RUN_BIN) + " " + args + " 2>&1";
-  FILE* p = ::popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf{};
-  size_t n;
-  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  const int status = ::pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+  return testing::run_command(std::string(SHARDLM_RUN_BIN) + " " + args);
 }
 
 void pack(const std::string& model, const std::string& out, int tp) {

@@ -13,6 +13,7 @@
 
 #include "formats/pack_reader.h"
 #include "packer/packer.h"
+#include "run_command.h"
 #include "tiny_checkpoint.h"
 #if defined(SHARDLM_BENCH_TEST_VULKAN)
 #include "vk_test_util.h"
@@ -21,20 +22,10 @@
 namespace shardlm {
 namespace {
 
-struct CliResult {
-  int code;
-  std::string out;
-};
+using testing::CliResult;
 
 CliResult run_bench(const std::string& args, const std::string& env = "") {
-  const std::string cmd = env + " " + std::string(SHARDLM_BENCH_BIN) + " " + args + " 2>&1";
-  FILE* p = ::popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf{};
-  size_t n;
-  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  const int status = ::pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+  return testing::run_command(env + " " + std::string(SHARDLM_BENCH_BIN) + " " + args);
 }
 
 std::string pack_tiny(const testing::TempDir& d, int tp, bool tied) {
