@@ -37,6 +37,7 @@
 #include "runtime/model/transformer.h"
 #include "tests/cuda/cuda_test_util.h"
 #include "tests/runtime/paged_test_util.h"
+#include "tests/batching/step_test_util.h"
 #include "tests/runtime/test_util.h"
 #include "tests/runtime/tiny_checkpoint.h"
 
@@ -368,19 +369,6 @@ std::vector<fs::path> fixture_dirs() {
   return test::hf_fixture_dirs(SHARDLM_FIXTURES_DIR);
 }
 
-std::string pack_at(const fs::path& dir, const fs::path& root, int tp) {
-  PackOptions po;
-  po.model_dir = dir.string();
-  po.out_dir = (root / ("tp" + std::to_string(tp))).string();
-  po.tp_size = tp;
-  try {
-    pack_checkpoint(po);
-  } catch (const Error& e) {
-    if (e.code() == StatusCode::kInvalidArg) return {};  // heads / n_ff do not divide by tp
-    throw;
-  }
-  return po.out_dir;
-}
 
 struct Outcome {
   std::vector<int32_t> tokens;
