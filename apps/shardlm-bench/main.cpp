@@ -174,7 +174,7 @@ int run(int argc, char** argv) {
       "activations", po::value(&o.compute.activations)->default_value("f32"),
       "matmuls with bf16 weights: f32 (exact) | bf16 (activations rounded to bf16, VDPBF16PS)")(
       "backend-settings", po::value(&o.compute.backend_settings)->default_value(""),
-      "backend-specific key=value,... (cpu: isa=avx2, amx_splits=1; cuda: graphs=0)")(
+      "backend-specific key=value,... (cpu: isa=avx2, amx_splits=1; cuda: graphs=1)")(
       "perplexity", po::value<std::string>(),
       "perplexity of this text file through the runtime (perplexity.h), then exit")(
       "ppl-ctx", po::value<int64_t>()->default_value(512),

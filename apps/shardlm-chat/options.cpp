@@ -178,7 +178,7 @@ std::string usage() {
          "  --deterministic         cpu: bit-identical logits whatever the batch (slower prefill)\n"
          "  --activations A         matmuls with bf16 weights: f32 (default, exact) or bf16\n"
          "                          (rounded to bf16 as PyTorch does; faster batches on AVX-512 BF16)\n"
-         "  --backend-settings S    backend-specific key=value,... (cpu: isa=avx2; cuda: graphs=0)\n"
+         "  --backend-settings S    backend-specific key=value,... (cpu: isa=avx2; cuda: graphs=1)\n"
          "  --draft DIR             speculative decoding with this draft model's pack (same\n"
          "                          tokenizer; /stats shows the acceptance rate)\n"
          "  --spec-ngram            speculative decoding by n-gram (prompt lookup) proposals\n"

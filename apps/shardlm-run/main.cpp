@@ -71,7 +71,7 @@ int run(int argc, char** argv) {
       "activations", po::value(&compute.activations)->default_value("f32"),
       "matmuls with bf16 weights: f32 (exact) | bf16 (activations rounded to bf16)")(
       "backend-settings", po::value(&compute.backend_settings)->default_value(""),
-      "backend-specific key=value,... (cpu: isa=avx2, amx_splits=1; cuda: graphs=0)")(
+      "backend-specific key=value,... (cpu: isa=avx2, amx_splits=1; cuda: graphs=1)")(
       "device", po::value(&devices),
       "device indices for the ranks of a GPU backend, comma separated: rank r uses the "
       "(r mod count)-th (default: every device)")(

@@ -1,19 +1,20 @@
 // CUDA split-K decode attention (flash-decoding) over one sequence's f32 KV cache.
 // Pass 1: block (split, kv head x head chunk, token) streams its slice of the visible keys;
-// each of its 4 warps takes every 4th key, reads the K and V rows once for all (up to 8) query
-// heads of the kv group and keeps an online softmax per head; the warps are merged in shared
-// memory and the block writes an unnormalized partial (acc[head_dim], max, sum).
-// Pass 2: one block per (token, head) merges the splits and normalizes.
+// its 4 warps take chunks of consecutive keys in turn, read each K and V row once for all (up
+// to 8) query heads of the kv group and keep an online softmax per head (decode_keys.cuh); the
+// warps are merged in shared memory and the block writes an unnormalized partial (acc[head_dim],
+// max, sum). Pass 2: one block per (token, head) merges the splits and normalizes.
 #include <cmath>
 
 #include "kernels/cuda/common.cuh"
+#include "kernels/cuda/decode_keys.cuh"
 
 namespace shardlm::cuda {
 
 namespace {
 
 constexpr int kWarps = 4;
-constexpr int kMaxGroup = 8;  // query heads per block; larger groups take several head chunks
+constexpr int kMaxGroup = kDecodeMaxGroup;  // larger groups take several head chunks
 
 template <int kDPL>  // head_dim elements per lane: head_dim <= 32 * kDPL
 __global__ void __launch_bounds__(kWarps * 32)
@@ -61,33 +62,8 @@ __global__ void __launch_bounds__(kWarps * 32)
     for (int i = 0; i < kDPL; ++i) acc[g][i] = 0.0f;
   }
 
-  for (int64_t j = j0 + warp; j < j1; j += kWarps) {
-    const float* kr = k + (j * n_head_kv + hk) * D;
-    const float* vr = v + (j * n_head_kv + hk) * D;
-    float kk[kDPL], vv[kDPL];
-#pragma unroll
-    for (int i = 0; i < kDPL; ++i) {
-      const int d = lane + 32 * i;
-      kk[i] = d < D ? kr[d] : 0.0f;
-      vv[i] = d < D ? vr[d] : 0.0f;
-    }
-#pragma unroll
-    for (int g = 0; g < kMaxGroup; ++g) {
-      if (g < gc) {  // uniform over the block
-        float s = 0.0f;
-#pragma unroll
-        for (int i = 0; i < kDPL; ++i) s = fmaf(q_s[g][lane + 32 * i], kk[i], s);
-        s = warp_sum(s) * scale;
-        const float m_new = fmaxf(m[g], s);
-        const float corr = expf(m[g] - m_new);  // 0 while m[g] is still -inf
-        const float pj = expf(s - m_new);
-        l[g] = l[g] * corr + pj;
-#pragma unroll
-        for (int i = 0; i < kDPL; ++i) acc[g][i] = fmaf(pj, vv[i], acc[g][i] * corr);
-        m[g] = m_new;
-      }
-    }
-  }
+  const auto row_of = [&](int64_t j) { return (j * n_head_kv + hk) * D; };
+  decode_stream_keys<kWarps, kDPL>(q_s, gc, k, v, row_of, j0, j1, D, scale, warp, lane, m, l, acc);
 
 #pragma unroll
   for (int g = 0; g < kMaxGroup; ++g) {

@@ -11,7 +11,7 @@ namespace shardlm::cuda {
 
 int decode_splits(int64_t n_rows, int64_t n_head, int64_t n_head_kv, int64_t max_keys, int n_sms) {
   constexpr int64_t kMaxGroup = 8;  // heads per decode block (attention_decode.cu, paged_kv.cu)
-  constexpr int64_t kMinKeysPerSplit = 64;
+  constexpr int64_t kMinKeysPerSplit = 32;
   const int64_t group = n_head_kv > 0 ? std::max<int64_t>(1, n_head / n_head_kv) : 1;
   const int64_t blocks = std::max<int64_t>(1, n_rows) * std::max<int64_t>(1, n_head_kv) *
                          ((group + kMaxGroup - 1) / kMaxGroup);

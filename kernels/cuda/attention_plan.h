@@ -20,13 +20,13 @@ struct AttentionPlan {
 
 // n_tokens query rows against at most `max_keys` visible keys per row, on a device with
 // `n_sms` multiprocessors. Decode when n_tokens <= kDecodeMaxTokens; splits are chosen so the
-// grid covers about 2 waves of blocks, each split keeps >= 64 keys, and at most kMaxDecodeSplits
+// grid covers about 2 waves of blocks, each split keeps >= 32 keys, and at most kMaxDecodeSplits
 // splits.
 AttentionPlan plan_attention(int64_t n_tokens, int64_t n_head, int64_t n_head_kv, int64_t max_keys,
                              int n_sms);
 
 // Key splits of the split-K decode kernel for `n_rows` query tokens (any number) that see at
-// most `max_keys` keys: about 2 waves of blocks, >= 64 keys per split, <= kMaxDecodeSplits.
+// most `max_keys` keys: about 2 waves of blocks, >= 32 keys per split, <= kMaxDecodeSplits.
 int decode_splits(int64_t n_rows, int64_t n_head, int64_t n_head_kv, int64_t max_keys, int n_sms);
 
 // ---- Paged steps (paged_kv.cu) ----

@@ -5,8 +5,8 @@
 // paged_attention runs two kinds of blocks, planned on the host (attention_plan.h):
 //   - decode items (sequences with few query tokens this step): flash-decoding as in
 //     attention_decode.cu. Block (item x split, kv head x head chunk) streams its slice of the
-//     item's visible keys; each of its 4 warps takes every 4th key, reads the K and V rows once
-//     for all (up to 8) query heads of the kv group and keeps an online softmax per head; the
+//     item's visible keys; its 4 warps take chunks of consecutive keys in turn, read each K and
+//     V row once for all (up to 8) query heads of the kv group (decode_keys.cuh); the
 //     block writes an unnormalized partial (acc, max, sum) and a combine kernel merges the
 //     slices and normalizes.
 //   - prefill tiles (runs of one sequence's query tokens): as attention_prefill.cu, a block
@@ -18,6 +18,7 @@
 #include <cmath>
 
 #include "kernels/cuda/common.cuh"
+#include "kernels/cuda/decode_keys.cuh"
 
 namespace shardlm::cuda {
 
@@ -96,7 +97,7 @@ __global__ void store_kv_kernel(const float* __restrict__ k, const float* __rest
 // ---- paged attention ----
 
 constexpr int kWarps = 4;
-constexpr int kMaxGroup = 8;  // decode: query heads per block (attention_plan.cpp agrees)
+constexpr int kMaxGroup = kDecodeMaxGroup;  // decode: query heads per block
 constexpr int kRowsPerWarp = 4;
 constexpr int kRows = kWarps * kRowsPerWarp;  // prefill: query rows per block
 constexpr int kTile = 32;                     // prefill: keys per shared-memory tile
@@ -155,39 +156,10 @@ __global__ void __launch_bounds__(kWarps * 32)
     for (int i = 0; i < kDPL; ++i) acc[g][i] = 0.0f;
   }
 
-  // Position j = blk * bs + off, advanced without dividing.
-  int blk = (j0 + warp) / bs, off = (j0 + warp) % bs;
-  for (int j = j0 + warp; j < j1; j += kWarps) {
-    const int64_t row = ((int64_t{bt[blk]} * bs + off) * n_head_kv + hk) * D;
-    off += kWarps;
-    while (off >= bs) {
-      off -= bs;
-      ++blk;
-    }
-    float kk[kDPL], vv[kDPL];
-#pragma unroll
-    for (int i = 0; i < kDPL; ++i) {
-      const int d = lane + 32 * i;
-      kk[i] = d < D ? to_f32(k[row + d]) : 0.0f;
-      vv[i] = d < D ? to_f32(v[row + d]) : 0.0f;
-    }
-#pragma unroll
-    for (int g = 0; g < kMaxGroup; ++g) {
-      if (g < gc) {  // uniform over the block
-        float s = 0.0f;
-#pragma unroll
-        for (int i = 0; i < kDPL; ++i) s = fmaf(q_s[g][lane + 32 * i], kk[i], s);
-        s = warp_sum(s) * scale;
-        const float m_new = fmaxf(m[g], s);
-        const float corr = expf(m[g] - m_new);  // 0 while m[g] is still -inf
-        const float pj = expf(s - m_new);
-        l[g] = l[g] * corr + pj;
-#pragma unroll
-        for (int i = 0; i < kDPL; ++i) acc[g][i] = fmaf(pj, vv[i], acc[g][i] * corr);
-        m[g] = m_new;
-      }
-    }
-  }
+  const auto row_of = [&](int64_t j) {
+    return (slot_of(bt, static_cast<int>(j), bs) * n_head_kv + hk) * D;
+  };
+  decode_stream_keys<kWarps, kDPL>(q_s, gc, k, v, row_of, j0, j1, D, scale, warp, lane, m, l, acc);
 
 #pragma unroll
   for (int g = 0; g < kMaxGroup; ++g) {

@@ -12,7 +12,7 @@
 //                      greedy decode tokens/s (median of --reps), bytes per decoded token
 //                      (weights incl. lm_head + one embedding row + KV at the mean position) and
 //                      its fraction of the roofline, per GPU when ranks share one
-// SHARDLM_CUDA_GRAPHS=0 in the environment turns decode graphs off (to compare).
+// SHARDLM_CUDA_GRAPHS=1 in the environment turns decode graphs on (to compare; off by default).
 // Complements apps/shardlm-bench (which measures host bandwidth for its roofline); no GPU, no run.
 #include <cuda_runtime_api.h>
 
@@ -208,7 +208,7 @@ int run_model(const std::string& pack_dir, int64_t prompt_len, int64_t gen, int 
   std::printf("model                  %s, %s weights, tp %d on %zu GPU(s), graphs %s\n",
               engine.config().architecture.c_str(), dtype_name(engine.pack(0).weight_dtype()),
               engine.tp_size(), per_device.size(),
-              graphs && std::strcmp(graphs, "0") == 0 ? "off" : "on (tp 1 only)");
+              graphs && std::strcmp(graphs, "1") == 0 ? "on (tp 1 only)" : "off");
   std::printf("load (open to ready)   %.3f s, %.2f GB of weights uploaded (%.2f GB/s end to end)\n",
               load_s, engine.weight_bytes_copied() / 1e9,
               engine.weight_bytes_copied() / 1e9 / load_s);

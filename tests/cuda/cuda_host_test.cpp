@@ -113,9 +113,10 @@ TEST(CudaAttentionPlan, DecodeSplitsCoverTheDeviceWithoutTinySplits) {
   auto p = plan_attention(1, 32, 8, 4096, 132);
   EXPECT_TRUE(p.decode);
   EXPECT_EQ(p.n_splits, 33);
-  // Short contexts keep at least 64 keys per split.
-  EXPECT_EQ(plan_attention(1, 32, 8, 100, 132).n_splits, 1);
-  EXPECT_EQ(plan_attention(1, 32, 8, 640, 132).n_splits, 10);
+  // Short contexts keep at least 32 keys per split.
+  EXPECT_EQ(plan_attention(1, 32, 8, 50, 132).n_splits, 1);
+  EXPECT_EQ(plan_attention(1, 32, 8, 100, 132).n_splits, 3);
+  EXPECT_EQ(plan_attention(1, 32, 8, 640, 132).n_splits, 20);
   // Many blocks already: one split.
   EXPECT_EQ(plan_attention(8, 64, 64, 100000, 16).n_splits, 1);
   // Never more than 128.

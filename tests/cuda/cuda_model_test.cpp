@@ -146,7 +146,9 @@ TEST(CudaGraphs, DecodeStepAsGraphGivesTheEagerLogits) {
   constexpr int kSteps = 12;
 
   auto run = [&](bool graphs) {
-    auto backend = make_cuda_backend(BackendOptions{});
+    BackendOptions options;
+    options.settings = {{"graphs", "1"}};  // off by default
+    auto backend = make_cuda_backend(options);
     // The backend's own communicator enables graphs (tp = 1); a plain single one does not.
     auto host = make_single_communicator();
     std::unique_ptr<Communicator> comm =

@@ -86,33 +86,51 @@ TEST_F(CudaOpsTest, LaunchPathsFollowTheTokenCount) {
 }
 
 TEST_F(CudaOpsTest, ResidualAddIsFusedIntoTheNextNormOrFlushed) {
+  // 512 and 5120: rows held in registers (both register-count variants); 4102: the plain loop.
   const int64_t n_rows = 4, n = 512;
+  for (int64_t width : {n, int64_t{5120}, int64_t{4102}}) {
+    const auto x = random_floats(static_cast<size_t>(n_rows * width), 7);
+    const auto r = random_floats(static_cast<size_t>(n_rows * width), 8);
+    const auto w = random_floats(static_cast<size_t>(width), 9);
+    std::vector<float> sum(x.size()), want(x.size());
+    for (size_t i = 0; i < x.size(); ++i) sum[i] = x[i] + r[i];
+    ref::rms_norm(sum.data(), w.data(), n_rows, width, 1e-5f, want.data());
+
+    // Every operand is uploaded first: an upload is an op of its own and flushes a pending add.
+    const Tensor tx = dev(x, {n_rows, width});
+    const Tensor tr = dev(r, {n_rows, width});
+    const Tensor tw = dev(w, {width});
+    const Tensor out = zeros({n_rows, width});
+    const uint64_t fused_before = cuda_backend_stats(*backend_)->fused_add_norms;
+    backend_->add(tx, tr);
+    backend_->rms_norm(tx, tw, 1e-5f, out);  // x += r inside the norm kernel
+    EXPECT_EQ(cuda_backend_stats(*backend_)->fused_add_norms, fused_before + 1) << width;
+    EXPECT_EQ(download(*backend_, tx), sum) << width;  // the residual stream itself was updated
+    const auto got = download(*backend_, out);
+    EXPECT_LE(max_abs_diff(got.data(), want.data(), got.size()),
+              2e-6f * max_abs(want.data(), want.size()))
+        << width;
+  }
+
   const auto x = random_floats(static_cast<size_t>(n_rows * n), 7);
   const auto r = random_floats(static_cast<size_t>(n_rows * n), 8);
   const auto w = random_floats(static_cast<size_t>(n), 9);
-  std::vector<float> sum(x.size()), want(x.size());
+  std::vector<float> sum(x.size());
   for (size_t i = 0; i < x.size(); ++i) sum[i] = x[i] + r[i];
-  ref::rms_norm(sum.data(), w.data(), n_rows, n, 1e-5f, want.data());
-
-  const CudaBackendStats* s = cuda_backend_stats(*backend_);
-  const uint64_t fused_before = s->fused_add_norms;
   const Tensor tx = dev(x, {n_rows, n});
+  const Tensor tr = dev(r, {n_rows, n});
+  const Tensor tw = dev(w, {n});
   const Tensor out = zeros({n_rows, n});
-  backend_->add(tx, dev(r, {n_rows, n}));
-  backend_->rms_norm(tx, dev(w, {n}), 1e-5f, out);  // x += r inside the norm kernel
-  EXPECT_EQ(cuda_backend_stats(*backend_)->fused_add_norms, fused_before + 1);
-  EXPECT_EQ(download(*backend_, tx), sum);  // the residual stream itself was updated
-  const auto got = download(*backend_, out);
-  EXPECT_LE(max_abs_diff(got.data(), want.data(), got.size()),
-            2e-6f * max_abs(want.data(), want.size()));
 
   // An add followed by anything else runs on its own before that op.
   const Tensor ty = dev(x, {n_rows, n});
   backend_->add(ty, dev(r, {n_rows, n}));
   EXPECT_EQ(download(*backend_, ty), sum);
   const Tensor tz = dev(x, {n_rows, n});
-  backend_->add(tz, dev(r, {n_rows, n}));
-  backend_->rms_norm(tx, dev(w, {n}), 1e-5f, out);  // a different tensor: no fusion
+  const uint64_t fused_mid = cuda_backend_stats(*backend_)->fused_add_norms;
+  backend_->add(tz, tr);
+  backend_->rms_norm(tx, tw, 1e-5f, out);  // a different tensor: no fusion
+  EXPECT_EQ(cuda_backend_stats(*backend_)->fused_add_norms, fused_mid);
   EXPECT_EQ(download(*backend_, tz), sum);
 }
 

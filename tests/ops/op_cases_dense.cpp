@@ -67,10 +67,12 @@ void run_embed(OpRun& r, DType dt) {
 // ---- rms_norm ----
 
 void run_rms_norm(OpRun& r) {
-  // cuda: a warp per row up to 256 (q/k norm rows of 16), a block per row above; odd sizes
-  // for the SIMD and subgroup tails.
-  const std::pair<int64_t, int64_t> shapes[] = {{7, 16},  {33, 256}, {5, 257}, {3, 4096}, {3, 64},
-                                                {3, 300}, {3, 7},    {7, 129}, {40, 128}};
+  // cuda: a warp per row up to 256 (q/k norm rows of 16), a block per row above, held in
+  // registers when n % 4 == 0 and n <= 16384 (up to 4096 and above); odd sizes for the SIMD and
+  // subgroup tails.
+  const std::pair<int64_t, int64_t> shapes[] = {{7, 16},   {33, 256}, {5, 257},  {3, 4096},
+                                                {3, 64},   {3, 300},  {3, 7},    {7, 129},
+                                                {40, 128}, {2, 5120}, {2, 4102}, {1, 16388}};
   uint64_t seed = 20;
   for (auto [n_rows, n] : shapes) {
     const auto x = random_floats(sz(n_rows * n), ++seed, 3.0f);
@@ -91,9 +93,11 @@ void run_rms_norm(OpRun& r) {
 // ---- matmul ----
 
 // (n_in, n_out): tails of every vector width (67, 31, 30, 36), aligned sizes (vector loads;
-// cuda's 16-byte loads at 1024), a single output row.
+// cuda's 16-byte loads at 1024; 4104 16-bit weights run cuda's four-in-flight loop several
+// times and leave a 16-byte tail), a single output row.
 constexpr std::pair<int64_t, int64_t> kMatmulShapes[] = {
-    {67, 45}, {31, 9}, {30, 17}, {36, 70}, {64, 33}, {128, 200}, {256, 130}, {1024, 72}, {16, 1}};
+    {67, 45},   {31, 9},    {30, 17},   {36, 70},   {64, 33},
+    {128, 200}, {256, 130}, {1024, 72}, {4104, 24}, {16, 1}};
 // GEMV token counts: cpu <= 16 (bf16 in token pairs); vulkan 1 (gemv), 2..8 (gemv8); cuda
 // <= 8, each of its templates (1, 2, 3, 5, 8). GEMM token counts: cpu > 16 (tiled), vulkan
 // gemm_tiled, cuda cuBLAS; 17 = cpu deterministic mode's 16-token GEMV group plus one.

@@ -105,7 +105,9 @@ CudaBackend::CudaBackend(const BackendOptions& options) : options_(options) {
                                                CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION)),
                  "cublasSetMathMode");
   graph_ = std::make_unique<DecodeGraph>(stream_);
-  graphs_option_ = backend_flag(options, "graphs", "SHARDLM_CUDA_GRAPHS", true);
+  // Off by default: re-capturing the step every time cost more than the launches it saves
+  // (Llama-3-8B shape on an H200: 165.6 tok/s with graphs, 183.7 without; docs/cuda.md).
+  graphs_option_ = backend_flag(options, "graphs", "SHARDLM_CUDA_GRAPHS", false);
   verbose_ = backend_flag(options, "verbose", "SHARDLM_CUDA_VERBOSE", false);
 
   stats_.device = info_.describe();

@@ -24,7 +24,8 @@ namespace shardlm {
 // Throws Error(kBackend) "cuda backend: no usable CUDA device (<reason>)" when there is no
 // driver or GPU, and Error(kOom) when options.planned_bytes does not fit the device budget.
 // Settings (BackendOptions::settings; the variable is read when the setting is absent):
-// graphs=0 (SHARDLM_CUDA_GRAPHS=0) turns decode graphs off (for comparisons); verbose=1
+// graphs=1 (SHARDLM_CUDA_GRAPHS=1) turns decode graphs on (off by default: re-capture per step
+// measured slower than eager launches); verbose=1
 // (SHARDLM_CUDA_VERBOSE=1) prints each rank's load report (upload GB/s, memory) to stderr.
 std::unique_ptr<Backend> make_cuda_backend(const BackendOptions& options);
 
