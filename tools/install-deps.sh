@@ -12,6 +12,7 @@ packages=(
   libpcre2-dev libedit-dev
   libvulkan-dev glslc mesa-vulkan-drivers
   openmpi-bin libopenmpi-dev
+  libcpp-httplib-dev
 )
 
 missing=()

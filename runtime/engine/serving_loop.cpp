@@ -31,6 +31,14 @@ RequestStream::Event RequestStream::next_for(int32_t* token, std::chrono::millis
   return Event::kEnd;
 }
 
+bool RequestStream::take_logprob(TokenLogprob* out) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (logprobs_.empty()) return false;
+  *out = std::move(logprobs_.front());
+  logprobs_.pop_front();
+  return true;
+}
+
 void RequestStream::cancel() {
   if (loop_) loop_->cancel(id_);
 }
@@ -80,6 +88,14 @@ std::shared_ptr<RequestStream> ServingLoop::submit(TokenRequest request) {
     }
     return true;
   };
+  if (request.top_logprobs >= 0) {
+    request.on_logprob = [weak](const TokenLogprob& lp) {
+      if (auto s = weak.lock()) {
+        std::lock_guard<std::mutex> lock(s->mu_);
+        s->logprobs_.push_back(lp);
+      }
+    };
+  }
   {
     ClientLock lock(*this);
     if (failure_) std::rethrow_exception(failure_);

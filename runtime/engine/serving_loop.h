@@ -35,6 +35,9 @@ class RequestStream {
   // The same, waiting at most `timeout`: kTimeout when neither came (to poll a cancel flag).
   enum class Event { kToken, kEnd, kTimeout };
   Event next_for(int32_t* token, std::chrono::milliseconds timeout);
+  // The log-probability of the token next() returned last (requests with top_logprobs >= 0):
+  // true and *out set, false when the request did not ask for them.
+  bool take_logprob(TokenLogprob* out);
   // Asks the driver to stop this request at the next step (any thread; idempotent).
   void cancel();
   // The request's result once next() returned false (tokens: all the driver generated).
@@ -47,6 +50,7 @@ class RequestStream {
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<int32_t> tokens_;
+  std::deque<TokenLogprob> logprobs_;  // pushed just before each token (on_logprob)
   bool done_ = false;
   std::exception_ptr error_;
   TokenResult result_;

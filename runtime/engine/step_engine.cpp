@@ -42,11 +42,10 @@ void check_draft_matches(const Engine& target, const Engine& draft) {
              ": speculative decoding needs a draft with the target's tokenizer");
   }
   if (a.empty() && draft.config().n_vocab != target.config().n_vocab) {
-    fail(StatusCode::kInvalidArg, "the draft's vocabulary (" +
-                                      std::to_string(draft.config().n_vocab) +
-                                      ") differs from the target's (" +
-                                      std::to_string(target.config().n_vocab) +
-                                      ") and neither pack carries a tokenizer to compare");
+    fail(StatusCode::kInvalidArg,
+         "the draft's vocabulary (" + std::to_string(draft.config().n_vocab) +
+             ") differs from the target's (" + std::to_string(target.config().n_vocab) +
+             ") and neither pack carries a tokenizer to compare");
   }
 }
 
@@ -62,7 +61,8 @@ struct StepEngine::Sequence {
   bool first_admission_seen = false;
   SpecController spec;
   Sampler draft_sampler;
-  std::vector<int32_t> ngram;  // this step's n-gram proposals
+  std::vector<int32_t> ngram;                   // this step's n-gram proposals
+  std::optional<TokenLogprob> pending_logprob;  // the next delivered token's (top_logprobs)
 
   Sequence(TokenRequest r, const SpeculationOptions& so)
       : request(std::move(r)),
@@ -109,6 +109,10 @@ StepEngine::~StepEngine() {
 
 RequestId StepEngine::submit(TokenRequest request) {
   validate_sampler_params(request.sampling);
+  if (request.top_logprobs > kMaxTopLogprobs) {
+    fail(StatusCode::kInvalidArg, "top_logprobs " + std::to_string(request.top_logprobs) +
+                                      " is more than " + std::to_string(kMaxTopLogprobs));
+  }
   const int64_t n_prompt = static_cast<int64_t>(request.prompt.size());
   if (n_prompt == 0) fail(StatusCode::kInvalidArg, "request has no prompt tokens");
   if (request.prompt_logits && options_.prefix_cache) {
@@ -204,6 +208,11 @@ FinishReason StepEngine::deliver(Sequence& s, int32_t token) {
     return FinishReason::kStopToken;
   }
   s.result.tokens.push_back(token);
+  if (s.pending_logprob) {
+    s.result.logprobs.push_back(std::move(*s.pending_logprob));
+    s.pending_logprob.reset();
+    if (s.request.on_logprob) s.request.on_logprob(s.result.logprobs.back());
+  }
   if (s.request.on_token && !s.request.on_token(token)) return FinishReason::kCallback;
   // Context length once this token is in it (the prompt plus what was delivered).
   const int64_t total = q.n_prompt + static_cast<int64_t>(s.result.tokens.size());
@@ -224,8 +233,8 @@ void StepEngine::want_lookahead() {
     s.ngram.clear();
     if (so.mode == SpeculationMode::kOff || q.remaining() != 1 || q.n_computed == 0) continue;
     // The proposals must stay inside the sequence's budget: positions up to max_total - 1.
-    const int64_t k = std::min<int64_t>(s.spec.next_k(),
-                                        q.max_total - static_cast<int64_t>(q.tokens.size()));
+    const int64_t k =
+        std::min<int64_t>(s.spec.next_k(), q.max_total - static_cast<int64_t>(q.tokens.size()));
     if (k <= 0) continue;
     if (so.mode == SpeculationMode::kNgram) {
       s.ngram = propose_ngram(q.tokens, so.ngram_min, so.ngram_max, static_cast<int32_t>(k));
@@ -279,15 +288,17 @@ std::vector<int32_t> StepEngine::verify(Sequence& s, const Speculation& sp, cons
   if (s.sampler.greedy()) {
     std::vector<int32_t> argmax(k + 1);
     for (size_t j = 0; j <= k; ++j) {
-      argmax[j] = have_logits ? s.sampler.sample(logits_row(j), history) : out.argmax[first_row + j];
+      argmax[j] =
+          have_logits ? s.sampler.sample(logits_row(j), history) : out.argmax[first_row + j];
       if (j < k) history.push_back(sp.tokens[j]);
     }
     v = verify_greedy(sp.tokens, argmax);
   } else {
     std::vector<float> p((k + 1) * static_cast<size_t>(n_vocab));
     for (size_t j = 0; j <= k; ++j) {
-      s.sampler.distribution(logits_row(j), history,
-                             std::span<float>(p.data() + j * n_vocab, static_cast<size_t>(n_vocab)));
+      s.sampler.distribution(
+          logits_row(j), history,
+          std::span<float>(p.data() + j * n_vocab, static_cast<size_t>(n_vocab)));
       if (j < k) history.push_back(sp.tokens[j]);
     }
     const int64_t n_vocab_q = draft_ ? draft_->n_vocab() : n_vocab;
@@ -355,7 +366,8 @@ std::vector<RequestId> StepEngine::step() {
         b.want_logits(b.add_token(spec[i].tokens[j], q.n_computed + 1 + static_cast<int64_t>(j)));
       }
       b.end_sequence(end + static_cast<int64_t>(spec[i].tokens.size()));
-      want_logits = want_logits || s.sampler.needs_logits() || s.request.logits;
+      want_logits = want_logits || s.sampler.needs_logits() || s.request.logits ||
+                    s.request.top_logprobs >= 0;
       continue;
     }
     // Prompt positions already kept (a preempted request recomputes them: not kept twice).
@@ -369,7 +381,8 @@ std::vector<RequestId> StepEngine::step() {
         rows.push_back({&s, prompt_row, sample_row, nullptr});
         want_logits = want_logits || prompt_row;
         if (sample_row) {
-          want_logits = want_logits || s.sampler.needs_logits() || s.request.logits;
+          want_logits = want_logits || s.sampler.needs_logits() || s.request.logits ||
+                        s.request.top_logprobs >= 0;
         }
       }
     }
@@ -407,9 +420,14 @@ std::vector<RequestId> StepEngine::step() {
       if (draft_) draft_->truncate(q.id, n_valid);
       FinishReason reason = FinishReason::kNone;
       for (size_t j = 0; j < emitted.size() && reason == FinishReason::kNone; ++j) {
+        const auto row = out.logits.begin() + static_cast<ptrdiff_t>((first + j) * n_vocab);
         if (s.request.logits) {  // the row that produced emitted token j
-          const auto row = out.logits.begin() + static_cast<ptrdiff_t>((first + j) * n_vocab);
           s.result.logits.insert(s.result.logits.end(), row, row + n_vocab);
+        }
+        if (s.request.top_logprobs >= 0 && want_logits) {
+          s.pending_logprob =
+              token_logprob(std::span<const float>(&*row, static_cast<size_t>(n_vocab)), emitted[j],
+                            s.request.top_logprobs);
         }
         reason = deliver(s, emitted[j]);
       }
@@ -430,6 +448,11 @@ std::vector<RequestId> StepEngine::step() {
       std::vector<float> row(row_begin, row_begin + n_vocab);
       if (s.request.logits) s.result.logits.insert(s.result.logits.end(), row.begin(), row.end());
       if (s.sampler.needs_logits()) next = s.sampler.sample(row, q.tokens);
+      if (s.request.top_logprobs >= 0) {
+        s.pending_logprob =
+            token_logprob(std::span<const float>(&*row_begin, static_cast<size_t>(n_vocab)), next,
+                          s.request.top_logprobs);
+      }
     }
     q.tokens.push_back(next);
     const FinishReason reason = deliver(s, next);

@@ -33,6 +33,7 @@
 #include "runtime/engine/sampler.h"
 #include "runtime/engine/scheduler.h"
 #include "runtime/engine/speculation.h"
+#include "runtime/engine/token_logprobs.h"
 
 namespace shardlm {
 
@@ -57,19 +58,25 @@ struct TokenRequest {
   bool prompt_logits = false;
   // Called on the driving thread for each generated token (stop id excluded); false stops.
   std::function<bool(int32_t)> on_token;
+  // >= 0 (at most kMaxTopLogprobs): each generated token's log-probability and this many
+  // alternatives (token_logprobs.h), in result.logprobs and passed to on_logprob on the driving
+  // thread just before on_token for the same token.
+  int32_t top_logprobs = -1;
+  std::function<void(const TokenLogprob&)> on_logprob;
 };
 
 struct TokenResult {
   FinishReason finish = FinishReason::kNone;
-  std::vector<int32_t> tokens;  // generated ids, stop id excluded
-  int32_t stop_token = -1;      // the stop id that ended it (kStopToken), else -1
-  std::vector<float> logits;    // [tokens (+ the stop token), n_vocab] when asked
-  std::vector<float> prompt_logits;  // [n_prompt, n_vocab] when asked
+  std::vector<int32_t> tokens;         // generated ids, stop id excluded
+  int32_t stop_token = -1;             // the stop id that ended it (kStopToken), else -1
+  std::vector<float> logits;           // [tokens (+ the stop token), n_vocab] when asked
+  std::vector<float> prompt_logits;    // [n_prompt, n_vocab] when asked
+  std::vector<TokenLogprob> logprobs;  // one per token when request.top_logprobs >= 0
   int64_t n_prompt = 0;
   int64_t n_cached_prompt = 0;  // prompt tokens served by the prefix cache at first admission
   int64_t n_preempted = 0;
-  double ttft_seconds = 0;      // submit to first token
-  double seconds = 0;           // submit to finish
+  double ttft_seconds = 0;  // submit to first token
+  double seconds = 0;       // submit to finish
 };
 
 struct StepEngineStats {
