@@ -196,6 +196,14 @@ CompletionRequest parse_completion_request(std::string_view body_text, Endpoint 
     r.model = m->get<std::string>();
   }
   if (endpoint == Endpoint::kChat) {
+    // Features a client relies on must not be dropped silently.
+    if (const Json* t = field(body, "tools"); t && !(t->is_array() && t->empty())) {
+      bad_request("tool calling is not supported by this server", "tools");
+    }
+    if (const Json* f = field(body, "response_format");
+        f && !(f->is_object() && f->value("type", "") == "text")) {
+      bad_request("only response_format {\"type\": \"text\"} is supported", "response_format");
+    }
     r.messages = parse_messages(body);
     if (const Json* k = field(body, "chat_template_kwargs")) {
       if (!k->is_object()) {

@@ -327,6 +327,10 @@ TEST_F(ServeTest, BadRequestsGetTheirStatusAndTheServerKeepsServing) {
   expect(std::string(R"({"messages": [{"role": "user", "content": "bad )") + "\xff\xfe" + R"("}]})",
          400, "not valid JSON");
   expect(R"({"prompt": "x", "model": "gpt-4"})", 404, "does not exist", "/v1/completions");
+  expect(R"({"messages": [{"role": "user", "content": "hi"}], "tools": [{"type": "function"}]})",
+         400, "tool calling is not supported");
+  expect(R"({"messages": [{"role": "user", "content": [{"type": "image_url"}]}]})", 400,
+         "this model takes text");
   // A prompt over the context: the numbers, as vLLM says them.
   std::string long_prompt;
   for (int i = 0; i < 400; ++i) long_prompt += "value = compute(value) ";
