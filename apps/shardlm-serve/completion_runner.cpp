@@ -41,7 +41,9 @@ struct Choice {
   text::StreamDecoder decoder;
   StopStringFilter filter;
   ChoiceResult result;
-  std::vector<TokenLogprob> pending_logprobs;  // tokens whose text is not released yet
+  std::vector<TokenLogprob> pending_logprobs;  // tokens not sent in a delta yet
+  std::string pending_text;                    // released text not sent in a delta yet
+  int64_t pending_tokens = 0;                  // tokens since the last delta
   bool done = false;
   bool any_token = false;
   Clock::time_point last_token;
@@ -130,13 +132,16 @@ RunResult CompletionRunner::run(const CompletionRequest& r,
     }
   }
 
+  // Sends what the choice holds back, plus `text`, as one delta.
   auto emit = [&](int index, Choice& c, std::string text, const std::string& finish) {
     ChoiceDelta d;
     d.index = index;
-    d.text = std::move(text);
+    d.text = std::move(c.pending_text) + text;
     d.finish_reason = finish;
     d.logprobs = std::move(c.pending_logprobs);
+    c.pending_text.clear();
     c.pending_logprobs.clear();
+    c.pending_tokens = 0;
     c.result.text += d.text;
     c.result.logprobs.insert(c.result.logprobs.end(), d.logprobs.begin(), d.logprobs.end());
     if (!finish.empty()) {
@@ -157,12 +162,19 @@ RunResult CompletionRunner::run(const CompletionRequest& r,
     ++out.completion_tokens;
     TokenLogprob lp;
     if (r.logprobs && c.stream->take_logprob(&lp)) c.pending_logprobs.push_back(std::move(lp));
+    ++c.pending_tokens;
     std::string released = c.filter.put(c.decoder.put(token));
     if (c.filter.stopped()) {
       c.stream->cancel();  // the driver may have run a token past it: discarded
       emit(index, c, std::move(released), "stop");
-    } else if (!released.empty()) {
-      emit(index, c, std::move(released), "");
+    } else {
+      c.pending_text += released;  // sent once the ready tokens are drained (flush below)
+    }
+  };
+  // A delta for what choice i holds back, once it has stream_interval_ tokens (or more ready).
+  auto flush = [&](int index, Choice& c) {
+    if (!c.done && !c.pending_text.empty() && c.pending_tokens >= stream_interval_) {
+      emit(index, c, "", "");
     }
   };
   auto on_end = [&](int index, Choice& c) {
@@ -195,10 +207,13 @@ RunResult CompletionRunner::run(const CompletionRequest& r,
     bool progressed = false;
     for (int i = 0; i < n_choices && !out.client_gone; ++i) {
       if (choices[static_cast<size_t>(i)]->done) continue;
+      // Every token already queued goes into one delta: a client that fell behind catches up
+      // with one write instead of one per token.
       while (!choices[static_cast<size_t>(i)]->done && !out.client_gone &&
              poll(i, std::chrono::milliseconds(0))) {
         progressed = true;
       }
+      if (!out.client_gone) flush(i, *choices[static_cast<size_t>(i)]);
       if (!choices[static_cast<size_t>(i)]->done) {
         ++active;
         if (first_active < 0) first_active = i;

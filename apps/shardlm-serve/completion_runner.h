@@ -9,6 +9,7 @@
 // Not here: HTTP, JSON responses (openai_response.h), metrics.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -47,7 +48,10 @@ struct RunResult {
 
 class CompletionRunner {
  public:
-  CompletionRunner(ServingLoop& loop, const ModelText& text) : loop_(loop), text_(text) {}
+  // stream_interval: the fewest tokens per delta (the last delta of a choice may hold fewer);
+  // tokens that are ready together always share a delta.
+  CompletionRunner(ServingLoop& loop, const ModelText& text, int64_t stream_interval = 1)
+      : loop_(loop), text_(text), stream_interval_(std::max<int64_t>(stream_interval, 1)) {}
 
   // Token prompts of the request. ApiError 400: no tokenizer / template, an empty prompt, or a
   // prompt (plus max_tokens) longer than the context.
@@ -66,6 +70,7 @@ class CompletionRunner {
  private:
   ServingLoop& loop_;
   const ModelText& text_;
+  int64_t stream_interval_ = 1;
 };
 
 }  // namespace shardlm::serve

@@ -80,6 +80,9 @@ int run(int argc, char** argv) {
       "largest request body in MiB (larger: 413)")(
       "max-in-flight", po::value(&so.max_in_flight)->default_value(128),
       "completion requests answered at once (more: 429)")(
+      "stream-interval", po::value(&so.stream_interval)->default_value(1),
+      "fewest tokens per streamed chunk (1: every token as soon as it is ready; larger values "
+      "send fewer, bigger chunks, which costs less CPU per token)")(
       "shutdown-timeout", po::value(&so.shutdown_seconds)->default_value(30),
       "seconds running requests get to finish on SIGINT/SIGTERM")(
       "no-access-log", "do not print one line per request")(
@@ -105,6 +108,9 @@ int run(int argc, char** argv) {
   if (max_body_mb < 1) fail(StatusCode::kInvalidArg, "--max-body-mb must be at least 1");
   so.max_body_bytes = static_cast<size_t>(max_body_mb) << 20;
   if (so.max_in_flight < 1) fail(StatusCode::kInvalidArg, "--max-in-flight must be at least 1");
+  if (so.stream_interval < 1) {
+    fail(StatusCode::kInvalidArg, "--stream-interval must be at least 1 (tokens per chunk)");
+  }
   const std::optional<DType> kv = parse_dtype(kv_dtype);
   if (!kv) fail(StatusCode::kInvalidArg, "--kv-dtype " + kv_dtype + ": expected bf16, f16, f32");
   if (name.empty()) name = default_model_name(pack_dir);

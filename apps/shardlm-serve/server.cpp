@@ -3,6 +3,9 @@
 #include "apps/shardlm-serve/server.h"
 
 #include <httplib.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 
 #include <cstdio>
 #include <ctime>
@@ -63,6 +66,17 @@ Server::Server(ServerOptions options)
   http_->set_payload_max_length(options_.max_body_bytes);
   http_->set_read_timeout(30, 0);
   http_->set_write_timeout(30, 0);
+  // Each streamed token is one small write: send it now rather than wait for the last ACK
+  // (Nagle's algorithm would hold it back up to a delayed-ACK timeout). Accepted sockets inherit
+  // the option from the listening one.
+  http_->set_tcp_nodelay(true);
+  http_->set_socket_options([this](int fd) {
+    const int one = 1;
+    // SO_REUSEADDR only (not SO_REUSEPORT): a restart can take over a port in TIME_WAIT, while a
+    // second server on a port that is in use still fails with a clear error.
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    listen_fd_ = fd;
+  });
   install_routes();
 }
 
@@ -82,6 +96,10 @@ int Server::bind() {
                               std::to_string(options_.port) +
                               " (in use, or not an address of this machine); choose --host/--port");
   }
+  // The HTTP library listens with a backlog of 5: a burst of more simultaneous connections than
+  // that overflows the accept queue, and the kernel drops their SYNs, which clients retry only
+  // after a second. listen() on a listening socket resets its backlog (capped at somaxconn).
+  if (listen_fd_ >= 0) ::listen(listen_fd_, SOMAXCONN);
   return port;
 }
 
@@ -248,7 +266,7 @@ void Server::handle_completion(const httplib::Request& req, httplib::Response& r
           404, "The model '" + r.model + "' does not exist; this server serves '" + m->name + "'",
           "invalid_request_error", "model", "model_not_found");
     }
-    CompletionRunner runner(*m->loop, *m->text);
+    CompletionRunner runner(*m->loop, *m->text, options_.stream_interval);
     const auto prompts = runner.prompts(r);
 
     ResponseContext ctx;
@@ -276,7 +294,7 @@ void Server::handle_completion(const httplib::Request& req, httplib::Response& r
     res.set_header("Cache-Control", "no-cache");
     res.set_chunked_content_provider("text/event-stream", [this, r, prompts, ctx, m, guard, finish](
                                                               size_t, httplib::DataSink& sink) {
-      CompletionRunner run_on(*m->loop, *m->text);
+      CompletionRunner run_on(*m->loop, *m->text, options_.stream_interval);
       std::vector<bool> started(prompts.size() * static_cast<size_t>(r.n), false);
       Outcome o;
       try {

@@ -34,6 +34,7 @@ struct ServerOptions {
   size_t max_body_bytes = 4u << 20;  // larger bodies: 413
   int64_t max_in_flight = 128;       // completion requests at once; more: 429
   double shutdown_seconds = 30;      // stop(): time running requests get to finish
+  int64_t stream_interval = 1;       // fewest tokens per streamed chunk (CompletionRunner)
   bool access_log = true;
 };
 
@@ -75,6 +76,7 @@ class Server {
   std::atomic<bool> draining_{false};
   std::atomic<int64_t> drain_deadline_ns_{0};
   std::atomic<uint64_t> next_id_{1};
+  std::atomic<int> listen_fd_{-1};  // the listening socket, once created (see bind())
 };
 
 }  // namespace shardlm::serve

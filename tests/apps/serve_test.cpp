@@ -3,7 +3,8 @@
 // temp dir) and is driven through HTTP with cpp-httplib's client. Checks the OpenAI shapes,
 // streaming against non-streaming, usage, stop strings, max_tokens, n and seed, logprobs, 32
 // concurrent greedy clients against their solo runs, bad requests with their statuses while the
-// server keeps serving, and a client that disconnects mid-stream (cancelled, blocks freed).
+// server keeps serving, a client that disconnects mid-stream (cancelled, blocks freed), and a
+// second server on the port in use (a clear error, no shared port).
 #include <httplib.h>
 
 #include <gtest/gtest.h>
@@ -16,6 +17,8 @@
 #include <thread>
 #include <vector>
 
+#include "apps/shardlm-serve/completion_runner.h"
+#include "apps/shardlm-serve/openai_request.h"
 #include "apps/shardlm-serve/server.h"
 #include "tests/batching/step_test_util.h"
 #include "tests/support/tiny_checkpoint.h"
@@ -399,6 +402,67 @@ TEST_F(ServeTest, ClientThatDisconnectsMidStreamIsCancelledAndItsBlocksFreed) {
   auto m = httplib::Client("127.0.0.1", port_).Get("/metrics");
   ASSERT_TRUE(m);
   EXPECT_NE(m->body.find("shardlm_requests_total{status=\"499\"} 1"), std::string::npos);
+}
+
+// --stream-interval: every delta but a choice's last carries at least that many tokens, and the
+// text is the same as with one token per delta.
+TEST_F(ServeTest, StreamIntervalGroupsTokensWithoutChangingTheText) {
+  const auto text = ModelText::load(engine_->pack(0));
+  Json body = kCompletion;
+  body["max_tokens"] = 30;
+  body["ignore_eos"] = true;
+  body["logprobs"] = 0;  // one logprob per token: counts the tokens of each delta
+  const serve::CompletionRequest r =
+      serve::parse_completion_request(body.dump(), serve::Endpoint::kCompletions, text->defaults());
+  auto run = [&](int64_t interval, std::vector<serve::ChoiceDelta>* deltas) {
+    serve::CompletionRunner runner(**loop_, *text, interval);
+    return runner.run(
+        r, runner.prompts(r),
+        [&](const serve::ChoiceDelta& d) {
+          deltas->push_back(d);
+          return true;
+        },
+        [] { return false; });
+  };
+  std::vector<serve::ChoiceDelta> one, four;
+  const serve::RunResult a = run(1, &one), b = run(4, &four);
+  ASSERT_EQ(a.choices.size(), 1u);
+  ASSERT_EQ(b.choices.size(), 1u);
+  EXPECT_EQ(b.choices[0].text, a.choices[0].text);
+  EXPECT_EQ(b.completion_tokens, 30);
+  std::string joined;
+  size_t tokens = 0;
+  for (size_t i = 0; i < four.size(); ++i) {
+    joined += four[i].text;
+    tokens += four[i].logprobs.size();
+    if (i + 1 < four.size()) EXPECT_GE(four[i].logprobs.size(), 4u) << "delta " << i;
+  }
+  EXPECT_EQ(joined, a.choices[0].text);
+  EXPECT_EQ(tokens, 30u);
+  EXPECT_LT(four.size(), one.size());
+}
+
+// A second server on a port that is in use fails at bind with a message naming the port; it must
+// not share the port with the first (SO_REUSEPORT would let the kernel split connections between
+// the two, and an old server left running would silently answer half the clients).
+TEST_F(ServeTest, SecondServerOnAPortInUseFailsWithAClearError) {
+  serve::ServerOptions opt;
+  opt.host = "127.0.0.1";
+  opt.port = port_;
+  opt.access_log = false;
+  serve::Server second(opt);
+  try {
+    second.bind();
+    ADD_FAILURE() << "a second server bound 127.0.0.1:" << port_;
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("cannot listen on 127.0.0.1:" + std::to_string(port_)),
+              std::string::npos)
+        << e.what();
+  }
+  // The first server still answers.
+  auto r = httplib::Client("127.0.0.1", port_).Get("/health");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
 }
 
 }  // namespace
