@@ -15,6 +15,7 @@
 #include "apps/shardlm-serve/completion_runner.h"
 #include "apps/shardlm-serve/openai_request.h"
 #include "apps/shardlm-serve/openai_response.h"
+#include "apps/shardlm-serve/peer_watch.h"
 #include "runtime/core/status.h"
 
 namespace shardlm::serve {
@@ -281,12 +282,22 @@ void Server::handle_completion(const httplib::Request& req, httplib::Response& r
     };
 
     if (!r.stream) {
+      // Nothing is written until the end, so a hang-up is found by watching the socket.
+      const PeerWatch peer =
+          PeerWatch::find(req.local_addr, req.local_port, req.remote_addr, req.remote_port);
       const RunResult run = runner.run(
           r, prompts, [](const ChoiceDelta&) { return true; },
-          [this] { return shutdown_expired(); });
-      res.set_content(to_text(full_response(ctx, run)), "application/json");
-      finish({200, run.prompt_tokens, run.completion_tokens, run.ttft_seconds,
-              run.inter_token_seconds});
+          [this, &peer] { return shutdown_expired() || peer.gone(); });
+      Outcome o{200, run.prompt_tokens, run.completion_tokens, run.ttft_seconds,
+                run.inter_token_seconds};
+      if (run.client_gone && peer.gone()) {
+        o.status = 499;  // the client closed the connection: nobody reads a response
+        res.status = 499;
+        res.set_content("", "text/plain");
+      } else {
+        res.set_content(to_text(full_response(ctx, run)), "application/json");
+      }
+      finish(o);
       return;
     }
 

@@ -3,8 +3,9 @@
 // temp dir) and is driven through HTTP with cpp-httplib's client. Checks the OpenAI shapes,
 // streaming against non-streaming, usage, stop strings, max_tokens, n and seed, logprobs, 32
 // concurrent greedy clients against their solo runs, bad requests with their statuses while the
-// server keeps serving, a client that disconnects mid-stream (cancelled, blocks freed), and a
-// second server on the port in use (a clear error, no shared port).
+// server keeps serving, clients that disconnect mid-stream or before a non-streamed answer
+// (cancelled, blocks freed), --stream-interval, and a second server on the port in use (a clear
+// error, no shared port).
 #include <httplib.h>
 
 #include <gtest/gtest.h>
@@ -404,6 +405,43 @@ TEST_F(ServeTest, ClientThatDisconnectsMidStreamIsCancelledAndItsBlocksFreed) {
   EXPECT_NE(m->body.find("shardlm_requests_total{status=\"499\"} 1"), std::string::npos);
 }
 
+// A non-streaming client that gives up (its read times out and it closes the connection) is
+// found by the server before the generation ends: cancelled, blocks freed, 499 recorded.
+TEST_F(ServeTest, NonStreamingClientThatHangsUpIsCancelledAndItsBlocksFreed) {
+  Json body = kCompletion;
+  body["max_tokens"] = 220;
+  body["ignore_eos"] = true;
+  auto before = httplib::Client("127.0.0.1", port_).Get("/metrics");
+  ASSERT_TRUE(before);
+  const bool had_499 =
+      before->body.find("shardlm_requests_total{status=\"499\"}") != std::string::npos;
+  const int64_t computed_before = (*loop_)->stats().tokens_computed;
+  {
+    auto c = client();
+    c.set_read_timeout(0, 20'000);  // gives up after 20 ms, long before 220 tokens
+    auto r = c.Post("/v1/completions", body.dump(), "application/json");
+    EXPECT_FALSE(r) << "the response came before the client gave up";
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  StepEngineStats st;
+  do {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    st = (*loop_)->stats();
+  } while ((st.n_running > 0 || server_->in_flight() > 0) &&
+           std::chrono::steady_clock::now() < deadline);
+  EXPECT_EQ(st.n_running, 0);
+  EXPECT_EQ(server_->in_flight(), 0);
+  EXPECT_EQ(st.n_blocks_used, 0) << "blocks still referenced";
+  EXPECT_LT(st.tokens_computed - computed_before, 13 + 200) << "ran to its end";
+  auto m = httplib::Client("127.0.0.1", port_).Get("/metrics");
+  ASSERT_TRUE(m);
+  // The streaming disconnect test may have recorded one 499 already.
+  EXPECT_NE(m->body.find(had_499 ? "shardlm_requests_total{status=\"499\"} 2"
+                                 : "shardlm_requests_total{status=\"499\"} 1"),
+            std::string::npos)
+      << m->body;
+}
+
 // --stream-interval: every delta but a choice's last carries at least that many tokens, and the
 // text is the same as with one token per delta.
 TEST_F(ServeTest, StreamIntervalGroupsTokensWithoutChangingTheText) {
@@ -435,7 +473,9 @@ TEST_F(ServeTest, StreamIntervalGroupsTokensWithoutChangingTheText) {
   for (size_t i = 0; i < four.size(); ++i) {
     joined += four[i].text;
     tokens += four[i].logprobs.size();
-    if (i + 1 < four.size()) EXPECT_GE(four[i].logprobs.size(), 4u) << "delta " << i;
+    if (i + 1 < four.size()) {
+      EXPECT_GE(four[i].logprobs.size(), 4u) << "delta " << i;
+    }
   }
   EXPECT_EQ(joined, a.choices[0].text);
   EXPECT_EQ(tokens, 30u);
