@@ -1,19 +1,23 @@
 #!/usr/bin/env bash
 # The concurrency-heavy tests once more under sanitizers (part of tools/test.sh): the step
-# engine (batching, preemption, the 64-request stress), speculative decoding, the block manager
-# and the threads communicator, built with ASan+UBSan (leaks on) and with TSan in their own build folders (CPU
-# backend only, optimized, no debug info: it is the build time CI pays). A finding fails the
-# run. The session tests (which pull in the tokenizer library) were run this way by hand; add
-# api_session_test to `targets` to include them.
+# engine (batching, preemption, the 64-request stress), speculative decoding, the block manager,
+# the threads communicator and (TSan only) the HTTP server, built with ASan+UBSan (leaks on) and
+# with TSan in their own build folders (CPU backend only, optimized, no debug info: it is the
+# build time CI pays). A finding fails the run. The session tests (which pull in the tokenizer
+# library) were run this way by hand; add api_session_test to `base_targets` to include them.
 #   bash tools/sanitize.sh            both
 #   bash tools/sanitize.sh address    one of them
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
 kinds=("${@:-address thread}")
-targets=(batching_step_engine_test batching_speculation_test engine_speculation_test
+base_targets=(batching_step_engine_test batching_speculation_test engine_speculation_test
   engine_block_manager_test runtime_comm_test)
 for kind in ${kinds[@]}; do
+  targets=("${base_targets[@]}")
+  # The HTTP server's threads (a connection thread per client, the serving loop's driver) under
+  # TSan; its ASan run is by hand (docs/server.md), to keep CI's build time down.
+  [ "$kind" = thread ] && targets+=(serve_test)
   dir="build-$kind"
   [ "$kind" = address ] && dir=build-asan
   [ "$kind" = thread ] && dir=build-tsan

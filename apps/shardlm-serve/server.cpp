@@ -283,8 +283,7 @@ void Server::handle_completion(const httplib::Request& req, httplib::Response& r
 
     if (!r.stream) {
       // Nothing is written until the end, so a hang-up is found by watching the socket.
-      const PeerWatch peer =
-          PeerWatch::find(req.local_addr, req.local_port, req.remote_addr, req.remote_port);
+      const PeerWatch peer(req.local_addr, req.local_port, req.remote_addr, req.remote_port);
       const RunResult run = runner.run(
           r, prompts, [](const ChoiceDelta&) { return true; },
           [this, &peer] { return shutdown_expired() || peer.gone(); });
