@@ -16,7 +16,8 @@ const char* split_kind_name(SplitKind s) {
   return "?";
 }
 
-std::vector<PackTensorSpec> pack_tensor_specs(const ModelConfig& c, const ParallelLayout& p, DType wt) {
+std::vector<PackTensorSpec> pack_tensor_specs(const ModelConfig& c, const ParallelLayout& p, DType wt,
+                                              DType et) {
   namespace tn = tensor_names;
   std::vector<PackTensorSpec> out;
   auto add = [&](std::string name, DType dt, std::vector<int64_t> shape, std::vector<int64_t> global, SplitKind split,
@@ -25,7 +26,7 @@ std::vector<PackTensorSpec> pack_tensor_specs(const ModelConfig& c, const Parall
   const int64_t qkv_local = (p.n_head_local + 2 * p.n_head_kv_local) * c.head_dim;
   const int64_t qkv_global = (c.n_head + 2 * c.n_head_kv) * c.head_dim;
 
-  add(tn::kTokEmbd, wt, {p.n_vocab_local, c.n_embd}, {c.n_vocab, c.n_embd}, SplitKind::kVocab, 0);
+  add(tn::kTokEmbd, et, {p.n_vocab_local, c.n_embd}, {c.n_vocab, c.n_embd}, SplitKind::kVocab, 0);
   for (int64_t l = 0; l < c.n_layer; ++l) {
     add(tn::blk(l, tn::kAttnNorm), f32, {c.n_embd}, {c.n_embd}, SplitKind::kReplicated, -1);
     add(tn::blk(l, tn::kWqkv), wt, {qkv_local, c.n_embd}, {qkv_global, c.n_embd}, SplitKind::kColumn, 0);
@@ -43,7 +44,7 @@ std::vector<PackTensorSpec> pack_tensor_specs(const ModelConfig& c, const Parall
   }
   add(tn::kOutputNorm, f32, {c.n_embd}, {c.n_embd}, SplitKind::kReplicated, -1);
   if (!c.tie_word_embeddings)
-    add(tn::kOutput, wt, {p.n_vocab_local, c.n_embd}, {c.n_vocab, c.n_embd}, SplitKind::kVocab, 0);
+    add(tn::kOutput, et, {p.n_vocab_local, c.n_embd}, {c.n_vocab, c.n_embd}, SplitKind::kVocab, 0);
   return out;
 }
 

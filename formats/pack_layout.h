@@ -25,7 +25,13 @@ struct PackTensorSpec {
   int split_axis = -1;
 };
 
-// Matrices get `weight_dtype`; 1-D tensors (norms, biases) are f32.
-std::vector<PackTensorSpec> pack_tensor_specs(const ModelConfig& c, const ParallelLayout& p, DType weight_dtype);
+// Matrices get `weight_dtype`, except the token embedding and the lm_head, which get
+// `embedding_dtype`; 1-D tensors (norms, biases) are f32.
+std::vector<PackTensorSpec> pack_tensor_specs(const ModelConfig& c, const ParallelLayout& p, DType weight_dtype,
+                                              DType embedding_dtype);
+inline std::vector<PackTensorSpec> pack_tensor_specs(const ModelConfig& c, const ParallelLayout& p,
+                                                     DType weight_dtype) {
+  return pack_tensor_specs(c, p, weight_dtype, weight_dtype);
+}
 
 }  // namespace shardlm

@@ -103,6 +103,11 @@ void PackReader::load() {
   if (m->format_version() != kPackFormatVersion) bad(path, "manifest.format_version disagrees with the header");
   if (!enum_in_range(m->weight_dtype(), fb::DType_MAX)) bad(path, "manifest.weight_dtype is out of range");
   weight_dtype_ = static_cast<DType>(m->weight_dtype());
+  embedding_dtype_ = weight_dtype_;
+  if (is_quantized(weight_dtype_)) {
+    if (!enum_in_range(m->embedding_dtype(), fb::DType_MAX)) bad(path, "manifest.embedding_dtype is out of range");
+    embedding_dtype_ = static_cast<DType>(m->embedding_dtype());
+  }
   packer_version_ = m->packer_version() ? m->packer_version()->str() : "";
   created_unix_ = m->created_unix();
   if (m->pack_id() != header_.pack_id) bad(path, "manifest.pack_id disagrees with the header");
@@ -195,7 +200,14 @@ void PackReader::load() {
     pt.offset = t->offset();
     pt.nbytes = t->nbytes();
     pt.xxh3 = t->xxh3();
-    if (numel * dtype_size(pt.dtype) != pt.nbytes) bad(path, where + ": nbytes disagrees with shape and dtype");
+    unsigned __int128 want = numel * dtype_size(pt.dtype);
+    if (is_quantized(pt.dtype)) {
+      if (pt.shape.size() != 2 || pt.shape[1] % kQuantBlock != 0)
+        bad(path, where + ": " + dtype_name(pt.dtype) + " needs a matrix whose rows are whole blocks of " +
+                      std::to_string(kQuantBlock));
+      want = static_cast<unsigned __int128>(pt.shape[0]) * row_bytes(pt.dtype, pt.shape[1]);
+    }
+    if (want != pt.nbytes) bad(path, where + ": nbytes disagrees with shape and dtype");
     if (pt.offset % kPackAlignment != 0) bad(path, where + ": offset is not 4096-aligned");
     if (pt.offset > header_.data_size || pt.nbytes > header_.data_size - pt.offset)
       bad(path, where + ": bytes lie outside the data section");
@@ -205,7 +217,7 @@ void PackReader::load() {
   std::sort(tensors_.begin(), tensors_.end(), [](auto& a, auto& b) { return a.name < b.name; });
   for (size_t i = 1; i < tensors_.size(); ++i)
     if (tensors_[i].name == tensors_[i - 1].name) bad(path, "tensor '" + tensors_[i].name + "' appears twice");
-  const auto expected = pack_tensor_specs(c, p, weight_dtype_);
+  const auto expected = pack_tensor_specs(c, p, weight_dtype_, embedding_dtype_);
   for (const PackTensorSpec& s : expected) {
     const PackTensor* t = find(s.name);
     if (t == nullptr) bad(path, "tensor '" + s.name + "' is missing");

@@ -57,6 +57,8 @@ class PackReader {
   const ParallelLayout& parallel() const { return parallel_; }
   const MemoryPlan& plan() const { return plan_; }
   DType weight_dtype() const { return weight_dtype_; }
+  // The token embedding's and lm_head's dtype (weight_dtype() unless that is quantized).
+  DType embedding_dtype() const { return embedding_dtype_; }
   uint64_t pack_id() const { return header_.pack_id; }
   const std::string& packer_version() const { return packer_version_; }
   int64_t created_unix() const { return created_unix_; }
@@ -90,6 +92,7 @@ class PackReader {
   ParallelLayout parallel_;
   MemoryPlan plan_;
   DType weight_dtype_ = DType::kF32;
+  DType embedding_dtype_ = DType::kF32;
   std::string packer_version_;
   int64_t created_unix_ = 0;
   std::vector<PackTensor> tensors_;

@@ -67,6 +67,12 @@ size_t PackWriter::declare(PackTensorSpec spec) {
     numel *= static_cast<uint64_t>(d);
   }
   e->nbytes = numel * dtype_size(spec.dtype);
+  if (spec.shape.size() == 2) {
+    if (is_quantized(spec.dtype) && spec.shape[1] % kQuantBlock != 0)
+      fail(StatusCode::kInternal, "tensor " + spec.name + ": rows of " + std::to_string(spec.shape[1]) +
+                                      " are not whole blocks of " + std::to_string(kQuantBlock));
+    e->nbytes = static_cast<uint64_t>(spec.shape[0]) * row_bytes(spec.dtype, spec.shape[1]);
+  }
   e->offset = data_size_;
   data_size_ = align_up(data_size_ + e->nbytes, kPackAlignment);
   e->state = XXH3_createState();
@@ -127,7 +133,8 @@ uint64_t PackWriter::finish(const PackManifestInfo& info) {
   for (auto& s : info.sources) sources.push_back(fb::CreateSourceFile(b, b.CreateString(s.name), s.size, s.xxh3));
   auto manifest = fb::CreateManifest(b, kPackFormatVersion, b.CreateString(kPackerVersion), info.pack_id,
                                      info.created_unix, static_cast<fb::DType>(info.weight_dtype), config, parallel,
-                                     b.CreateVector(tensors), plan, b.CreateVector(files), b.CreateVector(sources));
+                                     b.CreateVector(tensors), plan, b.CreateVector(files), b.CreateVector(sources),
+                                     static_cast<fb::DType>(info.embedding_dtype));
   fb::FinishManifestBuffer(b, manifest);
 
   PackHeader h{};

@@ -24,6 +24,7 @@ struct PackManifestInfo {
   ParallelLayout parallel;
   MemoryPlan plan;
   DType weight_dtype = DType::kF32;
+  DType embedding_dtype = DType::kF32;  // tok_embd / output (= weight_dtype unless quantized)
   uint64_t pack_id = 0;
   int64_t created_unix = 0;
   std::vector<const PackBlob*> files;

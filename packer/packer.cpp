@@ -19,6 +19,7 @@
 #include "formats/safetensors.h"
 #include "packer/progress_bar.h"
 #include "packer/recipe.h"
+#include "runtime/core/quant.h"
 #include "runtime/core/status.h"
 
 namespace shardlm {
@@ -56,11 +57,13 @@ uint64_t hash_mapping(const MappedFile& m) {
   return h;
 }
 
-// Streams one recipe's bytes into `writer`, converting dtype, through a bounded buffer.
+// Streams one recipe's bytes into `writer`, converting dtype (or quantizing each row), through a
+// bounded buffer.
 void write_recipe(const TensorRecipe& r, const Checkpoint& ckpt, PackWriter& writer, size_t index,
                   std::vector<uint8_t>& buf, ProgressBar& bar) {
   const DType out = r.spec.dtype;
-  const size_t osz = dtype_size(out);
+  const bool quantize = is_quantized(out);
+  std::vector<float> row_f32;  // a source row widened, before it is quantized
   size_t fill = 0;
   auto flush = [&] {
     if (fill == 0) return;
@@ -74,7 +77,7 @@ void write_recipe(const TensorRecipe& r, const Checkpoint& ckpt, PackWriter& wri
     const size_t isz = dtype_size(in);
     const int64_t cols = t.shape.size() >= 2 ? t.shape[1] : 1;
     const int64_t ncols = piece.col_end - piece.col_begin;
-    const size_t row_out = static_cast<size_t>(ncols) * osz;
+    const size_t row_out = row_bytes(out, ncols);
     const size_t row_in = static_cast<size_t>(cols) * isz;
     int64_t released_to = piece.row_begin;  // source rows whose pages were handed back
     for (int64_t row = piece.row_begin; row < piece.row_end; ++row) {
@@ -88,7 +91,13 @@ void write_recipe(const TensorRecipe& r, const Checkpoint& ckpt, PackWriter& wri
       }
       if (row_out > buf.size()) buf.resize(row_out);
       const uint8_t* src = t.data + (static_cast<size_t>(row) * cols + piece.col_begin) * isz;
-      convert_dtype(src, in, buf.data() + fill, out, static_cast<size_t>(ncols));
+      if (quantize) {
+        row_f32.resize(static_cast<size_t>(ncols));
+        convert_dtype(src, in, row_f32.data(), DType::kF32, static_cast<size_t>(ncols));
+        quantize_row_int8(row_f32.data(), ncols, buf.data() + fill);
+      } else {
+        convert_dtype(src, in, buf.data() + fill, out, static_cast<size_t>(ncols));
+      }
       fill += row_out;
     }
   }
@@ -107,7 +116,7 @@ void remove_stale_rank_files(const fs::path& dir, int tp) {
   }
 }
 
-nlohmann::json summary_json(const ModelConfig& c, const PackOptions& o, DType wt, uint64_t pack_id,
+nlohmann::json summary_json(const ModelConfig& c, const PackOptions& o, DType wt, DType et, uint64_t pack_id,
                             const std::vector<std::string>& paths, const std::vector<MemoryPlan>& plans) {
   nlohmann::json ranks = nlohmann::json::array();
   for (size_t r = 0; r < paths.size(); ++r)
@@ -125,6 +134,7 @@ nlohmann::json summary_json(const ModelConfig& c, const PackOptions& o, DType wt
           {"architecture", c.architecture},
           {"tp", o.tp_size},
           {"weight_dtype", dtype_name(wt)},
+          {"embedding_dtype", dtype_name(et)},
           {"n_layer", c.n_layer},
           {"n_embd", c.n_embd},
           {"n_head", c.n_head},
@@ -153,18 +163,26 @@ PackResult pack_checkpoint(const PackOptions& o) {
   if (!embed->dtype)
     fail(StatusCode::kFormat, embed->file->path() + ": tensor 'model.embed_tokens.weight' has dtype " +
                                   embed->dtype_name + "; shardlm-pack reads F32, F16 and BF16 weights");
-  const DType wt = o.dtype.value_or(*embed->dtype);
+  const DType float_dtype = o.dtype.value_or(*embed->dtype);
+  if (o.quantize && !is_quantized(*o.quantize))
+    fail(StatusCode::kInvalidArg, std::string("quantize: ") + dtype_name(*o.quantize) + " is not a quantized type");
+  if (o.dtype && is_quantized(*o.dtype))
+    fail(StatusCode::kInvalidArg, "--dtype takes bf16, f16 or f32; quantize with --weights");
+  const DType wt = o.quantize.value_or(float_dtype);
+  const DType et = o.quantize && o.quantize_embeddings ? *o.quantize : float_dtype;
 
   std::vector<std::vector<TensorRecipe>> recipes;
   for (auto& p : layouts) {
-    recipes.push_back(make_rank_recipes(config, p, wt));
+    recipes.push_back(make_rank_recipes(config, p, wt, et));
     check_sources(config, ckpt, recipes.back());
   }
   for (int r = 0; r < o.tp_size; ++r) {
     uint64_t weights = 0;
     for (auto& rec : recipes[r]) {
+      const auto& s = rec.spec.shape;
       uint64_t n = dtype_size(rec.spec.dtype);
-      for (int64_t d : rec.spec.shape) n *= static_cast<uint64_t>(d);
+      for (int64_t d : s) n *= static_cast<uint64_t>(d);
+      if (s.size() == 2) n = static_cast<uint64_t>(s[0]) * row_bytes(rec.spec.dtype, s[1]);
       weights += n;
     }
     result.plans.push_back(compute_memory_plan(config, layouts[r], weights, o.plan));
@@ -190,7 +208,8 @@ PackResult pack_checkpoint(const PackOptions& o) {
     sources.push_back({fs::path(f->path()).filename().string(), f->mapping().size(), hash_mapping(f->mapping())});
 
   // pack_id: deterministic over sources and options, so identical runs give interchangeable ranks.
-  std::string id_text = std::string(kPackerVersion) + "|tp=" + std::to_string(o.tp_size) + "|dtype=" + dtype_name(wt);
+  std::string id_text = std::string(kPackerVersion) + "|tp=" + std::to_string(o.tp_size) + "|dtype=" + dtype_name(wt) +
+                        "|embeddings=" + dtype_name(et);
   for (auto& s : sources) id_text += "|" + s.name + ":" + std::to_string(s.size) + ":" + std::to_string(s.xxh3);
   const uint64_t pack_id = XXH3_64bits(id_text.data(), id_text.size());
 
@@ -229,6 +248,7 @@ PackResult pack_checkpoint(const PackOptions& o) {
     info.parallel = layouts[r];
     info.plan = result.plans[r];
     info.weight_dtype = wt;
+    info.embedding_dtype = et;
     info.pack_id = pack_id;
     info.created_unix = now;
     for (auto& b : blobs) info.files.push_back(&b);
@@ -243,7 +263,7 @@ PackResult pack_checkpoint(const PackOptions& o) {
   {
     const fs::path summary = fs::path(o.out_dir) / "pack.json";
     std::ofstream out(summary);
-    out << summary_json(config, o, wt, pack_id, result.rank_paths, result.plans).dump(2) << "\n";
+    out << summary_json(config, o, wt, et, pack_id, result.rank_paths, result.plans).dump(2) << "\n";
   }
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return result;

@@ -19,6 +19,10 @@ struct PackOptions {
   std::string out_dir;              // created if missing
   int tp_size = 1;
   std::optional<DType> dtype;       // weight dtype; default: the checkpoint's
+  // Quantize the matrices (DType::kInt8) ahead of time; the embedding and lm_head keep `dtype`
+  // (or the checkpoint's) unless quantize_embeddings. Norms and biases stay f32.
+  std::optional<DType> quantize;
+  bool quantize_embeddings = false;
   PlanOptions plan;                 // memory-plan target (device_total_bytes 0: host memory)
   bool plan_only = false;           // compute and return the plan, write nothing
   bool progress = false;            // draw a progress bar on stderr

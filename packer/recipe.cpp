@@ -56,7 +56,7 @@ std::vector<int64_t> expected_source_shape(const ModelConfig& c, const std::stri
   return {};
 }
 
-std::vector<TensorRecipe> make_rank_recipes(const ModelConfig& c, const ParallelLayout& p, DType wt) {
+std::vector<TensorRecipe> make_rank_recipes(const ModelConfig& c, const ParallelLayout& p, DType wt, DType et) {
   namespace tn = tensor_names;
   std::map<std::string, std::vector<SourcePiece>> pieces;
   const int64_t E = c.n_embd, D = c.head_dim;
@@ -90,9 +90,18 @@ std::vector<TensorRecipe> make_rank_recipes(const ModelConfig& c, const Parallel
   }
 
   std::vector<TensorRecipe> out;
-  for (PackTensorSpec& spec : pack_tensor_specs(c, p, wt)) {
+  for (PackTensorSpec& spec : pack_tensor_specs(c, p, wt, et)) {
     auto it = pieces.find(spec.name);
     if (it == pieces.end()) fail(StatusCode::kInternal, "no recipe for pack tensor " + spec.name);
+    if (is_quantized(spec.dtype) && spec.shape.size() == 2 && spec.shape[1] % kQuantBlock != 0) {
+      const int64_t global_in = spec.global_shape[1];
+      fail(StatusCode::kInvalidArg,
+           spec.name + ": rank " + std::to_string(p.tp_rank) + " of " + std::to_string(p.tp_size) + " holds " +
+               std::to_string(spec.shape[1]) + " of its " + std::to_string(global_in) +
+               " input columns, not a multiple of the " + dtype_name(spec.dtype) + " block of " +
+               std::to_string(kQuantBlock) + " (the TP size splits a block): choose a TP size that divides " +
+               std::to_string(global_in / kQuantBlock) + " blocks evenly, or pack without quantization");
+    }
     out.push_back({std::move(spec), it->second});
   }
   return out;

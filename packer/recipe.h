@@ -28,7 +28,11 @@ struct TensorRecipe {
 };
 
 // The recipes of one rank, in pack order.
-std::vector<TensorRecipe> make_rank_recipes(const ModelConfig& c, const ParallelLayout& p, DType weight_dtype);
+// Matrices get weight_dtype, the token embedding and lm_head embedding_dtype. Throws
+// Error(kInvalidArg) naming the tensor and rank when a quantized matrix's local rows are not whole
+// quantization blocks (a TP size that splits a block).
+std::vector<TensorRecipe> make_rank_recipes(const ModelConfig& c, const ParallelLayout& p, DType weight_dtype,
+                                            DType embedding_dtype);
 
 // Checks every source tensor the recipes use exists in `ckpt` with the shape the config implies
 // and a float dtype (F32/F16/BF16). Throws Error(kFormat) naming the tensor, file, expected and

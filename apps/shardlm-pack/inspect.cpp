@@ -51,7 +51,11 @@ void inspect_pack(const std::string& dir, bool verify, bool as_json, std::ostrea
               : c.rope_scaling.type == RopeScalingType::kLinear ? ", linear scaling x" + std::to_string(c.rope_scaling.factor)
                                                                 : std::string())
           << ", max positions " << c.max_position_embeddings << "\n"
-          << "embeddings " << (c.tie_word_embeddings ? "tied" : "untied") << ", weights " << dtype_name(pack->weight_dtype())
+          << "embeddings " << (c.tie_word_embeddings ? "tied" : "untied") << " " << dtype_name(pack->embedding_dtype())
+          << ", weights " << dtype_name(pack->weight_dtype())
+          << (is_quantized(pack->weight_dtype())
+                  ? " (blocks of " + std::to_string(kQuantBlock) + " inputs, one f16 scale each; rows: values then scales)"
+                  : std::string())
           << ", tp " << set.tp_size << "\n"
           << "files      ";
       for (auto& f : pack->file_names()) out << f << " ";
@@ -68,6 +72,9 @@ void inspect_pack(const std::string& dir, bool verify, bool as_json, std::ostrea
                          {"n_head_local", p.n_head_local}, {"n_head_kv_local", p.n_head_kv_local},
                          {"kv_head_start", p.kv_head_start}, {"n_ff_local", p.n_ff_local},
                          {"vocab_start", p.vocab_start}, {"n_vocab_local", p.n_vocab_local},
+                         {"weight_dtype", dtype_name(pack->weight_dtype())},
+                         {"embedding_dtype", dtype_name(pack->embedding_dtype())},
+                         {"quant_block", is_quantized(pack->weight_dtype()) ? kQuantBlock : 0},
                          {"weight_bytes", weights}, {"tensors", tensors}, {"files", pack->file_names()},
                          {"verified", verify}});
       continue;

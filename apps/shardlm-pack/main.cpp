@@ -57,6 +57,8 @@ int run(int argc, char** argv) {
       ("out", po::value<std::string>(), "output pack directory (created if missing)")
       ("tp", po::value<int>()->default_value(1), "tensor-parallel size N: writes rank-<r>-of-<N>.shardlm for r < N")
       ("dtype", po::value<std::string>(), "weight dtype bf16|f16|f32 (default: the checkpoint's)")
+      ("weights", po::value<std::string>(), "quantize the matrices ahead of time: int8 (one f16 scale per 32 inputs); the embedding and lm_head keep --dtype")
+      ("quantize-embeddings", "with --weights: quantize the embedding and lm_head too")
       ("gpu-mem", po::value<std::string>(), "memory plan target size per rank, e.g. 80GiB (default: detected GPU, else host memory)")
       ("gpu", po::value<std::string>(), "memory plan target by device profile: h100, h200, a100-80g, a100-40g, l40s, l4, a10, rtx4090")
       ("mem-fraction", po::value<double>()->default_value(0.85), "fraction of the device memory shardlm may use")
@@ -102,6 +104,14 @@ int run(int argc, char** argv) {
     o.dtype = parse_dtype(vm["dtype"].as<std::string>());
     if (!o.dtype) fail(StatusCode::kInvalidArg, "--dtype must be bf16, f16 or f32, got '" + vm["dtype"].as<std::string>() + "'");
   }
+  if (vm.count("weights")) {
+    const std::string w = vm["weights"].as<std::string>();
+    if (w != "int8") fail(StatusCode::kInvalidArg, "--weights must be int8, got '" + w + "'");
+    o.quantize = DType::kInt8;
+  }
+  o.quantize_embeddings = vm.count("quantize-embeddings") > 0;
+  if (o.quantize_embeddings && !o.quantize)
+    fail(StatusCode::kInvalidArg, "--quantize-embeddings needs --weights int8");
   o.plan = plan_options(vm);
   o.plan_only = plan_only;
   o.progress = !vm.count("quiet") && !json;

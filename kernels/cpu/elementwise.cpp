@@ -5,6 +5,7 @@
 
 #include "kernels/cpu/cpu_ops.h"
 #include "kernels/cpu/kernel_table.h"
+#include "runtime/core/quant.h"
 
 namespace shardlm::cpu {
 
@@ -15,7 +16,7 @@ constexpr int64_t kMinElems = 1 << 14;  // below this, threading costs more than
 void embed(const Context& ctx, const int32_t* ids, int64_t n_tokens, const void* table, DType dtype,
            int64_t n_vocab_local, int64_t vocab_start, int64_t n_embd, float* out) {
   const KernelTable& kt = kernel_table(ctx.isa);
-  const size_t row_bytes = static_cast<size_t>(n_embd) * dtype_size(dtype);
+  const size_t row_size = row_bytes(dtype, n_embd);
   ctx.pool.parallel_for(
       n_tokens,
       [&](int64_t begin, int64_t end) {
@@ -24,8 +25,11 @@ void embed(const Context& ctx, const int32_t* ids, int64_t n_tokens, const void*
           float* o = out + t * n_embd;
           if (row < 0 || row >= n_vocab_local) {
             std::memset(o, 0, static_cast<size_t>(n_embd) * sizeof(float));
+          } else if (is_quantized(dtype)) {
+            dequantize_row_int8(
+                static_cast<const uint8_t*>(table) + static_cast<size_t>(row) * row_size, n_embd, o);
           } else {
-            kt.widen(static_cast<const uint8_t*>(table) + static_cast<size_t>(row) * row_bytes,
+            kt.widen(static_cast<const uint8_t*>(table) + static_cast<size_t>(row) * row_size,
                      dtype, n_embd, o);
           }
         }

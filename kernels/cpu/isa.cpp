@@ -103,6 +103,15 @@ bool bf16_dot_supported() {
 #endif
 }
 
+bool int8_dot_supported() {
+#if defined(SHARDLM_CPU_INT8_DOT)
+  const Features f = read_features();
+  return has_avx512(f) && f.avx512_vnni;
+#else
+  return false;
+#endif
+}
+
 const char* isa_name(Isa isa) {
   switch (isa) {
     case Isa::kScalar:

@@ -6,7 +6,9 @@
 #include <atomic>
 
 #include "kernels/cpu/cpu_ops.h"
+#include "kernels/cpu/gemv_int8.h"
 #include "kernels/cpu/kernel_table.h"
+#include "runtime/core/quant.h"
 #if defined(SHARDLM_CPU_AMX)
 #include "kernels/cpu/gemm_amx.h"
 #endif
@@ -56,7 +58,11 @@ void gemm_f32(const Context& ctx, const KernelTable& kt, const float* x, int64_t
       const int n_valid = static_cast<int>(std::min(nr, n_out - o));
       for (int64_t k0 = 0; k0 < n_in; k0 += kGemmKc) {
         const int64_t kc = std::min(kGemmKc, n_in - k0);
-        kt.gemm_pack_w(w, dtype, n_in, o, n_valid, k0, kc, wp);
+        if (dtype == DType::kInt8) {
+          gemm_pack_w_int8(static_cast<const uint8_t*>(w), n_in, o, n_valid, k0, kc, nr, wp);
+        } else {
+          kt.gemm_pack_w(w, dtype, n_in, o, n_valid, k0, kc, wp);
+        }
         for (int64_t mp = 0; mp < n_mp; ++mp) {
           const int m_valid = static_cast<int>(std::min(mr, n_tokens - mp * mr));
           kt.gemm_tile(xp + (mp * n_in + k0) * mr, wp, kc, y + mp * mr * n_out + o, n_out, m_valid,
@@ -118,6 +124,27 @@ void matmul_f32_activations(const Context& ctx, const float* x, int64_t n_tokens
                             const void* w, DType dtype, int64_t n_out, const float* bias,
                             float* y) {
   const KernelTable& kt = kernel_table(ctx.isa);
+  if (n_tokens <= kGemvMaxTokens && dtype == DType::kInt8) {
+#if defined(SHARDLM_CPU_INT8_DOT)
+    // int8 x int8 on VNNI machines: activations quantized once per matmul, like a weight row.
+    static const bool int8_dot = int8_dot_supported();
+    if (int8_dot && ctx.isa >= Isa::kAvx512) {
+      const size_t xrb = row_bytes(DType::kInt8, n_in);
+      uint8_t* xq = static_cast<uint8_t*>(ctx.workspace.get(xrb * static_cast<size_t>(n_tokens), 1));
+      for (int64_t t = 0; t < n_tokens; ++t) quantize_row_int8(x + t * n_in, n_in, xq + t * xrb);
+      gemv_chunks(ctx, n_out, [&](int64_t o_begin, int64_t o_end) {
+        gemv_int8_vnni(xq, n_tokens, n_in, static_cast<const uint8_t*>(w), o_begin, o_end, bias,
+                       y, n_out);
+      });
+      return;
+    }
+#endif
+    gemv_chunks(ctx, n_out, [&](int64_t o_begin, int64_t o_end) {
+      gemv_int8(ctx.isa, x, n_tokens, n_in, static_cast<const uint8_t*>(w), o_begin, o_end, bias,
+                y, n_out);
+    });
+    return;
+  }
   if (n_tokens <= kGemvMaxTokens) {
     gemv_chunks(ctx, n_out, [&](int64_t o_begin, int64_t o_end) {
       kt.gemv(x, n_tokens, n_in, w, dtype, o_begin, o_end, bias, y, n_out);
@@ -125,7 +152,8 @@ void matmul_f32_activations(const Context& ctx, const float* x, int64_t n_tokens
     return;
   }
 #if defined(SHARDLM_CPU_AMX)
-  if (ctx.isa >= Isa::kAmx && amx_gemm_supported(dtype, n_in, n_out) && enable_amx()) {
+  if (ctx.isa >= Isa::kAmx && dtype == DType::kBF16 && amx_gemm_supported(dtype, n_in, n_out) &&
+      enable_amx()) {
     gemm_amx(ctx, x, n_tokens, n_in, w, n_out, bias, y);
     return;
   }

@@ -1,6 +1,8 @@
 // Naive scalar implementations of kernels/ref/ref_ops.h.
 #include "kernels/ref/ref_ops.h"
 
+#include "runtime/core/quant.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -17,12 +19,30 @@ float load_weight(const void* w, DType dtype, int64_t i) {
       return f16_to_f32(static_cast<const uint16_t*>(w)[i]);
     case DType::kBF16:
       return bf16_to_f32(static_cast<const uint16_t*>(w)[i]);
+    case DType::kInt8:
+      break;  // quantized rows: dequantized whole first (dequantized())
   }
   return 0.0f;
 }
 
+// An int8 matrix [n_rows, n] as f32 (runtime/core/quant.h).
+std::vector<float> dequantized(const void* w, int64_t n_rows, int64_t n) {
+  std::vector<float> out(static_cast<size_t>(n_rows * n));
+  const size_t rb = row_bytes(DType::kInt8, n);
+  for (int64_t r = 0; r < n_rows; ++r) {
+    dequantize_row_int8(static_cast<const uint8_t*>(w) + static_cast<size_t>(r) * rb, n,
+                        out.data() + r * n);
+  }
+  return out;
+}
+
 void embed(const int32_t* ids, int64_t n_tokens, const void* table, DType dtype,
            int64_t n_vocab_local, int64_t vocab_start, int64_t n_embd, float* out) {
+  if (dtype == DType::kInt8) {
+    const std::vector<float> tf = dequantized(table, n_vocab_local, n_embd);
+    embed(ids, n_tokens, tf.data(), DType::kF32, n_vocab_local, vocab_start, n_embd, out);
+    return;
+  }
   for (int64_t t = 0; t < n_tokens; ++t) {
     const int64_t row = static_cast<int64_t>(ids[t]) - vocab_start;
     for (int64_t i = 0; i < n_embd; ++i) {
@@ -43,6 +63,11 @@ void rms_norm(const float* x, const float* w, int64_t n_rows, int64_t n, float e
 
 void matmul(const float* x, int64_t n_tokens, int64_t n_in, const void* w, DType dtype,
             int64_t n_out, const float* bias, float* y) {
+  if (dtype == DType::kInt8) {
+    const std::vector<float> wf = dequantized(w, n_out, n_in);
+    matmul(x, n_tokens, n_in, wf.data(), DType::kF32, n_out, bias, y);
+    return;
+  }
   for (int64_t t = 0; t < n_tokens; ++t) {
     for (int64_t o = 0; o < n_out; ++o) {
       double acc = bias ? bias[o] : 0.0;
@@ -52,6 +77,15 @@ void matmul(const float* x, int64_t n_tokens, int64_t n_in, const void* w, DType
       y[t * n_out + o] = static_cast<float>(acc);
     }
   }
+}
+
+void matmul_int8_activations(const float* x, int64_t n_tokens, int64_t n_in, const void* w,
+                             int64_t n_out, const float* bias, float* y) {
+  const size_t rb = row_bytes(DType::kInt8, n_in);
+  std::vector<uint8_t> xq(rb * static_cast<size_t>(n_tokens));
+  for (int64_t t = 0; t < n_tokens; ++t) quantize_row_int8(x + t * n_in, n_in, xq.data() + t * rb);
+  const std::vector<float> xd = dequantized(xq.data(), n_tokens, n_in);
+  matmul(xd.data(), n_tokens, n_in, w, DType::kInt8, n_out, bias, y);
 }
 
 void matmul_bf16_activations(const float* x, int64_t n_tokens, int64_t n_in, const void* w,
@@ -152,6 +186,7 @@ void store_kv(const float* k, const float* v, const int64_t* slots, int64_t n_to
   const int64_t row = n_head_kv * head_dim;
   auto put = [&](void* pool, int64_t i, float x) {
     switch (kv_dtype) {
+      case DType::kInt8:  // never here: the KV cache is a float type
       case DType::kF32:
         static_cast<float*>(pool)[i] = x;
         break;

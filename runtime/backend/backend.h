@@ -116,6 +116,9 @@ class Backend {
   virtual Tensor import_weight(const Tensor& host, std::unique_ptr<DeviceBuffer>& storage) = 0;
   // True when import_weight(t) for a host tensor of `dtype` does not copy.
   virtual bool uses_host_weights_in_place(DType dtype) const = 0;
+  // True when the ops take weights of `dtype` (matmul, embed). Float types everywhere; the
+  // quantized types only where a backend has their kernels (bind_weights refuses the others).
+  virtual bool supports_weight_dtype(DType dtype) const { return !is_quantized(dtype); }
 
   virtual void copy_from_host(const Tensor& dst, const void* src, size_t bytes) = 0;
   virtual void copy_to_host(void* dst, const Tensor& src, size_t bytes) = 0;

@@ -1,6 +1,8 @@
 // Scalar dtype helpers: names, parsing, f16 conversion and bulk conversion.
 #include "dtype.h"
 
+#include "runtime/core/status.h"
+
 #include <algorithm>
 #include <cctype>
 #include <cmath>
@@ -12,8 +14,14 @@ size_t dtype_size(DType t) {
     case DType::kF32: return 4;
     case DType::kF16: return 2;
     case DType::kBF16: return 2;
+    case DType::kInt8: return 1;
   }
   return 0;
+}
+
+size_t row_bytes(DType t, int64_t n) {
+  if (t == DType::kInt8) return static_cast<size_t>(n + n / kQuantBlock * 2);
+  return static_cast<size_t>(n) * dtype_size(t);
 }
 
 const char* dtype_name(DType t) {
@@ -21,6 +29,7 @@ const char* dtype_name(DType t) {
     case DType::kF32: return "f32";
     case DType::kF16: return "f16";
     case DType::kBF16: return "bf16";
+    case DType::kInt8: return "int8";
   }
   return "?";
 }
@@ -81,6 +90,10 @@ uint16_t f32_to_f16(float f) {
 }
 
 void convert_dtype(const void* src, DType from, void* dst, DType to, size_t n) {
+  if (from != to && (is_quantized(from) || is_quantized(to))) {
+    fail(StatusCode::kInternal, std::string("convert_dtype: ") + dtype_name(from) + " -> " +
+                                    dtype_name(to) + " is a quantization (runtime/core/quant.h)");
+  }
   if (from == to) {
     std::memcpy(dst, src, n * dtype_size(from));
     return;
@@ -90,6 +103,7 @@ void convert_dtype(const void* src, DType from, void* dst, DType to, size_t n) {
       case DType::kF32: return static_cast<const float*>(src)[i];
       case DType::kF16: return f16_to_f32(static_cast<const uint16_t*>(src)[i]);
       case DType::kBF16: return bf16_to_f32(static_cast<const uint16_t*>(src)[i]);
+      case DType::kInt8: break;
     }
     return 0.f;
   };
@@ -99,6 +113,7 @@ void convert_dtype(const void* src, DType from, void* dst, DType to, size_t n) {
       case DType::kF32: static_cast<float*>(dst)[i] = v; break;
       case DType::kF16: static_cast<uint16_t*>(dst)[i] = f32_to_f16(v); break;
       case DType::kBF16: static_cast<uint16_t*>(dst)[i] = f32_to_bf16(v); break;
+      case DType::kInt8: break;
     }
   }
 }

@@ -13,10 +13,20 @@
 namespace shardlm {
 
 // Values are stored in packs: never renumber.
-enum class DType : uint8_t { kF32 = 0, kF16 = 1, kBF16 = 2 };
+//   kInt8: quantized weight matrices only (runtime/core/quant.h). Each row of n inputs is n int8
+//   values followed by n / 32 f16 scales, one per block of 32 consecutive inputs: value =
+//   scale * q. Rows of other lengths than a multiple of 32 are not representable.
+enum class DType : uint8_t { kF32 = 0, kF16 = 1, kBF16 = 2, kInt8 = 3 };
 
+// Bytes per element (kInt8: the quantized value only; use row_bytes for whole rows).
 size_t dtype_size(DType t);
-// "f32", "f16", "bf16".
+// True for the block-quantized weight types (kInt8).
+inline bool is_quantized(DType t) { return t == DType::kInt8; }
+// Inputs per scale of the quantized types.
+inline constexpr int64_t kQuantBlock = 32;
+// Bytes of one row of n elements (n a multiple of kQuantBlock for quantized types).
+size_t row_bytes(DType t, int64_t n);
+// "f32", "f16", "bf16", "int8".
 const char* dtype_name(DType t);
 // Accepts "f32|float32|fp32", "f16|float16|fp16|half", "bf16|bfloat16" (case-insensitive).
 std::optional<DType> parse_dtype(std::string_view name);
@@ -40,6 +50,7 @@ float f16_to_f32(uint16_t h);
 uint16_t f32_to_f16(float f);
 
 // Converts n elements from `src` (type `from`) to `dst` (type `to`). Same type is a memcpy.
+// Float types only (quantized rows: runtime/core/quant.h).
 void convert_dtype(const void* src, DType from, void* dst, DType to, size_t n);
 
 }  // namespace shardlm

@@ -34,6 +34,11 @@ int64_t Tensor::row_size() const {
   return n;
 }
 
+size_t Tensor::nbytes() const {
+  if (ndim < 2) return static_cast<size_t>(numel()) * dtype_size(dtype);
+  return static_cast<size_t>(rows()) * row_bytes(dtype, row_size());
+}
+
 Tensor Tensor::slice_rows(int64_t begin, int64_t count) const {
   if (ndim == 0 || begin < 0 || count < 0 || begin + count > shape[0]) {
     fail(StatusCode::kInternal, "slice_rows [" + std::to_string(begin) + ", +" +
@@ -41,7 +46,7 @@ Tensor Tensor::slice_rows(int64_t begin, int64_t count) const {
   }
   Tensor v = *this;
   v.data =
-      static_cast<uint8_t*>(data) + static_cast<size_t>(begin * row_size()) * dtype_size(dtype);
+      static_cast<uint8_t*>(data) + static_cast<size_t>(begin) * row_bytes(dtype, row_size());
   v.shape[0] = count;
   return v;
 }

@@ -33,7 +33,8 @@ struct Tensor {
 
   int64_t dim(int i) const { return shape[static_cast<size_t>(i < 0 ? ndim + i : i)]; }
   int64_t numel() const;
-  size_t nbytes() const { return static_cast<size_t>(numel()) * dtype_size(dtype); }
+  // Bytes of the data (quantized types: rows of row_bytes(dtype, row_size())).
+  size_t nbytes() const;
   // Elements in one row (product of all dims but the first); 1 for 1-D tensors... of size 1.
   int64_t row_size() const;
   int64_t rows() const { return ndim == 0 ? 0 : shape[0]; }

@@ -27,10 +27,19 @@ class Binder {
       if (!required) return Tensor{};
       fail(StatusCode::kFormat, pack_.path() + ": tensor '" + name + "' is missing");
     }
-    const DType want = shape.size() == 1 ? DType::kF32 : pack_.weight_dtype();
+    const bool embedding = name == tensor_names::kTokEmbd || name == tensor_names::kOutput;
+    const DType want = shape.size() == 1 ? DType::kF32
+                       : embedding       ? pack_.embedding_dtype()
+                                         : pack_.weight_dtype();
     if (t->dtype != want) {
       fail(StatusCode::kFormat, pack_.path() + ": tensor '" + name + "' has dtype " +
                                     dtype_name(t->dtype) + ", expected " + dtype_name(want));
+    }
+    if (!backend_.supports_weight_dtype(t->dtype)) {
+      fail(StatusCode::kUnsupported,
+           pack_.path() + ": tensor '" + name + "' is " + dtype_name(t->dtype) + ", which the " +
+               backend_.name() + " backend has no kernels for yet; run it on the cpu backend, or " +
+               "pack without --weights for this backend");
     }
     if (t->shape != shape) {
       fail(StatusCode::kFormat, pack_.path() + ": tensor '" + name + "' has shape " +

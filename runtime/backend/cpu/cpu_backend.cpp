@@ -81,6 +81,7 @@ class CpuBackend final : public Backend {
   }
 
   bool uses_host_weights_in_place(DType) const override { return true; }
+  bool supports_weight_dtype(DType) const override { return true; }
 
   Tensor import_weight(const Tensor& host, std::unique_ptr<DeviceBuffer>&) override {
     return host;  // every pack dtype is computed with directly: zero copy
