@@ -1,6 +1,8 @@
 // int8 weights: the portable GEMV, the ISA pick, and the GEMM panel packing (see gemv_int8.h).
 #include "kernels/cpu/gemv_int8.h"
 
+#include "kernels/cpu/kernel_table.h"
+
 #include <algorithm>
 #include <cstring>
 
@@ -58,24 +60,30 @@ void gemv_int8(Isa isa, const float* x, int64_t n_tokens, int64_t n_in, const ui
   }
 }
 
-void gemm_pack_w_int8(const uint8_t* w, int64_t n_in, int64_t o, int64_t n_rows, int64_t k0,
-                      int64_t kc, int64_t nr, float* wp) {
+void gemm_pack_w_int8(const KernelTable& kt, const uint8_t* w, int64_t n_in, int64_t o,
+                      int64_t n_rows, int64_t k0, int64_t kc, float* wp) {
+  // Rows dequantized into a row-major block first (contiguous, vectorizable), then the table's
+  // f32 packing does the transpose into the panel.
+  float rows[kMaxGemmNr * kGemmKc];
   const size_t rb = row_bytes(DType::kInt8, n_in);
-  for (int64_t j = 0; j < nr; ++j) {
-    if (j >= n_rows) {
-      for (int64_t k = 0; k < kc; ++k) wp[k * nr + j] = 0.0f;
-      continue;
-    }
+  for (int64_t j = 0; j < n_rows; ++j) {
     const uint8_t* row = w + static_cast<size_t>(o + j) * rb;
     const int8_t* q = reinterpret_cast<const int8_t*>(row);
+    float* dst = rows + j * kc;
+#if defined(SHARDLM_CPU_X86_TABLES)
+    if (kt.isa >= Isa::kAvx512) {
+      dequantize_blocks_avx512(row, n_in, k0, kc, dst);
+      continue;
+    }
+#endif
     for (int64_t b = k0 / kQuantBlock; b < (k0 + kc) / kQuantBlock; ++b) {
       const float d = scale_of(row, n_in, b);
-      for (int64_t i = 0; i < kQuantBlock; ++i) {
-        const int64_t k = b * kQuantBlock + i;
-        wp[(k - k0) * nr + j] = d * q[k];
-      }
+      const int8_t* qb = q + b * kQuantBlock;
+      float* db = dst + (b * kQuantBlock - k0);
+      for (int64_t i = 0; i < kQuantBlock; ++i) db[i] = d * static_cast<float>(qb[i]);
     }
   }
+  kt.gemm_pack_w(rows, DType::kF32, kc, 0, n_rows, 0, kc, wp);
 }
 
 }  // namespace shardlm::cpu

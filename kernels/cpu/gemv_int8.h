@@ -19,11 +19,16 @@ namespace shardlm::cpu {
 void gemv_int8(Isa isa, const float* x, int64_t n_tokens, int64_t n_in, const uint8_t* w,
                int64_t o_begin, int64_t o_end, const float* bias, float* y, int64_t ldy);
 
-// The GEMM's weight panel from int8 rows, dequantized: wp[k * nr + j] = w(o + j, k0 + k) for
-// j < n_rows, k < kc; rows n_rows..nr-1 are zero. k0 and kc are multiples of 32.
-//   w [n_out rows of row_bytes(kInt8, n_in)], wp [kc, nr]
-void gemm_pack_w_int8(const uint8_t* w, int64_t n_in, int64_t o, int64_t n_rows, int64_t k0,
-                      int64_t kc, int64_t nr, float* wp);
+struct KernelTable;
+// The widest GEMM panel of any table (gemm_nr).
+inline constexpr int64_t kMaxGemmNr = 32;
+
+// The GEMM's weight panel from int8 rows, dequantized, in the layout of kt.gemm_pack_w:
+// wp[k * kt.gemm_nr + j] = w(o + j, k0 + k) for j < n_rows (<= kt.gemm_nr <= kMaxGemmNr),
+// k < kc (<= kGemmKc); rows n_rows.. are zero. k0 and kc are multiples of 32.
+//   w [n_out rows of row_bytes(kInt8, n_in)], wp [kc, kt.gemm_nr]
+void gemm_pack_w_int8(const KernelTable& kt, const uint8_t* w, int64_t n_in, int64_t o,
+                      int64_t n_rows, int64_t k0, int64_t kc, float* wp);
 
 // int8 x int8: y[t * ldy + o] = sum over blocks of scale_w * scale_x * sum_i q_w[i] * q_x[i]
 // (+ bias[o]), the products and their sums within a block exact. xq holds the activations
@@ -35,6 +40,9 @@ void gemv_int8_vnni(const uint8_t* xq, int64_t n_tokens, int64_t n_in, const uin
 #endif
 
 #if defined(SHARDLM_CPU_X86_TABLES)
+// out[k - k0] = w(row, k) for k in [k0, k0 + kc), multiples of 32 (gemv_int8_avx512.cpp).
+//   row [row_bytes(kInt8, n_in)], out [kc]
+void dequantize_blocks_avx512(const uint8_t* row, int64_t n_in, int64_t k0, int64_t kc, float* out);
 // The AVX-512 GEMV (gemv_int8_avx512.cpp); same contract as gemv_int8.
 void gemv_int8_avx512(const float* x, int64_t n_tokens, int64_t n_in, const uint8_t* w,
                       int64_t o_begin, int64_t o_end, const float* bias, float* y, int64_t ldy);

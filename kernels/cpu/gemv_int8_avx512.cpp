@@ -89,4 +89,19 @@ void gemv_int8_avx512(const float* x, int64_t n_tokens, int64_t n_in, const uint
   }
 }
 
+void dequantize_blocks_avx512(const uint8_t* row, int64_t n_in, int64_t k0, int64_t kc,
+                              float* out) {
+  for (int64_t k = k0; k < k0 + kc; k += kQuantBlock) {
+    uint16_t h;
+    std::memcpy(&h, row + n_in + k / kQuantBlock * 2, 2);
+    const __m512 d = _mm512_set1_ps(_cvtsh_ss(h));
+    const __m128i q0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + k));
+    const __m128i q1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + k + 16));
+    _mm512_storeu_ps(out + (k - k0),
+                     _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q0)), d));
+    _mm512_storeu_ps(out + (k - k0) + 16,
+                     _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q1)), d));
+  }
+}
+
 }  // namespace shardlm::cpu

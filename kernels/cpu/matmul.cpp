@@ -59,7 +59,7 @@ void gemm_f32(const Context& ctx, const KernelTable& kt, const float* x, int64_t
       for (int64_t k0 = 0; k0 < n_in; k0 += kGemmKc) {
         const int64_t kc = std::min(kGemmKc, n_in - k0);
         if (dtype == DType::kInt8) {
-          gemm_pack_w_int8(static_cast<const uint8_t*>(w), n_in, o, n_valid, k0, kc, nr, wp);
+          gemm_pack_w_int8(kt, static_cast<const uint8_t*>(w), n_in, o, n_valid, k0, kc, wp);
         } else {
           kt.gemm_pack_w(w, dtype, n_in, o, n_valid, k0, kc, wp);
         }
