@@ -217,6 +217,11 @@ void PackReader::load() {
   std::sort(tensors_.begin(), tensors_.end(), [](auto& a, auto& b) { return a.name < b.name; });
   for (size_t i = 1; i < tensors_.size(); ++i)
     if (tensors_[i].name == tensors_[i - 1].name) bad(path, "tensor '" + tensors_[i].name + "' appears twice");
+  // Every layer has several tensors: a corrupt n_layer must not size the expected list (2^56
+  // layers would exhaust memory before any comparison).
+  if (c.n_layer > static_cast<int64_t>(tensors_.size()))
+    bad(path, "config.n_layer " + std::to_string(c.n_layer) + " is more than the manifest's " +
+                  std::to_string(tensors_.size()) + " tensors can hold");
   const auto expected = pack_tensor_specs(c, p, weight_dtype_, embedding_dtype_);
   for (const PackTensorSpec& s : expected) {
     const PackTensor* t = find(s.name);
