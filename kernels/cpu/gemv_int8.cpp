@@ -25,12 +25,13 @@ void gemv_int8_portable(const float* x, int64_t n_tokens, int64_t n_in, const ui
   const size_t rb = row_bytes(DType::kInt8, n_in);
   for (int64_t o = o_begin; o < o_end; ++o) {
     const uint8_t* row = w + static_cast<size_t>(o) * rb;
-    const int8_t* q = reinterpret_cast<const int8_t*>(row);
+    const uint8_t* q = row;  // q + 128
     float acc[16] = {};
     for (int64_t b = 0; b < n_in / kQuantBlock; ++b) {
       float wb[kQuantBlock];
       const float d = scale_of(row, n_in, b);
-      for (int64_t i = 0; i < kQuantBlock; ++i) wb[i] = d * q[b * kQuantBlock + i];
+      for (int64_t i = 0; i < kQuantBlock; ++i)
+        wb[i] = d * static_cast<float>(q[b * kQuantBlock + i] - 128);
       for (int64_t t = 0; t < n_tokens; ++t) {
         const float* xb = x + t * n_in + b * kQuantBlock;
         float s = 0;
@@ -68,7 +69,7 @@ void gemm_pack_w_int8(const KernelTable& kt, const uint8_t* w, int64_t n_in, int
   const size_t rb = row_bytes(DType::kInt8, n_in);
   for (int64_t j = 0; j < n_rows; ++j) {
     const uint8_t* row = w + static_cast<size_t>(o + j) * rb;
-    const int8_t* q = reinterpret_cast<const int8_t*>(row);
+    const uint8_t* q = row;  // q + 128
     float* dst = rows + j * kc;
 #if defined(SHARDLM_CPU_X86_TABLES)
     if (kt.isa >= Isa::kAvx512) {
@@ -78,9 +79,9 @@ void gemm_pack_w_int8(const KernelTable& kt, const uint8_t* w, int64_t n_in, int
 #endif
     for (int64_t b = k0 / kQuantBlock; b < (k0 + kc) / kQuantBlock; ++b) {
       const float d = scale_of(row, n_in, b);
-      const int8_t* qb = q + b * kQuantBlock;
+      const uint8_t* qb = q + b * kQuantBlock;
       float* db = dst + (b * kQuantBlock - k0);
-      for (int64_t i = 0; i < kQuantBlock; ++i) db[i] = d * static_cast<float>(qb[i]);
+      for (int64_t i = 0; i < kQuantBlock; ++i) db[i] = d * static_cast<float>(qb[i] - 128);
     }
   }
   kt.gemm_pack_w(rows, DType::kF32, kc, 0, n_rows, 0, kc, wp);

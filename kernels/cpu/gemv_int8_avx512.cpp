@@ -19,6 +19,11 @@ namespace shardlm::cpu {
 
 namespace {
 
+// 16 stored bytes (q + 128) as q's int8 bits: xor 0x80.
+inline __m128i load_q16(const uint8_t* p) {
+  return _mm_xor_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)), _mm_set1_epi8(-128));
+}
+
 constexpr int kRows = 4;    // rows streamed together
 constexpr int kTokens = 4;  // tokens per pass over the rows
 
@@ -40,8 +45,8 @@ void rows_pass(const float* x, int64_t n_in, const uint8_t* const* rows, float (
       uint16_t h;
       std::memcpy(&h, row + n_in + b * 2, 2);
       const __m512 d = _mm512_set1_ps(_cvtsh_ss(h));
-      const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + k));
-      const __m128i q2 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + k + 16));
+      const __m128i q = load_q16(row + k);
+      const __m128i q2 = load_q16(row + k + 16);
       const __m512 w0 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q)), d);
       const __m512 w1 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q2)), d);
       for (int t = 0; t < T; ++t) {
@@ -95,8 +100,8 @@ void dequantize_blocks_avx512(const uint8_t* row, int64_t n_in, int64_t k0, int6
     uint16_t h;
     std::memcpy(&h, row + n_in + k / kQuantBlock * 2, 2);
     const __m512 d = _mm512_set1_ps(_cvtsh_ss(h));
-    const __m128i q0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + k));
-    const __m128i q1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + k + 16));
+    const __m128i q0 = load_q16(row + k);
+    const __m128i q1 = load_q16(row + k + 16);
     _mm512_storeu_ps(out + (k - k0),
                      _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q0)), d));
     _mm512_storeu_ps(out + (k - k0) + 16,

@@ -13,9 +13,9 @@
 namespace shardlm {
 
 // Values are stored in packs: never renumber.
-//   kInt8: quantized weight matrices only (runtime/core/quant.h). Each row of n inputs is n int8
-//   values followed by n / 32 f16 scales, one per block of 32 consecutive inputs: value =
-//   scale * q. Rows of other lengths than a multiple of 32 are not representable.
+//   kInt8: quantized weight matrices only (runtime/core/quant.h). Each row of n inputs is n bytes
+//   q + 128 (q in [-127, 127]) followed by n / 32 f16 scales, one per block of 32 consecutive
+//   inputs: value = scale * q. Rows of other lengths than a multiple of 32 are not representable.
 enum class DType : uint8_t { kF32 = 0, kF16 = 1, kBF16 = 2, kInt8 = 3 };
 
 // Bytes per element (kInt8: the quantized value only; use row_bytes for whole rows).

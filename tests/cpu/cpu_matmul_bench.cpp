@@ -1,20 +1,24 @@
 // cpu-matmul-bench: times one cpu::matmul (the op the CPU backend runs for every linear layer)
-// on bf16 weights at a chosen shape, thread count and ISA level, cycling through fresh weight
-// copies so every call reads its weights from memory as a model's layers do. A benchmark, not a
-// test: it checks nothing (kernels_test.cpp compares the kernels to kernels/ref).
+// on bf16 (or int8) weights at a chosen shape, thread count and ISA level, cycling through fresh
+// weight copies so every call reads its weights from memory as a model's layers do. A benchmark,
+// not a test: it checks nothing (kernels_test.cpp compares the kernels to kernels/ref).
 //   build/bin/cpu-matmul-bench N_TOKENS N_IN N_OUT [THREADS] [ISA] [ACTIVATIONS f32|bf16]
+//                              [WEIGHTS bf16|int8]
 //   e.g. build/bin/cpu-matmul-bench 512 1024 6144 2 amx   (Qwen3-0.6B gate/up, 512-token prefill)
 //        build/bin/cpu-matmul-bench 16 1024 6144 2 avx512 bf16   (16 decodes, bf16 activations)
+//        build/bin/cpu-matmul-bench 1 1024 6144 2 avx512 f32 int8   (one decode, int8 weights)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "kernels/cpu/cpu_ops.h"
 #include "runtime/core/dtype.h"
+#include "runtime/core/quant.h"
 
 int main(int argc, char** argv) {
   using namespace shardlm;
@@ -40,6 +44,16 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "cpu-matmul-bench: activations '%s': expected f32 or bf16\n", argv[6]);
     return 2;
   }
+  const std::string weights = argc > 7 ? argv[7] : "bf16";
+  if (weights != "bf16" && weights != "int8") {
+    std::fprintf(stderr, "cpu-matmul-bench: weights '%s': expected bf16 or int8\n", argv[7]);
+    return 2;
+  }
+  const DType wt = weights == "int8" ? DType::kInt8 : DType::kBF16;
+  if (wt == DType::kInt8 && n_in % kQuantBlock != 0) {
+    std::fprintf(stderr, "cpu-matmul-bench: int8 weights need N_IN a multiple of 32\n");
+    return 2;
+  }
   if (n_tokens <= 0 || n_in <= 0 || n_out <= 0 || threads <= 0) {
     std::fprintf(stderr, "cpu-matmul-bench: sizes and THREADS must be positive\n");
     return 2;
@@ -55,26 +69,38 @@ int main(int argc, char** argv) {
       y(static_cast<size_t>(n_tokens * n_out));
   for (float& v : x) v = u(rng);
   // Enough copies to exceed the last-level cache (at least 1 GiB of weights in all).
-  const size_t per = static_cast<size_t>(n_out * n_in);
-  const size_t copies = std::max<size_t>(2, (size_t{1} << 30) / (per * 2) + 1);
-  std::vector<uint16_t> w(per * copies);
-  for (uint16_t& v : w) v = f32_to_bf16(u(rng));
+  const size_t per = static_cast<size_t>(n_out) * row_bytes(wt, n_in);  // bytes of one copy
+  const size_t copies = std::max<size_t>(2, (size_t{1} << 30) / per + 1);
+  std::vector<uint8_t> w(per * copies);
+  if (wt == DType::kBF16) {
+    for (size_t i = 0; i < w.size() / 2; ++i) {
+      const uint16_t v = f32_to_bf16(u(rng));
+      std::memcpy(w.data() + 2 * i, &v, 2);
+    }
+  } else {
+    std::vector<float> row(static_cast<size_t>(n_in));
+    for (size_t r = 0; r < w.size() / row_bytes(wt, n_in); ++r) {
+      for (float& v : row) v = u(rng);
+      quantize_row_int8(row.data(), n_in, w.data() + r * row_bytes(wt, n_in));
+    }
+  }
 
   std::vector<double> ms;
   for (size_t r = 0; r < std::max<size_t>(copies, 20); ++r) {
     const auto t0 = std::chrono::steady_clock::now();
-    cpu::matmul(ctx, x.data(), n_tokens, n_in, w.data() + (r % copies) * per, DType::kBF16, n_out,
-                nullptr, y.data());
+    cpu::matmul(ctx, x.data(), n_tokens, n_in, w.data() + (r % copies) * per, wt, n_out, nullptr,
+                y.data());
     ms.push_back(
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   }
   std::sort(ms.begin(), ms.end());
   const double med = ms[ms.size() / 2];
   std::printf(
-      "%lld x %lld -> %lld bf16, %d threads, isa %s, %s activations: median %.3f ms (min %.3f) = %.0f "
-      "GFLOP/s over %zu calls\n",
+      "%lld x %lld -> %lld %s, %d threads, isa %s, %s activations: median %.3f ms (min %.3f) = %.0f "
+      "GFLOP/s, %.1f GB/s of weights, over %zu calls\n",
       static_cast<long long>(n_tokens), static_cast<long long>(n_in), static_cast<long long>(n_out),
-      threads, cpu::isa_name(ctx.isa), activations.c_str(), med, ms.front(),
-      2.0 * static_cast<double>(n_tokens * n_in * n_out) / med / 1e6, ms.size());
+      weights.c_str(), threads, cpu::isa_name(ctx.isa), activations.c_str(), med, ms.front(),
+      2.0 * static_cast<double>(n_tokens * n_in * n_out) / med / 1e6,
+      static_cast<double>(per) / med / 1e6, ms.size());
   return 0;
 }

@@ -226,7 +226,8 @@ TEST_P(KernelTest, Int8MatmulMatchesRef) {
   const bool int8_activations = cpu::int8_dot_supported() && ctx_.isa >= Isa::kAvx512;
   const MatmulCase cases[] = {{1, 32, 1},    {1, 64, 45},   {2, 96, 7},   {3, 384, 13},
                               {4, 1024, 33}, {5, 160, 200}, {7, 32, 6},   {16, 288, 37},
-                              {17, 320, 45}, {40, 544, 64}, {70, 64, 19}, {33, 1056, 17}};
+                              {17, 320, 45}, {40, 544, 64}, {70, 64, 19}, {33, 1056, 17},
+                              {1, 1056, 29}, {1, 544, 17},  {6, 1056, 9}};
   for (const MatmulCase& c : cases) {
     for (bool with_bias : {false, true}) {
       const auto x = random_floats(static_cast<size_t>(c.n_tokens * c.n_in), 40);
@@ -239,8 +240,7 @@ TEST_P(KernelTest, Int8MatmulMatchesRef) {
         ref::matmul_int8_activations(x.data(), c.n_tokens, c.n_in, w.data(), c.n_out, b,
                                      y_ref.data());
       } else {
-        ref::matmul(x.data(), c.n_tokens, c.n_in, w.data(), DType::kInt8, c.n_out, b,
-                    y_ref.data());
+        ref::matmul(x.data(), c.n_tokens, c.n_in, w.data(), DType::kInt8, c.n_out, b, y_ref.data());
       }
       cpu::matmul(ctx_, x.data(), c.n_tokens, c.n_in, w.data(), DType::kInt8, c.n_out, b,
                   y_cpu.data());

@@ -1,5 +1,5 @@
 // int8 block quantization (runtime/core/quant.h): the round trip's error bound on random rows,
-// the row layout (values, then one f16 scale per 32), exact values, zero blocks and outliers.
+// the row layout (bytes q + 128, then one f16 scale per 32), exact values, zero blocks and outliers.
 #include "runtime/core/quant.h"
 
 #include <gtest/gtest.h>
@@ -51,11 +51,12 @@ TEST(QuantTest, ExactValuesZeroBlocksAndSigns) {
   for (int i = 0; i < 32; ++i) x[static_cast<size_t>(i)] = 2.0f * static_cast<float>(i - 16) / 16;
   std::vector<uint8_t> q(row_bytes(DType::kInt8, 64));
   quantize_row_int8(x.data(), 64, q.data());
-  const int8_t* v = reinterpret_cast<const int8_t*>(q.data());
-  EXPECT_EQ(v[0], -127);  // -2.0 is the block's max magnitude
-  EXPECT_EQ(v[16], 0);
-  EXPECT_GT(v[31], 100);
-  for (int i = 32; i < 64; ++i) EXPECT_EQ(v[i], 0);
+  // Stored bytes are q + 128.
+  auto v = [&](int i) { return static_cast<int>(q[static_cast<size_t>(i)]) - 128; };
+  EXPECT_EQ(v(0), -127);  // -2.0 is the block's max magnitude
+  EXPECT_EQ(v(16), 0);
+  EXPECT_GT(v(31), 100);
+  for (int i = 32; i < 64; ++i) EXPECT_EQ(v(i), 0);
   uint16_t h1;
   std::memcpy(&h1, q.data() + 64 + 2, 2);
   EXPECT_EQ(f16_to_f32(h1), 0.0f);  // a block of zeros has scale 0
