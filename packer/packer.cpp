@@ -1,5 +1,6 @@
 // pack_checkpoint: config -> layouts -> recipes (checked against the checkpoint) -> plans ->
-// stream every tensor to every rank's file -> fsync all -> rename all -> pack.json summary.
+// stream every tensor to every rank's file in a staging folder beside the output -> fsync all ->
+// pack.json -> the staging folder replaces the output folder in one rename (see publish()).
 #include "packer/packer.h"
 
 #include <algorithm>
@@ -8,6 +9,14 @@
 #include <fstream>
 #include <regex>
 #include <sstream>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <nlohmann/json.hpp>
 #include <xxhash.h>
@@ -104,6 +113,86 @@ void write_recipe(const TensorRecipe& r, const Checkpoint& ckpt, PackWriter& wri
   flush();
 }
 
+// Packing writes into a staging folder beside the output, ".<name>.packing-<pid>", which takes
+// the output's place in one step at the end: rename() when there is no output folder yet,
+// renameat2(RENAME_EXCHANGE) when there is one (the old pack set stays whole until that instant,
+// however many ranks it has), and the old folder is removed after. A kill at any point leaves
+// the old pack or the complete new one, never ranks of both. An output folder that holds
+// anything but pack files (rank files, pack.json, temporary files) is never swapped: its pack
+// files are replaced one by one, as on filesystems without RENAME_EXCHANGE.
+void remove_stale_rank_files(const fs::path& dir, int tp);
+
+bool is_pack_file(const std::string& name) {
+  static const std::regex re(R"((rank-\d+-of-\d+\.shardlm(\.tmp-\d+)?)|pack\.json)");
+  return std::regex_match(name, re);
+}
+
+bool only_pack_files(const fs::path& dir) {
+  for (auto& e : fs::directory_iterator(dir))
+    if (!e.is_regular_file() || !is_pack_file(e.path().filename().string())) return false;
+  return true;
+}
+
+void fsync_dir(const fs::path& dir) {
+  const int fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
+  }
+}
+
+// ".<name>.packing-<host>-": the host keeps a run on another machine sharing the folder (NFS)
+// from taking this machine's process table as the judge of whether that run is alive.
+std::string staging_prefix(const fs::path& out) {
+  char host[256] = {};
+  if (::gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
+  std::string h(host);
+  for (char& c : h)
+    if (c == '/' || c == '-') c = '_';
+  return "." + out.filename().string() + ".packing-" + h + "-";
+}
+
+// Staging folders of this machine's earlier runs that were killed (their process is gone).
+void remove_dead_staging(const fs::path& out) {
+  const fs::path parent = out.parent_path();
+  const std::string prefix = staging_prefix(out);
+  std::error_code ec;
+  for (auto& e : fs::directory_iterator(parent, ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind(prefix, 0) != 0) continue;
+    const std::string digits = name.substr(prefix.size());
+    if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos) continue;
+    const pid_t pid = static_cast<pid_t>(std::stol(digits));
+    if (pid == ::getpid() || (::kill(pid, 0) != 0 && errno == ESRCH)) fs::remove_all(e.path(), ec);
+  }
+}
+
+// Moves the finished pack in `staging` to `out` (see above); removes `staging` in every case.
+void publish(const fs::path& staging, const fs::path& out, int tp) {
+  std::error_code ec;
+  const bool nested = staging.parent_path() == out;
+  if (!nested && !fs::exists(out)) {
+    if (::rename(staging.c_str(), out.c_str()) != 0)
+      fail(StatusCode::kIo, out.string() + ": cannot rename from " + staging.string() + ": " + std::strerror(errno));
+    fsync_dir(out.parent_path());
+    return;
+  }
+  if (!nested && !fs::is_symlink(out) && only_pack_files(out) && ::renameat2(AT_FDCWD, staging.c_str(), AT_FDCWD, out.c_str(), RENAME_EXCHANGE) == 0) {
+    fsync_dir(out.parent_path());
+    fs::remove_all(staging, ec);  // now the old pack
+    return;
+  }
+  // One file at a time (rank files and pack.json), then rank files of another tp go.
+  for (auto& e : fs::directory_iterator(staging)) {
+    const fs::path to = out / e.path().filename();
+    if (::rename(e.path().c_str(), to.c_str()) != 0)
+      fail(StatusCode::kIo, to.string() + ": cannot rename from " + e.path().string() + ": " + std::strerror(errno));
+  }
+  fsync_dir(out);
+  fs::remove_all(staging, ec);
+  remove_stale_rank_files(out, tp);
+}
+
 void remove_stale_rank_files(const fs::path& dir, int tp) {
   static const std::regex re(R"(rank-(\d+)-of-(\d+)\.shardlm)");
   for (auto& e : fs::directory_iterator(dir)) {
@@ -190,11 +279,35 @@ PackResult pack_checkpoint(const PackOptions& o) {
   result.source_bytes = ckpt.total_bytes();
   if (o.plan_only) return result;
 
-  // Output directory and carried files.
+  // The output folder's parent, and a staging folder beside the output (publish()).
   std::error_code ec;
-  fs::create_directories(o.out_dir, ec);
-  if (ec || !fs::is_directory(o.out_dir))
+  fs::path out = fs::absolute(o.out_dir).lexically_normal();
+  if (out.filename().empty()) out = out.parent_path();
+  fs::create_directories(out.parent_path(), ec);
+  if (ec || !fs::is_directory(out.parent_path()) || (fs::exists(out) && !fs::is_directory(out)))
     fail(StatusCode::kIo, o.out_dir + ": cannot create the output directory" + (ec ? ": " + ec.message() : ""));
+  remove_dead_staging(out);
+  fs::path staging = out.parent_path() / (staging_prefix(out) + std::to_string(::getpid()));
+  fs::remove_all(staging, ec);
+  if (!fs::create_directory(staging, ec) || ec) {
+    // A parent we may not write to (an existing output folder in a read-only place): stage
+    // inside the output instead; publish() then replaces the files one by one.
+    std::error_code ec2;
+    staging = out / (".packing-" + std::to_string(::getpid()));
+    if (!fs::is_directory(out) || !fs::create_directory(staging, ec2) || ec2)
+      fail(StatusCode::kIo, o.out_dir + ": cannot create the output directory (staging folder beside it: " +
+                                ec.message() + ")");
+  }
+  struct StagingGuard {  // an error on the way removes the staging folder
+    fs::path dir;
+    bool published = false;
+    ~StagingGuard() {
+      std::error_code e;
+      if (!published) fs::remove_all(dir, e);
+    }
+  } guard{staging};
+
+  // Carried files.
   std::vector<PackBlob> blobs;
   std::vector<SourceFileInfo> sources;
   for (const char* name : kCarriedFiles) {
@@ -217,7 +330,7 @@ PackResult pack_checkpoint(const PackOptions& o) {
   std::vector<std::vector<size_t>> indices(o.tp_size);
   uint64_t total = 0;
   for (int r = 0; r < o.tp_size; ++r) {
-    writers.push_back(std::make_unique<PackWriter>((fs::path(o.out_dir) / rank_file_name(r, o.tp_size)).string()));
+    writers.push_back(std::make_unique<PackWriter>((staging / rank_file_name(r, o.tp_size)).string()));
     for (auto& rec : recipes[r]) indices[r].push_back(writers[r]->declare(rec.spec));
     total += writers[r]->data_bytes();
   }
@@ -255,16 +368,21 @@ PackResult pack_checkpoint(const PackOptions& o) {
     info.sources = sources;
     result.bytes_written += writers[r]->finish(info);
   }
+  std::vector<std::string> staged;
   for (auto& w : writers) {
     w->commit();
-    result.rank_paths.push_back(w->final_path());
+    staged.push_back(w->final_path());
   }
-  remove_stale_rank_files(o.out_dir, o.tp_size);
   {
-    const fs::path summary = fs::path(o.out_dir) / "pack.json";
-    std::ofstream out(summary);
-    out << summary_json(config, o, wt, et, pack_id, result.rank_paths, result.plans).dump(2) << "\n";
+    std::ofstream summary(staging / "pack.json");
+    summary << summary_json(config, o, wt, et, pack_id, staged, result.plans).dump(2) << "\n";
+    summary.close();
+    if (!summary) fail(StatusCode::kIo, (staging / "pack.json").string() + ": cannot write");
   }
+  fsync_dir(staging);
+  publish(staging, out, o.tp_size);
+  guard.published = true;
+  for (int r = 0; r < o.tp_size; ++r) result.rank_paths.push_back((out / rank_file_name(r, o.tp_size)).string());
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return result;
 }
