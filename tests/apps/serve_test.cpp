@@ -128,6 +128,22 @@ class ServeTest : public ::testing::Test {
     return text;
   }
 
+  // Waits (up to 20 s) until no sequence runs and no request is answered; then checks that and
+  // that every KV block is back in the pool. Returns the engine's counters.
+  static StepEngineStats wait_until_idle() {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    StepEngineStats st;
+    do {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      st = (*loop_)->stats();
+    } while ((st.n_running > 0 || server_->in_flight() > 0) &&
+             std::chrono::steady_clock::now() < deadline);
+    EXPECT_EQ(st.n_running, 0);
+    EXPECT_EQ(server_->in_flight(), 0);
+    EXPECT_EQ(st.n_blocks_used, 0) << "blocks still referenced";
+    return st;
+  }
+
   static shardlm::testing::TempDir* tmp_;
   static Engine* engine_;
   static std::shared_ptr<ServingLoop>* loop_;
@@ -392,16 +408,7 @@ TEST_F(ServeTest, ClientThatDisconnectsMidStreamIsCancelledAndItsBlocksFreed) {
   c.send(req, res, err);
   EXPECT_GE(chunks, 3);
   // The request ends long before 200 tokens and its blocks go back to the pool.
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  StepEngineStats st;
-  do {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    st = (*loop_)->stats();
-  } while ((st.n_running > 0 || server_->in_flight() > 0) &&
-           std::chrono::steady_clock::now() < deadline);
-  EXPECT_EQ(st.n_running, 0);
-  EXPECT_EQ(server_->in_flight(), 0);
-  EXPECT_EQ(st.n_blocks_used, 0) << "blocks still referenced";
+  const StepEngineStats st = wait_until_idle();
   // Cancelled a few tokens in, not after its 200 (the prompt is 13 tokens).
   EXPECT_LT(st.tokens_computed - computed_before, 13 + 100);
   auto m = httplib::Client("127.0.0.1", port_).Get("/metrics");
@@ -429,16 +436,7 @@ TEST_F(ServeTest, NonStreamingClientThatHangsUpIsCancelledAndItsBlocksFreed) {
     auto r = c.Post("/v1/completions", body.dump(), "application/json");
     EXPECT_FALSE(r) << "the response came before the client gave up";
   }
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  StepEngineStats st;
-  do {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    st = (*loop_)->stats();
-  } while ((st.n_running > 0 || server_->in_flight() > 0) &&
-           std::chrono::steady_clock::now() < deadline);
-  EXPECT_EQ(st.n_running, 0);
-  EXPECT_EQ(server_->in_flight(), 0);
-  EXPECT_EQ(st.n_blocks_used, 0) << "blocks still referenced";
+  const StepEngineStats st = wait_until_idle();
   EXPECT_LT(st.tokens_computed - computed_before, 13 + 200) << "ran to its end";
   auto m = httplib::Client("127.0.0.1", port_).Get("/metrics");
   ASSERT_TRUE(m);
