@@ -13,6 +13,7 @@
 #include <cstring>
 
 #include "kernels/cpu/gemv_int8.h"
+#include "kernels/cpu/gemv_int8_blocks.h"
 #include "runtime/core/dtype.h"
 
 namespace shardlm::cpu {
@@ -63,35 +64,25 @@ void rows_pass(const float* x, int64_t n_in, const uint8_t* const* rows, float (
 
 void gemv_int8_avx512(const float* x, int64_t n_tokens, int64_t n_in, const uint8_t* w,
                       int64_t o_begin, int64_t o_end, const float* bias, float* y, int64_t ldy) {
-  const size_t rb = row_bytes(DType::kInt8, n_in);
-  for (int64_t o = o_begin; o < o_end; o += kRows) {
-    const int n_valid = static_cast<int>(std::min<int64_t>(kRows, o_end - o));
-    const uint8_t* rows[kRows];
-    for (int r = 0; r < kRows; ++r)  // past the end: repeat the last row, results dropped
-      rows[r] = w + static_cast<size_t>(o + std::min(r, n_valid - 1)) * rb;
-    for (int64_t t0 = 0; t0 < n_tokens; t0 += kTokens) {
-      const int nt = static_cast<int>(std::min<int64_t>(kTokens, n_tokens - t0));
-      float out[kRows][kTokens];
-      const float* xt = x + t0 * n_in;
-      switch (nt) {
-        case 1:
-          rows_pass<1>(xt, n_in, rows, out);
-          break;
-        case 2:
-          rows_pass<2>(xt, n_in, rows, out);
-          break;
-        case 3:
-          rows_pass<3>(xt, n_in, rows, out);
-          break;
-        default:
-          rows_pass<4>(xt, n_in, rows, out);
-          break;
-      }
-      for (int r = 0; r < n_valid; ++r)
-        for (int t = 0; t < nt; ++t)
-          y[(t0 + t) * ldy + o + r] = out[r][t] + (bias ? bias[o + r] : 0.0f);
-    }
-  }
+  gemv_row_blocks<kRows, kTokens>(
+      w, row_bytes(DType::kInt8, n_in), n_tokens, o_begin, o_end, bias, y, ldy,
+      [&](int nt, int64_t t0, const uint8_t* const* rows, float(*out)[kTokens]) {
+        const float* xt = x + t0 * n_in;
+        switch (nt) {
+          case 1:
+            rows_pass<1>(xt, n_in, rows, out);
+            break;
+          case 2:
+            rows_pass<2>(xt, n_in, rows, out);
+            break;
+          case 3:
+            rows_pass<3>(xt, n_in, rows, out);
+            break;
+          default:
+            rows_pass<4>(xt, n_in, rows, out);
+            break;
+        }
+      });
 }
 
 void dequantize_blocks_avx512(const uint8_t* row, int64_t n_in, int64_t k0, int64_t kc,

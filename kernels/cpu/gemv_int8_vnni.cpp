@@ -17,14 +17,16 @@
 #include <cstring>
 
 #include "kernels/cpu/gemv_int8.h"
+#include "kernels/cpu/gemv_int8_blocks.h"
 #include "runtime/core/dtype.h"
 
 namespace shardlm::cpu {
 
 namespace {
 
-constexpr int kMaxRows = 4;  // rows streamed together
-constexpr int kTokens = 4;   // tokens per pass over the rows
+// Rows streamed together: eight measured no faster (cpu-matmul-bench, 1 x 1024 x 6144).
+constexpr int kRows = 4;
+constexpr int kTokens = 4;  // tokens per pass over the rows
 
 // Software prefetch distance along a row (the bf16 GEMV's, table_avx512.cpp): the hardware
 // prefetchers alone do not keep several streams per thread ahead of the loads.
@@ -89,47 +91,30 @@ void rows_pass(const uint8_t* xq, int64_t n_in, const uint8_t* const* rows, floa
     for (int t = 0; t < T; ++t) out[r][t] = _mm512_reduce_add_ps(acc[r][t]);
 }
 
-template <int R>
-void rows_pass_tokens(int nt, const uint8_t* xq, int64_t n_in, const uint8_t* const* rows,
-                      float (*out)[kTokens]) {
-  switch (nt) {
-    case 1:
-      rows_pass<R, 1>(xq, n_in, rows, out);
-      break;
-    case 2:
-      rows_pass<R, 2>(xq, n_in, rows, out);
-      break;
-    case 3:
-      rows_pass<R, 3>(xq, n_in, rows, out);
-      break;
-    default:
-      rows_pass<R, 4>(xq, n_in, rows, out);
-      break;
-  }
-}
-
 }  // namespace
 
 void gemv_int8_vnni(const uint8_t* xq, int64_t n_tokens, int64_t n_in, const uint8_t* w,
                     int64_t o_begin, int64_t o_end, const float* bias, float* y, int64_t ldy) {
   const size_t rb = row_bytes(DType::kInt8, n_in);
-  // Four row streams: eight measured no faster (cpu-matmul-bench, 1 x 1024 x 6144).
-  const int n_rows = 4;
-  for (int64_t o = o_begin; o < o_end; o += n_rows) {
-    const int n_valid = static_cast<int>(std::min<int64_t>(n_rows, o_end - o));
-    const uint8_t* rows[kMaxRows];
-    for (int r = 0; r < n_rows; ++r)  // past the end: repeat the last row, results dropped
-      rows[r] = w + static_cast<size_t>(o + std::min(r, n_valid - 1)) * rb;
-    for (int64_t t0 = 0; t0 < n_tokens; t0 += kTokens) {
-      const int nt = static_cast<int>(std::min<int64_t>(kTokens, n_tokens - t0));
-      float out[kMaxRows][kTokens];
-      const uint8_t* xt = xq + static_cast<size_t>(t0) * rb;
-      rows_pass_tokens<4>(nt, xt, n_in, rows, out);
-      for (int r = 0; r < n_valid; ++r)
-        for (int t = 0; t < nt; ++t)
-          y[(t0 + t) * ldy + o + r] = out[r][t] + (bias ? bias[o + r] : 0.0f);
-    }
-  }
+  gemv_row_blocks<kRows, kTokens>(
+      w, rb, n_tokens, o_begin, o_end, bias, y, ldy,
+      [&](int nt, int64_t t0, const uint8_t* const* rows, float(*out)[kTokens]) {
+        const uint8_t* xt = xq + static_cast<size_t>(t0) * rb;
+        switch (nt) {
+          case 1:
+            rows_pass<kRows, 1>(xt, n_in, rows, out);
+            break;
+          case 2:
+            rows_pass<kRows, 2>(xt, n_in, rows, out);
+            break;
+          case 3:
+            rows_pass<kRows, 3>(xt, n_in, rows, out);
+            break;
+          default:
+            rows_pass<kRows, 4>(xt, n_in, rows, out);
+            break;
+        }
+      });
 }
 
 }  // namespace shardlm::cpu

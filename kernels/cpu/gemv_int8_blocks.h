@@ -1,0 +1,35 @@
+// The blocking both AVX-512 int8 GEMVs share (gemv_int8_avx512.cpp, gemv_int8_vnni.cpp): output
+// rows in groups of R streamed together, tokens in groups of at most T, and the results (plus
+// bias) stored. The per-ISA micro-kernel fills out[r][t] for one group. Header-only and free of
+// intrinsics, so each kernel file compiles it with its own flags. Internal to kernels/cpu.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+
+namespace shardlm::cpu {
+
+// pass(nt, t0, rows, out): out[r][t] = dot of row r with token t0 + t, r < R, t < nt (<= T).
+// Rows past o_end repeat the last row (their results are dropped), so a pass always has R.
+//   w [n_out rows of rb bytes], bias [n_out] or null, y [n_tokens, ldy]
+template <int R, int T, class Pass>
+void gemv_row_blocks(const uint8_t* w, size_t rb, int64_t n_tokens, int64_t o_begin, int64_t o_end,
+                     const float* bias, float* y, int64_t ldy, const Pass& pass) {
+  for (int64_t o = o_begin; o < o_end; o += R) {
+    const int n_valid = static_cast<int>(std::min<int64_t>(R, o_end - o));
+    const uint8_t* rows[R];
+    for (int r = 0; r < R; ++r)
+      rows[r] = w + static_cast<size_t>(o + std::min(r, n_valid - 1)) * rb;
+    for (int64_t t0 = 0; t0 < n_tokens; t0 += T) {
+      const int nt = static_cast<int>(std::min<int64_t>(T, n_tokens - t0));
+      float out[R][T];
+      pass(nt, t0, rows, out);
+      for (int r = 0; r < n_valid; ++r)
+        for (int t = 0; t < nt; ++t)
+          y[(t0 + t) * ldy + o + r] = out[r][t] + (bias ? bias[o + r] : 0.0f);
+    }
+  }
+}
+
+}  // namespace shardlm::cpu
