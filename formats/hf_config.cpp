@@ -102,7 +102,11 @@ ModelConfig parse_hf_config(const std::string& text, const std::string& where) {
   if (j.contains("architectures") && j["architectures"].is_array() && !j["architectures"].empty() &&
       j["architectures"][0].is_string())
     arch = j["architectures"][0].get<std::string>();
-  std::string model_type = j.value("model_type", std::string());
+  std::string model_type;
+  if (j.contains("model_type") && !j["model_type"].is_null()) {
+    if (!j["model_type"].is_string()) bad(where, "field 'model_type' must be a string");
+    model_type = j["model_type"].get<std::string>();
+  }
   if (arch.empty() && model_type.empty()) bad(where, "neither 'architectures' nor 'model_type' is set");
   if (arch == "LlamaForCausalLM" || (arch.empty() && model_type == "llama")) c.family = Family::kLlama;
   else if (arch == "MistralForCausalLM" || (arch.empty() && model_type == "mistral")) c.family = Family::kMistral;

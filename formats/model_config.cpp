@@ -1,6 +1,9 @@
 // ModelConfig checks and the tensor-parallel split of one rank (DESIGN.md, TP rules).
 #include "formats/model_config.h"
 
+#include <climits>
+#include <cstdint>
+
 #include "runtime/core/status.h"
 
 namespace shardlm {
@@ -26,6 +29,25 @@ void validate_model_config(const ModelConfig& c, const std::string& where) {
   positive(c.n_head, "num_attention_heads");
   positive(c.n_head_kv, "num_key_value_heads");
   positive(c.head_dim, "head_dim");
+  // Upper bounds well past any real model, so that every size computed from the config (element
+  // counts, bytes, fused widths) fits in int64 arithmetic; a config beyond them is corrupt.
+  auto at_most = [&](int64_t v, int64_t max, const char* field) {
+    if (v > max)
+      fail(StatusCode::kFormat, where + ": field '" + field + "' is " + std::to_string(v) + ", more than " +
+                                    std::to_string(max) + " (corrupt config?)");
+  };
+  at_most(c.n_vocab, INT32_MAX, "vocab_size");  // token ids are int32
+  at_most(c.n_embd, int64_t{1} << 20, "hidden_size");
+  at_most(c.n_ff, int64_t{1} << 22, "intermediate_size");
+  at_most(c.n_layer, 4096, "num_hidden_layers");
+  at_most(c.n_head, 1 << 16, "num_attention_heads");
+  at_most(c.n_head_kv, 1 << 16, "num_key_value_heads");
+  at_most(c.head_dim, 1 << 14, "head_dim");
+  at_most(c.max_position_embeddings, int64_t{1} << 40, "max_position_embeddings");
+  at_most(c.sliding_window, int64_t{1} << 40, "sliding_window");
+  if (c.n_head * c.head_dim > (int64_t{1} << 22))
+    fail(StatusCode::kFormat, where + ": num_attention_heads x head_dim = " + std::to_string(c.n_head * c.head_dim) +
+                                  " is more than " + std::to_string(int64_t{1} << 22) + " (corrupt config?)");
   if (c.n_head % c.n_head_kv != 0)
     fail(StatusCode::kFormat, where + ": num_attention_heads " + std::to_string(c.n_head) +
                                   " is not a multiple of num_key_value_heads " + std::to_string(c.n_head_kv));

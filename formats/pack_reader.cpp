@@ -51,8 +51,23 @@ void check_header(const PackHeader& h, uint64_t actual_size, const std::string& 
   if (h.manifest_offset > actual_size || h.manifest_size > actual_size - h.manifest_offset)
     bad(path, "manifest section runs past the end of the file");
   if (h.manifest_offset + h.manifest_size != actual_size) bad(path, "manifest does not end at the end of the file");
+  // The writer puts the manifest right after the 4096-aligned data section; FlatBuffers needs its
+  // buffer aligned (it reads 8-byte scalars in place), so any other offset is refused.
+  if (h.data_size % kPackAlignment != 0)
+    bad(path, "data section size " + std::to_string(h.data_size) + " is not a multiple of 4096");
+  if (h.manifest_offset != h.data_offset + h.data_size)
+    bad(path, "manifest offset " + std::to_string(h.manifest_offset) + " is not where the data section ends (" +
+                  std::to_string(h.data_offset + h.data_size) + ")");
   if (h.tp_size == 0 || h.tp_rank >= h.tp_size)
     bad(path, "header rank " + std::to_string(h.tp_rank) + " of tp " + std::to_string(h.tp_size) + " is invalid");
+}
+
+// The FlatBuffers Verifier checks a vector's length field, not that its elements are aligned for
+// their type; 8-byte elements read in place must be, or the file is corrupt (crafted).
+template <typename T>
+void require_aligned(const flatbuffers::Vector<T>* v, const std::string& path, const std::string& field) {
+  if (v != nullptr && reinterpret_cast<uintptr_t>(v->data()) % alignof(T) != 0)
+    bad(path, "manifest field '" + field + "' is not aligned for its element type (corrupt manifest)");
 }
 
 template <typename E>
@@ -142,6 +157,7 @@ void PackReader::load() {
   c.qk_norm = fc->qk_norm();
   c.sliding_window = fc->sliding_window();
   c.bos_token_id = fc->bos_token_id();
+  require_aligned(fc->eos_token_ids(), path, "config.eos_token_ids");
   if (fc->eos_token_ids()) c.eos_token_ids.assign(fc->eos_token_ids()->begin(), fc->eos_token_ids()->end());
   c.source_dtype = fc->source_dtype() ? fc->source_dtype()->str() : "";
   validate_model_config(c, path + " (manifest.config)");
@@ -190,6 +206,8 @@ void PackReader::load() {
     pt.dtype = static_cast<DType>(t->dtype());
     pt.split = static_cast<SplitKind>(t->split());
     pt.split_axis = t->split_axis();
+    require_aligned(t->shape(), path, where + ".shape");
+    require_aligned(t->global_shape(), path, where + ".global_shape");
     if (t->shape()) pt.shape.assign(t->shape()->begin(), t->shape()->end());
     if (t->global_shape()) pt.global_shape.assign(t->global_shape()->begin(), t->global_shape()->end());
     unsigned __int128 numel = 1;

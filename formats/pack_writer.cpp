@@ -38,7 +38,9 @@ void write_all(int fd, const void* data, size_t n, uint64_t offset, const std::s
     if (w < 0) {
       if (errno == EINTR) continue;
       fail(StatusCode::kIo, path + ": write failed: " + std::strerror(errno) +
-                                (errno == ENOSPC ? " (disk full: free space or choose another --out)" : ""));
+                                (errno == ENOSPC   ? " (disk full: free space or choose another --out)"
+                                 : errno == EFBIG ? " (over the file size limit, ulimit -f: raise it)"
+                                                  : ""));
     }
     p += w;
     n -= static_cast<size_t>(w);

@@ -147,11 +147,12 @@ const SafeTensor* SafetensorsFile::find(std::string_view name) const {
 }
 
 Checkpoint::Checkpoint(const std::string& dir) : dir_(dir) {
-  if (!fs::is_directory(dir)) fail(StatusCode::kIo, dir + ": not a directory (expected a Hugging Face checkpoint directory)");
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) fail(StatusCode::kIo, dir + ": not a directory (expected a Hugging Face checkpoint directory)");
   const fs::path index_path = fs::path(dir) / "model.safetensors.index.json";
   std::vector<std::string> file_names;
   json index;
-  if (fs::exists(index_path)) {
+  if (fs::exists(index_path, ec)) {
     std::ifstream in(index_path);
     try {
       index = json::parse(in);
@@ -168,12 +169,12 @@ Checkpoint::Checkpoint(const std::string& dir) : dir_(dir) {
       if (std::find(file_names.begin(), file_names.end(), f) == file_names.end()) file_names.push_back(f);
     }
     for (auto& f : file_names)
-      if (!fs::exists(fs::path(dir) / f))
+      if (!fs::is_regular_file(fs::path(dir) / f, ec))  // (error_code: a name too long is "absent")
         fail(StatusCode::kIo, index_path.string() + ": names file '" + f + "', which does not exist in " + dir);
-  } else if (fs::exists(fs::path(dir) / "model.safetensors")) {
+  } else if (fs::exists(fs::path(dir) / "model.safetensors", ec)) {
     file_names.push_back("model.safetensors");
   } else {
-    for (auto& e : fs::directory_iterator(dir))
+    for (auto& e : fs::directory_iterator(dir, ec))
       if (e.path().extension() == ".safetensors") file_names.push_back(e.path().filename().string());
     std::sort(file_names.begin(), file_names.end());
   }

@@ -284,8 +284,11 @@ PackResult pack_checkpoint(const PackOptions& o) {
   fs::path out = fs::absolute(o.out_dir).lexically_normal();
   if (out.filename().empty()) out = out.parent_path();
   fs::create_directories(out.parent_path(), ec);
-  if (ec || !fs::is_directory(out.parent_path()) || (fs::exists(out) && !fs::is_directory(out)))
-    fail(StatusCode::kIo, o.out_dir + ": cannot create the output directory" + (ec ? ": " + ec.message() : ""));
+  if (fs::exists(out) && !fs::is_directory(out))
+    fail(StatusCode::kIo, o.out_dir + ": cannot create the output directory: a file of that name exists");
+  if (ec || !fs::is_directory(out.parent_path()))
+    fail(StatusCode::kIo, o.out_dir + ": cannot create the output directory" +
+                              (ec ? ": " + ec.message() : ": its parent is not a directory"));
   remove_dead_staging(out);
   fs::path staging = out.parent_path() / (staging_prefix(out) + std::to_string(::getpid()));
   fs::remove_all(staging, ec);

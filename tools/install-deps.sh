@@ -13,6 +13,7 @@ packages=(
   libvulkan-dev glslc mesa-vulkan-drivers
   openmpi-bin libopenmpi-dev
   libcpp-httplib-dev
+  clang libclang-rt-dev
 )
 
 missing=()

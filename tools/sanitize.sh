@@ -1,42 +1,52 @@
 #!/usr/bin/env bash
-# The concurrency-heavy tests once more under sanitizers (part of tools/test.sh): the step
-# engine (batching, preemption, the 64-request stress), speculative decoding, the block manager,
-# the threads communicator and (TSan only) the HTTP server, built with ASan+UBSan (leaks on) and
-# with TSan in their own build folders (CPU backend only, optimized, no debug info: it is the
-# build time CI pays). A finding fails the run. The session tests (which pull in the tokenizer
-# library) were run this way by hand; add api_session_test to `base_targets` to include them.
+# The sanitizer stage of tools/test.sh (docs/reliability.md):
+#   address: the whole unit suite once more, built with clang under ASan+UBSan (leak checking on),
+#            then every fuzz target of tests/fuzz for FUZZ_SECONDS (default 20) each, from the same
+#            build (SHARDLM_FUZZ: libFuzzer coverage everywhere). Left out of the ASan run: the
+#            Python ctypes example and the installed-package build (a sanitized libshardlm.so needs
+#            the sanitizer runtime preloaded), the SIGKILL sweeps of interrupted packing, the
+#            chi-square sampling test and the single-threaded and deterministic variants of the op
+#            harness (the same kernels as the 3-thread variants that do run): all of them run in
+#            the plain build, and leaving them out keeps CI's time down.
+#   thread:  the concurrent parts under TSan (gcc): the step engine's policy tests (preemption, the
+#            64-request stress with cancels), speculation on the rank threads, the block manager,
+#            the threads communicator and the HTTP server.
+# A finding fails the run.
 #   bash tools/sanitize.sh            both
 #   bash tools/sanitize.sh address    one of them
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
 kinds=("${@:-address thread}")
-base_targets=(batching_step_engine_test batching_speculation_test engine_speculation_test
-  engine_block_manager_test runtime_comm_test)
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
 for kind in ${kinds[@]}; do
-  targets=("${base_targets[@]}")
-  # The HTTP server's threads (a connection thread per client, the serving loop's driver) under
-  # TSan; its ASan run is by hand (docs/server.md), to keep CI's build time down.
-  [ "$kind" = thread ] && targets+=(serve_test)
-  dir="build-$kind"
-  [ "$kind" = address ] && dir=build-asan
-  [ "$kind" = thread ] && dir=build-tsan
-  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Release -DSHARDLM_TESTS=ON -DSHARDLM_SANITIZE="$kind" \
+  if [ "$kind" = address ]; then
+    CC=clang CXX=clang++ cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Release -DSHARDLM_TESTS=ON \
+      -DSHARDLM_SANITIZE=address -DSHARDLM_FUZZ=ON -DSHARDLM_CUDA=OFF -DSHARDLM_VULKAN=OFF \
+      -DSHARDLM_MPI=OFF >/dev/null
+    cmake --build build-asan -j "$jobs"
+    echo "== address: the unit suite under ASan+UBSan"
+    ctest --test-dir build-asan -j "$jobs" --output-on-failure \
+      -E 'api_python_example|api_install_package|PackInterrupt\.|Speculation\.SampledTokensFollowTheTargetDistributionExactly|Ops/BackendOps\.MatchesRef/cpu_[a-z0-9]+_t(1|3_det)__'
+    echo "== address: fuzz targets, ${FUZZ_SECONDS:-20} s each"
+    bash tools/fuzz.sh --build-dir build-asan --seconds "${FUZZ_SECONDS:-20}"
+    continue
+  fi
+  targets=(batching_step_engine_test batching_speculation_test engine_block_manager_test
+    runtime_comm_test serve_test)
+  cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Release -DSHARDLM_TESTS=ON -DSHARDLM_SANITIZE=thread \
     -DSHARDLM_CUDA=OFF -DSHARDLM_VULKAN=OFF -DSHARDLM_MPI=OFF >/dev/null
-  cmake --build "$dir" -j "$jobs" --target "${targets[@]}"
-  export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
-  export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
+  cmake --build build-tsan -j "$jobs" --target "${targets[@]}"
   for t in "${targets[@]}"; do
     filter='*'
     # Under TSan the fixture-parity sweeps are slow and single-threaded in what they check; the
     # policy tests (preemption, stress with cancels) are the concurrent part.
-    [ "$kind" = thread ] && [ "$t" = batching_step_engine_test ] && filter='StepEnginePolicyTest.*'
-    # Speculation runs on the driver thread; under TSan one pair's sweep covers its use of the
-    # rank threads (the draft's and the target's), the rest is ASan's.
-    [ "$kind" = thread ] && [ "$t" = batching_speculation_test ] &&
-      filter='Fixtures/SpeculationPairTest.*/qwen2_qkv_bias_tied_f32'
-    [ "$kind" = thread ] && [ "$t" = engine_speculation_test ] && continue
-    echo "== $kind: $t ($filter)"
-    "$dir/bin/$t" --gtest_filter="$filter" --gtest_brief=1
+    [ "$t" = batching_step_engine_test ] && filter='StepEnginePolicyTest.*'
+    # Speculation runs on the driver thread; one pair's sweep covers its use of the rank threads
+    # (the draft's and the target's).
+    [ "$t" = batching_speculation_test ] && filter='Fixtures/SpeculationPairTest.*/qwen2_qkv_bias_tied_f32'
+    echo "== thread: $t ($filter)"
+    "build-tsan/bin/$t" --gtest_filter="$filter" --gtest_brief=1
   done
 done

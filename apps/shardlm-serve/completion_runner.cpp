@@ -20,17 +20,20 @@ double since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
 
-[[noreturn]] void too_long(int64_t n_ctx, int64_t n_prompt, int64_t max_tokens, const char* where) {
+// at_least: n_prompt is a lower bound from the text's length (Tokenizer::min_tokens).
+[[noreturn]] void too_long(int64_t n_ctx, int64_t n_prompt, int64_t max_tokens, const char* where,
+                           bool at_least = false) {
+  const std::string over = at_least ? "at least " : "";
   if (max_tokens > 0) {
     bad_request("This model's maximum context length is " + std::to_string(n_ctx) +
-                    " tokens. However, you requested " + std::to_string(n_prompt + max_tokens) +
-                    " tokens (" + std::to_string(n_prompt) + " in the " + where + ", " +
+                    " tokens. However, you requested " + over + std::to_string(n_prompt + max_tokens) +
+                    " tokens (" + over + std::to_string(n_prompt) + " in the " + where + ", " +
                     std::to_string(max_tokens) + " in the completion). Please reduce the length " +
                     "of the " + where + " or completion.",
                 where);
   }
   bad_request("This model's maximum context length is " + std::to_string(n_ctx) +
-                  " tokens. However, your " + where + " resulted in " + std::to_string(n_prompt) +
+                  " tokens. However, your " + where + " resulted in " + over + std::to_string(n_prompt) +
                   " tokens, which leaves no room for the completion. Please reduce the length " +
                   "of the " + where + ".",
               where);
@@ -73,15 +76,22 @@ std::vector<std::vector<int32_t>> CompletionRunner::prompts(const CompletionRequ
   const int64_t n_ctx = loop_.n_ctx();
   std::vector<std::vector<int32_t>> out;
   const char* where = r.endpoint == Endpoint::kChat ? "messages" : "prompt";
+  // A text far beyond the context is refused from its length, before tokenizing all of it.
+  const auto check_length = [&](int64_t at_least) {
+    if (at_least > 0 && at_least + std::max<int64_t>(r.max_tokens, 1) > n_ctx)
+      too_long(n_ctx, at_least, r.max_tokens, where, /*at_least=*/true);
+  };
   if (r.endpoint == Endpoint::kChat) {
     if (!text_.has_chat_template()) {
       throw ApiError(400, "this model's pack carries no chat template; use /v1/completions instead",
                      "invalid_request_error", "messages");
     }
     const std::string rendered = text_.render(r.messages, true, r.template_kwargs);
+    check_length(tok.min_tokens(rendered));
     out.push_back(tok.encode(rendered, /*add_special_tokens=*/false));
   } else {
     for (const PromptInput& p : r.prompts) {
+      if (!p.is_ids) check_length(tok.min_tokens(p.text));
       out.push_back(p.is_ids ? p.ids : tok.encode(p.text, /*add_special_tokens=*/true));
     }
   }

@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 
+#include "runtime/api/api_handles.h"
 #include "runtime/core/status.h"
 #include "runtime/engine/engine.h"
 #include "runtime/engine/model_text.h"
@@ -61,6 +62,7 @@ shardlm_status guard(Fn&& fn) noexcept {
   }
 }
 
+// Handles (shardlm_model*, ...) are checked with require_live() from api_handles.h instead.
 // Throws Error(kInvalidArg) "<what> is NULL".
 void require(const void* p, const char* what);
 // Throws Error(kInvalidArg) unless given == expected, naming the struct and both sizes.

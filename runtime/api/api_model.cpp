@@ -10,6 +10,7 @@
 
 #include "runtime/api/api_internal.h"
 #include "runtime/api/api_params.h"
+#include "runtime/comm/communicator.h"
 #include "runtime/engine/draft_proposer.h"
 #if defined(SHARDLM_HAVE_MPI)
 #include "runtime/comm/mpi_communicator.h"
@@ -191,21 +192,24 @@ SHARDLM_API shardlm_status shardlm_model_open_with_engine(const char* pack_dir,
     state->backend = eo.backend;
     state->weight_dtype = dtype_name(state->engine->pack(0).weight_dtype());
     *out_model = new shardlm_model{std::move(state)};
+    track_handle(HandleKind::kModel, *out_model);
     return SHARDLM_OK;
   });
 }
 
 SHARDLM_API void shardlm_model_close(shardlm_model* model) {
+  // A second close, or a pointer that is not a live model, is ignored (api_handles.h).
+  if (!untrack_handle(HandleKind::kModel, model)) return;
   delete model;  // sessions hold their own reference to the state
 }
 
 SHARDLM_API int32_t shardlm_model_rank(const shardlm_model* model) {
-  return model ? model->state->engine->process_rank() : -1;
+  return is_live(HandleKind::kModel, model) ? model->state->engine->process_rank() : -1;
 }
 
 SHARDLM_API shardlm_status shardlm_model_serve(shardlm_model* model) {
   return guard([&] {
-    require(model, "model");
+    require_live(HandleKind::kModel, model, "model");
     Engine& e = *model->state->engine;
     if (e.drives()) {
       fail(StatusCode::kInvalidArg,
@@ -220,7 +224,7 @@ SHARDLM_API shardlm_status shardlm_model_serve(shardlm_model* model) {
 SHARDLM_API shardlm_status shardlm_model_get_info(const shardlm_model* model,
                                                   shardlm_model_info* out) {
   return guard([&] {
-    require(model, "model");
+    require_live(HandleKind::kModel, model, "model");
     require(out, "out (shardlm_model_info)");
     check_struct_size(out->struct_size, sizeof(shardlm_model_info), "shardlm_model_info");
     const ModelState& s = *model->state;
@@ -257,7 +261,7 @@ SHARDLM_API shardlm_status shardlm_model_get_info(const shardlm_model* model,
 SHARDLM_API shardlm_status shardlm_model_memory_plan(const shardlm_model* model, int32_t as_json,
                                                      char* buf, size_t buf_size, size_t* out_len) {
   return guard([&] {
-    require(model, "model");
+    require_live(HandleKind::kModel, model, "model");
     const Engine& e = *model->state->engine;
     std::string text;
     if (as_json) {
@@ -289,7 +293,7 @@ SHARDLM_API shardlm_status shardlm_model_memory_plan(const shardlm_model* model,
 SHARDLM_API shardlm_status shardlm_model_stop_ids(const shardlm_model* model, int32_t* ids,
                                                   size_t capacity, size_t* out_count) {
   return guard([&] {
-    require(model, "model");
+    require_live(HandleKind::kModel, model, "model");
     const std::vector<int32_t>& s = model->state->text->stop_ids();
     return copy_out(s.data(), s.size(), ids, capacity, out_count, "shardlm_model_stop_ids");
   });
@@ -302,7 +306,7 @@ SHARDLM_API shardlm_generate_params shardlm_generate_default_params(void) {
 SHARDLM_API shardlm_status shardlm_model_generation_defaults(const shardlm_model* model,
                                                              shardlm_generate_params* out) {
   return guard([&] {
-    require(model, "model");
+    require_live(HandleKind::kModel, model, "model");
     require(out, "out (shardlm_generate_params)");
     check_struct_size(out->struct_size, sizeof(shardlm_generate_params), "shardlm_generate_params");
     shardlm_generate_params p = default_generate_params();

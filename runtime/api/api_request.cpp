@@ -27,7 +27,7 @@ namespace {
 
 shardlm_status submit(shardlm_model* model, std::vector<int32_t> ids,
                       const shardlm_generate_params* params, shardlm_request** out) {
-  require(model, "model");
+  require_live(HandleKind::kModel, model, "model");
   require(out, "out_request");
   *out = nullptr;
   ModelState& m = *model->state;
@@ -45,6 +45,7 @@ shardlm_status submit(shardlm_model* model, std::vector<int32_t> ids,
     tr.stop_ids.insert(tr.stop_ids.end(), m.text->stop_ids().begin(), m.text->stop_ids().end());
   r->stream = serving_loop(m).submit(std::move(tr));
   *out = r.release();
+  track_handle(HandleKind::kRequest, *out);
   return SHARDLM_OK;
 }
 
@@ -66,11 +67,19 @@ SHARDLM_API shardlm_status shardlm_request_submit(shardlm_model* model, const ch
                                                   const shardlm_generate_params* params,
                                                   shardlm_request** out_request) {
   return guard([&] {
-    require(model, "model");
+    require_live(HandleKind::kModel, model, "model");
     require(prompt, "prompt");
     const ModelText& text = *model->state->text;
     if (!text.has_tokenizer()) {
       fail(StatusCode::kUnsupported, "this pack has no tokenizer: submit token ids instead");
+    }
+    // A prompt far beyond the context is refused from its length, before tokenizing all of it.
+    const int64_t at_least = text.tokenizer().min_tokens(prompt);
+    const int64_t n_ctx = model->state->engine->n_ctx();
+    if (at_least >= n_ctx) {
+      fail(StatusCode::kKvFull, "prompt of at least " + std::to_string(at_least) +
+                                    " tokens leaves no room to generate in a context of " +
+                                    std::to_string(n_ctx) + " tokens (n_ctx)");
     }
     return submit(model, text.tokenizer().encode(prompt, /*add_special_tokens=*/true), params,
                   out_request);
@@ -81,7 +90,7 @@ SHARDLM_API shardlm_status shardlm_request_wait(shardlm_request* request,
                                                 shardlm_stream_callback callback, void* user_data,
                                                 shardlm_generate_result* out_result) {
   return guard([&] {
-    require(request, "request");
+    require_live(HandleKind::kRequest, request, "request");
     check_result_struct(out_result);
     if (request->waited) fail(StatusCode::kInvalidArg, "this request was waited on already");
     request->waited = true;
@@ -107,13 +116,13 @@ SHARDLM_API shardlm_status shardlm_request_wait(shardlm_request* request,
 }
 
 SHARDLM_API void shardlm_request_cancel(shardlm_request* request) {
-  if (request && request->stream) request->stream->cancel();
+  if (is_live(HandleKind::kRequest, request) && request->stream) request->stream->cancel();
 }
 
 SHARDLM_API shardlm_status shardlm_request_tokens(const shardlm_request* request, int32_t* ids,
                                                   size_t capacity, size_t* out_count) {
   return guard([&] {
-    require(request, "request");
+    require_live(HandleKind::kRequest, request, "request");
     if (!request->waited) fail(StatusCode::kInvalidArg, "wait on the request before reading tokens");
     return copy_out(request->tokens.data(), request->tokens.size(), ids, capacity, out_count,
                     "shardlm_request_tokens");
@@ -121,7 +130,8 @@ SHARDLM_API shardlm_status shardlm_request_tokens(const shardlm_request* request
 }
 
 SHARDLM_API void shardlm_request_free(shardlm_request* request) {
-  if (!request) return;
+  // NULL, a second free, or a pointer that is not a live request is ignored (api_handles.h).
+  if (!untrack_handle(HandleKind::kRequest, request)) return;
   if (request->stream) request->stream->cancel();  // no effect once it has ended
   delete request;
 }
@@ -129,7 +139,7 @@ SHARDLM_API void shardlm_request_free(shardlm_request* request) {
 SHARDLM_API shardlm_status shardlm_model_get_stats(const shardlm_model* model,
                                                    shardlm_engine_stats* out) {
   return guard([&] {
-    require(model, "model");
+    require_live(HandleKind::kModel, model, "model");
     require(out, "out (shardlm_engine_stats)");
     const size_t size = out->struct_size;
     check_struct_size_range(size, offsetof(shardlm_engine_stats, spec_verifications),

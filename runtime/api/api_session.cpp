@@ -8,12 +8,12 @@ using namespace shardlm::api;
 namespace {
 
 Session& session_of(shardlm_session* s) {
-  require(s, "session");
+  require_live(HandleKind::kSession, s, "session");
   return *s->session;
 }
 
 const Session& session_of(const shardlm_session* s) {
-  require(s, "session");
+  require_live(HandleKind::kSession, s, "session");
   return *s->session;
 }
 
@@ -61,7 +61,7 @@ SHARDLM_API shardlm_status shardlm_session_create(shardlm_model* model,
   return guard([&] {
     require(out_session, "out_session");
     *out_session = nullptr;
-    require(model, "model");
+    require_live(HandleKind::kModel, model, "model");
     const shardlm_session_params p = params ? *params : shardlm_session_default_params();
     check_struct_size(p.struct_size, sizeof(shardlm_session_params), "shardlm_session_params");
     if (p.enable_thinking < -1 || p.enable_thinking > 1) {
@@ -74,11 +74,14 @@ SHARDLM_API shardlm_status shardlm_session_create(shardlm_model* model,
     if (p.system_prompt) s->session->set_system(p.system_prompt);
     if (p.enable_thinking >= 0) s->session->set_thinking(p.enable_thinking == 1);
     *out_session = s.release();
+    track_handle(HandleKind::kSession, *out_session);
     return SHARDLM_OK;
   });
 }
 
 SHARDLM_API void shardlm_session_destroy(shardlm_session* session) {
+  // NULL, a second destroy, or a pointer that is not a live session is ignored (api_handles.h).
+  if (!untrack_handle(HandleKind::kSession, session)) return;
   try {
     delete session;
   } catch (...) {  // destructors do not throw; nothing may cross the boundary regardless

@@ -12,7 +12,7 @@ SHARDLM_API shardlm_status shardlm_tokenize(const shardlm_model* model, const ch
                                             size_t text_len, int32_t add_special, int32_t* ids,
                                             size_t capacity, size_t* out_count) {
   return guard([&] {
-    require(model, "model");
+    require_live(HandleKind::kModel, model, "model");
     if (text_len > 0) require(text, "text");
     const std::string_view view(text ? text : "", text_len);
     const std::vector<int32_t> out = model->state->text->tokenizer().encode(view, add_special != 0);
@@ -24,7 +24,7 @@ SHARDLM_API shardlm_status shardlm_detokenize(const shardlm_model* model, const 
                                               size_t n_ids, int32_t skip_special, char* buf,
                                               size_t buf_size, size_t* out_len) {
   return guard([&] {
-    require(model, "model");
+    require_live(HandleKind::kModel, model, "model");
     if (n_ids > 0) require(ids, "ids");
     const int64_t n_vocab = model->state->engine->config().n_vocab;
     std::vector<int32_t> v(ids, ids + n_ids);
@@ -47,7 +47,7 @@ SHARDLM_API shardlm_status shardlm_apply_chat_template(const shardlm_model* mode
                                                        const char* extra_json, char* buf,
                                                        size_t buf_size, size_t* out_len) {
   return guard([&] {
-    require(model, "model");
+    require_live(HandleKind::kModel, model, "model");
     if (n_messages > 0) require(messages, "messages");
     nlohmann::ordered_json msgs = nlohmann::ordered_json::array();
     for (size_t i = 0; i < n_messages; ++i) {

@@ -76,7 +76,8 @@ bool DraftProposer::make_room(SeqId id, int64_t n_tokens, std::span<const DraftR
     // Drop the least recently used sequence that is not asked for now.
     SeqId victim = 0;
     uint64_t oldest = UINT64_MAX;
-    for (const auto& [sid, st] : seqs_) {
+    for (const auto& [seq, st] : seqs_) {
+      const SeqId sid = seq;  // a structured binding cannot be captured before C++20 in clang 14
       const bool asked = std::any_of(requests.begin(), requests.end(),
                                      [&](const DraftRequest& r) { return r.id == sid; });
       if (!asked && st.last_used < oldest) {

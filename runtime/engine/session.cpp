@@ -120,12 +120,13 @@ nlohmann::ordered_json Session::conversation() const {
   return all;
 }
 
-void Session::check_room(size_t keep, size_t n_new) const {
+void Session::check_room(size_t keep, size_t n_new, bool at_least) const {
   // The input plus room for one generated token.
   const int64_t need = static_cast<int64_t>(keep + n_new) + 1;
   if (need > n_ctx()) {
     fail(StatusCode::kKvFull,
-         "context full: the input needs " + std::to_string(need - 1) + " tokens (" +
+         "context full: the input needs " + std::string(at_least ? "at least " : "") +
+             std::to_string(need - 1) + " tokens (" +
              std::to_string(keep) + " reused + " + std::to_string(n_new) +
              " new) + 1 to generate, but the context holds " + std::to_string(n_ctx()) +
              "; reset the session, drop old turns, or open the model with a larger n_ctx (C ABI max_seq)");
@@ -176,6 +177,9 @@ GenerationResult Session::chat(const std::string& user_message, const Generation
   const auto t0 = Clock::now();
   validate_sampler_params(request.sampling);
   const text::Tokenizer& tok = model_text_->tokenizer();
+  // A message far beyond the context is refused from its length before it is rendered (the
+  // rendering holds it whole, so it gives at least as many tokens).
+  check_room(0, static_cast<size_t>(tok.min_tokens(user_message)), /*at_least=*/true);
   nlohmann::ordered_json msgs = conversation();
   msgs.push_back({{"role", "user"}, {"content", user_message}});
   nlohmann::ordered_json extra = nlohmann::ordered_json::object();
@@ -193,6 +197,8 @@ GenerationResult Session::chat(const std::string& user_message, const Generation
     }
   }
   const std::string add_text = full.substr(cut.n_bytes);
+  // A text far beyond the context is refused from its length, before tokenizing all of it.
+  check_room(cut.n_tokens, static_cast<size_t>(tok.min_tokens(add_text)), /*at_least=*/true);
   const std::vector<int32_t> add = tok.encode(add_text, /*add_special_tokens=*/false);
   check_room(cut.n_tokens, add.size());
   commit(cut.n_tokens, cut.n_bytes, add, add_text, true);
@@ -209,6 +215,7 @@ GenerationResult Session::complete(const std::string& prompt, const GenerationRe
                                    const StreamFn& on_text) {
   const auto t0 = Clock::now();
   validate_sampler_params(request.sampling);
+  check_room(0, static_cast<size_t>(model_text_->tokenizer().min_tokens(prompt)), /*at_least=*/true);
   const std::vector<int32_t> ids =
       model_text_->tokenizer().encode(prompt, /*add_special_tokens=*/true);
   if (ids.empty()) fail(StatusCode::kInvalidArg, "the prompt encodes to no tokens");

@@ -92,7 +92,9 @@ class Session {
   // Replaces the context after its first `keep` tokens (and `keep_bytes` of text) by `add`.
   void commit(size_t keep, size_t keep_bytes, const std::vector<int32_t>& add,
               const std::string& add_text, bool text_known);
-  void check_room(size_t keep, size_t n_new) const;
+  // kKvFull unless keep + n_new input tokens and one generated token fit; at_least: n_new is a
+  // lower bound (Tokenizer::min_tokens), said so in the message.
+  void check_room(size_t keep, size_t n_new, bool at_least = false) const;
   GenerationResult run(const GenerationRequest& request, const StreamFn& on_text,
                        double setup_seconds);
   std::vector<int32_t> stop_ids(const GenerationRequest& request) const;

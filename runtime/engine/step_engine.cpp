@@ -420,14 +420,15 @@ std::vector<RequestId> StepEngine::step() {
       if (draft_) draft_->truncate(q.id, n_valid);
       FinishReason reason = FinishReason::kNone;
       for (size_t j = 0; j < emitted.size() && reason == FinishReason::kNone; ++j) {
-        const auto row = out.logits.begin() + static_cast<ptrdiff_t>((first + j) * n_vocab);
-        if (s.request.logits) {  // the row that produced emitted token j
-          s.result.logits.insert(s.result.logits.end(), row, row + n_vocab);
-        }
-        if (s.request.top_logprobs >= 0 && want_logits) {
-          s.pending_logprob =
-              token_logprob(std::span<const float>(&*row, static_cast<size_t>(n_vocab)), emitted[j],
-                            s.request.top_logprobs);
+        if (want_logits) {  // (without it, no logits were read back: out.logits is empty)
+          const auto row = out.logits.begin() + static_cast<ptrdiff_t>((first + j) * n_vocab);
+          if (s.request.logits) {  // the row that produced emitted token j
+            s.result.logits.insert(s.result.logits.end(), row, row + n_vocab);
+          }
+          if (s.request.top_logprobs >= 0) {
+            s.pending_logprob = token_logprob(std::span<const float>(&*row, static_cast<size_t>(n_vocab)),
+                                              emitted[j], s.request.top_logprobs);
+          }
         }
         reason = deliver(s, emitted[j]);
       }
@@ -438,13 +439,15 @@ std::vector<RequestId> StepEngine::step() {
       continue;
     }
     ++logits_row;
-    const auto row_begin = out.logits.begin() + static_cast<ptrdiff_t>(first * n_vocab);
+    // The row's logits; only read back (out.logits non-empty) when want_logits.
+    const auto row_at = [&] { return out.logits.begin() + static_cast<ptrdiff_t>(first * n_vocab); };
     if (r.prompt) {
-      s.result.prompt_logits.insert(s.result.prompt_logits.end(), row_begin, row_begin + n_vocab);
+      s.result.prompt_logits.insert(s.result.prompt_logits.end(), row_at(), row_at() + n_vocab);
     }
     if (!r.sample) continue;
     int32_t next = out.argmax[first];
     if (want_logits) {
+      const auto row_begin = row_at();
       std::vector<float> row(row_begin, row_begin + n_vocab);
       if (s.request.logits) s.result.logits.insert(s.result.logits.end(), row.begin(), row.end());
       if (s.sampler.needs_logits()) next = s.sampler.sample(row, q.tokens);

@@ -6,8 +6,13 @@
  * text through a callback. All tensor-parallel ranks of a pack run inside this process.
  *
  * Conventions
- *  - Opaque handles (shardlm_model, shardlm_session) with open/close and create/destroy pairs.
- *    Destroy/close functions accept NULL.
+ *  - Opaque handles (shardlm_model, shardlm_session, shardlm_request) with open/close,
+ *    create/destroy and submit/free pairs. Close/destroy/free accept NULL, and ignore a handle
+ *    already released (releasing twice is safe) or a pointer that never was a handle. Every other
+ *    call given such a handle returns SHARDLM_ERR_INVALID_ARG ("... is not a live ... handle")
+ *    instead of touching freed memory; only shardlm_session_cancel, being async-signal-safe, does
+ *    not check. (A released handle whose address a newer handle of the same kind reuses cannot be
+ *    told apart; release must still not race other calls on the same handle.)
  *  - Parameter structs start with `size_t struct_size`; get them from *_default_params() (which
  *    sets struct_size) and change fields. Output structs: set struct_size = sizeof(the struct)
  *    before the call. A struct_size this library does not know gives SHARDLM_ERR_INVALID_ARG.
@@ -398,7 +403,8 @@ SHARDLM_API shardlm_status shardlm_session_complete_tokens(shardlm_session* sess
 
 /* Stops the generation running on `session` at the next token (or prefill chunk); it returns
  * SHARDLM_ERR_CANCELLED. No effect when nothing is running (a generation clears the flag when it
- * starts). Any thread; async-signal-safe (one lock-free atomic store). NULL is ignored. */
+ * starts). Any thread; async-signal-safe (one lock-free atomic store). NULL is ignored; the
+ * handle is not checked for liveness (that takes a lock), so it must not be destroyed. */
 SHARDLM_API void shardlm_session_cancel(shardlm_session* session);
 
 typedef struct shardlm_session_info {

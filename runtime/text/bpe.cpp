@@ -3,6 +3,7 @@
 // checking that the pair at that position still merges into the same id.
 #include "runtime/text/bpe.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <queue>
 
@@ -251,6 +252,18 @@ void BpeModel::merge_word(std::string_view word, std::vector<int32_t>& out) cons
     if (cur.next >= 0 && lookup(cur.id, syms[cur.next].id, r, nid)) heap.push({r, top.pos, nid});
   }
   for (int32_t k = count > 0 ? 0 : -1; k >= 0; k = syms[k].next) out.push_back(syms[k].id);
+}
+
+bool BpeModel::fuses_unknown() const {
+  if (!fuse_unk_ || unk_id_ < 0) return false;
+  if (!byte_fallback_) return true;
+  return std::any_of(std::begin(byte_ids_), std::end(byte_ids_), [](int32_t id) { return id < 0; });
+}
+
+size_t BpeModel::longest_token_bytes() const {
+  size_t n = unk_id_ >= 0 ? 4 : 0;  // an unfused unk stands for one character
+  for (const std::string& t : id_to_token_) n = std::max(n, t.size());
+  return n;
 }
 
 }  // namespace shardlm::text

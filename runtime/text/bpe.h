@@ -37,6 +37,12 @@ class BpeModel {
   const std::string* id_to_token(int32_t id) const;   // nullptr when absent
   int32_t max_id() const { return static_cast<int32_t>(id_to_token_.size()) - 1; }
   bool byte_fallback() const { return byte_fallback_; }
+  // Bytes of the longest vocabulary string (no token stands for more input bytes than its
+  // string has: byte-level and "▁" spellings are at least as long as what they stand for).
+  size_t longest_token_bytes() const;
+  // True when runs of unknown characters can fuse into one unk token (then no bound holds); not
+  // with byte fallback over all 256 byte tokens, which leaves nothing unknown.
+  bool fuses_unknown() const;
 
  private:
   void read_vocab(const Json& vocab, const std::string& path);

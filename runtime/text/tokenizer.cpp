@@ -96,6 +96,11 @@ int32_t Tokenizer::token_id(std::string_view token) const {
   return impl_->model->token_to_id(token);
 }
 
+int64_t Tokenizer::min_tokens(std::string_view text) const {
+  const size_t per_token = impl_->max_input_bytes_per_token;
+  return per_token == 0 ? 0 : static_cast<int64_t>((text.size() + per_token - 1) / per_token);
+}
+
 int32_t Tokenizer::vocab_size() const {
   int32_t n = impl_->model->max_id() + 1;
   for (const auto& a : impl_->added) n = std::max(n, a.id + 1);

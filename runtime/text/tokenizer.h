@@ -64,6 +64,11 @@ class Tokenizer {
   // Id of a vocabulary or added-token string, or -1.
   int32_t token_id(std::string_view token) const;
 
+  // A lower bound on encode(text).size() from the text's length alone (0 when this tokenizer's
+  // stages allow no bound: token_bound.h). Cheap: lets a caller refuse a text far beyond the
+  // context without tokenizing all of it.
+  int64_t min_tokens(std::string_view text) const;
+
   // Highest id + 1 over the model vocabulary and the added tokens.
   int32_t vocab_size() const;
   // Ids of the tokens named by tokenizer_config.json (or -1).

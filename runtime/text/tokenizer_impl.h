@@ -29,6 +29,8 @@ struct TokenizerImpl {
   TokenMatcher raw_matcher, normalized_matcher;
   bool byte_level_decoder = false;
   bool clean_up_spaces = false;
+  // The most input bytes one token can stand for; 0 when no bound holds (token_bound.h).
+  size_t max_input_bytes_per_token = 0;
   int32_t bos = -1, eos = -1, pad = -1, unk = -1;
   std::string bos_token, eos_token;
 

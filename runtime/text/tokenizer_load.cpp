@@ -7,6 +7,7 @@
 
 #include "runtime/core/status.h"
 #include "runtime/text/tokenizer.h"
+#include "runtime/text/token_bound.h"
 #include "runtime/text/tokenizer_impl.h"
 
 namespace shardlm::text {
@@ -72,7 +73,7 @@ bool is_llama_family(const std::string& cls) {
 
 void detect_byte_level_decoder(const Json& dec, bool& out) {
   if (!dec.is_object()) return;
-  if (dec.value("type", "") == "ByteLevel") out = true;
+  if (dec.contains("type") && dec["type"].is_string() && dec["type"].get<std::string>() == "ByteLevel") out = true;
   if (dec.contains("decoders") && dec["decoders"].is_array())
     for (const Json& d : dec["decoders"]) detect_byte_level_decoder(d, out);
 }
@@ -171,6 +172,9 @@ Tokenizer Tokenizer::from_json(const std::string& tokenizer_json,
   t->index_added();
   if (!t->post.prefix().empty()) t->bos = t->post.prefix().front();
   apply_config(*t, tokenizer_config_json, options.config_overrides_added_tokens);
+  t->max_input_bytes_per_token =
+      max_input_bytes_per_token(field("normalizer"), field("pre_tokenizer"), t->model->longest_token_bytes(),
+                                t->model->fuses_unknown(), t->added);
   return Tokenizer(std::move(t));
 }
 
@@ -187,9 +191,10 @@ Tokenizer Tokenizer::from_vocab_merges(const std::string& vocab_json, const std:
   }
   auto t = std::make_shared<TokenizerImpl>();
   t->model = std::make_unique<BpeModel>(vocab, merges_txt, "vocab.json/merges.txt");
-  Json pre;
+  Json pre, normalizer;
   if (cls.rfind("Qwen2Tokenizer", 0) == 0) {
-    t->normalizer = make_normalizer(Json{{"type", "NFC"}}, "normalizer");
+    normalizer = Json{{"type", "NFC"}};
+    t->normalizer = make_normalizer(normalizer, "normalizer");
     pre = Json{
         {"type", "Sequence"},
         {"pretokenizers",
@@ -207,6 +212,8 @@ Tokenizer Tokenizer::from_vocab_merges(const std::string& vocab_json, const std:
   t->byte_level_decoder = true;
   t->index_added();
   apply_config(*t, tokenizer_config_json, false);
+  t->max_input_bytes_per_token = max_input_bytes_per_token(normalizer, pre, t->model->longest_token_bytes(),
+                                                           t->model->fuses_unknown(), t->added);
   return Tokenizer(std::move(t));
 }
 

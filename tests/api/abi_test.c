@@ -4,7 +4,8 @@
  * paths, a wrong struct_size, a buffer too small, an invalid pack, bad params) with its
  * documented status and a message, cancel from another thread, two sessions on one model
  * generating on two threads at once, request-level calls batched in shared steps (ABI 2), the
- * step engine's params and an ABI 1 params struct. Nothing may crash.
+ * step engine's params and an ABI 1 params struct, handles used after release or released twice.
+ * Nothing may crash.
  *   usage: api_abi_test FIXTURE_DIR   (tp1/, tp2/, bad/, ids/ made by api_make_chat_pack) */
 #include <pthread.h>
 #include <shardlm.h>
@@ -844,6 +845,146 @@ static void test_speculation(void) {
   }
 }
 
+/* Handles used after release, released twice, of the wrong kind, or never handed out: every call
+ * returns INVALID_ARG naming the handle, releases are ignored, and nothing touches freed memory
+ * (the sanitizer run of this test would report it). The model stays usable for its other
+ * handles throughout. */
+static void test_released_handles(void) {
+  shardlm_model_params mp = shardlm_model_default_params();
+  mp.n_threads = 2;
+  shardlm_model* m = NULL;
+  CHECK_STATUS(shardlm_model_open(path("tp1"), &mp, &m), SHARDLM_OK, "");
+  if (!m) return;
+  shardlm_session* s = NULL;
+  shardlm_session* other = NULL;
+  CHECK_STATUS(shardlm_session_create(m, NULL, &s), SHARDLM_OK, "");
+  CHECK_STATUS(shardlm_session_create(m, NULL, &other), SHARDLM_OK, "");
+  int32_t ids[3] = {5, 6, 7};
+  shardlm_generate_params gp = greedy(2);
+  shardlm_request* r = NULL;
+  CHECK_STATUS(shardlm_request_submit_tokens(m, ids, 3, &gp, &r), SHARDLM_OK, "");
+
+  /* Wrong kinds and pointers that never were handles. */
+  int not_a_handle = 42;
+  shardlm_model_info info;
+  memset(&info, 0, sizeof info);
+  info.struct_size = sizeof info;
+  CHECK_STATUS(shardlm_model_get_info((shardlm_model*)&not_a_handle, &info),
+               SHARDLM_ERR_INVALID_ARG, "not a live shardlm_model");
+  CHECK_STATUS(shardlm_model_get_info((shardlm_model*)s, &info), SHARDLM_ERR_INVALID_ARG,
+               "is a shardlm_session handle, not a shardlm_model");
+  CHECK_STATUS(shardlm_session_reset((shardlm_session*)m), SHARDLM_ERR_INVALID_ARG,
+               "is a shardlm_model handle, not a shardlm_session");
+  CHECK_STATUS(shardlm_request_wait((shardlm_request*)&not_a_handle, NULL, NULL, NULL),
+               SHARDLM_ERR_INVALID_ARG, "not a live shardlm_request");
+  CHECK(shardlm_model_rank((shardlm_model*)&not_a_handle) == -1);
+  shardlm_model_close((shardlm_model*)s); /* not a model: ignored, the session lives on */
+  shardlm_session_destroy((shardlm_session*)&not_a_handle);
+  shardlm_request_free((shardlm_request*)&not_a_handle);
+  shardlm_request_cancel((shardlm_request*)&not_a_handle);
+
+  /* A session used after destroy, and destroyed twice. */
+  shardlm_session_destroy(s);
+  shardlm_session_destroy(s);
+  CHECK_STATUS(shardlm_session_chat(s, "hi", &gp, NULL, NULL, NULL), SHARDLM_ERR_INVALID_ARG,
+               "not a live shardlm_session handle");
+  CHECK_STATUS(shardlm_session_reset(s), SHARDLM_ERR_INVALID_ARG, "shardlm_session_destroy");
+
+  /* A request freed before it was waited on (it is cancelled), then used and freed again. */
+  shardlm_request_free(r);
+  shardlm_request_free(r);
+  shardlm_request_cancel(r);
+  size_t n = 0;
+  int32_t out[4];
+  CHECK_STATUS(shardlm_request_wait(r, NULL, NULL, NULL), SHARDLM_ERR_INVALID_ARG,
+               "not a live shardlm_request handle");
+  CHECK_STATUS(shardlm_request_tokens(r, out, 4, &n), SHARDLM_ERR_INVALID_ARG, "shardlm_request_free");
+
+  /* The other session still works. */
+  shardlm_generate_result res = new_result();
+  CHECK_STATUS(shardlm_session_chat(other, "hi", &gp, NULL, NULL, &res), SHARDLM_OK, "");
+  CHECK(res.n_generated == 2);
+
+  /* The model closed (twice): its handle is dead, the session it left keeps working. */
+  shardlm_model_close(m);
+  shardlm_model_close(m);
+  CHECK_STATUS(shardlm_model_get_info(m, &info), SHARDLM_ERR_INVALID_ARG,
+               "not a live shardlm_model handle");
+  shardlm_session* s2 = NULL;
+  CHECK_STATUS(shardlm_session_create(m, NULL, &s2), SHARDLM_ERR_INVALID_ARG, "shardlm_model_close");
+  CHECK(s2 == NULL);
+  CHECK_STATUS(shardlm_tokenize(m, "a", 1, 0, out, 4, &n), SHARDLM_ERR_INVALID_ARG, "not a live");
+  CHECK_STATUS(shardlm_request_submit_tokens(m, ids, 3, &gp, &r), SHARDLM_ERR_INVALID_ARG,
+               "not a live");
+  res = new_result();
+  CHECK_STATUS(shardlm_session_chat(other, "more", &gp, NULL, NULL, &res), SHARDLM_OK, "");
+  CHECK(res.n_generated == 2);
+  shardlm_session_destroy(other);
+}
+
+/* Resource exhaustion through the C ABI: a 100 MB prompt (to a session and as a request) is
+ * refused with KV_FULL from its length, before tokenizing it all; a chat of 100,000 messages
+ * renders (or fails) with a status; another session on the model keeps working throughout. */
+static void test_resource_exhaustion(void) {
+  shardlm_model_params mp = shardlm_model_default_params();
+  mp.n_threads = 2;
+  shardlm_model* m = NULL;
+  CHECK_STATUS(shardlm_model_open(path("tp1"), &mp, &m), SHARDLM_OK, "");
+  if (!m) return;
+  shardlm_session* s = NULL;
+  shardlm_session* other = NULL;
+  CHECK_STATUS(shardlm_session_create(m, NULL, &s), SHARDLM_OK, "");
+  CHECK_STATUS(shardlm_session_create(m, NULL, &other), SHARDLM_OK, "");
+  const size_t huge_len = (size_t)100 << 20;
+  char* huge = (char*)malloc(huge_len + 1);
+  CHECK(huge != NULL);
+  if (huge) {
+    for (size_t i = 0; i < huge_len; ++i) huge[i] = "word "[i % 5];
+    huge[huge_len] = '\0';
+    shardlm_generate_params gp = greedy(2);
+    CHECK_STATUS(shardlm_session_chat(s, huge, &gp, NULL, NULL, NULL), SHARDLM_ERR_KV_FULL,
+                 "needs at least");
+    CHECK_STATUS(shardlm_session_complete(s, huge, &gp, NULL, NULL, NULL), SHARDLM_ERR_KV_FULL,
+                 "needs at least");
+    shardlm_request* r = NULL;
+    CHECK_STATUS(shardlm_request_submit(m, huge, &gp, &r), SHARDLM_ERR_KV_FULL, "at least");
+    CHECK(r == NULL);
+    free(huge);
+  }
+  /* 100,000 messages: rendered in full (two-call sizing), then far beyond the context. */
+  const size_t n_msgs = 100000;
+  shardlm_chat_message* msgs = (shardlm_chat_message*)malloc(n_msgs * sizeof *msgs);
+  CHECK(msgs != NULL);
+  if (msgs) {
+    for (size_t i = 0; i < n_msgs; ++i) {
+      msgs[i].role = i % 2 == 0 ? "user" : "assistant";
+      msgs[i].content = "hi";
+    }
+    size_t len = 0;
+    CHECK_STATUS(shardlm_apply_chat_template(m, msgs, n_msgs, 1, NULL, NULL, 0, &len), SHARDLM_OK,
+                 "");
+    CHECK(len > n_msgs * 2);
+    char* rendered = (char*)malloc(len + 1);
+    if (rendered) {
+      CHECK_STATUS(shardlm_apply_chat_template(m, msgs, n_msgs, 1, NULL, rendered, len + 1, &len),
+                   SHARDLM_OK, "");
+      shardlm_generate_params gp = greedy(2);
+      shardlm_request* r = NULL;
+      CHECK_STATUS(shardlm_request_submit(m, rendered, &gp, &r), SHARDLM_ERR_KV_FULL, "n_ctx");
+      free(rendered);
+    }
+    free(msgs);
+  }
+  shardlm_generate_params gp = greedy(2);
+  shardlm_generate_result res = new_result();
+  CHECK_STATUS(shardlm_session_chat(other, "hi", &gp, NULL, NULL, &res), SHARDLM_OK, "");
+  CHECK(res.n_generated == 2);
+  CHECK_STATUS(shardlm_session_chat(s, "hi", &gp, NULL, NULL, &res), SHARDLM_OK, "");
+  shardlm_session_destroy(s);
+  shardlm_session_destroy(other);
+  shardlm_model_close(m);
+}
+
 int main(int argc, char** argv) {
   if (argc != 2) {
     fprintf(stderr, "usage: api_abi_test FIXTURE_DIR\n");
@@ -868,6 +1009,8 @@ int main(int argc, char** argv) {
     shardlm_model_close(m);
   }
   test_context_full();
+  test_released_handles();
+  test_resource_exhaustion();
   test_ids_only_pack();
   test_step_engine_params();
   test_speculation();

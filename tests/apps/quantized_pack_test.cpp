@@ -136,6 +136,30 @@ TEST(QuantizedPackErrors, ATpSizeThatSplitsABlockIsRefused) {
   EXPECT_NO_THROW(pack_checkpoint(o));
 }
 
+// A model whose rows are not whole blocks at any TP size gets a message saying so, not advice
+// about the TP size.
+TEST(QuantizedPackErrors, RowsThatAreNotWholeBlocksAreRefusedAtEveryTpSize) {
+  testing::TempDir tmp;
+  testing::TinySpec spec;
+  spec.n_embd = 48;  // 1.5 blocks of 32
+  testing::write_tiny_checkpoint(tmp / "ckpt", spec);
+  PackOptions o;
+  o.model_dir = tmp / "ckpt";
+  o.out_dir = tmp / "out";
+  o.tp_size = 1;
+  o.quantize = DType::kInt8;
+  try {
+    pack_checkpoint(o);
+    ADD_FAILURE() << "packed int8 with 48-input rows";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), StatusCode::kInvalidArg);
+    const std::string m = e.what();
+    EXPECT_NE(m.find("48 input columns"), std::string::npos) << m;
+    EXPECT_NE(m.find("cannot be packed with quantized weights"), std::string::npos) << m;
+    EXPECT_EQ(m.find("TP size"), std::string::npos) << m;
+  }
+}
+
 #if defined(SHARDLM_HAVE_VULKAN_TESTS)
 TEST(QuantizedPackErrors, BackendsWithoutInt8KernelsRefuseThePack) {
   testing::TempDir tmp;

@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "run_command.h"
 #include "tiny_checkpoint.h"
 
 namespace shardlm {
@@ -106,6 +107,41 @@ TEST(PackCli, BadInputExitsNonZeroWithOneMessage) {
   r = run_cli("--inspect " + (d / "hf"));
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.out.find("no rank-<r>-of-<N>.shardlm files"), std::string::npos) << r.out;
+}
+
+// Output that cannot be written: a path under a non-directory, a file where the folder should be,
+// and a disk that fills up mid-pack (a file size limit, ulimit -f, with SIGXFSZ ignored so the
+// write fails with EFBIG as a full disk fails with ENOSPC). Each exits 1 with one message naming
+// the path, and the pack already in the output folder is left byte for byte, with no staging
+// folder beside it.
+TEST(PackCli, UnwritableOutputOrAFullDiskFailsAndKeepsTheOldPack) {
+  testing::TempDir d;
+  testing::write_tiny_checkpoint(d / "hf", {});
+  CliRun r = run_cli("--model " + (d / "hf") + " --out " + (d / "pack") + " -q");
+  ASSERT_EQ(r.code, 0) << r.out;
+  const std::vector<uint8_t> old_rank = testing::read_file(d / "pack/rank-0-of-1.shardlm");
+  const std::vector<uint8_t> old_json = testing::read_file(d / "pack/pack.json");
+
+  testing::write_text(d / "afile", "x");
+  r = run_cli("--model " + (d / "hf") + " --out " + (d / "afile/pack") + " -q");
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find(d / "afile/pack"), std::string::npos) << r.out;
+  r = run_cli("--model " + (d / "hf") + " --out " + (d / "afile") + " -q");
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find("a file of that name exists"), std::string::npos) << r.out;
+
+  const std::string limited = "sh -c \"trap '' XFSZ; ulimit -f 8; exec " + std::string(SHARDLM_PACK_BIN) +
+                              " --model " + (d / "hf") + " --out " + (d / "pack") + " --tp 2 -q\"";
+  const testing::CliResult full = testing::run_command(limited);
+  EXPECT_EQ(full.code, 1) << full.out;
+  EXPECT_NE(full.out.find("write failed: File too large (over the file size limit"), std::string::npos)
+      << full.out;
+  EXPECT_EQ(std::count(full.out.begin(), full.out.end(), '\n'), 1) << full.out;
+  EXPECT_EQ(testing::read_file(d / "pack/rank-0-of-1.shardlm"), old_rank);
+  EXPECT_EQ(testing::read_file(d / "pack/pack.json"), old_json);
+  EXPECT_FALSE(fs::exists(d / "pack/rank-0-of-2.shardlm"));
+  for (const auto& e : fs::directory_iterator(d.path()))
+    EXPECT_EQ(e.path().filename().string().find(".packing-"), std::string::npos) << e.path();
 }
 
 }  // namespace

@@ -77,6 +77,45 @@ TEST_P(Adversarial, RandomCodepoints) {
   EXPECT_TRUE(utf8_is_valid(back));
 }
 
+// min_tokens(), the length bound that refuses over-long prompts before tokenizing, exists for
+// the real tokenizers and never exceeds the real count, on the inputs that pack the most bytes
+// into one token (runs of one character, whitespace runs) and on random text.
+TEST_P(Adversarial, MinTokensIsALowerBound) {
+  const Tokenizer& tok = named_tokenizer(GetParam());
+  const std::string big(100u << 20, 'a');
+  EXPECT_GT(tok.min_tokens(big), 100000) << GetParam() << ": no useful bound for 100 MB";
+  std::vector<std::string> texts = {random_bytes(kMB / 4, 3), random_codepoints(kMB / 4, 4)};
+  for (const std::string unit : {"a", " ", "\n", "-", "=", "\t", "\xE4\xBD\xA0", "K\xCC\x81", "\xE2\x84\xAA"}) {
+    std::string s;
+    while (s.size() < kMB / 8) s += unit;
+    texts.push_back(s);
+  }
+  for (const std::string& s : texts) {
+    const int64_t n = static_cast<int64_t>(tok.encode(s).size());
+    EXPECT_LE(tok.min_tokens(s), n) << GetParam() << " on [" << s.substr(0, 12) << "...]";
+    EXPECT_GT(tok.min_tokens(s), 0);
+  }
+}
+
+// Stages that can drop any amount of text leave no bound.
+TEST(MinTokens, AbsentWhenAStageCanDropText) {
+  const std::string model =
+      R"("model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "<unk>": 2}, "merges": [], "unk_token": "<unk>")";
+  const auto make = [&](const std::string& rest, const std::string& model_extra = "") {
+    return Tokenizer::from_json("{" + model + model_extra + "}" + rest + "}");
+  };
+  EXPECT_GT(make("").min_tokens("aaaa"), 0);
+  EXPECT_EQ(make(R"(, "normalizer": {"type": "Strip", "left": true, "right": true})").min_tokens("aaaa"), 0);
+  EXPECT_EQ(make(R"(, "normalizer": {"type": "Replace", "pattern": {"String": "a"}, "content": ""})")
+                .min_tokens("aaaa"),
+            0);
+  EXPECT_EQ(make(R"(, "pre_tokenizer": {"type": "Whitespace"})").min_tokens("aaaa"), 0);
+  EXPECT_EQ(make("", R"(, "fuse_unk": true)").min_tokens("aaaa"), 0);
+  // Replace "aaaa" by "b": four input bytes can become one token.
+  const Tokenizer r = make(R"(, "normalizer": {"type": "Replace", "pattern": {"String": "aaaa"}, "content": "b"})");
+  EXPECT_LE(r.min_tokens(std::string(4000, 'a')), static_cast<int64_t>(r.encode(std::string(4000, 'a')).size()));
+}
+
 INSTANTIATE_TEST_SUITE_P(All, Adversarial, ::testing::Values("qwen3", "llama2"));
 
 }  // namespace
