@@ -24,18 +24,24 @@ Registry& registry() {
 
 const char* kind_name(HandleKind kind) {
   switch (kind) {
-    case HandleKind::kModel: return "shardlm_model";
-    case HandleKind::kSession: return "shardlm_session";
-    case HandleKind::kRequest: return "shardlm_request";
+    case HandleKind::kModel:
+      return "shardlm_model";
+    case HandleKind::kSession:
+      return "shardlm_session";
+    case HandleKind::kRequest:
+      return "shardlm_request";
   }
   return "handle";
 }
 
 const char* release_call(HandleKind kind) {
   switch (kind) {
-    case HandleKind::kModel: return "shardlm_model_close";
-    case HandleKind::kSession: return "shardlm_session_destroy";
-    case HandleKind::kRequest: return "shardlm_request_free";
+    case HandleKind::kModel:
+      return "shardlm_model_close";
+    case HandleKind::kSession:
+      return "shardlm_session_destroy";
+    case HandleKind::kRequest:
+      return "shardlm_request_free";
   }
   return "";
 }
@@ -75,8 +81,8 @@ void require_live(HandleKind kind, const void* handle, const char* what) {
                                       " handle: it was released (" + release_call(kind) +
                                       ") or did not come from shardlm");
   if (it->second != kind)
-    fail(StatusCode::kInvalidArg, std::string(what) + " is a " + kind_name(it->second) + " handle, not a " +
-                                      kind_name(kind));
+    fail(StatusCode::kInvalidArg, std::string(what) + " is a " + kind_name(it->second) +
+                                      " handle, not a " + kind_name(kind));
 }
 
 }  // namespace shardlm::api

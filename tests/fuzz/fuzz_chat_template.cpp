@@ -33,7 +33,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     {"role": "assistant", "content": "Hello.", "reasoning_content": "greet"},
     {"role": "user", "content": [{"type": "text", "text": "more"}]}])");
   const ordered_json messages = parse_or(parts.size() > 1 ? parts[1] : "", kMessages, true);
-  const ordered_json extra = parse_or(parts.size() > 2 ? parts[2] : "", ordered_json::object(), false);
+  const ordered_json extra =
+      parse_or(parts.size() > 2 ? parts[2] : "", ordered_json::object(), false);
   text::ChatTemplateLimits limits;
   limits.max_output_bytes = 1u << 20;
   limits.max_loop_iterations = 100000;
@@ -41,7 +42,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {
     tmpl = std::make_unique<text::ChatTemplate>(parts[0], limits);
   } catch (const Error& e) {
-    fuzz::check(e.code() == StatusCode::kFormat, std::string("a parse error that is not kFormat: ") + e.what());
+    fuzz::check(e.code() == StatusCode::kFormat,
+                std::string("a parse error that is not kFormat: ") + e.what());
     return 0;
   }
   fuzz::expect_clear_error([&] {

@@ -28,19 +28,23 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         for (const TensorRecipe& recipe : make_rank_recipes(config, layout, dt, DType::kBF16)) {
           const PackTensorSpec& spec = recipe.spec;
           unsigned __int128 rows = 1;
-          for (const int64_t d : spec.shape) fuzz::check(d > 0, "dimension <= 0 in '" + spec.name + "'");
-          for (size_t i = 0; i + 1 < spec.shape.size(); ++i) rows *= static_cast<uint64_t>(spec.shape[i]);
+          for (const int64_t d : spec.shape)
+            fuzz::check(d > 0, "dimension <= 0 in '" + spec.name + "'");
+          for (size_t i = 0; i + 1 < spec.shape.size(); ++i)
+            rows *= static_cast<uint64_t>(spec.shape[i]);
           if (dt == DType::kBF16) weight_bytes += rows * row_bytes(spec.dtype, spec.shape.back());
           for (const SourcePiece& piece : recipe.pieces)
-            fuzz::check(piece.row_begin >= 0 && piece.row_begin <= piece.row_end && piece.col_begin >= 0 &&
-                            piece.col_begin <= piece.col_end,
+            fuzz::check(piece.row_begin >= 0 && piece.row_begin <= piece.row_end &&
+                            piece.col_begin >= 0 && piece.col_begin <= piece.col_end,
                         "an inverted source piece of '" + piece.tensor + "'");
         }
       }
-      if (weight_bytes >> 64) return;  // more bytes than any machine has; the plan's uint64 cannot say
+      if (weight_bytes >> 64)
+        return;  // more bytes than any machine has; the plan's uint64 cannot say
       PlanOptions options;
       options.device_total_bytes = 64ull << 30;
-      const MemoryPlan plan = compute_memory_plan(config, layout, static_cast<uint64_t>(weight_bytes), options);
+      const MemoryPlan plan =
+          compute_memory_plan(config, layout, static_cast<uint64_t>(weight_bytes), options);
       fuzz::check(plan.kv_tokens >= 0, "negative kv_tokens");
       (void)plan.shortfall_message();
     });

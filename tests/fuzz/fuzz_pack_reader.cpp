@@ -46,7 +46,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       fuzz::touch(t.data, t.nbytes);
       fuzz::check(pack->find(t.name) == &t, "find() misses tensor '" + t.name + "'");
     }
-    for (const std::string& name : pack->file_names()) fuzz::expect_clear_error([&] { (void)pack->file(name); });
+    for (const std::string& name : pack->file_names())
+      fuzz::expect_clear_error([&] { (void)pack->file(name); });
     pack->verify_tensors();
   });
   return 0;

@@ -14,9 +14,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const uint8_t* begin = st.mapping().data();
     const uint8_t* end = begin + st.mapping().size();
     for (const SafeTensor& t : st.tensors()) {
-      fuzz::check(t.data >= begin && t.data + t.nbytes() <= end, "tensor '" + t.name + "' outside the file");
-      if (t.dtype) fuzz::check(static_cast<uint64_t>(t.numel()) * dtype_size(*t.dtype) == t.nbytes(),
-                               "tensor '" + t.name + "': size does not match shape and dtype");
+      fuzz::check(t.data >= begin && t.data + t.nbytes() <= end,
+                  "tensor '" + t.name + "' outside the file");
+      if (t.dtype)
+        fuzz::check(static_cast<uint64_t>(t.numel()) * dtype_size(*t.dtype) == t.nbytes(),
+                    "tensor '" + t.name + "': size does not match shape and dtype");
       fuzz::touch(t.data, t.nbytes());
       fuzz::check(st.find(t.name) == &t, "find() does not return tensor '" + t.name + "'");
     }

@@ -33,8 +33,10 @@ std::string read_text(const std::string& path) {
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  const std::string config = read_text(std::string(SHARDLM_TESTDATA_DIR) + "/tokenizer/qwen3/tokenizer_config.json");
-  g_template = std::make_unique<shardlm::text::ChatTemplate>(shardlm::text::select_chat_template(config));
+  const std::string config =
+      read_text(std::string(SHARDLM_TESTDATA_DIR) + "/tokenizer/qwen3/tokenizer_config.json");
+  g_template =
+      std::make_unique<shardlm::text::ChatTemplate>(shardlm::text::select_chat_template(config));
   return 0;
 }
 
@@ -46,14 +48,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (const Endpoint endpoint : {Endpoint::kChat, Endpoint::kCompletions}) {
     try {
       const serve::CompletionRequest r = serve::parse_completion_request(body, endpoint, defaults);
-      fuzz::check(r.n >= 1 && r.n <= serve::kMaxChoices, "n outside [1, kMaxChoices] after parsing");
+      fuzz::check(r.n >= 1 && r.n <= serve::kMaxChoices,
+                  "n outside [1, kMaxChoices] after parsing");
       if (endpoint == Endpoint::kChat)
-        fuzz::expect_clear_error([&] { (void)g_template->render(r.messages, true, r.template_kwargs); });
+        fuzz::expect_clear_error(
+            [&] { (void)g_template->render(r.messages, true, r.template_kwargs); });
     } catch (const serve::ApiError& e) {
-      fuzz::check(e.status() >= 400 && e.status() < 500, "an ApiError with status " + std::to_string(e.status()));
+      fuzz::check(e.status() >= 400 && e.status() < 500,
+                  "an ApiError with status " + std::to_string(e.status()));
       fuzz::check(std::string_view(e.what()).size() > 0, "an ApiError without a message");
     } catch (const std::exception& e) {
-      fuzz::finding(std::string("parse_completion_request threw something other than ApiError: ") + e.what());
+      fuzz::finding(std::string("parse_completion_request threw something other than ApiError: ") +
+                    e.what());
     }
   }
   return 0;

@@ -29,8 +29,9 @@ std::vector<std::unique_ptr<shardlm::text::Tokenizer>> g_tokenizers;  // qwen3, 
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
   for (const char* name : {"qwen3", "llama2", "mistral"})
-    g_tokenizers.push_back(std::make_unique<shardlm::text::Tokenizer>(
-        shardlm::text::Tokenizer::from_files(std::string(SHARDLM_TESTDATA_DIR) + "/tokenizer/" + name)));
+    g_tokenizers.push_back(
+        std::make_unique<shardlm::text::Tokenizer>(shardlm::text::Tokenizer::from_files(
+            std::string(SHARDLM_TESTDATA_DIR) + "/tokenizer/" + name)));
   return 0;
 }
 
@@ -43,10 +44,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   fuzz::expect_clear_error([&] {
     const std::vector<int32_t> ids = tok.encode(text, /*add_special_tokens=*/data[0] & 0x80);
     for (const int32_t id : ids)
-      fuzz::check(id >= 0 && id < tok.vocab_size(), "encode gave id " + std::to_string(id) + " outside the vocabulary");
+      fuzz::check(id >= 0 && id < tok.vocab_size(),
+                  "encode gave id " + std::to_string(id) + " outside the vocabulary");
     fuzz::check(tok.min_tokens(text) <= static_cast<int64_t>(ids.size()),
-                "min_tokens " + std::to_string(tok.min_tokens(text)) + " > the " + std::to_string(ids.size()) +
-                    " tokens encode gave");
+                "min_tokens " + std::to_string(tok.min_tokens(text)) + " > the " +
+                    std::to_string(ids.size()) + " tokens encode gave");
     const std::string decoded = tok.decode(ids);
     fuzz::check(text::utf8_is_valid(decoded), "decode gave ill-formed UTF-8");
     text::StreamDecoder stream(tok);
