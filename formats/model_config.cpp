@@ -89,6 +89,10 @@ ParallelLayout make_parallel_layout(const ModelConfig& c, int32_t tp, int32_t ra
   p.n_ff_local = c.n_ff / tp;
   p.ff_start = p.n_ff_local * rank;
   const int64_t per_rank = (c.n_vocab + tp - 1) / tp;
+  if (per_rank * (tp - 1) >= c.n_vocab)  // e.g. vocab 6 at tp 4: 2, 2, 2, 0
+    fail(StatusCode::kInvalidArg, "--tp " + tps + " leaves the last rank no vocabulary rows (vocab_size " +
+                                      std::to_string(c.n_vocab) + ", " + std::to_string(per_rank) +
+                                      " per rank); choose a smaller tp");
   p.vocab_start = std::min<int64_t>(per_rank * rank, c.n_vocab);
   p.n_vocab_local = std::min<int64_t>(per_rank, c.n_vocab - p.vocab_start);
   return p;

@@ -10,7 +10,8 @@
 #            the plain build, and leaving them out keeps CI's time down.
 #   thread:  the concurrent parts under TSan (gcc): the step engine's policy tests (preemption, the
 #            64-request stress with cancels), speculation on the rank threads, the block manager,
-#            the threads communicator and the HTTP server.
+#            the threads communicator, the HTTP server, and the C ABI test (two sessions generating
+#            on two threads, cancel from another thread, requests batched in shared steps).
 # A finding fails the run.
 #   bash tools/sanitize.sh            both
 #   bash tools/sanitize.sh address    one of them
@@ -34,11 +35,18 @@ for kind in ${kinds[@]}; do
     continue
   fi
   targets=(batching_step_engine_test batching_speculation_test engine_block_manager_test
-    runtime_comm_test serve_test)
+    runtime_comm_test serve_test api_abi_test api_make_chat_pack)
   cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Release -DSHARDLM_TESTS=ON -DSHARDLM_SANITIZE=thread \
     -DSHARDLM_CUDA=OFF -DSHARDLM_VULKAN=OFF -DSHARDLM_MPI=OFF >/dev/null
   cmake --build build-tsan -j "$jobs" --target "${targets[@]}"
   for t in "${targets[@]}"; do
+    if [ "$t" = api_make_chat_pack ]; then continue; fi
+    if [ "$t" = api_abi_test ]; then
+      echo "== thread: $t"
+      build-tsan/bin/api_make_chat_pack build-tsan/tests/api/fixture tests/data/tokenizer/qwen3 >/dev/null
+      build-tsan/bin/api_abi_test build-tsan/tests/api/fixture
+      continue
+    fi
     filter='*'
     # Under TSan the fixture-parity sweeps are slow and single-threaded in what they check; the
     # policy tests (preemption, stress with cancels) are the concurrent part.

@@ -1,6 +1,8 @@
 // config.json parsing (families, defaults, rope scaling, errors) and the per-rank TP split.
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include "formats/hf_config.h"
 #include "formats/model_config.h"
 #include "runtime/core/status.h"
@@ -182,6 +184,25 @@ TEST(ParallelLayout, RejectsTpNotDividing) {
     "num_hidden_layers":2,"num_attention_heads":12,"num_key_value_heads":3,"vocab_size":100})", "c");
   msg = error_of([&] { make_parallel_layout(d, 4, 0); }, &code);
   EXPECT_NE(msg.find("num_key_value_heads 3"), std::string::npos) << msg;
+  // Vocab 6 at tp 4 splits 2, 2, 2, 0: the last rank would hold no rows.
+  c = parse_hf_config(kQwen3_4B, "c");
+  c.n_vocab = 6;
+  msg = error_of([&] { make_parallel_layout(c, 4, 0); }, &code);
+  EXPECT_EQ(code, StatusCode::kInvalidArg);
+  EXPECT_NE(msg.find("leaves the last rank no vocabulary rows"), std::string::npos) << msg;
+}
+
+// Values past the bounds every computed size must fit in are corrupt, not huge models.
+TEST(HfConfig, AbsurdSizesAreRefused) {
+  for (const char* field : {"vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers"}) {
+    nlohmann::json j = nlohmann::json::parse(kQwen3_4B);
+    j[field] = int64_t{1} << 40;
+    StatusCode code{};
+    const std::string msg = error_of([&] { validate_model_config(parse_hf_config(j.dump(), "c"), "c"); }, &code);
+    EXPECT_EQ(code, StatusCode::kFormat) << field;
+    EXPECT_NE(msg.find(std::string("field '") + field + "' is 1099511627776, more than"), std::string::npos)
+        << msg;
+  }
 }
 
 }  // namespace
