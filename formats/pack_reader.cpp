@@ -213,6 +213,8 @@ void PackReader::load() {
     unsigned __int128 numel = 1;
     for (int64_t d : pt.shape) {
       if (d < 0) bad(path, where + ": negative dimension");
+      // (No tensor dimension comes near 2^40; bounding it keeps the size arithmetic exact.)
+      if (d > (int64_t{1} << 40)) bad(path, where + ": dimension " + std::to_string(d) + " is too large");
       numel *= static_cast<uint64_t>(d);
     }
     pt.offset = t->offset();
