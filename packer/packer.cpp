@@ -69,12 +69,14 @@ uint64_t hash_mapping(const MappedFile& m) {
 // Streams one recipe's bytes into `writer`, converting dtype (or quantizing each row), through a
 // bounded buffer.
 void write_recipe(const TensorRecipe& r, const Checkpoint& ckpt, PackWriter& writer, size_t index,
-                  std::vector<uint8_t>& buf, ProgressBar& bar) {
+                  std::vector<uint8_t>& buf, ProgressBar& bar, const std::atomic<bool>* stop) {
   const DType out = r.spec.dtype;
   const bool quantize = is_quantized(out);
   std::vector<float> row_f32;  // a source row widened, before it is quantized
   size_t fill = 0;
   auto flush = [&] {
+    if (stop != nullptr && stop->load(std::memory_order_relaxed))
+      fail(StatusCode::kCancelled, "packing interrupted; the output folder is as it was");
     if (fill == 0) return;
     writer.append(index, buf.data(), fill);
     bar.advance(fill);
@@ -347,7 +349,7 @@ PackResult pack_checkpoint(const PackOptions& o) {
     for (int r = 0; r < o.tp_size; ++r) {
       auto it = std::find_if(recipes[r].begin(), recipes[r].end(), [&](auto& x) { return x.spec.name == name; });
       if (it == recipes[r].end()) continue;  // rank-0-only tensors
-      write_recipe(*it, ckpt, *writers[r], indices[r][static_cast<size_t>(it - recipes[r].begin())], buf, bar);
+      write_recipe(*it, ckpt, *writers[r], indices[r][static_cast<size_t>(it - recipes[r].begin())], buf, bar, o.stop);
     }
     for (auto& piece : order[i].pieces) {
       const SafeTensor& t = *ckpt.find(piece.tensor);

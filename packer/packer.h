@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <atomic>
 #include <optional>
 #include <string>
 #include <vector>
@@ -26,6 +27,9 @@ struct PackOptions {
   PlanOptions plan;                 // memory-plan target (device_total_bytes 0: host memory)
   bool plan_only = false;           // compute and return the plan, write nothing
   bool progress = false;            // draw a progress bar on stderr
+  // When set (e.g. by a SIGINT handler), packing stops at the next 8 MiB chunk with
+  // Error(kCancelled); the staging folder is removed and the output folder is left as it was.
+  const std::atomic<bool>* stop = nullptr;
 };
 
 struct PackResult {

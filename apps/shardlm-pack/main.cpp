@@ -1,5 +1,7 @@
 // shardlm-pack: Hugging Face checkpoint directory -> one pack file per tensor-parallel rank.
 // Also prints memory plans (--plan-only) and inspects / verifies existing packs (--inspect).
+#include <atomic>
+#include <csignal>
 #include <cstdio>
 #include <iostream>
 
@@ -13,6 +15,14 @@
 
 namespace po = boost::program_options;
 using namespace shardlm;
+
+namespace {
+
+std::atomic<bool> g_stop{false};
+
+void on_stop_signal(int) { g_stop.store(true); }  // lock-free: async-signal-safe
+
+}  // namespace
 
 namespace {
 
@@ -115,6 +125,7 @@ int run(int argc, char** argv) {
   o.plan = plan_options(vm);
   o.plan_only = plan_only;
   o.progress = !vm.count("quiet") && !json;
+  o.stop = &g_stop;
 
   const PackResult r = pack_checkpoint(o);
   if (json) {
@@ -138,9 +149,21 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Ctrl-C / SIGTERM: stop at the next chunk, remove the staging folder, leave the output folder
+  // as it was, exit 130. A second signal kills at once (the next run removes what is left).
+  struct sigaction sa {};
+  sa.sa_handler = on_stop_signal;
+  sa.sa_flags = SA_RESETHAND;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
   try {
     return run(argc, argv);
   } catch (const Error& e) {
+    if (e.code() == StatusCode::kCancelled) {
+      std::fprintf(stderr, "shardlm-pack: interrupted: %s\n", e.what());
+      return 130;
+    }
     std::fprintf(stderr, "shardlm-pack: error: %s\n", e.what());
     return 1;
   } catch (const std::exception& e) {

@@ -1,8 +1,13 @@
 // The shardlm-pack program end to end: exit codes and one-line messages, --plan-only/--json,
-// --inspect and --verify.
+// --inspect and --verify, output that cannot be written, a full disk, Ctrl-C.
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <array>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 
@@ -140,6 +145,58 @@ TEST(PackCli, UnwritableOutputOrAFullDiskFailsAndKeepsTheOldPack) {
   EXPECT_EQ(testing::read_file(d / "pack/rank-0-of-1.shardlm"), old_rank);
   EXPECT_EQ(testing::read_file(d / "pack/pack.json"), old_json);
   EXPECT_FALSE(fs::exists(d / "pack/rank-0-of-2.shardlm"));
+  for (const auto& e : fs::directory_iterator(d.path()))
+    EXPECT_EQ(e.path().filename().string().find(".packing-"), std::string::npos) << e.path();
+}
+
+// Ctrl-C while packing: shardlm-pack stops at the next chunk, exits 130 with one line, removes its
+// staging folder and leaves the pack already in the output folder byte for byte.
+TEST(PackCli, SigintStopsPackingAndKeepsTheOldPack) {
+  testing::TempDir d;
+  testing::TinySpec small;
+  testing::write_tiny_checkpoint(d / "small", small);
+  CliRun r = run_cli("--model " + (d / "small") + " --out " + (d / "pack") + " -q");
+  ASSERT_EQ(r.code, 0) << r.out;
+  const std::vector<uint8_t> old_rank = testing::read_file(d / "pack/rank-0-of-1.shardlm");
+  testing::TinySpec big;  // a 32000 x 1024 f32 embedding and lm_head: packing takes a while
+  big.n_vocab = 32000;
+  big.n_embd = 1024;
+  big.n_ff = 64;
+  big.n_head = 4;
+  big.n_head_kv = 2;
+  big.head_dim = 8;
+  big.n_layer = 1;
+  testing::write_tiny_checkpoint(d / "big", big);
+
+  const std::string bin = SHARDLM_PACK_BIN, model = d / "big", out = d / "pack", log = d / "log";
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(fd, 1);
+    ::dup2(fd, 2);
+    ::execl(bin.c_str(), bin.c_str(), "--model", model.c_str(), "--out", out.c_str(), "-q", nullptr);
+    ::_exit(127);
+  }
+  // The staging folder appears once packing has begun (the handler is installed before).
+  bool started = false;
+  for (int i = 0; i < 20000 && !started; ++i) {
+    for (const auto& e : fs::directory_iterator(d.path()))
+      started = started || e.path().filename().string().find(".pack.packing-") == 0;
+    if (!started) ::usleep(500);
+  }
+  EXPECT_TRUE(started);
+  ::kill(pid, SIGINT);
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  const std::vector<uint8_t> bytes = testing::read_file(log);
+  const std::string text(bytes.begin(), bytes.end());
+  ASSERT_TRUE(WIFEXITED(status)) << text;
+  EXPECT_EQ(WEXITSTATUS(status), 130) << text;
+  EXPECT_NE(text.find("shardlm-pack: interrupted: packing interrupted; the output folder is as it was"),
+            std::string::npos)
+      << text;
+  EXPECT_EQ(testing::read_file(d / "pack/rank-0-of-1.shardlm"), old_rank);
   for (const auto& e : fs::directory_iterator(d.path()))
     EXPECT_EQ(e.path().filename().string().find(".packing-"), std::string::npos) << e.path();
 }
