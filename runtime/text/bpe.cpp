@@ -2,6 +2,7 @@
 // a min-heap of candidate merges keyed by (rank, position); stale entries are skipped by
 // checking that the pair at that position still merges into the same id.
 #include "runtime/text/bpe.h"
+#include "runtime/text/byte_level.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -258,6 +259,17 @@ bool BpeModel::fuses_unknown() const {
   if (!fuse_unk_ || unk_id_ < 0) return false;
   if (!byte_fallback_) return true;
   return std::any_of(std::begin(byte_ids_), std::end(byte_ids_), [](int32_t id) { return id < 0; });
+}
+
+bool BpeModel::may_drop_unknown(bool byte_level_input) const {
+  if (unk_id_ >= 0) return false;
+  if (byte_fallback_ &&
+      std::none_of(std::begin(byte_ids_), std::end(byte_ids_), [](int32_t id) { return id < 0; }))
+    return false;
+  if (!byte_level_input) return true;
+  for (int b = 0; b < 256; ++b)
+    if (token_to_id(byte_to_char(static_cast<uint8_t>(b))) < 0) return true;
+  return false;
 }
 
 size_t BpeModel::longest_token_bytes() const {

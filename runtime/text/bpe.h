@@ -43,6 +43,10 @@ class BpeModel {
   // True when runs of unknown characters can fuse into one unk token (then no bound holds); not
   // with byte fallback over all 256 byte tokens, which leaves nothing unknown.
   bool fuses_unknown() const;
+  // True when a character the vocabulary lacks can vanish from the output: no unk token and no
+  // full byte fallback (HF's BPE then drops it), unless every byte-level character is in the
+  // vocabulary and `byte_level_input` (a ByteLevel pre-tokenizer maps all input to them).
+  bool may_drop_unknown(bool byte_level_input) const;
 
  private:
   void read_vocab(const Json& vocab, const std::string& path);

@@ -59,10 +59,18 @@ bool pre_tokenizer_keeps_text(const Json& j) {
 
 }  // namespace
 
+bool has_byte_level(const Json& pre_tokenizer) {
+  if (type_of(pre_tokenizer) == "ByteLevel") return true;
+  if (pre_tokenizer.is_object() && pre_tokenizer.contains("pretokenizers") && pre_tokenizer["pretokenizers"].is_array())
+    for (const Json& p : pre_tokenizer["pretokenizers"])
+      if (has_byte_level(p)) return true;
+  return false;
+}
+
 size_t max_input_bytes_per_token(const Json& normalizer, const Json& pre_tokenizer,
-                                 size_t longest_token_bytes, bool fuses_unknown,
+                                 size_t longest_token_bytes, bool loses_unknown,
                                  const std::vector<AddedToken>& added) {
-  if (fuses_unknown || !pre_tokenizer_keeps_text(pre_tokenizer)) return 0;
+  if (loses_unknown || !pre_tokenizer_keeps_text(pre_tokenizer)) return 0;
   const double shrink = normalizer_shrink(normalizer);
   if (shrink == 0) return 0;
   size_t longest = std::max<size_t>(longest_token_bytes, 4);  // byte fallback: one byte per token

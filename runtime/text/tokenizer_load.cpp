@@ -174,7 +174,8 @@ Tokenizer Tokenizer::from_json(const std::string& tokenizer_json,
   apply_config(*t, tokenizer_config_json, options.config_overrides_added_tokens);
   t->max_input_bytes_per_token =
       max_input_bytes_per_token(field("normalizer"), field("pre_tokenizer"), t->model->longest_token_bytes(),
-                                t->model->fuses_unknown(), t->added);
+                                t->model->fuses_unknown() || t->model->may_drop_unknown(has_byte_level(field("pre_tokenizer"))),
+                                t->added);
   return Tokenizer(std::move(t));
 }
 
@@ -213,7 +214,8 @@ Tokenizer Tokenizer::from_vocab_merges(const std::string& vocab_json, const std:
   t->index_added();
   apply_config(*t, tokenizer_config_json, false);
   t->max_input_bytes_per_token = max_input_bytes_per_token(normalizer, pre, t->model->longest_token_bytes(),
-                                                           t->model->fuses_unknown(), t->added);
+                                                           t->model->fuses_unknown() || t->model->may_drop_unknown(has_byte_level(pre)),
+                                                           t->added);
   return Tokenizer(std::move(t));
 }
 
