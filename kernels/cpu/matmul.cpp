@@ -1,6 +1,6 @@
 // cpu::matmul: picks GEMV (decode), the AMX tile GEMM (bf16 prefill on AMX machines) or the
-// f32 FMA GEMM — or, for bf16 activations, the VDPBF16PS GEMV — and splits the work over the
-// thread pool. Every output element is computed by one thread from start to end, so results
+// f32 FMA GEMM — or, for bf16 activations, the VDPBF16PS GEMV and GEMM — and splits the work
+// over the thread pool. Every output element is computed by one thread from start to end, so results
 // do not depend on the thread count.
 #include <algorithm>
 #include <atomic>
@@ -13,6 +13,7 @@
 #include "kernels/cpu/gemm_amx.h"
 #endif
 #if defined(SHARDLM_CPU_BF16_DOT)
+#include "kernels/cpu/gemm_bf16_dot.h"
 #include "kernels/cpu/gemv_bf16_dot.h"
 #endif
 
@@ -99,6 +100,45 @@ void gemm_amx(const Context& ctx, const float* x, int64_t n_tokens, int64_t n_in
 }
 #endif
 
+#if defined(SHARDLM_CPU_BF16_DOT)
+// VDPBF16PS GEMM: activations rounded and packed into pair panels once (token panels over the
+// pool), then each thread owns a range of 32-output panels and, per kBf16GemmKcPairs block of k
+// pairs, packs the panel's weights and sweeps every token panel with the tile (as gemm_f32).
+void gemm_bf16_dot(const Context& ctx, const float* x, int64_t n_tokens, int64_t n_in,
+                   const uint16_t* w, int64_t n_out, const float* bias, float* y) {
+  const int64_t mr = kBf16GemmMr, nr = kBf16GemmNr, kc = kBf16GemmKcPairs;
+  const int64_t n_pairs = bf16_pairs(n_in);
+  const int64_t n_mp = (n_tokens + mr - 1) / mr;
+  const int64_t n_np = (n_out + nr - 1) / nr;
+  const int n_threads = static_cast<int>(std::min<int64_t>(ctx.pool.size(), n_np));
+  const size_t xp_words = static_cast<size_t>(n_mp * n_pairs * mr);
+  const size_t wp_words = static_cast<size_t>(kc * nr);
+  uint32_t* xp = static_cast<uint32_t*>(
+      ctx.workspace.get((xp_words + wp_words * static_cast<size_t>(n_threads)) * sizeof(uint32_t)));
+  uint32_t* wp_all = xp + xp_words;
+  ctx.pool.parallel_for(n_mp, [&](int64_t begin, int64_t end) {
+    bf16_gemm_pack_x(x, n_tokens, n_in, begin, end, xp);
+  });
+  ctx.pool.run(n_threads, [&](int thread, int nth) {
+    uint32_t* wp = wp_all + static_cast<size_t>(thread) * wp_words;
+    const int64_t np_begin = n_np * thread / nth, np_end = n_np * (thread + 1) / nth;
+    for (int64_t np = np_begin; np < np_end; ++np) {
+      const int64_t o = np * nr;
+      const int n_valid = static_cast<int>(std::min(nr, n_out - o));
+      for (int64_t p0 = 0; p0 < n_pairs; p0 += kc) {
+        const int64_t pc = std::min(kc, n_pairs - p0);
+        bf16_gemm_pack_w(w, n_in, o, n_valid, p0, pc, wp);
+        for (int64_t mp = 0; mp < n_mp; ++mp) {
+          const int m_valid = static_cast<int>(std::min(mr, n_tokens - mp * mr));
+          bf16_gemm_tile(xp + (mp * n_pairs + p0) * mr, wp, pc, y + mp * mr * n_out + o, n_out,
+                         m_valid, n_valid, p0 > 0, p0 == 0 && bias ? bias + o : nullptr);
+        }
+      }
+    }
+  });
+}
+#endif
+
 // Splits output rows [0, n_out) of a decode-sized matmul into chunks, kGemvChunksPerThread per
 // thread, claimed dynamically: a thread slowed down (another process on its core, a slower
 // memory channel) takes fewer chunks instead of making the others wait at the end of the op.
@@ -161,6 +201,16 @@ void matmul_f32_activations(const Context& ctx, const float* x, int64_t n_tokens
   gemm_f32(ctx, kt, x, n_tokens, n_in, w, dtype, n_out, bias, y);
 }
 
+// Whether a bf16 GEMM of this shape runs on AMX tiles.
+bool amx_bf16_gemm([[maybe_unused]] const Context& ctx, [[maybe_unused]] int64_t n_in,
+                   [[maybe_unused]] int64_t n_out) {
+#if defined(SHARDLM_CPU_AMX)
+  return ctx.isa >= Isa::kAmx && amx_gemm_supported(DType::kBF16, n_in, n_out) && enable_amx();
+#else
+  return false;
+#endif
+}
+
 // x rounded to bf16 into `out`, rows split over the pool.   x [n] f32, out [n] bf16
 void round_activations(const Context& ctx, const float* x, int64_t n, uint16_t* out) {
   constexpr int64_t kGrain = 1 << 14;
@@ -176,8 +226,8 @@ void round_activations(const Context& ctx, const float* x, int64_t n, uint16_t* 
   });
 }
 
-// MatmulActivations::kBf16 for bf16 weights: x rounded once, then bf16 dot products (GEMV), AMX
-// with one part (GEMM), or the f32 kernels on the rounded values.
+// MatmulActivations::kBf16 for bf16 weights: x rounded once, then bf16 dot products (GEMV, and
+// the GEMM without AMX), AMX with one part (GEMM), or the f32 kernels on the rounded values.
 void matmul_bf16_activations(const Context& ctx, const float* x, int64_t n_tokens, int64_t n_in,
                              const uint16_t* w, int64_t n_out, const float* bias, float* y) {
   const int64_t n = n_tokens * n_in;
@@ -191,6 +241,11 @@ void matmul_bf16_activations(const Context& ctx, const float* x, int64_t n_token
     });
     return;
   }
+  if (n_tokens > kGemvMaxTokens && bf16_dot && ctx.isa >= Isa::kAvx512 &&
+      !amx_bf16_gemm(ctx, n_in, n_out)) {
+    gemm_bf16_dot(ctx, x, n_tokens, n_in, w, n_out, bias, y);
+    return;
+  }
 #endif
   // Round and widen back: the AMX GEMM with one part (it truncates, which keeps these values) and
   // the exact f32 kernels then form the same products as the VDPBF16PS GEMV.
@@ -199,8 +254,7 @@ void matmul_bf16_activations(const Context& ctx, const float* x, int64_t n_token
     for (int64_t i = begin * n_in; i < end * n_in; ++i) xr[i] = bf16_to_f32(f32_to_bf16(x[i]));
   });
 #if defined(SHARDLM_CPU_AMX)
-  if (n_tokens > kGemvMaxTokens && ctx.isa >= Isa::kAmx &&
-      amx_gemm_supported(DType::kBF16, n_in, n_out) && enable_amx()) {
+  if (n_tokens > kGemvMaxTokens && amx_bf16_gemm(ctx, n_in, n_out)) {
     Context one_part = ctx;
     one_part.amx_splits = 1;
     gemm_amx(one_part, xr, n_tokens, n_in, w, n_out, bias, y);

@@ -78,6 +78,7 @@ HfReference load_hf_reference(const std::filesystem::path& dir) {
     r.prompt = j.at("prompt_ids").get<std::vector<int32_t>>();
     r.greedy = j.at("greedy_ids").get<std::vector<int32_t>>();
     r.weights_dtype = j.value("weights_dtype", std::string("float32"));
+    r.native_bf16_max_abs_diff = j.value("native_bf16_prefill_max_abs_diff", 0.0f);
     const auto rows = j.at("prefill_logits").get<std::vector<std::vector<float>>>();
     if (rows.size() != r.prompt.size() || rows.empty())
       throw std::runtime_error("prefill_logits has " + std::to_string(rows.size()) + " rows for " +

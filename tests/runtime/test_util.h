@@ -27,6 +27,9 @@ struct HfReference {
   int64_t n_vocab = 0;
   std::string weights_dtype;            // "float32" | "bfloat16"
   float logit_range = 0;                // max - min of prefill_logits
+  // bf16 fixtures: how far HF's own bf16 computation is from the f32 reference (max abs over the
+  // prompt's logits); 0 for f32 fixtures.
+  float native_bf16_max_abs_diff = 0;
 };
 // Fixture directories under <fixtures_root>/hf that hold a reference.json, sorted.
 std::vector<std::filesystem::path> hf_fixture_dirs(const std::string& fixtures_root);

@@ -1,0 +1,42 @@
+// The bf16-activation GEMM (prefill-sized matmuls of MatmulActivations::kBf16 on CPUs with
+// AVX-512 BF16 but no AMX): activations rounded to bf16 against bf16 weights with VDPBF16PS, a
+// 12-token x 32-output register tile over k pairs. Compiled only where the compiler takes
+// -mavx512bf16 (SHARDLM_CPU_BF16_DOT) and called only when bf16_dot_supported(). The pieces are
+// the packing steps and the tile; matmul.cpp threads them (as it does the f32 GEMM). Nothing here
+// threads, allocates or throws. Internal to kernels/cpu.
+//
+// A "pair" is two neighbouring k elements held as one 32-bit word (low half = even k), the unit
+// VDPBF16PS multiplies. Odd n_in is padded with a zero element, which adds 0 * 0.
+#pragma once
+
+#include <cstdint>
+
+namespace shardlm::cpu {
+
+inline constexpr int64_t kBf16GemmMr = 12;   // tokens per register tile
+inline constexpr int64_t kBf16GemmNr = 32;   // outputs per register tile (2 vectors)
+inline constexpr int64_t kBf16GemmKcPairs = 128;  // k pairs per packed weight panel (16 KiB)
+
+// k pairs of a row of n_in elements.
+inline int64_t bf16_pairs(int64_t n_in) { return (n_in + 1) / 2; }
+
+// Rounds token panels [mp_begin, mp_end) of x to bf16 (nearest even) and packs them:
+// xp[(mp * n_pairs + p) * kBf16GemmMr + m] = pair p of token mp * kBf16GemmMr + m (0 past
+// n_tokens).   x [n_tokens, n_in] f32, xp [n_panels, n_pairs, kBf16GemmMr] pairs
+void bf16_gemm_pack_x(const float* x, int64_t n_tokens, int64_t n_in, int64_t mp_begin,
+                      int64_t mp_end, uint32_t* xp);
+
+// Packs weight rows [o, o + n_rows) (n_rows <= kBf16GemmNr), pairs [p0, p0 + pc):
+// wp[p * kBf16GemmNr + j] = pair p0 + p of row o + j; rows past n_rows are 0.
+//   w [n_out, n_in] bf16, wp [pc, kBf16GemmNr] pairs
+void bf16_gemm_pack_w(const uint16_t* w, int64_t n_in, int64_t o, int64_t n_rows, int64_t p0,
+                      int64_t pc, uint32_t* wp);
+
+// One tile: acc[m][n] = sum_{p < pc} dot(xp[p * kBf16GemmMr + m], wp[p * kBf16GemmNr + n]); then
+// for m < m_valid, n < n_valid: c[m * ldc + n] = (accumulate ? c[m * ldc + n] : bias ? bias[n]
+// : 0) + acc[m][n]. Products exact, sums in f32 (denormals flushed, as the instruction does).
+//   xp [pc, kBf16GemmMr], wp [pc, kBf16GemmNr], c [m_valid, ldc]
+void bf16_gemm_tile(const uint32_t* xp, const uint32_t* wp, int64_t pc, float* c, int64_t ldc,
+                    int m_valid, int n_valid, bool accumulate, const float* bias);
+
+}  // namespace shardlm::cpu
