@@ -60,6 +60,15 @@ struct KernelTable {
                           int64_t head_dim, float scale, float* s);
   void (*attn_pv_row)(const float* p, const float* v, int64_t ld, int64_t n_keys, int64_t head_dim,
                       float* o);
+  // The same two on bf16 rows (a pointer per key), widened in registers: for the same values the
+  // same bits as widening the rows first and calling the two above. Return false (doing nothing)
+  // for a head_dim they do not cover, true for n_keys = 0 otherwise (nothing read: a way to ask);
+  // null at levels that have none.
+  //   k[j], v[j] -> [head_dim] bf16
+  bool (*attn_scores_row_bf16)(const float* q, const uint16_t* const* k, int64_t n_keys,
+                               int64_t head_dim, float scale, float* s) = nullptr;
+  bool (*attn_pv_row_bf16)(const float* p, const uint16_t* const* v, int64_t n_keys,
+                           int64_t head_dim, float* o) = nullptr;
 
   // ---- Vector loops (attention, norms, activations) ----
   float (*dot)(const float* a, const float* b, int64_t n);     // sum a[i] * b[i]

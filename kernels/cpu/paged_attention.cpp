@@ -12,7 +12,10 @@
 //    every query head. A block's slots hold all kv heads contiguously, so each chunk is read as
 //    runs of whole blocks (a streaming read) and every query head of every GQA group is served
 //    from it: KV is read once per sequence.
-//    Scores per query row by attn_scores_row, P.V by attn_pv_row. When the step has too few
+//    Scores per query row by attn_scores_row, P.V by attn_pv_row. On a bf16 pool (the
+//    default KV dtype) these read the pool in place through a pointer per position and widen
+//    in registers (attn_scores_row_bf16 / attn_pv_row_bf16: the same bits as widening first),
+//    so decode never writes a widened copy of the cache. When the step has too few
 //    items to keep the pool busy (few sequences, long contexts), an item's keys are split into
 //    ranges of >= kMinSplitKeys (split-K, "flash decoding"), whose partial softmaxes are merged
 //    exactly afterwards.
@@ -85,13 +88,19 @@ struct Scratch {
   float* m;      // [R] running max
   float* l;      // [R] running sum
   float* alpha;  // [R] this chunk's rescale of the row (< 0: row not in this chunk)
+  // Row items on a bf16 pool read K/V in place (no widened copy): one pointer per (kv head,
+  // position) of the chunk, and a row of zeros for positions the row may not see.
+  const uint16_t** kp;  // [n_kv_heads, kRowChunk]
+  const uint16_t** vp;  // [n_kv_heads, kRowChunk]
+  uint16_t* zero_row;   // [hd] bf16 zeros
 
-  // kv: floats of one chunk's widened K (or V) rows.
-  static int64_t floats(int64_t rows, int64_t hd, int64_t kv) {
+  // kv: floats of one chunk's widened K (or V) rows; kvh: kv heads of a row item at most.
+  static int64_t floats(int64_t rows, int64_t hd, int64_t kv, int64_t kvh) {
+    const int64_t ptr_floats = round16(kvh * kRowChunk * int64_t{sizeof(void*) / sizeof(float)});
     return 2 * round16(kv) + round16(hd * kChunk) + round16(rows * kChunk) +
-           3 * round16(rows * hd) + 3 * round16(rows);
+           3 * round16(rows * hd) + 3 * round16(rows) + 2 * ptr_floats + round16(hd);
   }
-  static Scratch carve(float* p, int64_t rows, int64_t hd, int64_t kv) {
+  static Scratch carve(float* p, int64_t rows, int64_t hd, int64_t kv, int64_t kvh) {
     Scratch sc;
     auto take = [&](int64_t n) {
       float* r = p;
@@ -108,6 +117,11 @@ struct Scratch {
     sc.m = take(rows);
     sc.l = take(rows);
     sc.alpha = take(rows);
+    const int64_t ptr_floats = kvh * kRowChunk * int64_t{sizeof(void*) / sizeof(float)};
+    sc.kp = reinterpret_cast<const uint16_t**>(take(ptr_floats));
+    sc.vp = reinterpret_cast<const uint16_t**>(take(ptr_floats));
+    sc.zero_row = reinterpret_cast<uint16_t*>(take(hd));
+    std::fill(sc.zero_row, sc.zero_row + hd, uint16_t{0});
     return sc;
   }
 };
@@ -159,6 +173,23 @@ struct Geo {
     }
   }
 };
+
+// Row pointers of positions [j0, j1) of sequence `seq`, kv heads [kvh0, kvh0 + n_kvh) of a bf16
+// `pool`: ptrs[h * kRowChunk + i] -> position j0 + i of head kvh0 + h, or `zero` outside
+// [vlo, vhi] (never read from the pool, as Geo::load).
+void gather_rows(const Geo& g, const void* pool, int64_t seq, int64_t kvh0, int64_t n_kvh,
+                 int64_t j0, int64_t j1, int64_t vlo, int64_t vhi, const uint16_t* zero,
+                 const uint16_t** ptrs) {
+  const int32_t* bt = g.lay.block_table + seq * g.lay.max_blocks;
+  const uint16_t* base = static_cast<const uint16_t*>(pool);
+  const int64_t bs = g.kv.block_size;
+  for (int64_t j = j0; j < j1; ++j) {
+    const bool in = j >= vlo && j <= vhi;
+    const uint16_t* row =
+        in ? base + (static_cast<int64_t>(bt[j / bs]) * bs + j % bs) * g.ld + kvh0 * g.hd : zero;
+    for (int64_t h = 0; h < n_kvh; ++h) ptrs[h * kRowChunk + (j - j0)] = in ? row + h * g.hd : zero;
+  }
+}
 
 // dst[d * ldd + j] = src[j * hd + d], 16 keys at a time (each store run fills a cache line).
 void transpose(const float* src, int64_t n, int64_t hd, float* dst, int64_t ldd) {
@@ -260,13 +291,24 @@ void run_rows(const Geo& g, const Item& it, const Scratch& sc, bool det, float* 
     sc.m[r] = -INFINITY;
     sc.l[r] = 0.0f;
   }
+  // A bf16 pool is read in place when the kernels cover this head_dim (a call with no keys
+  // says whether they do).
+  const bool in_place = g.kv.dtype == DType::kBF16 && kt.attn_scores_row_bf16 &&
+                        kt.attn_pv_row_bf16 &&
+                        kt.attn_scores_row_bf16(nullptr, nullptr, 0, hd, 1.0f, nullptr) &&
+                        kt.attn_pv_row_bf16(nullptr, nullptr, 0, hd, nullptr);
   const int64_t first = uhi < 0 ? 0 : det ? ulo / kRowChunk * kRowChunk : ulo;
   for (int64_t c0 = first; c0 <= uhi; c0 += kRowChunk) {
     // Deterministic: the whole aligned chunk is scored (keys outside [ulo, uhi] are zero rows).
     const int64_t c1 = det ? c0 + kRowChunk : std::min(c0 + kRowChunk, uhi + 1);
     const int64_t vlo = std::max(c0, ulo), vhi = std::min(c1 - 1, uhi);
     const int64_t kb = det ? c0 : vlo;  // position of kbuf's row 0
-    g.load(g.kv.k, it.seq, it.kvh0, it.n_kvh, kb, det ? c1 : vhi + 1, vlo, vhi, sc.kbuf);
+    if (in_place) {
+      gather_rows(g, g.kv.k, it.seq, it.kvh0, it.n_kvh, kb, det ? c1 : vhi + 1, vlo, vhi,
+                  sc.zero_row, sc.kp);
+    } else {
+      g.load(g.kv.k, it.seq, it.kvh0, it.n_kvh, kb, det ? c1 : vhi + 1, vlo, vhi, sc.kbuf);
+    }
     for (int64_t t = it.t0; t < it.t1; ++t) {
       const int64_t a = std::max(row_lo(t), c0), b = std::min(row_hi(t), c1 - 1);
       for (int64_t r = (t - it.t0) * hg; r < (t - it.t0 + 1) * hg; ++r) {
@@ -278,7 +320,12 @@ void run_rows(const Geo& g, const Item& it, const Scratch& sc, bool det, float* 
         const float* qr = g.q_row(t, it.kvh0 * G + lh);
         const float* kr = sc.kbuf + (lh / G) * hd;
         float* sr = sc.s + r * kChunk;  // sr[i] = key c0 + i
-        if (det) {
+        const uint16_t* const* kpr = sc.kp + (lh / G) * kRowChunk;
+        if (in_place && det) {
+          kt.attn_scores_row_bf16(qr, kpr, kRowChunk, hd, g.scale, sr);
+        } else if (in_place) {
+          kt.attn_scores_row_bf16(qr, kpr + (a - kb), b - a + 1, hd, g.scale, sr + (a - c0));
+        } else if (det) {
           kt.attn_scores_row(qr, kr, width, kRowChunk, hd, g.scale, sr);
         } else {
           kt.attn_scores_row(qr, kr + (a - kb) * width, width, b - a + 1, hd, g.scale,
@@ -287,7 +334,12 @@ void run_rows(const Geo& g, const Item& it, const Scratch& sc, bool det, float* 
         sc.alpha[r] = softmax_step(kt, sr + (a - c0), b - a + 1, sc.m[r], sc.l[r]);
       }
     }
-    g.load(g.kv.v, it.seq, it.kvh0, it.n_kvh, vlo, vhi + 1, vlo, vhi, sc.vbuf);
+    if (in_place) {
+      gather_rows(g, g.kv.v, it.seq, it.kvh0, it.n_kvh, vlo, vhi + 1, vlo, vhi, sc.zero_row,
+                  sc.vp);
+    } else {
+      g.load(g.kv.v, it.seq, it.kvh0, it.n_kvh, vlo, vhi + 1, vlo, vhi, sc.vbuf);
+    }
     for (int64_t t = it.t0; t < it.t1; ++t) {
       const int64_t a = std::max(row_lo(t), c0), b = std::min(row_hi(t), c1 - 1);
       for (int64_t r = (t - it.t0) * hg; r < (t - it.t0 + 1) * hg; ++r) {
@@ -299,8 +351,14 @@ void run_rows(const Geo& g, const Item& it, const Scratch& sc, bool det, float* 
         } else if (alpha != 1.0f) {
           kt.scale(o, alpha, hd);
         }
-        kt.attn_pv_row(sc.s + r * kChunk + (a - c0),
-                       sc.vbuf + (a - vlo) * width + ((r % hg) / G) * hd, width, b - a + 1, hd, o);
+        if (in_place) {
+          kt.attn_pv_row_bf16(sc.s + r * kChunk + (a - c0),
+                              sc.vp + ((r % hg) / G) * kRowChunk + (a - vlo), b - a + 1, hd, o);
+        } else {
+          kt.attn_pv_row(sc.s + r * kChunk + (a - c0),
+                         sc.vbuf + (a - vlo) * width + ((r % hg) / G) * hd, width, b - a + 1, hd,
+                         o);
+        }
       }
     }
   }
@@ -476,7 +534,7 @@ void paged_attention(const Context& ctx, const float* q, int64_t n_head, const P
   const int n_threads = static_cast<int>(std::min<int64_t>(n_pool, n_items));
   const int64_t rows = std::max({kTileRows, group, (kTiledMinTokens - 1) * n_head});
   const int64_t kv_floats = std::max(kChunk * hd, kRowChunk * kv.n_head_kv * hd);
-  const int64_t per_thread = Scratch::floats(rows, hd, kv_floats);
+  const int64_t per_thread = Scratch::floats(rows, hd, kv_floats, kv.n_head_kv);
   const size_t items_bytes = (static_cast<size_t>(n_items) * sizeof(Item) + 63) / 64 * 64;
   const size_t bytes = items_bytes + static_cast<size_t>(round16(partial_floats)) * sizeof(float) +
                        static_cast<size_t>(per_thread * n_threads) * sizeof(float);
@@ -490,7 +548,8 @@ void paged_attention(const Context& ctx, const float* q, int64_t n_head, const P
 
   std::atomic<int64_t> next{0};
   ctx.pool.run(n_threads, [&](int thread, int) {
-    const Scratch sc = Scratch::carve(scratch + thread * per_thread, rows, hd, kv_floats);
+    const Scratch sc =
+        Scratch::carve(scratch + thread * per_thread, rows, hd, kv_floats, kv.n_head_kv);
     for (int64_t i = next.fetch_add(1, std::memory_order_relaxed); i < n_items;
          i = next.fetch_add(1, std::memory_order_relaxed)) {
       if (items[i].tiled) {

@@ -347,9 +347,10 @@ void attn_pv(const float* p, int64_t ldp, int64_t n_q, const float* v, int64_t l
 
 // Decode scores, NC = head_dim / 16 vectors per row: 16 keys at a time, one accumulator per key
 // over the row's NC chunks, then one 16x16 transpose and 15 adds give the 16 scores.
-template <int NC>
-void scores_row_nc(const float* q, const float* k, int64_t ld, int64_t n_keys, float scale,
-                   float* s) {
+// load(j, c): elements [16c, 16c + 16) of key j as f32 (f32 rows, or bf16 rows widened in
+// registers: widening is exact, so both give the same bits for the same values).
+template <int NC, class Load>
+void scores_row_nc(const float* q, int64_t n_keys, float scale, float* s, const Load& load) {
   __m512 qv[NC];
   for (int c = 0; c < NC; ++c) qv[c] = _mm512_loadu_ps(q + 16 * c);
   const __m512 vs = _mm512_set1_ps(scale);
@@ -357,9 +358,8 @@ void scores_row_nc(const float* q, const float* k, int64_t ld, int64_t n_keys, f
   for (; j0 + 16 <= n_keys; j0 += 16) {
     __m512 acc[16];
     for (int jj = 0; jj < 16; ++jj) {
-      const float* kr = k + (j0 + jj) * ld;
-      __m512 a = _mm512_mul_ps(qv[0], _mm512_loadu_ps(kr));
-      for (int c = 1; c < NC; ++c) a = _mm512_fmadd_ps(qv[c], _mm512_loadu_ps(kr + 16 * c), a);
+      __m512 a = _mm512_mul_ps(qv[0], load(j0 + jj, 0));
+      for (int c = 1; c < NC; ++c) a = _mm512_fmadd_ps(qv[c], load(j0 + jj, c), a);
       acc[jj] = a;
     }
     simd512::transpose16x16(acc);
@@ -369,33 +369,47 @@ void scores_row_nc(const float* q, const float* k, int64_t ld, int64_t n_keys, f
     _mm512_storeu_ps(s + j0, _mm512_mul_ps(acc[0], vs));
   }
   for (; j0 < n_keys; ++j0) {
-    const float* kr = k + j0 * ld;
-    __m512 a = _mm512_mul_ps(qv[0], _mm512_loadu_ps(kr));
-    for (int c = 1; c < NC; ++c) a = _mm512_fmadd_ps(qv[c], _mm512_loadu_ps(kr + 16 * c), a);
+    __m512 a = _mm512_mul_ps(qv[0], load(j0, 0));
+    for (int c = 1; c < NC; ++c) a = _mm512_fmadd_ps(qv[c], load(j0, c), a);
     s[j0] = hsum(a) * scale;
   }
 }
 
-// Decode P.V: the output row (NC vectors) stays in registers over the keys.
-template <int NC>
-void pv_row_nc(const float* p, const float* v, int64_t ld, int64_t n_keys, float* out) {
+// Decode P.V: the output row (NC vectors) stays in registers over the keys. load as above.
+template <int NC, class Load>
+void pv_row_nc(const float* p, int64_t n_keys, float* out, const Load& load) {
   __m512 o[NC];
   for (int c = 0; c < NC; ++c) o[c] = _mm512_loadu_ps(out + 16 * c);
   for (int64_t j = 0; j < n_keys; ++j) {
     const __m512 pj = _mm512_set1_ps(p[j]);
-    const float* vr = v + j * ld;
-    for (int c = 0; c < NC; ++c) o[c] = _mm512_fmadd_ps(pj, _mm512_loadu_ps(vr + 16 * c), o[c]);
+    for (int c = 0; c < NC; ++c) o[c] = _mm512_fmadd_ps(pj, load(j, c), o[c]);
   }
   for (int c = 0; c < NC; ++c) _mm512_storeu_ps(out + 16 * c, o[c]);
 }
 
+// Rows of f32 at a stride of ld floats.
+struct StridedF32 {
+  const float* base;
+  int64_t ld;
+  __m512 operator()(int64_t j, int c) const { return _mm512_loadu_ps(base + j * ld + 16 * c); }
+};
+// bf16 rows through a pointer per key, widened in registers.
+struct Bf16Rows {
+  const uint16_t* const* rows;
+  __m512 operator()(int64_t j, int c) const {
+    const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rows[j] + 16 * c));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+  }
+};
+
 void attn_scores_row(const float* q, const float* k, int64_t ld, int64_t n_keys, int64_t head_dim,
                      float scale, float* s) {
+  const StridedF32 load{k, ld};
   switch (head_dim) {
     case 64:
-      return scores_row_nc<4>(q, k, ld, n_keys, scale, s);
+      return scores_row_nc<4>(q, n_keys, scale, s, load);
     case 128:
-      return scores_row_nc<8>(q, k, ld, n_keys, scale, s);
+      return scores_row_nc<8>(q, n_keys, scale, s, load);
     default:
       return generic::attn_scores_row(q, k, ld, n_keys, head_dim, scale, s);
   }
@@ -403,15 +417,53 @@ void attn_scores_row(const float* q, const float* k, int64_t ld, int64_t n_keys,
 
 void attn_pv_row(const float* p, const float* v, int64_t ld, int64_t n_keys, int64_t head_dim,
                  float* o) {
+  const StridedF32 load{v, ld};
   switch (head_dim) {
     case 64:
-      return pv_row_nc<4>(p, v, ld, n_keys, o);
+      return pv_row_nc<4>(p, n_keys, o, load);
     case 128:
-      return pv_row_nc<8>(p, v, ld, n_keys, o);
+      return pv_row_nc<8>(p, n_keys, o, load);
     case 256:
-      return pv_row_nc<16>(p, v, ld, n_keys, o);
+      return pv_row_nc<16>(p, n_keys, o, load);
     default:
       return generic::attn_pv_row(p, v, ld, n_keys, head_dim, o);
+  }
+}
+
+bool attn_scores_row_bf16(const float* q, const uint16_t* const* k, int64_t n_keys,
+                          int64_t head_dim, float scale, float* s) {
+  if (head_dim != 64 && head_dim != 128) return false;
+  if (n_keys <= 0) return true;
+  const Bf16Rows load{k};
+  switch (head_dim) {
+    case 64:
+      scores_row_nc<4>(q, n_keys, scale, s, load);
+      return true;
+    case 128:
+      scores_row_nc<8>(q, n_keys, scale, s, load);
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool attn_pv_row_bf16(const float* p, const uint16_t* const* v, int64_t n_keys, int64_t head_dim,
+                      float* o) {
+  if (head_dim != 64 && head_dim != 128 && head_dim != 256) return false;
+  if (n_keys <= 0) return true;
+  const Bf16Rows load{v};
+  switch (head_dim) {
+    case 64:
+      pv_row_nc<4>(p, n_keys, o, load);
+      return true;
+    case 128:
+      pv_row_nc<8>(p, n_keys, o, load);
+      return true;
+    case 256:
+      pv_row_nc<16>(p, n_keys, o, load);
+      return true;
+    default:
+      return false;
   }
 }
 
@@ -561,6 +613,8 @@ extern const KernelTable kAvx512Table = {
     .attn_pv = attn_pv,
     .attn_scores_row = attn_scores_row,
     .attn_pv_row = attn_pv_row,
+    .attn_scores_row_bf16 = attn_scores_row_bf16,
+    .attn_pv_row_bf16 = attn_pv_row_bf16,
     .dot = dot,
     .axpy = axpy,
     .scale = generic::scale,

@@ -210,6 +210,45 @@ TEST_P(PagedKernelTest, DeterministicRowsIndependentOfStepChunkingAndThreads) {
   }
 }
 
+// Decode rows (the row path) read a bf16 pool in place, widening in registers; that must give
+// the bits of the same values held in an f32 pool (widened copies), in fast and deterministic
+// mode, for head dims the in-place kernels cover (64, 128) and one they do not (32: the widening
+// path), with several sequences of different lengths (split-K in fast mode) and a window.
+TEST_P(PagedKernelTest, Bf16PoolReadInPlaceEqualsAnF32PoolOfTheSameValues) {
+  const int64_t bs = 16, n_head = 8, n_head_kv = 2, n_blocks = 48;
+  for (int64_t hd : {64, 128, 32}) {
+    Pools bf(n_blocks, bs, n_head_kv, hd, DType::kBF16, 200 + hd);
+    Pools f32(n_blocks, bs, n_head_kv, hd, DType::kF32, 300);
+    // f32 pool = the bf16 pool's values, widened.
+    for (auto [src, dst] : {std::pair{&bf.k, &f32.k}, std::pair{&bf.v, &f32.v}}) {
+      for (size_t i = 0; i < src->size() / 2; ++i) {
+        uint16_t h;
+        std::memcpy(&h, src->data() + 2 * i, 2);
+        const float f = bf16_to_f32(h);
+        std::memcpy(dst->data() + 4 * i, &f, 4);
+      }
+    }
+    BlockAlloc alloc(n_blocks, 201);
+    const Step step({{alloc.take(blocks_for(300, bs)), positions(299, 1)},
+                     {alloc.take(blocks_for(70, bs)), positions(67, 3)},
+                     {alloc.take(blocks_for(17, bs)), positions(16, 1)},
+                     {alloc.take(blocks_for(130, bs)), positions(128, 2)}});
+    const auto q = random_floats(static_cast<size_t>(step.n_tokens() * n_head * hd), 202, 2.0f);
+    const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+    for (bool det : {false, true}) {
+      for (int64_t window : {0, 45}) {
+        std::vector<float> a(q.size(), NAN), b(q.size(), NAN);
+        cpu::paged_attention(ctx_, q.data(), n_head, bf.view(), step.view(), window, scale, det,
+                             a.data());
+        cpu::paged_attention(ctx_, q.data(), n_head, f32.view(), step.view(), window, scale, det,
+                             b.data());
+        EXPECT_TRUE(same_bits(a, b)) << "head_dim " << hd << (det ? " deterministic" : " fast")
+                                     << " window " << window;
+      }
+    }
+  }
+}
+
 TEST(PagedRefTest, GatherKvFollowsShuffledBlockTable) {
   // ref::gather_kv through a shuffled table, then the single-sequence ref::attention, equals
   // ref::paged_attention on the same table (bf16 pool, odd block size).
