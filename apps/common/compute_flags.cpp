@@ -7,10 +7,12 @@
 namespace shardlm::apps {
 
 void apply_compute_flags(const ComputeFlags& flags, EngineOptions& eo) {
-  if (flags.activations != "f32" && flags.activations != "bf16") {
-    fail(StatusCode::kInvalidArg, "--activations " + flags.activations + ": expected f32 or bf16");
+  const auto a = parse_matmul_activations(flags.activations);
+  if (!a) {
+    fail(StatusCode::kInvalidArg,
+         "--activations " + flags.activations + ": expected auto, f32 or bf16");
   }
-  eo.activations = flags.activations == "bf16" ? MatmulActivations::kBf16 : MatmulActivations::kF32;
+  eo.activations = *a;
   eo.backend_settings = parse_backend_settings(flags.backend_settings);
 }
 

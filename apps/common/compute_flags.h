@@ -10,7 +10,7 @@
 namespace shardlm::apps {
 
 struct ComputeFlags {
-  std::string activations = "f32";  // f32 | bf16
+  std::string activations = "auto";  // auto | f32 | bf16
   std::string backend_settings;     // key=value,key=value
 };
 

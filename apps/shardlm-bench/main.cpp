@@ -171,8 +171,9 @@ int run(int argc, char** argv) {
       "--concurrency: paged KV element type bf16 | f16 | f32")(
       "block-size", po::value<int64_t>()->default_value(16), "--concurrency: tokens per KV block")(
       "deterministic", "--concurrency, --spec-prompts: batch-invariant CPU kernels")(
-      "activations", po::value(&o.compute.activations)->default_value("f32"),
-      "matmuls with bf16 weights: f32 (exact) | bf16 (activations rounded to bf16, VDPBF16PS)")(
+      "activations", po::value(&o.compute.activations)->default_value("auto"),
+      "matmuls with bf16 weights: auto (bf16 where the CPU multiplies bf16 natively, else f32) | "
+      "f32 (exact) | bf16 (activations rounded to bf16, VDPBF16PS)")(
       "backend-settings", po::value(&o.compute.backend_settings)->default_value(""),
       "backend-specific key=value,... (cpu: isa=avx2, amx_splits=1; cuda: graphs=1)")(
       "perplexity", po::value<std::string>(),

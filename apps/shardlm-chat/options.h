@@ -16,7 +16,7 @@ struct ChatOptions {
   std::string backend = "cpu";
   shardlm_model_params model = shardlm_model_default_params();  // backend points into `backend`
   std::string kv_dtype = "bf16";
-  std::string activations = "f32", backend_settings;
+  std::string activations = "auto", backend_settings;
   std::string draft;  // --draft: the draft model's pack directory
   // kv_dtype, activations and backend_settings point into the strings above (set at open)
   shardlm_engine_params engine = shardlm_engine_default_params();

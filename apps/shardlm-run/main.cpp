@@ -68,8 +68,9 @@ int run(int argc, char** argv) {
       "context length in tokens (0 = prompt + max-tokens)")(
       "max-seq", po::value<int64_t>(), "the same as --n-ctx (older name)")(
       "batch-tokens", po::value(&batch_tokens)->default_value(256), "prefill chunk in tokens")(
-      "activations", po::value(&compute.activations)->default_value("f32"),
-      "matmuls with bf16 weights: f32 (exact) | bf16 (activations rounded to bf16)")(
+      "activations", po::value(&compute.activations)->default_value("auto"),
+      "matmuls with bf16 weights: auto (bf16 where the CPU multiplies bf16 natively, else f32) | "
+      "f32 (exact) | bf16 (activations rounded to bf16)")(
       "backend-settings", po::value(&compute.backend_settings)->default_value(""),
       "backend-specific key=value,... (cpu: isa=avx2, amx_splits=1; cuda: graphs=1)")(
       "device", po::value(&devices),

@@ -72,8 +72,9 @@ int run(int argc, char** argv) {
       "block-size", po::value(&block_size)->default_value(16), "tokens per KV block")(
       "kv-blocks", po::value(&kv_blocks)->default_value(-1),
       "KV blocks per rank (-1: what the memory plan leaves)")(
-      "activations", po::value(&compute.activations)->default_value("f32"),
-      "matmuls with bf16 weights: f32 (exact) | bf16")(
+      "activations", po::value(&compute.activations)->default_value("auto"),
+      "matmuls with bf16 weights: auto (bf16 where the CPU multiplies bf16 natively) | f32 "
+      "(exact) | bf16")(
       "backend-settings", po::value(&compute.backend_settings)->default_value(""),
       "backend-specific key=value,... (cpu: isa=avx2; cuda: graphs=1)")(
       "max-body-mb", po::value(&max_body_mb)->default_value(4),

@@ -58,7 +58,7 @@ SHARDLM_API shardlm_engine_params shardlm_engine_default_params(void) {
   p.struct_size = sizeof p;
   p.kv_dtype = "bf16";
   p.prefix_cache = 1;
-  p.activations = "f32";
+  p.activations = "auto";
   return p;
 }
 
@@ -135,12 +135,13 @@ SHARDLM_API shardlm_status shardlm_model_open_with_engine(const char* pack_dir,
                                           : -1;  // auto: from the memory plan
     eo.kv_dtype = *kv_dtype;
     eo.deterministic = ep.deterministic != 0;
-    const std::string activations = ep.activations ? ep.activations : "f32";
-    if (activations != "f32" && activations != "bf16") {
+    const std::string activations = ep.activations ? ep.activations : "auto";
+    const auto a = parse_matmul_activations(activations);
+    if (!a) {
       fail(StatusCode::kInvalidArg,
-           "engine activations '" + activations + "': expected f32 or bf16");
+           "engine activations '" + activations + "': expected auto, f32 or bf16");
     }
-    eo.activations = activations == "bf16" ? MatmulActivations::kBf16 : MatmulActivations::kF32;
+    eo.activations = *a;
     if (ep.backend_settings) eo.backend_settings = parse_backend_settings(ep.backend_settings);
     if (ep.process_ranks != 0 && ep.process_ranks != 1) {
       fail(StatusCode::kInvalidArg,

@@ -10,7 +10,22 @@
 namespace shardlm {
 
 const char* matmul_activations_name(MatmulActivations a) {
-  return a == MatmulActivations::kBf16 ? "bf16" : "f32";
+  switch (a) {
+    case MatmulActivations::kBf16:
+      return "bf16";
+    case MatmulActivations::kAuto:
+      return "auto";
+    case MatmulActivations::kF32:
+      break;
+  }
+  return "f32";
+}
+
+std::optional<MatmulActivations> parse_matmul_activations(std::string_view s) {
+  if (s == "f32") return MatmulActivations::kF32;
+  if (s == "bf16") return MatmulActivations::kBf16;
+  if (s == "auto") return MatmulActivations::kAuto;
+  return std::nullopt;
 }
 
 namespace {

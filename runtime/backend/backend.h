@@ -25,11 +25,15 @@ enum class MemoryKind : uint8_t { kWeights, kScratch };
 
 // What matmuls with bf16 weights do with their f32 activations.
 enum class MatmulActivations : uint8_t {
-  kF32,   // exact: f32 activations times the widened weights, f32 sums (the default)
+  kF32,   // exact: f32 activations times the widened weights, f32 sums
   kBf16,  // activations rounded to bf16 once per matmul, bf16 x bf16 products summed in f32
           // (what PyTorch does for a bf16 model); faster where the CPU has bf16 dot products
+  kAuto,  // the default: kBf16 where the CPU multiplies bf16 natively (AVX-512 BF16 or AMX at
+          // the ISA level in use), kF32 elsewhere (no speed to gain there, only rounding)
 };
-const char* matmul_activations_name(MatmulActivations a);  // "f32", "bf16"
+const char* matmul_activations_name(MatmulActivations a);  // "f32", "bf16", "auto"
+// Parses "f32" | "bf16" | "auto"; nullopt for anything else.
+std::optional<MatmulActivations> parse_matmul_activations(std::string_view s);
 
 // A backend-specific setting, "key=value" (see each backend's header for its keys).
 struct BackendSetting {
@@ -65,7 +69,7 @@ struct BackendOptions {
   // Ops whose result for one token row must not depend on what else is in the step (other
   // sequences, chunking) or on the thread count: bit-identical logits per sequence. CPU only.
   bool deterministic = false;
-  MatmulActivations activations = MatmulActivations::kF32;
+  MatmulActivations activations = MatmulActivations::kAuto;
   // Backend-specific settings. A backend refuses keys it does not know (kInvalidArg naming the
   // key and the keys it takes); where a setting has an environment variable, the variable is
   // read only when the setting is absent.

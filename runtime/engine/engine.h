@@ -55,8 +55,9 @@ struct EngineOptions {
   DType kv_dtype = DType::kBF16;
   // CPU: a sequence's logits do not depend on what it is batched with (BackendOptions).
   bool deterministic = false;
-  // Matmuls with bf16 weights: exact f32 activations or rounded to bf16 (BackendOptions).
-  MatmulActivations activations = MatmulActivations::kF32;
+  // Matmuls with bf16 weights: exact f32 activations, rounded to bf16, or auto (bf16 where the
+  // CPU multiplies bf16 natively; BackendOptions).
+  MatmulActivations activations = MatmulActivations::kAuto;
   // Backend-specific settings ("isa", "graphs", ...; see each backend's header).
   std::vector<BackendSetting> backend_settings;
   // Ranks as processes (mpirun): this process runs only rank process_comm->rank() of the pack

@@ -600,7 +600,7 @@ static void test_step_engine_params(void) {
   p.n_threads = 2;
   const shardlm_engine_params d = shardlm_engine_default_params();
   CHECK(d.struct_size == sizeof d && d.prefix_cache == 1 && strcmp(d.kv_dtype, "bf16") == 0);
-  CHECK(strcmp(d.activations, "f32") == 0 && d.backend_settings == NULL);
+  CHECK(strcmp(d.activations, "auto") == 0 && d.backend_settings == NULL);
   CHECK(d.process_ranks == 0 && d.comm_timeout_s == 0);
   shardlm_engine_params wrong = d;
   wrong.process_ranks = 2;

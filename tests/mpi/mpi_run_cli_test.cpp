@@ -113,7 +113,8 @@ TEST(MpiRunCli, EveryFixtureMatchesTheInProcessRunAtTp2And4) {
       if (!pack_at(entry.path(), d / "pack", tp)) continue;
       const std::string args = " --pack " + (d / "pack") + " --prompt-ids " + prompt +
                                " --max-tokens " + std::to_string(ref["greedy_ids"].size()) +
-                               " --ignore-eos --print-ids --threads " + std::to_string(tp);
+                               " --ignore-eos --print-ids --activations f32 --threads " +
+                               std::to_string(tp);
       const Proc local = sh(run_bin() + args + " --dump-logits " + (d / "local.json"));
       ASSERT_EQ(local.code, 0) << local.out;
       const Proc fast = sh(mpirun(tp) + run_bin() + args + " --dump-logits " + (d / "fast.json"));

@@ -33,6 +33,7 @@ BackendInstance cpu_instance(cpu::Isa isa, int threads, const std::string& mode)
   in.what = "cpu isa=" + isa_name + ", " + std::to_string(threads) + " threads";
   in.options.n_threads = threads;
   in.options.settings = {{"isa", isa_name}};
+  in.options.activations = MatmulActivations::kF32;  // exact unless the mode says otherwise
   if (threads == 1) in.ops = kThreadSensitiveOps;
   if (mode == "det") {  // what deterministic mode changes: many-token matmuls, paged attention
     in.options.deterministic = true;

@@ -35,6 +35,7 @@ std::string pack_tiny(const TinyModelSpec& spec, const fs::path& root, int tp) {
 std::unique_ptr<Engine> open_engine(const std::string& dir, int64_t batch_tokens = 64) {
   EngineOptions eo;
   eo.pack_dir = dir;
+  eo.activations = MatmulActivations::kF32;  // TP vs one rank at f32 tolerances
   eo.n_threads = 2;
   eo.n_ctx = 64;
   eo.max_batch_tokens = batch_tokens;

@@ -72,6 +72,7 @@ TEST_P(HfParityTest, LogitsAndGreedyMatchAtEveryTp) {
     eo.n_threads = 2;
     eo.n_ctx = static_cast<int64_t>(prompt.size() + greedy_ref.size()) + 1;
     eo.kv_dtype = DType::kF32;  // the paged pool generate() runs on: f32 for the parity tolerance
+    eo.activations = MatmulActivations::kF32;  // exact: the f32 tolerance (the default may round)
     Engine engine(eo);
     ASSERT_EQ(engine.config().n_vocab, ref.n_vocab);
 

@@ -416,6 +416,7 @@ TEST_P(VulkanStepEngine, BatchedRequestsMatchCpuStepEngineAtTp1And2) {
         EngineOptions eo;
         eo.pack_dir = po.out_dir;
         eo.backend = backend;
+        eo.activations = MatmulActivations::kF32;  // the CPU side exact
         eo.n_threads = 2;
         eo.n_ctx = 128;
         eo.max_batch_tokens = 16;

@@ -65,6 +65,7 @@ TEST_P(VulkanParity, MatchesCpuAndHfAtTp1And2) {
       EngineOptions eo;
       eo.pack_dir = po.out_dir;
       eo.backend = backend;
+      eo.activations = MatmulActivations::kF32;  // the CPU side exact, as the HF reference
       eo.n_threads = 2;
       eo.n_ctx = static_cast<int64_t>(prompt.size() + greedy_ref.size()) + 1;
       return std::make_unique<Engine>(eo);

@@ -57,7 +57,7 @@ int amx_splits_setting(const BackendOptions& o) {
 cpu::Context make_context(ThreadPool& pool, cpu::Workspace& workspace, const BackendOptions& o) {
   check_backend_settings(o, "cpu", {"isa", "amx_splits"});
   cpu::Context ctx{pool, cpu_backend_isa(o), workspace, amx_splits_setting(o)};
-  ctx.bf16_activations = o.activations == MatmulActivations::kBf16;
+  ctx.bf16_activations = cpu_bf16_activations(o.activations, ctx.isa);
   return ctx;
 }
 
@@ -252,6 +252,13 @@ class CpuBackend final : public Backend {
 
 }  // namespace
 
+// kAuto: bf16 where the ISA level in use multiplies bf16 natively.
+bool cpu_bf16_activations(MatmulActivations a, cpu::Isa isa) {
+  if (a != MatmulActivations::kAuto) return a == MatmulActivations::kBf16;
+  return isa >= cpu::Isa::kAmx || (isa >= cpu::Isa::kAvx512 && cpu::bf16_dot_supported());
+}
+
+
 cpu::Isa cpu_backend_isa(const BackendOptions& options) {
   const std::optional<std::string> v = backend_setting(options, "isa", "SHARDLM_CPU_ISA");
   if (!v) return cpu::detect_isa();
@@ -267,14 +274,16 @@ cpu::Isa cpu_backend_isa(const BackendOptions& options) {
 std::string cpu_matmul_path(const BackendOptions& options) {
   const cpu::Isa isa = cpu_backend_isa(options);
   std::string s = cpu::isa_name(isa);
-  if (options.activations == MatmulActivations::kBf16) {
-    s += isa >= cpu::Isa::kAvx512 && cpu::bf16_dot_supported() ? ", bf16 activations (avx512-bf16)"
-                                                               : ", bf16 activations (rounded, "
-                                                                 "f32 products)";
+  const char* chosen = options.activations == MatmulActivations::kAuto ? " (auto)" : "";
+  if (cpu_bf16_activations(options.activations, isa)) {
+    s += isa >= cpu::Isa::kAmx ? ", bf16 activations (amx)"
+         : isa >= cpu::Isa::kAvx512 && cpu::bf16_dot_supported()
+             ? ", bf16 activations (avx512-bf16)"
+             : ", bf16 activations (rounded, f32 products)";
   } else {
     s += ", f32 activations";
   }
-  return s;
+  return s + chosen;
 }
 
 std::unique_ptr<Backend> make_cpu_backend(const BackendOptions& options) {

@@ -29,5 +29,7 @@ cpu::Isa cpu_backend_isa(const BackendOptions& options = {});
 
 // What its matmuls would run, for reports: "avx512, bf16 activations (avx512-bf16)".
 std::string cpu_matmul_path(const BackendOptions& options);
+// Whether matmuls with bf16 weights round activations to bf16 at this ISA level (kAuto resolved).
+bool cpu_bf16_activations(MatmulActivations a, cpu::Isa isa);
 
 }  // namespace shardlm
