@@ -30,6 +30,28 @@ TEST(Jinja, MatchesJinja2Semantics) {
   std::cout << "[jinja] " << pass << "/" << total << " templates match jinja2\n";
 }
 
+TEST(Jinja, NamespacesThatHoldThemselvesRenderAndAreFreed) {
+  // A namespace holding itself (or two holding each other) is a reference cycle; jinja2 renders
+  // these, and so must we. The interpreter empties every namespace a template assigned into
+  // when the render ends (also after an error), so the cycle does not outlive it: the ASan
+  // build's leak check over this test and the fuzz corpus (regress-namespace-cycle-leak) holds
+  // that.
+  const std::string self =
+      "{% set ns = namespace(x=1) %}{% set ns.me = ns %}{{ ns.me.me.x }}";
+  EXPECT_EQ(ChatTemplate(self).render(OJson::array(), false), "1");
+  const std::string pair =
+      "{% set a = namespace(v='a') %}{% set b = namespace(v='b') %}"
+      "{% set a.o = b %}{% set b.o = a %}{{ a.o.o.v }}{{ b.o.v }}";
+  EXPECT_EQ(ChatTemplate(pair).render(OJson::array(), false), "aa");
+  try {
+    ChatTemplate("{% set ns = namespace() %}{% set ns.me = ns %}{{ raise_exception('stop') }}")
+        .render(OJson::array(), false);
+    ADD_FAILURE() << "raise_exception did not raise";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("stop"), std::string::npos) << e.what();
+  }
+}
+
 // Expects Error(code) whose message contains every string in `needles`.
 void expect_error(const std::string& src, StatusCode code, std::vector<std::string> needles,
                   const OJson& vars = OJson::object()) {

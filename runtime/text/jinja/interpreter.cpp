@@ -41,6 +41,15 @@ void Interpreter::append(std::string& out, const std::string& s, int line) {
 }
 
 std::string Interpreter::render(const std::vector<NodePtr>& body) {
+  struct BreakCycles {  // runs on return and on a template error alike
+    std::vector<std::shared_ptr<Dict>>& namespaces;
+    std::unordered_set<const Dict*>& set;
+    ~BreakCycles() {
+      for (const auto& d : namespaces) d->items.clear();
+      namespaces.clear();
+      set.clear();
+    }
+  } break_cycles{assigned_namespaces_, assigned_set_};
   auto root = std::make_shared<Frame>();
   root->parent = globals_;
   std::string out;
@@ -227,6 +236,7 @@ void Interpreter::assign(const Node& target, const Value& v, std::shared_ptr<Fra
     const Value* ns = target.a->kind == NK::kName ? frame->lookup(target.a->name) : nullptr;
     if (!ns || !ns->is_dict() || !ns->dict->is_namespace)
       error(target.line, "can only assign attributes of namespace() objects");
+    if (assigned_set_.insert(ns->dict.get()).second) assigned_namespaces_.push_back(ns->dict);
     ns->dict->set(target.name, v);
     return;
   }

@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "runtime/text/jinja/ast.h"
@@ -61,6 +62,12 @@ class Interpreter {
   std::shared_ptr<Frame> globals_;
   size_t iterations_ = 0;
   int depth_ = 0;
+  // Namespaces a `set ns.attr = ...` wrote into: the only way a template can make a reference
+  // cycle (`{% set ns.me = ns %}`, or two namespaces holding each other), which shared ownership
+  // would leak. render() empties them when it ends, whatever the outcome; nothing rendered
+  // outlives the render.
+  std::vector<std::shared_ptr<Dict>> assigned_namespaces_;
+  std::unordered_set<const Dict*> assigned_set_;
 };
 
 // Registers range, namespace, dict, raise_exception, strftime_now into a globals frame.
