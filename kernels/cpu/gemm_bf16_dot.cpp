@@ -18,6 +18,10 @@ namespace shardlm::cpu {
 namespace {
 
 constexpr int64_t kMr = kBf16GemmMr, kNr = kBf16GemmNr;
+// Bytes ahead each of the 16 rows a weight block is read from is prefetched: the rows are 16
+// streams at the row stride, which the hardware prefetcher does not run far enough ahead on.
+// 512 x 2048 -> 16384: 43.5-47.8 ms without, 40.4-41.3 with 256 (Zen 5; 512 and 1024 no better).
+constexpr int kPackPrefetchBytes = 256;
 
 inline __m512 dot(__m512 acc, __m512i a, __m512i b) {
   return _mm512_dpbf16_ps(acc, reinterpret_cast<__m512bh&>(a), reinterpret_cast<__m512bh&>(b));
@@ -60,6 +64,11 @@ void bf16_gemm_pack_w(const uint16_t* w, int64_t n_in, int64_t o, int64_t n_rows
       const __mmask32 m = simd512::tail_mask32(n_in - k);
       __m512 r[16];
       for (int j = 0; j < 16; ++j) {
+        if (jb + j < n_rows) {
+          _mm_prefetch(reinterpret_cast<const char*>(w + (o + jb + j) * n_in + k) +
+                           kPackPrefetchBytes,
+                       _MM_HINT_T0);
+        }
         r[j] = jb + j < n_rows ? _mm512_castsi512_ps(_mm512_maskz_loadu_epi16(
                                      m, w + (o + jb + j) * n_in + k))
                                : _mm512_setzero_ps();
