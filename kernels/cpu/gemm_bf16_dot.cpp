@@ -65,13 +65,13 @@ void bf16_gemm_pack_w(const uint16_t* w, int64_t n_in, int64_t o, int64_t n_rows
       __m512 r[16];
       for (int j = 0; j < 16; ++j) {
         if (jb + j < n_rows) {
-          _mm_prefetch(reinterpret_cast<const char*>(w + (o + jb + j) * n_in + k) +
-                           kPackPrefetchBytes,
-                       _MM_HINT_T0);
+          _mm_prefetch(
+              reinterpret_cast<const char*>(w + (o + jb + j) * n_in + k) + kPackPrefetchBytes,
+              _MM_HINT_T0);
         }
-        r[j] = jb + j < n_rows ? _mm512_castsi512_ps(_mm512_maskz_loadu_epi16(
-                                     m, w + (o + jb + j) * n_in + k))
-                               : _mm512_setzero_ps();
+        r[j] = jb + j < n_rows
+                   ? _mm512_castsi512_ps(_mm512_maskz_loadu_epi16(m, w + (o + jb + j) * n_in + k))
+                   : _mm512_setzero_ps();
       }
       simd512::transpose16x16(r);
       const int64_t pn = pc - p < 16 ? pc - p : 16;

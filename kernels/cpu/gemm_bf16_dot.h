@@ -13,12 +13,14 @@
 
 namespace shardlm::cpu {
 
-inline constexpr int64_t kBf16GemmMr = 12;   // tokens per register tile
-inline constexpr int64_t kBf16GemmNr = 32;   // outputs per register tile (2 vectors)
+inline constexpr int64_t kBf16GemmMr = 12;        // tokens per register tile
+inline constexpr int64_t kBf16GemmNr = 32;        // outputs per register tile (2 vectors)
 inline constexpr int64_t kBf16GemmKcPairs = 128;  // k pairs per packed weight panel (16 KiB)
 
 // k pairs of a row of n_in elements.
-inline int64_t bf16_pairs(int64_t n_in) { return (n_in + 1) / 2; }
+inline int64_t bf16_pairs(int64_t n_in) {
+  return (n_in + 1) / 2;
+}
 
 // Rounds token panels [mp_begin, mp_end) of x to bf16 (nearest even) and packs them:
 // xp[(mp * n_pairs + p) * kBf16GemmMr + m] = pair p of token mp * kBf16GemmMr + m (0 past

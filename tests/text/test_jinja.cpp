@@ -52,6 +52,31 @@ TEST(Jinja, NamespacesThatHoldThemselvesRenderAndAreFreed) {
   }
 }
 
+TEST(Jinja, IntegerArithmeticOutOf64BitsIsAnError) {
+  // Python's integers are unbounded; ours are int64, so an out-of-range result is a template
+  // error naming the operator (before: signed overflow, undefined behaviour; found by
+  // fuzz_chat_template, regress-int-pow-overflow).
+  auto render = [](const std::string& src) {
+    return ChatTemplate(src).render(OJson::array(), false);
+  };
+  EXPECT_EQ(render("{{ 2 ** 62 }}"), "4611686018427387904");
+  EXPECT_EQ(render("{{ (-2) ** 63 }}"), "-9223372036854775808");
+  EXPECT_EQ(render("{{ 7 ** 0 }}|{{ 1 ** 4000000000000 }}|{{ (-1) ** 3 }}"), "1|1|-1");
+  EXPECT_EQ(render("{{ 17 // 5 }}|{{ -17 // 5 }}|{{ -17 % 5 }}"), "3|-4|3");
+  for (const char* src :
+       {"{{ 2 ** 63 }}", "{{ 28529052639495 ** 72121 }}", "{{ 4611686018427387904 * 2 }}",
+        "{{ 4611686018427387904 + 4611686018427387904 }}",
+        "{{ -4611686018427387904 - 4611686018427387905 }}"}) {
+    try {
+      render(src);
+      ADD_FAILURE() << "no error for " << src;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("does not fit in 64 bits"), std::string::npos)
+          << src << " -> " << e.what();
+    }
+  }
+}
+
 // Expects Error(code) whose message contains every string in `needles`.
 void expect_error(const std::string& src, StatusCode code, std::vector<std::string> needles,
                   const OJson& vars = OJson::object()) {

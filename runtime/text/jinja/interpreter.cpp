@@ -4,6 +4,7 @@
 #include "runtime/text/jinja/interpreter.h"
 
 #include <cmath>
+#include <cstdint>
 #include <stdexcept>
 
 #include "runtime/core/status.h"
@@ -386,8 +387,17 @@ Value Interpreter::eval_binary(const Node& n, const Value& a, const Value& b) {
     error(n.line, "unsupported operand type(s) for " + op + ": '" + a.type_name() + "' and '" +
                       b.type_name() + "'");
   };
+  // Python's integers do not overflow; ours are 64-bit, so a result out of range is an error.
+  auto checked = [&](bool overflow, int64_t r) -> Value {
+    if (overflow) error(n.line, "integer result of '" + op + "' does not fit in 64 bits");
+    return Value::integer(r);
+  };
   if (op == "+") {
-    if (is_intlike(a) && is_intlike(b)) return Value::integer(as_int(a) + as_int(b));
+    if (is_intlike(a) && is_intlike(b)) {
+      int64_t r = 0;
+      const bool overflow = __builtin_add_overflow(as_int(a), as_int(b), &r);
+      return checked(overflow, r);
+    }
     if (a.is_number() && b.is_number()) return Value::number(a.as_double() + b.as_double());
     if (a.is_string() && b.is_string()) return Value::string(a.s + b.s);
     if (a.is_list() && b.is_list()) {
@@ -398,12 +408,20 @@ Value Interpreter::eval_binary(const Node& n, const Value& a, const Value& b) {
     return type_err();
   }
   if (op == "-") {
-    if (is_intlike(a) && is_intlike(b)) return Value::integer(as_int(a) - as_int(b));
+    if (is_intlike(a) && is_intlike(b)) {
+      int64_t r = 0;
+      const bool overflow = __builtin_sub_overflow(as_int(a), as_int(b), &r);
+      return checked(overflow, r);
+    }
     if (a.is_number() && b.is_number()) return Value::number(a.as_double() - b.as_double());
     return type_err();
   }
   if (op == "*") {
-    if (is_intlike(a) && is_intlike(b)) return Value::integer(as_int(a) * as_int(b));
+    if (is_intlike(a) && is_intlike(b)) {
+      int64_t r = 0;
+      const bool overflow = __builtin_mul_overflow(as_int(a), as_int(b), &r);
+      return checked(overflow, r);
+    }
     if (a.is_number() && b.is_number()) return Value::number(a.as_double() * b.as_double());
     const Value* seq = a.is_string() || a.is_list()     ? &a
                        : (b.is_string() || b.is_list()) ? &b
@@ -461,6 +479,7 @@ Value Interpreter::eval_binary(const Node& n, const Value& a, const Value& b) {
     if (b.as_double() == 0.0) error(n.line, "division by zero");
     if (is_intlike(a) && is_intlike(b)) {
       const int64_t x = as_int(a), y = as_int(b);
+      if (x == INT64_MIN && y == -1) checked(true, 0);  // the one quotient out of range
       const int64_t q = floordiv(x, y);
       return Value::integer(op == "//" ? q : x - q * y);
     }
@@ -471,9 +490,15 @@ Value Interpreter::eval_binary(const Node& n, const Value& a, const Value& b) {
   if (op == "**") {
     if (!a.is_number() || !b.is_number()) return type_err();
     if (is_intlike(a) && is_intlike(b) && as_int(b) >= 0) {
-      int64_t r = 1;
-      for (int64_t k = 0; k < as_int(b) && k < 64; ++k) r *= as_int(a);
-      return Value::integer(r);
+      // Square and multiply: with |base| >= 2 a big exponent overflows within 63 squarings.
+      int64_t base = as_int(a), e = as_int(b), r = 1;
+      bool overflow = false;
+      while (e > 0 && !overflow) {
+        if (e & 1) overflow = __builtin_mul_overflow(r, base, &r);
+        e >>= 1;
+        if (e > 0 && !overflow) overflow = __builtin_mul_overflow(base, base, &base);
+      }
+      return checked(overflow, r);
     }
     return Value::number(std::pow(a.as_double(), b.as_double()));
   }
@@ -593,8 +618,11 @@ Value Interpreter::eval(const Node& n, std::shared_ptr<Frame>& frame) {
     case NK::kUnary: {
       const Value v = eval(*n.a, frame);
       if (n.name == "not") return Value::boolean(!v.truthy());
-      if (v.t == Value::T::kInt || v.t == Value::T::kBool)
+      if (v.t == Value::T::kInt || v.t == Value::T::kBool) {
+        if (n.name == "-" && as_int(v) == INT64_MIN)
+          error(n.line, "integer result of unary '-' does not fit in 64 bits");
         return Value::integer(n.name == "-" ? -as_int(v) : as_int(v));
+      }
       if (v.t == Value::T::kFloat) return Value::number(n.name == "-" ? -v.f : v.f);
       error(n.line,
             std::string("bad operand type for unary ") + n.name + ": '" + v.type_name() + "'");
