@@ -37,46 +37,10 @@ inline __m512 dot(__m512 acc, __m512i a, __m512i b) {
   return _mm512_dpbf16_ps(acc, reinterpret_cast<__m512bh&>(a), reinterpret_cast<__m512bh&>(b));
 }
 
-// R weight rows (at stride ld) against T token rows (at stride ldx): out[t * R + r].
-//   x [T][n] bf16, w [R][n] bf16
-template <int R, int T, bool kPrefetch>
-inline void dot_block(const uint16_t* x, int64_t ldx, const uint16_t* w, int64_t ld, int64_t n,
-                      float* out) {
-  __m512 acc[T][R];
-  for (int t = 0; t < T; ++t) {
-    for (int r = 0; r < R; ++r) acc[t][r] = _mm512_setzero_ps();
-  }
-  int64_t k = 0;
-  for (; k + 32 <= n; k += 32) {
-    __m512i wv[R];
-    for (int r = 0; r < R; ++r) {
-      if (kPrefetch) {
-        _mm_prefetch(reinterpret_cast<const char*>(w + r * ld + k) + kPrefetchBytes, _MM_HINT_T0);
-      }
-      wv[r] = _mm512_loadu_si512(w + r * ld + k);
-    }
-    for (int t = 0; t < T; ++t) {
-      const __m512i xv = _mm512_loadu_si512(x + t * ldx + k);
-      for (int r = 0; r < R; ++r) acc[t][r] = dot(acc[t][r], xv, wv[r]);
-    }
-  }
-  if (k < n) {  // zero-filled tail lanes add 0 * 0
-    const __mmask32 m = tail_mask32(n - k);
-    __m512i wv[R];
-    for (int r = 0; r < R; ++r) wv[r] = _mm512_maskz_loadu_epi16(m, w + r * ld + k);
-    for (int t = 0; t < T; ++t) {
-      const __m512i xv = _mm512_maskz_loadu_epi16(m, x + t * ldx + k);
-      for (int r = 0; r < R; ++r) acc[t][r] = dot(acc[t][r], xv, wv[r]);
-    }
-  }
-  for (int t = 0; t < T; ++t) {
-    for (int r = 0; r < R; ++r) out[t * R + r] = hsum(acc[t][r]);
-  }
-}
-
 // acc[t * R + r] += row r . token t over elements [k0, k1) (k0 a multiple of 32; k1 a multiple
 // of 32 or n, the masked tail then included), accumulators kept in memory between calls: the
-// same instructions on the same lanes in the same order as one dot_block over [0, n).
+// same instructions on the same lanes in the same order wherever [0, n) is cut into ranges, so a
+// blocked sweep gives the bits of one pass over the whole row.
 //   x [T][n] bf16 at stride ldx, w [R][n] bf16 at stride ld, acc [T * R]
 // kPrefetch: 0 none, 1 the rows kPrefetchBytes ahead (the pass that reads a block from memory),
 // 2 the rows' next block (a pass over a cached block, so reading the next one overlaps it).
@@ -117,6 +81,16 @@ inline void dot_range(const uint16_t* x, int64_t ldx, const uint16_t* w, int64_t
   }
 }
 
+// R weight rows (at stride ld) against T token rows (at stride ldx), all n elements in one pass
+// from memory (rows prefetched ahead): out[t * R + r].   x [T][n] bf16, w [R][n] bf16
+template <int R, int T>
+inline void dot_block(const uint16_t* x, int64_t ldx, const uint16_t* w, int64_t ld, int64_t n,
+                      float* out) {
+  __m512 acc[T * R];
+  dot_range<R, T, 1>(x, ldx, w, ld, 0, n, n, acc);
+  for (int i = 0; i < T * R; ++i) out[i] = hsum(acc[i]);
+}
+
 // Rows o, o + stride, ..., o + (R - 1) * stride against every token. One or two tokens: one pass
 // over the rows, from memory with prefetch. More: the rows are cut into kKBlock-element blocks,
 // and every token pair sweeps a block before the next block is read, so a block of the rows, of
@@ -137,9 +111,9 @@ inline void rows_all_tokens(const uint16_t* x, int64_t n_tokens, int64_t n_in, c
   if (n_tokens <= T) {
     float out[T * R];
     if (n_tokens == T) {
-      dot_block<R, T, true>(x, n_in, wr, ld, n_in, out);
+      dot_block<R, T>(x, n_in, wr, ld, n_in, out);
     } else {
-      dot_block<R, 1, true>(x, n_in, wr, ld, n_in, out);
+      dot_block<R, 1>(x, n_in, wr, ld, n_in, out);
     }
     for (int64_t t = 0; t < n_tokens; ++t) {
       for (int r = 0; r < R; ++r) store(t, out[t * R + r], r);
