@@ -105,7 +105,7 @@ void write_recipe(const TensorRecipe& r, const Checkpoint& ckpt, PackWriter& wri
       if (quantize) {
         row_f32.resize(static_cast<size_t>(ncols));
         convert_dtype(src, in, row_f32.data(), DType::kF32, static_cast<size_t>(ncols));
-        quantize_row_int8(row_f32.data(), ncols, buf.data() + fill);
+        quantize_row(out, row_f32.data(), ncols, buf.data() + fill);
       } else {
         convert_dtype(src, in, buf.data() + fill, out, static_cast<size_t>(ncols));
       }

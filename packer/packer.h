@@ -20,7 +20,7 @@ struct PackOptions {
   std::string out_dir;              // created if missing
   int tp_size = 1;
   std::optional<DType> dtype;       // weight dtype; default: the checkpoint's
-  // Quantize the matrices (DType::kInt8) ahead of time; the embedding and lm_head keep `dtype`
+  // Quantize the matrices (DType::kInt8 or kInt4) ahead of time; the embedding and lm_head keep `dtype`
   // (or the checkpoint's) unless quantize_embeddings. Norms and biases stay f32.
   std::optional<DType> quantize;
   bool quantize_embeddings = false;

@@ -54,7 +54,9 @@ void inspect_pack(const std::string& dir, bool verify, bool as_json, std::ostrea
           << "embeddings " << (c.tie_word_embeddings ? "tied" : "untied") << " " << dtype_name(pack->embedding_dtype())
           << ", weights " << dtype_name(pack->weight_dtype())
           << (is_quantized(pack->weight_dtype())
-                  ? " (blocks of " + std::to_string(kQuantBlock) + " inputs, one f16 scale each; rows: values then scales)"
+                  ? " (blocks of " + std::to_string(kQuantBlock) + " inputs, one f16 scale each; rows: " +
+                        (pack->weight_dtype() == DType::kInt4 ? "4-bit values, two blocks' per 32 bytes" : "8-bit values") +
+                        ", then scales)"
                   : std::string())
           << ", tp " << set.tp_size << "\n"
           << "files      ";

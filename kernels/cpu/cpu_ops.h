@@ -24,9 +24,9 @@ namespace shardlm::cpu {
 class Workspace {
  public:
   // Slot 0: packed panels and per-thread buffers of one op. Slot 1: a matmul's activations
-  // rounded to bf16 (MatmulActivations::kBf16) or quantized to int8 (int8 weights on VNNI),
-  // alive while slot 0 is used by the same matmul.
-  // 64-byte aligned, contents undefined, valid until the next call for the same slot.
+  // rounded to bf16 (MatmulActivations::kBf16) or quantized to int8 (int8 and int4 weights on
+  // VNNI), alive while slot 0 is used by the same matmul. 64-byte aligned, contents undefined,
+  // valid until the next call for the same slot.
   void* get(size_t bytes, int slot = 0);
   size_t capacity() const { return buf_[0].size() + buf_[1].size(); }
 

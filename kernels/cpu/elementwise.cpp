@@ -26,8 +26,9 @@ void embed(const Context& ctx, const int32_t* ids, int64_t n_tokens, const void*
           if (row < 0 || row >= n_vocab_local) {
             std::memset(o, 0, static_cast<size_t>(n_embd) * sizeof(float));
           } else if (is_quantized(dtype)) {
-            dequantize_row_int8(
-                static_cast<const uint8_t*>(table) + static_cast<size_t>(row) * row_size, n_embd, o);
+            dequantize_row(dtype,
+                           static_cast<const uint8_t*>(table) + static_cast<size_t>(row) * row_size,
+                           n_embd, o);
           } else {
             kt.widen(static_cast<const uint8_t*>(table) + static_cast<size_t>(row) * row_size,
                      dtype, n_embd, o);

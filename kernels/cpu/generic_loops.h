@@ -45,7 +45,8 @@ static inline float load_w(const void* w, DType dtype, int64_t i) {
       return bf16_bits_to_f32(static_cast<const uint16_t*>(w)[i]);
     case DType::kF16:
       return f16_bits_to_f32(static_cast<const uint16_t*>(w)[i]);
-    case DType::kInt8:  // never here: int8 weights take matmul.cpp's own path
+    case DType::kInt8:  // never here: quantized weights take matmul.cpp's own path
+    case DType::kInt4:
     case DType::kF32:
       break;
   }

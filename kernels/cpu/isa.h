@@ -31,8 +31,8 @@ Isa detect_isa(Isa cap = Isa::kAmx);
 // True when this build has the AVX-512 BF16 kernels and this CPU and OS run them (VDPBF16PS:
 // bf16 x bf16 dot products summed in f32; AMD Zen 4+, Intel Cooper Lake and Sapphire Rapids+).
 bool bf16_dot_supported();
-// True when this build has the AVX-512 VNNI int8 GEMV and the CPU and OS run it
-// (gemv_int8.h: int8 weights with int8 activations).
+// True when this build has the AVX-512 VNNI GEMVs and the CPU and OS run them
+// (gemv_quantized.h: int8 or int4 weights with int8 activations).
 bool int8_dot_supported();
 
 // Asks Linux for the AMX tile state (idempotent, one syscall). True when tiles may be used.

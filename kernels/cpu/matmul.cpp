@@ -6,7 +6,7 @@
 #include <atomic>
 
 #include "kernels/cpu/cpu_ops.h"
-#include "kernels/cpu/gemv_int8.h"
+#include "kernels/cpu/gemv_quantized.h"
 #include "kernels/cpu/kernel_table.h"
 #include "runtime/core/quant.h"
 #if defined(SHARDLM_CPU_AMX)
@@ -59,8 +59,9 @@ void gemm_f32(const Context& ctx, const KernelTable& kt, const float* x, int64_t
       const int n_valid = static_cast<int>(std::min(nr, n_out - o));
       for (int64_t k0 = 0; k0 < n_in; k0 += kGemmKc) {
         const int64_t kc = std::min(kGemmKc, n_in - k0);
-        if (dtype == DType::kInt8) {
-          gemm_pack_w_int8(kt, static_cast<const uint8_t*>(w), n_in, o, n_valid, k0, kc, wp);
+        if (is_quantized(dtype)) {
+          gemm_pack_w_quantized(kt, dtype, static_cast<const uint8_t*>(w), n_in, o, n_valid, k0, kc,
+                                wp);
         } else {
           kt.gemm_pack_w(w, dtype, n_in, o, n_valid, k0, kc, wp);
         }
@@ -101,11 +102,28 @@ void gemm_amx(const Context& ctx, const float* x, int64_t n_tokens, int64_t n_in
 #endif
 
 #if defined(SHARDLM_CPU_BF16_DOT)
+// The bf16 GEMM's weight panel from quantized rows: rows [o, o + n_rows), pairs [p0, p0 + pc)
+// dequantized, rounded to bf16, then packed as bf16_gemm_pack_w packs bf16 rows.
+//   w [n_out rows of row_bytes(dtype, n_in)], wp [pc, kBf16GemmNr] pairs
+void bf16_gemm_pack_w_quantized(Isa isa, DType dtype, const uint8_t* w, int64_t n_in, int64_t o,
+                                int64_t n_rows, int64_t p0, int64_t pc, uint32_t* wp) {
+  const int64_t k0 = 2 * p0, kc = 2 * pc;  // whole blocks: p0 and pc are multiples of 16
+  float row[2 * kBf16GemmKcPairs];
+  uint16_t rows[kBf16GemmNr * 2 * kBf16GemmKcPairs];
+  const size_t rb = row_bytes(dtype, n_in);
+  for (int64_t j = 0; j < n_rows; ++j) {
+    dequantize_range(isa, dtype, w + static_cast<size_t>(o + j) * rb, n_in, k0, kc, row);
+    round_to_bf16_avx512(row, kc, rows + j * kc);
+  }
+  bf16_gemm_pack_w(rows, kc, 0, n_rows, 0, pc, wp);
+}
+
 // VDPBF16PS GEMM: activations rounded and packed into pair panels once (token panels over the
 // pool), then each thread owns a range of 32-output panels and, per kBf16GemmKcPairs block of k
 // pairs, packs the panel's weights and sweeps every token panel with the tile (as gemm_f32).
+// w is bf16, or quantized (dequantized and rounded to bf16 as each panel is packed).
 void gemm_bf16_dot(const Context& ctx, const float* x, int64_t n_tokens, int64_t n_in,
-                   const uint16_t* w, int64_t n_out, const float* bias, float* y) {
+                   const void* w, DType dtype, int64_t n_out, const float* bias, float* y) {
   const int64_t mr = kBf16GemmMr, nr = kBf16GemmNr, kc = kBf16GemmKcPairs;
   const int64_t n_pairs = bf16_pairs(n_in);
   const int64_t n_mp = (n_tokens + mr - 1) / mr;
@@ -127,7 +145,12 @@ void gemm_bf16_dot(const Context& ctx, const float* x, int64_t n_tokens, int64_t
       const int n_valid = static_cast<int>(std::min(nr, n_out - o));
       for (int64_t p0 = 0; p0 < n_pairs; p0 += kc) {
         const int64_t pc = std::min(kc, n_pairs - p0);
-        bf16_gemm_pack_w(w, n_in, o, n_valid, p0, pc, wp);
+        if (is_quantized(dtype)) {
+          bf16_gemm_pack_w_quantized(ctx.isa, dtype, static_cast<const uint8_t*>(w), n_in, o,
+                                     n_valid, p0, pc, wp);
+        } else {
+          bf16_gemm_pack_w(static_cast<const uint16_t*>(w), n_in, o, n_valid, p0, pc, wp);
+        }
         for (int64_t mp = 0; mp < n_mp; ++mp) {
           const int m_valid = static_cast<int>(std::min(mr, n_tokens - mp * mr));
           bf16_gemm_tile(xp + (mp * n_pairs + p0) * mr, wp, pc, y + mp * mr * n_out + o, n_out,
@@ -164,24 +187,25 @@ void matmul_f32_activations(const Context& ctx, const float* x, int64_t n_tokens
                             const void* w, DType dtype, int64_t n_out, const float* bias,
                             float* y) {
   const KernelTable& kt = kernel_table(ctx.isa);
-  if (n_tokens <= kGemvMaxTokens && dtype == DType::kInt8) {
+  if (n_tokens <= kGemvMaxTokens && is_quantized(dtype)) {
 #if defined(SHARDLM_CPU_INT8_DOT)
-    // int8 x int8 on VNNI machines: activations quantized once per matmul, like a weight row.
+    // Quantized weights x int8 on VNNI machines: activations quantized once per matmul, like an
+    // int8 weight row.
     static const bool int8_dot = int8_dot_supported();
     if (int8_dot && ctx.isa >= Isa::kAvx512) {
       const size_t xrb = row_bytes(DType::kInt8, n_in);
       uint8_t* xq = static_cast<uint8_t*>(ctx.workspace.get(xrb * static_cast<size_t>(n_tokens), 1));
       for (int64_t t = 0; t < n_tokens; ++t) quantize_row_int8(x + t * n_in, n_in, xq + t * xrb);
       gemv_chunks(ctx, n_out, [&](int64_t o_begin, int64_t o_end) {
-        gemv_int8_vnni(xq, n_tokens, n_in, static_cast<const uint8_t*>(w), o_begin, o_end, bias,
-                       y, n_out);
+        gemv_quantized_vnni(xq, n_tokens, n_in, static_cast<const uint8_t*>(w), dtype, o_begin,
+                            o_end, bias, y, n_out);
       });
       return;
     }
 #endif
     gemv_chunks(ctx, n_out, [&](int64_t o_begin, int64_t o_end) {
-      gemv_int8(ctx.isa, x, n_tokens, n_in, static_cast<const uint8_t*>(w), o_begin, o_end, bias,
-                y, n_out);
+      gemv_quantized(ctx.isa, dtype, x, n_tokens, n_in, static_cast<const uint8_t*>(w), o_begin,
+                     o_end, bias, y, n_out);
     });
     return;
   }
@@ -243,7 +267,7 @@ void matmul_bf16_activations(const Context& ctx, const float* x, int64_t n_token
   }
   if (n_tokens > kGemvMaxTokens && bf16_dot && ctx.isa >= Isa::kAvx512 &&
       !amx_bf16_gemm(ctx, n_in, n_out)) {
-    gemm_bf16_dot(ctx, x, n_tokens, n_in, w, n_out, bias, y);
+    gemm_bf16_dot(ctx, x, n_tokens, n_in, w, DType::kBF16, n_out, bias, y);
     return;
   }
 #endif
@@ -269,6 +293,16 @@ void matmul_bf16_activations(const Context& ctx, const float* x, int64_t n_token
 void matmul(const Context& ctx, const float* x, int64_t n_tokens, int64_t n_in, const void* w,
             DType dtype, int64_t n_out, const float* bias, float* y) {
   if (n_tokens <= 0 || n_out <= 0) return;
+#if defined(SHARDLM_CPU_BF16_DOT)
+  // Quantized weights in the bf16 mode: prefill on VDPBF16PS over dequantized bf16 panels (decode
+  // keeps the quantized GEMVs, which read fewer bytes).
+  static const bool bf16_dot = bf16_dot_supported();
+  if (ctx.bf16_activations && is_quantized(dtype) && n_tokens > kGemvMaxTokens && bf16_dot &&
+      ctx.isa >= Isa::kAvx512) {
+    gemm_bf16_dot(ctx, x, n_tokens, n_in, w, dtype, n_out, bias, y);
+    return;
+  }
+#endif
   if (ctx.bf16_activations && dtype == DType::kBF16) {
     matmul_bf16_activations(ctx, x, n_tokens, n_in, static_cast<const uint16_t*>(w), n_out, bias,
                             y);

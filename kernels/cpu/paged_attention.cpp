@@ -456,6 +456,7 @@ void plan_items(const Geo& g, bool det, int64_t target_cost, int64_t n_head_kv, 
 void narrow_row(const float* src, int64_t n, DType dtype, void* dst) {
   switch (dtype) {
     case DType::kInt8:  // never here: the KV cache is a float type
+    case DType::kInt4:
     case DType::kF32:
       std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(float));
       return;

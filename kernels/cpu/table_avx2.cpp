@@ -36,7 +36,8 @@ inline __m256 load8(const void* w, DType dtype, int64_t k) {
     case DType::kF16:
       return _mm256_cvtph_ps(
           _mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(w) + k)));
-    case DType::kInt8:  // never here: int8 weights take matmul.cpp's own path
+    case DType::kInt8:  // never here: quantized weights take matmul.cpp's own path
+    case DType::kInt4:
     case DType::kF32:
       break;
   }

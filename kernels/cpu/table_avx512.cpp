@@ -128,7 +128,8 @@ inline void dot_rows(const float* x, const void* w, DType dtype, int64_t ld, int
       return dot_rows_bf16<R>(x, static_cast<const uint16_t*>(w), ld, n, out);
     case DType::kF16:
       return dot_rows_f16<R>(x, static_cast<const uint16_t*>(w), ld, n, out);
-    case DType::kInt8:  // never here: int8 weights take matmul.cpp's own path
+    case DType::kInt8:  // never here: quantized weights take matmul.cpp's own path
+    case DType::kInt4:
     case DType::kF32:
       return dot_rows_f32<R>(x, static_cast<const float*>(w), ld, n, out);
   }
@@ -178,7 +179,8 @@ inline __m512 load16(const void* w, DType dtype, int64_t k, int64_t n) {
     }
     case DType::kF16:
       return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, static_cast<const uint16_t*>(w) + k));
-    case DType::kInt8:  // never here: int8 weights take matmul.cpp's own path
+    case DType::kInt8:  // never here: quantized weights take matmul.cpp's own path
+    case DType::kInt4:
     case DType::kF32:
       break;
   }
@@ -587,7 +589,8 @@ void widen(const void* src, DType dtype, int64_t n, float* dst) {
       }
       break;
     }
-    case DType::kInt8:  // never here: int8 weights take matmul.cpp's own path
+    case DType::kInt8:  // never here: quantized weights take matmul.cpp's own path
+    case DType::kInt4:
     case DType::kF32: {
       const float* f = static_cast<const float*>(src);
       for (; i + 16 <= n; i += 16) {

@@ -20,26 +20,27 @@ float load_weight(const void* w, DType dtype, int64_t i) {
     case DType::kBF16:
       return bf16_to_f32(static_cast<const uint16_t*>(w)[i]);
     case DType::kInt8:
+    case DType::kInt4:
       break;  // quantized rows: dequantized whole first (dequantized())
   }
   return 0.0f;
 }
 
-// An int8 matrix [n_rows, n] as f32 (runtime/core/quant.h).
-std::vector<float> dequantized(const void* w, int64_t n_rows, int64_t n) {
+// A quantized matrix [n_rows, n] as f32 (runtime/core/quant.h).
+std::vector<float> dequantized(const void* w, DType dtype, int64_t n_rows, int64_t n) {
   std::vector<float> out(static_cast<size_t>(n_rows * n));
-  const size_t rb = row_bytes(DType::kInt8, n);
+  const size_t rb = row_bytes(dtype, n);
   for (int64_t r = 0; r < n_rows; ++r) {
-    dequantize_row_int8(static_cast<const uint8_t*>(w) + static_cast<size_t>(r) * rb, n,
-                        out.data() + r * n);
+    dequantize_row(dtype, static_cast<const uint8_t*>(w) + static_cast<size_t>(r) * rb, n,
+                   out.data() + r * n);
   }
   return out;
 }
 
 void embed(const int32_t* ids, int64_t n_tokens, const void* table, DType dtype,
            int64_t n_vocab_local, int64_t vocab_start, int64_t n_embd, float* out) {
-  if (dtype == DType::kInt8) {
-    const std::vector<float> tf = dequantized(table, n_vocab_local, n_embd);
+  if (is_quantized(dtype)) {
+    const std::vector<float> tf = dequantized(table, dtype, n_vocab_local, n_embd);
     embed(ids, n_tokens, tf.data(), DType::kF32, n_vocab_local, vocab_start, n_embd, out);
     return;
   }
@@ -63,8 +64,8 @@ void rms_norm(const float* x, const float* w, int64_t n_rows, int64_t n, float e
 
 void matmul(const float* x, int64_t n_tokens, int64_t n_in, const void* w, DType dtype,
             int64_t n_out, const float* bias, float* y) {
-  if (dtype == DType::kInt8) {
-    const std::vector<float> wf = dequantized(w, n_out, n_in);
+  if (is_quantized(dtype)) {
+    const std::vector<float> wf = dequantized(w, dtype, n_out, n_in);
     matmul(x, n_tokens, n_in, wf.data(), DType::kF32, n_out, bias, y);
     return;
   }
@@ -80,18 +81,24 @@ void matmul(const float* x, int64_t n_tokens, int64_t n_in, const void* w, DType
 }
 
 void matmul_int8_activations(const float* x, int64_t n_tokens, int64_t n_in, const void* w,
-                             int64_t n_out, const float* bias, float* y) {
+                             DType dtype, int64_t n_out, const float* bias, float* y) {
   const size_t rb = row_bytes(DType::kInt8, n_in);
   std::vector<uint8_t> xq(rb * static_cast<size_t>(n_tokens));
   for (int64_t t = 0; t < n_tokens; ++t) quantize_row_int8(x + t * n_in, n_in, xq.data() + t * rb);
-  const std::vector<float> xd = dequantized(xq.data(), n_tokens, n_in);
-  matmul(xd.data(), n_tokens, n_in, w, DType::kInt8, n_out, bias, y);
+  const std::vector<float> xd = dequantized(xq.data(), DType::kInt8, n_tokens, n_in);
+  matmul(xd.data(), n_tokens, n_in, w, dtype, n_out, bias, y);
 }
 
 void matmul_bf16_activations(const float* x, int64_t n_tokens, int64_t n_in, const void* w,
                              DType dtype, int64_t n_out, const float* bias, float* y) {
   std::vector<float> xr(static_cast<size_t>(n_tokens * n_in));
   for (size_t i = 0; i < xr.size(); ++i) xr[i] = bf16_to_f32(f32_to_bf16(x[i]));
+  if (is_quantized(dtype)) {
+    std::vector<float> wr = dequantized(w, dtype, n_out, n_in);
+    for (float& v : wr) v = bf16_to_f32(f32_to_bf16(v));
+    matmul(xr.data(), n_tokens, n_in, wr.data(), DType::kF32, n_out, bias, y);
+    return;
+  }
   matmul(xr.data(), n_tokens, n_in, w, dtype, n_out, bias, y);
 }
 
@@ -187,6 +194,7 @@ void store_kv(const float* k, const float* v, const int64_t* slots, int64_t n_to
   auto put = [&](void* pool, int64_t i, float x) {
     switch (kv_dtype) {
       case DType::kInt8:  // never here: the KV cache is a float type
+      case DType::kInt4:
       case DType::kF32:
         static_cast<float*>(pool)[i] = x;
         break;

@@ -37,13 +37,15 @@ void rms_norm(const float* x, const float* w, int64_t n_rows, int64_t n, float e
 void matmul(const float* x, int64_t n_tokens, int64_t n_in, const void* w, DType dtype,
             int64_t n_out, const float* bias, float* y);
 
-// int8 weights with int8 activations (the VNNI GEMV): every activation row quantized like a
-// weight row (quantize_row_int8), dequantized, then matmul. w is DType::kInt8. Shapes as matmul.
+// Quantized weights with int8 activations (the VNNI GEMVs): every activation row quantized like
+// an int8 weight row (quantize_row_int8), dequantized, then matmul. dtype is kInt8 or kInt4.
+// Shapes as matmul.
 void matmul_int8_activations(const float* x, int64_t n_tokens, int64_t n_in, const void* w,
-                             int64_t n_out, const float* bias, float* y);
+                             DType dtype, int64_t n_out, const float* bias, float* y);
 
 // matmul with every activation first rounded to bf16 (round to nearest even), the
-// MatmulActivations::kBf16 mode. Shapes as matmul.
+// MatmulActivations::kBf16 mode. Quantized weights are dequantized and rounded to bf16 too (what
+// the bf16 prefill GEMM multiplies). Shapes as matmul.
 void matmul_bf16_activations(const float* x, int64_t n_tokens, int64_t n_in, const void* w,
                              DType dtype, int64_t n_out, const float* bias, float* y);
 

@@ -15,12 +15,15 @@ size_t dtype_size(DType t) {
     case DType::kF16: return 2;
     case DType::kBF16: return 2;
     case DType::kInt8: return 1;
+    case DType::kInt4:
+      return 1;
   }
   return 0;
 }
 
 size_t row_bytes(DType t, int64_t n) {
   if (t == DType::kInt8) return static_cast<size_t>(n + n / kQuantBlock * 2);
+  if (t == DType::kInt4) return static_cast<size_t>(n / 2 + n / kQuantBlock * 2);
   return static_cast<size_t>(n) * dtype_size(t);
 }
 
@@ -30,6 +33,8 @@ const char* dtype_name(DType t) {
     case DType::kF16: return "f16";
     case DType::kBF16: return "bf16";
     case DType::kInt8: return "int8";
+    case DType::kInt4:
+      return "int4";
   }
   return "?";
 }
@@ -103,7 +108,9 @@ void convert_dtype(const void* src, DType from, void* dst, DType to, size_t n) {
       case DType::kF32: return static_cast<const float*>(src)[i];
       case DType::kF16: return f16_to_f32(static_cast<const uint16_t*>(src)[i]);
       case DType::kBF16: return bf16_to_f32(static_cast<const uint16_t*>(src)[i]);
-      case DType::kInt8: break;
+      case DType::kInt8:
+      case DType::kInt4:
+        break;
     }
     return 0.f;
   };
@@ -113,7 +120,9 @@ void convert_dtype(const void* src, DType from, void* dst, DType to, size_t n) {
       case DType::kF32: static_cast<float*>(dst)[i] = v; break;
       case DType::kF16: static_cast<uint16_t*>(dst)[i] = f32_to_f16(v); break;
       case DType::kBF16: static_cast<uint16_t*>(dst)[i] = f32_to_bf16(v); break;
-      case DType::kInt8: break;
+      case DType::kInt8:
+      case DType::kInt4:
+        break;
     }
   }
 }

@@ -1,7 +1,7 @@
-// Block quantization of weight rows (DType::kInt8, layout in dtype.h): quantize a row of floats,
-// dequantize it back, and read one block's scale. Scalar and exact: the packer quantizes with it
-// and the kernels' reference twins (kernels/ref) dequantize with it. Not the fast kernels
-// (kernels/cpu/gemv_int8.h) and not tensor-level logic (the packer decides what to quantize).
+// Block quantization of weight rows (DType::kInt8 and kInt4, layouts in dtype.h): quantize a row of
+// floats, dequantize it back, and read a row's scales. Scalar and exact: the packer quantizes with
+// it and the kernels' reference twins (kernels/ref) dequantize with it. Not the fast kernels
+// (kernels/cpu/gemv_quantized.h) and not tensor-level logic (the packer decides what to quantize).
 #pragma once
 
 #include <cstdint>
@@ -20,9 +20,27 @@ void quantize_row_int8(const float* x, int64_t n, uint8_t* out);
 // out[i] = scale(i / 32) * (byte[i] - 128).   row [row_bytes(kInt8, n)], out [n]
 void dequantize_row_int8(const uint8_t* row, int64_t n, float* out);
 
-// The scales of a row start after its n quantized values.
-inline const uint16_t* int8_row_scales(const uint8_t* row, int64_t n) {
-  return reinterpret_cast<const uint16_t*>(row + n);
+// Symmetric int4 with one f16 scale per kQuantBlock inputs: the block's value of largest magnitude
+// m sets scale = m / -8 (rounded to f16; so m itself is q = -8 and all 16 levels are used),
+// q = round(x / scale) clamped to [-8, 7], stored as q + 8 in the paired-nibble layout of dtype.h;
+// a block of zeros has scale 0.
+//   x [n] (n a multiple of kQuantBlock), out [row_bytes(kInt4, n)]
+void quantize_row_int4(const float* x, int64_t n, uint8_t* out);
+
+// out[i] = scale(i / 32) * (nibble(i) - 8).   row [row_bytes(kInt4, n)], out [n]
+void dequantize_row_int4(const uint8_t* row, int64_t n, float* out);
+
+// The stored values q + 8 of block b (inputs 32b .. 32b + 31) of an int4 row, unpacked one per
+// byte.   row [row_bytes(kInt4, n)], out [kQuantBlock]
+void unpack_block_int4(const uint8_t* row, int64_t n, int64_t b, uint8_t* out);
+
+// The quantizer and dequantizer of a quantized type (kInt8 or kInt4), for code that handles both.
+void quantize_row(DType t, const float* x, int64_t n, uint8_t* out);
+void dequantize_row(DType t, const uint8_t* row, int64_t n, float* out);
+
+// Where a row's f16 scales start: after its values (n bytes for kInt8, n / 2 for kInt4).
+inline int64_t quant_scales_offset(DType t, int64_t n) {
+  return t == DType::kInt4 ? n / 2 : n;
 }
 
 }  // namespace shardlm

@@ -1,9 +1,9 @@
 // cpu-matmul-bench: times one cpu::matmul (the op the CPU backend runs for every linear layer)
-// on bf16 (or int8) weights at a chosen shape, thread count and ISA level, cycling through fresh
-// weight copies so every call reads its weights from memory as a model's layers do. A benchmark,
-// not a test: it checks nothing (kernels_test.cpp compares the kernels to kernels/ref).
+// on bf16 (or int8 or int4) weights at a chosen shape, thread count and ISA level, cycling through
+// fresh weight copies so every call reads its weights from memory as a model's layers do. A
+// benchmark, not a test: it checks nothing (kernels_test.cpp compares the kernels to kernels/ref).
 //   build/bin/cpu-matmul-bench N_TOKENS N_IN N_OUT [THREADS] [ISA] [ACTIVATIONS f32|bf16]
-//                              [WEIGHTS bf16|int8]
+//                              [WEIGHTS bf16|int8|int4]
 //   e.g. build/bin/cpu-matmul-bench 512 1024 6144 2 amx   (Qwen3-0.6B gate/up, 512-token prefill)
 //        build/bin/cpu-matmul-bench 16 1024 6144 2 avx512 bf16   (16 decodes, bf16 activations)
 //        build/bin/cpu-matmul-bench 1 1024 6144 2 avx512 f32 int8   (one decode, int8 weights)
@@ -45,13 +45,15 @@ int main(int argc, char** argv) {
     return 2;
   }
   const std::string weights = argc > 7 ? argv[7] : "bf16";
-  if (weights != "bf16" && weights != "int8") {
-    std::fprintf(stderr, "cpu-matmul-bench: weights '%s': expected bf16 or int8\n", argv[7]);
+  if (weights != "bf16" && weights != "int8" && weights != "int4") {
+    std::fprintf(stderr, "cpu-matmul-bench: weights '%s': expected bf16, int8 or int4\n", argv[7]);
     return 2;
   }
-  const DType wt = weights == "int8" ? DType::kInt8 : DType::kBF16;
-  if (wt == DType::kInt8 && n_in % kQuantBlock != 0) {
-    std::fprintf(stderr, "cpu-matmul-bench: int8 weights need N_IN a multiple of 32\n");
+  const DType wt = weights == "int8"   ? DType::kInt8
+                   : weights == "int4" ? DType::kInt4
+                                       : DType::kBF16;
+  if (is_quantized(wt) && n_in % kQuantBlock != 0) {
+    std::fprintf(stderr, "cpu-matmul-bench: quantized weights need N_IN a multiple of 32\n");
     return 2;
   }
   if (n_tokens <= 0 || n_in <= 0 || n_out <= 0 || threads <= 0) {
@@ -81,7 +83,7 @@ int main(int argc, char** argv) {
     std::vector<float> row(static_cast<size_t>(n_in));
     for (size_t r = 0; r < w.size() / row_bytes(wt, n_in); ++r) {
       for (float& v : row) v = u(rng);
-      quantize_row_int8(row.data(), n_in, w.data() + r * row_bytes(wt, n_in));
+      quantize_row(wt, row.data(), n_in, w.data() + r * row_bytes(wt, n_in));
     }
   }
 

@@ -13,7 +13,7 @@
 #include <tuple>
 
 #include "kernels/cpu/cpu_ops.h"
-#include "kernels/cpu/gemv_int8.h"
+#include "kernels/cpu/gemv_quantized.h"
 #include "kernels/cpu/kernel_table.h"
 #if defined(SHARDLM_CPU_BF16_DOT)
 #include "kernels/cpu/gemv_bf16_dot.h"
@@ -49,6 +49,7 @@ float max_abs_diff(const float* a, const float* b, size_t n) {
 float per_term_tol(DType d) {
   switch (d) {
     case DType::kInt8:  // scale * q is exact in f32 (an 11-bit by 8-bit product)
+    case DType::kInt4:
     case DType::kF32:
       return 2e-7f;
     case DType::kF16:
@@ -207,83 +208,100 @@ TEST_P(KernelTest, EmbedMatchesRefWithOutOfShardIds) {
   }
 }
 
-// An int8 matrix [n_rows, n] quantized from random floats (runtime/core/quant.h).
-std::vector<uint8_t> random_int8(int64_t n_rows, int64_t n, uint64_t seed) {
+// A quantized matrix [n_rows, n] (kInt8 or kInt4) from random floats (runtime/core/quant.h).
+std::vector<uint8_t> random_quantized(DType dt, int64_t n_rows, int64_t n, uint64_t seed) {
   const auto f = random_floats(static_cast<size_t>(n_rows * n), seed);
-  std::vector<uint8_t> out(static_cast<size_t>(n_rows) * row_bytes(DType::kInt8, n));
-  for (int64_t r = 0; r < n_rows; ++r) {
-    quantize_row_int8(f.data() + r * n, n,
-                      out.data() + static_cast<size_t>(r) * row_bytes(DType::kInt8, n));
-  }
+  std::vector<uint8_t> out(static_cast<size_t>(n_rows) * row_bytes(dt, n));
+  for (int64_t r = 0; r < n_rows; ++r)
+    quantize_row(dt, f.data() + r * n, n, out.data() + static_cast<size_t>(r) * row_bytes(dt, n));
   return out;
 }
 
-// int8 weights through cpu::matmul: the GEMV (1..16 tokens; every tail of its 4 rows x 4 tokens),
-// the GEMM on dequantized panels (17+ tokens, k blocks of 256 and a tail). The reference is
-// ref::matmul (the whole matrix dequantized first), or ref::matmul_int8_activations where the
-// GEMV quantizes activations too (AVX-512 VNNI). Rows hold whole blocks of 32 inputs.
-TEST_P(KernelTest, Int8MatmulMatchesRef) {
+// Quantized weights through cpu::matmul: the GEMV (1..16 tokens; every tail of its 4 rows x 4
+// tokens), the GEMM on dequantized panels (17+ tokens, k blocks of 256 and a tail), in both
+// activation modes. The reference is ref::matmul (the whole matrix dequantized first), or
+// ref::matmul_int8_activations where the GEMV quantizes activations too (AVX-512 VNNI), or
+// ref::matmul_bf16_activations where the bf16 mode's prefill runs the VDPBF16PS GEMM on bf16
+// panels (AVX-512 BF16). Rows hold whole blocks of 32 inputs; n_in values that are not multiples
+// of 64 end int4 rows in a lone block.
+TEST_P(KernelTest, QuantizedMatmulMatchesRef) {
   const bool int8_activations = cpu::int8_dot_supported() && ctx_.isa >= Isa::kAvx512;
+  const bool bf16_gemm = cpu::bf16_dot_supported() && ctx_.isa >= Isa::kAvx512;
   const MatmulCase cases[] = {{1, 32, 1},    {1, 64, 45},   {2, 96, 7},   {3, 384, 13},
                               {4, 1024, 33}, {5, 160, 200}, {7, 32, 6},   {16, 288, 37},
                               {17, 320, 45}, {40, 544, 64}, {70, 64, 19}, {33, 1056, 17},
-                              {1, 1056, 29}, {1, 544, 17},  {6, 1056, 9}};
-  for (const MatmulCase& c : cases) {
-    for (bool with_bias : {false, true}) {
-      const auto x = random_floats(static_cast<size_t>(c.n_tokens * c.n_in), 40);
-      const auto w = random_int8(c.n_out, c.n_in, 41);
-      const auto bias = random_floats(static_cast<size_t>(c.n_out), 42);
-      const float* b = with_bias ? bias.data() : nullptr;
-      std::vector<float> y_ref(static_cast<size_t>(c.n_tokens * c.n_out));
-      std::vector<float> y_cpu(y_ref.size(), NAN);
-      if (int8_activations && c.n_tokens <= cpu::kGemvMaxTokens) {
-        ref::matmul_int8_activations(x.data(), c.n_tokens, c.n_in, w.data(), c.n_out, b,
-                                     y_ref.data());
-      } else {
-        ref::matmul(x.data(), c.n_tokens, c.n_in, w.data(), DType::kInt8, c.n_out, b, y_ref.data());
+                              {1, 1056, 29}, {1, 544, 17},  {6, 1056, 9}, {20, 96, 33}};
+  for (bool bf16_activations : {false, true}) {
+    cpu::Context ctx = ctx_;
+    ctx.bf16_activations = bf16_activations;
+    for (DType dt : {DType::kInt8, DType::kInt4}) {
+      for (const MatmulCase& c : cases) {
+        for (bool with_bias : {false, true}) {
+          const auto x = random_floats(static_cast<size_t>(c.n_tokens * c.n_in), 40);
+          const auto w = random_quantized(dt, c.n_out, c.n_in, 41);
+          const auto bias = random_floats(static_cast<size_t>(c.n_out), 42);
+          const float* b = with_bias ? bias.data() : nullptr;
+          std::vector<float> y_ref(static_cast<size_t>(c.n_tokens * c.n_out));
+          std::vector<float> y_cpu(y_ref.size(), NAN);
+          const bool gemv = c.n_tokens <= cpu::kGemvMaxTokens;
+          if (int8_activations && gemv) {
+            ref::matmul_int8_activations(x.data(), c.n_tokens, c.n_in, w.data(), dt, c.n_out, b,
+                                         y_ref.data());
+          } else if (bf16_activations && bf16_gemm && !gemv) {
+            ref::matmul_bf16_activations(x.data(), c.n_tokens, c.n_in, w.data(), dt, c.n_out, b,
+                                         y_ref.data());
+          } else {
+            ref::matmul(x.data(), c.n_tokens, c.n_in, w.data(), dt, c.n_out, b, y_ref.data());
+          }
+          cpu::matmul(ctx, x.data(), c.n_tokens, c.n_in, w.data(), dt, c.n_out, b, y_cpu.data());
+          EXPECT_LE(max_abs_diff(y_ref.data(), y_cpu.data(), y_ref.size()),
+                    per_term_tol(dt) * static_cast<float>(c.n_in))
+              << dtype_name(dt) << " n_tokens " << c.n_tokens << " n_in " << c.n_in << " n_out "
+              << c.n_out << (with_bias ? " +bias" : "")
+              << (bf16_activations ? " bf16 activations" : "");
+        }
       }
-      cpu::matmul(ctx_, x.data(), c.n_tokens, c.n_in, w.data(), DType::kInt8, c.n_out, b,
-                  y_cpu.data());
-      EXPECT_LE(max_abs_diff(y_ref.data(), y_cpu.data(), y_ref.size()),
-                per_term_tol(DType::kInt8) * static_cast<float>(c.n_in))
-          << "n_tokens " << c.n_tokens << " n_in " << c.n_in << " n_out " << c.n_out
-          << (with_bias ? " +bias" : "");
     }
   }
 }
 
-// The f32-activation int8 GEMV of every ISA level (the one AVX-512 machines without VNNI and
+// The f32-activation quantized GEMV of every ISA level (the one AVX-512 machines without VNNI and
 // AVX2 / scalar machines run), called directly.
-TEST_P(KernelTest, Int8GemvWithF32ActivationsMatchesRef) {
-  const MatmulCase cases[] = {{1, 32, 1}, {3, 96, 13}, {4, 1024, 33}, {16, 288, 37}, {5, 64, 6}};
-  for (const MatmulCase& c : cases) {
-    const auto x = random_floats(static_cast<size_t>(c.n_tokens * c.n_in), 44);
-    const auto w = random_int8(c.n_out, c.n_in, 45);
-    const auto bias = random_floats(static_cast<size_t>(c.n_out), 46);
-    std::vector<float> y_ref(static_cast<size_t>(c.n_tokens * c.n_out));
-    std::vector<float> y_cpu(y_ref.size(), NAN);
-    ref::matmul(x.data(), c.n_tokens, c.n_in, w.data(), DType::kInt8, c.n_out, bias.data(),
-                y_ref.data());
-    cpu::gemv_int8(ctx_.isa, x.data(), c.n_tokens, c.n_in, w.data(), 0, c.n_out, bias.data(),
-                   y_cpu.data(), c.n_out);
-    EXPECT_LE(max_abs_diff(y_ref.data(), y_cpu.data(), y_ref.size()),
-              per_term_tol(DType::kInt8) * static_cast<float>(c.n_in))
-        << "n_tokens " << c.n_tokens << " n_in " << c.n_in << " n_out " << c.n_out;
+TEST_P(KernelTest, QuantizedGemvWithF32ActivationsMatchesRef) {
+  const MatmulCase cases[] = {{1, 32, 1},    {3, 96, 13}, {4, 1024, 33},
+                              {16, 288, 37}, {5, 64, 6},  {2, 160, 9}};
+  for (DType dt : {DType::kInt8, DType::kInt4}) {
+    for (const MatmulCase& c : cases) {
+      const auto x = random_floats(static_cast<size_t>(c.n_tokens * c.n_in), 44);
+      const auto w = random_quantized(dt, c.n_out, c.n_in, 45);
+      const auto bias = random_floats(static_cast<size_t>(c.n_out), 46);
+      std::vector<float> y_ref(static_cast<size_t>(c.n_tokens * c.n_out));
+      std::vector<float> y_cpu(y_ref.size(), NAN);
+      ref::matmul(x.data(), c.n_tokens, c.n_in, w.data(), dt, c.n_out, bias.data(), y_ref.data());
+      cpu::gemv_quantized(ctx_.isa, dt, x.data(), c.n_tokens, c.n_in, w.data(), 0, c.n_out,
+                          bias.data(), y_cpu.data(), c.n_out);
+      EXPECT_LE(max_abs_diff(y_ref.data(), y_cpu.data(), y_ref.size()),
+                per_term_tol(dt) * static_cast<float>(c.n_in))
+          << dtype_name(dt) << " n_tokens " << c.n_tokens << " n_in " << c.n_in << " n_out "
+          << c.n_out;
+    }
   }
 }
 
-TEST_P(KernelTest, Int8EmbedMatchesRef) {
-  const int64_t n_vocab_local = 11, n_embd = 96, vocab_start = 20;
-  const auto table = random_int8(n_vocab_local, n_embd, 43);
-  const std::vector<int32_t> ids = {20, 3, 30, 25, 0, 20};
-  std::vector<float> a(ids.size() * n_embd), b(a.size(), NAN);
-  ref::embed(ids.data(), static_cast<int64_t>(ids.size()), table.data(), DType::kInt8,
-             n_vocab_local, vocab_start, n_embd, a.data());
-  cpu::embed(ctx_, ids.data(), static_cast<int64_t>(ids.size()), table.data(), DType::kInt8,
-             n_vocab_local, vocab_start, n_embd, b.data());
-  EXPECT_EQ(max_abs_diff(a.data(), b.data(), a.size()), 0.0f);
-  EXPECT_EQ(b[1 * n_embd], 0.0f);  // id 3 is not in this shard
-  EXPECT_NE(b[0], 0.0f);
+TEST_P(KernelTest, QuantizedEmbedMatchesRef) {
+  for (DType dt : {DType::kInt8, DType::kInt4}) {
+    const int64_t n_vocab_local = 11, n_embd = 96, vocab_start = 20;
+    const auto table = random_quantized(dt, n_vocab_local, n_embd, 43);
+    const std::vector<int32_t> ids = {20, 3, 30, 25, 0, 20};
+    std::vector<float> a(ids.size() * n_embd), b(a.size(), NAN);
+    ref::embed(ids.data(), static_cast<int64_t>(ids.size()), table.data(), dt, n_vocab_local,
+               vocab_start, n_embd, a.data());
+    cpu::embed(ctx_, ids.data(), static_cast<int64_t>(ids.size()), table.data(), dt, n_vocab_local,
+               vocab_start, n_embd, b.data());
+    EXPECT_EQ(max_abs_diff(a.data(), b.data(), a.size()), 0.0f) << dtype_name(dt);
+    EXPECT_EQ(b[1 * n_embd], 0.0f);  // id 3 is not in this shard
+    EXPECT_NE(b[0], 0.0f);
+  }
 }
 
 TEST_P(KernelTest, RmsNormMatchesRefAndAliases) {

@@ -62,6 +62,7 @@ float max_abs_diff(const float* a, const float* b, size_t n) {
 float attn_tol(DType d) {
   switch (d) {
     case DType::kInt8:  // never here: the KV cache is a float type
+    case DType::kInt4:
     case DType::kF32:
       return 1e-6f;
     case DType::kF16:

@@ -1,5 +1,6 @@
-// int8 block quantization (runtime/core/quant.h): the round trip's error bound on random rows,
-// the row layout (bytes q + 128, then one f16 scale per 32), exact values, zero blocks and outliers.
+// int8 and int4 block quantization (runtime/core/quant.h): the round trip's error bound on random
+// rows, the row layouts (int8: bytes q + 128; int4: paired nibbles q + 8; then one f16 scale per
+// 32), exact values, zero blocks, outliers and the lone final block of int4.
 #include "runtime/core/quant.h"
 
 #include <gtest/gtest.h>
@@ -66,6 +67,74 @@ TEST(QuantTest, ExactValuesZeroBlocksAndSigns) {
   for (int i = 32; i < 64; ++i) EXPECT_EQ(y[static_cast<size_t>(i)], 0.0f);
   EXPECT_EQ(row_bytes(DType::kInt8, 4096), 4096u + 256u);
   EXPECT_EQ(row_bytes(DType::kBF16, 4096), 8192u);
+}
+
+TEST(QuantTest, Int4RoundTripErrorIsHalfAStepPerBlock) {
+  std::mt19937 rng(9);
+  std::normal_distribution<float> normal(0.0f, 0.05f);
+  // 96 and 1056 end in a lone block (16 bytes of its own halves); 32 is only that block.
+  for (int64_t n : {32, 64, 96, 1024, 1056, 3072}) {
+    std::vector<float> x(static_cast<size_t>(n));
+    for (float& v : x) v = normal(rng);
+    x[5] = 0.9f;  // an outlier
+    std::vector<uint8_t> q(row_bytes(DType::kInt4, n));
+    ASSERT_EQ(q.size(), static_cast<size_t>(n / 2 + n / 16));
+    quantize_row_int4(x.data(), n, q.data());
+    std::vector<float> y(static_cast<size_t>(n), NAN);
+    dequantize_row_int4(q.data(), n, y.data());
+    double err2 = 0, sig2 = 0;
+    for (int64_t b = 0; b < n / kQuantBlock; ++b) {
+      float amax = 0;
+      for (int64_t i = 0; i < kQuantBlock; ++i) amax = std::max(amax, std::fabs(x[b * 32 + i]));
+      uint16_t h;
+      std::memcpy(&h, q.data() + n / 2 + b * 2, 2);
+      const float d = std::fabs(f16_to_f32(h));
+      EXPECT_NEAR(d, amax / 8.0f, amax / 8.0f * 1e-3f) << "block " << b;
+      for (int64_t i = 0; i < kQuantBlock; ++i) {
+        const size_t k = static_cast<size_t>(b * 32 + i);
+        // Half a step, except the clamp at +7 steps on the side opposite the largest magnitude
+        // (a value up to 8 steps away rounds to 7: one step).
+        EXPECT_LE(std::fabs(y[k] - x[k]), 1.0f * d + amax * 1e-3f) << "n " << n << " k " << k;
+        err2 += (y[k] - x[k]) * (y[k] - x[k]);
+        sig2 += x[k] * x[k];
+      }
+    }
+    // Relative RMS error of int4 on Gaussian weights: about 12% (a step is amax / 8).
+    EXPECT_LT(std::sqrt(err2 / sig2), 0.2) << "n " << n;
+    EXPECT_GT(std::sqrt(err2 / sig2), 0.02) << "n " << n;  // int4 is coarse: not a copy
+  }
+}
+
+TEST(QuantTest, Int4LayoutPairsBlocksInNibbles) {
+  // Input i of a 96-input row holds i % 16 - 8 steps of its block's scale; the value of largest
+  // magnitude is -8 steps, so every value is exact.
+  const int64_t n = 96;
+  std::vector<float> x(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) x[i] = 0.25f * static_cast<float>(i % 16 - 8) * (1 + i / 32);
+  std::vector<uint8_t> q(row_bytes(DType::kInt4, n));
+  quantize_row_int4(x.data(), n, q.data());
+  // Pair 0 (inputs 0-63): byte j = input j (low nibble) | input j + 32 (high nibble), as q + 8.
+  for (int j = 0; j < 32; ++j) {
+    EXPECT_EQ(q[static_cast<size_t>(j)] & 0x0F, j % 16) << j;
+    EXPECT_EQ(q[static_cast<size_t>(j)] >> 4, (j + 32) % 16) << j;
+  }
+  // The lone block (inputs 64-95): 16 bytes, byte j = input 64 + j | input 80 + j.
+  for (int j = 0; j < 16; ++j) {
+    EXPECT_EQ(q[static_cast<size_t>(32 + j)] & 0x0F, (64 + j) % 16) << j;
+    EXPECT_EQ(q[static_cast<size_t>(32 + j)] >> 4, (80 + j) % 16) << j;
+  }
+  std::vector<float> y(static_cast<size_t>(n), NAN);
+  dequantize_row_int4(q.data(), n, y.data());
+  for (int64_t i = 0; i < n; ++i) EXPECT_EQ(y[i], x[i]) << i;
+  uint8_t block[kQuantBlock];
+  unpack_block_int4(q.data(), n, 2, block);
+  for (int i = 0; i < kQuantBlock; ++i) EXPECT_EQ(block[i], i % 16) << i;
+  // A block of zeros: scale 0, values 0.
+  std::vector<float> z(64, 0.0f);
+  quantize_row_int4(z.data(), 64, q.data());
+  dequantize_row_int4(q.data(), 64, y.data());
+  for (int i = 0; i < 64; ++i) EXPECT_EQ(y[static_cast<size_t>(i)], 0.0f);
+  EXPECT_EQ(row_bytes(DType::kInt4, 4096), 2048u + 256u);
 }
 
 }  // namespace

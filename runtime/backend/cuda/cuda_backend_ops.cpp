@@ -32,7 +32,8 @@ cudaDataType_t cuda_type(DType d) {
       return CUDA_R_16F;
     case DType::kBF16:
       return CUDA_R_16BF;
-    case DType::kInt8:  // never here: bind_weights refuses int8 packs on this backend
+    case DType::kInt8:  // never here: bind_weights refuses quantized packs on this backend
+    case DType::kInt4:
       break;
   }
   return CUDA_R_32F;

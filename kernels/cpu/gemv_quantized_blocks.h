@@ -1,4 +1,4 @@
-// The blocking both AVX-512 int8 GEMVs share (gemv_int8_avx512.cpp, gemv_int8_vnni.cpp): output
+// The blocking both AVX-512 quantized GEMVs share (gemv_quantized_avx512.cpp, _vnni.cpp): output
 // rows in groups of R streamed together, tokens in groups of at most T, and the results (plus
 // bias) stored. The per-ISA micro-kernel fills out[r][t] for one group. Header-only and free of
 // intrinsics, so each kernel file compiles it with its own flags. Internal to kernels/cpu.

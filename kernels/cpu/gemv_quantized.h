@@ -1,0 +1,62 @@
+// Matmul loops for block-quantized weights (DType::kInt8 and kInt4; row layouts in
+// runtime/core/dtype.h): the decode GEMVs, with AVX-512 versions picked at run time, and the
+// panel packing that lets the f32 GEMM (matmul.cpp) run prefill on dequantized weights. In the
+// f32-activation paths each weight is widened exactly (scale * q) and products are summed in f32,
+// as for bf16 weights. Nothing here threads or allocates on the heap; matmul.cpp splits rows over
+// the pool. Reference twins: kernels/ref matmul with a quantized dtype (dequantize, then the naive
+// matmul) and ref::matmul_int8_activations.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/cpu/isa.h"
+#include "runtime/core/dtype.h"
+
+namespace shardlm::cpu {
+
+// y[t * ldy + o] = sum_k x[t * n_in + k] * w(o, k) (+ bias[o]) for o in [o_begin, o_end),
+// t < n_tokens. dtype is kInt8 or kInt4; n_in is a multiple of 32.
+//   x [n_tokens, n_in], w [n_out rows of row_bytes(dtype, n_in)], bias [n_out] or null,
+//   y [n_tokens, ldy]
+void gemv_quantized(Isa isa, DType dtype, const float* x, int64_t n_tokens, int64_t n_in,
+                    const uint8_t* w, int64_t o_begin, int64_t o_end, const float* bias, float* y,
+                    int64_t ldy);
+
+// out[k - k0] = w(row, k) for k in [k0, k0 + kc), multiples of 32: AVX-512 where isa has it.
+//   row [row_bytes(dtype, n_in)], out [kc]
+void dequantize_range(Isa isa, DType dtype, const uint8_t* row, int64_t n_in, int64_t k0,
+                      int64_t kc, float* out);
+
+struct KernelTable;
+// The widest GEMM panel of any table (gemm_nr).
+inline constexpr int64_t kMaxGemmNr = 32;
+
+// The GEMM's weight panel from quantized rows, dequantized, in the layout of kt.gemm_pack_w:
+// wp[k * kt.gemm_nr + j] = w(o + j, k0 + k) for j < n_rows (<= kt.gemm_nr <= kMaxGemmNr),
+// k < kc (<= kGemmKc); rows n_rows.. are zero. k0 and kc are multiples of 32.
+//   w [n_out rows of row_bytes(dtype, n_in)], wp [kc, kt.gemm_nr]
+void gemm_pack_w_quantized(const KernelTable& kt, DType dtype, const uint8_t* w, int64_t n_in,
+                           int64_t o, int64_t n_rows, int64_t k0, int64_t kc, float* wp);
+
+// Quantized weights x int8 activations: y[t * ldy + o] = sum over blocks of scale_w * scale_x *
+// sum_i q_w[i] * q_x[i] (+ bias[o]), the products and their sums within a block exact. xq holds
+// the activations quantized row by row with quantize_row_int8.
+//   xq [n_tokens rows of row_bytes(kInt8, n_in)], others as gemv_quantized
+#if defined(SHARDLM_CPU_INT8_DOT)
+void gemv_quantized_vnni(const uint8_t* xq, int64_t n_tokens, int64_t n_in, const uint8_t* w,
+                         DType dtype, int64_t o_begin, int64_t o_end, const float* bias, float* y,
+                         int64_t ldy);
+#endif
+
+#if defined(SHARDLM_CPU_X86_TABLES)
+// out[k - k0] = w(row, k) for k in [k0, k0 + kc), multiples of 32 (gemv_quantized_avx512.cpp).
+//   row [row_bytes(dtype, n_in)], out [kc]
+void dequantize_blocks_avx512(DType dtype, const uint8_t* row, int64_t n_in, int64_t k0, int64_t kc,
+                              float* out);
+// The AVX-512 GEMV (gemv_quantized_avx512.cpp); same contract as gemv_quantized.
+void gemv_quantized_avx512(DType dtype, const float* x, int64_t n_tokens, int64_t n_in,
+                           const uint8_t* w, int64_t o_begin, int64_t o_end, const float* bias,
+                           float* y, int64_t ldy);
+#endif
+
+}  // namespace shardlm::cpu

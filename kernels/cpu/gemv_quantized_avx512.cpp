@@ -1,0 +1,128 @@
+// The AVX-512 GEMV for int8 and int4 block-quantized weights with f32 activations, and the block
+// dequantizer of the GEMM's panels (compiled with AVX-512 flags; picked at run time by
+// gemv_quantized). Four weight rows stream side by side; each block of 32 values is widened to
+// f32 once, scaled, and multiplied with up to four tokens' activations from L1.
+// GCC 12 reports -Wuninitialized inside its own AVX-512 intrinsics (the _mm512_undefined_*
+// placeholders; GCC bug 105593, fixed in GCC 13). Silenced for this file only.
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ < 13
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "kernels/cpu/gemv_quantized.h"
+#include "kernels/cpu/gemv_quantized_blocks.h"
+#include "runtime/core/dtype.h"
+#include "runtime/core/quant.h"
+
+namespace shardlm::cpu {
+
+namespace {
+
+// Block b of a row as 32 signed bytes q. int8: the stored bytes q + 128 xor 0x80. int4: the
+// block's nibbles (dtype.h: the low or high half of its pair's 32 bytes, or both halves of a lone
+// final block's 16) minus 8.
+inline __m256i load_block_q(DType dtype, const uint8_t* row, int64_t n_in, int64_t b) {
+  if (dtype == DType::kInt8) {
+    return _mm256_xor_si256(
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + b * kQuantBlock)),
+        _mm256_set1_epi8(-128));
+  }
+  const __m256i low4 = _mm256_set1_epi8(0x0F), eight = _mm256_set1_epi8(8);
+  const uint8_t* pair = row + (b / 2) * 32;
+  if ((b / 2) * 64 + 64 <= n_in) {
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(pair));
+    const __m256i nib = (b % 2 == 0) ? v : _mm256_srli_epi16(v, 4);
+    return _mm256_sub_epi8(_mm256_and_si256(nib, low4), eight);
+  }
+  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(pair));
+  const __m256i both = _mm256_inserti128_si256(_mm256_castsi128_si256(v), _mm_srli_epi16(v, 4), 1);
+  return _mm256_sub_epi8(_mm256_and_si256(both, low4), eight);
+}
+
+// The f16 scale of block b, broadcast.
+inline __m512 block_scale(DType dtype, const uint8_t* row, int64_t n_in, int64_t b) {
+  uint16_t h;
+  std::memcpy(&h, row + quant_scales_offset(dtype, n_in) + b * 2, 2);
+  return _mm512_set1_ps(_cvtsh_ss(h));
+}
+
+// The 32 weights of block b, dequantized: w0 inputs 0-15, w1 inputs 16-31.
+inline void load_block(DType dtype, const uint8_t* row, int64_t n_in, int64_t b, __m512* w0,
+                       __m512* w1) {
+  const __m512 d = block_scale(dtype, row, n_in, b);
+  const __m256i q = load_block_q(dtype, row, n_in, b);
+  *w0 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_castsi256_si128(q))), d);
+  *w1 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_extracti128_si256(q, 1))), d);
+}
+
+constexpr int kRows = 4;    // rows streamed together
+constexpr int kTokens = 4;  // tokens per pass over the rows
+
+template <int T>
+void rows_pass(DType dtype, const float* x, int64_t n_in, const uint8_t* const* rows,
+               float (*out)[kTokens]) {
+  __m512 acc[kRows][T];
+  for (int r = 0; r < kRows; ++r)
+    for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
+  const int64_t n_blocks = n_in / kQuantBlock;
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    const int64_t k = b * kQuantBlock;
+    __m512 xa[T], xb[T];
+    for (int t = 0; t < T; ++t) {
+      xa[t] = _mm512_loadu_ps(x + t * n_in + k);
+      xb[t] = _mm512_loadu_ps(x + t * n_in + k + 16);
+    }
+    for (int r = 0; r < kRows; ++r) {
+      __m512 w0, w1;
+      load_block(dtype, rows[r], n_in, b, &w0, &w1);
+      for (int t = 0; t < T; ++t) {
+        acc[r][t] = _mm512_fmadd_ps(w0, xa[t], acc[r][t]);
+        acc[r][t] = _mm512_fmadd_ps(w1, xb[t], acc[r][t]);
+      }
+    }
+  }
+  for (int r = 0; r < kRows; ++r)
+    for (int t = 0; t < T; ++t) out[r][t] = _mm512_reduce_add_ps(acc[r][t]);
+}
+
+}  // namespace
+
+void gemv_quantized_avx512(DType dtype, const float* x, int64_t n_tokens, int64_t n_in,
+                           const uint8_t* w, int64_t o_begin, int64_t o_end, const float* bias,
+                           float* y, int64_t ldy) {
+  gemv_row_blocks<kRows, kTokens>(
+      w, row_bytes(dtype, n_in), n_tokens, o_begin, o_end, bias, y, ldy,
+      [&](int nt, int64_t t0, const uint8_t* const* rows, float(*out)[kTokens]) {
+        const float* xt = x + t0 * n_in;
+        switch (nt) {
+          case 1:
+            rows_pass<1>(dtype, xt, n_in, rows, out);
+            break;
+          case 2:
+            rows_pass<2>(dtype, xt, n_in, rows, out);
+            break;
+          case 3:
+            rows_pass<3>(dtype, xt, n_in, rows, out);
+            break;
+          default:
+            rows_pass<4>(dtype, xt, n_in, rows, out);
+            break;
+        }
+      });
+}
+
+void dequantize_blocks_avx512(DType dtype, const uint8_t* row, int64_t n_in, int64_t k0, int64_t kc,
+                              float* out) {
+  for (int64_t k = k0; k < k0 + kc; k += kQuantBlock) {
+    __m512 w0, w1;
+    load_block(dtype, row, n_in, k / kQuantBlock, &w0, &w1);
+    _mm512_storeu_ps(out + (k - k0), w0);
+    _mm512_storeu_ps(out + (k - k0) + 16, w1);
+  }
+}
+
+}  // namespace shardlm::cpu
