@@ -108,6 +108,15 @@ void BpeModel::read_vocab(const Json& vocab, const std::string& path) {
     vocab_[it.key()] = id;
     if (id > max_id) max_id = id;
   }
+  // The id -> token table is dense, so its size follows the largest id: an id far past the
+  // number of entries (a corrupt or hostile file) would make it gigabytes. Real vocabularies are
+  // dense, with at most a few gaps.
+  const int64_t limit = std::max<int64_t>(4 * static_cast<int64_t>(vocab.size()), int64_t{1} << 20);
+  if (max_id >= limit) {
+    bad_field(path, "token id " + std::to_string(max_id) + " is far past the vocabulary's " +
+                        std::to_string(vocab.size()) + " entries (ids must lie below " +
+                        std::to_string(limit) + "; a vocabulary's ids run 0 .. n-1 with few gaps)");
+  }
   id_to_token_.assign(static_cast<size_t>(max_id + 1), std::string());
   for (const auto& [tok, id] : vocab_) id_to_token_[id] = tok;
 }

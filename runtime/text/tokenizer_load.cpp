@@ -92,7 +92,7 @@ void apply_config(TokenizerImpl& t, const std::string& config_json, bool overrid
       try {
         size_t used = 0;
         id = std::stoi(it.key(), &used);
-        if (used != it.key().size() || id < 0) throw std::invalid_argument("id");
+        if (used != it.key().size() || id < 0 || id == INT32_MAX) throw std::invalid_argument("id");
       } catch (const std::exception&) {
         bad_field(path, "key is not a token id");
       }
@@ -165,7 +165,7 @@ Tokenizer Tokenizer::from_json(const std::string& tokenizer_json,
     for (size_t i = 0; i < added.size(); ++i) {
       const std::string path = doc + ": added_tokens[" + std::to_string(i) + "]";
       const int64_t id = opt_int(added[i], "id", path, -1);
-      if (id < 0 || id > INT32_MAX) bad_field(path + ".id", "missing or not a valid id");
+      if (id < 0 || id >= INT32_MAX) bad_field(path + ".id", "missing or not a valid id");
       t->added.push_back(read_added(added[i], path, static_cast<int32_t>(id)));
     }
   }

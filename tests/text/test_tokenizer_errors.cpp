@@ -92,6 +92,21 @@ TEST(TokenizerErrors, MalformedTokenizerJsonNamesTheField) {
       StatusCode::kFormat, {"added_tokens[0].special", "boolean"});
 }
 
+// Found by fuzz_tokenizer (an out-of-memory at 1.5M executions): the id -> token table is dense,
+// so one id far past the entries would size it in gigabytes. Ids near INT32_MAX in added tokens
+// would overflow vocab_size().
+TEST(TokenizerErrors, IdsFarPastTheVocabularyAreRefused) {
+  const auto J = [](const std::string& s) { return [s] { Tokenizer::from_json(s); }; };
+  expect_error(J(tiny(R"({"type": "BPE", "vocab": {"a": 0, "b": 132760000}, "merges": []})")),
+               StatusCode::kFormat, {"model.vocab", "132760000", "far past", "2 entries"});
+  // A gap of a few ids (as some vocabularies have) still loads.
+  EXPECT_EQ(Tokenizer::from_json(tiny(R"({"type": "BPE", "vocab": {"a": 0, "b": 7}, "merges": []})"))
+                .vocab_size(),
+            8);
+  expect_error(J(tiny(kModel, R"(, "added_tokens": [{"id": 2147483647, "content": "x"}])")),
+               StatusCode::kFormat, {"added_tokens[0].id"});
+}
+
 TEST(TokenizerErrors, MalformedConfigAndVocabFiles) {
   expect_error([] { Tokenizer::from_json(tiny(kModel), "{oops"); }, StatusCode::kFormat,
                {"tokenizer_config.json", "not valid JSON"});
