@@ -47,7 +47,7 @@ Traffic count_traffic(const std::vector<const PackReader*>& ranks) {
   }
   if (!ranks.empty()) {
     t.embed_row_bytes =
-        static_cast<uint64_t>(ranks[0]->config().n_embd) * dtype_size(ranks[0]->weight_dtype());
+        row_bytes(ranks[0]->embedding_dtype(), ranks[0]->config().n_embd);
   }
   return t;
 }

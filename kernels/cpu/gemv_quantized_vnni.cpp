@@ -31,7 +31,7 @@ constexpr int kTokens = 4;  // tokens per pass over the rows
 
 // Software prefetch distance along a row (the bf16 GEMV's, table_avx512.cpp): the hardware
 // prefetchers alone do not keep several streams per thread ahead of the loads.
-constexpr int kPrefetchBytes = 1024;
+constexpr int kPrefetchBytes = 4096;
 
 // The f16 scales of blocks [b, b + n) (n <= 16) as 16 floats; lanes past n are 0. Masked so
 // that the last row's scales are never read past.
@@ -42,6 +42,7 @@ inline __m512 scales16(const uint8_t* scales, int64_t b, int64_t n) {
 
 // The stored int8 weights: 64 bytes q + 128 from input k (32 when only one block is left).
 struct Int8Weights {
+  static constexpr bool kWideSteps = false;
   static constexpr int kOffset = 128;
   static constexpr int64_t kBytesPer64 = 64;
   static __m512i load(const uint8_t* row, int64_t k, bool both) {
@@ -53,6 +54,7 @@ struct Int8Weights {
 // block 2i in the low nibbles of 32 bytes and block 2i + 1 in the high ones; a lone final block
 // is 16 bytes holding its halves the same way).
 struct Int4Weights {
+  static constexpr bool kWideSteps = true;  // 128 inputs per 64-byte load (rows_pass)
   static constexpr int kOffset = 8;
   static constexpr int64_t kBytesPer64 = 32;
   static __m512i load(const uint8_t* row, int64_t k, bool both) {
@@ -73,6 +75,10 @@ struct Int4Weights {
 // Rows x tokens dot products over all n_in inputs. Per chunk of 512 inputs (16 blocks), each
 // row's and token's 16 scales are loaded once; per step of 64 inputs one permute spreads the
 // step's two scales over the register halves (lanes 0-7: block 2i, 8-15: block 2i + 1).
+// int4 rows take wide steps of 128 inputs where they can: one 64-byte load holds blocks c .. c + 3
+// as two pairs, its low nibbles blocks c and c + 2, its high nibbles c + 1 and c + 3, so each
+// token's x is regrouped the same way (once per step, shared by the R rows) instead of the
+// weights being unpacked 32 bytes at a time.
 template <class Weights, int R, int T>
 void rows_pass(const uint8_t* xq, int64_t n_in, const uint8_t* const* rows, float (*out)[kTokens]) {
   const size_t xrb = row_bytes(DType::kInt8, n_in);
@@ -90,7 +96,47 @@ void rows_pass(const uint8_t* xq, int64_t n_in, const uint8_t* const* rows, floa
     __m512 sw[R], sx[T];
     for (int r = 0; r < R; ++r) sw[r] = scales16(rows[r] + w_scales, b0, nb);
     for (int t = 0; t < T; ++t) sx[t] = scales16(xq + t * xrb + n_in, b0, nb);
-    for (int64_t i = 0; 2 * i < nb; ++i) {
+    int64_t wide = 0;  // blocks of this chunk done by wide steps
+    if constexpr (Weights::kWideSteps) {
+      for (; wide + 4 <= nb; wide += 4) {
+        const int64_t k = (b0 + wide) * kQuantBlock;
+        const int j = static_cast<int>(wide);
+        // Lanes 0-7: block c (low nibbles) or c + 1 (high); lanes 8-15: c + 2 or c + 3.
+        const __m512i idx_lo = _mm512_add_epi32(_mm512_add_epi32(half, half), _mm512_set1_epi32(j));
+        const __m512i idx_hi = _mm512_add_epi32(idx_lo, _mm512_set1_epi32(1));
+        __m512i xlo[T], xhi[T], base_lo[T], base_hi[T];
+        __m512 dx_lo[T], dx_hi[T];
+        for (int t = 0; t < T; ++t) {
+          const __m512i a = _mm512_loadu_si512(xq + t * xrb + k);             // blocks c, c + 1
+          const __m512i b = _mm512_loadu_si512(xq + t * xrb + k + 64);        // blocks c + 2, c + 3
+          xlo[t] = _mm512_xor_si512(_mm512_shuffle_i64x2(a, b, 0x44), flip);  // c, c + 2
+          xhi[t] = _mm512_xor_si512(_mm512_shuffle_i64x2(a, b, 0xEE), flip);  // c + 1, c + 3
+          base_lo[t] = _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, offset, xlo[t]));
+          base_hi[t] = _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, offset, xhi[t]));
+          dx_lo[t] = _mm512_permutexvar_ps(idx_lo, sx[t]);
+          dx_hi[t] = _mm512_permutexvar_ps(idx_hi, sx[t]);
+        }
+        const __m512i low4 = _mm512_set1_epi8(0x0F);
+        for (int r = 0; r < R; ++r) {
+          const __m512i v = _mm512_loadu_si512(rows[r] + k / 2);
+          _mm_prefetch(reinterpret_cast<const char*>(rows[r] + k / 2) + kPrefetchBytes,
+                       _MM_HINT_T0);
+          const __m512i lo = _mm512_and_si512(v, low4);
+          const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
+          const __m512 dw_lo = _mm512_permutexvar_ps(idx_lo, sw[r]);
+          const __m512 dw_hi = _mm512_permutexvar_ps(idx_hi, sw[r]);
+          for (int t = 0; t < T; ++t) {
+            const __m512i dot_lo = _mm512_dpbusd_epi32(base_lo[t], lo, xlo[t]);
+            const __m512i dot_hi = _mm512_dpbusd_epi32(base_hi[t], hi, xhi[t]);
+            acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot_lo), _mm512_mul_ps(dw_lo, dx_lo[t]),
+                                        acc[r][t]);
+            acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot_hi), _mm512_mul_ps(dw_hi, dx_hi[t]),
+                                        acc[r][t]);
+          }
+        }
+      }
+    }
+    for (int64_t i = wide / 2; 2 * i < nb; ++i) {
       const int64_t k = (b0 + 2 * i) * kQuantBlock;
       const bool both = 2 * i + 1 < nb;
       const __mmask64 m = both ? ~0ULL : 0xFFFFFFFFULL;

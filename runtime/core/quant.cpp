@@ -7,6 +7,18 @@
 
 namespace shardlm {
 
+namespace {
+
+// Round to nearest even for |v| < 2^22 in the default rounding mode, as std::nearbyint does, but
+// inline on every x86-64 (nearbyint is a library call below SSE4.1): adding and subtracting
+// 1.5 * 2^23 leaves v's integer part in the mantissa.
+inline float round_even(float v) {
+  constexpr float kMagic = 12582912.0f;
+  return (v + kMagic) - kMagic;
+}
+
+}  // namespace
+
 void quantize_row_int8(const float* x, int64_t n, uint8_t* out) {
   uint8_t* q = out;           // q + 128
   uint8_t* scales = out + n;  // f16
@@ -19,7 +31,7 @@ void quantize_row_int8(const float* x, int64_t n, uint8_t* out) {
     const float d = f16_to_f32(h);
     const float inv = d > 0 ? 1.0f / d : 0.0f;
     for (int64_t i = 0; i < kQuantBlock; ++i) {
-      const float v = std::nearbyint(xb[i] * inv);
+      const float v = round_even(xb[i] * inv);
       q[b * kQuantBlock + i] =
           static_cast<uint8_t>(static_cast<int>(std::clamp(v, -127.0f, 127.0f)) + 128);
     }
@@ -38,22 +50,8 @@ void dequantize_row_int8(const uint8_t* row, int64_t n, float* out) {
   }
 }
 
-namespace {
-
-// The byte of an int4 row holding input i, and the shift of its nibble (dtype.h's layout).
-inline void int4_position(int64_t n, int64_t i, int64_t* byte, int* shift) {
-  const int64_t pair = i / 64, j = i % 64;
-  // A final lone block (n not a multiple of 64) pairs its own halves: 16 bytes.
-  const int64_t half = (pair * 64 + 64 <= n) ? 32 : 16;
-  *byte = pair * 32 + j % half;
-  *shift = j < half ? 0 : 4;
-}
-
-}  // namespace
-
 void quantize_row_int4(const float* x, int64_t n, uint8_t* out) {
   uint8_t* scales = out + n / 2;  // f16
-  std::memset(out, 0, static_cast<size_t>(n / 2));
   for (int64_t b = 0; b < n / kQuantBlock; ++b) {
     const float* xb = x + b * kQuantBlock;
     float m = 0;  // the value of largest magnitude, with its sign
@@ -62,23 +60,36 @@ void quantize_row_int4(const float* x, int64_t n, uint8_t* out) {
     const uint16_t h = f32_to_f16(m / -8.0f);
     const float d = f16_to_f32(h);
     const float inv = d != 0 ? 1.0f / d : 0.0f;
-    for (int64_t i = 0; i < kQuantBlock; ++i) {
-      const float v = std::clamp(std::nearbyint(xb[i] * inv), -8.0f, 7.0f);
-      int64_t byte;
-      int shift;
-      int4_position(n, b * kQuantBlock + i, &byte, &shift);
-      out[byte] |= static_cast<uint8_t>((static_cast<int>(v) + 8) << shift);
+    uint8_t q[kQuantBlock];  // q + 8
+    for (int64_t i = 0; i < kQuantBlock; ++i)
+      q[i] = static_cast<uint8_t>(
+          static_cast<int>(std::clamp(round_even(xb[i] * inv), -8.0f, 7.0f)) + 8);
+    // dtype.h's layout: in a pair of blocks, byte j holds input j of the even block (low nibble)
+    // and of the odd block (high); a lone final block holds its inputs j and j + 16.
+    uint8_t* pair = out + (b / 2) * 32;
+    if ((b / 2) * 64 + 64 <= n) {
+      if (b % 2 == 0) {
+        for (int i = 0; i < 32; ++i) pair[i] = q[i];
+      } else {
+        for (int i = 0; i < 32; ++i) pair[i] = static_cast<uint8_t>(pair[i] | (q[i] << 4));
+      }
+    } else {
+      for (int i = 0; i < 16; ++i) pair[i] = static_cast<uint8_t>(q[i] | (q[i + 16] << 4));
     }
     std::memcpy(scales + b * 2, &h, 2);
   }
 }
 
 void unpack_block_int4(const uint8_t* row, int64_t n, int64_t b, uint8_t* out) {
-  for (int64_t i = 0; i < kQuantBlock; ++i) {
-    int64_t byte;
-    int shift;
-    int4_position(n, b * kQuantBlock + i, &byte, &shift);
-    out[i] = (row[byte] >> shift) & 0x0F;
+  const uint8_t* pair = row + (b / 2) * 32;
+  if ((b / 2) * 64 + 64 <= n) {
+    const int shift = b % 2 == 0 ? 0 : 4;
+    for (int i = 0; i < 32; ++i) out[i] = (pair[i] >> shift) & 0x0F;
+  } else {
+    for (int i = 0; i < 16; ++i) {
+      out[i] = pair[i] & 0x0F;
+      out[i + 16] = pair[i] >> 4;
+    }
   }
 }
 
