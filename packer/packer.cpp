@@ -26,6 +26,7 @@
 #include "formats/pack_format.h"
 #include "formats/pack_writer.h"
 #include "formats/safetensors.h"
+#include "packer/gptq_source.h"
 #include "packer/progress_bar.h"
 #include "packer/recipe.h"
 #include "runtime/core/quant.h"
@@ -66,10 +67,11 @@ uint64_t hash_mapping(const MappedFile& m) {
   return h;
 }
 
-// Streams one recipe's bytes into `writer`, converting dtype (or quantizing each row), through a
-// bounded buffer.
-void write_recipe(const TensorRecipe& r, const Checkpoint& ckpt, PackWriter& writer, size_t index,
-                  std::vector<uint8_t>& buf, ProgressBar& bar, const std::atomic<bool>* stop) {
+// Streams one recipe's bytes into `writer`, converting dtype (or quantizing each row, or taking a
+// GPTQ source's rows as they are), through a bounded buffer.
+void write_recipe(const TensorRecipe& r, const Checkpoint& ckpt, const GptqScheme* gptq,
+                  PackWriter& writer, size_t index, std::vector<uint8_t>& buf, ProgressBar& bar,
+                  const std::atomic<bool>* stop) {
   const DType out = r.spec.dtype;
   const bool quantize = is_quantized(out);
   std::vector<float> row_f32;  // a source row widened, before it is quantized
@@ -83,6 +85,20 @@ void write_recipe(const TensorRecipe& r, const Checkpoint& ckpt, PackWriter& wri
     fill = 0;
   };
   for (const SourcePiece& piece : r.pieces) {
+    if (gptq != nullptr && is_gptq_source(ckpt, piece.tensor)) {
+      const size_t row_out = row_bytes(out, piece.col_end - piece.col_begin);
+      if (row_out > buf.size()) buf.resize(row_out);
+      for (int64_t row = piece.row_begin; row < piece.row_end;) {
+        if (fill + row_out > buf.size()) flush();
+        const int64_t n = std::min<int64_t>(piece.row_end - row,
+                                            static_cast<int64_t>((buf.size() - fill) / row_out));
+        decode_gptq_rows(*gptq, ckpt, piece.tensor, row, row + n, piece.col_begin, piece.col_end,
+                         buf.data() + fill);
+        fill += static_cast<size_t>(n) * row_out;
+        row += n;
+      }
+      continue;
+    }
     const SafeTensor& t = *ckpt.find(piece.tensor);
     const DType in = *t.dtype;
     const size_t isz = dtype_size(in);
@@ -259,13 +275,23 @@ PackResult pack_checkpoint(const PackOptions& o) {
     fail(StatusCode::kInvalidArg, std::string("quantize: ") + dtype_name(*o.quantize) + " is not a quantized type");
   if (o.dtype && is_quantized(*o.dtype))
     fail(StatusCode::kInvalidArg, "--dtype takes bf16, f16 or f32; quantize with --weights");
-  const DType wt = o.quantize.value_or(float_dtype);
-  const DType et = o.quantize && o.quantize_embeddings ? *o.quantize : float_dtype;
+  // A GPTQ checkpoint's matrices arrive quantized: they pack as int4 / int8 as they are.
+  const std::optional<GptqScheme> gptq = read_gptq_scheme(o.model_dir);
+  if (gptq && o.quantize && *o.quantize != gptq->dtype())
+    fail(StatusCode::kInvalidArg,
+         o.model_dir + " is a " + gptq->summary() + " checkpoint: its matrices pack as " +
+             dtype_name(gptq->dtype()) + "; leave out --weights " + dtype_name(*o.quantize));
+  const std::optional<DType> quantize = gptq ? std::optional<DType>(gptq->dtype()) : o.quantize;
+  if (o.quantize_embeddings && !quantize)
+    fail(StatusCode::kInvalidArg,
+         "--quantize-embeddings needs --weights int8 or int4 (or a GPTQ checkpoint)");
+  const DType wt = quantize.value_or(float_dtype);
+  const DType et = quantize && o.quantize_embeddings ? *quantize : float_dtype;
 
   std::vector<std::vector<TensorRecipe>> recipes;
   for (auto& p : layouts) {
     recipes.push_back(make_rank_recipes(config, p, wt, et));
-    check_sources(config, ckpt, recipes.back());
+    check_sources(config, ckpt, recipes.back(), gptq ? &*gptq : nullptr);
   }
   for (int r = 0; r < o.tp_size; ++r) {
     uint64_t weights = 0;
@@ -326,8 +352,9 @@ PackResult pack_checkpoint(const PackOptions& o) {
     sources.push_back({fs::path(f->path()).filename().string(), f->mapping().size(), hash_mapping(f->mapping())});
 
   // pack_id: deterministic over sources and options, so identical runs give interchangeable ranks.
-  std::string id_text = std::string(kPackerVersion) + "|tp=" + std::to_string(o.tp_size) + "|dtype=" + dtype_name(wt) +
-                        "|embeddings=" + dtype_name(et);
+  std::string id_text = std::string(kPackerVersion) + "|tp=" + std::to_string(o.tp_size) +
+                        "|dtype=" + dtype_name(wt) + "|embeddings=" + dtype_name(et) +
+                        (gptq ? "|" + gptq->summary() : "");
   for (auto& s : sources) id_text += "|" + s.name + ":" + std::to_string(s.size) + ":" + std::to_string(s.xxh3);
   const uint64_t pack_id = XXH3_64bits(id_text.data(), id_text.size());
 
@@ -349,12 +376,12 @@ PackResult pack_checkpoint(const PackOptions& o) {
     for (int r = 0; r < o.tp_size; ++r) {
       auto it = std::find_if(recipes[r].begin(), recipes[r].end(), [&](auto& x) { return x.spec.name == name; });
       if (it == recipes[r].end()) continue;  // rank-0-only tensors
-      write_recipe(*it, ckpt, *writers[r], indices[r][static_cast<size_t>(it - recipes[r].begin())], buf, bar, o.stop);
+      write_recipe(*it, ckpt, gptq ? &*gptq : nullptr, *writers[r],
+                   indices[r][static_cast<size_t>(it - recipes[r].begin())], buf, bar, o.stop);
     }
-    for (auto& piece : order[i].pieces) {
-      const SafeTensor& t = *ckpt.find(piece.tensor);
-      t.file->mapping().release(t.begin, t.nbytes());
-    }
+    for (auto& piece : order[i].pieces)
+      for (const SafeTensor* t : source_tensors(ckpt, piece.tensor))
+        t->file->mapping().release(t->begin, t->nbytes());
   }
   bar.finish();
 
@@ -380,7 +407,9 @@ PackResult pack_checkpoint(const PackOptions& o) {
   }
   {
     std::ofstream summary(staging / "pack.json");
-    summary << summary_json(config, o, wt, et, pack_id, staged, result.plans).dump(2) << "\n";
+    nlohmann::json j = summary_json(config, o, wt, et, pack_id, staged, result.plans);
+    if (gptq) j["weights_from"] = gptq->summary();
+    summary << j.dump(2) << "\n";
     summary.close();
     if (!summary) fail(StatusCode::kIo, (staging / "pack.json").string() + ": cannot write");
   }

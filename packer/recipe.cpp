@@ -112,7 +112,8 @@ std::vector<TensorRecipe> make_rank_recipes(const ModelConfig& c, const Parallel
   return out;
 }
 
-void check_sources(const ModelConfig& c, const Checkpoint& ckpt, const std::vector<TensorRecipe>& recipes) {
+void check_sources(const ModelConfig& c, const Checkpoint& ckpt,
+                   const std::vector<TensorRecipe>& recipes, const GptqScheme* gptq) {
   auto shape_str = [](const std::vector<int64_t>& s) {
     std::string o = "[";
     for (size_t i = 0; i < s.size(); ++i) o += (i ? ", " : "") + std::to_string(s[i]);
@@ -121,10 +122,19 @@ void check_sources(const ModelConfig& c, const Checkpoint& ckpt, const std::vect
   for (const TensorRecipe& r : recipes) {
     for (const SourcePiece& piece : r.pieces) {
       const SafeTensor* t = ckpt.find(piece.tensor);
-      if (t == nullptr)
-        fail(StatusCode::kFormat, ckpt.dir() + ": tensor '" + piece.tensor + "' is missing (needed for " +
-                                      r.spec.name + "; is the checkpoint complete and config.json right?)");
       const auto want = expected_source_shape(c, piece.tensor);
+      if (t == nullptr && is_gptq_source(ckpt, piece.tensor)) {
+        if (gptq == nullptr)
+          fail(StatusCode::kFormat, ckpt.dir() + ": tensor '" + piece.tensor +
+                                        "' is held quantized (.qweight), but config.json has no "
+                                        "quantization_config saying how");
+        check_gptq_source(*gptq, ckpt, piece.tensor, want.at(0), want.at(1));
+        continue;
+      }
+      if (t == nullptr)
+        fail(StatusCode::kFormat, ckpt.dir() + ": tensor '" + piece.tensor +
+                                      "' is missing (needed for " + r.spec.name +
+                                      "; is the checkpoint complete and config.json right?)");
       if (t->shape != want)
         fail(StatusCode::kFormat, t->file->path() + ": tensor '" + piece.tensor + "' has shape " + shape_str(t->shape) +
                                       ", config.json implies " + shape_str(want));

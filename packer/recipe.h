@@ -11,6 +11,7 @@
 #include "formats/model_config.h"
 #include "formats/pack_layout.h"
 #include "formats/safetensors.h"
+#include "packer/gptq_source.h"
 
 namespace shardlm {
 
@@ -35,9 +36,11 @@ std::vector<TensorRecipe> make_rank_recipes(const ModelConfig& c, const Parallel
                                             DType embedding_dtype);
 
 // Checks every source tensor the recipes use exists in `ckpt` with the shape the config implies
-// and a float dtype (F32/F16/BF16). Throws Error(kFormat) naming the tensor, file, expected and
-// actual shape or dtype.
-void check_sources(const ModelConfig& c, const Checkpoint& ckpt, const std::vector<TensorRecipe>& recipes);
+// and a float dtype (F32/F16/BF16), or, with `gptq` (a GPTQ checkpoint), as a GPTQ linear that
+// check_gptq_source accepts. Throws Error(kFormat) naming the tensor, file, expected and actual
+// shape or dtype (Error(kUnsupported) for GPTQ settings shardlm cannot hold).
+void check_sources(const ModelConfig& c, const Checkpoint& ckpt,
+                   const std::vector<TensorRecipe>& recipes, const GptqScheme* gptq = nullptr);
 
 // The expected Hugging Face shape of a source tensor, from the config.
 std::vector<int64_t> expected_source_shape(const ModelConfig& c, const std::string& hf_name);

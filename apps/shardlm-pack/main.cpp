@@ -67,8 +67,8 @@ int run(int argc, char** argv) {
       ("out", po::value<std::string>(), "output pack directory (created if missing)")
       ("tp", po::value<int>()->default_value(1), "tensor-parallel size N: writes rank-<r>-of-<N>.shardlm for r < N")
       ("dtype", po::value<std::string>(), "weight dtype bf16|f16|f32 (default: the checkpoint's)")
-      ("weights", po::value<std::string>(), "quantize the matrices ahead of time: int8 or int4 (one f16 scale per 32 inputs); the embedding and lm_head keep --dtype")
-      ("quantize-embeddings", "with --weights: quantize the embedding and lm_head too")
+      ("weights", po::value<std::string>(), "quantize the matrices ahead of time: int8 or int4 (one f16 scale per 32 inputs); the embedding and lm_head keep --dtype. A GPTQ checkpoint (symmetric, 4 or 8 bits) packs as int4 / int8 without it")
+      ("quantize-embeddings", "with --weights (or a GPTQ checkpoint): quantize the embedding and lm_head too")
       ("gpu-mem", po::value<std::string>(), "memory plan target size per rank, e.g. 80GiB (default: detected GPU, else host memory)")
       ("gpu", po::value<std::string>(), "memory plan target by device profile: h100, h200, a100-80g, a100-40g, l40s, l4, a10, rtx4090")
       ("mem-fraction", po::value<double>()->default_value(0.85), "fraction of the device memory shardlm may use")
@@ -121,8 +121,6 @@ int run(int argc, char** argv) {
     o.quantize = w == "int4" ? DType::kInt4 : DType::kInt8;
   }
   o.quantize_embeddings = vm.count("quantize-embeddings") > 0;
-  if (o.quantize_embeddings && !o.quantize)
-    fail(StatusCode::kInvalidArg, "--quantize-embeddings needs --weights int8 or int4");
   o.plan = plan_options(vm);
   o.plan_only = plan_only;
   o.progress = !vm.count("quiet") && !json;

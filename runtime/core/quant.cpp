@@ -17,6 +17,22 @@ inline float round_even(float v) {
   return (v + kMagic) - kMagic;
 }
 
+// Places block b's stored values q + 8 (one per byte, [kQuantBlock]) into an int4 row of n
+// inputs, in dtype.h's layout: in a pair of blocks, byte j holds input j of the even block (low
+// nibble) and of the odd block (high); a lone final block holds its inputs j and j + 16.
+inline void put_block_int4(const uint8_t* q, int64_t n, int64_t b, uint8_t* out) {
+  uint8_t* pair = out + (b / 2) * 32;
+  if ((b / 2) * 64 + 64 <= n) {
+    if (b % 2 == 0) {
+      for (int i = 0; i < 32; ++i) pair[i] = q[i];
+    } else {
+      for (int i = 0; i < 32; ++i) pair[i] = static_cast<uint8_t>(pair[i] | (q[i] << 4));
+    }
+  } else {
+    for (int i = 0; i < 16; ++i) pair[i] = static_cast<uint8_t>(q[i] | (q[i + 16] << 4));
+  }
+}
+
 }  // namespace
 
 void quantize_row_int8(const float* x, int64_t n, uint8_t* out) {
@@ -64,20 +80,22 @@ void quantize_row_int4(const float* x, int64_t n, uint8_t* out) {
     for (int64_t i = 0; i < kQuantBlock; ++i)
       q[i] = static_cast<uint8_t>(
           static_cast<int>(std::clamp(round_even(xb[i] * inv), -8.0f, 7.0f)) + 8);
-    // dtype.h's layout: in a pair of blocks, byte j holds input j of the even block (low nibble)
-    // and of the odd block (high); a lone final block holds its inputs j and j + 16.
-    uint8_t* pair = out + (b / 2) * 32;
-    if ((b / 2) * 64 + 64 <= n) {
-      if (b % 2 == 0) {
-        for (int i = 0; i < 32; ++i) pair[i] = q[i];
-      } else {
-        for (int i = 0; i < 32; ++i) pair[i] = static_cast<uint8_t>(pair[i] | (q[i] << 4));
-      }
-    } else {
-      for (int i = 0; i < 16; ++i) pair[i] = static_cast<uint8_t>(q[i] | (q[i + 16] << 4));
-    }
+    put_block_int4(q, n, b, out);
     std::memcpy(scales + b * 2, &h, 2);
   }
+}
+
+void encode_row(DType t, const uint8_t* stored, const uint16_t* scales, int64_t n, uint8_t* out) {
+  if (t == DType::kInt4) {
+    for (int64_t b = 0; b < n / kQuantBlock; ++b) {
+      uint8_t q[kQuantBlock];
+      for (int i = 0; i < kQuantBlock; ++i) q[i] = stored[b * kQuantBlock + i] & 0x0F;
+      put_block_int4(q, n, b, out);
+    }
+  } else {
+    std::memcpy(out, stored, static_cast<size_t>(n));
+  }
+  std::memcpy(out + quant_scales_offset(t, n), scales, static_cast<size_t>(n / kQuantBlock) * 2);
 }
 
 void unpack_block_int4(const uint8_t* row, int64_t n, int64_t b, uint8_t* out) {

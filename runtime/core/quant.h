@@ -34,6 +34,12 @@ void dequantize_row_int4(const uint8_t* row, int64_t n, float* out);
 // byte.   row [row_bytes(kInt4, n)], out [kQuantBlock]
 void unpack_block_int4(const uint8_t* row, int64_t n, int64_t b, uint8_t* out);
 
+// Writes a row of a quantized type from values quantized elsewhere (a checkpoint that arrives
+// quantized): `stored` holds each input's stored value (q + 8 for kInt4, low nibble used; q + 128
+// for kInt8, where q = -128 is representable too), `scales` one f16 scale per block.
+//   stored [n], scales [n / kQuantBlock] (f16 bits), out [row_bytes(t, n)]
+void encode_row(DType t, const uint8_t* stored, const uint16_t* scales, int64_t n, uint8_t* out);
+
 // The quantizer and dequantizer of a quantized type (kInt8 or kInt4), for code that handles both.
 void quantize_row(DType t, const float* x, int64_t n, uint8_t* out);
 void dequantize_row(DType t, const uint8_t* row, int64_t n, float* out);
