@@ -66,11 +66,27 @@ void gemv_quantized(Isa isa, DType dtype, const float* x, int64_t n_tokens, int6
   }
 }
 
+Int8ActivationGemv int8_activation_gemv(Isa isa) {
+#if defined(SHARDLM_CPU_INT8_DOT)
+  static const bool vnni = int8_dot_supported();
+  if (vnni && isa >= Isa::kAvx512) return gemv_quantized_vnni;
+#endif
+#if defined(SHARDLM_CPU_X86_TABLES)
+  if (isa == Isa::kAvx2) return gemv_quantized_int8x_avx2;
+#endif
+  (void)isa;
+  return nullptr;
+}
+
 void dequantize_range(Isa isa, DType dtype, const uint8_t* row, int64_t n_in, int64_t k0,
                       int64_t kc, float* out) {
 #if defined(SHARDLM_CPU_X86_TABLES)
   if (isa >= Isa::kAvx512) {
     dequantize_blocks_avx512(dtype, row, n_in, k0, kc, out);
+    return;
+  }
+  if (isa >= Isa::kAvx2) {
+    dequantize_blocks_avx2(dtype, row, n_in, k0, kc, out);
     return;
   }
 #endif

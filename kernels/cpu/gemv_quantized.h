@@ -1,10 +1,10 @@
 // Matmul loops for block-quantized weights (DType::kInt8 and kInt4; row layouts in
-// runtime/core/dtype.h): the decode GEMVs, with AVX-512 versions picked at run time, and the
-// panel packing that lets the f32 GEMM (matmul.cpp) run prefill on dequantized weights. In the
-// f32-activation paths each weight is widened exactly (scale * q) and products are summed in f32,
-// as for bf16 weights. Nothing here threads or allocates on the heap; matmul.cpp splits rows over
-// the pool. Reference twins: kernels/ref matmul with a quantized dtype (dequantize, then the naive
-// matmul) and ref::matmul_int8_activations.
+// runtime/core/dtype.h): the decode GEMVs, with AVX2, AVX-512 and VNNI versions picked at run time,
+// and the panel packing that lets the f32 GEMM (matmul.cpp) run prefill on dequantized weights. In
+// the f32-activation paths each weight is widened exactly (scale * q) and products are summed in
+// f32, as for bf16 weights. Nothing here threads or allocates on the heap; matmul.cpp splits rows
+// over the pool. Reference twins: kernels/ref matmul with a quantized dtype (dequantize, then the
+// naive matmul) and ref::matmul_int8_activations.
 #pragma once
 
 #include <cstdint>
@@ -42,6 +42,14 @@ void gemm_pack_w_quantized(const KernelTable& kt, DType dtype, const uint8_t* w,
 // sum_i q_w[i] * q_x[i] (+ bias[o]), the products and their sums within a block exact. xq holds
 // the activations quantized row by row with quantize_row_int8.
 //   xq [n_tokens rows of row_bytes(kInt8, n_in)], others as gemv_quantized
+// The GEMV with int8 activations this ISA level runs (VNNI on AVX-512 VNNI machines, the AVX2
+// kernel at the AVX2 level), or null where decode keeps f32 activations (scalar; AVX-512 without
+// VNNI, whose f32 GEMV is used).
+using Int8ActivationGemv = void (*)(const uint8_t* xq, int64_t n_tokens, int64_t n_in,
+                                    const uint8_t* w, DType dtype, int64_t o_begin, int64_t o_end,
+                                    const float* bias, float* y, int64_t ldy);
+Int8ActivationGemv int8_activation_gemv(Isa isa);
+
 #if defined(SHARDLM_CPU_INT8_DOT)
 void gemv_quantized_vnni(const uint8_t* xq, int64_t n_tokens, int64_t n_in, const uint8_t* w,
                          DType dtype, int64_t o_begin, int64_t o_end, const float* bias, float* y,
@@ -53,6 +61,13 @@ void gemv_quantized_vnni(const uint8_t* xq, int64_t n_tokens, int64_t n_in, cons
 //   row [row_bytes(dtype, n_in)], out [kc]
 void dequantize_blocks_avx512(DType dtype, const uint8_t* row, int64_t n_in, int64_t k0, int64_t kc,
                               float* out);
+// The AVX2 GEMV with int8 activations (contract of gemv_quantized_vnni) and the AVX2 block
+// dequantizer (gemv_quantized_avx2.cpp).
+void gemv_quantized_int8x_avx2(const uint8_t* xq, int64_t n_tokens, int64_t n_in, const uint8_t* w,
+                               DType dtype, int64_t o_begin, int64_t o_end, const float* bias,
+                               float* y, int64_t ldy);
+void dequantize_blocks_avx2(DType dtype, const uint8_t* row, int64_t n_in, int64_t k0, int64_t kc,
+                            float* out);
 // The AVX-512 GEMV (gemv_quantized_avx512.cpp); same contract as gemv_quantized.
 void gemv_quantized_avx512(DType dtype, const float* x, int64_t n_tokens, int64_t n_in,
                            const uint8_t* w, int64_t o_begin, int64_t o_end, const float* bias,

@@ -188,21 +188,18 @@ void matmul_f32_activations(const Context& ctx, const float* x, int64_t n_tokens
                             float* y) {
   const KernelTable& kt = kernel_table(ctx.isa);
   if (n_tokens <= kGemvMaxTokens && is_quantized(dtype)) {
-#if defined(SHARDLM_CPU_INT8_DOT)
-    // Quantized weights x int8 on VNNI machines: activations quantized once per matmul, like an
-    // int8 weight row.
-    static const bool int8_dot = int8_dot_supported();
-    if (int8_dot && ctx.isa >= Isa::kAvx512) {
+    // Quantized weights x int8 activations (VNNI, AVX2): activations quantized once per matmul,
+    // like an int8 weight row.
+    if (const Int8ActivationGemv int8_gemv = int8_activation_gemv(ctx.isa)) {
       const size_t xrb = row_bytes(DType::kInt8, n_in);
       uint8_t* xq = static_cast<uint8_t*>(ctx.workspace.get(xrb * static_cast<size_t>(n_tokens), 1));
       for (int64_t t = 0; t < n_tokens; ++t) quantize_row_int8(x + t * n_in, n_in, xq + t * xrb);
       gemv_chunks(ctx, n_out, [&](int64_t o_begin, int64_t o_end) {
-        gemv_quantized_vnni(xq, n_tokens, n_in, static_cast<const uint8_t*>(w), dtype, o_begin,
-                            o_end, bias, y, n_out);
+        int8_gemv(xq, n_tokens, n_in, static_cast<const uint8_t*>(w), dtype, o_begin, o_end, bias,
+                  y, n_out);
       });
       return;
     }
-#endif
     gemv_chunks(ctx, n_out, [&](int64_t o_begin, int64_t o_end) {
       gemv_quantized(ctx.isa, dtype, x, n_tokens, n_in, static_cast<const uint8_t*>(w), o_begin,
                      o_end, bias, y, n_out);

@@ -225,7 +225,7 @@ std::vector<uint8_t> random_quantized(DType dt, int64_t n_rows, int64_t n, uint6
 // panels (AVX-512 BF16). Rows hold whole blocks of 32 inputs; n_in values that are not multiples
 // of 64 end int4 rows in a lone block.
 TEST_P(KernelTest, QuantizedMatmulMatchesRef) {
-  const bool int8_activations = cpu::int8_dot_supported() && ctx_.isa >= Isa::kAvx512;
+  const bool int8_activations = cpu::int8_activation_gemv(ctx_.isa) != nullptr;
   const bool bf16_gemm = cpu::bf16_dot_supported() && ctx_.isa >= Isa::kAvx512;
   const MatmulCase cases[] = {{1, 32, 1},    {1, 64, 45},   {2, 96, 7},   {3, 384, 13},
                               {4, 1024, 33}, {5, 160, 200}, {7, 32, 6},   {16, 288, 37},
@@ -266,7 +266,7 @@ TEST_P(KernelTest, QuantizedMatmulMatchesRef) {
 }
 
 // The f32-activation quantized GEMV of every ISA level (the one AVX-512 machines without VNNI and
-// AVX2 / scalar machines run), called directly.
+// scalar machines run; the portable loop at the AVX2 level), called directly.
 TEST_P(KernelTest, QuantizedGemvWithF32ActivationsMatchesRef) {
   const MatmulCase cases[] = {{1, 32, 1},    {3, 96, 13}, {4, 1024, 33},
                               {16, 288, 37}, {5, 64, 6},  {2, 160, 9}};

@@ -1,0 +1,189 @@
+// The AVX2 GEMV for int8 and int4 block-quantized weights with int8 activations (the AVX2 twin of
+// gemv_quantized_vnni.cpp, picked by matmul.cpp on machines without AVX-512), and the block
+// dequantizer of the GEMM's panels (compiled with AVX2, FMA and F16C). Activations come quantized
+// like int8 weight rows (quantize_row_int8). Four weight rows stream side by side; per block of 32
+// the weights' signed values meet each token's signed bytes in VPMADDUBSW / VPMADDWD (exact
+// integer sums), and the block's sum is scaled by weight scale times activation scale into f32
+// accumulators — the scheme llama.cpp's AVX2 Q8_0 / Q4_0 dot products use. Not the AVX-512 kernels.
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "kernels/cpu/gemv_quantized.h"
+#include "kernels/cpu/gemv_quantized_blocks.h"
+#include "runtime/core/dtype.h"
+#include "runtime/core/quant.h"
+
+namespace shardlm::cpu {
+
+namespace {
+
+// Block b of a row as 32 signed bytes q (see gemv_quantized_avx512.cpp's twin).
+inline __m256i load_block_q(DType dtype, const uint8_t* row, int64_t n_in, int64_t b) {
+  if (dtype == DType::kInt8) {
+    return _mm256_xor_si256(
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + b * kQuantBlock)),
+        _mm256_set1_epi8(-128));
+  }
+  const __m256i low4 = _mm256_set1_epi8(0x0F), eight = _mm256_set1_epi8(8);
+  const uint8_t* pair = row + (b / 2) * 32;
+  if ((b / 2) * 64 + 64 <= n_in) {
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(pair));
+    const __m256i nib = (b % 2 == 0) ? v : _mm256_srli_epi16(v, 4);
+    return _mm256_sub_epi8(_mm256_and_si256(nib, low4), eight);
+  }
+  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(pair));
+  const __m256i both = _mm256_inserti128_si256(_mm256_castsi128_si256(v), _mm_srli_epi16(v, 4), 1);
+  return _mm256_sub_epi8(_mm256_and_si256(both, low4), eight);
+}
+
+// The f16 scale of block b.
+inline float block_scale(DType dtype, const uint8_t* row, int64_t n_in, int64_t b) {
+  uint16_t h;
+  std::memcpy(&h, row + quant_scales_offset(dtype, n_in) + b * 2, 2);
+  return _cvtsh_ss(h);
+}
+
+// The 32 values q of block b as f32: q[c] holds inputs 8c .. 8c + 7.
+inline void load_block_f32(DType dtype, const uint8_t* row, int64_t n_in, int64_t b, __m256 q[4]) {
+  const __m256i v = load_block_q(dtype, row, n_in, b);
+  const __m128i lo = _mm256_castsi256_si128(v), hi = _mm256_extracti128_si256(v, 1);
+  q[0] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lo));
+  q[1] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(lo, 8)));
+  q[2] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(hi));
+  q[3] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8)));
+}
+
+inline float reduce_add(__m256 v) {
+  const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  const __m128 s2 = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  return _mm_cvtss_f32(_mm_add_ss(s2, _mm_movehdup_ps(s2)));
+}
+
+// sum_i w[i] * x[i] over 32 signed bytes each, as 8 int32 lanes: VPMADDUBSW takes |w| (unsigned;
+// 128 for w = -128 is right) and x with w's sign moved onto it (|x| <= 127, so no wrap); a pair
+// is at most 2 * 128 * 127 < 2^15, so the 16-bit sums never saturate.
+inline __m256i dot_i8(__m256i w, __m256i x) {
+  const __m256i p16 = _mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(x, w));
+  return _mm256_madd_epi16(p16, _mm256_set1_epi16(1));
+}
+
+constexpr int kRows = 4;    // rows streamed together
+constexpr int kTokens = 2;  // tokens per pass over the rows (AVX2's 16 registers: 8 accumulators)
+
+// Software prefetch distance along a row (as the other GEMVs): several streams per thread.
+constexpr int kPrefetchBytes = 4096;
+
+// Four blocks' weights from input 32 * b (b a multiple of 4, the four blocks inside the row) as
+// signed bytes: int8 four 32-byte loads; int4 two pairs of blocks (dtype.h), low and high nibbles.
+inline void load_4_blocks_q(DType dtype, const uint8_t* row, int64_t b, __m256i w[4]) {
+  if (dtype == DType::kInt8) {
+    for (int j = 0; j < 4; ++j)
+      w[j] = _mm256_xor_si256(
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + (b + j) * kQuantBlock)),
+          _mm256_set1_epi8(-128));
+    return;
+  }
+  const __m256i low4 = _mm256_set1_epi8(0x0F), eight = _mm256_set1_epi8(8);
+  for (int p = 0; p < 2; ++p) {
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + (b / 2 + p) * 32));
+    w[2 * p] = _mm256_sub_epi8(_mm256_and_si256(v, low4), eight);
+    w[2 * p + 1] = _mm256_sub_epi8(_mm256_and_si256(_mm256_srli_epi16(v, 4), low4), eight);
+  }
+}
+
+// Four f16 scales from block b of a row whose scales start at `scales`, as f32.
+inline __m128 scales4(const uint8_t* scales, int64_t b) {
+  return _mm_cvtph_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(scales + b * 2)));
+}
+
+template <int T>
+void rows_pass(DType dtype, const uint8_t* xq, int64_t n_in, const uint8_t* const* rows,
+               float (*out)[kTokens]) {
+  const size_t xrb = row_bytes(DType::kInt8, n_in);
+  const int64_t w_scales = quant_scales_offset(dtype, n_in);
+  __m256 acc[kRows][T];
+  for (int r = 0; r < kRows; ++r)
+    for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
+  const int64_t n_blocks = n_in / kQuantBlock;
+  // Bytes of four blocks of a weight row (int4: 64; int8: 128): one prefetch line per 64.
+  const int64_t step_bytes = dtype == DType::kInt4 ? 64 : 128;
+  int64_t b = 0;
+  // Four blocks per step: their int32 dot products are folded into one vector (lanes: blocks
+  // 0-3, twice) and scaled by the four weight scales times the four activation scales at once.
+  for (; b + 4 <= n_blocks; b += 4) {
+    __m256i xs[T][4];
+    __m128 dx[T];
+    for (int t = 0; t < T; ++t) {
+      const uint8_t* xt = xq + t * xrb;
+      for (int j = 0; j < 4; ++j)
+        xs[t][j] = _mm256_xor_si256(
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xt + (b + j) * kQuantBlock)),
+            _mm256_set1_epi8(-128));
+      dx[t] = scales4(xt + n_in, b);
+    }
+    const int64_t at = (b / 4) * step_bytes + kPrefetchBytes;
+    for (int r = 0; r < kRows; ++r) {
+      for (int64_t off = 0; off < step_bytes; off += 64)
+        _mm_prefetch(reinterpret_cast<const char*>(rows[r] + at + off), _MM_HINT_T0);
+      __m256i w[4];
+      load_4_blocks_q(dtype, rows[r], b, w);
+      const __m128 dw = scales4(rows[r] + w_scales, b);
+      for (int t = 0; t < T; ++t) {
+        const __m256i h01 = _mm256_hadd_epi32(dot_i8(w[0], xs[t][0]), dot_i8(w[1], xs[t][1]));
+        const __m256i h23 = _mm256_hadd_epi32(dot_i8(w[2], xs[t][2]), dot_i8(w[3], xs[t][3]));
+        const __m128 d = _mm_mul_ps(dw, dx[t]);
+        acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_hadd_epi32(h01, h23)),
+                                    _mm256_set_m128(d, d), acc[r][t]);
+      }
+    }
+  }
+  for (; b < n_blocks; ++b) {  // the last 1-3 blocks, one at a time
+    for (int r = 0; r < kRows; ++r) {
+      const __m256i w = load_block_q(dtype, rows[r], n_in, b);
+      const float dw = block_scale(dtype, rows[r], n_in, b);
+      for (int t = 0; t < T; ++t) {
+        const uint8_t* xt = xq + t * xrb;
+        const __m256i x = _mm256_xor_si256(
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xt + b * kQuantBlock)),
+            _mm256_set1_epi8(-128));
+        uint16_t h;
+        std::memcpy(&h, xt + n_in + b * 2, 2);
+        const __m256 s = _mm256_cvtepi32_ps(dot_i8(w, x));
+        acc[r][t] = _mm256_fmadd_ps(s, _mm256_set1_ps(dw * _cvtsh_ss(h)), acc[r][t]);
+      }
+    }
+  }
+  for (int r = 0; r < kRows; ++r)
+    for (int t = 0; t < T; ++t) out[r][t] = reduce_add(acc[r][t]);
+}
+
+}  // namespace
+
+void gemv_quantized_int8x_avx2(const uint8_t* xq, int64_t n_tokens, int64_t n_in, const uint8_t* w,
+                               DType dtype, int64_t o_begin, int64_t o_end, const float* bias, float* y,
+                               int64_t ldy) {
+  const size_t xrb = row_bytes(DType::kInt8, n_in);
+  gemv_row_blocks<kRows, kTokens>(
+      w, row_bytes(dtype, n_in), n_tokens, o_begin, o_end, bias, y, ldy,
+      [&](int nt, int64_t t0, const uint8_t* const* rows, float(*out)[kTokens]) {
+        if (nt == 1) {
+          rows_pass<1>(dtype, xq + t0 * xrb, n_in, rows, out);
+        } else {
+          rows_pass<2>(dtype, xq + t0 * xrb, n_in, rows, out);
+        }
+      });
+}
+
+void dequantize_blocks_avx2(DType dtype, const uint8_t* row, int64_t n_in, int64_t k0, int64_t kc,
+                            float* out) {
+  for (int64_t k = k0; k < k0 + kc; k += kQuantBlock) {
+    const int64_t b = k / kQuantBlock;
+    __m256 q[4];
+    load_block_f32(dtype, row, n_in, b, q);
+    const __m256 d = _mm256_set1_ps(block_scale(dtype, row, n_in, b));
+    for (int c = 0; c < 4; ++c) _mm256_storeu_ps(out + (k - k0) + 8 * c, _mm256_mul_ps(q[c], d));
+  }
+}
+
+}  // namespace shardlm::cpu
