@@ -91,6 +91,8 @@ inline constexpr uint32_t kGemvRowsPerSubgroup = 8;   // gemv.comp RS, NT = 1 (s
 inline constexpr uint32_t kGemv8RowsPerSubgroup = 4;  // gemv.comp RS, NT = 8 (subgroup variant)
 inline constexpr uint32_t kGemvGroup = 128;           // gemv.comp WG
 inline constexpr uint32_t kGemvTokens = 8;    // gemv8 variants: NT; the gemv variants have NT = 1
+inline constexpr uint32_t kGemvQuantRows = 2;    // gemv_quant.comp R
+inline constexpr uint32_t kGemvQuantTokens = 8;  // gemv_quant.comp NT (tokens per z group)
 inline constexpr uint32_t kGemmTileOut = 64;  // gemm_tiled.comp BM
 inline constexpr uint32_t kGemmTileTokens = 64;        // gemm_tiled.comp BN
 inline constexpr uint32_t kAttentionGroup = 128;       // attention.comp WG

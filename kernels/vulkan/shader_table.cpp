@@ -15,7 +15,7 @@ std::string variant_name(std::string_view shader, bool weights, DType wdtype, bo
   if (weights) {
     n += "_";
     n += dtype_name(wdtype);
-    if (s16 && wdtype != DType::kF32) n += "_s16";
+    if (s16 && (wdtype == DType::kF16 || wdtype == DType::kBF16)) n += "_s16";
   }
   if (sg) n += "_sg";
   return n;

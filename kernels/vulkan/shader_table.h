@@ -36,7 +36,7 @@ std::span<const ShaderBlob> all_shaders();
 const ShaderBlob* find_shader(std::string_view name);
 
 // "gemv_bf16_s16_sg" from ("gemv", bf16, true, true). `weights` false omits the dtype part;
-// s16 is dropped for f32 weights (there is no 16-bit variant of them).
+// s16 is dropped for f32 and quantized weights (no 16-bit variant of them).
 std::string variant_name(std::string_view shader, bool weights, DType wdtype, bool s16, bool sg);
 
 }  // namespace shardlm::vulkan_kernels

@@ -11,6 +11,8 @@
 #include <vector>
 
 #include "kernels/ref/ref_ops.h"
+#include "runtime/core/quant.h"
+#include "runtime/core/status.h"
 #include "tests/ops/op_cases.h"
 #include "tests/runtime/test_util.h"
 
@@ -339,6 +341,69 @@ void run_max_element(OpRun& r) {
   check_max_element(r, far, "151936 elements, ties at 10 and 100000");
 }
 
+// ---- block-quantized weights (int8, int4) ----
+
+// Rows of random weights quantized with runtime/core/quant.h.   out [n_rows rows of row_bytes]
+std::vector<uint8_t> quantized_rows(DType dt, int64_t n_rows, int64_t n_in, uint64_t seed) {
+  const auto v = random_floats(sz(n_rows * n_in), seed);
+  std::vector<uint8_t> out(sz(n_rows) * row_bytes(dt, n_in));
+  for (int64_t j = 0; j < n_rows; ++j)
+    quantize_row(dt, v.data() + j * n_in, n_in, out.data() + j * row_bytes(dt, n_in));
+  return out;
+}
+
+// A backend without kernels for `dt` skips the case (the harness turns kUnsupported into a skip).
+void need_weight_dtype(OpRun& r, DType dt) {
+  if (!r.backend().supports_weight_dtype(dt))
+    fail(StatusCode::kUnsupported, std::string("no kernels for ") + dtype_name(dt) + " weights");
+}
+
+// n_in: whole blocks of 32; 96 and 160 end int4 rows in a lone block (not a multiple of 64),
+// 1056 and 544 leave 1-3 blocks after the CPU GEMVs' 128-input steps.
+constexpr std::pair<int64_t, int64_t> kQuantMatmulShapes[] = {{32, 9},   {64, 33},  {96, 7},
+                                                              {160, 45}, {544, 17}, {1056, 24}};
+
+void run_matmul_quantized(OpRun& r, DType dt, std::span<const int64_t> token_counts) {
+  need_weight_dtype(r, dt);
+  uint64_t seed = 60;
+  for (int64_t n_tokens : token_counts) {
+    for (auto [n_in, n_out] : kQuantMatmulShapes) {
+      const auto x = random_floats(sz(n_tokens * n_in), ++seed);
+      const auto w = quantized_rows(dt, n_out, n_in, ++seed);
+      const auto bias = random_floats(sz(n_out), ++seed);
+      const Tensor tx = r.input(x, {n_tokens, n_in});    // x [n_tokens, n_in]
+      const Tensor tw = r.weight(w, dt, {n_out, n_in});  // w [n_out rows of row_bytes(dt, n_in)]
+      const Tensor tb = r.weight_f32(bias, {n_out});     // bias [n_out]
+      for (bool with_bias : {false, true}) {
+        std::vector<float> want(sz(n_tokens * n_out));
+        ref::matmul(x.data(), n_tokens, n_in, w.data(), dt, n_out,
+                    with_bias ? bias.data() : nullptr, want.data());
+        const Tensor ty = r.output({n_tokens, n_out});  // y [n_tokens, n_out]
+        r.backend().matmul(tx, tw, with_bias ? tb : Tensor{}, ty);
+        r.check(
+            {Op::kMatmul, dt, n_tokens, n_in}, r.read(ty), want,
+            dims({n_tokens, n_in}) + " @ " + dims({n_out, n_in}) + (with_bias ? " + bias" : ""));
+      }
+      r.free_all();
+    }
+  }
+}
+
+void run_embed_quantized(OpRun& r, DType dt) {
+  need_weight_dtype(r, dt);
+  const int64_t n_vocab_local = 13, n_embd = 96, vocab_start = 20;  // 96: int4's lone block
+  const std::vector<int32_t> ids = {20, 3, 32, 25, 33, 0, 20};      // 3, 33, 0 outside the shard
+  const auto table = quantized_rows(dt, n_vocab_local, n_embd, 70);
+  const int64_t n = static_cast<int64_t>(ids.size());
+  std::vector<float> want(sz(n * n_embd));
+  ref::embed(ids.data(), n, table.data(), dt, n_vocab_local, vocab_start, n_embd, want.data());
+  const Tensor t = r.weight(table, dt, {n_vocab_local, n_embd});  // [n_vocab_local, n_embd]
+  const Tensor out = r.output({n, n_embd});                       // [n_tokens, n_embd]
+  r.backend().embed(ids, t, vocab_start, out);
+  r.check({Op::kEmbed, dt}, r.read(out), want, dims({n_vocab_local, n_embd}) + " table");
+  r.free_all();
+}
+
 }  // namespace
 
 std::vector<OpCase> dense_op_cases() {
@@ -354,6 +419,14 @@ std::vector<OpCase> dense_op_cases() {
         {"matmul_" + d + "_gemv", Op::kMatmul, [dt](OpRun& r) { run_matmul(r, dt, kGemvTokens); }});
     c.push_back(
         {"matmul_" + d + "_gemm", Op::kMatmul, [dt](OpRun& r) { run_matmul(r, dt, kGemmTokens); }});
+  }
+  for (DType dt : {DType::kInt8, DType::kInt4}) {
+    const std::string d = dtype_name(dt);
+    c.push_back({"embed_" + d, Op::kEmbed, [dt](OpRun& r) { run_embed_quantized(r, dt); }});
+    c.push_back({"matmul_" + d + "_gemv", Op::kMatmul,
+                 [dt](OpRun& r) { run_matmul_quantized(r, dt, kGemvTokens); }});
+    c.push_back({"matmul_" + d + "_gemm", Op::kMatmul,
+                 [dt](OpRun& r) { run_matmul_quantized(r, dt, kGemmTokens); }});
   }
   c.push_back({"rope", Op::kRope, run_rope});
   c.push_back(

@@ -35,6 +35,14 @@ const Row kTable[] = {
 
     // ---- matmul: error per accumulated product |x w| <= 1, times n_in ----
     {Op::kMatmul,
+     "cpu",
+     DType::kInt8,
+     0,
+     {0, 0, 4e-3f,
+      "int8 activations in the VNNI / AVX2 GEMVs (half a step of max|x| / 127 per term), bf16 "
+      "rounding in bf16 mode's GEMM (2^-8); kernels_test compares each with its exact twin"}},
+    {Op::kMatmul, "cpu", DType::kInt4, 0, {0, 0, 4e-3f, "as int8"}},
+    {Op::kMatmul,
      "cuda",
      DType::kBF16,
      9,

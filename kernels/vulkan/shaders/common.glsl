@@ -5,7 +5,8 @@
 // the device lacks it). Not a shader by itself: each .comp includes it.
 //
 // Compile-time switches (set by kernels/vulkan/CMakeLists.txt per variant):
-//   WTYPE    0 = f32, 1 = f16, 2 = bf16 weights (only shaders that read weights)
+//   WTYPE    0 = f32, 1 = f16, 2 = bf16, 3 = int8, 4 = int4 weights (only shaders that read
+//            weights; the quantized ones through load_wq)
 //   W16      1 = read 16-bit weights through 16-bit storage, 0 = through 32-bit words
 //   SUBGROUP 1 = reduce with subgroup arithmetic, 0 = shared-memory tree
 #extension GL_EXT_buffer_reference : require
@@ -108,6 +109,37 @@ void load_w8(uint64_t w, uint i8, out vec4 lo, out vec4 hi) {
   hi = vec4(bf16_lo(u.z), bf16_hi(u.z), bf16_lo(u.w), bf16_hi(u.w));
 #endif
 #endif
+}
+
+// Byte `off` of the buffer at address `base` (any alignment), through the 4-byte word holding it.
+uint load_byte(uint64_t base, uint64_t off) {
+  const uint64_t a = base + off;
+  return (WU32(a & ~uint64_t(3)).v[0] >> (uint(a & uint64_t(3)) * 8u)) & 0xFFu;
+}
+
+// Element k of row `row` of a block-quantized matrix with n_in inputs per row (WTYPE 3: int8,
+// 4: int4; row layouts in runtime/core/dtype.h: the values, then one f16 scale per 32 inputs),
+// dequantized: scale * q. Rows are not 4-byte aligned (int8 rows are 34 bytes per 32 inputs), so
+// bytes are read through their words.
+float load_wq(uint64_t w, uint row, uint n_in, uint k) {
+  const uint b = k / 32u;
+#if WTYPE == 3
+  const uint64_t r0 = uint64_t(row) * uint64_t(n_in + n_in / 16u);
+  const float q = float(int(load_byte(w, r0 + k)) - 128);
+  const uint scale_at = n_in + b * 2u;
+#else
+  const uint64_t r0 = uint64_t(row) * uint64_t(n_in / 2u + n_in / 16u);
+  const uint i = k % 32u;
+  // A pair of blocks is 32 bytes, the even block in the low nibbles and the odd one in the high;
+  // a lone final block is 16 bytes holding its inputs i and i + 16.
+  const bool paired = (b / 2u) * 64u + 64u <= n_in;
+  const uint at = (b / 2u) * 32u + (paired ? i : i % 16u);
+  const uint shift = paired ? (b % 2u) * 4u : (i < 16u ? 0u : 4u);
+  const float q = float(int((load_byte(w, r0 + at) >> shift) & 15u) - 8);
+  const uint scale_at = n_in / 2u + b * 2u;
+#endif
+  const uint h = load_byte(w, r0 + scale_at) | (load_byte(w, r0 + scale_at + 1u) << 8u);
+  return unpackHalf2x16(h).x * q;
 }
 
 // The workgroup's linear index when the host spreads many groups over x and y (x <= 65535).

@@ -2,7 +2,7 @@
 // Vocab-parallel embedding lookup: out[t, i] = table[ids[t] - vocab_start, i], or 0 when the id
 // is outside this rank's rows [vocab_start, vocab_start + n_vocab_local).
 //   ids   [n_tokens]               (int32, in the parameter arena)
-//   table [n_vocab_local, n_embd]  (WTYPE)
+//   table [n_vocab_local, n_embd]  (WTYPE; int8 / int4 rows dequantized)
 //   out   [n_tokens, n_embd]       (f32)
 // One invocation per output element; groups spread over x/y.
 #include "common.glsl"
@@ -21,6 +21,10 @@ void main() {
   const uint t = idx / p.n_embd, i = idx % p.n_embd;
   const int row = I32(p.ids).v[t] - p.vocab_start;
   float v = 0.0;
+#if WTYPE >= 3
+  if (row >= 0 && row < p.n_vocab_local) v = load_wq(p.table, uint(row), p.n_embd, i);
+#else
   if (row >= 0 && row < p.n_vocab_local) v = load_w(p.table, uint(row) * p.n_embd + i);
+#endif
   F32(p.out_).v[idx] = v;
 }

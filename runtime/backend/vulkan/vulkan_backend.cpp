@@ -325,6 +325,16 @@ void VulkanBackend::matmul(const Tensor& x, const Tensor& w, const Tensor& bias,
   u32(w.numel(), "matmul", "n_out * n_in");
   u32(x.numel(), "matmul", "n_tokens * n_in");
   u32(y.numel(), "matmul", "n_tokens * n_out");
+  if (is_quantized(w.dtype)) {  // every token count: R rows per group, NT tokens per z group
+    check(n_in % kQuantBlock == 0, "matmul", "quantized rows of whole blocks, got " + w.describe());
+    p->vec4_ok = 0;
+    const uint64_t gz = ceil_div(static_cast<uint64_t>(n_tokens), vkk::kGemvQuantTokens);
+    check(gz <= 65535, "matmul", "too many tokens for one quantized matmul: " + x.describe());
+    const Groups g = spread(ceil_div(static_cast<uint64_t>(n_out), vkk::kGemvQuantRows));
+    stream_->dispatch(variant("gemv_quant", true, w.dtype, false, false), g.x, g.y,
+                      static_cast<uint32_t>(gz), s);
+    return;
+  }
   const uint64_t w_align = w.dtype == DType::kF32 ? 16 : 8;
   p->vec4_ok = (n_in % 4 == 0 && p->x % 16 == 0 && p->w % w_align == 0) ? 1 : 0;
   if (n_tokens <= static_cast<int64_t>(vkk::kGemvTokens)) {

@@ -71,6 +71,8 @@ class VulkanBackend final : public Backend, public DeviceHostAccess {
 
   // True when `p` points into memory allocated by this backend.
   bool owns(const void* p) const;
+  // Every weight dtype: f32/f16/bf16, and int8/int4 through gemv_quant.comp and embed.comp.
+  bool supports_weight_dtype(DType) const override { return true; }
   // Host access to `bytes` of device memory at `p` (for collectives): flushes queued work and
   // returns a host pointer: the mapping itself on host-visible memory, else a staging copy.
   // end_host_access() writes a staged copy back (when `modified`) before any later op.
