@@ -76,6 +76,17 @@ void split_hi_lo(const float* x, int64_t n, DType dtype, void* hi, void* lo, cud
 void gemv(const float* x, int64_t n_tokens, int64_t n_in, const void* w, DType dtype, int64_t n_out,
           const float* bias, float* y, cudaStream_t stream);
 
+// Matmul with block-quantized weights (kInt8 / kInt4, runtime/core/dtype.h rows), any token
+// count: each weight dequantized exactly, f32 sums (gemv_quantized.cu).
+//   x [n_tokens, n_in], w [n_out rows of row_bytes(dtype, n_in)], bias [n_out] or null,
+//   y [n_tokens, n_out]
+void gemv_quantized(const float* x, int64_t n_tokens, int64_t n_in, const void* w, DType dtype,
+                    int64_t n_out, const float* bias, float* y, cudaStream_t stream);
+// embed() for a quantized table.   table [n_vocab_local rows of row_bytes(dtype, n_embd)]
+void embed_quantized(const I32Arg& ids, int64_t n_tokens, const void* table, DType dtype,
+                     int64_t n_vocab_local, int64_t vocab_start, int64_t n_embd, float* out,
+                     cudaStream_t stream);
+
 // Split-K decode attention (flash-decoding): each block takes one token, one kv head with the
 // query heads that share it (GQA: K/V read once for the group) and one slice of the visible
 // keys, and writes an unnormalized partial (max, sum, acc); a second kernel merges the

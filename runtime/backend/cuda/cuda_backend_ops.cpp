@@ -83,6 +83,11 @@ void CudaBackend::embed(std::span<const int32_t> ids, const Tensor& table, int64
       table.ndim == 2 && table.data != nullptr && out.numel() == n_tokens * table.dim(1), "embed",
       "table " + table.describe() + ", out " + out.describe());
   const cuda::I32Arg a = i32_arg(ids, kIds, ids_upload_);
+  if (is_quantized(table.dtype)) {
+    cuda::embed_quantized(a, n_tokens, table.data, table.dtype, table.dim(0), vocab_start,
+                          table.dim(1), out.as<float>(), stream_);
+    return;
+  }
   cuda::embed(a, n_tokens, table.data, table.dtype, table.dim(0), vocab_start, table.dim(1),
               out.as<float>(), stream_);
 }
@@ -125,6 +130,14 @@ void CudaBackend::matmul(const Tensor& x, const Tensor& w, const Tensor& bias, c
                          "bias " + bias.describe() + " vs " + w.describe());
   }
   if (n_tokens == 0) return;
+  if (is_quantized(w.dtype)) {  // every token count (no quantized cuBLAS path)
+    SHARDLM_CUDA_REQUIRE(n_in % kQuantBlock == 0, "matmul",
+                         "quantized rows of whole blocks, got " + w.describe());
+    ++stats_.gemv_calls;
+    cuda::gemv_quantized(x.as<float>(), n_tokens, n_in, w.data, w.dtype, n_out,
+                         bias.data ? bias.as<float>() : nullptr, y.as<float>(), stream_);
+    return;
+  }
   if (n_tokens <= cuda::kDecodeMaxTokens) {
     ++stats_.gemv_calls;
     cuda::gemv(x.as<float>(), n_tokens, n_in, w.data, w.dtype, n_out,
