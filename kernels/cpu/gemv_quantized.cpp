@@ -66,6 +66,21 @@ void gemv_quantized(Isa isa, DType dtype, const float* x, int64_t n_tokens, int6
   }
 }
 
+void quantize_activations_int8(Isa isa, const float* x, int64_t n, uint8_t* out) {
+#if defined(SHARDLM_CPU_X86_TABLES)
+  if (isa >= Isa::kAvx512) {
+    quantize_row_int8_avx512(x, n, out);
+    return;
+  }
+  if (isa >= Isa::kAvx2) {
+    quantize_row_int8_avx2(x, n, out);
+    return;
+  }
+#endif
+  (void)isa;
+  quantize_row_int8(x, n, out);
+}
+
 Int8ActivationGemv int8_activation_gemv(Isa isa) {
 #if defined(SHARDLM_CPU_INT8_DOT)
   static const bool vnni = int8_dot_supported();

@@ -42,6 +42,11 @@ void gemm_pack_w_quantized(const KernelTable& kt, DType dtype, const uint8_t* w,
 // sum_i q_w[i] * q_x[i] (+ bias[o]), the products and their sums within a block exact. xq holds
 // the activations quantized row by row with quantize_row_int8.
 //   xq [n_tokens rows of row_bytes(kInt8, n_in)], others as gemv_quantized
+// quantize_row_int8 (runtime/core/quant.h) with SIMD where isa has it, byte for byte the same:
+// the activations of the int8-activation GEMVs.   x [n] (n a multiple of 32), out [row_bytes(kInt8,
+// n)]
+void quantize_activations_int8(Isa isa, const float* x, int64_t n, uint8_t* out);
+
 // The GEMV with int8 activations this ISA level runs (VNNI on AVX-512 VNNI machines, the AVX2
 // kernel at the AVX2 level), or null where decode keeps f32 activations (scalar; AVX-512 without
 // VNNI, whose f32 GEMV is used).
@@ -68,6 +73,8 @@ void gemv_quantized_int8x_avx2(const uint8_t* xq, int64_t n_tokens, int64_t n_in
                                float* y, int64_t ldy);
 void dequantize_blocks_avx2(DType dtype, const uint8_t* row, int64_t n_in, int64_t k0, int64_t kc,
                             float* out);
+void quantize_row_int8_avx2(const float* x, int64_t n, uint8_t* out);
+void quantize_row_int8_avx512(const float* x, int64_t n, uint8_t* out);
 // The AVX-512 GEMV (gemv_quantized_avx512.cpp); same contract as gemv_quantized.
 void gemv_quantized_avx512(DType dtype, const float* x, int64_t n_tokens, int64_t n_in,
                            const uint8_t* w, int64_t o_begin, int64_t o_end, const float* bias,

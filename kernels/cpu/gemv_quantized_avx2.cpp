@@ -186,4 +186,39 @@ void dequantize_blocks_avx2(DType dtype, const uint8_t* row, int64_t n_in, int64
   }
 }
 
+void quantize_row_int8_avx2(const float* x, int64_t n, uint8_t* out) {
+  const __m256 sign = _mm256_set1_ps(-0.0f), lo = _mm256_set1_ps(-127.0f),
+               hi = _mm256_set1_ps(127.0f);
+  const __m256i offset = _mm256_set1_epi32(128);
+  // packus_epi32 then packus_epi16 leave the four vectors' 4-byte groups interleaved by lane.
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  for (int64_t b = 0; b < n / kQuantBlock; ++b) {
+    const float* xb = x + b * kQuantBlock;
+    __m256 v[4];
+    __m256 m = _mm256_setzero_ps();
+    for (int c = 0; c < 4; ++c) {
+      v[c] = _mm256_loadu_ps(xb + 8 * c);
+      m = _mm256_max_ps(m, _mm256_andnot_ps(sign, v[c]));
+    }
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+    // The scale, its rounding to f16 and the reciprocal exactly as quantize_row_int8 computes them.
+    const uint16_t h = f32_to_f16(_mm_cvtss_f32(m4) / 127.0f);
+    const float d = f16_to_f32(h);
+    const __m256 inv = _mm256_set1_ps(d > 0 ? 1.0f / d : 0.0f);
+    __m256i q[4];
+    for (int c = 0; c < 4; ++c) {
+      const __m256 r =
+          _mm256_round_ps(_mm256_mul_ps(v[c], inv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+      q[c] = _mm256_add_epi32(_mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(r, lo), hi)), offset);
+    }
+    const __m256i bytes =
+        _mm256_packus_epi16(_mm256_packus_epi32(q[0], q[1]), _mm256_packus_epi32(q[2], q[3]));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + b * kQuantBlock),
+                        _mm256_permutevar8x32_epi32(bytes, order));
+    std::memcpy(out + n + b * 2, &h, 2);
+  }
+}
+
 }  // namespace shardlm::cpu

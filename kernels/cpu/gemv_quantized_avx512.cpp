@@ -125,4 +125,28 @@ void dequantize_blocks_avx512(DType dtype, const uint8_t* row, int64_t n_in, int
   }
 }
 
+void quantize_row_int8_avx512(const float* x, int64_t n, uint8_t* out) {
+  const __m512 lo = _mm512_set1_ps(-127.0f), hi = _mm512_set1_ps(127.0f);
+  const __m512i offset = _mm512_set1_epi32(128);
+  for (int64_t b = 0; b < n / kQuantBlock; ++b) {
+    const float* xb = x + b * kQuantBlock;
+    const __m512 a = _mm512_loadu_ps(xb), c = _mm512_loadu_ps(xb + 16);
+    const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(a), _mm512_abs_ps(c)));
+    // The scale, its rounding to f16 and the reciprocal exactly as quantize_row_int8 computes them.
+    const uint16_t h = f32_to_f16(amax / 127.0f);
+    const float d = f16_to_f32(h);
+    const __m512 inv = _mm512_set1_ps(d > 0 ? 1.0f / d : 0.0f);
+    constexpr int kRound = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+    const __m512 qa =
+        _mm512_min_ps(_mm512_max_ps(_mm512_roundscale_ps(_mm512_mul_ps(a, inv), kRound), lo), hi);
+    const __m512 qc =
+        _mm512_min_ps(_mm512_max_ps(_mm512_roundscale_ps(_mm512_mul_ps(c, inv), kRound), lo), hi);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + b * kQuantBlock),
+                     _mm512_cvtepi32_epi8(_mm512_add_epi32(_mm512_cvtps_epi32(qa), offset)));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + b * kQuantBlock + 16),
+                     _mm512_cvtepi32_epi8(_mm512_add_epi32(_mm512_cvtps_epi32(qc), offset)));
+    std::memcpy(out + n + b * 2, &h, 2);
+  }
+}
+
 }  // namespace shardlm::cpu

@@ -193,7 +193,8 @@ void matmul_f32_activations(const Context& ctx, const float* x, int64_t n_tokens
     if (const Int8ActivationGemv int8_gemv = int8_activation_gemv(ctx.isa)) {
       const size_t xrb = row_bytes(DType::kInt8, n_in);
       uint8_t* xq = static_cast<uint8_t*>(ctx.workspace.get(xrb * static_cast<size_t>(n_tokens), 1));
-      for (int64_t t = 0; t < n_tokens; ++t) quantize_row_int8(x + t * n_in, n_in, xq + t * xrb);
+      for (int64_t t = 0; t < n_tokens; ++t)
+        quantize_activations_int8(ctx.isa, x + t * n_in, n_in, xq + t * xrb);
       gemv_chunks(ctx, n_out, [&](int64_t o_begin, int64_t o_end) {
         int8_gemv(xq, n_tokens, n_in, static_cast<const uint8_t*>(w), dtype, o_begin, o_end, bias,
                   y, n_out);

@@ -288,6 +288,27 @@ TEST_P(KernelTest, QuantizedGemvWithF32ActivationsMatchesRef) {
   }
 }
 
+// The activations' int8 quantization of the int8-activation GEMVs: the SIMD versions give
+// quantize_row_int8's bytes exactly (scales, rounding of halves to even, clamping, zero blocks).
+TEST_P(KernelTest, ActivationQuantizationEqualsTheScalarQuantizer) {
+  for (int64_t n : {32, 64, 96, 1056}) {
+    auto x = random_floats(static_cast<size_t>(n), 47, 3.0f);
+    for (int64_t i = 0; i < 32; ++i) x[static_cast<size_t>(i)] = 0.0f;  // a zero block
+    if (n >= 64) {
+      x[40] = 1e4f;          // one large value sets its block's scale
+      x[41] = 1e4f / 254.f;  // near a half step of it
+    }
+    if (n >= 96) {
+      for (int64_t i = 64; i < 96; ++i)
+        x[static_cast<size_t>(i)] = static_cast<float>(i - 80) * 0.5f;  // exact halves
+    }
+    std::vector<uint8_t> want(row_bytes(DType::kInt8, n)), got(want.size(), 0xAB);
+    quantize_row_int8(x.data(), n, want.data());
+    cpu::quantize_activations_int8(ctx_.isa, x.data(), n, got.data());
+    EXPECT_EQ(got, want) << "n " << n;
+  }
+}
+
 TEST_P(KernelTest, QuantizedEmbedMatchesRef) {
   for (DType dt : {DType::kInt8, DType::kInt4}) {
     const int64_t n_vocab_local = 11, n_embd = 96, vocab_start = 20;
