@@ -24,6 +24,7 @@
 
 #include "formats/pack_reader.h"
 #include "packer/packer.h"
+#include "run_command.h"
 #include "runtime/core/quant.h"
 #include "runtime/core/status.h"
 #include "runtime/engine/engine.h"
@@ -253,6 +254,26 @@ TEST(GptqImport, DecodesLikeTheDequantizedCheckpointAtTp1And2) {
   EXPECT_GT(max_abs, 0.1f);
   EXPECT_LT(max_diff, 1e-4f * max_abs + 1e-5f) << "imported int4 vs its dequantized f32 twin";
   EXPECT_EQ(greedy(tmp / "g1", 24), greedy(tmp / "g2", 24)) << "the imported pack at TP 1 and TP 2";
+}
+
+// The CLI: shardlm-pack takes a GPTQ checkpoint without --weights, --inspect shows int4, and a
+// refused one exits non-zero with the message on stderr.
+TEST(GptqImport, TheCliPacksAndRefuses) {
+  testing::TempDir tmp;
+  const testing::TinyCheckpoint ck = testing::write_tiny_checkpoint(tmp / "ckpt", tiny_spec());
+  write_gptq_pair(ck, GptqSpec{}, tmp / "gptq", tmp / "twin");
+  const std::string bin = SHARDLM_PACK_BIN;
+  testing::CliResult r = testing::run_command(bin + " --model " + tmp / "gptq" + " --out " +
+                                              tmp / "p" + " --tp 2 --quiet 2>&1");
+  ASSERT_EQ(r.code, 0) << r.out;
+  r = testing::run_command(bin + " --inspect " + tmp / "p" + " 2>&1");
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("weights int4"), std::string::npos) << r.out;
+  r = testing::run_command(bin + " --model " + tmp / "gptq" + " --out " + tmp / "q" +
+                           " --weights int8 2>&1");
+  EXPECT_NE(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("leave out --weights int8"), std::string::npos) << r.out;
+  EXPECT_FALSE(fs::exists(tmp / "q"));
 }
 
 // Packing `model` fails with `code` and a message holding every one of `parts`; nothing is written.
