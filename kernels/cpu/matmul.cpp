@@ -6,6 +6,7 @@
 #include <atomic>
 
 #include "kernels/cpu/cpu_ops.h"
+#include "kernels/cpu/gemm_int8_vnni.h"
 #include "kernels/cpu/gemv_quantized.h"
 #include "kernels/cpu/kernel_table.h"
 #include "runtime/core/quant.h"
@@ -162,6 +163,72 @@ void gemm_bf16_dot(const Context& ctx, const float* x, int64_t n_tokens, int64_t
 }
 #endif
 
+#if defined(SHARDLM_CPU_INT8_DOT)
+// int8 GEMM (gemm_int8_vnni.h): every token row quantized once (signed bytes in place of the
+// stored q + 128, f32 scales, the weights' offset times each block's sum), then each thread owns
+// a range of 32-output panels and, per kInt8GemmKc inputs, packs the panel and sweeps every token
+// tile (as gemm_bf16_dot).
+void gemm_int8(const Context& ctx, const float* x, int64_t n_tokens, int64_t n_in, const uint8_t* w,
+               DType dtype, int64_t n_out, const float* bias, float* y) {
+  const int64_t mr = kInt8GemmMr, nr = kInt8GemmNr;
+  const int64_t nb = n_in / kQuantBlock;
+  const size_t xrb = row_bytes(DType::kInt8, n_in);
+  const int64_t n_np = (n_out + nr - 1) / nr;
+  const int n_threads = static_cast<int>(std::min<int64_t>(ctx.pool.size(), n_np));
+  const int64_t kc_max = std::min<int64_t>(kInt8GemmKc, n_in);
+  auto round64 = [](size_t b) { return (b + 63) / 64 * 64; };
+  const size_t x_bytes = round64(xrb * static_cast<size_t>(n_tokens));
+  const size_t s_bytes = round64(static_cast<size_t>(n_tokens * nb) * 4);
+  const size_t wp_bytes = round64(static_cast<size_t>(kc_max * nr));
+  const size_t ws_bytes = round64(static_cast<size_t>(kc_max / kQuantBlock * nr) * 4);
+  uint8_t* base = static_cast<uint8_t*>(ctx.workspace.get(
+      x_bytes + 2 * s_bytes + (wp_bytes + ws_bytes) * static_cast<size_t>(n_threads)));
+  uint8_t* xq = base;
+  float* sx = reinterpret_cast<float*>(base + x_bytes);
+  int32_t* corr = reinterpret_cast<int32_t*>(base + x_bytes + s_bytes);
+  uint8_t* per_thread = base + x_bytes + 2 * s_bytes;
+  const int32_t offset = dtype == DType::kInt4 ? 8 : 128;
+  ctx.pool.parallel_for(n_tokens, [&](int64_t t_begin, int64_t t_end) {
+    for (int64_t t = t_begin; t < t_end; ++t) {
+      uint8_t* row = xq + static_cast<size_t>(t) * xrb;
+      quantize_activations_int8(ctx.isa, x + t * n_in, n_in, row);
+      for (int64_t b = 0; b < nb; ++b) {
+        int32_t sum = 0;
+        for (int64_t i = b * kQuantBlock; i < (b + 1) * kQuantBlock; ++i) {
+          row[i] ^= 0x80;  // q + 128 -> q as a signed byte
+          sum += static_cast<int8_t>(row[i]);
+        }
+        uint16_t h;
+        std::memcpy(&h, row + n_in + b * 2, 2);
+        sx[t * nb + b] = f16_to_f32(h);
+        corr[t * nb + b] = offset * sum;
+      }
+    }
+  });
+  const auto* xs = reinterpret_cast<const int8_t*>(xq);
+  ctx.pool.run(n_threads, [&](int thread, int nth) {
+    uint8_t* wp = per_thread + static_cast<size_t>(thread) * (wp_bytes + ws_bytes);
+    float* ws = reinterpret_cast<float*>(wp + wp_bytes);
+    const int64_t np_begin = n_np * thread / nth, np_end = n_np * (thread + 1) / nth;
+    for (int64_t np = np_begin; np < np_end; ++np) {
+      const int64_t o = np * nr;
+      const int n_valid = static_cast<int>(std::min(nr, n_out - o));
+      for (int64_t k0 = 0; k0 < n_in; k0 += kInt8GemmKc) {
+        const int64_t kc = std::min(kInt8GemmKc, n_in - k0);
+        int8_gemm_pack_w(dtype, w, n_in, o, n_valid, k0, kc, wp, ws);
+        for (int64_t m0 = 0; m0 < n_tokens; m0 += mr) {
+          const int m_valid = static_cast<int>(std::min(mr, n_tokens - m0));
+          int8_gemm_tile(xs + static_cast<size_t>(m0) * xrb + k0, static_cast<int64_t>(xrb),
+                         sx + m0 * nb + k0 / kQuantBlock, corr + m0 * nb + k0 / kQuantBlock, nb, wp,
+                         ws, kc / kQuantBlock, y + m0 * n_out + o, n_out, m_valid, n_valid, k0 > 0,
+                         k0 == 0 && bias ? bias + o : nullptr);
+        }
+      }
+    }
+  });
+}
+#endif
+
 // Splits output rows [0, n_out) of a decode-sized matmul into chunks, kGemvChunksPerThread per
 // thread, claimed dynamically: a thread slowed down (another process on its core, a slower
 // memory channel) takes fewer chunks instead of making the others wait at the end of the op.
@@ -291,6 +358,16 @@ void matmul_bf16_activations(const Context& ctx, const float* x, int64_t n_token
 void matmul(const Context& ctx, const float* x, int64_t n_tokens, int64_t n_in, const void* w,
             DType dtype, int64_t n_out, const float* bias, float* y) {
   if (n_tokens <= 0 || n_out <= 0) return;
+#if defined(SHARDLM_CPU_INT8_DOT)
+  // Quantized weights in the bf16 mode on VNNI machines: prefill on the int8 GEMM (activations
+  // quantized to int8 as in decode; VPDPBUSD does twice VDPBF16PS's products per instruction).
+  static const bool int8_dot = int8_dot_supported();
+  if (ctx.bf16_activations && is_quantized(dtype) && n_tokens > kGemvMaxTokens && int8_dot &&
+      ctx.isa >= Isa::kAvx512) {
+    gemm_int8(ctx, x, n_tokens, n_in, static_cast<const uint8_t*>(w), dtype, n_out, bias, y);
+    return;
+  }
+#endif
 #if defined(SHARDLM_CPU_BF16_DOT)
   // Quantized weights in the bf16 mode: prefill on VDPBF16PS over dequantized bf16 panels (decode
   // keeps the quantized GEMVs, which read fewer bytes).

@@ -226,6 +226,7 @@ std::vector<uint8_t> random_quantized(DType dt, int64_t n_rows, int64_t n, uint6
 // of 64 end int4 rows in a lone block.
 TEST_P(KernelTest, QuantizedMatmulMatchesRef) {
   const bool int8_activations = cpu::int8_activation_gemv(ctx_.isa) != nullptr;
+  const bool int8_gemm = cpu::int8_dot_supported() && ctx_.isa >= Isa::kAvx512;  // bf16 mode
   const bool bf16_gemm = cpu::bf16_dot_supported() && ctx_.isa >= Isa::kAvx512;
   const MatmulCase cases[] = {{1, 32, 1},    {1, 64, 45},   {2, 96, 7},   {3, 384, 13},
                               {4, 1024, 33}, {5, 160, 200}, {7, 32, 6},   {16, 288, 37},
@@ -244,7 +245,7 @@ TEST_P(KernelTest, QuantizedMatmulMatchesRef) {
           std::vector<float> y_ref(static_cast<size_t>(c.n_tokens * c.n_out));
           std::vector<float> y_cpu(y_ref.size(), NAN);
           const bool gemv = c.n_tokens <= cpu::kGemvMaxTokens;
-          if (int8_activations && gemv) {
+          if ((int8_activations && gemv) || (bf16_activations && int8_gemm && !gemv)) {
             ref::matmul_int8_activations(x.data(), c.n_tokens, c.n_in, w.data(), dt, c.n_out, b,
                                          y_ref.data());
           } else if (bf16_activations && bf16_gemm && !gemv) {
