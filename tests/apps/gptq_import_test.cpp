@@ -158,10 +158,27 @@ PackResult pack(const std::string& model, const std::string& out, int tp, std::o
   return pack_checkpoint(o);
 }
 
+void check_packed_rows(const std::string& family);
+
+// Qwen3 (q/k norms) for every scheme, and Qwen2 (q/k/v biases, which stay float) for one.
 TEST(GptqImport, PackedRowsEqualTheDequantizedCheckpointExactly) {
+  for (const char* family : {"qwen3", "qwen2"}) {
+    SCOPED_TRACE(family);
+    check_packed_rows(family);
+  }
+}
+
+void check_packed_rows(const std::string& family) {
   testing::TempDir tmp;
-  const testing::TinyCheckpoint ck = testing::write_tiny_checkpoint(tmp / "ckpt", tiny_spec());
-  const std::vector<GptqSpec> specs = {{4, 128, false}, {4, 32, true}, {4, -1, false}, {8, 64, false}, {8, 128, true}};
+  testing::TinySpec spec = tiny_spec();
+  if (family == "qwen2") {
+    spec.architecture = "Qwen2ForCausalLM";
+    spec.model_type = "qwen2";
+  }
+  const testing::TinyCheckpoint ck = testing::write_tiny_checkpoint(tmp / "ckpt", spec);
+  std::vector<GptqSpec> specs = {
+      {4, 128, false}, {4, 32, true}, {4, -1, false}, {8, 64, false}, {8, 128, true}};
+  if (family == "qwen2") specs = {{4, 64, false}};
   for (size_t i = 0; i < specs.size(); ++i) {
     const GptqSpec& g = specs[i];
     const std::string what = std::to_string(g.bits) + "-bit, group " + std::to_string(g.group) + (g.v2 ? ", v2" : ", v1");
