@@ -87,9 +87,14 @@ std::optional<GptqScheme> read_gptq_scheme(const std::string& model_dir) {
   if (!in) return std::nullopt;  // load_hf_config reports a missing config.json
   std::stringstream ss;
   ss << in.rdbuf();
-  const json cfg = json::parse(ss.str(), nullptr, false);
+  return parse_gptq_scheme(ss.str(), path.string());
+}
+
+std::optional<GptqScheme> parse_gptq_scheme(const std::string& config_text,
+                                            const std::string& config_name) {
+  const json cfg = json::parse(config_text, nullptr, false);
   if (cfg.is_discarded() || !cfg.is_object() || !cfg.contains("quantization_config")) return std::nullopt;
-  const std::string where = path.string() + ": quantization_config";
+  const std::string where = config_name + ": quantization_config";
   const json& q = cfg["quantization_config"];
   if (q.is_null()) return std::nullopt;
   if (!q.is_object()) fail(StatusCode::kFormat, where + " is not an object");

@@ -35,6 +35,10 @@ struct GptqScheme {
 // exactly (bits other than 4 and 8, sym false, groups that are not whole 32-input blocks, a
 // quantized lm_head), and Error(kFormat) for wrong types.
 std::optional<GptqScheme> read_gptq_scheme(const std::string& model_dir);
+// The same from config.json's text (`where` names it in errors); malformed JSON gives nullopt
+// (load_hf_config reports it).
+std::optional<GptqScheme> parse_gptq_scheme(const std::string& config_text,
+                                            const std::string& where);
 
 // Whether the linear weight `weight_name` ("model.layers.0.mlp.up_proj.weight") is held in GPTQ
 // form (its `.qweight` exists).

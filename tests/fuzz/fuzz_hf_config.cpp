@@ -1,7 +1,7 @@
-// Fuzz target: a Hugging Face config.json, parsed and validated as shardlm-pack does, then taken
-// through what the packer computes from it at TP 1, 2, 4 and 8: the parallel layout, the pack's
-// tensor list and shapes, and the memory plan. A config that parses must give finite, non-negative
-// sizes (UBSan reports any signed overflow on the way).
+// Fuzz target: a Hugging Face config.json, parsed and validated as shardlm-pack does (its
+// quantization_config too), then taken through what the packer computes from it at TP 1, 2, 4
+// and 8: the parallel layout, the pack's tensor list and shapes, and the memory plan. A config that
+// parses must give finite, non-negative sizes (UBSan reports any signed overflow on the way).
 #include <cstdint>
 #include <string>
 
@@ -9,11 +9,19 @@
 #include "formats/memory_plan.h"
 #include "formats/pack_layout.h"
 #include "fuzz_util.h"
+#include "packer/gptq_source.h"
 #include "packer/recipe.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace shardlm;
   const std::string text(reinterpret_cast<const char*>(data), size);
+  fuzz::expect_clear_error([&] {
+    if (const auto gptq = parse_gptq_scheme(text, "config.json")) {
+      fuzz::check(gptq->bits == 4 || gptq->bits == 8, "GPTQ bits other than 4 and 8 accepted");
+      fuzz::check(gptq->group_size >= 0 && gptq->group_size % kQuantBlock == 0,
+                  "a GPTQ group that is not whole 32-input blocks accepted");
+    }
+  });
   ModelConfig config;
   if (!fuzz::expect_clear_error([&] {
         config = parse_hf_config(text, "config.json");
