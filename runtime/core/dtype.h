@@ -15,7 +15,8 @@ namespace shardlm {
 // Values are stored in packs: never renumber.
 //   kInt8: quantized weight matrices only (runtime/core/quant.h). Each row of n inputs is n bytes
 //   q + 128 (q in [-128, 127]; quantize_row_int8 gives [-127, 127], 8-bit GPTQ imports may hold
-//   -128) followed by n / 32 f16 scales, one per block of 32 consecutive inputs: value = scale * q. Rows of other lengths than a multiple of 32 are not representable.
+//   -128) followed by n / 32 f16 scales, one per block of 32 consecutive inputs: value = scale * q.
+//   Rows of other lengths than a multiple of 32 are not representable.
 //   kInt4: the same blocks and scales, with 4-bit values q + 8 (q in [-8, 7]) packed two per byte:
 //   each pair of blocks (64 inputs) is 32 bytes, byte j holding input j in its low nibble and
 //   input j + 32 in its high nibble (a final lone block: 16 bytes, inputs j and j + 16); the
