@@ -8,6 +8,7 @@
 #include <fstream>
 #include <random>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 
 #include "runtime/text/chat_template.h"
@@ -20,6 +21,10 @@ namespace {
 
 std::string slurp(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
+  if (!f) {
+    throw std::runtime_error(path + ": cannot open (pass the folder that holds tokenizer/qwen3 " +
+                             "and tokenizer/llama2, e.g. tests/data)");
+  }
   std::ostringstream ss;
   ss << f.rdbuf();
   return ss.str();
@@ -80,11 +85,17 @@ void bench_adversarial(const char* name, const Tokenizer& tok) {
   }
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
+  const std::string arg = argc > 1 ? argv[1] : "";
+  if (arg == "-h" || arg == "--help" || argc > 2) {
+    std::fprintf(argc > 2 ? stderr : stdout,
+                 "usage: shardlm-text-bench [testdata_dir]\n"
+                 "  testdata_dir holds tokenizer/qwen3 and tokenizer/llama2 (default %s)\n",
+                 SHARDLM_DEFAULT_TESTDATA);
+    return argc > 2 ? 2 : 0;
+  }
   const std::string dir =
-      std::string(argc > 1 ? argv[1] : SHARDLM_DEFAULT_TESTDATA) + "/tokenizer/";
+      (arg.empty() ? std::string(SHARDLM_DEFAULT_TESTDATA) : arg) + "/tokenizer/";
   auto t0 = std::chrono::steady_clock::now();
   const Tokenizer qwen = Tokenizer::from_json(slurp(dir + "qwen3/tokenizer.json"),
                                               slurp(dir + "qwen3/tokenizer_config.json"));
@@ -126,4 +137,15 @@ int main(int argc, char** argv) {
   std::printf("qwen3 chat template, 100 messages: %.3f ms per render (%zu bytes)\n",
               seconds_since(t0) * 10.0, out.size());
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "shardlm-text-bench: %s\n", e.what());
+    return 1;
+  }
 }

@@ -1,6 +1,7 @@
 // cpu-matmul-bench: times one cpu::matmul (the op the CPU backend runs for every linear layer)
 // on bf16 (or int8 or int4) weights at a chosen shape, thread count and ISA level, cycling through
-// fresh weight copies so every call reads its weights from memory as a model's layers do. A
+// fresh weight copies so every call reads its weights from memory as a model's layers do
+// (SHARDLM_BENCH_HOT=1: one copy, called 2000 times, for a model small enough to stay in cache). A
 // benchmark, not a test: it checks nothing (kernels_test.cpp compares the kernels to kernels/ref).
 //   build/bin/cpu-matmul-bench N_TOKENS N_IN N_OUT [THREADS] [ISA] [ACTIVATIONS f32|bf16]
 //                              [WEIGHTS bf16|int8|int4]
@@ -72,7 +73,9 @@ int main(int argc, char** argv) {
   for (float& v : x) v = u(rng);
   // Enough copies to exceed the last-level cache (at least 1 GiB of weights in all).
   const size_t per = static_cast<size_t>(n_out) * row_bytes(wt, n_in);  // bytes of one copy
-  const size_t copies = std::max<size_t>(2, (size_t{1} << 30) / per + 1);
+  // SHARDLM_BENCH_HOT=1: one copy, so the weights stay in cache (a model that fits the cache).
+  const bool hot = std::getenv("SHARDLM_BENCH_HOT") != nullptr;
+  const size_t copies = hot ? 1 : std::max<size_t>(2, (size_t{1} << 30) / per + 1);
   std::vector<uint8_t> w(per * copies);
   if (wt == DType::kBF16) {
     for (size_t i = 0; i < w.size() / 2; ++i) {
@@ -88,7 +91,7 @@ int main(int argc, char** argv) {
   }
 
   std::vector<double> ms;
-  for (size_t r = 0; r < std::max<size_t>(copies, 20); ++r) {
+  for (size_t r = 0; r < std::max<size_t>(copies, hot ? 2000 : 20); ++r) {
     const auto t0 = std::chrono::steady_clock::now();
     cpu::matmul(ctx, x.data(), n_tokens, n_in, w.data() + (r % copies) * per, wt, n_out, nullptr,
                 y.data());
