@@ -12,6 +12,7 @@
 #include "apps/common/prompt_input.h"
 #include "runtime/core/status.h"
 #include "runtime/engine/generate.h"
+#include "runtime/engine/step_engine.h"
 
 namespace shardlm::bench {
 
@@ -63,28 +64,47 @@ void run_speculation_bench(Engine& target, Engine* draft, const SpeculationBench
   }
   std::vector<double> plain_rate, spec_rate;
   int64_t proposed = 0, accepted = 0, verifications = 0, mismatches = 0;
+  // Each rep runs every prompt plainly on one step engine, then speculatively on another, one
+  // prompt after another: the speculative engine carries what it learned about the proposer from
+  // one prompt to the next (speculation.h), as a server or a chat session does.
+  StepEngineOptions plain_options;
+  plain_options.max_seqs = 1;
+  plain_options.prefix_cache = false;
+  StepEngineOptions spec_options = plain_options;
+  spec_options.speculation = spec;
   for (int rep = 0; rep < o.reps; ++rep) {
     double plain_s = 0, spec_s = 0;
     int64_t plain_tokens = 0, spec_tokens = 0;
-    for (size_t i = 0; i < prompts.size(); ++i) {
+    std::vector<std::vector<int32_t>> plain_out(prompts.size());
+    const auto options_for = [&](size_t i) {
       GenerateOptions go;
       go.max_new_tokens = o.gen;
       go.ignore_eos = true;
       go.temperature = o.temperature;
       go.seed = 1000 + i;
-      const GenerateResult a = generate(target, prompts[i], go);
-      go.speculation = spec;
-      go.draft = draft;
-      const GenerateResult b = generate(target, prompts[i], go);
-      plain_s += a.decode_seconds;
-      spec_s += b.decode_seconds;
-      plain_tokens += a.n_decode_steps;
-      spec_tokens += b.n_decode_steps;
-      if (o.temperature == 0 && a.tokens != b.tokens) ++mismatches;
-      if (rep == 0) {
-        proposed += b.spec_proposed;
-        accepted += b.spec_accepted;
-        verifications += b.spec_verifications;
+      return go;
+    };
+    {
+      StepEngine se(target, plain_options);
+      for (size_t i = 0; i < prompts.size(); ++i) {
+        GenerateResult a = generate_on(se, prompts[i], options_for(i));
+        plain_s += a.decode_seconds;
+        plain_tokens += a.n_decode_steps;
+        plain_out[i] = std::move(a.tokens);
+      }
+    }
+    {
+      StepEngine se(target, spec_options, draft);
+      for (size_t i = 0; i < prompts.size(); ++i) {
+        const GenerateResult b = generate_on(se, prompts[i], options_for(i));
+        spec_s += b.decode_seconds;
+        spec_tokens += b.n_decode_steps;
+        if (o.temperature == 0 && plain_out[i] != b.tokens) ++mismatches;
+        if (rep == 0) {
+          proposed += b.spec_proposed;
+          accepted += b.spec_accepted;
+          verifications += b.spec_verifications;
+        }
       }
     }
     plain_rate.push_back(static_cast<double>(plain_tokens) / plain_s);

@@ -1,9 +1,11 @@
 // shardlm-bench --spec-prompts FILE with --draft PACK or --spec-ngram: decode speed of the target
 // alone against speculative decoding, on the prompts of FILE (JSON Lines: one JSON string or
 // {"prompt": "..."} per line, tokenized with the pack's tokenizer), interleaved A/B in the same
-// run: every rep runs every prompt plainly and then speculatively, --gen tokens each (eos
-// ignored). Reports the median decode tok/s of both, their ratio, the acceptance rate and the
-// tokens emitted per verification. Greedy by default (speculative output equals plain output;
+// run: every rep runs every prompt plainly and then every prompt speculatively, --gen tokens each
+// (eos ignored), each pass on one step engine, one prompt at a time (so speculation carries what
+// it learned about the proposer from prompt to prompt, as in a server or chat). Reports the
+// median decode tok/s of both, their ratio, the acceptance rate and the tokens emitted per
+// verification. Greedy by default (speculative output equals plain output;
 // checked), or --temperature T with the same seeds. Not a correctness test.
 #pragma once
 

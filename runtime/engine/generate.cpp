@@ -17,7 +17,16 @@ GenerateResult generate(Engine& engine, std::span<const int32_t> prompt,
   so.prefix_cache = false;  // prompt logits need every position computed
   so.speculation = options.speculation;
   StepEngine se(engine, so, options.draft);
+  return generate_on(se, prompt, options, on_token);
+}
 
+GenerateResult generate_on(StepEngine& se, std::span<const int32_t> prompt,
+                           const GenerateOptions& options,
+                           const std::function<bool(int32_t)>& on_token) {
+  if (options.temperature < 0) fail(StatusCode::kInvalidArg, "temperature must be >= 0");
+  if (se.has_work()) fail(StatusCode::kInvalidArg, "generate_on: the step engine is busy");
+  const Engine& engine = se.engine();
+  const StepEngineStats before = se.stats();
   TokenRequest r;
   r.prompt.assign(prompt.begin(), prompt.end());
   r.sampling.temperature = options.temperature;
@@ -39,11 +48,11 @@ GenerateResult generate(Engine& engine, std::span<const int32_t> prompt,
   GenerateResult res;
   res.prompt_logits = std::move(t.prompt_logits);
   res.prefill_seconds = t.ttft_seconds;
-  res.n_steps = st.n_steps;
-  res.spec_verifications = st.spec_verifications;
-  res.spec_proposed = st.spec_proposed;
-  res.spec_accepted = st.spec_accepted;
-  res.draft_steps = st.draft_steps;
+  res.n_steps = st.n_steps - before.n_steps;
+  res.spec_verifications = st.spec_verifications - before.spec_verifications;
+  res.spec_proposed = st.spec_proposed - before.spec_proposed;
+  res.spec_accepted = st.spec_accepted - before.spec_accepted;
+  res.draft_steps = st.draft_steps - before.draft_steps;
   if (prompt_only) return res;
   res.tokens = std::move(t.tokens);
   if (t.finish == FinishReason::kStopToken) {

@@ -47,4 +47,13 @@ GenerateResult generate(Engine& engine, std::span<const int32_t> prompt,
                         const GenerateOptions& options,
                         const std::function<bool(int32_t)>& on_token = {});
 
+class StepEngine;
+// The same request on a step engine the caller keeps (it must be idle; its speculation settings
+// and draft apply, options.speculation and options.draft are ignored): requests run one after
+// another on it share what it learned about its proposer (speculation.h's SpecPrior), as a
+// server's or a chat's do. Counts in the result are this request's.
+GenerateResult generate_on(StepEngine& se, std::span<const int32_t> prompt,
+                           const GenerateOptions& options,
+                           const std::function<bool(int32_t)>& on_token = {});
+
 }  // namespace shardlm

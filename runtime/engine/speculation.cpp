@@ -42,6 +42,23 @@ const char* speculation_mode_name(SpeculationMode mode) {
   return "?";
 }
 
+void SpecPrior::observe(int32_t proposed, int32_t accepted) {
+  if (proposed <= 0) return;
+  average_ = (1 - kSmoothing) * average_ + kSmoothing * double(accepted) / double(proposed);
+}
+
+SpecController::SpecController(const SpeculationOptions& o, SpecPrior* prior)
+    : k_max_(o.k), adaptive_(o.adaptive), prior_(prior) {
+  if (!prior_ || !adaptive_) return;
+  average_ = prior_->average();
+  // Proposals have been failing: wait as long as the engine's last failed probe did before
+  // trying this sequence (its probe then doubles the pause for the sequences after it).
+  if (average_ < kPauseBelow && prior_->pause() > 0) {
+    pause_ = prior_->pause();
+    paused_ = pause_;
+  }
+}
+
 int32_t SpecController::next_k() {
   if (!adaptive_) return k_max_;
   if (paused_ > 0) {
@@ -57,11 +74,13 @@ int32_t SpecController::next_k() {
 
 void SpecController::update(int32_t proposed, int32_t accepted) {
   if (proposed <= 0) return;
+  if (prior_) prior_->observe(proposed, accepted);
   if (probing_) {
     probing_ = false;
     if (accepted == 0) {  // the probe failed: pause again, twice as long
       pause_ = std::min(kMaxPauseSteps, std::max(kPauseSteps, 2 * pause_));
       paused_ = pause_;
+      if (prior_ && adaptive_) prior_->paused_for(pause_);
       return;
     }
   }
@@ -69,8 +88,10 @@ void SpecController::update(int32_t proposed, int32_t accepted) {
   if (adaptive_ && average_ < kPauseBelow) {
     pause_ = pause_ > 0 && accepted == 0 ? pause_ : kPauseSteps;
     paused_ = pause_;
+    if (prior_) prior_->paused_for(pause_);
   } else if (accepted > 0) {
     pause_ = 0;  // proposals pass again: the next pause starts short
+    if (prior_) prior_->passed();
   }
 }
 

@@ -7,7 +7,11 @@
 // as many tokens as are expected to pass (alpha / (1 - alpha), at least 1, at most k); when
 // almost nothing passes it pauses speculation for that sequence and probes again later with one
 // token; each failed probe doubles the pause (16 steps up to 512), so a poor proposer costs
-// little. Not here: running models or sampling.
+// little. What one step engine learns carries over to its next sequences (SpecPrior): a new
+// sequence starts from the acceptance seen so far, and while proposals keep failing it starts
+// paused for as long as the last failed probe's pause, so a poor draft is not tried again by
+// every request (each try costs the draft a prefill of the whole context).
+// Not here: running models or sampling.
 #pragma once
 
 #include <cstdint>
@@ -37,10 +41,27 @@ void validate_speculation_options(const SpeculationOptions& o);
 
 const char* speculation_mode_name(SpeculationMode mode);
 
+// What a step engine learned about its proposer from all its sequences so far: the moving average
+// of acceptance over every verification, and the pause the latest failed probe started (0 once
+// proposals pass again). Owned by the step engine; its sequences' controllers update it.
+class SpecPrior {
+ public:
+  double average() const { return average_; }
+  int32_t pause() const { return pause_; }
+  void observe(int32_t proposed, int32_t accepted);
+  void paused_for(int32_t steps) { pause_ = steps; }
+  void passed() { pause_ = 0; }
+
+ private:
+  double average_ = 0.6;  // before any verification: assume proposals mostly pass
+  int32_t pause_ = 0;
+};
+
 // One sequence's adaptive k.
 class SpecController {
  public:
-  explicit SpecController(const SpeculationOptions& o) : k_max_(o.k), adaptive_(o.adaptive) {}
+  // `prior`: the engine's experience (null: none); it must outlive the controller.
+  explicit SpecController(const SpeculationOptions& o, SpecPrior* prior = nullptr);
   // Tokens to propose this step (0: speculation paused for this step).
   int32_t next_k();
   // After verification: `proposed` tokens were offered, `accepted` of them kept.
@@ -50,6 +71,7 @@ class SpecController {
  private:
   int32_t k_max_;
   bool adaptive_;
+  SpecPrior* prior_;
   double average_ = 0.6;  // moving average of accepted / proposed
   int32_t paused_ = 0;    // steps left without speculation
   int32_t pause_ = 0;     // length of the next pause: doubles while probes keep failing

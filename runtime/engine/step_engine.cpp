@@ -64,10 +64,10 @@ struct StepEngine::Sequence {
   std::vector<int32_t> ngram;                   // this step's n-gram proposals
   std::optional<TokenLogprob> pending_logprob;  // the next delivered token's (top_logprobs)
 
-  Sequence(TokenRequest r, const SpeculationOptions& so)
+  Sequence(TokenRequest r, const SpeculationOptions& so, SpecPrior* prior)
       : request(std::move(r)),
         sampler(request.sampling),
-        spec(so),
+        spec(so, prior),
         draft_sampler(draft_sampling(request.sampling)) {}
 };
 
@@ -148,7 +148,7 @@ RequestId StepEngine::submit(TokenRequest request) {
                                   "); shorten it or open the model with a larger KV cache");
   }
   const RequestId id = next_id_++;
-  auto seq = std::make_unique<Sequence>(std::move(request), options_.speculation);
+  auto seq = std::make_unique<Sequence>(std::move(request), options_.speculation, &spec_prior_);
   seq->sched.id = id;
   seq->sched.tokens = seq->request.prompt;
   seq->sched.n_prompt = n_prompt;

@@ -171,6 +171,7 @@ class StepEngine {
   int64_t tokens_computed_ = 0;
   int64_t max_seqs_in_a_step_ = 0;
   int64_t spec_verifications_ = 0, spec_proposed_ = 0, spec_accepted_ = 0, spec_emitted_ = 0;
+  SpecPrior spec_prior_;  // what the sequences so far taught about the proposer
 };
 
 }  // namespace shardlm

@@ -237,6 +237,49 @@ TEST_P(SpeculationPairTest, ADraftIdenticalToTheTargetIsAlwaysAccepted) {
   }
 }
 
+// A draft that is rarely right: the step engine keeps what its first requests taught
+// (speculation.h, SpecPrior), so requests after them spend far fewer draft proposals than the same
+// requests do on fresh step engines, while greedy output stays plain decoding's.
+TEST_P(SpeculationPairTest, LaterRequestsLearnFromEarlierOnesThatTheDraftIsPoor) {
+  const PairParam& pp = GetParam();
+  if (!fs::exists(fixture(pp.target) / "config.json")) GTEST_SKIP() << "no HF fixtures";
+  test::TempDir tmp("spec-prior-" + pp.target);
+  const std::string pack = pack_at(fixture(pp.target), tmp.path() / "target", 1);
+  const std::string draft_pack = pack_at(fixture(pp.draft), tmp.path() / "draft", 1);
+  ASSERT_FALSE(draft_pack.empty());
+  const test::HfReference ref = test::load_hf_reference(fixture(pp.target));
+  auto engine = open_paged(pack, 128, DType::kF32, 16, 256, 64, true);
+  auto draft = open_paged(draft_pack, 128, DType::kF32, 16, 256, 64, true);
+  SpeculationOptions o = spec_options(SpeculationMode::kDraft, 4);
+  o.draft_min_prob = 0;
+  const auto reqs = requests_for(prompts(ref.n_vocab, 8, 21), 60, 0.0f);
+  const SpecRun plain = run(*engine, nullptr, reqs, spec_options(SpeculationMode::kOff, 4));
+  // Fresh engines: every request starts from no experience.
+  int64_t fresh_proposed = 0, fresh_accepted = 0;
+  for (const TokenRequest& r : reqs) {
+    const SpecRun one = run(*engine, draft.get(), {r}, o);
+    fresh_proposed += one.stats.spec_proposed;
+    fresh_accepted += one.stats.spec_accepted;
+  }
+  if (fresh_accepted * 4 > fresh_proposed) {
+    GTEST_SKIP() << "this pair agrees too often (" << fresh_accepted << " of " << fresh_proposed
+                 << ") to be a poor draft";
+  }
+  // One engine, one request after another.
+  StepEngineOptions so;
+  so.speculation = o;
+  StepEngine se(*engine, so, draft.get());
+  int64_t kept_proposed = 0;
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    const RequestId id = se.submit(reqs[i]);
+    se.run_to_completion();
+    EXPECT_EQ(se.take_result(id).tokens, plain.results[i].tokens) << "request " << i;
+  }
+  kept_proposed = se.stats().spec_proposed;
+  EXPECT_LT(kept_proposed * 2, fresh_proposed)
+      << "one engine proposed " << kept_proposed << " tokens, fresh engines " << fresh_proposed;
+}
+
 INSTANTIATE_TEST_SUITE_P(Fixtures, SpeculationPairTest, ::testing::ValuesIn(pairs()),
                          [](const auto& info) { return info.param.target; });
 

@@ -283,6 +283,51 @@ TEST(SpecController, ShrinksPausesAndProbesAgain) {
   EXPECT_EQ(fixed.next_k(), 6);
 }
 
+TEST(SpecController, NewSequencesStartFromWhatTheEngineLearned) {
+  SpeculationOptions o;
+  o.k = 6;
+  SpecPrior prior;
+  SpecController first(o, &prior);
+  EXPECT_EQ(first.next_k(), 2) << "no experience yet: the default estimate";
+  // A proposer that is never right: the first sequence finds out, pauses and probes in vain.
+  int asked = 0;
+  for (int step = 0; step < 200; ++step) {
+    const int32_t k = first.next_k();
+    if (k > 0) {
+      ++asked;
+      first.update(k, 0);
+    }
+  }
+  EXPECT_LT(prior.average(), 0.2);
+  ASSERT_GT(prior.pause(), 16) << "the failed probes' pause is kept for the next sequences";
+  EXPECT_LT(asked, 12);
+  // The next sequence does not try it again until that pause has passed, then probes once.
+  SpecController second(o, &prior);
+  const int32_t pause = prior.pause();
+  for (int step = 1; step < pause; ++step) ASSERT_EQ(second.next_k(), 0) << "step " << step;
+  EXPECT_EQ(second.next_k(), 1);
+  second.update(1, 0);
+  EXPECT_GT(prior.pause(), pause) << "its failed probe doubles the pause for the ones after it";
+  // A probe that passes ends the pause for later sequences too.
+  SpecController third(o, &prior);
+  while (third.next_k() == 0) {
+  }
+  third.update(1, 1);
+  EXPECT_EQ(prior.pause(), 0);
+  SpecController fourth(o, &prior);
+  EXPECT_GE(fourth.next_k(), 1);
+  // A proposer that is always right: new sequences start at the most tokens.
+  SpecPrior good;
+  SpecController warm(o, &good);
+  for (int i = 0; i < 20; ++i) warm.update(warm.next_k(), warm.next_k());
+  SpecController fresh(o, &good);
+  EXPECT_EQ(fresh.next_k(), 6);
+  // Without adaptation the prior changes nothing.
+  o.adaptive = false;
+  SpecController fixed(o, &prior);
+  EXPECT_EQ(fixed.next_k(), 6);
+}
+
 TEST(SpeculationOptions, BadValuesAreRefused) {
   SpeculationOptions o;
   validate_speculation_options(o);
