@@ -80,24 +80,6 @@ class ReplaceDec : public Decoder {
   }
 };
 
-int parse_byte_token(const std::string& s) {  // "<0xAB>" -> 0xAB, else -1
-  if (s.size() != 6 || s.compare(0, 3, "<0x") != 0 || s[5] != '>') return -1;
-  int v = 0;
-  for (int k = 3; k < 5; ++k) {
-    const char c = s[k];
-    v <<= 4;
-    if (c >= '0' && c <= '9')
-      v |= c - '0';
-    else if (c >= 'A' && c <= 'F')
-      v |= c - 'A' + 10;
-    else if (c >= 'a' && c <= 'f')
-      v |= c - 'a' + 10;
-    else
-      return -1;
-  }
-  return v;
-}
-
 class ByteFallbackDec : public Decoder {
  public:
   void decode_chain(std::vector<std::string>& t) const override {
@@ -183,6 +165,24 @@ class WordPieceDec : public Decoder {
 };
 
 }  // namespace
+
+int parse_byte_token(const std::string& s) {
+  if (s.size() != 6 || s.compare(0, 3, "<0x") != 0 || s[5] != '>') return -1;
+  int v = 0;
+  for (int k = 3; k < 5; ++k) {
+    const char c = s[k];
+    v <<= 4;
+    if (c >= '0' && c <= '9')
+      v |= c - '0';
+    else if (c >= 'A' && c <= 'F')
+      v |= c - 'A' + 10;
+    else if (c >= 'a' && c <= 'f')
+      v |= c - 'a' + 10;
+    else
+      return -1;
+  }
+  return v;
+}
 
 std::unique_ptr<Decoder> make_decoder(const Json& j, const std::string& path) {
   if (j.is_null()) return nullptr;

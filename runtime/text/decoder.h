@@ -20,4 +20,7 @@ class Decoder {
 
 std::unique_ptr<Decoder> make_decoder(const Json& j, const std::string& path);
 
+// The byte a byte-fallback token stands for: "<0xAB>" -> 0xAB; -1 for any other string.
+int parse_byte_token(const std::string& token);
+
 }  // namespace shardlm::text

@@ -5,6 +5,7 @@
 
 #include "runtime/core/status.h"
 #include "runtime/text/byte_level.h"
+#include "runtime/text/decoder.h"
 #include "runtime/text/tokenizer_impl.h"
 #include "runtime/text/utf8.h"
 
@@ -84,9 +85,8 @@ std::string Tokenizer::token_to_piece(int32_t id) const {
   const std::string* tok = impl_->model->id_to_token(id);
   if (!tok) return std::string();
   if (impl_->byte_level_decoder) return byte_level_decode(*tok);
-  if (tok->size() == 6 && tok->compare(0, 3, "<0x") == 0 && (*tok)[5] == '>') {
-    return std::string(1, static_cast<char>(std::stoi(tok->substr(3, 2), nullptr, 16)));
-  }
+  if (const int byte = parse_byte_token(*tok); byte >= 0)
+    return std::string(1, static_cast<char>(byte));
   return replace_all(*tok, "\xE2\x96\x81", " ");
 }
 

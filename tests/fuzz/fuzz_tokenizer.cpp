@@ -36,8 +36,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                                                    std::to_string(n_vocab));
       fuzz::check(text::utf8_is_valid(tok.decode(ids, special)), "decode gave ill-formed UTF-8");
     }
+    // Arbitrary ids: the text's bytes read as int32s (mostly unknown ids: no part holds a NUL)
+    // and each byte as an id of its own (ids 1-255: inside any small fuzzed vocabulary).
     std::vector<int32_t> raw(text.size() / 4);
     if (!raw.empty()) std::memcpy(raw.data(), text.data(), raw.size() * 4);
+    for (const char c : text) raw.push_back(static_cast<unsigned char>(c));
     for (const int32_t id : raw) {
       (void)tok.id_to_token(id);
       (void)tok.token_to_piece(id);

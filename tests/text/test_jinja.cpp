@@ -36,8 +36,7 @@ TEST(Jinja, NamespacesThatHoldThemselvesRenderAndAreFreed) {
   // when the render ends (also after an error), so the cycle does not outlive it: the ASan
   // build's leak check over this test and the fuzz corpus (regress-namespace-cycle-leak) holds
   // that.
-  const std::string self =
-      "{% set ns = namespace(x=1) %}{% set ns.me = ns %}{{ ns.me.me.x }}";
+  const std::string self = "{% set ns = namespace(x=1) %}{% set ns.me = ns %}{{ ns.me.me.x }}";
   EXPECT_EQ(ChatTemplate(self).render(OJson::array(), false), "1");
   const std::string pair =
       "{% set a = namespace(v='a') %}{% set b = namespace(v='b') %}"
@@ -72,6 +71,28 @@ TEST(Jinja, IntegerArithmeticOutOf64BitsIsAnError) {
       ADD_FAILURE() << "no error for " << src;
     } catch (const Error& e) {
       EXPECT_NE(std::string(e.what()).find("does not fit in 64 bits"), std::string::npos)
+          << src << " -> " << e.what();
+    }
+  }
+}
+
+TEST(Jinja, DigitRunsTooLongForAnIndexAreNoCrash) {
+  // An all-digit attribute path part is an item index; one past int64 cannot index anything, so
+  // the lookup is undefined as in jinja2 (before: std::out_of_range escaped the renderer; found
+  // by fuzz_chat_template, regress-attr-index-overflow). str.format's "{N}" fields likewise.
+  const OJson msgs = OJson::array({{{"role", "user"}, {"content", "hi"}}});
+  auto render = [&](const std::string& src) { return ChatTemplate(src).render(msgs, false); };
+  EXPECT_EQ(render("{{ (messages | selectattr('77777777777777777777777') | list) | length }}"),
+            "0");
+  EXPECT_EQ(render("{{ [[[5, 6]]] | map(attribute='0.1') | list }}"), "[6]");
+  EXPECT_EQ(render("{{ '{1}{0}'.format('a', 'b') }}"), "ba");
+  for (const char* src :
+       {"{{ '{99999999999999999999999}'.format(1) }}", "{{ '{1a}'.format(1) }}"}) {
+    try {
+      render(src);
+      ADD_FAILURE() << "no error for " << src;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("is not an argument index"), std::string::npos)
           << src << " -> " << e.what();
     }
   }

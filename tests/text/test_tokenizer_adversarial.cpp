@@ -85,7 +85,8 @@ TEST_P(Adversarial, MinTokensIsALowerBound) {
   const std::string big(100u << 20, 'a');
   EXPECT_GT(tok.min_tokens(big), 100000) << GetParam() << ": no useful bound for 100 MB";
   std::vector<std::string> texts = {random_bytes(kMB / 4, 3), random_codepoints(kMB / 4, 4)};
-  for (const std::string unit : {"a", " ", "\n", "-", "=", "\t", "\xE4\xBD\xA0", "K\xCC\x81", "\xE2\x84\xAA"}) {
+  for (const std::string unit :
+       {"a", " ", "\n", "-", "=", "\t", "\xE4\xBD\xA0", "K\xCC\x81", "\xE2\x84\xAA"}) {
     std::string s;
     while (s.size() < kMB / 8) s += unit;
     texts.push_back(s);
@@ -105,15 +106,32 @@ TEST(MinTokens, AbsentWhenAStageCanDropText) {
     return Tokenizer::from_json("{" + model + model_extra + "}" + rest + "}");
   };
   EXPECT_GT(make("").min_tokens("aaaa"), 0);
-  EXPECT_EQ(make(R"(, "normalizer": {"type": "Strip", "left": true, "right": true})").min_tokens("aaaa"), 0);
-  EXPECT_EQ(make(R"(, "normalizer": {"type": "Replace", "pattern": {"String": "a"}, "content": ""})")
-                .min_tokens("aaaa"),
-            0);
+  EXPECT_EQ(
+      make(R"(, "normalizer": {"type": "Strip", "left": true, "right": true})").min_tokens("aaaa"),
+      0);
+  EXPECT_EQ(
+      make(R"(, "normalizer": {"type": "Replace", "pattern": {"String": "a"}, "content": ""})")
+          .min_tokens("aaaa"),
+      0);
   EXPECT_EQ(make(R"(, "pre_tokenizer": {"type": "Whitespace"})").min_tokens("aaaa"), 0);
   EXPECT_EQ(make("", R"(, "fuse_unk": true)").min_tokens("aaaa"), 0);
   // Replace "aaaa" by "b": four input bytes can become one token.
-  const Tokenizer r = make(R"(, "normalizer": {"type": "Replace", "pattern": {"String": "aaaa"}, "content": "b"})");
-  EXPECT_LE(r.min_tokens(std::string(4000, 'a')), static_cast<int64_t>(r.encode(std::string(4000, 'a')).size()));
+  const Tokenizer r =
+      make(R"(, "normalizer": {"type": "Replace", "pattern": {"String": "aaaa"}, "content": "b"})");
+  EXPECT_LE(r.min_tokens(std::string(4000, 'a')),
+            static_cast<int64_t>(r.encode(std::string(4000, 'a')).size()));
+}
+
+// "<0xAB>" names a raw byte only with two hex digits; "<0xZZ>" is an ordinary vocabulary string
+// (before: std::invalid_argument escaped token_to_piece).
+TEST(TokenToPiece, ByteTokensNeedTwoHexDigits) {
+  const Tokenizer t = Tokenizer::from_json(
+      R"({"model": {"type": "BPE", "vocab": {"<0x0A>": 0, "<0xZZ>": 1, "<0x+1>": 2, "a": 3},)"
+      R"( "merges": []}})");
+  EXPECT_EQ(t.token_to_piece(0), "\n");
+  EXPECT_EQ(t.token_to_piece(1), "<0xZZ>");
+  EXPECT_EQ(t.token_to_piece(2), "<0x+1>");
+  EXPECT_EQ(t.token_to_piece(3), "a");
 }
 
 INSTANTIATE_TEST_SUITE_P(All, Adversarial, ::testing::Values("qwen3", "llama2"));

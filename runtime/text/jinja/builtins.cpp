@@ -3,6 +3,7 @@
 // (the common ones), transformers' tojson/raise_exception/strftime_now, and the str/list/dict
 // methods templates call (strip, split, startswith, items, get, ...). Case mapping is ASCII.
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <ctime>
 
@@ -188,7 +189,10 @@ std::string py_format(Interpreter& in, const std::string& fmt, const CallArgs& a
       v = auto_idx < a.args.size() ? &a.args[auto_idx] : nullptr;
       ++auto_idx;
     } else if (std::isdigit(static_cast<unsigned char>(field[0]))) {
-      const size_t idx = std::stoul(field);
+      size_t idx = 0;
+      const auto [end, ec] = std::from_chars(field.data(), field.data() + field.size(), idx);
+      if (ec != std::errc() || end != field.data() + field.size())
+        in.error(line, "format: '{" + field + "}' is not an argument index");
       v = idx < a.args.size() ? &a.args[idx] : nullptr;
     } else {
       v = a.kwarg(field);
@@ -566,9 +570,13 @@ Value attr_path(Interpreter& in, const Value& v, const std::string& path, int li
     if (cur.is_undefined()) return cur;
     if (!part.empty() && std::all_of(part.begin(), part.end(), [](char c) {
           return std::isdigit(static_cast<unsigned char>(c));
-        }))
-      cur = in.get_item(cur, Value::integer(std::stoll(part)), line);
-    else
+        })) {
+      int64_t index = 0;
+      const auto [end, ec] = std::from_chars(part.data(), part.data() + part.size(), index);
+      if (ec != std::errc() || end != part.data() + part.size())
+        return Value::undefined("index " + part + " is out of range");  // no container is this long
+      cur = in.get_item(cur, Value::integer(index), line);
+    } else
       cur = in.get_item(cur, Value::string(part), line);
     pos = dot + 1;
   }
