@@ -201,12 +201,15 @@ TEST(VulkanDevices, RankDeviceSelection) {
   EXPECT_EQ(vulkan_rank_devices({}, "0,2", all), (std::vector<int>{0, 2}));    // then the env
   all[1].usable = all[2].usable = false;
   EXPECT_EQ(vulkan_rank_devices({}, "", all), (std::vector<int>{0}));  // no GPU: lavapipe
-  try {
-    vulkan_rank_devices({}, "1,x", all);
-    FAIL() << "expected an error";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), StatusCode::kInvalidArg);
-    EXPECT_NE(std::string(e.what()).find("SHARDLM_VULKAN_DEVICES"), std::string::npos);
+  // Not an index, an empty item, or past int (was std::out_of_range): a clear error.
+  for (const char* env : {"1,x", "0,,1", "99999999999999999999", "-1"}) {
+    try {
+      vulkan_rank_devices({}, env, all);
+      ADD_FAILURE() << "expected an error for " << env;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), StatusCode::kInvalidArg) << env;
+      EXPECT_NE(std::string(e.what()).find("SHARDLM_VULKAN_DEVICES"), std::string::npos) << env;
+    }
   }
 }
 

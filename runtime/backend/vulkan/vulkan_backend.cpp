@@ -3,6 +3,7 @@
 #include "runtime/backend/vulkan/vulkan_backend.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cstddef>
 #include <cstdio>
 #include <cstdlib>
@@ -771,11 +772,13 @@ std::vector<int> vulkan_rank_devices(const std::vector<int>& requested, const ch
     std::string item;
     for (const char* c = env;; ++c) {
       if (*c == ',' || *c == '\0') {
-        if (item.empty() || item.find_first_not_of("0123456789") != std::string::npos) {
+        int index = -1;
+        const auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), index);
+        if (item.empty() || ec != std::errc() || end != item.data() + item.size() || index < 0) {
           fail(StatusCode::kInvalidArg, std::string("SHARDLM_VULKAN_DEVICES=\"") + env +
                                             "\": expected device indices like 0,1");
         }
-        list.push_back(std::stoi(item));
+        list.push_back(index);
         item.clear();
         if (*c == '\0') break;
       } else {
