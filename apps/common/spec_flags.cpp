@@ -1,4 +1,4 @@
-// --draft / --spec-ngram / --spec-k for the apps.
+// --draft / --spec-ngram / --spec-k / --spec-always for the apps.
 #include "apps/common/spec_flags.h"
 
 #include "runtime/core/status.h"
@@ -15,7 +15,10 @@ void add_spec_flags(boost::program_options::options_description& desc, SpecFlags
       "spec-k", po::value(&flags.k)->default_value(4),
       "most tokens proposed per step (adaptive below it)")(
       "draft-threads", po::value(&flags.draft_threads)->default_value(0),
-      "compute threads of the draft model (0: the target's)");
+      "compute threads of the draft model (0: the target's)")(
+      "spec-always", po::bool_switch(&flags.always),
+      "speculate in every step; by default the engine measures its steps and decodes plainly "
+      "where speculating is slower");
 }
 
 SpeculationOptions speculation_options(const SpecFlags& flags) {
@@ -27,6 +30,7 @@ SpeculationOptions speculation_options(const SpecFlags& flags) {
            : flags.ngram        ? SpeculationMode::kNgram
                                 : SpeculationMode::kOff;
   o.k = flags.k;
+  o.only_when_faster = !flags.always;
   validate_speculation_options(o);
   return o;
 }
@@ -40,7 +44,7 @@ std::unique_ptr<Engine> open_draft(const SpecFlags& flags, const EngineOptions& 
 }
 
 std::string describe_speculation(const SpecFlags& flags, const Engine* draft) {
-  const std::string k = ", k " + std::to_string(flags.k);
+  const std::string k = ", k " + std::to_string(flags.k) + (flags.always ? ", always" : "");
   if (draft) {
     return "draft " + flags.draft + " (tp " + std::to_string(draft->tp_size()) + ")" + k;
   }

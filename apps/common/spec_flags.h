@@ -1,7 +1,8 @@
 // The speculative-decoding flags shardlm-run and shardlm-bench take (--draft PACK, --spec-ngram,
-// --spec-k K): registered on a program_options description, turned into SpeculationOptions, and
-// the draft model opened beside the target (draft_engine_options: same backend, threads, context
-// and KV settings; its ranks are threads of this process). Not the other flags.
+// --spec-k K, --spec-always): registered on a program_options description, turned into
+// SpeculationOptions, and the draft model opened beside the target (draft_engine_options: same
+// backend, threads, context and KV settings; its ranks are threads of this process). Not the other
+// flags.
 #pragma once
 
 #include <boost/program_options.hpp>
@@ -19,6 +20,7 @@ struct SpecFlags {
   bool ngram = false;
   int k = 4;
   int draft_threads = 0;  // 0: the target's
+  bool always = false;    // --spec-always: speculate even in steps where it measured slower
 };
 
 void add_spec_flags(boost::program_options::options_description& desc, SpecFlags& flags);

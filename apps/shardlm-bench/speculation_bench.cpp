@@ -64,6 +64,7 @@ void run_speculation_bench(Engine& target, Engine* draft, const SpeculationBench
   }
   std::vector<double> plain_rate, spec_rate;
   int64_t proposed = 0, accepted = 0, verifications = 0, mismatches = 0;
+  int64_t kept_plain = 0, spec_steps = 0;  // SpecGate's plain steps, of all steps (first rep)
   // Each rep runs every prompt plainly on one step engine, then speculatively on another, one
   // prompt after another: the speculative engine carries what it learned about the proposer from
   // one prompt to the next (speculation.h), as a server or a chat session does.
@@ -106,6 +107,10 @@ void run_speculation_bench(Engine& target, Engine* draft, const SpeculationBench
           verifications += b.spec_verifications;
         }
       }
+      if (rep == 0) {
+        kept_plain = se.stats().spec_plain_steps_chosen;
+        spec_steps = se.stats().n_steps;
+      }
     }
     plain_rate.push_back(static_cast<double>(plain_tokens) / plain_s);
     spec_rate.push_back(static_cast<double>(spec_tokens) / spec_s);
@@ -127,20 +132,25 @@ void run_speculation_bench(Engine& target, Engine* draft, const SpeculationBench
                         {"acceptance_rate", acceptance},
                         {"tokens_per_verification", per_verification},
                         {"greedy_mismatches", mismatches},
+                        {"steps_kept_plain", kept_plain},
+                        {"spec_engine_steps", spec_steps},
                         {"plain_decode_tok_s_reps", plain_rate},
                         {"spec_decode_tok_s_reps", spec_rate}};
     std::cout << j.dump(1) << "\n";
     return;
   }
   std::printf("speculation        %s\n", what.c_str());
-  std::printf("prompts            %zu from %s, %lld tokens each, temperature %.2f, %d reps (A/B "
-              "interleaved)\n",
-              prompts.size(), o.prompts_path.c_str(), static_cast<long long>(o.gen),
-              o.temperature, o.reps);
+  std::printf(
+      "prompts            %zu from %s, %lld tokens each, temperature %.2f, %d reps (A/B "
+      "interleaved)\n",
+      prompts.size(), o.prompts_path.c_str(), static_cast<long long>(o.gen), o.temperature, o.reps);
   std::printf("decode plain       %.2f tok/s (median)\n", a);
   std::printf("decode speculative %.2f tok/s (median)   speedup %.2fx\n", b, b / a);
   std::printf("acceptance         %.1f%% of %lld proposed, %.2f tokens per verification\n",
               100 * acceptance, static_cast<long long>(proposed), per_verification);
+  std::printf(
+      "kept plain         %lld of %lld steps of the first rep (speculating measured slower)\n",
+      static_cast<long long>(kept_plain), static_cast<long long>(spec_steps));
   if (o.temperature == 0) {
     // Without --deterministic a verification row may differ from the one-token row in the last
     // bits (a GEMM instead of a GEMV), which can flip an argmax at an exact near-tie.

@@ -38,8 +38,8 @@ struct EngineOptions {
   std::string pack_dir;
   int tp = 0;  // expected tp_size; 0 accepts the pack set's
   std::string backend = "cpu";
-  int n_threads = 0;               // compute threads across all ranks; 0 = hardware concurrency
-  int64_t n_ctx = 0;               // context length in tokens; 0 = min(max_position_embeddings, 4096)
+  int n_threads = 0;  // compute threads across all ranks; 0 = hardware concurrency
+  int64_t n_ctx = 0;  // context length in tokens; 0 = min(max_position_embeddings, 4096)
   int64_t max_batch_tokens = 256;  // tokens per forward (prefill chunk)
   std::vector<int> devices;        // device backends: rank r on devices[r % size]; empty = all
   double mem_fraction = 0;         // memory-plan fraction on this device; 0 = the pack's
@@ -109,9 +109,10 @@ class Engine {
   int tp_size() const;
   int threads_per_rank() const { return threads_per_rank_; }
   int64_t n_ctx() const { return n_ctx_; }
+  bool deterministic() const { return options_.deterministic; }
   int64_t max_batch_tokens() const { return chunk_; }
   int64_t kv_blocks() const { return kv_blocks_; }  // the paged pool's blocks per rank (0: none)
-  int64_t n_past() const;                  // tokens in the default sequence's KV cache
+  int64_t n_past() const;                           // tokens in the default sequence's KV cache
   const PackReader& pack(int rank) const;  // rank's mapped pack (tokenizer files, plan, ...)
   uint64_t weight_bytes_in_place() const;  // summed over ranks
   uint64_t weight_bytes_copied() const;
@@ -190,7 +191,7 @@ class Engine {
   std::atomic<bool> step_engine_attached_{false};
   std::vector<MemoryPlan> plans_;
   bool failed_ = false;
-  mutable std::mutex mu_;  // serializes everything that runs the ranks
+  mutable std::mutex mu_;                       // serializes everything that runs the ranks
   std::shared_ptr<Communicator> process_comm_;  // ranks as processes; null in-process
   int process_rank_ = 0;
   bool workers_stopped_ = false;

@@ -10,12 +10,67 @@
 namespace shardlm {
 
 namespace {
-constexpr double kSmoothing = 0.3;      // weight of the newest step in the average
-constexpr double kPauseBelow = 0.2;     // average acceptance that pauses speculation
-constexpr int32_t kPauseSteps = 16;     // first pause: steps without speculation before a probe
+constexpr double kSmoothing = 0.3;       // weight of the newest step in the average
+constexpr double kPauseBelow = 0.2;      // average acceptance that pauses speculation
+constexpr int32_t kPauseSteps = 16;      // first pause: steps without speculation before a probe
 constexpr int32_t kMaxPauseSteps = 512;  // pauses double up to this while probes fail
-constexpr double kAfterPause = 0.3;     // average assumed when probing again
+constexpr double kAfterPause = 0.3;      // average assumed when probing again
+// SpecGate
+constexpr int32_t kGateWarm = 3;         // steps of each kind measured before choosing
+constexpr int32_t kGateRun = 4;          // length of a run of the kind not in favour
+constexpr int32_t kGatePlainEvery = 32;  // while speculation is faster: a plain run this often
+constexpr int32_t kGateFirstWait = 16;   // while it is slower: first wait for a speculation run
+constexpr int32_t kGateMaxWait = 512;
 }  // namespace
+
+size_t SpecGate::class_of(int64_t batch) {
+  size_t c = 0;
+  for (int64_t limit = 1; c < 5 && batch > limit; limit *= 2) ++c;
+  return c;
+}
+
+bool SpecGate::allow(int64_t batch) {
+  if (!enabled_) return true;
+  Class& c = classes_[class_of(batch)];
+  bool speculate;
+  if (c.run_left > 0) {
+    --c.run_left;
+    speculate = c.run_spec;
+  } else if (c.spec.n < kGateWarm) {
+    speculate = true;
+  } else if (c.plain.n < kGateWarm) {
+    speculate = false;
+  } else {
+    speculate = c.spec.rate >= c.plain.rate;
+    if (speculate) c.spec_wait = kGateFirstWait;
+    if (++c.since_run >= (speculate ? kGatePlainEvery : c.spec_wait)) {
+      c.since_run = 0;
+      if (!speculate) c.spec_wait = std::min(kGateMaxWait, 2 * c.spec_wait);
+      // A speculation run's first step only catches the draft up: one more step.
+      c.run_spec = !speculate;
+      c.run_left = kGateRun + (c.run_spec ? 1 : 0) - 1;
+      speculate = c.run_spec;
+    }
+  }
+  if (!speculate) ++plain_chosen_;
+  return speculate;
+}
+
+void SpecGate::record(int64_t batch, bool decode_only, bool speculated, int64_t tokens,
+                      double seconds) {
+  const bool after_plain = speculated && !last_speculated_;
+  last_speculated_ = speculated;
+  if (!enabled_ || !decode_only || after_plain || tokens <= 0 || !(seconds > 0)) return;
+  Kind& k = speculated ? classes_[class_of(batch)].spec : classes_[class_of(batch)].plain;
+  const double r = double(tokens) / seconds;
+  k.rate = k.n == 0 ? r : (1 - kSmoothing) * k.rate + kSmoothing * r;
+  ++k.n;
+}
+
+double SpecGate::rate(int64_t batch, bool speculated) const {
+  const Class& c = classes_[class_of(batch)];
+  return speculated ? c.spec.rate : c.plain.rate;
+}
 
 void validate_speculation_options(const SpeculationOptions& o) {
   if (o.k < 1 || o.k > 32) {
@@ -28,16 +83,19 @@ void validate_speculation_options(const SpeculationOptions& o) {
                                       std::to_string(o.ngram_max) + ")");
   }
   if (!(o.draft_min_prob >= 0 && o.draft_min_prob < 1)) {
-    fail(StatusCode::kInvalidArg, "draft_min_prob must be in [0, 1) (got " +
-                                      std::to_string(o.draft_min_prob) + ")");
+    fail(StatusCode::kInvalidArg,
+         "draft_min_prob must be in [0, 1) (got " + std::to_string(o.draft_min_prob) + ")");
   }
 }
 
 const char* speculation_mode_name(SpeculationMode mode) {
   switch (mode) {
-    case SpeculationMode::kOff: return "off";
-    case SpeculationMode::kDraft: return "draft";
-    case SpeculationMode::kNgram: return "ngram";
+    case SpeculationMode::kOff:
+      return "off";
+    case SpeculationMode::kDraft:
+      return "draft";
+    case SpeculationMode::kNgram:
+      return "ngram";
   }
   return "?";
 }

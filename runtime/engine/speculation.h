@@ -14,6 +14,7 @@
 // Not here: running models or sampling.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 namespace shardlm {
@@ -33,6 +34,9 @@ struct SpeculationOptions {
   // Draft model: stop proposing once the draft's probability of its own proposal drops below
   // this (a likely rejection is not worth a draft step). 0 = always propose k.
   float draft_min_prob = 0.1f;
+  // Speculate only where it measured faster (SpecGate below). Off in deterministic mode and
+  // without `adaptive`, where which steps speculate must not depend on timing.
+  bool only_when_faster = true;
 };
 
 // Throws Error(kInvalidArg) naming the field: k outside [1, 32], ngram_min < 1, ngram_max <
@@ -55,6 +59,48 @@ class SpecPrior {
  private:
   double average_ = 0.6;  // before any verification: assume proposals mostly pass
   int32_t pause_ = 0;
+};
+
+// Whether speculating pays on this engine, measured: the tokens per second of decode-only steps
+// that verified proposals against those that did not, per class of batch size (1, 2, 3-4, 5-8,
+// 9-16, 17+ sequences), since a verification's extra tokens cost more the more the step already
+// computes. Speculation wins the first steps of a class (a few of each kind are measured), then
+// whichever kind is faster runs, and the other is measured again now and then by a short run of
+// its steps: plain steps every 32 steps while speculation is faster; speculation after 16 steps
+// while it is slower, the wait doubling (up to 512) each time it loses again. The first
+// speculative step after plain ones is not measured (the draft catches up on the tokens it
+// missed). Where the target's step is nearly free to widen (a model streamed from memory, a GPU)
+// speculation keeps winning; where a k + 1-token step costs several one-token steps and the
+// draft is not much cheaper than the target (a small model in cache), plain decoding runs.
+class SpecGate {
+ public:
+  explicit SpecGate(bool enabled) : enabled_(enabled) {}
+  // Whether this step may speculate; `batch`: the sequences it decodes.
+  bool allow(int64_t batch);
+  // After every step: whether it was decode-only (one new token per sequence, no prompt chunk),
+  // whether any sequence verified proposals, the tokens it emitted and its wall time.
+  void record(int64_t batch, bool decode_only, bool speculated, int64_t tokens, double seconds);
+  // Tokens per second measured in `batch`'s class (0 before any step of that kind).
+  double rate(int64_t batch, bool speculated) const;
+  int64_t plain_chosen() const { return plain_chosen_; }  // steps allow() kept plain
+
+ private:
+  struct Kind {
+    double rate = 0;  // moving average of tokens per second
+    int32_t n = 0;    // steps measured
+  };
+  struct Class {
+    Kind spec, plain;
+    int32_t run_left = 0;    // steps left in a run of the kind not in favour
+    bool run_spec = false;   // that run's kind
+    int32_t since_run = 0;   // steps since the last such run
+    int32_t spec_wait = 16;  // while plain is faster: steps between speculation runs
+  };
+  static size_t class_of(int64_t batch);
+  bool enabled_;
+  Class classes_[6];
+  bool last_speculated_ = false;
+  int64_t plain_chosen_ = 0;
 };
 
 // One sequence's adaptive k.

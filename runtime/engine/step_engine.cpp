@@ -83,7 +83,10 @@ StepEngine::StepEngine(Engine& engine, const StepEngineOptions& options, Engine*
       blocks_(engine.kv_pool_shape().n_blocks, engine.kv_pool_shape().block_size,
               engine.pack(0).pack_id(), options.prefix_cache),
       scheduler_(SchedulerOptions{options.max_seqs, engine.max_batch_tokens(), options.admission},
-                 blocks_) {
+                 blocks_),
+      spec_gate_(options.speculation.mode != SpeculationMode::kOff &&
+                 options.speculation.adaptive && options.speculation.only_when_faster &&
+                 !engine.deterministic()) {
   validate_speculation_options(options.speculation);
   if (options.speculation.mode == SpeculationMode::kDraft) {
     if (draft == nullptr) {
@@ -226,12 +229,19 @@ FinishReason StepEngine::deliver(Sequence& s, int32_t token) {
 
 void StepEngine::want_lookahead() {
   const SpeculationOptions& so = options_.speculation;
+  n_decoding_ = 0;
+  for (auto& [id, sp] : live_) {
+    const ScheduledSequence& q = sp->sched;
+    n_decoding_ += q.remaining() == 1 && q.n_computed > 0;
+  }
+  const bool allowed =
+      so.mode != SpeculationMode::kOff && n_decoding_ > 0 && spec_gate_.allow(n_decoding_);
   for (auto& [id, sp] : live_) {
     Sequence& s = *sp;
     ScheduledSequence& q = s.sched;
     q.lookahead = 0;
     s.ngram.clear();
-    if (so.mode == SpeculationMode::kOff || q.remaining() != 1 || q.n_computed == 0) continue;
+    if (!allowed || q.remaining() != 1 || q.n_computed == 0) continue;
     // The proposals must stay inside the sequence's budget: positions up to max_total - 1.
     const int64_t k =
         std::min<int64_t>(s.spec.next_k(), q.max_total - static_cast<int64_t>(q.tokens.size()));
@@ -325,10 +335,19 @@ std::vector<RequestId> StepEngine::step() {
       finish(s, FinishReason::kCancelled);
     }
   }
+  const Clock::time_point started = Clock::now();
   want_lookahead();
   const std::vector<StepPlanEntry> plan = scheduler_.schedule();
   if (plan.empty()) return ended;
+  // One new token per sequence and no prompt chunk: a step SpecGate can compare.
+  bool decode_only = static_cast<int64_t>(plan.size()) == n_decoding_;
+  for (const StepPlanEntry& e : plan) {
+    decode_only = decode_only && e.n_tokens == 1 && e.seq->remaining() == 1;
+  }
   const std::vector<Speculation> spec = propose(plan);
+  bool speculated = false;
+  for (const Speculation& sp : spec) speculated = speculated || !sp.tokens.empty();
+  int64_t emitted_tokens = 0;
 
   int64_t max_blocks = 1;
   for (const StepPlanEntry& e : plan) {
@@ -410,6 +429,7 @@ std::vector<RequestId> StepEngine::step() {
     if (r.spec != nullptr) {
       logits_row += r.spec->tokens.size() + 1;
       const std::vector<int32_t> emitted = verify(s, *r.spec, out, first, want_logits);
+      emitted_tokens += static_cast<int64_t>(emitted.size());
       // The KV of the last token and the accepted proposals stays; the rest is rolled back
       // before any block enters the prefix cache.
       const int64_t n_valid = q.n_computed + static_cast<int64_t>(emitted.size());
@@ -426,8 +446,9 @@ std::vector<RequestId> StepEngine::step() {
             s.result.logits.insert(s.result.logits.end(), row, row + n_vocab);
           }
           if (s.request.top_logprobs >= 0) {
-            s.pending_logprob = token_logprob(std::span<const float>(&*row, static_cast<size_t>(n_vocab)),
-                                              emitted[j], s.request.top_logprobs);
+            s.pending_logprob =
+                token_logprob(std::span<const float>(&*row, static_cast<size_t>(n_vocab)),
+                              emitted[j], s.request.top_logprobs);
           }
         }
         reason = deliver(s, emitted[j]);
@@ -440,7 +461,9 @@ std::vector<RequestId> StepEngine::step() {
     }
     ++logits_row;
     // The row's logits; only read back (out.logits non-empty) when want_logits.
-    const auto row_at = [&] { return out.logits.begin() + static_cast<ptrdiff_t>(first * n_vocab); };
+    const auto row_at = [&] {
+      return out.logits.begin() + static_cast<ptrdiff_t>(first * n_vocab);
+    };
     if (r.prompt) {
       s.result.prompt_logits.insert(s.result.prompt_logits.end(), row_at(), row_at() + n_vocab);
     }
@@ -458,12 +481,15 @@ std::vector<RequestId> StepEngine::step() {
       }
     }
     q.tokens.push_back(next);
+    ++emitted_tokens;
     const FinishReason reason = deliver(s, next);
     if (reason != FinishReason::kNone) {
       ended.push_back(q.id);
       finish(s, reason);
     }
   }
+  spec_gate_.record(n_decoding_, decode_only, speculated, emitted_tokens,
+                    seconds_between(started, Clock::now()));
   return ended;
 }
 
@@ -489,6 +515,7 @@ StepEngineStats StepEngine::stats() const {
   st.spec_accepted = spec_accepted_;
   st.spec_emitted = spec_emitted_;
   st.draft_steps = draft_ ? draft_->n_steps() : 0;
+  st.spec_plain_steps_chosen = spec_gate_.plain_chosen();
   return st;
 }
 

@@ -91,6 +91,8 @@ struct StepEngineStats {
   // verifications emitted (accepted + one each), draft-model steps.
   int64_t spec_verifications = 0, spec_proposed = 0, spec_accepted = 0, spec_emitted = 0;
   int64_t draft_steps = 0;
+  // Steps kept plain because speculation measured slower (SpecGate).
+  int64_t spec_plain_steps_chosen = 0;
   double spec_acceptance_rate() const {
     return spec_proposed ? double(spec_accepted) / double(spec_proposed) : 0;
   }
@@ -171,7 +173,9 @@ class StepEngine {
   int64_t tokens_computed_ = 0;
   int64_t max_seqs_in_a_step_ = 0;
   int64_t spec_verifications_ = 0, spec_proposed_ = 0, spec_accepted_ = 0, spec_emitted_ = 0;
-  SpecPrior spec_prior_;  // what the sequences so far taught about the proposer
+  SpecPrior spec_prior_;    // what the sequences so far taught about the proposer
+  SpecGate spec_gate_;      // whether speculating has measured faster than not
+  int64_t n_decoding_ = 0;  // sequences decoding in the step being built (want_lookahead)
 };
 
 }  // namespace shardlm

@@ -64,7 +64,7 @@ struct SpecRun {
 };
 
 SpecRun run(Engine& engine, Engine* draft, const std::vector<TokenRequest>& requests,
-        const SpeculationOptions& spec) {
+            const SpeculationOptions& spec) {
   StepEngineOptions so;
   so.speculation = spec;
   StepEngine se(engine, so, draft);
@@ -133,7 +133,8 @@ TEST_P(SpeculationPairTest, GreedyOutputEqualsPlainDecoding) {
         for (size_t i = 0; i < reqs.size(); ++i) {
           EXPECT_EQ(spec.results[i].tokens, plain.results[i].tokens) << "request " << i;
           EXPECT_EQ(spec.results[i].finish, plain.results[i].finish) << "request " << i;
-          ASSERT_EQ(spec.results[i].logits.size(), plain.results[i].logits.size()) << "request " << i;
+          ASSERT_EQ(spec.results[i].logits.size(), plain.results[i].logits.size())
+              << "request " << i;
           size_t first_diff = 0;
           while (first_diff < plain.results[i].logits.size() &&
                  spec.results[i].logits[first_diff] == plain.results[i].logits[first_diff]) {
@@ -230,7 +231,8 @@ TEST_P(SpeculationPairTest, ADraftIdenticalToTheTargetIsAlwaysAccepted) {
     SCOPED_TRACE("temperature " + std::to_string(temperature));
     SpeculationOptions o = spec_options(SpeculationMode::kDraft, 5);
     o.draft_min_prob = 0;
-    const SpecRun r = run(*engine, same.get(), requests_for(prompts(ref.n_vocab, 4, 9), 30, temperature), o);
+    const SpecRun r =
+        run(*engine, same.get(), requests_for(prompts(ref.n_vocab, 4, 9), 30, temperature), o);
     EXPECT_GT(r.stats.spec_proposed, 20);
     EXPECT_EQ(r.stats.spec_accepted, r.stats.spec_proposed);
     EXPECT_EQ(r.stats.spec_acceptance_rate(), 1.0);
@@ -283,6 +285,38 @@ TEST_P(SpeculationPairTest, LaterRequestsLearnFromEarlierOnesThatTheDraftIsPoor)
 INSTANTIATE_TEST_SUITE_P(Fixtures, SpeculationPairTest, ::testing::ValuesIn(pairs()),
                          [](const auto& info) { return info.param.target; });
 
+// SpecGate in the step engine: in deterministic mode, or when asked, every step may speculate;
+// otherwise the engine measures plain steps next to speculative ones (at least the gate's three
+// after its first speculative ones) and reports the steps it kept plain.
+TEST(Speculation, TheGateMeasuresPlainStepsUnlessDeterministic) {
+  if (!fs::exists(fixture("qwen3_mqa_f32") / "config.json")) GTEST_SKIP() << "no HF fixtures";
+  test::TempDir tmp("spec-gate");
+  const std::string pack = pack_at(fixture("qwen3_mqa_f32"), tmp.path() / "target", 1);
+  const test::HfReference ref = test::load_hf_reference(fixture("qwen3_mqa_f32"));
+  const auto reqs = requests_for(prompts(ref.n_vocab, 1, 5), 60, 0.0f);
+  SpeculationOptions o = spec_options(SpeculationMode::kDraft, 4);
+  o.draft_min_prob = 0;
+  for (const bool deterministic : {true, false}) {
+    auto engine = open_paged(pack, 128, DType::kF32, 16, 256, 64, deterministic);
+    auto same = open_paged(pack, 128, DType::kF32, 16, 256, 64, deterministic);
+    for (const bool only_when_faster : {true, false}) {
+      SCOPED_TRACE(std::string(deterministic ? "deterministic" : "default") +
+                   (only_when_faster ? ", only when faster" : ", always"));
+      o.only_when_faster = only_when_faster;
+      const SpecRun r = run(*engine, same.get(), reqs, o);
+      ASSERT_EQ(r.results.size(), 1u);
+      EXPECT_EQ(r.results[0].tokens.size(), 60u);
+      EXPECT_GT(r.stats.spec_verifications, 0);
+      if (deterministic || !only_when_faster) {
+        EXPECT_EQ(r.stats.spec_plain_steps_chosen, 0);
+      } else {
+        EXPECT_GE(r.stats.spec_plain_steps_chosen, 3);
+        EXPECT_LT(r.stats.spec_plain_steps_chosen, r.stats.n_steps);
+      }
+    }
+  }
+}
+
 TEST(Speculation, ADraftWithAnotherVocabularyIsRefused) {
   if (!fs::exists(fixture("qwen3_mqa_f32") / "config.json")) GTEST_SKIP() << "no HF fixtures";
   test::TempDir tmp("spec-vocab");
@@ -300,7 +334,8 @@ TEST(Speculation, ADraftWithAnotherVocabularyIsRefused) {
     EXPECT_NE(std::string(e.what()).find("320"), std::string::npos) << e.what();
   }
   // Both engines stay usable: plain decoding still runs.
-  EXPECT_EQ(run(*engine, nullptr, requests_for({{1, 2, 3}}, 4, 0), {}).results[0].tokens.size(), 4u);
+  EXPECT_EQ(run(*engine, nullptr, requests_for({{1, 2, 3}}, 4, 0), {}).results[0].tokens.size(),
+            4u);
   so.speculation.mode = SpeculationMode::kDraft;
   EXPECT_THROW(StepEngine(*engine, so, nullptr), Error);
 }
@@ -369,8 +404,10 @@ TEST(Speculation, SampledTokensFollowTheTargetDistributionExactly) {
   const std::vector<double> q_joint = joint_of(draft_pack);
 
   // One thread each: the models are tiny, the cost is per step.
-  auto engine = open_paged(target, 2048, DType::kF32, 16, 64, 2048, false, MatmulActivations::kF32, 1);
-  auto draft = open_paged(draft_pack, 2048, DType::kF32, 16, 64, 2048, false, MatmulActivations::kF32, 1);
+  auto engine =
+      open_paged(target, 2048, DType::kF32, 16, 64, 2048, false, MatmulActivations::kF32, 1);
+  auto draft =
+      open_paged(draft_pack, 2048, DType::kF32, 16, 64, 2048, false, MatmulActivations::kF32, 1);
   StepEngineOptions so;
   so.max_seqs = 512;
   so.prefix_cache = false;

@@ -1,6 +1,7 @@
 // The pieces of speculative decoding that need no model: the verifier (greedy and exact rejection
 // sampling, checked by chi-square tests on adversarial distribution pairs, and shown to catch a
-// deliberately broken acceptance rule), the n-gram proposer and the adaptive-k controller.
+// deliberately broken acceptance rule), the n-gram proposer, the adaptive-k controller and the
+// gate that keeps speculation to where it measured faster.
 #include <gtest/gtest.h>
 
 #include <random>
@@ -28,8 +29,8 @@ Dist normalized(std::vector<double> w) {
 
 struct Pair {
   std::string name;
-  Dist p0, p1;  // target at the first and second proposal
-  Dist q0, q1;  // draft; empty: deterministic proposals (n-gram style)
+  Dist p0, p1;                       // target at the first and second proposal
+  Dist q0, q1;                       // draft; empty: deterministic proposals (n-gram style)
   int32_t fixed0 = -1, fixed1 = -1;  // the deterministic proposals
 };
 
@@ -71,8 +72,8 @@ std::vector<Pair> adversarial_pairs() {
     std::vector<double> a(kV, 1e-3);
     a[7] = 5;
     a[8] = 2;
-    out.push_back({"peaked_p_broad_q", normalized(a), normalized(a), random_dist(1),
-                   random_dist(1)});
+    out.push_back(
+        {"peaked_p_broad_q", normalized(a), normalized(a), random_dist(1), random_dist(1)});
   }
   {  // deterministic proposals (n-gram): one likely, one unlikely under p
     Pair pr{"deterministic", random_dist(2), random_dist(2), {}, {}};
@@ -88,8 +89,7 @@ int32_t draw(const Dist& d, std::mt19937_64& rng) {
 }
 
 using Verifier = SpecVerdict (*)(std::span<const int32_t>, std::span<const float>, int64_t,
-                                 std::span<const float>, int64_t,
-                                 const std::function<double()>&);
+                                 std::span<const float>, int64_t, const std::function<double()>&);
 
 // The broken rules the tests must catch.
 SpecVerdict always_accept(std::span<const int32_t> props, std::span<const float> p, int64_t nv,
@@ -222,7 +222,7 @@ TEST(RejectionSampler, DraftVocabularySmallerThanTarget) {
   std::mt19937_64 rng(9);
   const auto uniform = [&] { return static_cast<double>(rng() >> 11) * 0x1.0p-53; };
   const Dist p = normalized({1, 1, 1, 1, 4, 4});  // target vocabulary 6
-  const Dist q = normalized({1, 1, 1, 1});         // draft vocabulary 4
+  const Dist q = normalized({1, 1, 1, 1});        // draft vocabulary 4
   Dist pp = p;
   pp.insert(pp.end(), p.begin(), p.end());
   std::vector<int64_t> counts(6, 0);
@@ -249,8 +249,7 @@ TEST(NgramProposer, ProposesWhatFollowedTheLongestEarlierMatch) {
   EXPECT_EQ(propose_ngram(t, 2, 2, 3), (std::vector<int32_t>{7, 1, 2}));
   // k caps; the continuation stops at the end of the context
   EXPECT_EQ(propose_ngram(t, 2, 2, 1), (std::vector<int32_t>{7}));
-  EXPECT_EQ(propose_ngram(std::vector<int32_t>{5, 6, 5, 6}, 2, 2, 8),
-            (std::vector<int32_t>{5, 6}));
+  EXPECT_EQ(propose_ngram(std::vector<int32_t>{5, 6, 5, 6}, 2, 2, 8), (std::vector<int32_t>{5, 6}));
   EXPECT_TRUE(propose_ngram(std::vector<int32_t>{1, 2, 3, 4}, 1, 3, 4).empty());
   EXPECT_TRUE(propose_ngram(std::vector<int32_t>{7}, 1, 3, 4).empty());
   EXPECT_TRUE(propose_ngram(t, 2, 3, 0).empty());
@@ -326,6 +325,84 @@ TEST(SpecController, NewSequencesStartFromWhatTheEngineLearned) {
   o.adaptive = false;
   SpecController fixed(o, &prior);
   EXPECT_EQ(fixed.next_k(), 6);
+}
+
+// SpecGate on simulated steps: each step takes `plain_s` seconds to emit one token per sequence
+// plainly, or `spec_s` to emit `spec_tokens` per sequence speculatively. Returns how many of
+// `n` steps of `batch` sequences speculated.
+int simulate_gate(SpecGate& g, int64_t batch, int n, double plain_s, double spec_s,
+                  double spec_tokens) {
+  int speculated = 0;
+  for (int i = 0; i < n; ++i) {
+    const bool spec = g.allow(batch);
+    speculated += spec;
+    const double tokens = spec ? spec_tokens * double(batch) : double(batch);
+    g.record(batch, /*decode_only=*/true, spec, static_cast<int64_t>(tokens),
+             spec ? spec_s : plain_s);
+  }
+  return speculated;
+}
+
+TEST(SpecGate, SpeculationThatMeasuresSlowerRunsOnlyAsRareProbes) {
+  // 3 tokens per 1.2 ms against 1 token per 0.3 ms: speculating is 0.75x.
+  SpecGate g(true);
+  const int spec = simulate_gate(g, 1, 2000, 0.3e-3, 1.2e-3, 3.0);
+  EXPECT_GT(spec, 3) << "it must still measure speculation now and then";
+  EXPECT_LT(spec, 2000 / 20) << "speculated in " << spec << " of 2000 steps";
+  EXPECT_EQ(g.plain_chosen(), 2000 - spec);
+  EXPECT_NEAR(g.rate(1, false), 1 / 0.3e-3, 1);
+  EXPECT_NEAR(g.rate(1, true), 3 / 1.2e-3, 1);
+  // The probes' wait has grown: the last 600 steps hold at most two runs of 5.
+  EXPECT_LE(simulate_gate(g, 1, 600, 0.3e-3, 1.2e-3, 3.0), 10);
+}
+
+TEST(SpecGate, SpeculationThatMeasuresFasterRunsWithRarePlainChecks) {
+  SpecGate g(true);  // 3 tokens per 0.5 ms against 1 per 0.3 ms: 1.8x
+  const int spec = simulate_gate(g, 1, 2000, 0.3e-3, 0.5e-3, 3.0);
+  EXPECT_GT(spec, 2000 * 85 / 100);
+  EXPECT_LT(spec, 2000) << "plain decoding must be measured again now and then";
+}
+
+TEST(SpecGate, FollowsAChangeInWhichIsFaster) {
+  SpecGate g(true);
+  simulate_gate(g, 1, 1500, 0.3e-3, 1.2e-3, 3.0);  // slower: probes back off to long waits
+  // Now speculation pays (e.g. the draft got cheaper): within one wait it is found again.
+  simulate_gate(g, 1, 600, 0.3e-3, 0.6e-3, 3.0);
+  EXPECT_GT(simulate_gate(g, 1, 300, 0.3e-3, 0.6e-3, 3.0), 300 * 85 / 100);
+  // And back: slower again, it is dropped after the next plain check.
+  simulate_gate(g, 1, 100, 0.3e-3, 1.2e-3, 3.0);
+  EXPECT_LT(simulate_gate(g, 1, 100, 0.3e-3, 1.2e-3, 3.0), 15);
+}
+
+TEST(SpecGate, BatchSizesAreJudgedApart) {
+  // One sequence: speculation pays; 16 sequences: a 16 x 4-token step costs too much.
+  SpecGate g(true);
+  int spec1 = 0, spec16 = 0;
+  for (int i = 0; i < 1000; ++i) {
+    spec1 += simulate_gate(g, 1, 1, 0.3e-3, 0.5e-3, 3.0);
+    spec16 += simulate_gate(g, 16, 1, 1.0e-3, 5.0e-3, 3.0);
+  }
+  EXPECT_GT(spec1, 850);
+  EXPECT_LT(spec16, 100);
+  EXPECT_GT(g.rate(16, false), g.rate(16, true));
+  EXPECT_EQ(g.rate(2, false), 0) << "batch 2 is a class of its own, never measured";
+}
+
+TEST(SpecGate, StepsItCannotCompareAreNotMeasured) {
+  SpecGate g(true);
+  g.record(1, true, false, 1, 1e-3);  // plain: 1000 tok/s
+  g.record(1, true, true, 3, 1e-1);   // first speculative step after plain (draft catching up)
+  EXPECT_EQ(g.rate(1, true), 0);
+  g.record(1, true, true, 3, 1e-3);
+  EXPECT_NEAR(g.rate(1, true), 3000, 1e-6);
+  g.record(1, false, false, 64, 1e-3);  // a prompt chunk in the step
+  EXPECT_NEAR(g.rate(1, false), 1000, 1e-6);
+  SpecGate off(false);
+  for (int i = 0; i < 100; ++i) {
+    EXPECT_TRUE(off.allow(1));
+    off.record(1, true, i % 2 == 0, 1, 1.0);
+  }
+  EXPECT_EQ(off.plain_chosen(), 0);
 }
 
 TEST(SpeculationOptions, BadValuesAreRefused) {
