@@ -163,7 +163,8 @@ typedef struct shardlm_engine_params {
   int32_t spec_ngram;      /* 1: n-gram (prompt lookup) proposals, no draft model (not with
                               draft_pack) */
   int32_t spec_k;          /* most tokens proposed per sequence per step, 1..32; 0 = 4. Adaptive:
-                              fewer while proposals are rejected */
+                              fewer while proposals are rejected, and (unless deterministic)
+                              none in steps where speculating measured slower than not */
 } shardlm_engine_params;
 
 /* Defaults as documented per field. Thread-safe. */
