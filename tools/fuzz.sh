@@ -7,12 +7,13 @@
 #   bash tools/fuzz.sh --seconds 3600 --runs 10000000 fuzz_pack_reader   a long run of one target
 # Options: --build-dir DIR (default build-asan: a SHARDLM_FUZZ build, made here when missing),
 #   --seconds N per target, --runs N (stop earlier after N executions), --out DIR (work corpora,
-#   findings and logs; default build-asan/fuzz-out), --jobs N (parallel workers per target).
+#   findings and logs; default build-asan/fuzz-out), --jobs N (parallel workers per target),
+#   --parallel N (targets run N at a time, each on one core; CI uses one per core).
 # The last line per target: "<target>: <execs> execs, <exec/s>/s, cov <edges>, ft <features>,
 # corpus <n>, <finding or none>".
 set -euo pipefail
 cd "$(dirname "$0")/.."
-build=build-asan seconds=30 runs=-1 out="" jobs=1 targets=()
+build=build-asan seconds=30 runs=-1 out="" jobs=1 parallel=1 targets=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --build-dir) build=$2; shift 2 ;;
@@ -20,7 +21,8 @@ while [ $# -gt 0 ]; do
     --runs) runs=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --jobs) jobs=$2; shift 2 ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    --parallel) parallel=$2; shift 2 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     -*) echo "fuzz.sh: unknown option $1" >&2; exit 2 ;;
     *) targets+=("$1"); shift ;;
   esac
@@ -47,18 +49,19 @@ fi
 
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
-failed=0
-for t in "${targets[@]}"; do
-  [ -n "${dict[$t]:-}" ] || { echo "fuzz.sh: unknown target $t" >&2; exit 2; }
-  work="$out/$t"
+# One target: its summary line on stdout, the finding's excerpt on stderr; non-zero on a finding.
+fuzz_one() {
+  local t=$1
+  local work="$out/$t"
   mkdir -p "$work/corpus" "$work/findings"
-  args=(-max_total_time="$seconds" -runs="$runs" -timeout=10 -rss_limit_mb=2560 -malloc_limit_mb=2048
-    -max_len="${max_len[$t]}" -print_final_stats=1 -artifact_prefix="$work/findings/")
+  local args=(-max_total_time="$seconds" -runs="$runs" -timeout=10 -rss_limit_mb=2560
+    -malloc_limit_mb=2048 -max_len="${max_len[$t]}" -print_final_stats=1
+    -artifact_prefix="$work/findings/")
   [ "${dict[$t]}" != - ] && args+=(-dict="tests/fuzz/dict/${dict[$t]}.dict")
   [ "$jobs" -gt 1 ] && args+=(-fork="$jobs")
-  log="$work/log.txt"
-  rc=0
+  local log="$work/log.txt" rc=0
   "$build/bin/$t" "${args[@]}" "$work/corpus" "tests/fuzz/corpus/$t" >"$log" 2>&1 || rc=$?
+  local execs rate last cov ft ncorp finding
   execs=$(grep -oP 'stat::number_of_executed_units: \K[0-9]+' "$log" | tail -1 || true)
   rate=$(grep -oP 'stat::average_exec_per_sec: +\K[0-9]+' "$log" | tail -1 || true)
   last=$(grep -E '^#[0-9]+' "$log" | tail -1 || true)
@@ -68,8 +71,36 @@ for t in "${targets[@]}"; do
   finding=$(ls "$work/findings" 2>/dev/null | head -1)
   echo "$t: ${execs:-?} execs, ${rate:-?}/s, cov ${cov:-?}, ft ${ft:-?}, corpus $ncorp, ${finding:-none} (log: $log)"
   if [ "$rc" -ne 0 ] || [ -n "$finding" ]; then
-    failed=1
     grep -m1 -B2 -A12 -E 'ERROR: |runtime error|FUZZ FINDING' "$log" >&2 || tail -20 "$log" >&2
+    return 1
   fi
+}
+
+for t in "${targets[@]}"; do
+  [ -n "${dict[$t]:-}" ] || { echo "fuzz.sh: unknown target $t" >&2; exit 2; }
+done
+failed=0
+if [ "$parallel" -le 1 ]; then
+  for t in "${targets[@]}"; do fuzz_one "$t" || failed=1; done
+  exit $failed
+fi
+# Several at once: each target's output goes to a file and is printed in the targets' order.
+mkdir -p "$out"
+running=0
+for t in "${targets[@]}"; do
+  if [ "$running" -ge "$parallel" ]; then
+    wait -n || failed=1
+    running=$((running - 1))
+  fi
+  fuzz_one "$t" >"$out/$t.summary" 2>"$out/$t.finding" &
+  running=$((running + 1))
+done
+while [ "$running" -gt 0 ]; do
+  wait -n || failed=1
+  running=$((running - 1))
+done
+for t in "${targets[@]}"; do
+  cat "$out/$t.summary"
+  cat "$out/$t.finding" >&2
 done
 exit $failed

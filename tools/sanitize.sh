@@ -5,13 +5,18 @@
 #            build (SHARDLM_FUZZ: libFuzzer coverage everywhere). Left out of the ASan run: the
 #            Python ctypes example and the installed-package build (a sanitized libshardlm.so needs
 #            the sanitizer runtime preloaded), the SIGKILL sweeps of interrupted packing, the
-#            chi-square sampling test and the single-threaded and deterministic variants of the op
-#            harness (the same kernels as the 3-thread variants that do run): all of them run in
-#            the plain build, and leaving them out keeps CI's time down.
+#            chi-square sampling test, the single-threaded and deterministic variants of the op
+#            harness (the same kernels as the 3-thread variants that do run), and two model-scale
+#            runs of code the smaller tests cover: the quantized packs' perplexity (the perplexity
+#            path runs in DemoModelsTest.Perplexity*, the quantized kernels in runtime_quant_test)
+#            and the demo pair's speculation (batching_speculation_test): all of them run in the
+#            plain build, and leaving them out keeps CI's time down. The fuzz targets run one per
+#            core at a time.
 #   thread:  the concurrent parts under TSan (gcc): the step engine's policy tests (preemption, the
 #            64-request stress with cancels), speculation on the rank threads, the block manager,
 #            the threads communicator, the HTTP server, and the C ABI test (two sessions generating
-#            on two threads, cancel from another thread, requests batched in shared steps).
+#            on two threads, cancel from another thread, requests batched in shared steps). The
+#            programs run one per core at a time, their output printed in order at the end.
 # A finding fails the run.
 #   bash tools/sanitize.sh            both
 #   bash tools/sanitize.sh address    one of them
@@ -21,6 +26,23 @@ jobs=$(nproc)
 kinds=("${@:-address thread}")
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
+failed=0
+# One TSan program with its filter; non-zero on a finding or a failed test.
+tsan_one() {
+  local t=$1 filter='*'
+  # Under TSan the fixture-parity sweeps are slow and single-threaded in what they check; the
+  # policy tests (preemption, stress with cancels) are the concurrent part.
+  [ "$t" = batching_step_engine_test ] && filter='StepEnginePolicyTest.*'
+  # Speculation runs on the driver thread; one pair's sweep covers its use of the rank threads
+  # (the draft's and the target's).
+  [ "$t" = batching_speculation_test ] && filter='Fixtures/SpeculationPairTest.*/qwen2_qkv_bias_tied_f32'
+  echo "== thread: $t ($filter)"
+  if [ "$t" = api_abi_test ]; then
+    build-tsan/bin/api_abi_test build-tsan/tests/api/fixture
+  else
+    "build-tsan/bin/$t" --gtest_filter="$filter" --gtest_brief=1
+  fi
+}
 for kind in ${kinds[@]}; do
   if [ "$kind" = address ]; then
     CC=clang CXX=clang++ cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Release -DSHARDLM_TESTS=ON \
@@ -29,9 +51,9 @@ for kind in ${kinds[@]}; do
     cmake --build build-asan -j "$jobs"
     echo "== address: the unit suite under ASan+UBSan"
     ctest --test-dir build-asan -j "$jobs" --output-on-failure \
-      -E 'api_python_example|api_install_package|PackInterrupt\.|Speculation\.SampledTokensFollowTheTargetDistributionExactly|Ops/BackendOps\.MatchesRef/cpu_[a-z0-9]+_t(1|3_det)__'
+      -E 'api_python_example|api_install_package|PackInterrupt\.|Speculation\.SampledTokensFollowTheTargetDistributionExactly|QuantizedPackTest\.Perplexity|DemoModelsTest\.Speculation|Ops/BackendOps\.MatchesRef/cpu_[a-z0-9]+_t(1|3_det)__'
     echo "== address: fuzz targets, ${FUZZ_SECONDS:-20} s each"
-    bash tools/fuzz.sh --build-dir build-asan --seconds "${FUZZ_SECONDS:-20}"
+    bash tools/fuzz.sh --build-dir build-asan --seconds "${FUZZ_SECONDS:-20}" --parallel "$jobs"
     continue
   fi
   targets=(batching_step_engine_test batching_speculation_test engine_block_manager_test
@@ -39,22 +61,26 @@ for kind in ${kinds[@]}; do
   cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Release -DSHARDLM_TESTS=ON -DSHARDLM_SANITIZE=thread \
     -DSHARDLM_CUDA=OFF -DSHARDLM_VULKAN=OFF -DSHARDLM_MPI=OFF >/dev/null
   cmake --build build-tsan -j "$jobs" --target "${targets[@]}"
+  build-tsan/bin/api_make_chat_pack build-tsan/tests/api/fixture tests/data/tokenizer/qwen3 >/dev/null
+  # The programs run $jobs at a time (each is itself multi-threaded: what TSan watches is the
+  # interleaving, not the speed), their output printed in this order once all are done.
+  mkdir -p build-tsan/logs
+  running=0
   for t in "${targets[@]}"; do
-    if [ "$t" = api_make_chat_pack ]; then continue; fi
-    if [ "$t" = api_abi_test ]; then
-      echo "== thread: $t"
-      build-tsan/bin/api_make_chat_pack build-tsan/tests/api/fixture tests/data/tokenizer/qwen3 >/dev/null
-      build-tsan/bin/api_abi_test build-tsan/tests/api/fixture
-      continue
+    [ "$t" = api_make_chat_pack ] && continue
+    if [ "$running" -ge "$jobs" ]; then
+      wait -n || failed=1
+      running=$((running - 1))
     fi
-    filter='*'
-    # Under TSan the fixture-parity sweeps are slow and single-threaded in what they check; the
-    # policy tests (preemption, stress with cancels) are the concurrent part.
-    [ "$t" = batching_step_engine_test ] && filter='StepEnginePolicyTest.*'
-    # Speculation runs on the driver thread; one pair's sweep covers its use of the rank threads
-    # (the draft's and the target's).
-    [ "$t" = batching_speculation_test ] && filter='Fixtures/SpeculationPairTest.*/qwen2_qkv_bias_tied_f32'
-    echo "== thread: $t ($filter)"
-    "build-tsan/bin/$t" --gtest_filter="$filter" --gtest_brief=1
+    tsan_one "$t" >"build-tsan/logs/$t.txt" 2>&1 &
+    running=$((running + 1))
+  done
+  while [ "$running" -gt 0 ]; do
+    wait -n || failed=1
+    running=$((running - 1))
+  done
+  for t in "${targets[@]}"; do
+    [ "$t" = api_make_chat_pack ] || cat "build-tsan/logs/$t.txt"
   done
 done
+exit $failed

@@ -11,8 +11,7 @@ namespace shardlm {
 
 Transformer::Transformer(const PackReader& pack, Backend& backend, Communicator& comm,
                          int64_t max_batch_tokens)
-    : pack_(pack),
-      backend_(backend),
+    : backend_(backend),
       comm_(comm),
       config_(pack.config()),
       layout_(pack.parallel()),

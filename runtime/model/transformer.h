@@ -62,7 +62,6 @@ class Transformer {
   Tensor logits_of_rows(std::span<const int32_t> rows);
   Tensor rows(const Tensor& t, int64_t n_tokens) const { return t.slice_rows(0, n_tokens); }
 
-  const PackReader& pack_;
   Backend& backend_;
   Communicator& comm_;
   ModelConfig config_;
