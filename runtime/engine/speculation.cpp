@@ -16,10 +16,12 @@ constexpr int32_t kPauseSteps = 16;      // first pause: steps without speculati
 constexpr int32_t kMaxPauseSteps = 512;  // pauses double up to this while probes fail
 constexpr double kAfterPause = 0.3;      // average assumed when probing again
 // SpecGate
-constexpr int32_t kGateWarm = 3;         // steps of each kind measured before choosing
-constexpr int32_t kGateRun = 4;          // length of a run of the kind not in favour
-constexpr int32_t kGatePlainEvery = 32;  // while speculation is faster: a plain run this often
-constexpr int32_t kGateFirstWait = 16;   // while it is slower: first wait for a speculation run
+constexpr int32_t kGateWarm = 3;            // steps of each kind measured before choosing
+constexpr int32_t kGateRun = 4;             // length of a run of the kind not in favour
+constexpr int32_t kGatePlainEvery = 32;     // while speculation is faster: a plain run this often,
+constexpr int32_t kGateMaxPlainWait = 256;  // the wait doubling up to this while it wins clearly
+constexpr double kGateClearWin = 1.2;       // by at least this factor
+constexpr int32_t kGateFirstWait = 16;      // while it is slower: first wait for a speculation run
 constexpr int32_t kGateMaxWait = 512;
 }  // namespace
 
@@ -42,10 +44,20 @@ bool SpecGate::allow(int64_t batch) {
     speculate = false;
   } else {
     speculate = c.spec.rate >= c.plain.rate;
-    if (speculate) c.spec_wait = kGateFirstWait;
-    if (++c.since_run >= (speculate ? kGatePlainEvery : c.spec_wait)) {
+    if (speculate) {
+      c.spec_wait = kGateFirstWait;
+    } else {
+      c.plain_wait = kGatePlainEvery;
+    }
+    if (++c.since_run >= (speculate ? c.plain_wait : c.spec_wait)) {
       c.since_run = 0;
-      if (!speculate) c.spec_wait = std::min(kGateMaxWait, 2 * c.spec_wait);
+      if (!speculate) {
+        c.spec_wait = std::min(kGateMaxWait, 2 * c.spec_wait);
+      } else if (c.spec.rate >= kGateClearWin * c.plain.rate) {
+        c.plain_wait = std::min(kGateMaxPlainWait, 2 * c.plain_wait);
+      } else {
+        c.plain_wait = kGatePlainEvery;
+      }
       // A speculation run's first step only catches the draft up: one more step.
       c.run_spec = !speculate;
       c.run_left = kGateRun + (c.run_spec ? 1 : 0) - 1;

@@ -66,9 +66,11 @@ class SpecPrior {
 // 9-16, 17+ sequences), since a verification's extra tokens cost more the more the step already
 // computes. Speculation wins the first steps of a class (a few of each kind are measured), then
 // whichever kind is faster runs, and the other is measured again now and then by a short run of
-// its steps: plain steps every 32 steps while speculation is faster; speculation after 16 steps
-// while it is slower, the wait doubling (up to 512) each time it loses again. The first
-// speculative step after plain ones is not measured (the draft catches up on the tokens it
+// its steps: plain steps every 32 steps while speculation is faster, the wait doubling (up to
+// 256) each time speculation still wins by 1.2x or more (speculative steps are measured all the
+// time, so speculation that stops paying is dropped at once, whatever the wait); speculation
+// after 16 steps while it is slower, the wait doubling (up to 512) each time it loses again. The
+// first speculative step after plain ones is not measured (the draft catches up on the tokens it
 // missed). Where the target's step is nearly free to widen (a model streamed from memory, a GPU)
 // speculation keeps winning; where a k + 1-token step costs several one-token steps and the
 // draft is not much cheaper than the target (a small model in cache), plain decoding runs.
@@ -91,10 +93,11 @@ class SpecGate {
   };
   struct Class {
     Kind spec, plain;
-    int32_t run_left = 0;    // steps left in a run of the kind not in favour
-    bool run_spec = false;   // that run's kind
-    int32_t since_run = 0;   // steps since the last such run
-    int32_t spec_wait = 16;  // while plain is faster: steps between speculation runs
+    int32_t run_left = 0;     // steps left in a run of the kind not in favour
+    bool run_spec = false;    // that run's kind
+    int32_t since_run = 0;    // steps since the last such run
+    int32_t spec_wait = 16;   // while plain is faster: steps between speculation runs
+    int32_t plain_wait = 32;  // while speculation is faster: steps between plain runs
   };
   static size_t class_of(int64_t batch);
   bool enabled_;

@@ -363,6 +363,21 @@ TEST(SpecGate, SpeculationThatMeasuresFasterRunsWithRarePlainChecks) {
   EXPECT_LT(spec, 2000) << "plain decoding must be measured again now and then";
 }
 
+TEST(SpecGate, PlainChecksGrowRareWhileSpeculationWinsClearly) {
+  // 1.8x: the plain runs' wait doubles from 32 to 256 (runs at ~32, 100, 232, 500, 760, ...).
+  SpecGate clear(true);
+  const int plain_clear = 2000 - simulate_gate(clear, 1, 2000, 0.3e-3, 0.5e-3, 3.0);
+  EXPECT_LT(plain_clear, 60) << "plain in " << plain_clear << " of 2000 steps";
+  EXPECT_GT(plain_clear, 20) << "plain decoding must still be measured";
+  // 1.1x (3 tokens per 0.82 ms against 1 per 0.3 ms): a narrow win keeps the checks every 32.
+  SpecGate narrow(true);
+  const int plain_narrow = 2000 - simulate_gate(narrow, 1, 2000, 0.3e-3, 0.82e-3, 3.0);
+  EXPECT_GT(plain_narrow, 180) << "plain in " << plain_narrow << " of 2000 steps";
+  // A clear win that stops paying is dropped within a few steps (as the average falls), not
+  // after the long wait: speculative steps are measured all along; then only probes run.
+  EXPECT_LT(simulate_gate(clear, 1, 100, 0.3e-3, 1.2e-3, 3.0), 30);
+}
+
 TEST(SpecGate, FollowsAChangeInWhichIsFaster) {
   SpecGate g(true);
   simulate_gate(g, 1, 1500, 0.3e-3, 1.2e-3, 3.0);  // slower: probes back off to long waits
