@@ -68,10 +68,10 @@ class SpecPrior {
 // whichever kind is faster runs, and the other is measured again now and then by a short run of
 // its steps: plain steps every 32 steps while speculation is faster, the wait doubling (up to
 // 256) each time speculation still wins by 1.2x or more (speculative steps are measured all the
-// time, so speculation that stops paying is dropped at once, whatever the wait); speculation
-// after 16 steps while it is slower, the wait doubling (up to 512) each time it loses again. The
-// first speculative step after plain ones is not measured (the draft catches up on the tokens it
-// missed). Where the target's step is nearly free to widen (a model streamed from memory, a GPU)
+// time, so speculation that stops paying is dropped once their average falls below plain's,
+// whatever the wait); speculation after 16 steps while it is slower, the wait doubling (up to
+// 512) each time it loses again. The first speculative step after plain ones is not measured (the
+// draft catches up on the tokens it missed). Where the target's step is nearly free to widen (a model streamed from memory, a GPU)
 // speculation keeps winning; where a k + 1-token step costs several one-token steps and the
 // draft is not much cheaper than the target (a small model in cache), plain decoding runs.
 class SpecGate {
