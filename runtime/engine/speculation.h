@@ -71,9 +71,10 @@ class SpecPrior {
 // time, so speculation that stops paying is dropped once their average falls below plain's,
 // whatever the wait); speculation after 16 steps while it is slower, the wait doubling (up to
 // 512) each time it loses again. The first speculative step after plain ones is not measured (the
-// draft catches up on the tokens it missed). Where the target's step is nearly free to widen (a model streamed from memory, a GPU)
-// speculation keeps winning; where a k + 1-token step costs several one-token steps and the
-// draft is not much cheaper than the target (a small model in cache), plain decoding runs.
+// draft catches up on the tokens it missed). Where the target's step is nearly free to widen (a
+// model streamed from memory, a GPU) speculation keeps winning; where a k + 1-token step costs
+// several one-token steps and the draft is not much cheaper than the target (a small model in
+// cache), plain decoding runs.
 class SpecGate {
  public:
   explicit SpecGate(bool enabled) : enabled_(enabled) {}
