@@ -84,23 +84,7 @@ if [ "$parallel" -le 1 ]; then
   for t in "${targets[@]}"; do fuzz_one "$t" || failed=1; done
   exit $failed
 fi
-# Several at once: each target's output goes to a file and is printed in the targets' order.
-mkdir -p "$out"
-running=0
-for t in "${targets[@]}"; do
-  if [ "$running" -ge "$parallel" ]; then
-    wait -n || failed=1
-    running=$((running - 1))
-  fi
-  fuzz_one "$t" >"$out/$t.summary" 2>"$out/$t.finding" &
-  running=$((running + 1))
-done
-while [ "$running" -gt 0 ]; do
-  wait -n || failed=1
-  running=$((running - 1))
-done
-for t in "${targets[@]}"; do
-  cat "$out/$t.summary"
-  cat "$out/$t.finding" >&2
-done
+# Several at once, printed in the targets' order.
+. tools/lib/each_parallel.sh
+each_parallel "$parallel" "$out/parallel" fuzz_one "${targets[@]}" || failed=1
 exit $failed

@@ -27,6 +27,7 @@ kinds=("${@:-address thread}")
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
 failed=0
+. tools/lib/each_parallel.sh
 # One TSan program with its filter; non-zero on a finding or a failed test.
 tsan_one() {
   local t=$1 filter='*'
@@ -64,23 +65,8 @@ for kind in ${kinds[@]}; do
   build-tsan/bin/api_make_chat_pack build-tsan/tests/api/fixture tests/data/tokenizer/qwen3 >/dev/null
   # The programs run $jobs at a time (each is itself multi-threaded: what TSan watches is the
   # interleaving, not the speed), their output printed in this order once all are done.
-  mkdir -p build-tsan/logs
-  running=0
-  for t in "${targets[@]}"; do
-    [ "$t" = api_make_chat_pack ] && continue
-    if [ "$running" -ge "$jobs" ]; then
-      wait -n || failed=1
-      running=$((running - 1))
-    fi
-    tsan_one "$t" >"build-tsan/logs/$t.txt" 2>&1 &
-    running=$((running + 1))
-  done
-  while [ "$running" -gt 0 ]; do
-    wait -n || failed=1
-    running=$((running - 1))
-  done
-  for t in "${targets[@]}"; do
-    [ "$t" = api_make_chat_pack ] || cat "build-tsan/logs/$t.txt"
-  done
+  tsan=()
+  for t in "${targets[@]}"; do [ "$t" = api_make_chat_pack ] || tsan+=("$t"); done
+  each_parallel "$jobs" build-tsan/logs tsan_one "${tsan[@]}" || failed=1
 done
 exit $failed
