@@ -45,7 +45,9 @@ struct Context {
   // Matmuls with bf16 weights round their activations to bf16 once per call and sum bf16 x bf16
   // products in f32 (MatmulActivations::kBf16): VDPBF16PS where bf16_dot_supported() and isa >=
   // kAvx512, AMX tiles with one part for the prefill GEMM, else the f32 kernels on the rounded
-  // activations (the same products; only the order of the sums differs).
+  // activations (the same products; only the order of the sums differs). paged_attention
+  // rounds its queries and softmax numerators the same way (VDPBF16PS for prefill on a bf16
+  // pool).
   bool bf16_activations = false;
 };
 
@@ -89,7 +91,9 @@ void store_kv(const Context& ctx, const float* k, const float* v, const int64_t*
 // Causal attention of a whole step, each query against its own sequence's keys read through
 // the block table (see kernels/ref and paged_attention.cpp). deterministic = true: each output
 // row is the same bits whatever else is in the step (other sequences, prefill chunking) and
-// whatever the thread count, at some speed cost (paged_attention.cpp).
+// whatever the thread count, at some speed cost (paged_attention.cpp). ctx.bf16_activations:
+// queries and softmax numerators are rounded to bf16 before their products
+// (ref::paged_attention_bf16_activations); the bf16 GEMM tile runs prefill where it can.
 //   q [layout.n_tokens, n_head, kv.head_dim], out [layout.n_tokens, n_head * kv.head_dim]
 void paged_attention(const Context& ctx, const float* q, int64_t n_head, const PagedKvView& kv,
                      const StepLayoutView& layout, int64_t sliding_window, float scale,

@@ -29,25 +29,29 @@ inline __m512 dot(__m512 acc, __m512i a, __m512i b) {
 
 }  // namespace
 
-void bf16_gemm_pack_x(const float* x, int64_t n_tokens, int64_t n_in, int64_t mp_begin,
-                      int64_t mp_end, uint32_t* xp) {
+void bf16_gemm_pack_x(const float* x, int64_t n_tokens, int64_t n_in, int64_t ldx,
+                      int64_t mp_begin, int64_t mp_end, uint32_t* xp) {
   const int64_t n_pairs = bf16_pairs(n_in);
+  const int64_t n_panels = (n_tokens + kMr - 1) / kMr, kc = kBf16GemmKcPairs;
+  // Pair p of panel mp's token m.
+  auto at = [&](int64_t mp, int64_t p, int64_t m) -> uint32_t& {
+    return xp[((p / kc) * n_panels + mp) * kc * kMr + (p % kc) * kMr + m];
+  };
   constexpr int64_t kChunk = 256;  // elements rounded at a time (128 pairs)
   alignas(64) uint16_t row[kChunk];
   for (int64_t mp = mp_begin; mp < mp_end; ++mp) {
-    uint32_t* dst = xp + mp * n_pairs * kMr;
     for (int64_t m = 0; m < kMr; ++m) {
       const int64_t t = mp * kMr + m;
       if (t >= n_tokens) {
-        for (int64_t p = 0; p < n_pairs; ++p) dst[p * kMr + m] = 0;
+        for (int64_t p = 0; p < n_pairs; ++p) at(mp, p, m) = 0;
         continue;
       }
       for (int64_t k0 = 0; k0 < n_in; k0 += kChunk) {
         const int64_t kn = n_in - k0 < kChunk ? n_in - k0 : kChunk;
-        round_to_bf16_avx512(x + t * n_in + k0, kn, row);
+        round_to_bf16_avx512(x + t * ldx + k0, kn, row);
         if (kn % 2 != 0) row[kn] = 0;
         for (int64_t i = 0; i < (kn + 1) / 2; ++i) {
-          dst[(k0 / 2 + i) * kMr + m] =
+          at(mp, k0 / 2 + i, m) =
               static_cast<uint32_t>(row[2 * i]) | static_cast<uint32_t>(row[2 * i + 1]) << 16;
         }
       }
@@ -82,8 +86,28 @@ void bf16_gemm_pack_w(const uint16_t* w, int64_t n_in, int64_t o, int64_t n_rows
   }
 }
 
-void bf16_gemm_tile(const uint32_t* xp, const uint32_t* wp, int64_t pc, float* c, int64_t ldc,
-                    int m_valid, int n_valid, bool accumulate, const float* bias) {
+void bf16_gemm_pack_w_kmajor(const uint16_t* w, int64_t n_in, int64_t ld, int64_t o,
+                             int64_t n_cols, int64_t p0, int64_t pc, uint32_t* wp) {
+  // Interleaving the 16-bit elements of rows 2p and 2p + 1 pairs them within each 128-bit lane
+  // (unpacklo: columns 0-3 of every lane of 8, unpackhi: 4-7); two 2-source permutes put the
+  // 32 pairs back in column order.
+  const __m512i lo_idx = _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23);
+  const __m512i hi_idx =
+      _mm512_setr_epi32(8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31);
+  const __mmask32 m = simd512::tail_mask32(n_cols);
+  for (int64_t p = 0; p < pc; ++p) {
+    const int64_t k = 2 * (p0 + p);
+    const __m512i r0 = k < n_in ? _mm512_maskz_loadu_epi16(m, w + k * ld + o) : _mm512_setzero_si512();
+    const __m512i r1 =
+        k + 1 < n_in ? _mm512_maskz_loadu_epi16(m, w + (k + 1) * ld + o) : _mm512_setzero_si512();
+    const __m512i lo = _mm512_unpacklo_epi16(r0, r1), hi = _mm512_unpackhi_epi16(r0, r1);
+    _mm512_storeu_si512(wp + p * kNr, _mm512_permutex2var_epi32(lo, lo_idx, hi));
+    _mm512_storeu_si512(wp + p * kNr + 16, _mm512_permutex2var_epi32(lo, hi_idx, hi));
+  }
+}
+
+void bf16_gemm_tile(const uint32_t* xp, const uint32_t* wp, int64_t pc, const float* c_in,
+                    const float* bias, float* c, int64_t ldc, int m_valid, int n_valid) {
   __m512 acc[kMr][2];
   for (int m = 0; m < kMr; ++m) acc[m][0] = acc[m][1] = _mm512_setzero_ps();
   for (int64_t p = 0; p < pc; ++p) {
@@ -98,16 +122,16 @@ void bf16_gemm_tile(const uint32_t* xp, const uint32_t* wp, int64_t pc, float* c
   const __mmask16 m0 = simd512::tail_mask16(n_valid),
                   m1 = n_valid > 16 ? simd512::tail_mask16(n_valid - 16) : 0;
   __m512 b0 = _mm512_setzero_ps(), b1 = _mm512_setzero_ps();
-  if (!accumulate && bias) {
+  if (!c_in && bias) {
     b0 = _mm512_maskz_loadu_ps(m0, bias);
     b1 = _mm512_maskz_loadu_ps(m1, bias + 16);
   }
   for (int m = 0; m < m_valid; ++m) {
-    float* cr = c + m * ldc;
-    if (accumulate) {
-      b0 = _mm512_maskz_loadu_ps(m0, cr);
-      b1 = _mm512_maskz_loadu_ps(m1, cr + 16);
+    if (c_in) {
+      b0 = _mm512_loadu_ps(c_in + m * kNr);
+      b1 = _mm512_loadu_ps(c_in + m * kNr + 16);
     }
+    float* cr = c + m * ldc;
     _mm512_mask_storeu_ps(cr, m0, _mm512_add_ps(b0, acc[m][0]));
     _mm512_mask_storeu_ps(cr + 16, m1, _mm512_add_ps(b1, acc[m][1]));
   }

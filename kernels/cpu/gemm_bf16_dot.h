@@ -22,11 +22,21 @@ inline int64_t bf16_pairs(int64_t n_in) {
   return (n_in + 1) / 2;
 }
 
-// Rounds token panels [mp_begin, mp_end) of x to bf16 (nearest even) and packs them:
-// xp[(mp * n_pairs + p) * kBf16GemmMr + m] = pair p of token mp * kBf16GemmMr + m (0 past
-// n_tokens).   x [n_tokens, n_in] f32, xp [n_panels, n_pairs, kBf16GemmMr] pairs
-void bf16_gemm_pack_x(const float* x, int64_t n_tokens, int64_t n_in, int64_t mp_begin,
-                      int64_t mp_end, uint32_t* xp);
+// Rounds token panels [mp_begin, mp_end) of x (rows ldx apart) to bf16 (nearest even) and packs them k block
+// major, so that one k block of every token panel is one sequential stream: pair p of token
+// mp * kBf16GemmMr + m (0 past n_tokens) goes to
+// xp[((p / kc) * n_panels + mp) * kc * kBf16GemmMr + (p % kc) * kBf16GemmMr + m], kc =
+// kBf16GemmKcPairs, n_panels = ceil(n_tokens / kBf16GemmMr) (bf16_gemm_x_words words in all).
+//   x [n_tokens, ldx] f32 (ldx >= n_in), xp [n_blocks, n_panels, kc, kBf16GemmMr] pairs
+void bf16_gemm_pack_x(const float* x, int64_t n_tokens, int64_t n_in, int64_t ldx,
+                      int64_t mp_begin, int64_t mp_end, uint32_t* xp);
+
+// Words bf16_gemm_pack_x writes for n_tokens x n_in (the last k block padded to a whole block).
+inline int64_t bf16_gemm_x_words(int64_t n_tokens, int64_t n_in) {
+  const int64_t n_panels = (n_tokens + kBf16GemmMr - 1) / kBf16GemmMr;
+  const int64_t n_blocks = (bf16_pairs(n_in) + kBf16GemmKcPairs - 1) / kBf16GemmKcPairs;
+  return n_blocks * n_panels * kBf16GemmKcPairs * kBf16GemmMr;
+}
 
 // Packs weight rows [o, o + n_rows) (n_rows <= kBf16GemmNr), pairs [p0, p0 + pc):
 // wp[p * kBf16GemmNr + j] = pair p0 + p of row o + j; rows past n_rows are 0.
@@ -34,11 +44,21 @@ void bf16_gemm_pack_x(const float* x, int64_t n_tokens, int64_t n_in, int64_t mp
 void bf16_gemm_pack_w(const uint16_t* w, int64_t n_in, int64_t o, int64_t n_rows, int64_t p0,
                       int64_t pc, uint32_t* wp);
 
+// bf16_gemm_pack_w for weights stored transposed (k major: row k holds input k of every
+// output, rows ld elements apart): wp[p * kBf16GemmNr + j] = pair (w[2(p0 + p) * ld + o + j],
+// w[(2(p0 + p) + 1) * ld + o + j]), an element past row n_in - 1 or column o + n_cols - 1
+// being 0 (n_cols <= kBf16GemmNr).   w [n_in, ld] bf16, wp [pc, kBf16GemmNr] pairs
+void bf16_gemm_pack_w_kmajor(const uint16_t* w, int64_t n_in, int64_t ld, int64_t o,
+                             int64_t n_cols, int64_t p0, int64_t pc, uint32_t* wp);
+
 // One tile: acc[m][n] = sum_{p < pc} dot(xp[p * kBf16GemmMr + m], wp[p * kBf16GemmNr + n]); then
-// for m < m_valid, n < n_valid: c[m * ldc + n] = (accumulate ? c[m * ldc + n] : bias ? bias[n]
-// : 0) + acc[m][n]. Products exact, sums in f32 (denormals flushed, as the instruction does).
-//   xp [pc, kBf16GemmMr], wp [pc, kBf16GemmNr], c [m_valid, ldc]
-void bf16_gemm_tile(const uint32_t* xp, const uint32_t* wp, int64_t pc, float* c, int64_t ldc,
-                    int m_valid, int n_valid, bool accumulate, const float* bias);
+// for m < m_valid, n < n_valid: c[m * ldc + n] = (c_in ? c_in[m * kBf16GemmNr + n] : bias ?
+// bias[n] : 0) + acc[m][n]. c_in is a whole tile of partial sums (an earlier k block's c with
+// ldc = kBf16GemmNr; it may be c itself). Products exact, sums in f32 (denormals flushed, as the
+// instruction does).
+//   xp [pc, kBf16GemmMr], wp [pc, kBf16GemmNr], c_in [kBf16GemmMr, kBf16GemmNr] or null,
+//   bias [n_valid] or null, c [m_valid, ldc]
+void bf16_gemm_tile(const uint32_t* xp, const uint32_t* wp, int64_t pc, const float* c_in,
+                    const float* bias, float* c, int64_t ldc, int m_valid, int n_valid);
 
 }  // namespace shardlm::cpu

@@ -23,6 +23,13 @@
 //    heads of one kv head (a GQA group shares every K/V chunk), keys transposed per chunk and
 //    scored by the register-blocked attn_scores, P.V by attn_pv. KV is read once per
 //    (query tile, kv head).
+//    With bf16 activations (Context::bf16_activations, what PyTorch's bf16 attention does) the
+//    tile's queries and its softmax numerators are rounded to bf16 before their products (sums
+//    stay f32): on a bf16 pool with VDPBF16PS (bf16_dot_supported(), head_dim a multiple of 32)
+//    both products run on the bf16 GEMM tile of gemm_bf16_dot.h, the pool's K rows packed as
+//    they are and V's as pairs of positions, no widening; elsewhere the f32 loops multiply the
+//    rounded values (the same products). Row items (decode) round the same two operands and
+//    multiply them with the f32 loops (they are bound by reading the cache).
 //
 // Deterministic mode (deterministic = true): every query row goes through exactly the same
 // floating-point operations whatever else is in the step (other sequences, how many of its own
@@ -46,6 +53,9 @@
 
 #include "kernels/cpu/cpu_ops.h"
 #include "kernels/cpu/kernel_table.h"
+#if defined(SHARDLM_CPU_BF16_DOT)
+#include "kernels/cpu/gemm_bf16_dot.h"
+#endif
 
 namespace shardlm::cpu {
 
@@ -93,14 +103,22 @@ struct Scratch {
   const uint16_t** kp;  // [n_kv_heads, kRowChunk]
   const uint16_t** vp;  // [n_kv_heads, kRowChunk]
   uint16_t* zero_row;   // [hd] bf16 zeros
+  // Tiled items on the bf16 tile (tiled_words words; null otherwise): the queries and one
+  // chunk's probabilities as bf16 pair panels, the chunk's K and V packed as its weights.
+  uint32_t* qp;  // bf16_gemm_pack_x of [R, hd]
+  uint32_t* pp;  // bf16_gemm_pack_x of [R, kChunk]
+  uint32_t* kp_packed;  // [kChunk / 32][hd / 2][32]: key panels
+  uint32_t* vp_packed;  // [hd / 32][kChunk / 2][32]: output-dim panels
 
   // kv: floats of one chunk's widened K (or V) rows; kvh: kv heads of a row item at most.
-  static int64_t floats(int64_t rows, int64_t hd, int64_t kv, int64_t kvh) {
+  // tiled: words of the bf16 tile's buffers (0 without them).
+  static int64_t floats(int64_t rows, int64_t hd, int64_t kv, int64_t kvh, int64_t tiled) {
     const int64_t ptr_floats = round16(kvh * kRowChunk * int64_t{sizeof(void*) / sizeof(float)});
     return 2 * round16(kv) + round16(hd * kChunk) + round16(rows * kChunk) +
-           3 * round16(rows * hd) + 3 * round16(rows) + 2 * ptr_floats + round16(hd);
+           3 * round16(rows * hd) + 3 * round16(rows) + 2 * ptr_floats + round16(hd) + tiled;
   }
-  static Scratch carve(float* p, int64_t rows, int64_t hd, int64_t kv, int64_t kvh) {
+  static Scratch carve(float* p, int64_t rows, int64_t hd, int64_t kv, int64_t kvh,
+                       bool bf16_tiles) {
     Scratch sc;
     auto take = [&](int64_t n) {
       float* r = p;
@@ -122,7 +140,30 @@ struct Scratch {
     sc.vp = reinterpret_cast<const uint16_t**>(take(ptr_floats));
     sc.zero_row = reinterpret_cast<uint16_t*>(take(hd));
     std::fill(sc.zero_row, sc.zero_row + hd, uint16_t{0});
+    sc.qp = sc.pp = sc.kp_packed = sc.vp_packed = nullptr;
+#if defined(SHARDLM_CPU_BF16_DOT)
+    if (bf16_tiles) {
+      auto words = [&](int64_t n) { return reinterpret_cast<uint32_t*>(take(n)); };
+      sc.qp = words(bf16_gemm_x_words(rows, hd));
+      sc.pp = words(bf16_gemm_x_words(rows, kChunk));
+      sc.kp_packed = words(kChunk * (hd / 2));
+      sc.vp_packed = words(hd * (kChunk / 2));
+    }
+#else
+    (void)bf16_tiles;
+#endif
     return sc;
+  }
+  // Words of the bf16 tile's buffers for `rows` rows.
+  static int64_t tiled_words(int64_t rows, int64_t hd) {
+#if defined(SHARDLM_CPU_BF16_DOT)
+    return round16(bf16_gemm_x_words(rows, hd)) + round16(bf16_gemm_x_words(rows, kChunk)) +
+           round16(kChunk * (hd / 2)) + round16(hd * (kChunk / 2));
+#else
+    (void)rows;
+    (void)hd;
+    return 0;
+#endif
   }
 };
 
@@ -137,6 +178,8 @@ struct Geo {
   int64_t window;
   float scale;
   size_t esz;
+  bool bf16_activations;  // round tiled items' queries and probabilities to bf16
+  bool bf16_tiles;        // ... and multiply them on the bf16 GEMM tile (run_tiled_bf16)
 
   int64_t lo(int64_t p) const { return window > 0 ? std::max<int64_t>(0, p - window + 1) : 0; }
   int64_t pos(int64_t t) const { return lay.pos[t]; }
@@ -218,18 +261,143 @@ inline void write_row(const float* o, float l, int64_t n, float* dst) {
   for (int64_t d = 0; d < n; ++d) dst[d] = o[d] * inv;
 }
 
+// x = bf16(x), round to nearest even, kept as f32.
+void round_to_bf16_values(float* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) x[i] = bf16_to_f32(f32_to_bf16(x[i]));
+}
+
+// Masks chunk row r's scores outside its visible keys [a, b] (chunk-relative; a > b: none) and
+// folds the visible ones into the row's running softmax (sc.alpha[r] as softmax_step, -1 for a
+// row that sees nothing here). pre_scale: the scores are raw dot products, times g.scale first.
+void chunk_softmax_row(const Geo& g, const Scratch& sc, int64_t r, int64_t a, int64_t b,
+                       int64_t nc, bool pre_scale) {
+  float* sr = sc.s + r * kChunk;
+  if (a > b) {  // no visible key here: the row weighs nothing in this chunk's P.V
+    std::fill(sr, sr + nc, 0.0f);
+    sc.alpha[r] = -1.0f;
+    return;
+  }
+  std::fill(sr, sr + a, 0.0f);
+  std::fill(sr + b + 1, sr + nc, 0.0f);
+  if (pre_scale) g.kt.scale(sr + a, g.scale, b - a + 1);
+  sc.alpha[r] = softmax_step(g.kt, sr + a, b - a + 1, sc.m[r], sc.l[r]);
+  // The bf16 tile rounds P as it packs it.
+  if (g.bf16_activations && !g.bf16_tiles) round_to_bf16_values(sr + a, b - a + 1);
+}
+
+// o = o * alpha + this chunk's P.V (sc.tmp) for every row of a tiled item.
+void fold_chunk_output(const Geo& g, const Scratch& sc, int64_t n_rows) {
+  const int64_t hd = g.hd;
+  for (int64_t r = 0; r < n_rows; ++r) {
+    const float alpha = sc.alpha[r];
+    float* o = sc.o + r * hd;
+    if (alpha < 0.0f) continue;
+    if (alpha == 0.0f) {  // first chunk of the row (or a vanished past)
+      std::memcpy(o, sc.tmp + r * hd, static_cast<size_t>(hd) * sizeof(float));
+      continue;
+    }
+    if (alpha != 1.0f) g.kt.scale(o, alpha, hd);
+    g.kt.add(o, sc.tmp + r * hd, hd);
+  }
+}
+
+// The visible keys [lo, hi] of a tiled item (the union over its tokens).
+void tiled_key_range(const Geo& g, const Item& it, int64_t& lo, int64_t& hi) {
+  lo = std::numeric_limits<int64_t>::max();
+  hi = -1;
+  for (int64_t t = it.t0; t < it.t1; ++t) {
+    lo = std::min(lo, g.lo(g.pos(t)));
+    hi = std::max(hi, g.pos(t));
+  }
+}
+
+#if defined(SHARDLM_CPU_BF16_DOT)
+// Copies positions [j0, j1) of sequence `seq`, kv head `kvh`, of a bf16 pool into rows of
+// `tile` (row i = position j0 + i); rows outside [vlo, vhi] are zero (never read from the pool,
+// as Geo::load).   tile [j1 - j0, hd] bf16
+void copy_bf16_rows(const Geo& g, const void* pool, int64_t seq, int64_t kvh, int64_t j0,
+                    int64_t j1, int64_t vlo, int64_t vhi, uint16_t* tile) {
+  const int32_t* bt = g.lay.block_table + seq * g.lay.max_blocks;
+  const uint16_t* base = static_cast<const uint16_t*>(pool);
+  const int64_t bs = g.kv.block_size, hd = g.hd;
+  for (int64_t j = j0; j < j1; ++j) {
+    uint16_t* dst = tile + (j - j0) * hd;
+    if (j < vlo || j > vhi) {
+      std::fill(dst, dst + hd, uint16_t{0});
+      continue;
+    }
+    const int64_t slot = static_cast<int64_t>(bt[j / bs]) * bs + j % bs;
+    std::memcpy(dst, base + slot * g.ld + kvh * hd, static_cast<size_t>(hd) * sizeof(uint16_t));
+  }
+}
+
+// Tiled item (one kv head) on the bf16 GEMM tile: scores = bf16(Q) . K (keys as the tile's
+// weight rows), P.V = bf16(P) . V (V's columns as its weight rows, pairs of positions).
+void run_tiled_bf16(const Geo& g, const Item& it, const Scratch& sc) {
+  const int64_t hd = g.hd, G = g.group, n_rows = it.rows(G);
+  const int64_t mr = kBf16GemmMr, nr = kBf16GemmNr, kc = kBf16GemmKcPairs;
+  const int64_t n_mp = (n_rows + mr - 1) / mr, hp = hd / 2;
+  int64_t ulo, uhi;
+  tiled_key_range(g, it, ulo, uhi);
+  for (int64_t r = 0; r < n_rows; ++r) {
+    std::memcpy(sc.qb + r * hd, g.q_row(it.t0 + r / G, it.kvh0 * G + r % G),
+                static_cast<size_t>(hd) * sizeof(float));
+    sc.m[r] = -INFINITY;
+    sc.l[r] = 0.0f;
+  }
+  bf16_gemm_pack_x(sc.qb, n_rows, hd, hd, 0, n_mp, sc.qp);  // one k block: hd / 2 <= kc
+  uint16_t* rows16 = reinterpret_cast<uint16_t*>(sc.kbuf);  // [kChunk, hd] bf16
+  for (int64_t j0 = ulo; j0 <= uhi; j0 += kChunk) {
+    const int64_t nc = std::min(kChunk, uhi + 1 - j0);
+    copy_bf16_rows(g, g.kv.k, it.seq, it.kvh0, j0, j0 + nc, ulo, uhi, rows16);
+    for (int64_t jp = 0; jp * nr < nc; ++jp) {
+      const int64_t nk = std::min(nr, nc - jp * nr);
+      uint32_t* wp = sc.kp_packed + jp * hp * nr;
+      bf16_gemm_pack_w(rows16, hd, jp * nr, nk, 0, hp, wp);
+      for (int64_t mp = 0; mp < n_mp; ++mp) {
+        bf16_gemm_tile(sc.qp + mp * kc * mr, wp, hp, nullptr, nullptr,
+                       sc.s + mp * mr * kChunk + jp * nr, kChunk,
+                       static_cast<int>(std::min(mr, n_rows - mp * mr)), static_cast<int>(nk));
+      }
+    }
+    for (int64_t t = it.t0; t < it.t1; ++t) {
+      const int64_t a = std::max(g.lo(g.pos(t)), j0) - j0;
+      const int64_t b = std::min(g.pos(t), j0 + nc - 1) - j0;
+      for (int64_t r = (t - it.t0) * G; r < (t - it.t0 + 1) * G; ++r) {
+        chunk_softmax_row(g, sc, r, a, b, nc, true);
+      }
+    }
+    // P.V: k = the chunk's positions (nc, odd padded by a zero pair half on both sides).
+    const int64_t pc = (nc + 1) / 2;
+    bf16_gemm_pack_x(sc.s, n_rows, nc, kChunk, 0, n_mp, sc.pp);
+    copy_bf16_rows(g, g.kv.v, it.seq, it.kvh0, j0, j0 + nc, ulo, uhi, rows16);
+    for (int64_t dp = 0; dp * nr < hd; ++dp) {
+      uint32_t* wp = sc.vp_packed + dp * pc * nr;
+      bf16_gemm_pack_w_kmajor(rows16, nc, hd, dp * nr, nr, 0, pc, wp);
+      for (int64_t mp = 0; mp < n_mp; ++mp) {
+        bf16_gemm_tile(sc.pp + mp * kc * mr, wp, pc, nullptr, nullptr,
+                       sc.tmp + mp * mr * hd + dp * nr, hd,
+                       static_cast<int>(std::min(mr, n_rows - mp * mr)), static_cast<int>(nr));
+      }
+    }
+    fold_chunk_output(g, sc, n_rows);
+  }
+  for (int64_t r = 0; r < n_rows; ++r) {
+    write_row(sc.o + r * hd, sc.l[r], hd, g.out_row(it.t0 + r / G, it.kvh0 * G + r % G));
+  }
+}
+#endif
+
 // Tiled item (one kv head): register-blocked scores on transposed keys, P.V per tile.
 void run_tiled(const Geo& g, const Item& it, const Scratch& sc) {
   const KernelTable& kt = g.kt;
   const int64_t hd = g.hd, G = g.group, n_rows = it.rows(G);
-  int64_t ulo = std::numeric_limits<int64_t>::max(), uhi = -1;
-  for (int64_t t = it.t0; t < it.t1; ++t) {
-    ulo = std::min(ulo, g.lo(g.pos(t)));
-    uhi = std::max(uhi, g.pos(t));
-  }
+  int64_t ulo, uhi;
+  tiled_key_range(g, it, ulo, uhi);
   for (int64_t r = 0; r < n_rows; ++r) {
     std::memcpy(sc.qb + r * hd, g.q_row(it.t0 + r / G, it.kvh0 * G + r % G),
                 static_cast<size_t>(hd) * sizeof(float));
+    if (g.bf16_activations) round_to_bf16_values(sc.qb + r * hd, hd);
     sc.m[r] = -INFINITY;
     sc.l[r] = 0.0f;
   }
@@ -242,30 +410,12 @@ void run_tiled(const Geo& g, const Item& it, const Scratch& sc) {
       const int64_t a = std::max(g.lo(g.pos(t)), j0) - j0;
       const int64_t b = std::min(g.pos(t), j0 + nc - 1) - j0;
       for (int64_t r = (t - it.t0) * G; r < (t - it.t0 + 1) * G; ++r) {
-        float* sr = sc.s + r * kChunk;
-        if (a > b) {  // no visible key here: the row weighs nothing in this chunk's P.V
-          std::fill(sr, sr + nc, 0.0f);
-          sc.alpha[r] = -1.0f;
-          continue;
-        }
-        std::fill(sr, sr + a, 0.0f);
-        std::fill(sr + b + 1, sr + nc, 0.0f);
-        sc.alpha[r] = softmax_step(kt, sr + a, b - a + 1, sc.m[r], sc.l[r]);
+        chunk_softmax_row(g, sc, r, a, b, nc, false);
       }
     }
     g.load(g.kv.v, it.seq, it.kvh0, 1, j0, j0 + nc, ulo, uhi, sc.vbuf);
     kt.attn_pv(sc.s, kChunk, n_rows, sc.vbuf, hd, nc, hd, sc.tmp, hd);
-    for (int64_t r = 0; r < n_rows; ++r) {  // o = o * alpha + this chunk's P.V
-      const float alpha = sc.alpha[r];
-      float* o = sc.o + r * hd;
-      if (alpha < 0.0f) continue;
-      if (alpha == 0.0f) {  // first chunk of the row (or a vanished past)
-        std::memcpy(o, sc.tmp + r * hd, static_cast<size_t>(hd) * sizeof(float));
-        continue;
-      }
-      if (alpha != 1.0f) kt.scale(o, alpha, hd);
-      kt.add(o, sc.tmp + r * hd, hd);
-    }
+    fold_chunk_output(g, sc, n_rows);
   }
   for (int64_t r = 0; r < n_rows; ++r) {
     write_row(sc.o + r * hd, sc.l[r], hd, g.out_row(it.t0 + r / G, it.kvh0 * G + r % G));
@@ -290,6 +440,12 @@ void run_rows(const Geo& g, const Item& it, const Scratch& sc, bool det, float* 
   for (int64_t r = 0; r < n_rows; ++r) {
     sc.m[r] = -INFINITY;
     sc.l[r] = 0.0f;
+    if (g.bf16_activations) {  // sc.qb row r: the row's query, rounded
+      float* qb = sc.qb + r * hd;
+      std::memcpy(qb, g.q_row(it.t0 + r / hg, it.kvh0 * G + r % hg),
+                  static_cast<size_t>(hd) * sizeof(float));
+      round_to_bf16_values(qb, hd);
+    }
   }
   // A bf16 pool is read in place when the kernels cover this head_dim (a call with no keys
   // says whether they do).
@@ -317,7 +473,7 @@ void run_rows(const Geo& g, const Item& it, const Scratch& sc, bool det, float* 
           continue;
         }
         const int64_t lh = r % hg;  // head within the item
-        const float* qr = g.q_row(t, it.kvh0 * G + lh);
+        const float* qr = g.bf16_activations ? sc.qb + r * hd : g.q_row(t, it.kvh0 * G + lh);
         const float* kr = sc.kbuf + (lh / G) * hd;
         float* sr = sc.s + r * kChunk;  // sr[i] = key c0 + i
         const uint16_t* const* kpr = sc.kp + (lh / G) * kRowChunk;
@@ -332,6 +488,7 @@ void run_rows(const Geo& g, const Item& it, const Scratch& sc, bool det, float* 
                              sr + (a - c0));
         }
         sc.alpha[r] = softmax_step(kt, sr + (a - c0), b - a + 1, sc.m[r], sc.l[r]);
+        if (g.bf16_activations) round_to_bf16_values(sr + (a - c0), b - a + 1);
       }
     }
     if (in_place) {
@@ -500,7 +657,7 @@ void paged_attention(const Context& ctx, const float* q, int64_t n_head, const P
   if (layout.n_tokens <= 0 || layout.n_seqs <= 0) return;
   const KernelTable& kt = kernel_table(ctx.isa);
   const int64_t hd = kv.head_dim, group = n_head / kv.n_head_kv;
-  const Geo g{kt,
+  Geo g{kt,
               kv,
               layout,
               q,
@@ -511,7 +668,14 @@ void paged_attention(const Context& ctx, const float* q, int64_t n_head, const P
               kv.n_head_kv * hd,
               sliding_window,
               scale,
-              dtype_size(kv.dtype)};
+              dtype_size(kv.dtype),
+              ctx.bf16_activations,
+              false};
+#if defined(SHARDLM_CPU_BF16_DOT)
+  static const bool bf16_dot = bf16_dot_supported();
+  g.bf16_tiles = ctx.bf16_activations && bf16_dot && ctx.isa >= Isa::kAvx512 &&
+                 kv.dtype == DType::kBF16 && hd % kBf16GemmNr == 0 && hd / 2 <= kBf16GemmKcPairs;
+#endif
   const int n_pool = ctx.pool.size();
 
   // Split-K only in fast mode with a pool: until each range costs <= total / (4 x threads).
@@ -535,7 +699,8 @@ void paged_attention(const Context& ctx, const float* q, int64_t n_head, const P
   const int n_threads = static_cast<int>(std::min<int64_t>(n_pool, n_items));
   const int64_t rows = std::max({kTileRows, group, (kTiledMinTokens - 1) * n_head});
   const int64_t kv_floats = std::max(kChunk * hd, kRowChunk * kv.n_head_kv * hd);
-  const int64_t per_thread = Scratch::floats(rows, hd, kv_floats, kv.n_head_kv);
+  const int64_t per_thread = Scratch::floats(rows, hd, kv_floats, kv.n_head_kv,
+                                             g.bf16_tiles ? Scratch::tiled_words(rows, hd) : 0);
   const size_t items_bytes = (static_cast<size_t>(n_items) * sizeof(Item) + 63) / 64 * 64;
   const size_t bytes = items_bytes + static_cast<size_t>(round16(partial_floats)) * sizeof(float) +
                        static_cast<size_t>(per_thread * n_threads) * sizeof(float);
@@ -550,10 +715,16 @@ void paged_attention(const Context& ctx, const float* q, int64_t n_head, const P
   std::atomic<int64_t> next{0};
   ctx.pool.run(n_threads, [&](int thread, int) {
     const Scratch sc =
-        Scratch::carve(scratch + thread * per_thread, rows, hd, kv_floats, kv.n_head_kv);
+        Scratch::carve(scratch + thread * per_thread, rows, hd, kv_floats, kv.n_head_kv, g.bf16_tiles);
     for (int64_t i = next.fetch_add(1, std::memory_order_relaxed); i < n_items;
          i = next.fetch_add(1, std::memory_order_relaxed)) {
       if (items[i].tiled) {
+#if defined(SHARDLM_CPU_BF16_DOT)
+        if (g.bf16_tiles) {
+          run_tiled_bf16(g, items[i], sc);
+          continue;
+        }
+#endif
         run_tiled(g, items[i], sc);
       } else {
         run_rows(g, items[i], sc, deterministic, partials);

@@ -215,9 +215,13 @@ void store_kv(const float* k, const float* v, const int64_t* slots, int64_t n_to
   }
 }
 
-void paged_attention(const float* q, int64_t n_head, const PagedKvView& kv,
-                     const StepLayoutView& layout, int64_t sliding_window, float scale,
-                     bool /*deterministic*/, float* out) {
+namespace {
+
+// paged_attention; bf16: queries and softmax numerators rounded to bf16 before their products.
+void paged_attention_impl(const float* q, int64_t n_head, const PagedKvView& kv,
+                          const StepLayoutView& layout, int64_t sliding_window, float scale,
+                          bool bf16, float* out) {
+  auto round = [&](float x) { return bf16 ? bf16_to_f32(f32_to_bf16(x)) : x; };
   const int64_t hd = kv.head_dim, n_head_kv = kv.n_head_kv, group = n_head / n_head_kv;
   std::vector<double> score;
   for (int64_t s = 0; s < layout.n_seqs; ++s) {
@@ -238,7 +242,7 @@ void paged_attention(const float* q, int64_t n_head, const PagedKvView& kv,
         for (int64_t j = lo; j <= p; ++j) {
           double d = 0;
           for (int64_t i = 0; i < hd; ++i) {
-            d += static_cast<double>(qv[i]) * load_weight(kv.k, kv.dtype, elem(j, kvh, i));
+            d += static_cast<double>(round(qv[i])) * load_weight(kv.k, kv.dtype, elem(j, kvh, i));
           }
           score[j - lo] = d * scale;
           max_s = std::max(max_s, score[j - lo]);
@@ -246,7 +250,8 @@ void paged_attention(const float* q, int64_t n_head, const PagedKvView& kv,
         double sum = 0;
         for (double& x : score) {
           x = std::exp(x - max_s);
-          sum += x;
+          sum += x;  // the numerators as computed; only their products with V are rounded
+          x = round(static_cast<float>(x));
         }
         float* o = out + (t * n_head + h) * hd;
         for (int64_t i = 0; i < hd; ++i) {
@@ -259,6 +264,20 @@ void paged_attention(const float* q, int64_t n_head, const PagedKvView& kv,
       }
     }
   }
+}
+
+}  // namespace
+
+void paged_attention(const float* q, int64_t n_head, const PagedKvView& kv,
+                     const StepLayoutView& layout, int64_t sliding_window, float scale,
+                     bool /*deterministic*/, float* out) {
+  paged_attention_impl(q, n_head, kv, layout, sliding_window, scale, false, out);
+}
+
+void paged_attention_bf16_activations(const float* q, int64_t n_head, const PagedKvView& kv,
+                                      const StepLayoutView& layout, int64_t sliding_window,
+                                      float scale, float* out) {
+  paged_attention_impl(q, n_head, kv, layout, sliding_window, scale, true, out);
 }
 
 void gather_kv(const PagedKvView& kv, const int32_t* block_table_row, int64_t n_pos, float* k,

@@ -108,6 +108,15 @@ void paged_attention(const float* q, int64_t n_head, const PagedKvView& kv,
                      const StepLayoutView& layout, int64_t sliding_window, float scale,
                      bool deterministic, float* out);
 
+// paged_attention in the MatmulActivations::kBf16 mode (cpu::Context::bf16_activations, what
+// PyTorch's bf16 attention multiplies): every query element and every softmax
+// numerator exp(s - max) rounded to bf16 (nearest even) before its products; sums, the
+// softmax's denominator (of the unrounded numerators) and the division exact. Shapes as
+// paged_attention.
+void paged_attention_bf16_activations(const float* q, int64_t n_head, const PagedKvView& kv,
+                                      const StepLayoutView& layout, int64_t sliding_window,
+                                      float scale, float* out);
+
 // Test helper: positions [0, n_pos) of one sequence, gathered through its block table and
 // widened to f32 rows (row j = position j, the layout ref::attention reads).
 //   block_table_row [>= ceil(n_pos / kv.block_size)]

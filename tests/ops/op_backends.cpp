@@ -39,10 +39,10 @@ BackendInstance cpu_instance(cpu::Isa isa, int threads, const std::string& mode)
     in.options.deterministic = true;
     in.what += ", deterministic";
     in.ops = {Op::kMatmul, Op::kPagedAttention};
-  } else if (mode == "bf16act") {  // only matmuls (of bf16 weights) change
+  } else if (mode == "bf16act") {  // matmuls (of bf16 weights) and paged attention change
     in.options.activations = MatmulActivations::kBf16;
     in.what += ", bf16 activations";
-    in.ops = {Op::kMatmul};
+    in.ops = {Op::kMatmul, Op::kPagedAttention};
   }
   return in;
 }

@@ -217,8 +217,9 @@ DevicePools upload(OpRun& r, const Pools& p) {
           r.input_bytes(p.v, p.dtype, {p.n_slots, p.n_head_kv, p.head_dim})};
 }
 
-// ref::paged_attention and the backend on one step (q in [-2, 2]); `repeat` runs the backend
-// again on the same tensors (buffers reused and rewritten).
+// ref::paged_attention (its bf16 twin in the bf16 activation mode) and the backend on one step
+// (q in [-2, 2]); `repeat` runs the backend again on the same tensors (buffers reused and
+// rewritten).
 void check_step(OpRun& r, const Pools& pools, const DevicePools& dev, const PagedStep& step,
                 int64_t n_head, int64_t window, uint64_t seed, const std::string& what,
                 float scale = 0, int repeat = 1) {
@@ -226,8 +227,13 @@ void check_step(OpRun& r, const Pools& pools, const DevicePools& dev, const Page
   if (scale == 0) scale = 1.0f / std::sqrt(static_cast<float>(hd));
   const auto q = random_floats(sz(T * n_head * hd), seed, 2.0f);
   std::vector<float> want(q.size());
-  ref::paged_attention(q.data(), n_head, pools.view(), step.view(), window, scale, false,
-                       want.data());
+  if (r.bf16_activations()) {
+    ref::paged_attention_bf16_activations(q.data(), n_head, pools.view(), step.view(), window,
+                                          scale, want.data());
+  } else {
+    ref::paged_attention(q.data(), n_head, pools.view(), step.view(), window, scale, false,
+                         want.data());
+  }
   const Tensor tq = r.input(q, {T, n_head, hd});  // q [n_tokens, n_head, head_dim]
   const Tensor out = r.output({T, n_head * hd});  // out [n_tokens, n_head * head_dim]
   for (int i = 0; i < repeat; ++i) {
@@ -376,7 +382,8 @@ void run_paged_prefill(OpRun& r, DType dt) {
 
 // One sequence: paged attention over its block table (identity: the pool is a contiguous
 // cache; shuffled) and the contiguous attention op over its keys gathered into rows
-// (ref::gather_kv, exact), both against ref::attention of the gathered rows.
+// (ref::gather_kv, exact), both against ref::attention of the gathered rows (paged attention
+// against its bf16 twin in the bf16 activation mode).
 void check_paged_vs_attention(OpRun& r, DType dt, const std::vector<int32_t>& table, const Heads& h,
                               int64_t bs, int64_t n_kv, int64_t n_query, int64_t window,
                               float scale, uint64_t seed) {
@@ -408,7 +415,14 @@ void check_paged_vs_attention(OpRun& r, DType dt, const std::vector<int32_t>& ta
   const std::string what =
       describe(pools, h.n_head, window,
                std::to_string(n_query) + " queries over " + std::to_string(n_kv) + " keys");
-  r.check({Op::kPagedAttention, dt, n_query}, r.read(paged), want, what + ": paged");
+  std::vector<float> want_paged = want;  // the bf16 activation mode rounds paged attention's
+  if (r.bf16_activations()) {             // operands: its twin on the same table
+    const StepLayoutView lv{pos.data(), n_query, starts.data(), 1, table.data(),
+                            static_cast<int64_t>(table.size())};
+    ref::paged_attention_bf16_activations(q.data(), h.n_head, pools.view(), lv, window, scale,
+                                          want_paged.data());
+  }
+  r.check({Op::kPagedAttention, dt, n_query}, r.read(paged), want_paged, what + ": paged");
   r.check({Op::kAttention, dt, n_query}, r.read(contiguous), want, what + ": contiguous");
   r.free_all();
 }
@@ -449,7 +463,12 @@ void run_paged_large_block_table(OpRun& r) {
   const auto q = random_floats(sz(T * n_head * hd), 504);
   const StepLayoutView lv{pos.data(), T, starts.data(), n_seq, table.data(), max_blocks};
   std::vector<float> want(q.size());
-  ref::paged_attention(q.data(), n_head, pools.view(), lv, 0, 0.3f, false, want.data());
+  if (r.bf16_activations()) {
+    ref::paged_attention_bf16_activations(q.data(), n_head, pools.view(), lv, 0, 0.3f,
+                                          want.data());
+  } else {
+    ref::paged_attention(q.data(), n_head, pools.view(), lv, 0, 0.3f, false, want.data());
+  }
   StepLayout layout;
   layout.positions = pos;
   layout.seq_starts = starts;

@@ -124,7 +124,8 @@ void OpRun::free_all() {
 void OpRun::check(const CheckSpec& spec, const std::vector<float>& got,
                   const std::vector<float>& want, const std::string& what) {
   ASSERT_EQ(got.size(), want.size()) << what;
-  const Tolerance tol = tolerance(instance_.backend, spec.op, spec.dtype, spec.n_tokens);
+  const Tolerance tol =
+      tolerance(instance_.backend, spec.op, spec.dtype, spec.n_tokens, bf16_activations());
   float max_want = 0, worst = -1;
   size_t worst_at = 0;
   for (size_t i = 0; i < want.size(); ++i) {

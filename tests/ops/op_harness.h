@@ -80,7 +80,8 @@ class OpRun {
   Backend& backend() { return backend_; }
   const BackendInstance& instance() const { return instance_; }
   // True when this instance's matmuls round the activations of bf16 weights to bf16, so the
-  // oracle is ref::matmul_bf16_activations (other weight dtypes stay ref::matmul).
+  // oracle is ref::matmul_bf16_activations (other weight dtypes stay ref::matmul), and paged
+  // attention rounds its queries and softmax numerators (ref::paged_attention_bf16_activations).
   bool bf16_activations() const;
 
   // An activation: a scratch tensor of `shape` filled with `values` (f32) or `bytes` (dtype).

@@ -24,7 +24,9 @@ struct Tolerance {
 };
 
 // The first row of the table that matches. A backend without rows of its own gets the "*" rows
-// (the CPU's, the strictest).
-Tolerance tolerance(const std::string& backend, Op op, DType dtype, int64_t n_tokens);
+// (the CPU's, the strictest). Rows of "<backend>/bf16act" match only an instance in the bf16
+// activation mode (its oracles round the same operands; see OpRun::bf16_activations).
+Tolerance tolerance(const std::string& backend, Op op, DType dtype, int64_t n_tokens,
+                    bool bf16_activations = false);
 
 }  // namespace shardlm::ops_test

@@ -42,6 +42,17 @@ float max_abs_diff(const float* a, const float* b, size_t n) {
   return m;
 }
 
+// Mean |a - b|; infinity when any value is NaN.
+double mean_abs_diff(const float* a, const float* b, size_t n) {
+  double sum = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const double d = std::fabs(static_cast<double>(a[i]) - b[i]);
+    if (std::isnan(d)) return INFINITY;
+    sum += d;
+  }
+  return n == 0 ? 0 : sum / static_cast<double>(n);
+}
+
 // Bitwise equality, naming the first element that differs.
 ::testing::AssertionResult same_bits(const std::vector<float>& a, const std::vector<float>& b) {
   if (a.size() != b.size()) {
@@ -245,6 +256,71 @@ TEST_P(PagedKernelTest, Bf16PoolReadInPlaceEqualsAnF32PoolOfTheSameValues) {
                              b.data());
         EXPECT_TRUE(same_bits(a, b)) << "head_dim " << hd << (det ? " deterministic" : " fast")
                                      << " window " << window;
+      }
+    }
+  }
+}
+
+// bf16 activations (Context::bf16_activations) against the twin that rounds the same operands,
+// ref::paged_attention_bf16_activations: bf16 queries, bf16 softmax numerators exp(s - max).
+// Every numerator is within 2^-9 of the twin's on both sides, so |out - twin| <= 2 * 2^-9 *
+// max|v| = 2^-8 (V in [-1, 1]) everywhere. Where each row's keys are one chunk of its item
+// (fast mode, <= 64 keys for decode rows and <= 128 for prefill tiles) the kernel's numerators
+// are the twin's (the same max; the exps differ by an ulp or two, which moves a rounding only
+// near a tie), so the rows agree except at those few elements: their mean difference is checked
+// to be far below that of the exact ref, so a path that does not round fails.
+TEST_P(PagedKernelTest, Bf16ActivationsMatchTheirRefTwin) {
+  constexpr double kTightMean = 1e-6;  // measured <= 6e-8; the exact ref: >= 1.6e-4
+  constexpr float kBound = 1.0f / 256;
+  const int64_t bs = 16, n_head = 8, n_head_kv = 2, n_blocks = 80;
+  cpu::Context ctx{ctx_.pool, ctx_.isa, ctx_.workspace};
+  ctx.bf16_activations = true;
+  // The bf16 tile (bf16 pool, head_dim a multiple of 32) and the f32 loops on rounded values.
+  for (auto [dt, hd] : {std::pair{DType::kBF16, int64_t{64}}, std::pair{DType::kBF16, int64_t{128}},
+                        std::pair{DType::kBF16, int64_t{48}}, std::pair{DType::kF32, int64_t{64}},
+                        std::pair{DType::kF16, int64_t{128}}}) {
+    {
+      const Pools pools(n_blocks, bs, n_head_kv, hd, dt, 400 + hd);
+      BlockAlloc alloc(n_blocks, 401);
+      // Prefill tiles (100 and 37 tokens from 0, 30 tokens continuing at 60) and decode rows.
+      const Step one_chunk({{alloc.take(blocks_for(100, bs)), positions(0, 100)},
+                            {alloc.take(blocks_for(90, bs)), positions(60, 30)},
+                            {alloc.take(blocks_for(37, bs)), positions(0, 37)},
+                            {alloc.take(blocks_for(51, bs)), positions(50, 1)},
+                            {alloc.take(blocks_for(23, bs)), positions(20, 3)}});
+      // Several chunks: a 200-token prompt, a 41-token continuation, a decode row over 300 keys
+      // (split-K in fast mode with threads).
+      const Step chunks({{alloc.take(blocks_for(200, bs)), positions(0, 200)},
+                         {alloc.take(blocks_for(300, bs)), positions(259, 41)},
+                         {alloc.take(blocks_for(300, bs)), positions(299, 1)}});
+      const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+      for (const Step* step : {&one_chunk, &chunks}) {
+        const size_t n = static_cast<size_t>(step->n_tokens() * n_head * hd);
+        const auto q = random_floats(n, 402 + hd, 2.0f);
+        for (int64_t window : {0, 45}) {
+          std::vector<float> twin(n, NAN), exact(n, NAN);
+          ref::paged_attention_bf16_activations(q.data(), n_head, pools.view(), step->view(),
+                                                window, scale, twin.data());
+          ref::paged_attention(q.data(), n_head, pools.view(), step->view(), window, scale, false,
+                               exact.data());
+          for (bool det : {false, true}) {
+            std::vector<float> got(n, NAN);
+            cpu::paged_attention(ctx, q.data(), n_head, pools.view(), step->view(), window, scale,
+                                 det, got.data());
+            const std::string what = std::string(dtype_name(dt)) + " head_dim " +
+                                     std::to_string(hd) +
+                                     (step == &one_chunk ? " one chunk" : " chunks") +
+                                     (det ? " deterministic" : " fast") + " window " +
+                                     std::to_string(window);
+            EXPECT_LE(max_abs_diff(got.data(), twin.data(), n), kBound) << what;
+            if (step == &one_chunk && !det) {
+              const double off = mean_abs_diff(got.data(), twin.data(), n);
+              const double unrounded = mean_abs_diff(exact.data(), twin.data(), n);
+              EXPECT_LT(off, kTightMean) << what;
+              EXPECT_GT(unrounded, 50 * kTightMean) << what << ": the exact ref is as close";
+            }
+          }
+        }
       }
     }
   }
