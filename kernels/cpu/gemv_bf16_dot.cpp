@@ -23,7 +23,10 @@ namespace {
 // were within 5%, and 8 streams keep the one-token case at the memory bandwidth.
 constexpr int kStreams = 8;
 constexpr int kTokensPerPass = 2;
-constexpr int kPrefetchBytes = 1024;  // as the f32 GEMV (docs/benchmarks.md)
+// Bytes ahead of the loads each row is prefetched. 1024 (the f32 GEMV's, docs/benchmarks.md)
+// lost to 512 in all of 10 interleaved rounds on Zen 4 (1 x 896 -> 9728, 2 threads: medians 34.2
+// against 31.7 GB/s; 256 and 768 33.1; 4 streams instead of 8 the same).
+constexpr int kPrefetchBytes = 512;
 // Elements per block of the rows when several passes sweep them (a multiple of 32): 8 rows x 512 B
 // of weights, 16 tokens x 512 B and the accumulators stay in L1. 128, 256, 384, 512 and 1024
 // were measured (Zen 5, 16 x 1024 -> 6144: 0.48, 0.43, 0.43, 0.46, 0.51 ms; unblocked 0.50).
