@@ -29,31 +29,49 @@ inline __m512 dot(__m512 acc, __m512i a, __m512i b) {
 
 }  // namespace
 
+namespace {
+
+// 16 f32 values rounded to bf16 (nearest even, as round_to_bf16_avx512), one per 32-bit lane.
+inline __m512i round_lanes(__m512 v) {
+  const __m512i b = _mm512_castps_si512(v);
+  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(b, 16), _mm512_set1_epi32(1));
+  return _mm512_srli_epi32(_mm512_add_epi32(b, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), lsb)),
+                           16);
+}
+
+}  // namespace
+
 void bf16_gemm_pack_x(const float* x, int64_t n_tokens, int64_t n_in, int64_t ldx,
                       int64_t mp_begin, int64_t mp_end, uint32_t* xp) {
+  static_assert(kMr <= 16, "a token panel is at most one 16x16 transpose wide");
   const int64_t n_pairs = bf16_pairs(n_in);
   const int64_t n_panels = (n_tokens + kMr - 1) / kMr, kc = kBf16GemmKcPairs;
-  // Pair p of panel mp's token m.
-  auto at = [&](int64_t mp, int64_t p, int64_t m) -> uint32_t& {
-    return xp[((p / kc) * n_panels + mp) * kc * kMr + (p % kc) * kMr + m];
-  };
-  constexpr int64_t kChunk = 256;  // elements rounded at a time (128 pairs)
-  alignas(64) uint16_t row[kChunk];
+  constexpr __mmask16 kPanelLanes = (1u << kMr) - 1;
   for (int64_t mp = mp_begin; mp < mp_end; ++mp) {
-    for (int64_t m = 0; m < kMr; ++m) {
-      const int64_t t = mp * kMr + m;
-      if (t >= n_tokens) {
-        for (int64_t p = 0; p < n_pairs; ++p) at(mp, p, m) = 0;
-        continue;
-      }
-      for (int64_t k0 = 0; k0 < n_in; k0 += kChunk) {
-        const int64_t kn = n_in - k0 < kChunk ? n_in - k0 : kChunk;
-        round_to_bf16_avx512(x + t * ldx + k0, kn, row);
-        if (kn % 2 != 0) row[kn] = 0;
-        for (int64_t i = 0; i < (kn + 1) / 2; ++i) {
-          at(mp, k0 / 2 + i, m) =
-              static_cast<uint32_t>(row[2 * i]) | static_cast<uint32_t>(row[2 * i + 1]) << 16;
+    // 16 pairs (32 elements) of the panel's tokens at a time: rounded into a row of 16 pairs per
+    // token, transposed so that each pair's kMr tokens are one contiguous run of xp.
+    for (int64_t p = 0; p < n_pairs; p += 16) {
+      const int64_t k = 2 * p;
+      const __mmask16 m0 = simd512::tail_mask16(n_in - k),
+                      m1 = n_in - k > 16 ? simd512::tail_mask16(n_in - k - 16) : 0;
+      __m512 r[16];
+      for (int64_t m = 0; m < 16; ++m) {
+        const int64_t t = mp * kMr + m;
+        if (m >= kMr || t >= n_tokens) {
+          r[m] = _mm512_setzero_ps();
+          continue;
         }
+        const float* src = x + t * ldx + k;
+        const __m256i lo = _mm512_cvtepi32_epi16(round_lanes(_mm512_maskz_loadu_ps(m0, src)));
+        const __m256i hi = _mm512_cvtepi32_epi16(round_lanes(_mm512_maskz_loadu_ps(m1, src + 16)));
+        r[m] = _mm512_castsi512_ps(_mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1));
+      }
+      simd512::transpose16x16(r);  // r[i] = pair p + i of tokens 0..15
+      const int64_t pn = n_pairs - p < 16 ? n_pairs - p : 16;
+      for (int64_t i = 0; i < pn; ++i) {
+        const int64_t pi = p + i;
+        _mm512_mask_storeu_ps(xp + ((pi / kc) * n_panels + mp) * kc * kMr + (pi % kc) * kMr,
+                              kPanelLanes, r[i]);
       }
     }
   }
