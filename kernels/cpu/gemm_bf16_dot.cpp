@@ -45,7 +45,7 @@ void bf16_gemm_pack_x(const float* x, int64_t n_tokens, int64_t n_in, int64_t ld
                       int64_t mp_begin, int64_t mp_end, uint32_t* xp) {
   static_assert(kMr <= 16, "a token panel is at most one 16x16 transpose wide");
   const int64_t n_pairs = bf16_pairs(n_in);
-  const int64_t n_panels = (n_tokens + kMr - 1) / kMr, kc = kBf16GemmKcPairs;
+  const int64_t n_panels = (n_tokens + kMr - 1) / kMr, kb = bf16_gemm_block_pairs(n_in);
   constexpr __mmask16 kPanelLanes = (1u << kMr) - 1;
   for (int64_t mp = mp_begin; mp < mp_end; ++mp) {
     // 16 pairs (32 elements) of the panel's tokens at a time: rounded into a row of 16 pairs per
@@ -70,7 +70,7 @@ void bf16_gemm_pack_x(const float* x, int64_t n_tokens, int64_t n_in, int64_t ld
       const int64_t pn = n_pairs - p < 16 ? n_pairs - p : 16;
       for (int64_t i = 0; i < pn; ++i) {
         const int64_t pi = p + i;
-        _mm512_mask_storeu_ps(xp + ((pi / kc) * n_panels + mp) * kc * kMr + (pi % kc) * kMr,
+        _mm512_mask_storeu_ps(xp + ((pi / kb) * n_panels + mp) * kb * kMr + (pi % kb) * kMr,
                               kPanelLanes, r[i]);
       }
     }

@@ -104,24 +104,30 @@ void gemm_amx(const Context& ctx, const float* x, int64_t n_tokens, int64_t n_in
 
 #if defined(SHARDLM_CPU_BF16_DOT)
 // The bf16 GEMM's weight panel from quantized rows: rows [o, o + n_rows), pairs [p0, p0 + pc)
-// dequantized, rounded to bf16, then packed as bf16_gemm_pack_w packs bf16 rows.
+// dequantized, rounded to bf16, then packed as bf16_gemm_pack_w packs bf16 rows, kSub pairs at a
+// time (the row buffers stay small; wp's pairs are contiguous, so each piece is a run of it).
 //   w [n_out rows of row_bytes(dtype, n_in)], wp [pc, kBf16GemmNr] pairs
 void bf16_gemm_pack_w_quantized(Isa isa, DType dtype, const uint8_t* w, int64_t n_in, int64_t o,
                                 int64_t n_rows, int64_t p0, int64_t pc, uint32_t* wp) {
-  const int64_t k0 = 2 * p0, kc = 2 * pc;  // whole blocks: p0 and pc are multiples of 16
-  float row[2 * kBf16GemmKcPairs];
-  uint16_t rows[kBf16GemmNr * 2 * kBf16GemmKcPairs];
+  constexpr int64_t kSub = 128;  // pairs: a multiple of 16, so every piece is whole blocks
+  float row[2 * kSub];
+  uint16_t rows[kBf16GemmNr * 2 * kSub];
   const size_t rb = row_bytes(dtype, n_in);
-  for (int64_t j = 0; j < n_rows; ++j) {
-    dequantize_range(isa, dtype, w + static_cast<size_t>(o + j) * rb, n_in, k0, kc, row);
-    round_to_bf16_avx512(row, kc, rows + j * kc);
+  for (int64_t s0 = 0; s0 < pc; s0 += kSub) {
+    const int64_t sc = std::min(kSub, pc - s0);
+    const int64_t k0 = 2 * (p0 + s0), kc = 2 * sc;  // whole blocks: p0 and pc are multiples of 16
+    for (int64_t j = 0; j < n_rows; ++j) {
+      dequantize_range(isa, dtype, w + static_cast<size_t>(o + j) * rb, n_in, k0, kc, row);
+      round_to_bf16_avx512(row, kc, rows + j * kc);
+    }
+    bf16_gemm_pack_w(rows, kc, 0, n_rows, 0, sc, wp + s0 * kBf16GemmNr);
   }
-  bf16_gemm_pack_w(rows, kc, 0, n_rows, 0, pc, wp);
 }
 
 // VDPBF16PS GEMM: activations rounded and packed into pair panels once (token panels over the
-// pool), then each thread owns a range of 32-output panels and, per kBf16GemmKcPairs block of k
-// pairs, packs the panel's weights and sweeps every token panel with the tile (as gemm_f32).
+// pool), then each thread owns a range of 32-output panels and, per block of k pairs
+// (bf16_gemm_block_pairs, <= kBf16GemmKcPairs), packs the panel's weights and sweeps every token
+// panel with the tile (as gemm_f32).
 // The partial sums of a panel live in a contiguous per-thread buffer until its last k block
 // stores them into y: y's rows are n_out apart, a multiple of 4 KiB on every real shape, so its
 // tiles alias onto a few cache sets and fall out of L1 and L2 between k blocks (512 x 1024 ->
@@ -129,7 +135,7 @@ void bf16_gemm_pack_w_quantized(Isa isa, DType dtype, const uint8_t* w, int64_t 
 // w is bf16, or quantized (dequantized and rounded to bf16 as each panel is packed).
 void gemm_bf16_dot(const Context& ctx, const float* x, int64_t n_tokens, int64_t n_in,
                    const void* w, DType dtype, int64_t n_out, const float* bias, float* y) {
-  const int64_t mr = kBf16GemmMr, nr = kBf16GemmNr, kc = kBf16GemmKcPairs;
+  const int64_t mr = kBf16GemmMr, nr = kBf16GemmNr, kc = bf16_gemm_block_pairs(n_in);
   const int64_t n_pairs = bf16_pairs(n_in);
   const int64_t n_mp = (n_tokens + mr - 1) / mr;
   const int64_t n_np = (n_out + nr - 1) / nr;

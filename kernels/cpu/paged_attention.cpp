@@ -335,7 +335,7 @@ void copy_bf16_rows(const Geo& g, const void* pool, int64_t seq, int64_t kvh, in
 // weight rows), P.V = bf16(P) . V (V's columns as its weight rows, pairs of positions).
 void run_tiled_bf16(const Geo& g, const Item& it, const Scratch& sc) {
   const int64_t hd = g.hd, G = g.group, n_rows = it.rows(G);
-  const int64_t mr = kBf16GemmMr, nr = kBf16GemmNr, kc = kBf16GemmKcPairs;
+  const int64_t mr = kBf16GemmMr, nr = kBf16GemmNr;
   const int64_t n_mp = (n_rows + mr - 1) / mr, hp = hd / 2;
   int64_t ulo, uhi;
   tiled_key_range(g, it, ulo, uhi);
@@ -345,7 +345,8 @@ void run_tiled_bf16(const Geo& g, const Item& it, const Scratch& sc) {
     sc.m[r] = -INFINITY;
     sc.l[r] = 0.0f;
   }
-  bf16_gemm_pack_x(sc.qb, n_rows, hd, hd, 0, n_mp, sc.qp);  // one k block: hd / 2 <= kc
+  // One k block of hd / 2 pairs (<= kBf16GemmKcPairs), so panel mp starts at mp * hp * mr.
+  bf16_gemm_pack_x(sc.qb, n_rows, hd, hd, 0, n_mp, sc.qp);
   uint16_t* rows16 = reinterpret_cast<uint16_t*>(sc.kbuf);  // [kChunk, hd] bf16
   for (int64_t j0 = ulo; j0 <= uhi; j0 += kChunk) {
     const int64_t nc = std::min(kChunk, uhi + 1 - j0);
@@ -355,7 +356,7 @@ void run_tiled_bf16(const Geo& g, const Item& it, const Scratch& sc) {
       uint32_t* wp = sc.kp_packed + jp * hp * nr;
       bf16_gemm_pack_w(rows16, hd, jp * nr, nk, 0, hp, wp);
       for (int64_t mp = 0; mp < n_mp; ++mp) {
-        bf16_gemm_tile(sc.qp + mp * kc * mr, wp, hp, nullptr, nullptr,
+        bf16_gemm_tile(sc.qp + mp * hp * mr, wp, hp, nullptr, nullptr,
                        sc.s + mp * mr * kChunk + jp * nr, kChunk,
                        static_cast<int>(std::min(mr, n_rows - mp * mr)), static_cast<int>(nk));
       }
@@ -367,7 +368,8 @@ void run_tiled_bf16(const Geo& g, const Item& it, const Scratch& sc) {
         chunk_softmax_row(g, sc, r, a, b, nc, true);
       }
     }
-    // P.V: k = the chunk's positions (nc, odd padded by a zero pair half on both sides).
+    // P.V: k = the chunk's positions (nc, odd padded by a zero pair half on both sides), one k
+    // block of pc pairs.
     const int64_t pc = (nc + 1) / 2;
     bf16_gemm_pack_x(sc.s, n_rows, nc, kChunk, 0, n_mp, sc.pp);
     copy_bf16_rows(g, g.kv.v, it.seq, it.kvh0, j0, j0 + nc, ulo, uhi, rows16);
@@ -375,7 +377,7 @@ void run_tiled_bf16(const Geo& g, const Item& it, const Scratch& sc) {
       uint32_t* wp = sc.vp_packed + dp * pc * nr;
       bf16_gemm_pack_w_kmajor(rows16, nc, hd, dp * nr, nr, 0, pc, wp);
       for (int64_t mp = 0; mp < n_mp; ++mp) {
-        bf16_gemm_tile(sc.pp + mp * kc * mr, wp, pc, nullptr, nullptr,
+        bf16_gemm_tile(sc.pp + mp * pc * mr, wp, pc, nullptr, nullptr,
                        sc.tmp + mp * mr * hd + dp * nr, hd,
                        static_cast<int>(std::min(mr, n_rows - mp * mr)), static_cast<int>(nr));
       }
