@@ -41,8 +41,8 @@ inline __m512i round_lanes(__m512 v) {
 
 }  // namespace
 
-void bf16_gemm_pack_x(const float* x, int64_t n_tokens, int64_t n_in, int64_t ldx,
-                      int64_t mp_begin, int64_t mp_end, uint32_t* xp) {
+void bf16_gemm_pack_x(const float* x, int64_t n_tokens, int64_t n_in, int64_t ldx, int64_t mp_begin,
+                      int64_t mp_end, uint32_t* xp) {
   static_assert(kMr <= 16, "a token panel is at most one 16x16 transpose wide");
   const int64_t n_pairs = bf16_pairs(n_in);
   const int64_t n_panels = (n_tokens + kMr - 1) / kMr, kb = bf16_gemm_block_pairs(n_in);
@@ -104,8 +104,8 @@ void bf16_gemm_pack_w(const uint16_t* w, int64_t n_in, int64_t o, int64_t n_rows
   }
 }
 
-void bf16_gemm_pack_w_kmajor(const uint16_t* w, int64_t n_in, int64_t ld, int64_t o,
-                             int64_t n_cols, int64_t p0, int64_t pc, uint32_t* wp) {
+void bf16_gemm_pack_w_kmajor(const uint16_t* w, int64_t n_in, int64_t ld, int64_t o, int64_t n_cols,
+                             int64_t p0, int64_t pc, uint32_t* wp) {
   // Interleaving the 16-bit elements of rows 2p and 2p + 1 pairs them within each 128-bit lane
   // (unpacklo: columns 0-3 of every lane of 8, unpackhi: 4-7); two 2-source permutes put the
   // 32 pairs back in column order.
@@ -115,7 +115,8 @@ void bf16_gemm_pack_w_kmajor(const uint16_t* w, int64_t n_in, int64_t ld, int64_
   const __mmask32 m = simd512::tail_mask32(n_cols);
   for (int64_t p = 0; p < pc; ++p) {
     const int64_t k = 2 * (p0 + p);
-    const __m512i r0 = k < n_in ? _mm512_maskz_loadu_epi16(m, w + k * ld + o) : _mm512_setzero_si512();
+    const __m512i r0 =
+        k < n_in ? _mm512_maskz_loadu_epi16(m, w + k * ld + o) : _mm512_setzero_si512();
     const __m512i r1 =
         k + 1 < n_in ? _mm512_maskz_loadu_epi16(m, w + (k + 1) * ld + o) : _mm512_setzero_si512();
     const __m512i lo = _mm512_unpacklo_epi16(r0, r1), hi = _mm512_unpackhi_epi16(r0, r1);

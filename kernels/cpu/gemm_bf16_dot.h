@@ -13,8 +13,8 @@
 
 namespace shardlm::cpu {
 
-inline constexpr int64_t kBf16GemmMr = 12;        // tokens per register tile
-inline constexpr int64_t kBf16GemmNr = 32;        // outputs per register tile (2 vectors)
+inline constexpr int64_t kBf16GemmMr = 12;  // tokens per register tile
+inline constexpr int64_t kBf16GemmNr = 32;  // outputs per register tile (2 vectors)
 // k pairs per packed weight panel: 128 KiB, held in L2 while every token panel sweeps it. The
 // panel's 32 rows are then read in runs of 2 KiB, which the hardware prefetchers follow; with 128
 // pairs (16 KiB, L1) the rows' 256-byte runs missed to memory between sweeps (Zen 4, prefill
@@ -37,8 +37,8 @@ inline int64_t bf16_gemm_block_pairs(int64_t n_in) {
 // xp[((p / kb) * n_panels + mp) * kb * kBf16GemmMr + (p % kb) * kBf16GemmMr + m], kb =
 // bf16_gemm_block_pairs(n_in), n_panels = ceil(n_tokens / kBf16GemmMr) (bf16_gemm_x_words words
 // in all).   x [n_tokens, ldx] f32 (ldx >= n_in), xp [n_blocks, n_panels, kb, kBf16GemmMr] pairs
-void bf16_gemm_pack_x(const float* x, int64_t n_tokens, int64_t n_in, int64_t ldx,
-                      int64_t mp_begin, int64_t mp_end, uint32_t* xp);
+void bf16_gemm_pack_x(const float* x, int64_t n_tokens, int64_t n_in, int64_t ldx, int64_t mp_begin,
+                      int64_t mp_end, uint32_t* xp);
 
 // Words bf16_gemm_pack_x writes for n_tokens x n_in (the last k block padded to a whole block).
 inline int64_t bf16_gemm_x_words(int64_t n_tokens, int64_t n_in) {
@@ -58,8 +58,8 @@ void bf16_gemm_pack_w(const uint16_t* w, int64_t n_in, int64_t o, int64_t n_rows
 // output, rows ld elements apart): wp[p * kBf16GemmNr + j] = pair (w[2(p0 + p) * ld + o + j],
 // w[(2(p0 + p) + 1) * ld + o + j]), an element past row n_in - 1 or column o + n_cols - 1
 // being 0 (n_cols <= kBf16GemmNr).   w [n_in, ld] bf16, wp [pc, kBf16GemmNr] pairs
-void bf16_gemm_pack_w_kmajor(const uint16_t* w, int64_t n_in, int64_t ld, int64_t o,
-                             int64_t n_cols, int64_t p0, int64_t pc, uint32_t* wp);
+void bf16_gemm_pack_w_kmajor(const uint16_t* w, int64_t n_in, int64_t ld, int64_t o, int64_t n_cols,
+                             int64_t p0, int64_t pc, uint32_t* wp);
 
 // One tile: acc[m][n] = sum_{p < pc} dot(xp[p * kBf16GemmMr + m], wp[p * kBf16GemmNr + n]); then
 // for m < m_valid, n < n_valid: c[m * ldc + n] = (c_in ? c_in[m * kBf16GemmNr + n] : bias ?

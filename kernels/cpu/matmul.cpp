@@ -172,11 +172,13 @@ void gemm_bf16_dot(const Context& ctx, const float* x, int64_t n_tokens, int64_t
           const float* b = first && bias ? bias + o : nullptr;
           if (last) {
             const int m_valid = static_cast<int>(std::min(mr, n_tokens - mp * mr));
-            bf16_gemm_tile(xb + mp * kc * mr, wp, pc, c_in, b, y + mp * mr * n_out + o, n_out, m_valid,
-                           n_valid);
+            bf16_gemm_tile(xb + mp * kc * mr, wp, pc, c_in, b, y + mp * mr * n_out + o, n_out,
+                           m_valid, n_valid);
           } else {
-            bf16_gemm_tile(xb + mp * kc * mr, wp, pc, c_in, b, acc_tile, nr,
-                           static_cast<int>(mr), static_cast<int>(nr));
+            // Columns past n_valid are neither written nor read from bias (it ends there);
+            // their acc_tile lanes hold whatever the buffer held and are never stored to y.
+            bf16_gemm_tile(xb + mp * kc * mr, wp, pc, c_in, b, acc_tile, nr, static_cast<int>(mr),
+                           n_valid);
           }
         }
       }
@@ -281,7 +283,8 @@ void matmul_f32_activations(const Context& ctx, const float* x, int64_t n_tokens
     // like an int8 weight row.
     if (const Int8ActivationGemv int8_gemv = int8_activation_gemv(ctx.isa)) {
       const size_t xrb = row_bytes(DType::kInt8, n_in);
-      uint8_t* xq = static_cast<uint8_t*>(ctx.workspace.get(xrb * static_cast<size_t>(n_tokens), 1));
+      uint8_t* xq =
+          static_cast<uint8_t*>(ctx.workspace.get(xrb * static_cast<size_t>(n_tokens), 1));
       for (int64_t t = 0; t < n_tokens; ++t)
         quantize_activations_int8(ctx.isa, x + t * n_in, n_in, xq + t * xrb);
       gemv_chunks(ctx, n_out, [&](int64_t o_begin, int64_t o_end) {

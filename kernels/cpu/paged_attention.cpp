@@ -105,8 +105,8 @@ struct Scratch {
   uint16_t* zero_row;   // [hd] bf16 zeros
   // Tiled items on the bf16 tile (tiled_words words; null otherwise): the queries and one
   // chunk's probabilities as bf16 pair panels, the chunk's K and V packed as its weights.
-  uint32_t* qp;  // bf16_gemm_pack_x of [R, hd]
-  uint32_t* pp;  // bf16_gemm_pack_x of [R, kChunk]
+  uint32_t* qp;         // bf16_gemm_pack_x of [R, hd]
+  uint32_t* pp;         // bf16_gemm_pack_x of [R, kChunk]
   uint32_t* kp_packed;  // [kChunk / 32][hd / 2][32]: key panels
   uint32_t* vp_packed;  // [hd / 32][kChunk / 2][32]: output-dim panels
 
@@ -269,8 +269,8 @@ void round_to_bf16_values(float* x, int64_t n) {
 // Masks chunk row r's scores outside its visible keys [a, b] (chunk-relative; a > b: none) and
 // folds the visible ones into the row's running softmax (sc.alpha[r] as softmax_step, -1 for a
 // row that sees nothing here). pre_scale: the scores are raw dot products, times g.scale first.
-void chunk_softmax_row(const Geo& g, const Scratch& sc, int64_t r, int64_t a, int64_t b,
-                       int64_t nc, bool pre_scale) {
+void chunk_softmax_row(const Geo& g, const Scratch& sc, int64_t r, int64_t a, int64_t b, int64_t nc,
+                       bool pre_scale) {
   float* sr = sc.s + r * kChunk;
   if (a > b) {  // no visible key here: the row weighs nothing in this chunk's P.V
     std::fill(sr, sr + nc, 0.0f);
@@ -494,8 +494,7 @@ void run_rows(const Geo& g, const Item& it, const Scratch& sc, bool det, float* 
       }
     }
     if (in_place) {
-      gather_rows(g, g.kv.v, it.seq, it.kvh0, it.n_kvh, vlo, vhi + 1, vlo, vhi, sc.zero_row,
-                  sc.vp);
+      gather_rows(g, g.kv.v, it.seq, it.kvh0, it.n_kvh, vlo, vhi + 1, vlo, vhi, sc.zero_row, sc.vp);
     } else {
       g.load(g.kv.v, it.seq, it.kvh0, it.n_kvh, vlo, vhi + 1, vlo, vhi, sc.vbuf);
     }
@@ -660,19 +659,19 @@ void paged_attention(const Context& ctx, const float* q, int64_t n_head, const P
   const KernelTable& kt = kernel_table(ctx.isa);
   const int64_t hd = kv.head_dim, group = n_head / kv.n_head_kv;
   Geo g{kt,
-              kv,
-              layout,
-              q,
-              out,
-              n_head,
-              group,
-              hd,
-              kv.n_head_kv * hd,
-              sliding_window,
-              scale,
-              dtype_size(kv.dtype),
-              ctx.bf16_activations,
-              false};
+        kv,
+        layout,
+        q,
+        out,
+        n_head,
+        group,
+        hd,
+        kv.n_head_kv * hd,
+        sliding_window,
+        scale,
+        dtype_size(kv.dtype),
+        ctx.bf16_activations,
+        false};
 #if defined(SHARDLM_CPU_BF16_DOT)
   static const bool bf16_dot = bf16_dot_supported();
   g.bf16_tiles = ctx.bf16_activations && bf16_dot && ctx.isa >= Isa::kAvx512 &&
@@ -716,8 +715,8 @@ void paged_attention(const Context& ctx, const float* q, int64_t n_head, const P
 
   std::atomic<int64_t> next{0};
   ctx.pool.run(n_threads, [&](int thread, int) {
-    const Scratch sc =
-        Scratch::carve(scratch + thread * per_thread, rows, hd, kv_floats, kv.n_head_kv, g.bf16_tiles);
+    const Scratch sc = Scratch::carve(scratch + thread * per_thread, rows, hd, kv_floats,
+                                      kv.n_head_kv, g.bf16_tiles);
     for (int64_t i = next.fetch_add(1, std::memory_order_relaxed); i < n_items;
          i = next.fetch_add(1, std::memory_order_relaxed)) {
       if (items[i].tiled) {

@@ -1,8 +1,8 @@
 // Session tests on the fixture pack (tiny random Qwen3 with the real Qwen3 tokenizer and chat
 // template), sessions sharing one step engine: KV reuse across turns through the prefix cache
 // (a turn computes only its new tokens, up to one block, and the reused context gives the same
-// tokens as a fresh recompute on an engine without a prefix cache), the context always equals the template's
-// rendering, Qwen3 no-think re-rendering, stop strings spanning token boundaries, seeded
+// tokens as a fresh recompute on an engine without a prefix cache), the context always equals the
+// template's rendering, Qwen3 no-think re-rendering, stop strings spanning token boundaries, seeded
 // reproducibility, stop ids, context-full behaviour, truncation, cancel, tp 1 vs tp 2.
 #include <gtest/gtest.h>
 
@@ -382,8 +382,7 @@ TEST(SessionTest, CompleteReusesTheCommonTokenPrefix) {
   const std::string longer = base + " at dawn every single day";
   const GenerationResult r2 = s.complete(longer, greedy(4));
   EXPECT_EQ(r2.n_reused, whole_blocks(r1.n_prompt));  // the first prompt's full blocks
-  EXPECT_EQ(r2.n_prompt,
-            static_cast<int64_t>(m.text->tokenizer().encode(longer, true).size()));
+  EXPECT_EQ(r2.n_prompt, static_cast<int64_t>(m.text->tokenizer().encode(longer, true).size()));
   const GenerationResult r3 = s.complete(longer, greedy(4));
   // Everything cached but the last partial block (at least one token runs for its logits).
   EXPECT_EQ(r3.n_reused, whole_blocks(r3.n_prompt - 1));

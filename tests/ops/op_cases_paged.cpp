@@ -416,9 +416,9 @@ void check_paged_vs_attention(OpRun& r, DType dt, const std::vector<int32_t>& ta
       describe(pools, h.n_head, window,
                std::to_string(n_query) + " queries over " + std::to_string(n_kv) + " keys");
   std::vector<float> want_paged = want;  // the bf16 activation mode rounds paged attention's
-  if (r.bf16_activations()) {             // operands: its twin on the same table
-    const StepLayoutView lv{pos.data(), n_query, starts.data(), 1, table.data(),
-                            static_cast<int64_t>(table.size())};
+  if (r.bf16_activations()) {            // operands: its twin on the same table
+    const StepLayoutView lv{pos.data(), n_query,      starts.data(),
+                            1,          table.data(), static_cast<int64_t>(table.size())};
     ref::paged_attention_bf16_activations(q.data(), h.n_head, pools.view(), lv, window, scale,
                                           want_paged.data());
   }
@@ -464,8 +464,7 @@ void run_paged_large_block_table(OpRun& r) {
   const StepLayoutView lv{pos.data(), T, starts.data(), n_seq, table.data(), max_blocks};
   std::vector<float> want(q.size());
   if (r.bf16_activations()) {
-    ref::paged_attention_bf16_activations(q.data(), n_head, pools.view(), lv, 0, 0.3f,
-                                          want.data());
+    ref::paged_attention_bf16_activations(q.data(), n_head, pools.view(), lv, 0, 0.3f, want.data());
   } else {
     ref::paged_attention(q.data(), n_head, pools.view(), lv, 0, 0.3f, false, want.data());
   }

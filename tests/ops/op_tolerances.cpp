@@ -142,8 +142,8 @@ Tolerance tolerance(const std::string& backend, Op op, DType dtype, int64_t n_to
                     bool bf16_activations) {
   const std::string bf16_rows = backend + "/bf16act";
   for (const Row& r : kTable) {
-    const bool ours = r.backend == backend || r.backend == "*" ||
-                      (bf16_activations && r.backend == bf16_rows);
+    const bool ours =
+        r.backend == backend || r.backend == "*" || (bf16_activations && r.backend == bf16_rows);
     if (r.op != op || !ours) continue;
     if (r.dtype && *r.dtype != dtype) continue;
     if (n_tokens < r.min_tokens) continue;

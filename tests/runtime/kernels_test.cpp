@@ -120,9 +120,9 @@ TEST_P(KernelTest, MatmulWithBf16ActivationsMatchesRef) {
   // GEMM (17+ tokens): odd n_in (a half-empty last pair), pair counts that end a 16-pair
   // transpose early, several k blocks ending in one pair (2050), panels of fewer than 12 tokens
   // and of fewer than 32 outputs.
-  const MatmulCase cases[] = {{1, 67, 45},    {2, 1000, 13}, {3, 31, 9},    {8, 1000, 13},
+  const MatmulCase cases[] = {{1, 67, 45},    {2, 1000, 13}, {3, 31, 9},     {8, 1000, 13},
                               {16, 96, 37},   {5, 1024, 96}, {13, 3072, 32}, {40, 128, 64},
-                              {17, 1056, 16}, {29, 301, 45}, {50, 67, 33},  {61, 2050, 70}};
+                              {17, 1056, 16}, {29, 301, 45}, {50, 67, 33},   {61, 2050, 70}};
   for (DType dt : {DType::kBF16, DType::kF16}) {
     for (const MatmulCase& c : cases) {
       for (bool with_bias : {false, true}) check_matmul(ctx, c, dt, with_bias, per_term_tol(dt), 3);

@@ -254,8 +254,8 @@ TEST_P(PagedKernelTest, Bf16PoolReadInPlaceEqualsAnF32PoolOfTheSameValues) {
                              a.data());
         cpu::paged_attention(ctx_, q.data(), n_head, f32.view(), step.view(), window, scale, det,
                              b.data());
-        EXPECT_TRUE(same_bits(a, b)) << "head_dim " << hd << (det ? " deterministic" : " fast")
-                                     << " window " << window;
+        EXPECT_TRUE(same_bits(a, b))
+            << "head_dim " << hd << (det ? " deterministic" : " fast") << " window " << window;
       }
     }
   }
@@ -307,11 +307,10 @@ TEST_P(PagedKernelTest, Bf16ActivationsMatchTheirRefTwin) {
             std::vector<float> got(n, NAN);
             cpu::paged_attention(ctx, q.data(), n_head, pools.view(), step->view(), window, scale,
                                  det, got.data());
-            const std::string what = std::string(dtype_name(dt)) + " head_dim " +
-                                     std::to_string(hd) +
-                                     (step == &one_chunk ? " one chunk" : " chunks") +
-                                     (det ? " deterministic" : " fast") + " window " +
-                                     std::to_string(window);
+            const std::string what =
+                std::string(dtype_name(dt)) + " head_dim " + std::to_string(hd) +
+                (step == &one_chunk ? " one chunk" : " chunks") +
+                (det ? " deterministic" : " fast") + " window " + std::to_string(window);
             EXPECT_LE(max_abs_diff(got.data(), twin.data(), n), kBound) << what;
             if (step == &one_chunk && !det) {
               const double off = mean_abs_diff(got.data(), twin.data(), n);
