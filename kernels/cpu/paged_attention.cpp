@@ -178,8 +178,8 @@ struct Geo {
   int64_t window;
   float scale;
   size_t esz;
-  bool bf16_activations;  // round tiled items' queries and probabilities to bf16
-  bool bf16_tiles;        // ... and multiply them on the bf16 GEMM tile (run_tiled_bf16)
+  bool bf16_activations;  // round every item's queries and softmax numerators to bf16
+  bool bf16_tiles;        // ... and run tiled items on the bf16 GEMM tile (run_tiled_bf16)
 
   int64_t lo(int64_t p) const { return window > 0 ? std::max<int64_t>(0, p - window + 1) : 0; }
   int64_t pos(int64_t t) const { return lay.pos[t]; }
