@@ -288,10 +288,10 @@ TEST_P(PagedKernelTest, Bf16ActivationsMatchTheirRefTwin) {
                             {alloc.take(blocks_for(37, bs)), positions(0, 37)},
                             {alloc.take(blocks_for(51, bs)), positions(50, 1)},
                             {alloc.take(blocks_for(23, bs)), positions(20, 3)}});
-      // Several chunks: a 200-token prompt, a 41-token continuation, a decode row over 300 keys
-      // (split-K in fast mode with threads).
-      const Step chunks({{alloc.take(blocks_for(200, bs)), positions(0, 200)},
-                         {alloc.take(blocks_for(300, bs)), positions(259, 41)},
+      // Several chunks: a 150-token prompt, a 16-token continuation and a decode row over 300
+      // keys (split-K in fast mode with threads).
+      const Step chunks({{alloc.take(blocks_for(150, bs)), positions(0, 150)},
+                         {alloc.take(blocks_for(300, bs)), positions(284, 16)},
                          {alloc.take(blocks_for(300, bs)), positions(299, 1)}});
       const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
       for (const Step* step : {&one_chunk, &chunks}) {
@@ -301,8 +301,10 @@ TEST_P(PagedKernelTest, Bf16ActivationsMatchTheirRefTwin) {
           std::vector<float> twin(n, NAN), exact(n, NAN);
           ref::paged_attention_bf16_activations(q.data(), n_head, pools.view(), step->view(),
                                                 window, scale, twin.data());
-          ref::paged_attention(q.data(), n_head, pools.view(), step->view(), window, scale, false,
-                               exact.data());
+          if (step == &one_chunk) {  // only compared there (the refs dominate under ASan)
+            ref::paged_attention(q.data(), n_head, pools.view(), step->view(), window, scale, false,
+                                 exact.data());
+          }
           for (bool det : {false, true}) {
             std::vector<float> got(n, NAN);
             cpu::paged_attention(ctx, q.data(), n_head, pools.view(), step->view(), window, scale,
