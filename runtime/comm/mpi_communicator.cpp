@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "runtime/comm/mpi_peer_watch.h"
 #include "runtime/core/status.h"
 
 namespace shardlm {
@@ -51,6 +52,7 @@ class MpiCommunicator final : public Communicator {
     MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN);
     MPI_Comm_rank(comm_, &rank_);
     MPI_Comm_size(comm_, &size_);
+    watch_mpi_peers(comm_);
   }
   ~MpiCommunicator() override {
     int finalized = 0;

@@ -1,9 +1,11 @@
 // A helper program for mpi_fault_test (run by it under mpirun -n 2, not a test itself): rank 0
 // drives generation requests over ranks as processes for up to 60 s; rank 1 serves steps and,
-// one second in, kills itself (--mode kill: SIGKILL) or stops (--mode hang: SIGSTOP). Rank 0
-// must then end, not hang: by mpirun's job abort or by its collective timeout (3 s here), which
-// it prints as one line before exiting with status 3.
+// one second in, kills itself (mode kill: SIGKILL), stops (mode hang: SIGSTOP) or sends SIGTERM
+// to its parent, the launcher (mode interrupt: as a user stopping mpirun). Rank 0 must then end,
+// not hang: by mpirun's job abort (each survivor's SIGTERM handler, mpi_peer_watch, says why) or
+// by its collective timeout (3 s here), which it prints as one line before exiting with status 3.
 #include <signal.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
@@ -19,7 +21,7 @@
 int main(int argc, char** argv) {
   using namespace shardlm;
   if (argc < 3) {
-    std::fprintf(stderr, "usage: mpi_fault_helper PACK_DIR kill|hang\n");
+    std::fprintf(stderr, "usage: mpi_fault_helper PACK_DIR kill|hang|interrupt\n");
     return 2;
   }
   MpiRuntime mpi(&argc, &argv);
@@ -35,7 +37,11 @@ int main(int argc, char** argv) {
     if (!engine.drives()) {
       std::thread([mode] {
         std::this_thread::sleep_for(std::chrono::seconds(1));
-        raise(mode == "kill" ? SIGKILL : SIGSTOP);
+        if (mode == "interrupt") {
+          kill(getppid(), SIGTERM);
+        } else {
+          raise(mode == "kill" ? SIGKILL : SIGSTOP);
+        }
       }).detach();
       engine.serve_steps();
       return 0;

@@ -55,8 +55,29 @@ TEST_F(MpiFault, AKilledRankEndsTheJobNamingIt) {
   const Proc p = run_job((*tmp_) / "pack", "kill");
   EXPECT_NE(p.code, 0) << p.out;
   EXPECT_LT(p.seconds, 30.0) << p.out;
-  EXPECT_NE(p.out.find("rank 1"), std::string::npos) << p.out;
+  // Rank 0's own line (mpi_peer_watch), not only mpirun's banner.
+  EXPECT_NE(p.out.find("mpi_fault_helper: error (comm): mpi rank 0: rank 1 (pid "),
+            std::string::npos)
+      << p.out;
+  EXPECT_NE(p.out.find(") has ended (killed or crashed); mpirun is stopping the job"),
+            std::string::npos)
+      << p.out;
   EXPECT_EQ(p.out.find("ran 60 s without noticing"), std::string::npos) << p.out;
+}
+
+TEST_F(MpiFault, AnInterruptedJobSaysSoOnEveryRank) {
+  const Proc p = run_job((*tmp_) / "pack", "interrupt");
+  EXPECT_NE(p.code, 0) << p.out;
+  EXPECT_LT(p.seconds, 30.0) << p.out;
+  for (const char* rank : {"mpi rank 0: ", "mpi rank 1: "}) {
+    EXPECT_NE(p.out.find(std::string("mpi_fault_helper: ") + rank +
+                         "stopped by SIGTERM from the launcher; every other rank is still "
+                         "running, so the job was interrupted"),
+              std::string::npos)
+        << rank << "\n"
+        << p.out;
+  }
+  EXPECT_EQ(p.out.find("has ended"), std::string::npos) << p.out;
 }
 
 TEST_F(MpiFault, AHungRankTimesRankZeroOutWithAMessage) {
