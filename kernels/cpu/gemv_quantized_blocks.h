@@ -11,24 +11,36 @@
 namespace shardlm::cpu {
 
 // pass(nt, t0, rows, out): out[r][t] = dot of row r with token t0 + t, r < R, t < nt (<= T).
-// Rows past o_end repeat the last row (their results are dropped), so a pass always has R.
+// The R rows of a pass are R sequential streams (rows o, o + q, ..., o + (R - 1) q for
+// q = (o_end - o_begin) / R), so every thread keeps R separate memory streams in flight as the
+// bf16 GEMV does; the rows left over (fewer than R) go in one last pass, whose missing rows repeat
+// its last row (their results are dropped), so a pass always has R.
 //   w [n_out rows of rb bytes], bias [n_out] or null, y [n_tokens, ldy]
 template <int R, int T, class Pass>
 void gemv_row_blocks(const uint8_t* w, size_t rb, int64_t n_tokens, int64_t o_begin, int64_t o_end,
                      const float* bias, float* y, int64_t ldy, const Pass& pass) {
-  for (int64_t o = o_begin; o < o_end; o += R) {
-    const int n_valid = static_cast<int>(std::min<int64_t>(R, o_end - o));
+  const int64_t q = (o_end - o_begin) / R;
+  auto run = [&](const int64_t (&row_ids)[R], int n_valid) {
     const uint8_t* rows[R];
-    for (int r = 0; r < R; ++r)
-      rows[r] = w + static_cast<size_t>(o + std::min(r, n_valid - 1)) * rb;
+    for (int r = 0; r < R; ++r) rows[r] = w + static_cast<size_t>(row_ids[r]) * rb;
     for (int64_t t0 = 0; t0 < n_tokens; t0 += T) {
       const int nt = static_cast<int>(std::min<int64_t>(T, n_tokens - t0));
       float out[R][T];
       pass(nt, t0, rows, out);
       for (int r = 0; r < n_valid; ++r)
         for (int t = 0; t < nt; ++t)
-          y[(t0 + t) * ldy + o + r] = out[r][t] + (bias ? bias[o + r] : 0.0f);
+          y[(t0 + t) * ldy + row_ids[r]] = out[r][t] + (bias ? bias[row_ids[r]] : 0.0f);
     }
+  };
+  int64_t ids[R];
+  for (int64_t i = 0; i < q; ++i) {
+    for (int r = 0; r < R; ++r) ids[r] = o_begin + i + r * q;
+    run(ids, R);
+  }
+  const int64_t left = o_end - (o_begin + R * q);
+  if (left > 0) {
+    for (int r = 0; r < R; ++r) ids[r] = o_begin + R * q + std::min<int64_t>(r, left - 1);
+    run(ids, static_cast<int>(left));
   }
 }
 
