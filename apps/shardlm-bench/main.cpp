@@ -26,8 +26,8 @@
 #include "apps/shardlm-bench/concurrency.h"
 #include "apps/shardlm-bench/machine_probe.h"
 #include "apps/shardlm-bench/perplexity.h"
-#include "apps/shardlm-bench/speculation_bench.h"
 #include "apps/shardlm-bench/proc_mem.h"
+#include "apps/shardlm-bench/speculation_bench.h"
 #include "apps/shardlm-bench/traffic.h"
 #include "kernels/cpu/isa.h"
 #include "runtime/backend/cpu/cpu_backend.h"
@@ -227,11 +227,15 @@ int run(int argc, char** argv) {
       const bench::PerplexityResult r =
           bench::perplexity(engine, path, vm["ppl-ctx"].as<int64_t>());
       if (o.json) {
-        nlohmann::json j = {{"file", path},           {"perplexity", r.perplexity},
-                            {"mean_nll", r.mean_nll}, {"tokens", r.n_tokens},
-                            {"scored", r.n_scored},   {"windows", r.n_windows},
+        nlohmann::json j = {{"file", path},
+                            {"perplexity", r.perplexity},
+                            {"mean_nll", r.mean_nll},
+                            {"tokens", r.n_tokens},
+                            {"scored", r.n_scored},
+                            {"windows", r.n_windows},
                             {"ctx", vm["ppl-ctx"].as<int64_t>()},
-                            {"tp", engine.tp_size()}, {"seconds", r.seconds}};
+                            {"tp", engine.tp_size()},
+                            {"seconds", r.seconds}};
         std::cout << j.dump(1) << "\n";
       } else {
         std::printf("perplexity %.4f\n", r.perplexity);
@@ -346,7 +350,7 @@ int run(int argc, char** argv) {
   // Ranks as processes: this process maps rank 0's file only, so the counts are its share.
   const int n_counted = procs.active() ? 1 : engine.tp_size();
   for (int r = 0; r < n_counted; ++r) packs.push_back(&engine.pack(r));
-  const bench::Traffic traffic = bench::count_traffic(packs);
+  const bench::Traffic traffic = bench::count_traffic(packs, engine.kv_pool_shape().dtype);
 
   // ---- Runs: the first warm-up run also pages the mapped weights in (its TTFT is reported).
   double first_ttft = 0;
@@ -445,6 +449,7 @@ int run(int argc, char** argv) {
     j["lm_head_bytes"] = traffic.lm_head_bytes;
     j["embed_row_bytes"] = traffic.embed_row_bytes;
     j["kv_bytes_mean"] = kv_bytes;
+    j["kv_dtype"] = dtype_name(engine.kv_pool_shape().dtype);
     j["decode_gbs"] = achieved_gbs;
     j["prefill_flops"] = prefill_flops;
     j["prefill_gflops"] = prefill_gflops;

@@ -22,7 +22,7 @@ double Traffic::prefill_flops(int64_t n, const ModelConfig& c) const {
          2.0 * static_cast<double>(lm_head_params);
 }
 
-Traffic count_traffic(const std::vector<const PackReader*>& ranks) {
+Traffic count_traffic(const std::vector<const PackReader*>& ranks, DType kv_dtype) {
   namespace tn = tensor_names;
   Traffic t;
   for (const PackReader* p : ranks) {
@@ -42,12 +42,11 @@ Traffic count_traffic(const std::vector<const PackReader*>& ranks) {
         t.matrix_params += static_cast<uint64_t>(x.numel());
       }
     }
-    t.kv_bytes_per_pos +=
-        static_cast<uint64_t>(2 * c.n_layer * lay.n_head_kv_local * c.head_dim) * sizeof(float);
+    t.kv_bytes_per_pos += static_cast<uint64_t>(2 * c.n_layer * lay.n_head_kv_local * c.head_dim) *
+                          dtype_size(kv_dtype);
   }
   if (!ranks.empty()) {
-    t.embed_row_bytes =
-        row_bytes(ranks[0]->embedding_dtype(), ranks[0]->config().n_embd);
+    t.embed_row_bytes = row_bytes(ranks[0]->embedding_dtype(), ranks[0]->config().n_embd);
   }
   return t;
 }

@@ -5,8 +5,9 @@
 //                  or `tok_embd` itself when the embeddings are tied: it is then read in full
 //                  as the lm_head), each read once per decode step;
 //   embedding row  one row of tok_embd (the new token's; read by the rank that holds it);
-//   KV bytes       per cached position: K and V rows of every layer and local kv head, f32
-//                  (runtime/model/kv_cache.h), on every rank (replicated kv heads count per rank).
+//   KV bytes       per cached position: K and V rows of every layer and local kv head, in the
+//                  KV pool's element type (bf16 unless --kv-dtype or the compute flags choose
+//                  another), on every rank (replicated kv heads count per rank).
 // Activations are a few KiB per step and stay in cache; they are not counted.
 #pragma once
 
@@ -34,6 +35,6 @@ struct Traffic {
   double prefill_flops(int64_t n_prompt, const ModelConfig& c) const;
 };
 
-Traffic count_traffic(const std::vector<const PackReader*>& ranks);
+Traffic count_traffic(const std::vector<const PackReader*>& ranks, DType kv_dtype);
 
 }  // namespace shardlm::bench

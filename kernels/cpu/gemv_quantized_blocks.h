@@ -20,7 +20,7 @@ template <int R, int T, class Pass>
 void gemv_row_blocks(const uint8_t* w, size_t rb, int64_t n_tokens, int64_t o_begin, int64_t o_end,
                      const float* bias, float* y, int64_t ldy, const Pass& pass) {
   const int64_t q = (o_end - o_begin) / R;
-  auto run = [&](const int64_t (&row_ids)[R], int n_valid) {
+  auto run = [&](const int64_t(&row_ids)[R], int n_valid) {
     const uint8_t* rows[R];
     for (int r = 0; r < R; ++r) rows[r] = w + static_cast<size_t>(row_ids[r]) * rb;
     for (int64_t t0 = 0; t0 < n_tokens; t0 += T) {

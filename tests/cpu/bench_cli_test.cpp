@@ -45,13 +45,13 @@ std::string pack_tiny(const testing::TempDir& d, int tp, bool tied) {
 }
 
 // The bytes one decode step reads, counted independently of the bench: every tensor of every
-// rank except an untied embedding table, one embedding row, f32 K and V of every layer and
-// local kv head for each attended position.
+// rank except an untied embedding table, one embedding row, K and V (elements of kv_bytes bytes:
+// 2 for the default bf16 pool) of every layer and local kv head for each attended position.
 struct Expected {
   double weights = 0, embed_row = 0, kv_per_pos = 0;
 };
 
-Expected expected_bytes(const std::string& dir) {
+Expected expected_bytes(const std::string& dir, double kv_bytes) {
   Expected e;
   const PackSet set = find_pack_set(dir);
   for (const std::string& path : set.rank_paths) {
@@ -63,7 +63,7 @@ Expected expected_bytes(const std::string& dir) {
     }
     e.embed_row = static_cast<double>(p->config().n_embd) * dtype_size(p->weight_dtype());
     e.kv_per_pos +=
-        2.0 * p->config().n_layer * p->parallel().n_head_kv_local * p->config().head_dim * 4;
+        2.0 * p->config().n_layer * p->parallel().n_head_kv_local * p->config().head_dim * kv_bytes;
   }
   return e;
 }
@@ -104,7 +104,8 @@ TEST(BenchCli, JsonReportHasEveryFigureAndExactByteCounts) {
         EXPECT_GT(j["reference_bandwidth_gbs"][key].get<double>(), 0.0) << key;
       }
 
-      const Expected e = expected_bytes(pack);
+      EXPECT_EQ(j["kv_dtype"], "bf16");
+      const Expected e = expected_bytes(pack, 2.0);
       // Decode step j (1..5) attends 12 + j positions: the mean is 12 + 6 / 2 = 15.
       const double want = e.weights + e.embed_row + e.kv_per_pos * 15.0;
       EXPECT_DOUBLE_EQ(j["weight_bytes"].get<double>(), e.weights) << "tp " << tp;
@@ -161,7 +162,7 @@ TEST(BenchCli, DeviceBackendReportsDeviceMemory) {
     ASSERT_EQ(r.code, 0) << r.out;
     const auto j = nlohmann::json::parse(r.out);
     ASSERT_TRUE(j["device_memory_bytes"].is_number()) << r.out;
-    const Expected e = expected_bytes(pack);
+    const Expected e = expected_bytes(pack, 2.0);  // only its weights are compared
     EXPECT_GE(j["device_memory_bytes"].get<double>(), e.weights) << "tp " << tp;
     r = run_bench(args);
     ASSERT_EQ(r.code, 0) << r.out;
