@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "apps/shardlm-serve-bench/event_loop_client.h"
 #include "apps/shardlm-serve-bench/prompt_words.h"
 #include "apps/shardlm-serve-bench/report.h"
 #include "apps/shardlm-serve-bench/stream_client.h"
@@ -32,6 +33,7 @@ struct Options {
   ServerConfig server;
   RunConfig run;
   bool json = false;
+  bool client_threads = false;  // a thread per stream over cpp-httplib instead of the event loop
 };
 
 // nullopt after --help.
@@ -60,9 +62,12 @@ std::optional<Options> parse_args(int argc, char** argv) {
       "temperature", po::value(&o.run.temperature)->default_value(0.0), "sampling temperature")(
       "ignore-eos", po::bool_switch(&o.run.ignore_eos),
       "send \"ignore_eos\": true, so every request generates exactly max_tokens")(
-      "timeout", po::value(&o.server.timeout_s)->default_value(300.0),
-      "seconds per request, connect to [DONE]")("json", po::bool_switch(&o.json),
-                                                "print the result as one JSON object");
+      "client-threads", po::bool_switch(&o.client_threads),
+      "one thread per stream over cpp-httplib instead of one epoll loop (costs the measured "
+      "machine a context switch per token)")("timeout",
+                                             po::value(&o.server.timeout_s)->default_value(300.0),
+                                             "seconds per request, connect to [DONE]")(
+      "json", po::bool_switch(&o.json), "print the result as one JSON object");
   po::variables_map vm;
   po::store(po::command_line_parser(argc, argv).options(desc).run(), vm);
   if (vm.count("help")) {
@@ -97,6 +102,19 @@ std::optional<Options> parse_args(int argc, char** argv) {
 
 // Runs every request; `results[i]` is request i's.
 std::vector<StreamResult> run_load(const Options& o, const std::vector<std::string>& prompts) {
+  if (!o.client_threads) {
+    std::vector<StreamRequest> requests(prompts.size());
+    for (size_t i = 0; i < prompts.size(); ++i) {
+      StreamRequest& r = requests[i];
+      r.endpoint = o.run.endpoint;
+      r.model = o.run.model;
+      r.prompt = prompts[i];
+      r.max_tokens = o.run.max_tokens;
+      r.temperature = o.run.temperature;
+      r.ignore_eos = o.run.ignore_eos;
+    }
+    return run_streams_event_loop(o.server, requests, o.run.concurrency);
+  }
   std::vector<StreamResult> results(prompts.size());
   std::atomic<size_t> next{0};
   const auto worker = [&] {
