@@ -11,7 +11,8 @@
 #   PROMPT_TOKENS should match what PROMPT_WORDS words tokenize to with the pack's tokenizer
 #   (the server's /metrics says: shardlm_prompt_tokens_total / requests).
 # env: BUILD (default build), N (clients, default 16), THREADS (default 2), PORT (default 18095),
-#      SERVE_FLAGS (more shardlm-serve flags, e.g. --stream-interval 4)
+#      SERVE_FLAGS (more shardlm-serve flags, e.g. --stream-interval 4),
+#      CLIENT_FLAGS (more shardlm-serve-bench flags, e.g. --client-threads)
 set -euo pipefail
 PACK=${1:?usage: tools/serve_vs_engine.sh PACK [PAIRS] [PROMPT_TOKENS] [GEN] [PROMPT_WORDS]}
 PAIRS=${2:-7}
@@ -34,7 +35,7 @@ for _ in $(seq 300); do
 done
 client() {  # seed -> JSON report
   "$BUILD/bin/shardlm-serve-bench" --port "$PORT" --endpoint completions --concurrency "$N" \
-    --requests "$N" --max-tokens "$GEN" --ignore-eos --prompt-words "$PW" --seed "$1" --json
+    --requests "$N" --max-tokens "$GEN" --ignore-eos --prompt-words "$PW" --seed "$1" --json ${CLIENT_FLAGS:-}
 }
 client 1000 >/dev/null  # warm-up: page-in, thread pools
 
