@@ -4,6 +4,9 @@
 // OpenAI-compatible server (an httplib::Server on a free loopback port in this process) that
 // streams a fixed number of chunks with small sleeps. Not a test of shardlm-serve itself.
 #include <httplib.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -17,6 +20,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "apps/shardlm-serve-bench/event_loop_client.h"
 #include "apps/shardlm-serve-bench/latency_stats.h"
 #include "apps/shardlm-serve-bench/prompt_words.h"
 #include "apps/shardlm-serve-bench/sse_parser.h"
@@ -308,12 +312,13 @@ json bench_json(int port, const std::string& flags, int expect_code) {
   return j;
 }
 
-TEST(ServeBenchRun, ChatStreamsAreTimedAndCounted) {
+void chat_streams_are_timed_and_counted(const std::string& client) {
   FakeOptions o;
   FakeServer server(o);
   const json j = bench_json(server.port(),
                             "--concurrency 4 --requests 8 --max-tokens 6 --prompt-words 5 "
-                            "--ignore-eos --api-key secret",
+                            "--ignore-eos --api-key secret" +
+                                client,
                             0);
   ASSERT_TRUE(j.is_object());
   EXPECT_EQ(j["requests_ok"], 8);
@@ -349,6 +354,14 @@ TEST(ServeBenchRun, ChatStreamsAreTimedAndCounted) {
   }
   EXPECT_EQ(prompts.size(), 8u);  // a different prompt per request
   for (const std::string& a : server.auth_headers()) EXPECT_EQ(a, "Bearer secret");
+}
+
+// Both clients: the epoll loop (default) and a thread per stream (--client-threads).
+TEST(ServeBenchRun, ChatStreamsAreTimedAndCounted) {
+  for (const std::string client : {"", " --client-threads"}) {
+    SCOPED_TRACE("client flags:" + client);
+    chat_streams_are_timed_and_counted(client);
+  }
 }
 
 TEST(ServeBenchRun, CompletionsTextReport) {
@@ -420,6 +433,146 @@ TEST(ServeBenchRun, AnErrorInTheStreamFailsTheRequest) {
   EXPECT_EQ(r.code, 1) << r.out;
   EXPECT_NE(r.out.find("0 ok, 2 failed"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("the engine fell over"), std::string::npos) << r.out;
+}
+
+// ---- the event-loop client against raw answers ----------------------------------------------
+
+// A TCP server on a free loopback port that answers each connection with `answer` (after
+// reading the request's first bytes) and closes it; with hang = true it reads and never answers.
+class RawServer {
+ public:
+  RawServer(std::string answer, int connections, bool hang = false) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+    socklen_t len = sizeof(a);
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+    ::listen(fd_, 16);
+    thread_ = std::thread([this, answer, connections, hang] {
+      for (int i = 0; i < connections; ++i) {
+        const int c = ::accept(fd_, nullptr, nullptr);
+        if (c < 0) return;
+        char buf[4096];
+        (void)::recv(c, buf, sizeof(buf), 0);
+        if (hang) {
+          held_.push_back(c);
+          continue;
+        }
+        (void)::send(c, answer.data(), answer.size(), MSG_NOSIGNAL);
+        ::close(c);
+      }
+    });
+  }
+  ~RawServer() {
+    thread_.join();
+    for (int c : held_) ::close(c);
+    ::close(fd_);
+  }
+  ServerConfig config(double timeout_s = 10) const {
+    ServerConfig c;
+    c.port = port_;
+    c.timeout_s = timeout_s;
+    return c;
+  }
+
+ private:
+  int fd_ = -1, port_ = 0;
+  std::thread thread_;
+  std::vector<int> held_;
+};
+
+std::vector<StreamRequest> completions(int n) {
+  std::vector<StreamRequest> r(static_cast<size_t>(n));
+  for (StreamRequest& q : r) {
+    q.endpoint = Endpoint::kCompletions;
+    q.prompt = "x";
+  }
+  return r;
+}
+
+TEST(ServeBenchEventLoop, ContentLengthBodyWithoutUsageCountsTextChunks) {
+  const std::string body =
+      "data: {\"choices\":[{\"text\":\"a\"}]}\r\n\r\n"
+      "data: {\"choices\":[{\"text\":\"b\"}]}\n\ndata: [DONE]\n\n";
+  RawServer server("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\ncontent-length: " +
+                       std::to_string(body.size()) + "\r\n\r\n" + body,
+                   3);
+  const auto results = run_streams_event_loop(server.config(), completions(3), 2);
+  ASSERT_EQ(results.size(), 3u);
+  for (const StreamResult& r : results) {
+    EXPECT_TRUE(r.ok) << r.error;
+    EXPECT_EQ(r.http_status, 200);
+    EXPECT_EQ(r.text_chunks, 2);
+    EXPECT_EQ(r.completion_tokens, 2);
+    EXPECT_FALSE(r.usage_reported);
+    EXPECT_EQ(r.itl_s.size(), 1u);
+  }
+}
+
+TEST(ServeBenchEventLoop, BrokenAnswersFailEachRequestClearly) {
+  {
+    RawServer server("SSH-2.0-OpenSSH\r\n\r\n", 1);
+    const auto r = run_streams_event_loop(server.config(), completions(1), 1);
+    EXPECT_FALSE(r[0].ok);
+    EXPECT_EQ(r[0].error_kind, "read");
+    EXPECT_NE(r[0].error.find("not an HTTP answer: SSH-2.0"), std::string::npos) << r[0].error;
+  }
+  {  // a chunked stream cut off after its first event: no [DONE]
+    RawServer server(
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "22\r\ndata: {\"choices\":[{\"text\":\"a\"}]}\n\n\r\n",
+        1);
+    const auto r = run_streams_event_loop(server.config(), completions(1), 1);
+    EXPECT_FALSE(r[0].ok);
+    EXPECT_EQ(r[0].error_kind, "incomplete stream") << r[0].error;
+    EXPECT_EQ(r[0].text_chunks, 1);
+  }
+  {  // closed inside the headers
+    RawServer server("HTTP/1.1 200 OK\r\nContent-Ty", 1);
+    const auto r = run_streams_event_loop(server.config(), completions(1), 1);
+    EXPECT_EQ(r[0].error_kind, "read");
+    EXPECT_NE(r[0].error.find("inside the headers"), std::string::npos) << r[0].error;
+  }
+  {  // a 503 with a chunked OpenAI error body
+    const std::string err = R"({"error":{"message":"the queue is full","code":503}})";
+    std::ostringstream hex;
+    hex << std::hex << err.size();
+    RawServer server("HTTP/1.1 503 Service Unavailable\r\ntransfer-encoding: chunked\r\n\r\n" +
+                         hex.str() + "\r\n" + err + "\r\n0\r\n\r\n",
+                     1);
+    const auto r = run_streams_event_loop(server.config(), completions(1), 1);
+    EXPECT_EQ(r[0].http_status, 503);
+    EXPECT_EQ(r[0].error_kind, "http 503");
+    EXPECT_EQ(r[0].error, "HTTP 503: the queue is full");
+  }
+}
+
+TEST(ServeBenchEventLoop, ASilentServerTimesOutAndNoServerIsAConnectionError) {
+  {
+    RawServer server("", 2, /*hang=*/true);
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto r = run_streams_event_loop(server.config(0.3), completions(2), 2);
+    EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 5.0);
+    for (const StreamResult& x : r) {
+      EXPECT_EQ(x.error_kind, "timeout") << x.error;
+      EXPECT_GE(x.total_s, 0.3);
+    }
+  }
+  int port;
+  {
+    RawServer gone("", 0);
+    port = gone.config().port;
+  }  // closed: nothing listens there now
+  ServerConfig c;
+  c.port = port;
+  const auto r = run_streams_event_loop(c, completions(2), 2);
+  for (const StreamResult& x : r) {
+    EXPECT_EQ(x.error_kind, "connection");
+    EXPECT_NE(x.error.find("could not connect"), std::string::npos) << x.error;
+  }
 }
 
 TEST(ServeBenchRun, NoServerOrBadFlagsExitTwo) {
