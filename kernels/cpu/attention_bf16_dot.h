@@ -1,0 +1,20 @@
+// Decode attention scores with VDPBF16PS (AVX-512 BF16): the query, already rounded to bf16 in
+// the bf16 activation mode, against a bf16 KV pool's K rows read in place, products exact and
+// summed in f32, so no row is widened. Compiled only where the compiler takes -mavx512bf16
+// (SHARDLM_CPU_BF16_DOT) and called only when bf16_dot_supported() (paged_attention.cpp's row
+// items). Nothing here threads, allocates or throws. Not P.V and not the softmax. Internal to
+// kernels/cpu.
+#pragma once
+
+#include <cstdint>
+
+namespace shardlm::cpu {
+
+// s[j] = scale * (q . k[j]) for j < n_keys; head_dim a multiple of 32, at most 256. Keys come 16
+// at a time (then one by one), so a key's bits depend on its place in [0, n_keys) but not on
+// the values of other keys (denormal inputs flushed to zero, as the instruction does).
+//   q [head_dim] bf16, k: n_keys pointers to rows of head_dim bf16, s [n_keys] f32
+void attn_scores_row_bf16_dot(const uint16_t* q, const uint16_t* const* k, int64_t n_keys,
+                              int64_t head_dim, float scale, float* s);
+
+}  // namespace shardlm::cpu
