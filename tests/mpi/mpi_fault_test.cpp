@@ -65,19 +65,25 @@ TEST_F(MpiFault, AKilledRankEndsTheJobNamingIt) {
   EXPECT_EQ(p.out.find("ran 60 s without noticing"), std::string::npos) << p.out;
 }
 
+// mpirun SIGTERMs every rank at once. The first rank to handle it sees every other one running
+// and says the job was interrupted; a rank that handles it after another has already ended names
+// that one instead (it cannot tell a crash from the same SIGTERM). Either way each rank writes
+// its own line.
 TEST_F(MpiFault, AnInterruptedJobSaysSoOnEveryRank) {
   const Proc p = run_job((*tmp_) / "pack", "interrupt");
   EXPECT_NE(p.code, 0) << p.out;
   EXPECT_LT(p.seconds, 30.0) << p.out;
-  for (const char* rank : {"mpi rank 0: ", "mpi rank 1: "}) {
-    EXPECT_NE(p.out.find(std::string("mpi_fault_helper: ") + rank +
-                         "stopped by SIGTERM from the launcher; every other rank is still "
-                         "running, so the job was interrupted"),
-              std::string::npos)
-        << rank << "\n"
-        << p.out;
+  const std::string interrupted =
+      "stopped by SIGTERM from the launcher; every other rank is still running, so the job was "
+      "interrupted";
+  EXPECT_NE(p.out.find(interrupted), std::string::npos) << p.out;
+  for (const std::string rank : {"mpi rank 0: ", "mpi rank 1: "}) {
+    const bool says_interrupted =
+        p.out.find("mpi_fault_helper: " + rank + interrupted) != std::string::npos;
+    const bool names_the_other =
+        p.out.find("mpi_fault_helper: error (comm): " + rank + "rank ") != std::string::npos;
+    EXPECT_TRUE(says_interrupted || names_the_other) << rank << "\n" << p.out;
   }
-  EXPECT_EQ(p.out.find("has ended"), std::string::npos) << p.out;
 }
 
 TEST_F(MpiFault, AHungRankTimesRankZeroOutWithAMessage) {
