@@ -100,33 +100,31 @@ std::optional<Options> parse_args(int argc, char** argv) {
   return o;
 }
 
+// Every prompt as a request of the run's settings.
+std::vector<StreamRequest> make_requests(const Options& o,
+                                         const std::vector<std::string>& prompts) {
+  std::vector<StreamRequest> requests(prompts.size());
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    StreamRequest& r = requests[i];
+    r.endpoint = o.run.endpoint;
+    r.model = o.run.model;
+    r.prompt = prompts[i];
+    r.max_tokens = o.run.max_tokens;
+    r.temperature = o.run.temperature;
+    r.ignore_eos = o.run.ignore_eos;
+  }
+  return requests;
+}
+
 // Runs every request; `results[i]` is request i's.
 std::vector<StreamResult> run_load(const Options& o, const std::vector<std::string>& prompts) {
-  if (!o.client_threads) {
-    std::vector<StreamRequest> requests(prompts.size());
-    for (size_t i = 0; i < prompts.size(); ++i) {
-      StreamRequest& r = requests[i];
-      r.endpoint = o.run.endpoint;
-      r.model = o.run.model;
-      r.prompt = prompts[i];
-      r.max_tokens = o.run.max_tokens;
-      r.temperature = o.run.temperature;
-      r.ignore_eos = o.run.ignore_eos;
-    }
-    return run_streams_event_loop(o.server, requests, o.run.concurrency);
-  }
+  const std::vector<StreamRequest> requests = make_requests(o, prompts);
+  if (!o.client_threads) return run_streams_event_loop(o.server, requests, o.run.concurrency);
   std::vector<StreamResult> results(prompts.size());
   std::atomic<size_t> next{0};
   const auto worker = [&] {
     for (size_t i = next++; i < prompts.size(); i = next++) {
-      StreamRequest r;
-      r.endpoint = o.run.endpoint;
-      r.model = o.run.model;
-      r.prompt = prompts[i];
-      r.max_tokens = o.run.max_tokens;
-      r.temperature = o.run.temperature;
-      r.ignore_eos = o.run.ignore_eos;
-      results[i] = run_stream_request(o.server, r);
+      results[i] = run_stream_request(o.server, requests[i]);
     }
   };
   const size_t n_threads = std::min<size_t>(static_cast<size_t>(o.run.concurrency), prompts.size());
