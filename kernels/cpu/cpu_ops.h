@@ -49,6 +49,11 @@ struct Context {
   // rounds its queries and softmax numerators the same way (VDPBF16PS for prefill on a bf16
   // pool).
   bool bf16_activations = false;
+  // Batch-invariant (deterministic) mode: decode-sized matmuls keep one GEMV kernel for 1 to
+  // kGemvMaxTokens tokens, so a token's outputs do not depend on how many tokens share the call.
+  // Off, bf16 matmuls of kAmxGemvMinTokens or more tokens run on AMX tiles (gemv_amx.h), which
+  // sum in another order than the one-token GEMV.
+  bool batch_invariant = false;
 };
 
 // Vocab-parallel embedding; out-of-shard ids give zero rows.

@@ -1,6 +1,6 @@
 // cpu::matmul: picks GEMV (decode), the AMX tile GEMM (bf16 prefill on AMX machines) or the
-// f32 FMA GEMM — or, for bf16 activations, the VDPBF16PS GEMV and GEMM — and splits the work
-// over the thread pool. Every output element is computed by one thread from start to end, so
+// f32 FMA GEMM — or, for bf16 activations, the VDPBF16PS GEMV and GEMM, and the AMX tile GEMV
+// for decode steps of 8+ tokens — and splits the work over the thread pool. Every output element is computed by one thread from start to end, so
 // results do not depend on the thread count.
 #include <algorithm>
 #include <atomic>
@@ -12,6 +12,7 @@
 #include "runtime/core/quant.h"
 #if defined(SHARDLM_CPU_AMX)
 #include "kernels/cpu/gemm_amx.h"
+#include "kernels/cpu/gemv_amx.h"
 #endif
 #if defined(SHARDLM_CPU_BF16_DOT)
 #include "kernels/cpu/gemm_bf16_dot.h"
@@ -257,11 +258,13 @@ void gemm_int8(const Context& ctx, const float* x, int64_t n_tokens, int64_t n_i
 // thread, claimed dynamically: a thread slowed down (another process on its core, a slower
 // memory channel) takes fewer chunks instead of making the others wait at the end of the op.
 template <class Rows>
-void gemv_chunks(const Context& ctx, int64_t n_out, const Rows& rows) {
+void gemv_chunks(const Context& ctx, int64_t n_out, const Rows& rows, int64_t unit = 1) {
+  const int64_t n_units = (n_out + unit - 1) / unit;
+  const int64_t min_units = std::max<int64_t>(1, kGemvMinRows / unit);
   const int64_t n_threads =
-      std::min<int64_t>(ctx.pool.size(), std::max<int64_t>(1, n_out / kGemvMinRows));
+      std::min<int64_t>(ctx.pool.size(), std::max<int64_t>(1, n_units / min_units));
   const int64_t n_chunks = std::min<int64_t>(n_threads * kGemvChunksPerThread,
-                                             std::max<int64_t>(1, n_out / kGemvMinRows));
+                                             std::max<int64_t>(1, n_units / min_units));
   if (n_threads <= 1) {
     rows(int64_t{0}, n_out);
     return;
@@ -269,7 +272,8 @@ void gemv_chunks(const Context& ctx, int64_t n_out, const Rows& rows) {
   std::atomic<int64_t> next{0};
   ctx.pool.run(static_cast<int>(n_threads), [&](int, int) {
     for (int64_t c = next.fetch_add(1); c < n_chunks; c = next.fetch_add(1)) {
-      rows(n_out * c / n_chunks, n_out * (c + 1) / n_chunks);
+      rows(std::min(n_out, n_units * c / n_chunks * unit),
+           std::min(n_out, n_units * (c + 1) / n_chunks * unit));
     }
   });
 }
@@ -345,6 +349,28 @@ void round_activations(const Context& ctx, const float* x, int64_t n, uint16_t* 
 void matmul_bf16_activations(const Context& ctx, const float* x, int64_t n_tokens, int64_t n_in,
                              const uint16_t* w, int64_t n_out, const float* bias, float* y) {
   const int64_t n = n_tokens * n_in;
+#if defined(SHARDLM_CPU_AMX)
+  // Decode-sized with several tokens on AMX: the tile GEMV (weights in place as A tiles, the
+  // tokens as B's columns), in 16-row blocks, so a row's arithmetic is the same whatever the
+  // split or the thread count.
+  if (n_tokens >= kAmxGemvMinTokens && n_tokens <= kGemvMaxTokens && !ctx.batch_invariant &&
+      ctx.isa >= Isa::kAmx && amx_gemv_supported(n_in)) {
+    auto* xb = static_cast<uint16_t*>(ctx.workspace.get(2 * n * sizeof(uint16_t), 1));
+    round_activations(ctx, x, n, xb);
+    const uint16_t* xt = xb;
+    if (n_tokens > 1) {
+      amx_gemv_pack_x(xb, n_tokens, n_in, xb + n);
+      xt = xb + n;
+    }
+    gemv_chunks(
+        ctx, n_out,
+        [&](int64_t o_begin, int64_t o_end) {
+          amx_gemv_rows(xt, n_tokens, n_in, w, o_begin, o_end, bias, y, n_out);
+        },
+        16);
+    return;
+  }
+#endif
 #if defined(SHARDLM_CPU_BF16_DOT)
   static const bool bf16_dot = bf16_dot_supported();
   if (n_tokens <= kGemvMaxTokens && bf16_dot && ctx.isa >= Isa::kAvx512) {

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "kernels/cpu/cpu_ops.h"
+#include "runtime/core/aligned_buffer.h"
 #include "runtime/core/dtype.h"
 #include "runtime/core/quant.h"
 
@@ -76,24 +77,27 @@ int main(int argc, char** argv) {
   // SHARDLM_BENCH_HOT=1: one copy, so the weights stay in cache (a model that fits the cache).
   const bool hot = std::getenv("SHARDLM_BENCH_HOT") != nullptr;
   const size_t copies = hot ? 1 : std::max<size_t>(2, (size_t{1} << 30) / per + 1);
-  std::vector<uint8_t> w(per * copies);
+  // Aligned as a pack's tensors are (a 16-byte offset, what a std::vector gives, splits every
+  // 64-byte load of a row across two cache lines).
+  AlignedBuffer w_buf(per * copies);
+  auto* w = w_buf.as<uint8_t>();
   if (wt == DType::kBF16) {
-    for (size_t i = 0; i < w.size() / 2; ++i) {
+    for (size_t i = 0; i < per * copies / 2; ++i) {
       const uint16_t v = f32_to_bf16(u(rng));
-      std::memcpy(w.data() + 2 * i, &v, 2);
+      std::memcpy(w + 2 * i, &v, 2);
     }
   } else {
     std::vector<float> row(static_cast<size_t>(n_in));
-    for (size_t r = 0; r < w.size() / row_bytes(wt, n_in); ++r) {
+    for (size_t r = 0; r < per * copies / row_bytes(wt, n_in); ++r) {
       for (float& v : row) v = u(rng);
-      quantize_row(wt, row.data(), n_in, w.data() + r * row_bytes(wt, n_in));
+      quantize_row(wt, row.data(), n_in, w + r * row_bytes(wt, n_in));
     }
   }
 
   std::vector<double> ms;
   for (size_t r = 0; r < std::max<size_t>(copies, hot ? 2000 : 20); ++r) {
     const auto t0 = std::chrono::steady_clock::now();
-    cpu::matmul(ctx, x.data(), n_tokens, n_in, w.data() + (r % copies) * per, wt, n_out, nullptr,
+    cpu::matmul(ctx, x.data(), n_tokens, n_in, w + (r % copies) * per, wt, n_out, nullptr,
                 y.data());
     ms.push_back(
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());

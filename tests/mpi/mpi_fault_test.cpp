@@ -67,9 +67,11 @@ TEST_F(MpiFault, AKilledRankEndsTheJobNamingIt) {
 
 // mpirun SIGTERMs every rank at once. The first rank to handle it sees every other one running
 // and says the job was interrupted; a rank that handles it after another has already ended names
-// that one instead (it cannot tell a crash from the same SIGTERM). Either way each rank writes
-// its own line.
-TEST_F(MpiFault, AnInterruptedJobSaysSoOnEveryRank) {
+// that one instead (it cannot tell a crash from the same SIGTERM). Whether the later rank's line
+// reaches the output is up to mpirun, which may stop forwarding it or SIGKILL the rank first:
+// on a loaded machine rank 0's line was missing in 2 of 8 runs. So one "interrupted" line is
+// required, and a rank's own line, where it reaches the output, is that one.
+TEST_F(MpiFault, AnInterruptedJobSaysSo) {
   const Proc p = run_job((*tmp_) / "pack", "interrupt");
   EXPECT_NE(p.code, 0) << p.out;
   EXPECT_LT(p.seconds, 30.0) << p.out;
@@ -78,11 +80,11 @@ TEST_F(MpiFault, AnInterruptedJobSaysSoOnEveryRank) {
       "interrupted";
   EXPECT_NE(p.out.find(interrupted), std::string::npos) << p.out;
   for (const std::string rank : {"mpi rank 0: ", "mpi rank 1: "}) {
-    const bool says_interrupted =
-        p.out.find("mpi_fault_helper: " + rank + interrupted) != std::string::npos;
-    const bool names_the_other =
-        p.out.find("mpi_fault_helper: error (comm): " + rank + "rank ") != std::string::npos;
-    EXPECT_TRUE(says_interrupted || names_the_other) << rank << "\n" << p.out;
+    // A rank's own (not error) line, where there is one, is the interrupted one.
+    const size_t at = p.out.find("mpi_fault_helper: " + rank);
+    if (at != std::string::npos) {
+      EXPECT_EQ(p.out.find("mpi_fault_helper: " + rank + interrupted), at) << rank << "\n" << p.out;
+    }
   }
 }
 

@@ -15,6 +15,9 @@
 #include "kernels/cpu/cpu_ops.h"
 #include "kernels/cpu/gemv_quantized.h"
 #include "kernels/cpu/kernel_table.h"
+#if defined(SHARDLM_CPU_AMX)
+#include "kernels/cpu/gemv_amx.h"
+#endif
 #if defined(SHARDLM_CPU_BF16_DOT)
 #include "kernels/cpu/gemv_bf16_dot.h"
 #endif
@@ -111,8 +114,9 @@ TEST_P(KernelTest, MatmulMatchesRef) {
 }
 
 TEST_P(KernelTest, MatmulWithBf16ActivationsMatchesRef) {
-  // The bf16 activation mode (VDPBF16PS GEMV at AVX-512 where the CPU has it; elsewhere the
-  // rounded activations through the f32 kernels) against the ref with rounded activations: the
+  // The bf16 activation mode (VDPBF16PS GEMV at AVX-512 where the CPU has it, the AMX tile GEMV
+  // for 8+ tokens at n_in % 32 == 0 on AMX; elsewhere the rounded activations through the f32
+  // kernels) against the ref with rounded activations: the
   // products are the same, so only f32 summation error is allowed. Its distance from the exact
   // result is bf16 rounding of x (relative 2^-9 per product), checked loosely as well.
   cpu::Context ctx = ctx_;
@@ -122,7 +126,8 @@ TEST_P(KernelTest, MatmulWithBf16ActivationsMatchesRef) {
   // and of fewer than 32 outputs.
   const MatmulCase cases[] = {{1, 67, 45},    {2, 1000, 13}, {3, 31, 9},     {8, 1000, 13},
                               {16, 96, 37},   {5, 1024, 96}, {13, 3072, 32}, {40, 128, 64},
-                              {17, 1056, 16}, {29, 301, 45}, {50, 67, 33},   {61, 2050, 70}};
+                              {17, 1056, 16}, {29, 301, 45}, {50, 67, 33},   {61, 2050, 70},
+                              {8, 1024, 45},  {11, 384, 200}};
   for (DType dt : {DType::kBF16, DType::kF16}) {
     for (const MatmulCase& c : cases) {
       for (bool with_bias : {false, true}) check_matmul(ctx, c, dt, with_bias, per_term_tol(dt), 3);
@@ -154,16 +159,19 @@ TEST_P(KernelTest, MatmulRealShapes) {
 
 TEST_P(KernelTest, GemvRowsDoNotDependOnHowManyTokensShareTheCall) {
   // Deterministic mode relies on it: a token's outputs are the same bits whether the GEMV runs
-  // it alone or with up to kGemvMaxTokens - 1 others (any position in the batch).
-  const int64_t n_in = 1000, n_out = 45;
+  // it alone or with up to kGemvMaxTokens - 1 others (any position in the batch). n_in 1024 is
+  // a shape the AMX GEMV would take at 8+ tokens outside batch-invariant mode.
+  for (const int64_t n_in : {int64_t{1000}, int64_t{1024}})
   for (bool bf16_activations : {false, true}) {
+    const int64_t n_out = 45;
     cpu::Context ctx = ctx_;
     ctx.bf16_activations = bf16_activations;
+    ctx.batch_invariant = true;
     for (DType dt : {DType::kBF16, DType::kF16, DType::kF32}) {
       const auto w = encode(random_floats(static_cast<size_t>(n_in * n_out), 31), dt);
       const auto x = random_floats(static_cast<size_t>(cpu::kGemvMaxTokens * n_in), 32);
       std::vector<float> all(static_cast<size_t>(cpu::kGemvMaxTokens * n_out));
-      for (int64_t n_tokens : {int64_t{2}, int64_t{3}, int64_t{7}, cpu::kGemvMaxTokens}) {
+      for (int64_t n_tokens : {int64_t{2}, int64_t{3}, int64_t{7}, int64_t{9}, cpu::kGemvMaxTokens}) {
         cpu::matmul(ctx, x.data(), n_tokens, n_in, w.data(), dt, n_out, nullptr, all.data());
         for (int64_t t = 0; t < n_tokens; ++t) {
           std::vector<float> alone(static_cast<size_t>(n_out));
@@ -171,7 +179,7 @@ TEST_P(KernelTest, GemvRowsDoNotDependOnHowManyTokensShareTheCall) {
                       alone.data());
           EXPECT_EQ(0,
                     std::memcmp(alone.data(), all.data() + t * n_out, alone.size() * sizeof(float)))
-              << dtype_name(dt) << " token " << t << " of " << n_tokens
+              << dtype_name(dt) << " token " << t << " of " << n_tokens << " n_in " << n_in
               << (bf16_activations ? " bf16 activations" : "");
         }
       }
@@ -460,6 +468,67 @@ TEST(AmxTest, FewerSplitsRoundActivationsToBf16) {
     cpu::Context ctx{pool, Isa::kAmx, ws, splits};
     check_matmul(ctx, c, DType::kBF16, true, splits == 1 ? 8e-3f : 4e-5f, 30);
   }
+}
+#endif
+
+#if defined(SHARDLM_CPU_AMX)
+// amx_gemv_rows on `rows` = {o_begin, o_end} pieces of [0, n_out) (o_begin multiples of 16).
+//   x [n_tokens, n_in] f32 (rounded to bf16 here), w [n_out, n_in] bf16, y [n_tokens, n_out]
+std::vector<float> amx_gemv(const std::vector<float>& x, int64_t n_tokens, int64_t n_in,
+                            const std::vector<uint8_t>& w, int64_t n_out, const float* bias,
+                            const std::vector<std::pair<int64_t, int64_t>>& rows) {
+  std::vector<uint16_t> xb(x.size()), xt(x.size());
+  for (size_t i = 0; i < x.size(); ++i) xb[i] = f32_to_bf16(x[i]);
+  cpu::amx_gemv_pack_x(xb.data(), n_tokens, n_in, xt.data());
+  std::vector<float> y(static_cast<size_t>(n_tokens * n_out), NAN);
+  for (const auto& [o_begin, o_end] : rows) {
+    cpu::amx_gemv_rows(xt.data(), n_tokens, n_in, reinterpret_cast<const uint16_t*>(w.data()),
+                       o_begin, o_end, bias, y.data(), n_out);
+  }
+  return y;
+}
+
+TEST(AmxGemvTest, MatchesItsRefTwinForEveryTokenCountAndRowTail) {
+  // The tile GEMV against ref::matmul_bf16_activations (same products, f32 sums in another
+  // order), 1 to 16 tokens, row counts that end in 4-block groups, 1-3 blocks and a partial
+  // block (n_out % 16), several row ranges per matrix. Outputs start as NaN, so a row the kernel
+  // skips fails.
+  if (!cpu::amx_gemv_supported(32)) GTEST_SKIP() << "no AMX on this machine";
+  struct Case {
+    int64_t n_in, n_out;
+  };
+  for (const Case c : {Case{32, 16}, Case{384, 200}, Case{1024, 45}, Case{96, 7}, Case{64, 131}}) {
+    const auto w = encode(random_floats(static_cast<size_t>(c.n_out * c.n_in), 50), DType::kBF16);
+    const auto bias = random_floats(static_cast<size_t>(c.n_out), 51);
+    for (int64_t n_tokens = 1; n_tokens <= cpu::kGemvMaxTokens; ++n_tokens) {
+      const auto x = random_floats(static_cast<size_t>(n_tokens * c.n_in), 52 + n_tokens);
+      std::vector<float> ref(static_cast<size_t>(n_tokens * c.n_out));
+      ref::matmul_bf16_activations(x.data(), n_tokens, c.n_in, w.data(), DType::kBF16, c.n_out,
+                                   bias.data(), ref.data());
+      const int64_t split = std::min<int64_t>(c.n_out, 32);
+      const auto got = amx_gemv(x, n_tokens, c.n_in, w, c.n_out, bias.data(),
+                                {{0, split}, {split, c.n_out}});
+      EXPECT_LE(max_abs_diff(ref.data(), got.data(), ref.size()),
+                per_term_tol(DType::kBF16) * static_cast<float>(c.n_in))
+          << "n_in " << c.n_in << " n_out " << c.n_out << " n_tokens " << n_tokens;
+    }
+  }
+}
+
+TEST(AmxGemvTest, RowsDoNotDependOnTokenCountOrRowRanges) {
+  // Every output element is summed by the tile unit in one order: a token alone, or as the
+  // last of 16, and a matrix in one range or in 16-row pieces give the same bits.
+  if (!cpu::amx_gemv_supported(32)) GTEST_SKIP() << "no AMX on this machine";
+  const int64_t n_in = 320, n_out = 83, n_tokens = 16;
+  const auto w = encode(random_floats(static_cast<size_t>(n_out * n_in), 60), DType::kBF16);
+  const auto x = random_floats(static_cast<size_t>(n_tokens * n_in), 61);
+  const auto all = amx_gemv(x, n_tokens, n_in, w, n_out, nullptr, {{0, n_out}});
+  std::vector<std::pair<int64_t, int64_t>> pieces;
+  for (int64_t o = 0; o < n_out; o += 16) pieces.emplace_back(o, std::min(n_out, o + 16));
+  const std::vector<float> last(x.end() - n_in, x.end());
+  const auto alone = amx_gemv(last, 1, n_in, w, n_out, nullptr, pieces);
+  EXPECT_EQ(0, std::memcmp(alone.data(), all.data() + (n_tokens - 1) * n_out,
+                           alone.size() * sizeof(float)));
 }
 #endif
 

@@ -58,6 +58,7 @@ cpu::Context make_context(ThreadPool& pool, cpu::Workspace& workspace, const Bac
   check_backend_settings(o, "cpu", {"isa", "amx_splits"});
   cpu::Context ctx{pool, cpu_backend_isa(o), workspace, amx_splits_setting(o)};
   ctx.bf16_activations = cpu_bf16_activations(o.activations, ctx.isa);
+  ctx.batch_invariant = o.deterministic;
   return ctx;
 }
 
