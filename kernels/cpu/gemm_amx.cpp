@@ -18,7 +18,12 @@
 
 #include <cstring>
 
+#if defined(SHARDLM_CPU_BF16_DOT)
+#include "kernels/cpu/gemv_bf16_dot.h"
+#endif
+#include "kernels/cpu/gemv_quantized.h"
 #include "kernels/cpu/simd_avx512.h"
+#include "runtime/core/quant.h"
 
 namespace shardlm::cpu {
 
@@ -87,14 +92,29 @@ void store_tile(const float* c /* [16][16] */, int64_t t0, int64_t n_tokens, int
 
 // Copies weight rows [g, g_end) into A tiles, ordered [16-row block][k block]: every tile is
 // 1 KiB contiguous, so a tile load reads 16 consecutive lines instead of 16 lines a row apart.
-//   w [n_out, n_in] bf16 -> wp [(g_end - g) / 16, n_in / 32, 16, 32] bf16
-void pack_w_group(const uint16_t* w, int64_t n_in, int64_t g, int64_t g_end, uint8_t* wp) {
+// Quantized rows are dequantized into `row` (n_in floats) and rounded to bf16 on the way.
+//   w [n_out rows] of dtype -> wp [(g_end - g) / 16, n_in / 32, 16, 32] bf16
+void pack_w_group(const void* w, DType dtype, int64_t n_in, int64_t g, int64_t g_end, uint8_t* wp,
+                  float* row) {
   const int64_t n_kb = n_in / 32;
+  const size_t rb = row_bytes(dtype, n_in);
   for (int64_t o = g; o < g_end; ++o) {
-    const uint16_t* row = w + o * n_in;
     uint8_t* dst = wp + ((o - g) / 16 * n_kb * 16 + (o - g) % 16) * 64;
+    const auto* src = static_cast<const uint8_t*>(w) + static_cast<size_t>(o) * rb;
+    if (dtype == DType::kBF16) {
+      for (int64_t kb = 0; kb < n_kb; ++kb) {
+        _mm512_store_si512(dst + kb * kTileBytes, _mm512_loadu_si512(src + kb * 64));
+      }
+      continue;
+    }
+    dequantize_range(Isa::kAvx512, dtype, src, n_in, 0, n_in, row);
     for (int64_t kb = 0; kb < n_kb; ++kb) {
-      _mm512_store_si512(dst + kb * kTileBytes, _mm512_loadu_si512(row + kb * 32));
+      auto* tile_row = reinterpret_cast<uint16_t*>(dst + kb * kTileBytes);
+#if defined(SHARDLM_CPU_BF16_DOT)
+      round_to_bf16_avx512(row + kb * 32, 32, tile_row);
+#else
+      for (int i = 0; i < 32; ++i) tile_row[i] = f32_to_bf16(row[kb * 32 + i]);
+#endif
     }
   }
 }
@@ -177,7 +197,8 @@ void row_blocks(const Operands& op, const uint8_t* wp, int64_t tb, int64_t o) {
 }  // namespace
 
 bool amx_gemm_supported(DType dtype, int64_t n_in, int64_t n_out) {
-  return dtype == DType::kBF16 && n_in > 0 && n_in % 32 == 0 && n_out > 0 && n_out % 16 == 0;
+  return (dtype == DType::kBF16 || is_quantized(dtype)) && n_in > 0 && n_in % 32 == 0 &&
+         n_out > 0 && n_out % 16 == 0;
 }
 
 int64_t amx_token_blocks(int64_t n_tokens) {
@@ -216,7 +237,8 @@ void amx_pack_x(const float* x, int64_t n_tokens, int64_t n_in, int n_split, int
 }
 
 size_t amx_packed_w_bytes(int64_t n_in) {
-  return static_cast<size_t>(amx_group_rows(n_in) * n_in) * 2;
+  const size_t row = (static_cast<size_t>(n_in) * sizeof(float) + 63) / 64 * 64;
+  return static_cast<size_t>(amx_group_rows(n_in) * n_in) * 2 + row;
 }
 
 int64_t amx_group_rows(int64_t n_in) {
@@ -224,8 +246,8 @@ int64_t amx_group_rows(int64_t n_in) {
   return rows > 16 * kBlocks ? rows : 16 * kBlocks;
 }
 
-void amx_gemm_rows(const uint16_t* xb, int64_t n_tokens, int64_t n_in, int n_split,
-                   const uint16_t* w, int64_t n_out, const float* bias, float* y, int64_t o_begin,
+void amx_gemm_rows(const uint16_t* xb, int64_t n_tokens, int64_t n_in, int n_split, const void* w,
+                   DType dtype, int64_t n_out, const float* bias, float* y, int64_t o_begin,
                    int64_t o_end, uint8_t* wp) {
   configure_tiles();
   const int64_t n_kb = n_in / 32;
@@ -234,7 +256,8 @@ void amx_gemm_rows(const uint16_t* xb, int64_t n_tokens, int64_t n_in, int n_spl
   const Operands ops{reinterpret_cast<const uint8_t*>(xb), n_tokens, n_kb, n_split, n_out, bias, y};
   for (int64_t g = o_begin; g < o_end; g += group) {
     const int64_t g_end = g + group < o_end ? g + group : o_end;
-    pack_w_group(w, n_in, g, g_end, wp);
+    pack_w_group(w, dtype, n_in, g, g_end, wp,
+                 reinterpret_cast<float*>(wp + static_cast<size_t>(group * n_in) * 2));
     for (int64_t tb = 0; tb < n_tb; ++tb) {
       int64_t o = g;
       for (; o + 16 * kBlocks <= g_end; o += 16 * kBlocks) {

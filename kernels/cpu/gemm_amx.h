@@ -1,4 +1,5 @@
-// Prefill GEMM of bf16 weights on Intel AMX tiles (TDPBF16PS, f32 accumulation), used by
+// Prefill GEMM of bf16 weights (and of int8/int4 weights dequantized to bf16 group by group) on
+// Intel AMX tiles (TDPBF16PS, f32 accumulation), used by
 // cpu::matmul when the ISA level is kAmx. Tiles compute C^T = W x^T: A tiles are 16 weight rows
 // x 32 k, copied group by group from the mapped pack into a per-thread scratch of contiguous
 // tiles (the pack itself is never modified or copied whole), B tiles hold the activations
@@ -17,7 +18,9 @@
 
 namespace shardlm::cpu {
 
-// bf16 weights with n_in % 32 == 0 and n_out % 16 == 0.
+// bf16 or quantized (int8, int4) weights with n_in % 32 == 0 and n_out % 16 == 0. Quantized
+// rows are dequantized and rounded to bf16 as each group is packed (the bf16 activation mode's
+// prefill on AMX, with one split: the products of the VDPBF16PS GEMM on bf16 panels).
 bool amx_gemm_supported(DType dtype, int64_t n_in, int64_t n_out);
 
 // Token blocks of the packed activations: tokens are padded to a multiple of 32.
@@ -38,10 +41,10 @@ size_t amx_packed_w_bytes(int64_t n_in);
 
 // y[t, o] = sum_k x[t, k] w[o, k] (+ bias[o]) for o in [o_begin, o_end) (multiples of 16) and
 // every token. Configures and releases the calling thread's tiles.
-//   xb from amx_pack_x, w [n_out, n_in] bf16, bias [n_out] or null, y [n_tokens, n_out],
+//   xb from amx_pack_x, w [n_out, n_in] (dtype), bias [n_out] or null, y [n_tokens, n_out],
 //   wp: this thread's scratch of amx_packed_w_bytes(n_in) bytes, 64-byte aligned
-void amx_gemm_rows(const uint16_t* xb, int64_t n_tokens, int64_t n_in, int n_split,
-                   const uint16_t* w, int64_t n_out, const float* bias, float* y, int64_t o_begin,
+void amx_gemm_rows(const uint16_t* xb, int64_t n_tokens, int64_t n_in, int n_split, const void* w,
+                   DType dtype, int64_t n_out, const float* bias, float* y, int64_t o_begin,
                    int64_t o_end, uint8_t* wp);
 
 }  // namespace shardlm::cpu

@@ -81,7 +81,7 @@ void gemm_f32(const Context& ctx, const KernelTable& kt, const float* x, int64_t
 // AMX: activations split and packed into B tiles once (token blocks over the pool), then each
 // thread runs the tile GEMM over its share of 16-row blocks of weights.
 void gemm_amx(const Context& ctx, const float* x, int64_t n_tokens, int64_t n_in, const void* w,
-              int64_t n_out, const float* bias, float* y) {
+              DType dtype, int64_t n_out, const float* bias, float* y) {
   const int n_split = std::clamp(ctx.amx_splits, 1, 3);
   const int64_t n_blocks = n_out / 16;
   const int n_threads = static_cast<int>(std::min<int64_t>(ctx.pool.size(), n_blocks));
@@ -96,8 +96,8 @@ void gemm_amx(const Context& ctx, const float* x, int64_t n_tokens, int64_t n_in
   ctx.pool.run(n_threads, [&](int thread, int nth) {
     const int64_t b0 = n_blocks * thread / nth, b1 = n_blocks * (thread + 1) / nth;
     if (b0 < b1) {
-      amx_gemm_rows(xb, n_tokens, n_in, n_split, static_cast<const uint16_t*>(w), n_out, bias, y,
-                    b0 * 16, b1 * 16, ws + x_bytes + thread * w_bytes);
+      amx_gemm_rows(xb, n_tokens, n_in, n_split, w, dtype, n_out, bias, y, b0 * 16, b1 * 16,
+                    ws + x_bytes + thread * w_bytes);
     }
   });
 }
@@ -312,21 +312,36 @@ void matmul_f32_activations(const Context& ctx, const float* x, int64_t n_tokens
 #if defined(SHARDLM_CPU_AMX)
   if (ctx.isa >= Isa::kAmx && dtype == DType::kBF16 && amx_gemm_supported(dtype, n_in, n_out) &&
       enable_amx()) {
-    gemm_amx(ctx, x, n_tokens, n_in, w, n_out, bias, y);
+    gemm_amx(ctx, x, n_tokens, n_in, w, DType::kBF16, n_out, bias, y);
     return;
   }
 #endif
   gemm_f32(ctx, kt, x, n_tokens, n_in, w, dtype, n_out, bias, y);
 }
 
-// Whether a bf16 GEMM of this shape runs on AMX tiles.
-bool amx_bf16_gemm([[maybe_unused]] const Context& ctx, [[maybe_unused]] int64_t n_in,
-                   [[maybe_unused]] int64_t n_out) {
+// Whether a GEMM of this shape and weight dtype (bf16, or quantized in the bf16 mode) runs on AMX
+// tiles.
+bool amx_gemm_for([[maybe_unused]] const Context& ctx, [[maybe_unused]] DType dtype,
+                  [[maybe_unused]] int64_t n_in, [[maybe_unused]] int64_t n_out) {
 #if defined(SHARDLM_CPU_AMX)
-  return ctx.isa >= Isa::kAmx && amx_gemm_supported(DType::kBF16, n_in, n_out) && enable_amx();
+  static const bool tiles = enable_amx();
+  return ctx.isa >= Isa::kAmx && amx_gemm_supported(dtype, n_in, n_out) && tiles;
 #else
   return false;
 #endif
+}
+bool amx_bf16_gemm(const Context& ctx, int64_t n_in, int64_t n_out) {
+  return amx_gemm_for(ctx, DType::kBF16, n_in, n_out);
+}
+
+// x rounded to bf16 and widened back, rows split over the pool: what the AMX GEMM with one part
+// (which truncates, keeping these values) and the f32 kernels multiply in the bf16 mode.
+//   x [n_tokens, n_in] -> xr [n_tokens, n_in]
+void round_activations_f32(const Context& ctx, const float* x, int64_t n_tokens, int64_t n_in,
+                           float* xr) {
+  ctx.pool.parallel_for(n_tokens, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin * n_in; i < end * n_in; ++i) xr[i] = bf16_to_f32(f32_to_bf16(x[i]));
+  });
 }
 
 // x rounded to bf16 into `out`, rows split over the pool.   x [n] f32, out [n] bf16
@@ -390,14 +405,12 @@ void matmul_bf16_activations(const Context& ctx, const float* x, int64_t n_token
   // Round and widen back: the AMX GEMM with one part (it truncates, which keeps these values) and
   // the exact f32 kernels then form the same products as the VDPBF16PS GEMV.
   float* xr = static_cast<float*>(ctx.workspace.get(n * sizeof(float), 1));
-  ctx.pool.parallel_for(n_tokens, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin * n_in; i < end * n_in; ++i) xr[i] = bf16_to_f32(f32_to_bf16(x[i]));
-  });
+  round_activations_f32(ctx, x, n_tokens, n_in, xr);
 #if defined(SHARDLM_CPU_AMX)
   if (n_tokens > kGemvMaxTokens && amx_bf16_gemm(ctx, n_in, n_out)) {
     Context one_part = ctx;
     one_part.amx_splits = 1;
-    gemm_amx(one_part, xr, n_tokens, n_in, w, n_out, bias, y);
+    gemm_amx(one_part, xr, n_tokens, n_in, w, DType::kBF16, n_out, bias, y);
     return;
   }
 #endif
@@ -409,6 +422,20 @@ void matmul_bf16_activations(const Context& ctx, const float* x, int64_t n_token
 void matmul(const Context& ctx, const float* x, int64_t n_tokens, int64_t n_in, const void* w,
             DType dtype, int64_t n_out, const float* bias, float* y) {
   if (n_tokens <= 0 || n_out <= 0) return;
+#if defined(SHARDLM_CPU_AMX)
+  // Quantized weights in the bf16 mode on AMX: prefill on the bf16 tile GEMM, each weight group
+  // dequantized to bf16 as it is packed (the tiles multiply 16x faster than VNNI's int8 GEMM
+  // here, which more than pays for the dequantization; decode keeps the quantized GEMVs).
+  if (ctx.bf16_activations && is_quantized(dtype) && n_tokens > kGemvMaxTokens &&
+      amx_gemm_for(ctx, dtype, n_in, n_out)) {
+    float* xr = static_cast<float*>(ctx.workspace.get(n_tokens * n_in * sizeof(float), 1));
+    round_activations_f32(ctx, x, n_tokens, n_in, xr);
+    Context one_part = ctx;
+    one_part.amx_splits = 1;
+    gemm_amx(one_part, xr, n_tokens, n_in, w, dtype, n_out, bias, y);
+    return;
+  }
+#endif
 #if defined(SHARDLM_CPU_INT8_DOT)
   // Quantized weights in the bf16 mode on VNNI machines: prefill on the int8 GEMM (activations
   // quantized to int8 as in decode; VPDPBUSD does twice VDPBF16PS's products per instruction).
