@@ -18,6 +18,7 @@
 
 #include <cstring>
 
+#include "kernels/cpu/amx_tile_config.h"
 #if defined(SHARDLM_CPU_BF16_DOT)
 #include "kernels/cpu/gemv_bf16_dot.h"
 #endif
@@ -41,17 +42,9 @@ inline size_t tile_offset(int64_t tb, int64_t kb, int p, int64_t n_kb, int n_spl
   return static_cast<size_t>((((tb / 2) * n_kb + kb) * n_split + p) * 2 + tb % 2) * kTileBytes;
 }
 
-struct TileConfig {
-  uint8_t palette = 1;
-  uint8_t start_row = 0;
-  uint8_t reserved[14] = {};
-  uint16_t colsb[16] = {};
-  uint8_t rows[16] = {};
-};
-
 // Tiles 0-2: C (f32 16x16), 3-5: A (16 rows x 32 bf16), 6-7: B (16 k pairs x 16 tokens x 2).
 void configure_tiles() {
-  TileConfig cfg;
+  AmxTileConfig cfg;
   for (int i = 0; i < 8; ++i) {
     cfg.colsb[i] = 64;
     cfg.rows[i] = 16;

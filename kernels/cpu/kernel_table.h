@@ -18,7 +18,8 @@ namespace shardlm::cpu {
 inline constexpr int64_t kGemvMaxTokens = 16;
 // Fewest tokens for which a decode-sized bf16 matmul runs on AMX tiles (gemv_amx.h) where the CPU
 // has them: below it tile loads stream weights slower than the VDPBF16PS GEMV (1 token: 0.5-1x
-// its speed, 2: 1x, 4: 1.4x, 8: 2.7x in kernel time; whole 4-sequence steps even), docs/benchmarks.md.
+// its speed, 2: 1x, 4: 1.4x, 8: 2.7x in kernel time; whole 4-sequence steps even),
+// docs/benchmarks.md.
 inline constexpr int64_t kAmxGemvMinTokens = 8;
 // K (n_in) block of the f32 GEMM: a packed weight panel of kGemmKc x gemm_nr floats stays in L1.
 inline constexpr int64_t kGemmKc = 256;

@@ -1,7 +1,7 @@
 // cpu::matmul: picks GEMV (decode), the AMX tile GEMM (bf16 prefill on AMX machines) or the
 // f32 FMA GEMM — or, for bf16 activations, the VDPBF16PS GEMV and GEMM, and the AMX tile GEMV
-// for decode steps of 8+ tokens — and splits the work over the thread pool. Every output element is computed by one thread from start to end, so
-// results do not depend on the thread count.
+// for decode steps of 8+ tokens — and splits the work over the thread pool. Every output element is
+// computed by one thread from start to end, so results do not depend on the thread count.
 #include <algorithm>
 #include <atomic>
 

@@ -25,7 +25,8 @@
 int main(int argc, char** argv) {
   using namespace shardlm;
   if (argc < 4) {
-    std::fprintf(stderr, "usage: cpu-matmul-bench N_TOKENS N_IN N_OUT [THREADS] [ISA] [f32|bf16]\n");
+    std::fprintf(stderr,
+                 "usage: cpu-matmul-bench N_TOKENS N_IN N_OUT [THREADS] [ISA] [f32|bf16]\n");
     return 2;
   }
   const int64_t n_tokens = std::atoll(argv[1]), n_in = std::atoll(argv[2]),
@@ -105,7 +106,8 @@ int main(int argc, char** argv) {
   std::sort(ms.begin(), ms.end());
   const double med = ms[ms.size() / 2];
   std::printf(
-      "%lld x %lld -> %lld %s, %d threads, isa %s, %s activations: median %.3f ms (min %.3f) = %.0f "
+      "%lld x %lld -> %lld %s, %d threads, isa %s, %s activations: median %.3f ms (min %.3f) = "
+      "%.0f "
       "GFLOP/s, %.1f GB/s of weights, over %zu calls\n",
       static_cast<long long>(n_tokens), static_cast<long long>(n_in), static_cast<long long>(n_out),
       weights.c_str(), threads, cpu::isa_name(ctx.isa), activations.c_str(), med, ms.front(),

@@ -162,29 +162,30 @@ TEST_P(KernelTest, GemvRowsDoNotDependOnHowManyTokensShareTheCall) {
   // it alone or with up to kGemvMaxTokens - 1 others (any position in the batch). n_in 1024 is
   // a shape the AMX GEMV would take at 8+ tokens outside batch-invariant mode.
   for (const int64_t n_in : {int64_t{1000}, int64_t{1024}})
-  for (bool bf16_activations : {false, true}) {
-    const int64_t n_out = 45;
-    cpu::Context ctx = ctx_;
-    ctx.bf16_activations = bf16_activations;
-    ctx.batch_invariant = true;
-    for (DType dt : {DType::kBF16, DType::kF16, DType::kF32}) {
-      const auto w = encode(random_floats(static_cast<size_t>(n_in * n_out), 31), dt);
-      const auto x = random_floats(static_cast<size_t>(cpu::kGemvMaxTokens * n_in), 32);
-      std::vector<float> all(static_cast<size_t>(cpu::kGemvMaxTokens * n_out));
-      for (int64_t n_tokens : {int64_t{2}, int64_t{3}, int64_t{7}, int64_t{9}, cpu::kGemvMaxTokens}) {
-        cpu::matmul(ctx, x.data(), n_tokens, n_in, w.data(), dt, n_out, nullptr, all.data());
-        for (int64_t t = 0; t < n_tokens; ++t) {
-          std::vector<float> alone(static_cast<size_t>(n_out));
-          cpu::matmul(ctx, x.data() + t * n_in, 1, n_in, w.data(), dt, n_out, nullptr,
-                      alone.data());
-          EXPECT_EQ(0,
-                    std::memcmp(alone.data(), all.data() + t * n_out, alone.size() * sizeof(float)))
-              << dtype_name(dt) << " token " << t << " of " << n_tokens << " n_in " << n_in
-              << (bf16_activations ? " bf16 activations" : "");
+    for (bool bf16_activations : {false, true}) {
+      const int64_t n_out = 45;
+      cpu::Context ctx = ctx_;
+      ctx.bf16_activations = bf16_activations;
+      ctx.batch_invariant = true;
+      for (DType dt : {DType::kBF16, DType::kF16, DType::kF32}) {
+        const auto w = encode(random_floats(static_cast<size_t>(n_in * n_out), 31), dt);
+        const auto x = random_floats(static_cast<size_t>(cpu::kGemvMaxTokens * n_in), 32);
+        std::vector<float> all(static_cast<size_t>(cpu::kGemvMaxTokens * n_out));
+        for (int64_t n_tokens :
+             {int64_t{2}, int64_t{3}, int64_t{7}, int64_t{9}, cpu::kGemvMaxTokens}) {
+          cpu::matmul(ctx, x.data(), n_tokens, n_in, w.data(), dt, n_out, nullptr, all.data());
+          for (int64_t t = 0; t < n_tokens; ++t) {
+            std::vector<float> alone(static_cast<size_t>(n_out));
+            cpu::matmul(ctx, x.data() + t * n_in, 1, n_in, w.data(), dt, n_out, nullptr,
+                        alone.data());
+            EXPECT_EQ(
+                0, std::memcmp(alone.data(), all.data() + t * n_out, alone.size() * sizeof(float)))
+                << dtype_name(dt) << " token " << t << " of " << n_tokens << " n_in " << n_in
+                << (bf16_activations ? " bf16 activations" : "");
+          }
         }
       }
     }
-  }
 }
 
 TEST_P(KernelTest, MatmulResultsDoNotDependOnThreads) {
@@ -251,11 +252,10 @@ TEST_P(KernelTest, QuantizedMatmulMatchesRef) {
 #if defined(SHARDLM_CPU_AMX)
   amx = ctx_.isa >= Isa::kAmx && cpu::enable_amx();
 #endif
-  const MatmulCase cases[] = {{1, 32, 1},    {1, 64, 45},   {2, 96, 7},   {3, 384, 13},
-                              {4, 1024, 33}, {5, 160, 200}, {7, 32, 6},   {16, 288, 37},
-                              {17, 320, 45}, {40, 544, 64}, {70, 64, 19}, {33, 1056, 17},
-                              {1, 1056, 29}, {1, 544, 17},  {6, 1056, 9}, {20, 96, 33},
-                              {20, 96, 32},  {48, 1056, 48}};
+  const MatmulCase cases[] = {
+      {1, 32, 1},    {1, 64, 45},   {2, 96, 7},    {3, 384, 13},  {4, 1024, 33}, {5, 160, 200},
+      {7, 32, 6},    {16, 288, 37}, {17, 320, 45}, {40, 544, 64}, {70, 64, 19},  {33, 1056, 17},
+      {1, 1056, 29}, {1, 544, 17},  {6, 1056, 9},  {20, 96, 33},  {20, 96, 32},  {48, 1056, 48}};
   for (bool bf16_activations : {false, true}) {
     cpu::Context ctx = ctx_;
     ctx.bf16_activations = bf16_activations;
@@ -517,8 +517,8 @@ TEST(AmxGemvTest, MatchesItsRefTwinForEveryTokenCountAndRowTail) {
       ref::matmul_bf16_activations(x.data(), n_tokens, c.n_in, w.data(), DType::kBF16, c.n_out,
                                    bias.data(), ref.data());
       const int64_t split = std::min<int64_t>(c.n_out, 32);
-      const auto got = amx_gemv(x, n_tokens, c.n_in, w, c.n_out, bias.data(),
-                                {{0, split}, {split, c.n_out}});
+      const auto got =
+          amx_gemv(x, n_tokens, c.n_in, w, c.n_out, bias.data(), {{0, split}, {split, c.n_out}});
       EXPECT_LE(max_abs_diff(ref.data(), got.data(), ref.size()),
                 per_term_tol(DType::kBF16) * static_cast<float>(c.n_in))
           << "n_in " << c.n_in << " n_out " << c.n_out << " n_tokens " << n_tokens;
