@@ -96,6 +96,14 @@ void rows_pass(const uint8_t* xq, int64_t n_in, const uint8_t* const* rows, floa
     __m512 sw[R], sx[T];
     for (int r = 0; r < R; ++r) sw[r] = scales16(rows[r] + w_scales, b0, nb);
     for (int t = 0; t < T; ++t) sx[t] = scales16(xq + t * xrb + n_in, b0, nb);
+    // With few tokens, each row-token pair's 16 scale products are formed once per chunk (one
+    // multiply instead of one per step); with more, they would not fit the registers.
+    constexpr bool kProducts = R * T <= 8;
+    __m512 sp[kProducts ? R : 1][kProducts ? T : 1];
+    if constexpr (kProducts) {
+      for (int r = 0; r < R; ++r)
+        for (int t = 0; t < T; ++t) sp[r][t] = _mm512_mul_ps(sw[r], sx[t]);
+    }
     int64_t wide = 0;  // blocks of this chunk done by wide steps
     if constexpr (Weights::kWideSteps) {
       for (; wide + 4 <= nb; wide += 4) {
@@ -113,8 +121,10 @@ void rows_pass(const uint8_t* xq, int64_t n_in, const uint8_t* const* rows, floa
           xhi[t] = _mm512_xor_si512(_mm512_shuffle_i64x2(a, b, 0xEE), flip);  // c + 1, c + 3
           base_lo[t] = _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, offset, xlo[t]));
           base_hi[t] = _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, offset, xhi[t]));
-          dx_lo[t] = _mm512_permutexvar_ps(idx_lo, sx[t]);
-          dx_hi[t] = _mm512_permutexvar_ps(idx_hi, sx[t]);
+          if constexpr (!kProducts) {
+            dx_lo[t] = _mm512_permutexvar_ps(idx_lo, sx[t]);
+            dx_hi[t] = _mm512_permutexvar_ps(idx_hi, sx[t]);
+          }
         }
         const __m512i low4 = _mm512_set1_epi8(0x0F);
         for (int r = 0; r < R; ++r) {
@@ -123,15 +133,19 @@ void rows_pass(const uint8_t* xq, int64_t n_in, const uint8_t* const* rows, floa
                        _MM_HINT_T0);
           const __m512i lo = _mm512_and_si512(v, low4);
           const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
-          const __m512 dw_lo = _mm512_permutexvar_ps(idx_lo, sw[r]);
-          const __m512 dw_hi = _mm512_permutexvar_ps(idx_hi, sw[r]);
           for (int t = 0; t < T; ++t) {
             const __m512i dot_lo = _mm512_dpbusd_epi32(base_lo[t], lo, xlo[t]);
             const __m512i dot_hi = _mm512_dpbusd_epi32(base_hi[t], hi, xhi[t]);
-            acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot_lo), _mm512_mul_ps(dw_lo, dx_lo[t]),
-                                        acc[r][t]);
-            acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot_hi), _mm512_mul_ps(dw_hi, dx_hi[t]),
-                                        acc[r][t]);
+            __m512 s_lo, s_hi;  // the step's scale products: weight scale x activation scale
+            if constexpr (kProducts) {
+              s_lo = _mm512_permutexvar_ps(idx_lo, sp[r][t]);
+              s_hi = _mm512_permutexvar_ps(idx_hi, sp[r][t]);
+            } else {
+              s_lo = _mm512_mul_ps(_mm512_permutexvar_ps(idx_lo, sw[r]), dx_lo[t]);
+              s_hi = _mm512_mul_ps(_mm512_permutexvar_ps(idx_hi, sw[r]), dx_hi[t]);
+            }
+            acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot_lo), s_lo, acc[r][t]);
+            acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot_hi), s_hi, acc[r][t]);
           }
         }
       }
@@ -150,7 +164,7 @@ void rows_pass(const uint8_t* xq, int64_t n_in, const uint8_t* const* rows, floa
                                  : _mm512_maskz_loadu_epi8(m, xq + t * xrb + k);
         xs[t] = _mm512_maskz_mov_epi8(m, _mm512_xor_si512(raw, flip));
         base[t] = _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, offset, xs[t]));
-        dx[t] = _mm512_permutexvar_ps(idx, sx[t]);
+        if constexpr (!kProducts) dx[t] = _mm512_permutexvar_ps(idx, sx[t]);
       }
       for (int r = 0; r < R; ++r) {
         // The weight values q + offset are VPDPBUSD's unsigned operand:
@@ -159,10 +173,15 @@ void rows_pass(const uint8_t* xq, int64_t n_in, const uint8_t* const* rows, floa
         _mm_prefetch(
             reinterpret_cast<const char*>(rows[r] + k * Weights::kBytesPer64 / 64) + kPrefetchBytes,
             _MM_HINT_T0);
-        const __m512 dw = _mm512_permutexvar_ps(idx, sw[r]);
         for (int t = 0; t < T; ++t) {
           const __m512i dot = _mm512_dpbusd_epi32(base[t], w, xs[t]);
-          acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(dw, dx[t]), acc[r][t]);
+          __m512 s;
+          if constexpr (kProducts) {
+            s = _mm512_permutexvar_ps(idx, sp[r][t]);
+          } else {
+            s = _mm512_mul_ps(_mm512_permutexvar_ps(idx, sw[r]), dx[t]);
+          }
+          acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), s, acc[r][t]);
         }
       }
     }
