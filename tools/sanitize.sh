@@ -9,9 +9,12 @@
 #            harness (the same kernels as the 3-thread variants that do run), and two model-scale
 #            runs of code the smaller tests cover: the quantized packs' perplexity (the perplexity
 #            path runs in DemoModelsTest.Perplexity*, the quantized kernels in runtime_quant_test)
-#            and the demo pair's speculation (batching_speculation_test): all of them run in the
-#            plain build, and leaving them out keeps CI's time down. The fuzz targets run one per
-#            core at a time.
+#            and the demo pair's speculation (batching_speculation_test), the 1-thread variants of
+#            the per-ISA kernel tests (the 3-thread ones run the same kernels over split ranges,
+#            which include the whole range's ends), and at the amx level the ops and paged-attention
+#            tests whose code is the avx512 level's (only matmuls differ there): all of them run in
+#            the plain build, and leaving them out keeps CI's time down. The fuzz targets run one
+#            per core at a time.
 #   thread:  the concurrent parts under TSan (gcc): the step engine's policy tests (preemption, the
 #            64-request stress with cancels), speculation on the rank threads, the block manager,
 #            the threads communicator, the HTTP server, and the C ABI test (two sessions generating
@@ -52,9 +55,10 @@ for kind in ${kinds[@]}; do
     cmake --build build-asan -j "$jobs"
     echo "== address: the unit suite under ASan+UBSan"
     ctest --test-dir build-asan -j "$jobs" --output-on-failure \
-      -E 'api_python_example|api_install_package|PackInterrupt\.|Speculation\.SampledTokensFollowTheTargetDistributionExactly|QuantizedPackTest\.Perplexity|DemoModelsTest\.Speculation|Ops/BackendOps\.MatchesRef/cpu_[a-z0-9]+_t(1|3_det)__'
+      -E 'api_python_example|api_install_package|PackInterrupt\.|Speculation\.SampledTokensFollowTheTargetDistributionExactly|QuantizedPackTest\.Perplexity|DemoModelsTest\.Speculation|Ops/BackendOps\.MatchesRef/cpu_[a-z0-9]+_t(1|3_det)__|Ops/BackendOps\.MatchesRef/cpu_amx_t3__[^m]|IsaThreads/(Paged)?KernelTest\..*/[a-z0-9]+_1_threads( |$)|IsaThreads/PagedKernelTest\..*/amx_'
     echo "== address: fuzz targets, ${FUZZ_SECONDS:-20} s each"
     bash tools/fuzz.sh --build-dir build-asan --seconds "${FUZZ_SECONDS:-20}" --parallel "$jobs"
+    echo "== time: address stage done at $SECONDS s"
     continue
   fi
   targets=(batching_step_engine_test batching_speculation_test engine_block_manager_test
@@ -68,5 +72,6 @@ for kind in ${kinds[@]}; do
   tsan=()
   for t in "${targets[@]}"; do [ "$t" = api_make_chat_pack ] || tsan+=("$t"); done
   each_parallel "$jobs" build-tsan/logs tsan_one "${tsan[@]}" || failed=1
+  echo "== time: thread stage done at $SECONDS s"
 done
 exit $failed
