@@ -12,8 +12,8 @@ void add_spec_flags(boost::program_options::options_description& desc, SpecFlags
                      "speculative decoding with this draft model's pack (same tokenizer, any TP)")(
       "spec-ngram", po::bool_switch(&flags.ngram),
       "speculative decoding by n-gram (prompt lookup) proposals, no draft model")(
-      "spec-k", po::value(&flags.k)->default_value(4),
-      "most tokens proposed per step (adaptive below it)")(
+      "spec-k", po::value(&flags.k)->default_value(0),
+      "most tokens proposed per step (0: 4 with --draft, adaptive below it; 8 with --spec-ngram)")(
       "draft-threads", po::value(&flags.draft_threads)->default_value(0),
       "compute threads of the draft model (0: the target's)")(
       "spec-always", po::bool_switch(&flags.always),
@@ -29,7 +29,7 @@ SpeculationOptions speculation_options(const SpecFlags& flags) {
   o.mode = !flags.draft.empty() ? SpeculationMode::kDraft
            : flags.ngram        ? SpeculationMode::kNgram
                                 : SpeculationMode::kOff;
-  o.k = flags.k;
+  o.k = flags.k != 0 ? flags.k : default_speculation_k(o.mode);
   o.only_when_faster = !flags.always;
   validate_speculation_options(o);
   return o;
@@ -44,7 +44,8 @@ std::unique_ptr<Engine> open_draft(const SpecFlags& flags, const EngineOptions& 
 }
 
 std::string describe_speculation(const SpecFlags& flags, const Engine* draft) {
-  const std::string k = ", k " + std::to_string(flags.k) + (flags.always ? ", always" : "");
+  const std::string k = ", k " + std::to_string(speculation_options(flags).k) +
+                        (flags.always ? ", always" : "");
   if (draft) {
     return "draft " + flags.draft + " (tp " + std::to_string(draft->tp_size()) + ")" + k;
   }

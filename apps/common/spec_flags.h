@@ -18,7 +18,7 @@ namespace shardlm::apps {
 struct SpecFlags {
   std::string draft;  // draft pack directory
   bool ngram = false;
-  int k = 4;
+  int k = 0;  // 0: default_speculation_k (4 with a draft, 8 with n-gram)
   int draft_threads = 0;  // 0: the target's
   bool always = false;    // --spec-always: speculate even in steps where it measured slower
 };
@@ -29,7 +29,7 @@ SpeculationOptions speculation_options(const SpecFlags& flags);
 // The draft engine for --draft (nullptr without it).
 std::unique_ptr<Engine> open_draft(const SpecFlags& flags, const EngineOptions& target_options,
                                    const Engine& target);
-// "draft <dir> (tp N), k 4" / "n-gram, k 4" / "off".
+// "draft <dir> (tp N), k 4" / "n-gram, k 8" / "off" (the k in use).
 std::string describe_speculation(const SpecFlags& flags, const Engine* draft);
 
 }  // namespace shardlm::apps

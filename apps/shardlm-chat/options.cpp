@@ -183,7 +183,7 @@ std::string usage() {
          "  --draft DIR             speculative decoding with this draft model's pack (same\n"
          "                          tokenizer; /stats shows the acceptance rate)\n"
          "  --spec-ngram            speculative decoding by n-gram (prompt lookup) proposals\n"
-         "  --spec-k K              most tokens proposed per step (default 4)\n"
+         "  --spec-k K              most tokens proposed per step (default 4; 8 with n-gram)\n"
          "  --plan-json             print the memory plan as JSON and exit\n"
          "conversation:\n"
          "  --system TEXT           system message\n"

@@ -92,7 +92,7 @@ SHARDLM_API shardlm_status shardlm_model_open_with_engine(const char* pack_dir,
     spec.mode = ep.draft_pack ? SpeculationMode::kDraft
                 : ep.spec_ngram ? SpeculationMode::kNgram
                                 : SpeculationMode::kOff;
-    spec.k = ep.spec_k == 0 ? 4 : ep.spec_k;
+    spec.k = ep.spec_k == 0 ? default_speculation_k(spec.mode) : ep.spec_k;
     validate_speculation_options(spec);
     if (ep.max_seqs < 0) fail(StatusCode::kInvalidArg, "engine max_seqs must be >= 0");
     if (ep.block_size < 0 || ep.block_size > 4096)

@@ -84,6 +84,10 @@ double SpecGate::rate(int64_t batch, bool speculated) const {
   return speculated ? c.spec.rate : c.plain.rate;
 }
 
+int32_t default_speculation_k(SpeculationMode mode) {
+  return mode == SpeculationMode::kNgram ? 8 : 4;
+}
+
 void validate_speculation_options(const SpeculationOptions& o) {
   if (o.k < 1 || o.k > 32) {
     fail(StatusCode::kInvalidArg,
@@ -118,7 +122,10 @@ void SpecPrior::observe(int32_t proposed, int32_t accepted) {
 }
 
 SpecController::SpecController(const SpeculationOptions& o, SpecPrior* prior)
-    : k_max_(o.k), adaptive_(o.adaptive), prior_(prior) {
+    : k_max_(o.k),
+      adaptive_(o.adaptive),
+      shrink_(o.mode != SpeculationMode::kNgram),
+      prior_(prior) {
   if (!prior_ || !adaptive_) return;
   average_ = prior_->average();
   // Proposals have been failing: wait as long as the engine's last failed probe did before
@@ -137,6 +144,7 @@ int32_t SpecController::next_k() {
     probing_ = true;
     return 1;  // the probe
   }
+  if (!shrink_) return k_max_;
   const double a = std::min(average_, 0.97);
   const double expected = a / (1.0 - a);  // mean accepted run at this rate
   return static_cast<int32_t>(std::clamp<double>(std::ceil(expected), 1, k_max_));

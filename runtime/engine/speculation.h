@@ -11,6 +11,9 @@
 // sequence starts from the acceptance seen so far, and while proposals keep failing it starts
 // paused for as long as the last failed probe's pause, so a poor draft is not tried again by
 // every request (each try costs the draft a prefill of the whole context).
+// N-gram proposals cost nothing to make, so they are not shrunk: while not paused, an n-gram
+// sequence proposes up to k (default 8, against 4 for a draft model); only the verification's
+// extra positions are paid, and SpecGate (below) keeps plain decoding where that loses.
 // Not here: running models or sampling.
 #pragma once
 
@@ -27,7 +30,7 @@ enum class SpeculationMode : int32_t {
 
 struct SpeculationOptions {
   SpeculationMode mode = SpeculationMode::kOff;
-  int32_t k = 4;          // most tokens proposed per sequence per step
+  int32_t k = 4;          // most tokens proposed per sequence per step (default_speculation_k)
   bool adaptive = true;   // shrink k and pause on low acceptance (see above)
   int32_t ngram_min = 2;  // n-gram lookup: shortest and longest suffix matched
   int32_t ngram_max = 5;
@@ -44,6 +47,12 @@ struct SpeculationOptions {
 void validate_speculation_options(const SpeculationOptions& o);
 
 const char* speculation_mode_name(SpeculationMode mode);
+
+// The k the apps and the C ABI use when none is given: 4 with a draft model (each proposed token
+// costs a draft step), 8 with n-gram lookup (free proposals; on the demo target at TP 2, up to 8
+// unshrunk proposals gave 1.47-1.52x on repeated code and 1.58-1.66x on code completion, against
+// 1.31-1.32x and 1.29-1.49x for the shrinking controller at 4: docs/benchmarks.md).
+int32_t default_speculation_k(SpeculationMode mode);
 
 // What a step engine learned about its proposer from all its sequences so far: the moving average
 // of acceptance over every verification, and the pause the latest failed probe started (0 once
@@ -121,6 +130,7 @@ class SpecController {
  private:
   int32_t k_max_;
   bool adaptive_;
+  bool shrink_;  // propose about the expected accepted run (a draft); n-gram: always up to k
   SpecPrior* prior_;
   double average_ = 0.6;  // moving average of accepted / proposed
   int32_t paused_ = 0;    // steps left without speculation

@@ -162,9 +162,11 @@ typedef struct shardlm_engine_params {
                               draft proposes, the target verifies in one step. NULL = none */
   int32_t spec_ngram;      /* 1: n-gram (prompt lookup) proposals, no draft model (not with
                               draft_pack) */
-  int32_t spec_k;          /* most tokens proposed per sequence per step, 1..32; 0 = 4. Adaptive:
-                              fewer while proposals are rejected, and (unless deterministic)
-                              none in steps where speculating measured slower than not */
+  int32_t spec_k;          /* most tokens proposed per sequence per step, 1..32; 0 = 4 with a
+                              draft, 8 with n-gram. Adaptive: a draft proposes fewer while its
+                              proposals are rejected; both pause while almost none pass, and
+                              (unless deterministic) none in steps where speculating measured
+                              slower than not */
 } shardlm_engine_params;
 
 /* Defaults as documented per field. Thread-safe. */

@@ -105,7 +105,11 @@ TEST_F(DemoModelsTest, SpeculationKeepsGreedyOutputAndIsAccepted) {
   ASSERT_EQ(n.code, 0) << n.out;
   const nlohmann::json nj = last_json(n.out);
   EXPECT_EQ(nj.at("greedy_mismatches").get<int64_t>(), 0);
-  EXPECT_GT(nj.at("acceptance_rate").get<double>(), 0.3) << n.out;
+  // N-gram sequences propose up to k (8) unshrunk, so fewer of the proposed tokens pass than a
+  // draft's; what they are for is the tokens each verification keeps (1 without a useful
+  // proposal; 2.3 here in 32 tokens).
+  EXPECT_GT(nj.at("tokens_per_verification").get<double>(), 1.5) << n.out;
+  EXPECT_GT(nj.at("acceptance_rate").get<double>(), 0.15) << n.out;
 }
 
 TEST_F(DemoModelsTest, CompletesAPythonPrompt) {

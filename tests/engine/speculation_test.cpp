@@ -282,6 +282,34 @@ TEST(SpecController, ShrinksPausesAndProbesAgain) {
   EXPECT_EQ(fixed.next_k(), 6);
 }
 
+TEST(SpecController, NgramProposalsAreNotShrunkButStillPause) {
+  SpeculationOptions o;
+  o.mode = SpeculationMode::kNgram;
+  o.k = default_speculation_k(o.mode);
+  EXPECT_EQ(o.k, 8);
+  EXPECT_EQ(default_speculation_k(SpeculationMode::kDraft), 4);
+  SpecController c(o);
+  EXPECT_EQ(c.next_k(), 8) << "free proposals: the most tokens from the start";
+  // 3 of 8 pass: a draft would drop to about one token (0.375 / 0.625 -> 1); n-gram keeps 8.
+  for (int i = 0; i < 20; ++i) c.update(8, 3);
+  EXPECT_NEAR(c.acceptance_average(), 0.375, 0.01);
+  EXPECT_EQ(c.next_k(), 8);
+  SpeculationOptions d = o;
+  d.mode = SpeculationMode::kDraft;
+  SpecController draft(d);
+  for (int i = 0; i < 20; ++i) draft.update(8, 3);
+  EXPECT_EQ(draft.next_k(), 1);
+  // Almost nothing passes: n-gram pauses and probes with one token like a draft.
+  for (int i = 0; i < 10; ++i) c.update(8, 0);
+  int paused = 0;
+  int32_t probe = 0;
+  while ((probe = c.next_k()) == 0) ++paused;
+  EXPECT_GE(paused, 10);
+  EXPECT_EQ(probe, 1) << "the probe after a pause proposes one token";
+  c.update(1, 1);
+  EXPECT_EQ(c.next_k(), 8) << "a probe that passes: full proposals again";
+}
+
 TEST(SpecController, NewSequencesStartFromWhatTheEngineLearned) {
   SpeculationOptions o;
   o.k = 6;
