@@ -14,6 +14,10 @@ void add_spec_flags(boost::program_options::options_description& desc, SpecFlags
       "speculative decoding by n-gram (prompt lookup) proposals, no draft model")(
       "spec-k", po::value(&flags.k)->default_value(0),
       "most tokens proposed per step (0: 4 with --draft, adaptive below it; 8 with --spec-ngram)")(
+      "spec-ngram-min", po::value(&flags.ngram_min)->default_value(flags.ngram_min),
+      "--spec-ngram: shortest suffix (tokens) matched earlier in the context")(
+      "spec-ngram-max", po::value(&flags.ngram_max)->default_value(flags.ngram_max),
+      "--spec-ngram: longest suffix matched (the longest match wins)")(
       "draft-threads", po::value(&flags.draft_threads)->default_value(0),
       "compute threads of the draft model (0: the target's)")(
       "spec-always", po::bool_switch(&flags.always),
@@ -30,6 +34,13 @@ SpeculationOptions speculation_options(const SpecFlags& flags) {
            : flags.ngram        ? SpeculationMode::kNgram
                                 : SpeculationMode::kOff;
   o.k = flags.k != 0 ? flags.k : default_speculation_k(o.mode);
+  if (flags.ngram_min < 1 || flags.ngram_max < flags.ngram_min) {
+    fail(StatusCode::kInvalidArg, "--spec-ngram-min and --spec-ngram-max need 1 <= min <= max (got " +
+                                      std::to_string(flags.ngram_min) + " and " +
+                                      std::to_string(flags.ngram_max) + ")");
+  }
+  o.ngram_min = flags.ngram_min;
+  o.ngram_max = flags.ngram_max;
   o.only_when_faster = !flags.always;
   validate_speculation_options(o);
   return o;
@@ -44,12 +55,14 @@ std::unique_ptr<Engine> open_draft(const SpecFlags& flags, const EngineOptions& 
 }
 
 std::string describe_speculation(const SpecFlags& flags, const Engine* draft) {
-  const std::string k = ", k " + std::to_string(speculation_options(flags).k) +
-                        (flags.always ? ", always" : "");
+  const SpeculationOptions o = speculation_options(flags);
+  const std::string k = ", k " + std::to_string(o.k) + (flags.always ? ", always" : "");
   if (draft) {
     return "draft " + flags.draft + " (tp " + std::to_string(draft->tp_size()) + ")" + k;
   }
-  return flags.ngram ? "n-gram" + k : "off";
+  return flags.ngram ? "n-gram " + std::to_string(o.ngram_min) + "-" +
+                           std::to_string(o.ngram_max) + k
+                     : "off";
 }
 
 }  // namespace shardlm::apps

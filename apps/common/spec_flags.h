@@ -1,5 +1,5 @@
-// The speculative-decoding flags shardlm-run and shardlm-bench take (--draft PACK, --spec-ngram,
-// --spec-k K, --spec-always): registered on a program_options description, turned into
+// The speculative-decoding flags shardlm-run, shardlm-bench and shardlm-serve take (--draft PACK,
+// --spec-ngram, --spec-k K, --spec-ngram-min/--spec-ngram-max N, --spec-always): registered on a program_options description, turned into
 // SpeculationOptions, and the draft model opened beside the target (draft_engine_options: same
 // backend, threads, context and KV settings; its ranks are threads of this process). Not the other
 // flags.
@@ -19,6 +19,8 @@ struct SpecFlags {
   std::string draft;  // draft pack directory
   bool ngram = false;
   int k = 0;  // 0: default_speculation_k (4 with a draft, 8 with n-gram)
+  int ngram_min = SpeculationOptions{}.ngram_min;  // n-gram lookup: suffix lengths matched
+  int ngram_max = SpeculationOptions{}.ngram_max;
   int draft_threads = 0;  // 0: the target's
   bool always = false;    // --spec-always: speculate even in steps where it measured slower
 };
@@ -29,7 +31,7 @@ SpeculationOptions speculation_options(const SpecFlags& flags);
 // The draft engine for --draft (nullptr without it).
 std::unique_ptr<Engine> open_draft(const SpecFlags& flags, const EngineOptions& target_options,
                                    const Engine& target);
-// "draft <dir> (tp N), k 4" / "n-gram, k 8" / "off" (the k in use).
+// "draft <dir> (tp N), k 4" / "n-gram 2-5, k 8" / "off" (the settings in use).
 std::string describe_speculation(const SpecFlags& flags, const Engine* draft);
 
 }  // namespace shardlm::apps

@@ -100,16 +100,24 @@ TEST_F(DemoModelsTest, SpeculationKeepsGreedyOutputAndIsAccepted) {
   const nlohmann::json dj = last_json(d.out);
   EXPECT_EQ(dj.at("greedy_mismatches").get<int64_t>(), 0);
   EXPECT_GT(dj.at("acceptance_rate").get<double>(), 0.3) << d.out;
-  const CliResult n = run(SHARDLM_BENCH_BIN, common + "--spec-ngram --spec-prompts " +
-                                                 (kDemo / "prompts" / "repeat_code.jsonl").string());
+  const std::string repeat = (kDemo / "prompts" / "repeat_code.jsonl").string();
+  const CliResult n =
+      run(SHARDLM_BENCH_BIN, common + "--spec-ngram --spec-ngram-min 3 --spec-prompts " + repeat);
   ASSERT_EQ(n.code, 0) << n.out;
   const nlohmann::json nj = last_json(n.out);
+  EXPECT_EQ(nj.at("speculation").get<std::string>(), "n-gram 3-5, k 8");
   EXPECT_EQ(nj.at("greedy_mismatches").get<int64_t>(), 0);
   // N-gram sequences propose up to k (8) unshrunk, so fewer of the proposed tokens pass than a
   // draft's; what they are for is the tokens each verification keeps (1 without a useful
   // proposal; 2.3 here in 32 tokens).
   EXPECT_GT(nj.at("tokens_per_verification").get<double>(), 1.5) << n.out;
   EXPECT_GT(nj.at("acceptance_rate").get<double>(), 0.15) << n.out;
+  const CliResult bad = run(SHARDLM_BENCH_BIN, common + "--spec-ngram --spec-ngram-min 6 "
+                                                        "--spec-prompts " + repeat);
+  EXPECT_NE(bad.code, 0);
+  EXPECT_NE(bad.out.find("--spec-ngram-min and --spec-ngram-max need 1 <= min <= max (got 6 and 5)"),
+            std::string::npos)
+      << bad.out;
 }
 
 TEST_F(DemoModelsTest, CompletesAPythonPrompt) {
