@@ -158,9 +158,14 @@ std::unique_ptr<Communicator> ThreadGroup::communicator(int rank) {
   return std::make_unique<ThreadsCommunicator>(*this, rank);
 }
 
-RankThreads::RankThreads(int n_ranks, ThreadGroup* group)
-    : group_(group), errors_(static_cast<size_t>(std::max(n_ranks, 1))) {
-  for (int r = 0; r < n_ranks; ++r) threads_.emplace_back([this, r] { loop(r); });
+RankThreads::RankThreads(int n_ranks, ThreadGroup* group, bool caller_runs_rank0)
+    : group_(group),
+      n_ranks_(std::max(n_ranks, 1)),
+      caller_runs_rank0_(caller_runs_rank0),
+      errors_(static_cast<size_t>(std::max(n_ranks, 1))) {
+  for (int r = caller_runs_rank0_ ? 1 : 0; r < n_ranks_; ++r) {
+    threads_.emplace_back([this, r] { loop(r); });
+  }
 }
 
 RankThreads::~RankThreads() {
@@ -170,6 +175,19 @@ RankThreads::~RankThreads() {
   }
   start_cv_.notify_all();
   for (auto& t : threads_) t.join();
+}
+
+std::exception_ptr RankThreads::call(const std::function<void(int)>& fn, int rank) {
+  try {
+    fn(rank);
+  } catch (const std::exception& e) {
+    if (group_) group_->abort("rank " + std::to_string(rank) + " failed: " + e.what());
+    return std::current_exception();
+  } catch (...) {
+    if (group_) group_->abort("rank " + std::to_string(rank) + " failed");
+    return std::current_exception();
+  }
+  return nullptr;
 }
 
 void RankThreads::loop(int rank) {
@@ -183,16 +201,7 @@ void RankThreads::loop(int rank) {
       seen = generation_;
       fn = fn_;
     }
-    std::exception_ptr error;
-    try {
-      (*fn)(rank);
-    } catch (const std::exception& e) {
-      error = std::current_exception();
-      if (group_) group_->abort("rank " + std::to_string(rank) + " failed: " + e.what());
-    } catch (...) {
-      error = std::current_exception();
-      if (group_) group_->abort("rank " + std::to_string(rank) + " failed");
-    }
+    std::exception_ptr error = call(*fn, rank);
     {
       std::lock_guard<std::mutex> lock(mu_);
       errors_[static_cast<size_t>(rank)] = error;
@@ -202,21 +211,27 @@ void RankThreads::loop(int rank) {
 }
 
 void RankThreads::run(const std::function<void(int)>& fn) {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    fn_ = &fn;
-    pending_ = size();
-    std::fill(errors_.begin(), errors_.end(), nullptr);
-    ++generation_;
+  const bool threaded = !threads_.empty();
+  if (threaded) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      fn_ = &fn;
+      pending_ = static_cast<int>(threads_.size());
+      std::fill(errors_.begin(), errors_.end(), nullptr);
+      ++generation_;
+    }
+    start_cv_.notify_all();
   }
-  start_cv_.notify_all();
-  std::vector<std::exception_ptr> errors;
-  {
+  // Rank 0 on this thread, while the others run on theirs.
+  std::exception_ptr rank0_error = caller_runs_rank0_ ? call(fn, 0) : nullptr;
+  std::vector<std::exception_ptr> errors(static_cast<size_t>(n_ranks_));
+  if (threaded) {
     std::unique_lock<std::mutex> lock(mu_);
     done_cv_.wait(lock, [&] { return pending_ == 0; });
     errors = errors_;
     fn_ = nullptr;
   }
+  if (caller_runs_rank0_) errors[0] = rank0_error;
   // Prefer a rank's own failure over the kComm errors its abort caused in the others.
   std::exception_ptr first, first_comm;
   for (const auto& e : errors) {

@@ -59,32 +59,41 @@ class ThreadGroup {
   std::string abort_reason_;
 };
 
-// N persistent threads, one per rank. run(fn) calls fn(rank) on every rank thread and returns
-// when all are done. If any rank throws, the group (when given) is aborted so the others stop,
-// and the first error (preferring a rank's own error over the kComm "aborted" ones it caused)
-// is rethrown to the caller of run(). No exception escapes a thread.
+// N ranks run side by side: run(fn) calls fn(rank) for every rank and returns when all are done.
+// Each rank is a persistent thread, except that with `caller_runs_rank0` rank 0 runs on the
+// thread that calls run() (only ranks 1..N-1 get threads). That saves a wake-up and a hand-back
+// per call, which counts when a step takes a fraction of a millisecond (a TP 1 draft model next
+// to its target); it is for ranks whose state is not bound to a thread (the CPU backend; a CUDA
+// rank keeps its device current on its own thread). If any rank throws, the group (when given) is
+// aborted so the others stop, and the first error (preferring a rank's own error over the kComm
+// "aborted" ones it caused) is rethrown to the caller of run(). No exception escapes a thread.
 class RankThreads {
  public:
-  RankThreads(int n_ranks, ThreadGroup* group);
+  RankThreads(int n_ranks, ThreadGroup* group, bool caller_runs_rank0 = false);
   ~RankThreads();
   RankThreads(const RankThreads&) = delete;
   RankThreads& operator=(const RankThreads&) = delete;
 
-  int size() const { return static_cast<int>(threads_.size()); }
+  int size() const { return n_ranks_; }
+  bool caller_runs_rank0() const { return caller_runs_rank0_; }
   void run(const std::function<void(int)>& fn);
 
  private:
   void loop(int rank);
+  // fn(rank), its exception captured (and the group aborted) rather than thrown.
+  std::exception_ptr call(const std::function<void(int)>& fn, int rank);
 
   ThreadGroup* group_;
-  std::vector<std::thread> threads_;
+  int n_ranks_;
+  bool caller_runs_rank0_;
+  std::vector<std::thread> threads_;  // ranks caller_runs_rank0_ .. n_ranks_ - 1
   std::mutex mu_;
   std::condition_variable start_cv_, done_cv_;
   const std::function<void(int)>* fn_ = nullptr;
   uint64_t generation_ = 0;
   int pending_ = 0;
   bool stop_ = false;
-  std::vector<std::exception_ptr> errors_;
+  std::vector<std::exception_ptr> errors_;  // per rank, written under mu_ by the rank threads
 };
 
 }  // namespace shardlm

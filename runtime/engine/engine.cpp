@@ -82,7 +82,9 @@ Engine::Engine(const EngineOptions& options) : options_(options) {
     ranks_.back()->rank = process_comm_ ? process_rank_ : i;
     ranks_.back()->index = i;
   }
-  threads_ = std::make_unique<RankThreads>(n_local, group_.get());
+  // Host ranks hold no thread-bound state, so the calling thread runs rank 0 itself (one
+  // wake-up and hand-back less per step); device ranks keep a thread each (thread_group.h).
+  threads_ = std::make_unique<RankThreads>(n_local, group_.get(), options.backend == "cpu");
 
   // Each rank thread maps only its own file.
   run_ranks([&](Rank& R) {
@@ -557,9 +559,10 @@ const KvPoolShape& Engine::kv_pool_shape() const {
 
 std::vector<uint8_t> Engine::read_kv_slots(int rank, std::span<const int64_t> slots) const {
   std::lock_guard<std::mutex> lock(mu_);
-  if (rank < 0 || rank >= static_cast<int>(ranks_.size()) || !ranks_[static_cast<size_t>(rank)]->kv_pool) {
-    fail(StatusCode::kInvalidArg, "read_kv_slots: rank " + std::to_string(rank) +
-                                      " has no paged KV pool in this process");
+  if (rank < 0 || rank >= static_cast<int>(ranks_.size()) ||
+      !ranks_[static_cast<size_t>(rank)]->kv_pool) {
+    fail(StatusCode::kInvalidArg,
+         "read_kv_slots: rank " + std::to_string(rank) + " has no paged KV pool in this process");
   }
   Rank& R = *ranks_[static_cast<size_t>(rank)];
   const KvPoolShape& sh = R.kv_pool->shape();

@@ -1,7 +1,8 @@
-// The in-process tensor-parallel engine: finds a pack set, starts one thread per rank, and on
-// each rank opens and mmaps only that rank's file, creates its backend, communicator (threads,
-// or single at tp = 1), model and pre-allocated KV cache. Feeding tokens runs every rank's
-// forward together; logits come back gathered from all ranks, or as a distributed argmax.
+// The in-process tensor-parallel engine: finds a pack set, runs its ranks side by side (each on a
+// thread of its own, except that on the CPU backend the calling thread runs rank 0: RankThreads),
+// and on each rank opens and mmaps only that rank's file, creates its backend, communicator
+// (threads, or single at tp = 1), model and pre-allocated KV cache. Feeding tokens runs every
+// rank's forward together; logits come back gathered from all ranks, or as a distributed argmax.
 // Sequences: the engine owns a default sequence (the eval()/seq_rm() overloads without one) and
 // new_sequence() makes more, each with its own KV cache on every rank (a chat session owns one).
 // Thread safety: every method that runs the ranks (eval, eval_argmax, seq_rm, new_sequence) takes
