@@ -2,7 +2,7 @@
 # The sanitizer stage of tools/test.sh (docs/reliability.md):
 #   address: the whole unit suite once more, built with clang under ASan+UBSan (leak checking on),
 #            then every fuzz target of tests/fuzz for FUZZ_SECONDS (default 20) each, from the same
-#            build (SHARDLM_FUZZ: libFuzzer coverage everywhere). Left out of the ASan run: the
+#            build (SHARDLM_FUZZ: libFuzzer coverage in the parsers). Left out of the ASan run: the
 #            Python ctypes example and the installed-package build (a sanitized libshardlm.so needs
 #            the sanitizer runtime preloaded), the SIGKILL sweeps of interrupted packing, the
 #            chi-square sampling test, the single-threaded and deterministic variants of the op
