@@ -28,6 +28,13 @@ void scores(const uint16_t* q, const uint16_t* const* k, int64_t n_keys, float s
   for (; j0 + 16 <= n_keys; j0 += 16) {
     __m512 acc[16];
     for (int jj = 0; jj < 16; ++jj) {
+      // The next 16 keys' rows, which a paged pool keeps a whole token (every KV head) apart:
+      // too far apart for the hardware prefetcher to follow.
+      if (j0 + 16 + jj < n_keys) {
+        for (int c = 0; c < NC; ++c) {
+          _mm_prefetch(reinterpret_cast<const char*>(k[j0 + 16 + jj] + 32 * c), _MM_HINT_T0);
+        }
+      }
       const uint16_t* row = k[j0 + jj];
       __m512 a = dot(_mm512_setzero_ps(), qv[0], _mm512_loadu_si512(row));
       for (int c = 1; c < NC; ++c) a = dot(a, qv[c], _mm512_loadu_si512(row + 32 * c));

@@ -360,6 +360,7 @@ void scores_row_nc(const float* q, int64_t n_keys, float scale, float* s, const 
   for (; j0 + 16 <= n_keys; j0 += 16) {
     __m512 acc[16];
     for (int jj = 0; jj < 16; ++jj) {
+      if (j0 + 16 + jj < n_keys) load.prefetch(j0 + 16 + jj, NC);  // the next 16 keys
       __m512 a = _mm512_mul_ps(qv[0], load(j0 + jj, 0));
       for (int c = 1; c < NC; ++c) a = _mm512_fmadd_ps(qv[c], load(j0 + jj, c), a);
       acc[jj] = a;
@@ -377,12 +378,15 @@ void scores_row_nc(const float* q, int64_t n_keys, float scale, float* s, const 
   }
 }
 
-// Decode P.V: the output row (NC vectors) stays in registers over the keys. load as above.
+// Decode P.V: the output row (NC vectors) stays in registers over the keys. load as above; its
+// prefetch(j, NC) asks for key j's row kPvPrefetchKeys keys ahead.
+constexpr int64_t kPvPrefetchKeys = 8;
 template <int NC, class Load>
 void pv_row_nc(const float* p, int64_t n_keys, float* out, const Load& load) {
   __m512 o[NC];
   for (int c = 0; c < NC; ++c) o[c] = _mm512_loadu_ps(out + 16 * c);
   for (int64_t j = 0; j < n_keys; ++j) {
+    if (j + kPvPrefetchKeys < n_keys) load.prefetch(j + kPvPrefetchKeys, NC);
     const __m512 pj = _mm512_set1_ps(p[j]);
     for (int c = 0; c < NC; ++c) o[c] = _mm512_fmadd_ps(pj, load(j, c), o[c]);
   }
@@ -394,6 +398,7 @@ struct StridedF32 {
   const float* base;
   int64_t ld;
   __m512 operator()(int64_t j, int c) const { return _mm512_loadu_ps(base + j * ld + 16 * c); }
+  void prefetch(int64_t, int) const {}  // a fixed stride: the hardware prefetcher follows it
 };
 // bf16 rows through a pointer per key, widened in registers.
 struct Bf16Rows {
@@ -401,6 +406,12 @@ struct Bf16Rows {
   __m512 operator()(int64_t j, int c) const {
     const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rows[j] + 16 * c));
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+  }
+  // A paged pool keeps one head's rows a whole token apart, too far for the hardware prefetcher.
+  void prefetch(int64_t j, int nc) const {
+    for (int c = 0; c < nc; c += 2) {
+      _mm_prefetch(reinterpret_cast<const char*>(rows[j] + 16 * c), _MM_HINT_T0);
+    }
   }
 };
 
