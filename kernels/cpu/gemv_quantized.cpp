@@ -81,6 +81,48 @@ void quantize_activations_int8(Isa isa, const float* x, int64_t n, uint8_t* out)
   quantize_row_int8(x, n, out);
 }
 
+void arrange_activations_int4(const uint8_t* xq, int64_t n_in, uint8_t* xa) {
+  const int64_t nb = n_in / kQuantBlock;
+  uint8_t* scales = xa + n_in;
+  uint8_t* corrections = scales + nb * 4;
+  for (int64_t g = 0; g * kInt4GroupBlocks < nb; ++g) {
+    const int64_t G = std::min<int64_t>(kInt4GroupBlocks, nb - g * kInt4GroupBlocks);
+    const uint8_t* src = xq + g * 512;
+    uint8_t* dst = xa + g * 512;
+    for (int64_t j = 0; j < G; ++j) {
+      for (int64_t c = 0; c < 8; ++c) {  // c = 2 s + h: inputs 4 c .. 4 c + 3 of the block
+        uint32_t v;
+        std::memcpy(&v, src + 32 * j + 4 * c, 4);
+        v ^= 0x80808080u;  // q + 128 -> q
+        std::memcpy(dst + 4 * G * c + 4 * j, &v, 4);
+      }
+      int32_t sum = 0;  // of the stored q + 128
+      for (int64_t i = 0; i < kQuantBlock; ++i) sum += src[32 * j + i];
+      const int64_t b = g * kInt4GroupBlocks + j;
+      const int32_t correction = -8 * (sum - 128 * static_cast<int32_t>(kQuantBlock));
+      uint16_t h;
+      std::memcpy(&h, xq + n_in + b * 2, 2);
+      const float scale = f16_to_f32(h);
+      std::memcpy(scales + b * 4, &scale, 4);
+      std::memcpy(corrections + b * 4, &correction, 4);
+    }
+  }
+}
+
+size_t int8_activation_row_bytes(DType dtype, int64_t n_in) {
+  return dtype == DType::kInt4 ? int4_activation_row_bytes(n_in) : row_bytes(DType::kInt8, n_in);
+}
+
+void prepare_int8_activations(Isa isa, DType dtype, const float* x, int64_t n_in, uint8_t* scratch,
+                              uint8_t* out) {
+  if (dtype != DType::kInt4) {
+    quantize_activations_int8(isa, x, n_in, out);
+    return;
+  }
+  quantize_activations_int8(isa, x, n_in, scratch);
+  arrange_activations_int4(scratch, n_in, out);
+}
+
 Int8ActivationGemv int8_activation_gemv(Isa isa) {
 #if defined(SHARDLM_CPU_INT8_DOT)
   static const bool vnni = int8_dot_supported();

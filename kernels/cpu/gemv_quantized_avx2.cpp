@@ -7,6 +7,7 @@
 // accumulators — the scheme llama.cpp's AVX2 Q8_0 / Q4_0 dot products use. Not the AVX-512 kernels.
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "kernels/cpu/gemv_quantized.h"
@@ -56,27 +57,25 @@ constexpr int kTokens = 2;  // tokens per pass over the rows (AVX2's 16 register
 // Software prefetch distance along a row (as the other GEMVs): several streams per thread.
 constexpr int kPrefetchBytes = 4096;
 
-// Four blocks' weights from input 32 * b (b a multiple of 4, the four blocks inside the row) as
-// signed bytes: int8 four 32-byte loads; int4 two pairs of blocks (dtype.h), low and high nibbles.
-inline void load_4_blocks_q(DType dtype, const uint8_t* row, int64_t b, __m256i w[4]) {
-  if (dtype == DType::kInt8) {
-    for (int j = 0; j < 4; ++j)
-      w[j] = _mm256_xor_si256(
-          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + (b + j) * kQuantBlock)),
-          _mm256_set1_epi8(-128));
-    return;
-  }
-  const __m256i low4 = _mm256_set1_epi8(0x0F), eight = _mm256_set1_epi8(8);
-  for (int p = 0; p < 2; ++p) {
-    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + (b / 2 + p) * 32));
-    w[2 * p] = _mm256_sub_epi8(_mm256_and_si256(v, low4), eight);
-    w[2 * p + 1] = _mm256_sub_epi8(_mm256_and_si256(_mm256_srli_epi16(v, 4), low4), eight);
-  }
+// Four int8 blocks' weights from input 32 * b (b a multiple of 4, the four blocks inside the row)
+// as signed bytes.
+inline void load_4_blocks_q(const uint8_t* row, int64_t b, __m256i w[4]) {
+  for (int j = 0; j < 4; ++j)
+    w[j] = _mm256_xor_si256(
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + (b + j) * kQuantBlock)),
+        _mm256_set1_epi8(-128));
 }
 
 // Four f16 scales from block b of a row whose scales start at `scales`, as f32.
 inline __m128 scales4(const uint8_t* scales, int64_t b) {
   return _mm_cvtph_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(scales + b * 2)));
+}
+
+// The first n (< 8) f16 scales from p as f32; the others 0 (never read past the row).
+inline __m256 scales_partial(const uint8_t* p, int64_t n) {
+  alignas(16) uint16_t h[8] = {};
+  std::memcpy(h, p, static_cast<size_t>(n) * 2);
+  return _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(h)));
 }
 
 template <int T>
@@ -89,7 +88,7 @@ void rows_pass(DType dtype, const uint8_t* xq, int64_t n_in, const uint8_t* cons
     for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
   const int64_t n_blocks = n_in / kQuantBlock;
   // Bytes of four blocks of a weight row (int4: 64; int8: 128): one prefetch line per 64.
-  const int64_t step_bytes = dtype == DType::kInt4 ? 64 : 128;
+  const int64_t step_bytes = 128;  // four int8 blocks (int4 rows take rows_pass_int4)
   int64_t b = 0;
   // Four blocks per step: their int32 dot products are folded into one vector (lanes: blocks
   // 0-3, twice) and scaled by the four weight scales times the four activation scales at once.
@@ -109,7 +108,7 @@ void rows_pass(DType dtype, const uint8_t* xq, int64_t n_in, const uint8_t* cons
       for (int64_t off = 0; off < step_bytes; off += 64)
         _mm_prefetch(reinterpret_cast<const char*>(rows[r] + at + off), _MM_HINT_T0);
       __m256i w[4];
-      load_4_blocks_q(dtype, rows[r], b, w);
+      load_4_blocks_q(rows[r], b, w);
       const __m128 dw = scales4(rows[r] + w_scales, b);
       for (int t = 0; t < T; ++t) {
         const __m256i h01 = _mm256_hadd_epi32(dot_i8(w[0], xs[t][0]), dot_i8(w[1], xs[t][1]));
@@ -140,6 +139,76 @@ void rows_pass(DType dtype, const uint8_t* xq, int64_t n_in, const uint8_t* cons
     for (int t = 0; t < T; ++t) out[r][t] = reduce_add(acc[r][t]);
 }
 
+// The first n (<= 8) 32-bit lanes of p; the others 0.
+inline __m256i load_lanes(const uint8_t* p, int64_t n) {
+  if (n >= 8) return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)), lane);
+  return _mm256_maskload_epi32(reinterpret_cast<const int*>(p), mask);
+}
+
+// int4 rows (dtype.h: groups of 16 blocks, one block per 32-bit lane) x T tokens of arranged
+// activations (arrange_activations_int4). Per group, each half of 8 blocks sums its 4 steps' low
+// and high nibbles times the tokens' bytes in int32 lanes (VPMADDUBSW: nibble x signed byte, a
+// pair at most 2 x 15 x 128, so nothing saturates; VPMADDWD adds the pairs), which start at the
+// blocks' offset corrections; then one conversion and one FMA by the 8 scale products.
+template <int T>
+void rows_pass_int4(const uint8_t* xa, int64_t n_in, const uint8_t* const* rows,
+                    float (*out)[kTokens]) {
+  const size_t xab = int4_activation_row_bytes(n_in);
+  const int64_t nb = n_in / kQuantBlock;
+  const __m256i low4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
+  __m256 acc[kRows][T];
+  for (int r = 0; r < kRows; ++r)
+    for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
+  for (int64_t g = 0; g * kInt4GroupBlocks < nb; ++g) {
+    const int64_t G = std::min<int64_t>(kInt4GroupBlocks, nb - g * kInt4GroupBlocks);
+    for (int64_t half = 0; half < 2 && 8 * half < G; ++half) {
+      const int64_t n_lanes = std::min<int64_t>(8, G - 8 * half);  // blocks of this half
+      const int64_t b0 = g * kInt4GroupBlocks + 8 * half;
+      __m256i sum[kRows][T];
+      __m256 sx[T];
+      for (int t = 0; t < T; ++t) {
+        const uint8_t* xt = xa + t * xab;
+        sx[t] = _mm256_castsi256_ps(load_lanes(xt + n_in + b0 * 4, n_lanes));
+        const __m256i corr = load_lanes(xt + n_in + nb * 4 + b0 * 4, n_lanes);
+        for (int r = 0; r < kRows; ++r) sum[r][t] = corr;
+      }
+      for (int64_t s = 0; s < 4; ++s) {
+        __m256i xlo[T], xhi[T];
+        for (int t = 0; t < T; ++t) {
+          const uint8_t* xg = xa + t * xab + g * 512 + 8 * G * s + 32 * half;
+          xlo[t] = load_lanes(xg, n_lanes);
+          xhi[t] = load_lanes(xg + 4 * G, n_lanes);
+        }
+        for (int r = 0; r < kRows; ++r) {
+          const uint8_t* p = rows[r] + g * 256 + 4 * G * s + 32 * half;
+          _mm_prefetch(reinterpret_cast<const char*>(p) + kPrefetchBytes, _MM_HINT_T0);
+          const __m256i v = load_lanes(p, n_lanes);
+          const __m256i lo = _mm256_and_si256(v, low4);
+          const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+          for (int t = 0; t < T; ++t) {
+            const __m256i p16 = _mm256_add_epi16(_mm256_maddubs_epi16(lo, xlo[t]),
+                                                 _mm256_maddubs_epi16(hi, xhi[t]));
+            sum[r][t] = _mm256_add_epi32(sum[r][t], _mm256_madd_epi16(p16, ones));
+          }
+        }
+      }
+      for (int r = 0; r < kRows; ++r) {
+        const uint8_t* ws = rows[r] + n_in / 2 + b0 * 2;
+        const __m256 sw = n_lanes == 8
+                              ? _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(ws)))
+                              : scales_partial(ws, n_lanes);
+        for (int t = 0; t < T; ++t)
+          acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum[r][t]), _mm256_mul_ps(sw, sx[t]),
+                                      acc[r][t]);
+      }
+    }
+  }
+  for (int r = 0; r < kRows; ++r)
+    for (int t = 0; t < T; ++t) out[r][t] = reduce_add(acc[r][t]);
+}
+
 }  // namespace
 
 void gemv_quantized_int8x_avx2(const uint8_t* xq, int64_t n_tokens, int64_t n_in, const uint8_t* w,
@@ -149,6 +218,11 @@ void gemv_quantized_int8x_avx2(const uint8_t* xq, int64_t n_tokens, int64_t n_in
   gemv_row_blocks<kRows, kTokens>(
       w, row_bytes(dtype, n_in), n_tokens, o_begin, o_end, bias, y, ldy,
       [&](int nt, int64_t t0, const uint8_t* const* rows, float(*out)[kTokens]) {
+        if (dtype == DType::kInt4) {
+          const uint8_t* xa = xq + t0 * int4_activation_row_bytes(n_in);
+          if (nt == 1) return rows_pass_int4<1>(xa, n_in, rows, out);
+          return rows_pass_int4<2>(xa, n_in, rows, out);
+        }
         if (nt == 1) {
           rows_pass<1>(dtype, xq + t0 * xrb, n_in, rows, out);
         } else {

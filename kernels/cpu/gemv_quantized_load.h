@@ -6,14 +6,14 @@
 #include <immintrin.h>
 
 #include <cstdint>
+#include <cstring>
 
 #include "runtime/core/dtype.h"
 
 namespace shardlm::cpu {
 
 // Block b of a row as 32 signed bytes q. int8: the stored bytes q + 128 xor 0x80. int4: the
-// block's nibbles (dtype.h: the low or high half of its pair's 32 bytes, or both halves of a lone
-// final block's 16) minus 8.   row [row_bytes(dtype, n_in)]
+// block's nibbles (dtype.h: 4 bytes in each of its group's 4 steps) minus 8.   row [row_bytes(dtype, n_in)]
 // static: each file's copy is compiled with that file's flags and must stay its own (an inline
 // function with external linkage could be merged with the AVX-512 file's copy at link time).
 static inline __m256i load_block_q(DType dtype, const uint8_t* row, int64_t n_in, int64_t b) {
@@ -22,16 +22,17 @@ static inline __m256i load_block_q(DType dtype, const uint8_t* row, int64_t n_in
         _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + b * kQuantBlock)),
         _mm256_set1_epi8(-128));
   }
-  const __m256i low4 = _mm256_set1_epi8(0x0F), eight = _mm256_set1_epi8(8);
-  const uint8_t* pair = row + (b / 2) * 32;
-  if ((b / 2) * 64 + 64 <= n_in) {
-    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(pair));
-    const __m256i nib = (b % 2 == 0) ? v : _mm256_srli_epi16(v, 4);
-    return _mm256_sub_epi8(_mm256_and_si256(nib, low4), eight);
-  }
-  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(pair));
-  const __m256i both = _mm256_inserti128_si256(_mm256_castsi128_si256(v), _mm_srli_epi16(v, 4), 1);
-  return _mm256_sub_epi8(_mm256_and_si256(both, low4), eight);
+  // The block's 4 bytes of each of its group's 4 steps (dtype.h): low nibbles inputs 8s .. 8s + 3,
+  // high nibbles 8s + 4 .. 8s + 7.
+  const int64_t G = int4_group_blocks(n_in, b / kInt4GroupBlocks);
+  const uint8_t* p = row + int4_position(n_in, b * kQuantBlock).byte;
+  int32_t s[4];
+  for (int k = 0; k < 4; ++k) std::memcpy(&s[k], p + 4 * G * k, 4);
+  const __m128i v = _mm_setr_epi32(s[0], s[1], s[2], s[3]);
+  const __m128i low4 = _mm_set1_epi8(0x0F);
+  const __m128i lo = _mm_and_si128(v, low4), hi = _mm_and_si128(_mm_srli_epi16(v, 4), low4);
+  const __m256i q = _mm256_setr_m128i(_mm_unpacklo_epi32(lo, hi), _mm_unpackhi_epi32(lo, hi));
+  return _mm256_sub_epi8(q, _mm256_set1_epi8(8));
 }
 
 }  // namespace shardlm::cpu

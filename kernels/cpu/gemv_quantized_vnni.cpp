@@ -1,13 +1,16 @@
 // The AVX-512 VNNI GEMVs for int8 and int4 weights with int8 activations (compiled with AVX-512
-// VNNI flags; picked at run time by matmul.cpp when int8_dot_supported()). Activations come
-// quantized like int8 weight rows (quantize_row_int8: bytes q + 128, one f16 scale per 32). 64
-// inputs at a time: the weights' stored values (int8: the bytes q + 128; int4: one 32-byte load of
-// paired nibbles q + 8, unpacked into 64 bytes) are VPDPBUSD's unsigned operand and x's signed
-// bytes the other; starting each 32-bit lane at -offset times its sum of x cancels the offset,
-// so each lane sums 4 exact integer products; lanes 0-7 hold one block of 32, lanes 8-15 the next,
-// and each half is scaled by its blocks' weight scale times activation scale before the f32
-// accumulation. GCC 12 reports -Wuninitialized inside its own AVX-512 intrinsics (the
-// _mm512_undefined_* placeholders; GCC bug 105593, fixed in GCC 13). Silenced for this file only.
+// VNNI flags; picked at run time by matmul.cpp when int8_dot_supported()). VPDPBUSD multiplies the
+// weights' stored values (unsigned: int8 q + 128, int4 q + 8) with the activations' signed bytes,
+// and starting each 32-bit lane at -offset times its sum of x cancels the offset, so the lanes sum
+// exact integer products.
+// - int8 (activations: quantize_row_int8's row): 64 inputs at a time; lanes 0-7 hold one block of
+//   32, lanes 8-15 the next, and each half is scaled by its block's weight scale times activation
+//   scale before the f32 accumulation.
+// - int4 (activations: arrange_activations_int4's row, in the weights' interleaved order): a group
+//   of 16 blocks is 4 loads of 64 bytes, each holding 8 inputs of every block, one block per lane;
+//   the lanes sum the whole group in int32 and are scaled once per group.
+// GCC 12 reports -Wuninitialized inside its own AVX-512 intrinsics (the _mm512_undefined_*
+// placeholders; GCC bug 105593, fixed in GCC 13). Silenced for this file only.
 #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ < 13
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -42,7 +45,6 @@ inline __m512 scales16(const uint8_t* scales, int64_t b, int64_t n) {
 
 // The stored int8 weights: 64 bytes q + 128 from input k (32 when only one block is left).
 struct Int8Weights {
-  static constexpr bool kWideSteps = false;
   static constexpr int kOffset = 128;
   static constexpr int64_t kBytesPer64 = 64;
   static __m512i load(const uint8_t* row, int64_t k, bool both) {
@@ -50,35 +52,9 @@ struct Int8Weights {
   }
 };
 
-// The stored int4 weights, unpacked: inputs k .. k + 63 as bytes q + 8 (dtype.h's pairing puts
-// block 2i in the low nibbles of 32 bytes and block 2i + 1 in the high ones; a lone final block
-// is 16 bytes holding its halves the same way).
-struct Int4Weights {
-  static constexpr bool kWideSteps = true;  // 128 inputs per 64-byte load (rows_pass)
-  static constexpr int kOffset = 8;
-  static constexpr int64_t kBytesPer64 = 32;
-  static __m512i load(const uint8_t* row, int64_t k, bool both) {
-    const __m256i lo_mask = _mm256_set1_epi8(0x0F);
-    if (both) {
-      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + k / 2));
-      const __m256i lo = _mm256_and_si256(v, lo_mask);
-      const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), lo_mask);
-      return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
-    }
-    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + k / 2));
-    const __m128i lo = _mm_and_si128(v, _mm_set1_epi8(0x0F));
-    const __m128i hi = _mm_and_si128(_mm_srli_epi16(v, 4), _mm_set1_epi8(0x0F));
-    return _mm512_castsi256_si512(_mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1));
-  }
-};
-
-// Rows x tokens dot products over all n_in inputs. Per chunk of 512 inputs (16 blocks), each
-// row's and token's 16 scales are loaded once; per step of 64 inputs one permute spreads the
+// int8 rows x tokens: dot products over all n_in inputs. Per chunk of 512 inputs (16 blocks),
+// each row's and token's 16 scales are loaded once; per step of 64 inputs one permute spreads the
 // step's two scales over the register halves (lanes 0-7: block 2i, 8-15: block 2i + 1).
-// int4 rows take wide steps of 128 inputs where they can: one 64-byte load holds blocks c .. c + 3
-// as two pairs, its low nibbles blocks c and c + 2, its high nibbles c + 1 and c + 3, so each
-// token's x is regrouped the same way (once per step, shared by the R rows) instead of the
-// weights being unpacked 32 bytes at a time.
 template <class Weights, int R, int T>
 void rows_pass(const uint8_t* xq, int64_t n_in, const uint8_t* const* rows, float (*out)[kTokens]) {
   const size_t xrb = row_bytes(DType::kInt8, n_in);
@@ -104,53 +80,7 @@ void rows_pass(const uint8_t* xq, int64_t n_in, const uint8_t* const* rows, floa
       for (int r = 0; r < R; ++r)
         for (int t = 0; t < T; ++t) sp[r][t] = _mm512_mul_ps(sw[r], sx[t]);
     }
-    int64_t wide = 0;  // blocks of this chunk done by wide steps
-    if constexpr (Weights::kWideSteps) {
-      for (; wide + 4 <= nb; wide += 4) {
-        const int64_t k = (b0 + wide) * kQuantBlock;
-        const int j = static_cast<int>(wide);
-        // Lanes 0-7: block c (low nibbles) or c + 1 (high); lanes 8-15: c + 2 or c + 3.
-        const __m512i idx_lo = _mm512_add_epi32(_mm512_add_epi32(half, half), _mm512_set1_epi32(j));
-        const __m512i idx_hi = _mm512_add_epi32(idx_lo, _mm512_set1_epi32(1));
-        __m512i xlo[T], xhi[T], base_lo[T], base_hi[T];
-        __m512 dx_lo[T], dx_hi[T];
-        for (int t = 0; t < T; ++t) {
-          const __m512i a = _mm512_loadu_si512(xq + t * xrb + k);             // blocks c, c + 1
-          const __m512i b = _mm512_loadu_si512(xq + t * xrb + k + 64);        // blocks c + 2, c + 3
-          xlo[t] = _mm512_xor_si512(_mm512_shuffle_i64x2(a, b, 0x44), flip);  // c, c + 2
-          xhi[t] = _mm512_xor_si512(_mm512_shuffle_i64x2(a, b, 0xEE), flip);  // c + 1, c + 3
-          base_lo[t] = _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, offset, xlo[t]));
-          base_hi[t] = _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, offset, xhi[t]));
-          if constexpr (!kProducts) {
-            dx_lo[t] = _mm512_permutexvar_ps(idx_lo, sx[t]);
-            dx_hi[t] = _mm512_permutexvar_ps(idx_hi, sx[t]);
-          }
-        }
-        const __m512i low4 = _mm512_set1_epi8(0x0F);
-        for (int r = 0; r < R; ++r) {
-          const __m512i v = _mm512_loadu_si512(rows[r] + k / 2);
-          _mm_prefetch(reinterpret_cast<const char*>(rows[r] + k / 2) + kPrefetchBytes,
-                       _MM_HINT_T0);
-          const __m512i lo = _mm512_and_si512(v, low4);
-          const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
-          for (int t = 0; t < T; ++t) {
-            const __m512i dot_lo = _mm512_dpbusd_epi32(base_lo[t], lo, xlo[t]);
-            const __m512i dot_hi = _mm512_dpbusd_epi32(base_hi[t], hi, xhi[t]);
-            __m512 s_lo, s_hi;  // the step's scale products: weight scale x activation scale
-            if constexpr (kProducts) {
-              s_lo = _mm512_permutexvar_ps(idx_lo, sp[r][t]);
-              s_hi = _mm512_permutexvar_ps(idx_hi, sp[r][t]);
-            } else {
-              s_lo = _mm512_mul_ps(_mm512_permutexvar_ps(idx_lo, sw[r]), dx_lo[t]);
-              s_hi = _mm512_mul_ps(_mm512_permutexvar_ps(idx_hi, sw[r]), dx_hi[t]);
-            }
-            acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot_lo), s_lo, acc[r][t]);
-            acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot_hi), s_hi, acc[r][t]);
-          }
-        }
-      }
-    }
-    for (int64_t i = wide / 2; 2 * i < nb; ++i) {
+    for (int64_t i = 0; 2 * i < nb; ++i) {
       const int64_t k = (b0 + 2 * i) * kQuantBlock;
       const bool both = 2 * i + 1 < nb;
       const __mmask64 m = both ? ~0ULL : 0xFFFFFFFFULL;
@@ -190,6 +120,81 @@ void rows_pass(const uint8_t* xq, int64_t n_in, const uint8_t* const* rows, floa
     for (int t = 0; t < T; ++t) out[r][t] = _mm512_reduce_add_ps(acc[r][t]);
 }
 
+// int4 rows x tokens over all n_in inputs, a group of 16 blocks at a time (dtype.h): per group and
+// row, 4 loads of 64 bytes, their low and high nibbles meeting the token's arranged bytes (xa) in
+// 8 VPDPBUSD into int32 lanes that start at the blocks' offset corrections; then one conversion
+// and one FMA by the 16 scale products. A last group of G < 16 blocks reads 4 G bytes per step
+// (masked; the other lanes stay 0). With up to 2 tokens, low and high nibbles sum into separate
+// registers (two dependency chains of 4 instead of one of 8).
+template <int R, int T>
+void rows_pass_int4(const uint8_t* xa, int64_t n_in, const uint8_t* const* rows,
+                    float (*out)[kTokens]) {
+  const size_t xab = int4_activation_row_bytes(n_in);
+  const int64_t nb = n_in / kQuantBlock;
+  const int64_t w_scales = n_in / 2;
+  constexpr bool kSplit = T <= 2;
+  __m512 acc[R][T];
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
+  const __m512i low4 = _mm512_set1_epi8(0x0F);
+  for (int64_t g = 0; g * kInt4GroupBlocks < nb; ++g) {
+    const int64_t G = std::min<int64_t>(kInt4GroupBlocks, nb - g * kInt4GroupBlocks);
+    const __mmask64 m = G == 16 ? ~0ULL : (1ULL << (4 * G)) - 1;  // a step's 4 G bytes
+    const __mmask16 mb = static_cast<__mmask16>(G == 16 ? 0xFFFF : (1u << G) - 1);
+    const int64_t b0 = g * kInt4GroupBlocks;
+    __m512i lo_sum[R][T], hi_sum[kSplit ? R : 1][kSplit ? T : 1];
+    __m512 sx[T];
+    for (int t = 0; t < T; ++t) {
+      const uint8_t* xt = xa + t * xab;
+      sx[t] = _mm512_maskz_loadu_ps(mb, xt + n_in + b0 * 4);
+      const __m512i corr = _mm512_maskz_loadu_epi32(mb, xt + n_in + nb * 4 + b0 * 4);
+      for (int r = 0; r < R; ++r) {
+        lo_sum[r][t] = corr;
+        if constexpr (kSplit) hi_sum[r][t] = _mm512_setzero_si512();
+      }
+    }
+    for (int64_t s = 0; s < 4; ++s) {
+      __m512i xlo[T], xhi[T];
+      for (int t = 0; t < T; ++t) {
+        const uint8_t* xg = xa + t * xab + g * 512 + 8 * G * s;
+        xlo[t] = _mm512_maskz_loadu_epi8(m, xg);
+        xhi[t] = _mm512_maskz_loadu_epi8(m, xg + 4 * G);
+      }
+      for (int r = 0; r < R; ++r) {
+        const uint8_t* p = rows[r] + g * 256 + 4 * G * s;
+        const __m512i v = _mm512_maskz_loadu_epi8(m, p);
+        _mm_prefetch(reinterpret_cast<const char*>(p) + kPrefetchBytes, _MM_HINT_T0);
+        const __m512i lo = _mm512_and_si512(v, low4);
+        const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
+        for (int t = 0; t < T; ++t) {
+          lo_sum[r][t] = _mm512_dpbusd_epi32(lo_sum[r][t], lo, xlo[t]);
+          if constexpr (kSplit) {
+            hi_sum[r][t] = _mm512_dpbusd_epi32(hi_sum[r][t], hi, xhi[t]);
+          } else {
+            lo_sum[r][t] = _mm512_dpbusd_epi32(lo_sum[r][t], hi, xhi[t]);
+          }
+        }
+      }
+    }
+    for (int r = 0; r < R; ++r) {
+      const __m512 sw = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mb, rows[r] + w_scales + b0 * 2));
+      for (int t = 0; t < T; ++t) {
+        __m512i sum = lo_sum[r][t];
+        if constexpr (kSplit) sum = _mm512_add_epi32(sum, hi_sum[r][t]);
+        acc[r][t] =
+            _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_mul_ps(sw, sx[t]), acc[r][t]);
+      }
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) out[r][t] = _mm512_reduce_add_ps(acc[r][t]);
+}
+
+template <int T>
+void int4_pass(const uint8_t* xa, int64_t n_in, const uint8_t* const* rows, float (*out)[kTokens]) {
+  rows_pass_int4<kRows, T>(xa, n_in, rows, out);
+}
+
 template <class Weights>
 void gemv_vnni(const uint8_t* xq, int64_t n_tokens, int64_t n_in, const uint8_t* w, size_t rb,
                int64_t o_begin, int64_t o_end, const float* bias, float* y, int64_t ldy) {
@@ -222,10 +227,25 @@ void gemv_quantized_vnni(const uint8_t* xq, int64_t n_tokens, int64_t n_in, cons
                          int64_t ldy) {
   const size_t rb = row_bytes(dtype, n_in);
   if (dtype == DType::kInt4) {
-    gemv_vnni<Int4Weights>(xq, n_tokens, n_in, w, rb, o_begin, o_end, bias, y, ldy);
-  } else {
-    gemv_vnni<Int8Weights>(xq, n_tokens, n_in, w, rb, o_begin, o_end, bias, y, ldy);
+    const size_t xab = int4_activation_row_bytes(n_in);
+    gemv_row_blocks<kRows, kTokens>(
+        w, rb, n_tokens, o_begin, o_end, bias, y, ldy,
+        [&](int nt, int64_t t0, const uint8_t* const* rows, float(*out)[kTokens]) {
+          const uint8_t* xt = xq + static_cast<size_t>(t0) * xab;
+          switch (nt) {
+            case 1:
+              return int4_pass<1>(xt, n_in, rows, out);
+            case 2:
+              return int4_pass<2>(xt, n_in, rows, out);
+            case 3:
+              return int4_pass<3>(xt, n_in, rows, out);
+            default:
+              return int4_pass<4>(xt, n_in, rows, out);
+          }
+        });
+    return;
   }
+  gemv_vnni<Int8Weights>(xq, n_tokens, n_in, w, rb, o_begin, o_end, bias, y, ldy);
 }
 
 }  // namespace shardlm::cpu

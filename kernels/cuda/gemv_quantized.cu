@@ -20,12 +20,13 @@ __device__ __forceinline__ float load_wq(const uint8_t* __restrict__ row, int64_
   float q;
   int64_t scale_at;
   if (kInt4) {
-    const int64_t i = k % 32;
-    // A pair of blocks is 32 bytes, the even block in the low nibbles and the odd one in the
-    // high; a lone final block is 16 bytes holding its inputs i and i + 16.
-    const bool paired = (b / 2) * 64 + 64 <= n_in;
-    const int64_t at = (b / 2) * 32 + (paired ? i : i % 16);
-    const int shift = paired ? static_cast<int>(b % 2) * 4 : (i < 16 ? 0 : 4);
+    // int4_position (runtime/core/dtype.h): groups of 16 blocks (the last one G blocks); in
+    // group g, byte 256 g + 4 G s + 4 j + i holds input 32 j + 8 s + i of the group (low
+    // nibble) and 32 j + 8 s + 4 + i (high).
+    const int64_t p = k % 32, g = b / 16;
+    const int64_t G = min(int64_t{16}, n_in / 32 - 16 * g);
+    const int64_t at = 256 * g + 4 * G * (p / 8) + 4 * (b % 16) + p % 4;
+    const int shift = (p % 8) >= 4 ? 4 : 0;
     q = static_cast<float>(static_cast<int>((__ldg(row + at) >> shift) & 0x0F) - 8);
     scale_at = n_in / 2 + b * 2;
   } else {

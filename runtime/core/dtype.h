@@ -17,11 +17,16 @@ namespace shardlm {
 //   q + 128 (q in [-128, 127]; quantize_row_int8 gives [-127, 127], 8-bit GPTQ imports may hold
 //   -128) followed by n / 32 f16 scales, one per block of 32 consecutive inputs: value = scale * q.
 //   Rows of other lengths than a multiple of 32 are not representable.
-//   kInt4: the same blocks and scales, with 4-bit values q + 8 (q in [-8, 7]) packed two per byte:
-//   each pair of blocks (64 inputs) is 32 bytes, byte j holding input j in its low nibble and
-//   input j + 32 in its high nibble (a final lone block: 16 bytes, inputs j and j + 16); the
-//   n / 32 f16 scales follow the n / 2 bytes. The pairing lets a kernel unpack one 32-byte load
-//   into 64 consecutive inputs.
+//   kInt4: the same blocks and scales, with 4-bit values q + 8 (q in [-8, 7]) packed two per byte
+//   and interleaved in groups of 16 blocks (512 inputs; the row's last group holds the G = n / 32
+//   mod 16 blocks left, when there are any): a group of G blocks takes 16 G bytes from byte 256 g
+//   (g the group's index), and its byte 4 G s + 4 j + i (s < 4, j < G, i < 4) holds input
+//   32 j + 8 s + i of the group in its low nibble and input 32 j + 8 s + 4 + i in its high one.
+//   The n / 32 f16 scales follow the n / 2 bytes. So a 64-byte load holds 8 inputs of each of 16
+//   blocks, one block per 32-bit lane: a kernel sums a whole group per lane in integers and
+//   scales it once (kernels/cpu/gemv_quantized_vnni.cpp). int4_position() maps an input to its
+//   byte and nibble. (Packs before this layout paired blocks instead; the pack reader refuses
+//   them: formats/pack.fbs, Layout.)
 enum class DType : uint8_t { kF32 = 0, kF16 = 1, kBF16 = 2, kInt8 = 3, kInt4 = 4 };
 
 // Bytes per element (quantized types: 1, the value's byte; use row_bytes for whole rows).
@@ -32,6 +37,26 @@ inline bool is_quantized(DType t) {
 }
 // Inputs per scale of the quantized types.
 inline constexpr int64_t kQuantBlock = 32;
+// Blocks per interleaved group of a kInt4 row (above).
+inline constexpr int64_t kInt4GroupBlocks = 16;
+
+// Where input i of a kInt4 row of n inputs is stored: the byte, and the nibble's shift (0: low,
+// 4: high).
+struct Int4Position {
+  int64_t byte;
+  int shift;
+};
+// Blocks in group g of a kInt4 row of n inputs: 16, or fewer in the last group.
+inline int64_t int4_group_blocks(int64_t n, int64_t g) {
+  const int64_t left = n / kQuantBlock - g * kInt4GroupBlocks;
+  return left < kInt4GroupBlocks ? left : kInt4GroupBlocks;
+}
+inline Int4Position int4_position(int64_t n, int64_t i) {
+  const int64_t g = i / (kQuantBlock * kInt4GroupBlocks);
+  const int64_t G = int4_group_blocks(n, g);
+  const int64_t j = i / kQuantBlock - g * kInt4GroupBlocks, p = i % kQuantBlock;
+  return {g * 256 + 4 * G * (p / 8) + 4 * j + p % 4, (p % 8) >= 4 ? 4 : 0};
+}
 // Bytes of one row of n elements (n a multiple of kQuantBlock for quantized types).
 size_t row_bytes(DType t, int64_t n);
 // "f32", "f16", "bf16", "int8", "int4".

@@ -18,19 +18,13 @@ inline float round_even(float v) {
 }
 
 // Places block b's stored values q + 8 (one per byte, [kQuantBlock]) into an int4 row of n
-// inputs, in dtype.h's layout: in a pair of blocks, byte j holds input j of the even block (low
-// nibble) and of the odd block (high); a lone final block holds its inputs j and j + 16.
+// inputs, in dtype.h's layout (each byte belongs to one block, so the block writes whole bytes).
 inline void put_block_int4(const uint8_t* q, int64_t n, int64_t b, uint8_t* out) {
-  uint8_t* pair = out + (b / 2) * 32;
-  if ((b / 2) * 64 + 64 <= n) {
-    if (b % 2 == 0) {
-      for (int i = 0; i < 32; ++i) pair[i] = q[i];
-    } else {
-      for (int i = 0; i < 32; ++i) pair[i] = static_cast<uint8_t>(pair[i] | (q[i] << 4));
-    }
-  } else {
-    for (int i = 0; i < 16; ++i) pair[i] = static_cast<uint8_t>(q[i] | (q[i + 16] << 4));
-  }
+  const Int4Position at = int4_position(n, b * kQuantBlock);  // the block's first byte
+  const int64_t G = int4_group_blocks(n, b / kInt4GroupBlocks);
+  for (int s = 0; s < 4; ++s)
+    for (int i = 0; i < 4; ++i)
+      out[at.byte + 4 * G * s + i] = static_cast<uint8_t>(q[8 * s + i] | (q[8 * s + 4 + i] << 4));
 }
 
 }  // namespace
@@ -99,16 +93,13 @@ void encode_row(DType t, const uint8_t* stored, const uint16_t* scales, int64_t 
 }
 
 void unpack_block_int4(const uint8_t* row, int64_t n, int64_t b, uint8_t* out) {
-  const uint8_t* pair = row + (b / 2) * 32;
-  if ((b / 2) * 64 + 64 <= n) {
-    const int shift = b % 2 == 0 ? 0 : 4;
-    for (int i = 0; i < 32; ++i) out[i] = (pair[i] >> shift) & 0x0F;
-  } else {
-    for (int i = 0; i < 16; ++i) {
-      out[i] = pair[i] & 0x0F;
-      out[i + 16] = pair[i] >> 4;
+  const uint8_t* p = row + int4_position(n, b * kQuantBlock).byte;
+  const int64_t G = int4_group_blocks(n, b / kInt4GroupBlocks);
+  for (int s = 0; s < 4; ++s)
+    for (int i = 0; i < 4; ++i) {
+      out[8 * s + i] = p[4 * G * s + i] & 0x0F;
+      out[8 * s + 4 + i] = p[4 * G * s + i] >> 4;
     }
-  }
 }
 
 void dequantize_row_int4(const uint8_t* row, int64_t n, float* out) {

@@ -105,30 +105,54 @@ TEST(QuantTest, Int4RoundTripErrorIsHalfAStepPerBlock) {
   }
 }
 
-TEST(QuantTest, Int4LayoutPairsBlocksInNibbles) {
-  // Input i of a 96-input row holds i % 16 - 8 steps of its block's scale; the value of largest
-  // magnitude is -8 steps, so every value is exact.
-  const int64_t n = 96;
+// The stored value q + 8 of input i of the rows below: every block holds all 16 levels (7 is
+// coprime to 16), -8 among them, so the scale is exact and every value too.
+int int4_test_level(int64_t i) {
+  return static_cast<int>((7 * i + 3 * (i / 32)) % 16);
+}
+
+TEST(QuantTest, Int4LayoutInterleavesGroupsOf16Blocks) {
+  // 544 inputs: a group of 16 blocks (bytes 0-255), then a last group of one block (256-271).
+  const int64_t n = 544;
   std::vector<float> x(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) x[i] = 0.25f * static_cast<float>(i % 16 - 8) * (1 + i / 32);
+  for (int64_t i = 0; i < n; ++i)
+    x[i] = 0.25f * static_cast<float>(int4_test_level(i) - 8) * static_cast<float>(1 + i / 32);
   std::vector<uint8_t> q(row_bytes(DType::kInt4, n));
   quantize_row_int4(x.data(), n, q.data());
-  // Pair 0 (inputs 0-63): byte j = input j (low nibble) | input j + 32 (high nibble), as q + 8.
-  for (int j = 0; j < 32; ++j) {
-    EXPECT_EQ(q[static_cast<size_t>(j)] & 0x0F, j % 16) << j;
-    EXPECT_EQ(q[static_cast<size_t>(j)] >> 4, (j + 32) % 16) << j;
-  }
-  // The lone block (inputs 64-95): 16 bytes, byte j = input 64 + j | input 80 + j.
-  for (int j = 0; j < 16; ++j) {
-    EXPECT_EQ(q[static_cast<size_t>(32 + j)] & 0x0F, (64 + j) % 16) << j;
-    EXPECT_EQ(q[static_cast<size_t>(32 + j)] >> 4, (80 + j) % 16) << j;
+  auto low = [&](size_t byte) { return q[byte] & 0x0F; };
+  auto high = [&](size_t byte) { return q[byte] >> 4; };
+  // Spots, by hand: byte 0 holds inputs 0 and 4; byte 4 block 1's inputs 32 and 36; byte 64 (step
+  // 1 of a 16-block group) inputs 8 and 12; byte 256 the lone block's inputs 512 and 516, byte 260
+  // (its step 1: 4 bytes per step) inputs 520 and 524.
+  EXPECT_EQ(low(0), int4_test_level(0));
+  EXPECT_EQ(high(0), int4_test_level(4));
+  EXPECT_EQ(low(4), int4_test_level(32));
+  EXPECT_EQ(high(4), int4_test_level(36));
+  EXPECT_EQ(low(64), int4_test_level(8));
+  EXPECT_EQ(high(64), int4_test_level(12));
+  EXPECT_EQ(low(256), int4_test_level(512));
+  EXPECT_EQ(high(256), int4_test_level(516));
+  EXPECT_EQ(low(260), int4_test_level(520));
+  EXPECT_EQ(high(260), int4_test_level(524));
+  // Every input: group g of G blocks from byte 256 g; byte 4 G s + 4 j + i holds input
+  // 32 j + 8 s + i (low) and 32 j + 8 s + 4 + i (high) of the group.
+  for (int64_t k = 0; k < n; ++k) {
+    const int64_t g = k / 512, G = g == 0 ? 16 : 1, j = (k % 512) / 32, p = k % 32;
+    const size_t byte = static_cast<size_t>(256 * g + 4 * G * (p / 8) + 4 * j + p % 4);
+    EXPECT_EQ(p % 8 < 4 ? low(byte) : high(byte), int4_test_level(k)) << "input " << k;
+    const Int4Position at = int4_position(n, k);
+    EXPECT_EQ(at.byte, static_cast<int64_t>(byte)) << "input " << k;
+    EXPECT_EQ(at.shift, p % 8 < 4 ? 0 : 4) << "input " << k;
   }
   std::vector<float> y(static_cast<size_t>(n), NAN);
   dequantize_row_int4(q.data(), n, y.data());
   for (int64_t i = 0; i < n; ++i) EXPECT_EQ(y[i], x[i]) << i;
   uint8_t block[kQuantBlock];
-  unpack_block_int4(q.data(), n, 2, block);
-  for (int i = 0; i < kQuantBlock; ++i) EXPECT_EQ(block[i], i % 16) << i;
+  for (int64_t blk : {0, 5, 16}) {
+    unpack_block_int4(q.data(), n, blk, block);
+    for (int i = 0; i < kQuantBlock; ++i)
+      EXPECT_EQ(block[i], int4_test_level(blk * 32 + i)) << "block " << blk << " input " << i;
+  }
   // A block of zeros: scale 0, values 0.
   std::vector<float> z(64, 0.0f);
   quantize_row_int4(z.data(), 64, q.data());

@@ -129,12 +129,13 @@ float load_wq(uint64_t w, uint row, uint n_in, uint k) {
   const uint scale_at = n_in + b * 2u;
 #else
   const uint64_t r0 = uint64_t(row) * uint64_t(n_in / 2u + n_in / 16u);
-  const uint i = k % 32u;
-  // A pair of blocks is 32 bytes, the even block in the low nibbles and the odd one in the high;
-  // a lone final block is 16 bytes holding its inputs i and i + 16.
-  const bool paired = (b / 2u) * 64u + 64u <= n_in;
-  const uint at = (b / 2u) * 32u + (paired ? i : i % 16u);
-  const uint shift = paired ? (b % 2u) * 4u : (i < 16u ? 0u : 4u);
+  const uint p = k % 32u;
+  // Groups of 16 blocks (the last one G blocks): in group g, byte 256 g + 4 G s + 4 j + i holds
+  // input 32 j + 8 s + i of the group (low nibble) and 32 j + 8 s + 4 + i (high).
+  const uint g = b / 16u;
+  const uint G = min(16u, n_in / 32u - 16u * g);
+  const uint at = 256u * g + 4u * G * (p / 8u) + 4u * (b % 16u) + p % 4u;
+  const uint shift = (p % 8u) >= 4u ? 4u : 0u;
   const float q = float(int((load_byte(w, r0 + at) >> shift) & 15u) - 8);
   const uint scale_at = n_in / 2u + b * 2u;
 #endif
