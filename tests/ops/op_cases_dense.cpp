@@ -363,8 +363,8 @@ void need_weight_dtype(OpRun& r, DType dt) {
     fail(StatusCode::kUnsupported, std::string("no kernels for ") + dtype_name(dt) + " weights");
 }
 
-// n_in: whole blocks of 32; 96 and 160 end int4 rows in a lone block (not a multiple of 64),
-// 1056 and 544 leave 1-3 blocks after the CPU GEMVs' 128-input steps.
+// n_in: whole blocks of 32; up to 160, int4 rows are one group of fewer than 16 blocks; 544 and
+// 1056 are whole groups of 16 (512 inputs) and a last group of 1 block.
 constexpr std::pair<int64_t, int64_t> kQuantMatmulShapes[] = {{32, 9},   {64, 33},  {96, 7},
                                                               {160, 45}, {544, 17}, {1056, 24}};
 
@@ -396,7 +396,7 @@ void run_matmul_quantized(OpRun& r, DType dt, std::span<const int64_t> token_cou
 
 void run_embed_quantized(OpRun& r, DType dt) {
   need_weight_dtype(r, dt);
-  const int64_t n_vocab_local = 13, n_embd = 96, vocab_start = 20;  // 96: int4's lone block
+  const int64_t n_vocab_local = 13, n_embd = 96, vocab_start = 20;  // 96: one int4 group of 3 blocks
   const std::vector<int32_t> ids = {20, 3, 32, 25, 33, 0, 20};      // 3, 33, 0 outside the shard
   const auto table = quantized_rows(dt, n_vocab_local, n_embd, 70);
   const int64_t n = static_cast<int64_t>(ids.size());

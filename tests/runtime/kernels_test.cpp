@@ -240,8 +240,8 @@ std::vector<uint8_t> random_quantized(DType dt, int64_t n_rows, int64_t n, uint6
 // activation modes. The reference is ref::matmul (the whole matrix dequantized first), or
 // ref::matmul_int8_activations where the GEMV quantizes activations too (AVX-512 VNNI), or
 // ref::matmul_bf16_activations where the bf16 mode's prefill runs the VDPBF16PS GEMM on bf16
-// panels (AVX-512 BF16). Rows hold whole blocks of 32 inputs; n_in values that are not multiples
-// of 64 end int4 rows in a lone block.
+// panels (AVX-512 BF16). Rows hold whole blocks of 32 inputs; int4 rows whose n_in is not a
+// multiple of 512 end in a group of fewer than 16 blocks (all of the row below 512).
 TEST_P(KernelTest, QuantizedMatmulMatchesRef) {
   const bool int8_activations = cpu::int8_activation_gemv(ctx_.isa) != nullptr;
   const bool int8_gemm = cpu::int8_dot_supported() && ctx_.isa >= Isa::kAvx512;  // bf16 mode

@@ -1,6 +1,7 @@
 // int8 and int4 block quantization (runtime/core/quant.h): the round trip's error bound on random
-// rows, the row layouts (int8: bytes q + 128; int4: paired nibbles q + 8; then one f16 scale per
-// 32), exact values, zero blocks, outliers and the lone final block of int4.
+// rows, the row layouts (int8: bytes q + 128; int4: nibbles q + 8 interleaved in groups of 16
+// blocks; then one f16 scale per 32), exact values, zero blocks, outliers and int4's last group of
+// fewer than 16 blocks.
 #include "runtime/core/quant.h"
 
 #include <gtest/gtest.h>
@@ -72,7 +73,7 @@ TEST(QuantTest, ExactValuesZeroBlocksAndSigns) {
 TEST(QuantTest, Int4RoundTripErrorIsHalfAStepPerBlock) {
   std::mt19937 rng(9);
   std::normal_distribution<float> normal(0.0f, 0.05f);
-  // 96 and 1056 end in a lone block (16 bytes of its own halves); 32 is only that block.
+  // 32, 64 and 96 are one group of 1-3 blocks; 1056 ends in a group of one block after two of 16.
   for (int64_t n : {32, 64, 96, 1024, 1056, 3072}) {
     std::vector<float> x(static_cast<size_t>(n));
     for (float& v : x) v = normal(rng);
