@@ -204,14 +204,16 @@ void PackReader::load() {
     if (!enum_in_range(t->split(), fb::SplitKind_MAX)) bad(path, where + ": split kind out of range");
     if (!enum_in_range(t->layout(), fb::Layout_MAX)) bad(path, where + ": layout out of range");
     pt.dtype = static_cast<DType>(t->dtype());
-    // Every int4 row is in groups of 16 blocks (dtype.h); earlier packs paired blocks.
-    const fb::Layout layout = pt.dtype == DType::kInt4 ? fb::Layout_Int4Groups16 : fb::Layout_RowMajor;
+    // Every quantized row is interleaved in groups of 16 blocks (dtype.h); earlier packs were not.
+    const fb::Layout layout = pt.dtype == DType::kInt4   ? fb::Layout_Int4Groups16
+                              : pt.dtype == DType::kInt8 ? fb::Layout_Int8Groups16
+                                                         : fb::Layout_RowMajor;
     if (t->layout() != layout)
       bad(path, where + ": layout " + fb::EnumNameLayout(t->layout()) + " is not the " + dtype_name(pt.dtype) +
                     " layout this runtime reads (" + fb::EnumNameLayout(layout) +
-                    (pt.dtype == DType::kInt4 ? "); the pack was written by an earlier shardlm-pack: pack the "
-                                                "checkpoint again"
-                                              : ")"));
+                    (is_quantized(pt.dtype) ? "); the pack was written by an earlier shardlm-pack: pack the "
+                                              "checkpoint again"
+                                            : ")"));
     pt.split = static_cast<SplitKind>(t->split());
     pt.split_axis = t->split_axis();
     require_aligned(t->shape(), path, where + ".shape");

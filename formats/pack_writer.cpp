@@ -108,7 +108,9 @@ uint64_t PackWriter::finish(const PackManifestInfo& info) {
     e.xxh3 = XXH3_64bits_digest(e.state);
     tensors.push_back(fb::CreateTensor(
         b, b.CreateString(e.spec.name), static_cast<fb::DType>(e.spec.dtype),
-        e.spec.dtype == DType::kInt4 ? fb::Layout_Int4Groups16 : fb::Layout_RowMajor,
+        e.spec.dtype == DType::kInt4   ? fb::Layout_Int4Groups16
+        : e.spec.dtype == DType::kInt8 ? fb::Layout_Int8Groups16
+                                       : fb::Layout_RowMajor,
         b.CreateVector(e.spec.shape), b.CreateVector(e.spec.global_shape), static_cast<fb::SplitKind>(e.spec.split),
         e.spec.split_axis, e.offset, e.nbytes, e.xxh3));
   }

@@ -55,7 +55,8 @@ void inspect_pack(const std::string& dir, bool verify, bool as_json, std::ostrea
           << ", weights " << dtype_name(pack->weight_dtype())
           << (is_quantized(pack->weight_dtype())
                   ? " (blocks of " + std::to_string(kQuantBlock) + " inputs, one f16 scale each; rows: " +
-                        (pack->weight_dtype() == DType::kInt4 ? "4-bit values interleaved in groups of 16 blocks (layout Int4Groups16)" : "8-bit values") +
+                        (pack->weight_dtype() == DType::kInt4 ? "4-bit values interleaved in groups of 16 blocks (layout Int4Groups16)"
+                                                              : "8-bit values interleaved in groups of 16 blocks (layout Int8Groups16)") +
                         ", then scales)"
                   : std::string())
           << ", tp " << set.tp_size << "\n"

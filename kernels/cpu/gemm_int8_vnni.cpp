@@ -33,7 +33,7 @@ void int8_gemm_pack_w(DType dtype, const uint8_t* w, int64_t n_in, int64_t o, in
       if (dtype == DType::kInt4) {
         unpack_block_int4(row, n_in, blk, q);
       } else {
-        std::memcpy(q, row + blk * kQuantBlock, kQuantBlock);
+        unpack_block_int8(row, n_in, blk, q);
       }
       for (int64_t g = 0; g < kQuantBlock / 4; ++g)
         std::memcpy(wp + ((b * kQuantBlock / 4 + g) * nr + j) * 4, q + 4 * g, 4);

@@ -23,7 +23,8 @@ void dequantize_block(DType dtype, const uint8_t* row, int64_t n_in, int64_t b, 
     for (int64_t i = 0; i < kQuantBlock; ++i) out[i] = d * static_cast<float>(q[i] - 8);
     return;
   }
-  const uint8_t* q = row + b * kQuantBlock;  // q + 128
+  uint8_t q[kQuantBlock];  // q + 128
+  unpack_block_int8(row, n_in, b, q);
   for (int64_t i = 0; i < kQuantBlock; ++i) out[i] = d * static_cast<float>(q[i] - 128);
 }
 
@@ -81,16 +82,16 @@ void quantize_activations_int8(Isa isa, const float* x, int64_t n, uint8_t* out)
   quantize_row_int8(x, n, out);
 }
 
-void arrange_activations_int4(const uint8_t* xq, int64_t n_in, uint8_t* xa) {
+void arrange_activations(const uint8_t* xq, int64_t n_in, uint8_t* xa) {
   const int64_t nb = n_in / kQuantBlock;
   uint8_t* scales = xa + n_in;
-  uint8_t* corrections = scales + nb * 4;
-  for (int64_t g = 0; g * kInt4GroupBlocks < nb; ++g) {
-    const int64_t G = std::min<int64_t>(kInt4GroupBlocks, nb - g * kInt4GroupBlocks);
+  uint8_t* sums = scales + nb * 4;
+  for (int64_t g = 0; g * kQuantGroupBlocks < nb; ++g) {
+    const int64_t G = std::min<int64_t>(kQuantGroupBlocks, nb - g * kQuantGroupBlocks);
     const uint8_t* src = xq + g * 512;
     uint8_t* dst = xa + g * 512;
     for (int64_t j = 0; j < G; ++j) {
-      for (int64_t c = 0; c < 8; ++c) {  // c = 2 s + h: inputs 4 c .. 4 c + 3 of the block
+      for (int64_t c = 0; c < 8; ++c) {  // inputs 4 c .. 4 c + 3 of the block
         uint32_t v;
         std::memcpy(&v, src + 32 * j + 4 * c, 4);
         v ^= 0x80808080u;  // q + 128 -> q
@@ -98,29 +99,21 @@ void arrange_activations_int4(const uint8_t* xq, int64_t n_in, uint8_t* xa) {
       }
       int32_t sum = 0;  // of the stored q + 128
       for (int64_t i = 0; i < kQuantBlock; ++i) sum += src[32 * j + i];
-      const int64_t b = g * kInt4GroupBlocks + j;
-      const int32_t correction = -8 * (sum - 128 * static_cast<int32_t>(kQuantBlock));
+      const int64_t b = g * kQuantGroupBlocks + j;
+      const int32_t q_sum = sum - 128 * static_cast<int32_t>(kQuantBlock);
       uint16_t h;
       std::memcpy(&h, xq + n_in + b * 2, 2);
       const float scale = f16_to_f32(h);
       std::memcpy(scales + b * 4, &scale, 4);
-      std::memcpy(corrections + b * 4, &correction, 4);
+      std::memcpy(sums + b * 4, &q_sum, 4);
     }
   }
 }
 
-size_t int8_activation_row_bytes(DType dtype, int64_t n_in) {
-  return dtype == DType::kInt4 ? int4_activation_row_bytes(n_in) : row_bytes(DType::kInt8, n_in);
-}
-
-void prepare_int8_activations(Isa isa, DType dtype, const float* x, int64_t n_in, uint8_t* scratch,
+void prepare_int8_activations(Isa isa, const float* x, int64_t n_in, uint8_t* scratch,
                               uint8_t* out) {
-  if (dtype != DType::kInt4) {
-    quantize_activations_int8(isa, x, n_in, out);
-    return;
-  }
   quantize_activations_int8(isa, x, n_in, scratch);
-  arrange_activations_int4(scratch, n_in, out);
+  arrange_activations(scratch, n_in, out);
 }
 
 Int8ActivationGemv int8_activation_gemv(Isa isa) {

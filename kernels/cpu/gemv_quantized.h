@@ -47,29 +47,27 @@ void gemm_pack_w_quantized(const KernelTable& kt, DType dtype, const uint8_t* w,
 // n)]
 void quantize_activations_int8(Isa isa, const float* x, int64_t n, uint8_t* out);
 
-// The int4 GEMVs' activations: one token's quantized row (quantize_row_int8's bytes q + 128 and f16
-// scales) rearranged to meet an int4 row's interleaved nibbles (runtime/core/dtype.h). In a group
-// of G blocks from byte 512 g, byte 4 G (2 s + h) + 4 j + i holds the signed byte q_x of input
-// 32 j + 8 s + 4 h + i of the group (h 0 meets the weights' low nibbles, h 1 the high ones); then
-// the n_in / 32 block scales as f32; then per block the int32 -8 * (sum of its q_x), which cancels
-// the weights' stored offset 8.   xq [row_bytes(kInt8, n_in)], xa [int4_activation_row_bytes(n_in)]
-inline size_t int4_activation_row_bytes(int64_t n_in) {
+// The activations of the int8-activation GEMVs: one token's quantized row (quantize_row_int8's
+// bytes q + 128 and f16 scales) rearranged into the weight rows' interleaved order (dtype.h: in a
+// group of G blocks from byte 512 g, byte 4 G c + 4 j + i holds the signed byte q_x of input
+// 32 j + 4 c + i of the group, c < 8; int8 rows hold their bytes the same way, int4 rows step c's
+// inputs in the low (c even) or high (c odd) nibbles of their step c / 2); then the n_in / 32 block
+// scales as f32; then per block the int32 sum of its q_x (the kernels cancel the weights' stored
+// offset, 128 or 8, with it).   xq [row_bytes(kInt8, n_in)], xa [arranged_activation_row_bytes]
+inline size_t arranged_activation_row_bytes(int64_t n_in) {
   return static_cast<size_t>(n_in + n_in / kQuantBlock * 8);
 }
-void arrange_activations_int4(const uint8_t* xq, int64_t n_in, uint8_t* xa);
+void arrange_activations(const uint8_t* xq, int64_t n_in, uint8_t* xa);
 
-// Bytes of one token's activations as an Int8ActivationGemv takes them for weights of dtype:
-// row_bytes(kInt8, n_in) (quantize_row_int8's row) for kInt8, int4_activation_row_bytes for kInt4.
-size_t int8_activation_row_bytes(DType dtype, int64_t n_in);
-// One token's activations for an Int8ActivationGemv over weights of dtype: quantized, and for
-// kInt4 arranged (scratch holds the quantized row on the way).
-//   x [n_in], scratch [row_bytes(kInt8, n_in)], out [int8_activation_row_bytes(dtype, n_in)]
-void prepare_int8_activations(Isa isa, DType dtype, const float* x, int64_t n_in, uint8_t* scratch,
+// One token's activations for an Int8ActivationGemv: quantized, then arranged (scratch holds the
+// quantized row on the way).
+//   x [n_in], scratch [row_bytes(kInt8, n_in)], out [arranged_activation_row_bytes(n_in)]
+void prepare_int8_activations(Isa isa, const float* x, int64_t n_in, uint8_t* scratch,
                               uint8_t* out);
 
 // The GEMV with int8 activations this ISA level runs (VNNI on AVX-512 VNNI machines, the AVX2
 // kernel at the AVX2 level), or null where decode keeps f32 activations (scalar; AVX-512 without
-// VNNI, whose f32 GEMV is used). xq: n_tokens rows of int8_activation_row_bytes(dtype, n_in)
+// VNNI, whose f32 GEMV is used). xq: n_tokens rows of arranged_activation_row_bytes(n_in)
 // (prepare_int8_activations).
 using Int8ActivationGemv = void (*)(const uint8_t* xq, int64_t n_tokens, int64_t n_in,
                                     const uint8_t* w, DType dtype, int64_t o_begin, int64_t o_end,

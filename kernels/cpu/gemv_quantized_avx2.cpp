@@ -1,10 +1,11 @@
 // The AVX2 GEMV for int8 and int4 block-quantized weights with int8 activations (the AVX2 twin of
 // gemv_quantized_vnni.cpp, picked by matmul.cpp on machines without AVX-512), and the block
 // dequantizer of the GEMM's panels (compiled with AVX2, FMA and F16C). Activations come quantized
-// like int8 weight rows (quantize_row_int8). Four weight rows stream side by side; per block of 32
-// the weights' signed values meet each token's signed bytes in VPMADDUBSW / VPMADDWD (exact
-// integer sums), and the block's sum is scaled by weight scale times activation scale into f32
-// accumulators — the scheme llama.cpp's AVX2 Q8_0 / Q4_0 dot products use. Not the AVX-512 kernels.
+// and arranged in the rows' interleaved order (arrange_activations). Four weight rows stream side
+// by side; a group's 16 blocks are two halves of 8, one block per 32-bit lane: VPMADDUBSW /
+// VPMADDWD sum the weights times each token's signed bytes into the lanes (exact integers) over
+// the group's steps, and each half is scaled once by 8 weight scales times activation scales.
+// Not the AVX-512 kernels.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -57,86 +58,11 @@ constexpr int kTokens = 2;  // tokens per pass over the rows (AVX2's 16 register
 // Software prefetch distance along a row (as the other GEMVs): several streams per thread.
 constexpr int kPrefetchBytes = 4096;
 
-// Four int8 blocks' weights from input 32 * b (b a multiple of 4, the four blocks inside the row)
-// as signed bytes.
-inline void load_4_blocks_q(const uint8_t* row, int64_t b, __m256i w[4]) {
-  for (int j = 0; j < 4; ++j)
-    w[j] = _mm256_xor_si256(
-        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + (b + j) * kQuantBlock)),
-        _mm256_set1_epi8(-128));
-}
-
-// Four f16 scales from block b of a row whose scales start at `scales`, as f32.
-inline __m128 scales4(const uint8_t* scales, int64_t b) {
-  return _mm_cvtph_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(scales + b * 2)));
-}
-
 // The first n (< 8) f16 scales from p as f32; the others 0 (never read past the row).
 inline __m256 scales_partial(const uint8_t* p, int64_t n) {
   alignas(16) uint16_t h[8] = {};
   std::memcpy(h, p, static_cast<size_t>(n) * 2);
   return _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(h)));
-}
-
-template <int T>
-void rows_pass(DType dtype, const uint8_t* xq, int64_t n_in, const uint8_t* const* rows,
-               float (*out)[kTokens]) {
-  const size_t xrb = row_bytes(DType::kInt8, n_in);
-  const int64_t w_scales = quant_scales_offset(dtype, n_in);
-  __m256 acc[kRows][T];
-  for (int r = 0; r < kRows; ++r)
-    for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
-  const int64_t n_blocks = n_in / kQuantBlock;
-  // Bytes of four blocks of a weight row (int4: 64; int8: 128): one prefetch line per 64.
-  const int64_t step_bytes = 128;  // four int8 blocks (int4 rows take rows_pass_int4)
-  int64_t b = 0;
-  // Four blocks per step: their int32 dot products are folded into one vector (lanes: blocks
-  // 0-3, twice) and scaled by the four weight scales times the four activation scales at once.
-  for (; b + 4 <= n_blocks; b += 4) {
-    __m256i xs[T][4];
-    __m128 dx[T];
-    for (int t = 0; t < T; ++t) {
-      const uint8_t* xt = xq + t * xrb;
-      for (int j = 0; j < 4; ++j)
-        xs[t][j] = _mm256_xor_si256(
-            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xt + (b + j) * kQuantBlock)),
-            _mm256_set1_epi8(-128));
-      dx[t] = scales4(xt + n_in, b);
-    }
-    const int64_t at = (b / 4) * step_bytes + kPrefetchBytes;
-    for (int r = 0; r < kRows; ++r) {
-      for (int64_t off = 0; off < step_bytes; off += 64)
-        _mm_prefetch(reinterpret_cast<const char*>(rows[r] + at + off), _MM_HINT_T0);
-      __m256i w[4];
-      load_4_blocks_q(rows[r], b, w);
-      const __m128 dw = scales4(rows[r] + w_scales, b);
-      for (int t = 0; t < T; ++t) {
-        const __m256i h01 = _mm256_hadd_epi32(dot_i8(w[0], xs[t][0]), dot_i8(w[1], xs[t][1]));
-        const __m256i h23 = _mm256_hadd_epi32(dot_i8(w[2], xs[t][2]), dot_i8(w[3], xs[t][3]));
-        const __m128 d = _mm_mul_ps(dw, dx[t]);
-        acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_hadd_epi32(h01, h23)),
-                                    _mm256_set_m128(d, d), acc[r][t]);
-      }
-    }
-  }
-  for (; b < n_blocks; ++b) {  // the last 1-3 blocks, one at a time
-    for (int r = 0; r < kRows; ++r) {
-      const __m256i w = load_block_q(dtype, rows[r], n_in, b);
-      const float dw = block_scale(dtype, rows[r], n_in, b);
-      for (int t = 0; t < T; ++t) {
-        const uint8_t* xt = xq + t * xrb;
-        const __m256i x = _mm256_xor_si256(
-            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xt + b * kQuantBlock)),
-            _mm256_set1_epi8(-128));
-        uint16_t h;
-        std::memcpy(&h, xt + n_in + b * 2, 2);
-        const __m256 s = _mm256_cvtepi32_ps(dot_i8(w, x));
-        acc[r][t] = _mm256_fmadd_ps(s, _mm256_set1_ps(dw * _cvtsh_ss(h)), acc[r][t]);
-      }
-    }
-  }
-  for (int r = 0; r < kRows; ++r)
-    for (int t = 0; t < T; ++t) out[r][t] = reduce_add(acc[r][t]);
 }
 
 // The first n (<= 8) 32-bit lanes of p; the others 0.
@@ -147,55 +73,69 @@ inline __m256i load_lanes(const uint8_t* p, int64_t n) {
   return _mm256_maskload_epi32(reinterpret_cast<const int*>(p), mask);
 }
 
-// int4 rows (dtype.h: groups of 16 blocks, one block per 32-bit lane) x T tokens of arranged
-// activations (arrange_activations_int4). Per group, each half of 8 blocks sums its 4 steps' low
-// and high nibbles times the tokens' bytes in int32 lanes (VPMADDUBSW: nibble x signed byte, a
-// pair at most 2 x 15 x 128, so nothing saturates; VPMADDWD adds the pairs), which start at the
-// blocks' offset corrections; then one conversion and one FMA by the 8 scale products.
-template <int T>
-void rows_pass_int4(const uint8_t* xa, int64_t n_in, const uint8_t* const* rows,
-                    float (*out)[kTokens]) {
-  const size_t xab = int4_activation_row_bytes(n_in);
+// Rows (dtype.h: groups of 16 blocks, one block per 32-bit lane) x T tokens of arranged
+// activations. Per group, each half of 8 blocks sums its steps in int32 lanes:
+// - int8: 8 steps of 32 bytes; the stored q + 128 xor 0x80 are the signed q, which VPMADDUBSW
+//   takes as |q| with the sign moved onto x (a pair at most 2 x 128 x 127 < 2^15);
+// - int4: 4 steps of 32 bytes, low and high nibbles (unsigned, the stored q + 8) against steps
+//   2s and 2s + 1 of x (a pair at most 2 x 15 x 128), the lanes starting at -8 x the blocks' sums
+//   of x.
+// Then one conversion and one FMA by the 8 scale products.
+template <DType kType, int T>
+void rows_pass(const uint8_t* xa, int64_t n_in, const uint8_t* const* rows,
+               float (*out)[kTokens]) {
+  const size_t xab = arranged_activation_row_bytes(n_in);
   const int64_t nb = n_in / kQuantBlock;
+  constexpr bool kInt4 = kType == DType::kInt4;
+  constexpr int64_t kGroupBytes = kInt4 ? 256 : 512;
   const __m256i low4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
+  const __m256i flip = _mm256_set1_epi8(-128);
   __m256 acc[kRows][T];
   for (int r = 0; r < kRows; ++r)
     for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
-  for (int64_t g = 0; g * kInt4GroupBlocks < nb; ++g) {
-    const int64_t G = std::min<int64_t>(kInt4GroupBlocks, nb - g * kInt4GroupBlocks);
+  for (int64_t g = 0; g * kQuantGroupBlocks < nb; ++g) {
+    const int64_t G = std::min<int64_t>(kQuantGroupBlocks, nb - g * kQuantGroupBlocks);
     for (int64_t half = 0; half < 2 && 8 * half < G; ++half) {
       const int64_t n_lanes = std::min<int64_t>(8, G - 8 * half);  // blocks of this half
-      const int64_t b0 = g * kInt4GroupBlocks + 8 * half;
+      const int64_t b0 = g * kQuantGroupBlocks + 8 * half;
       __m256i sum[kRows][T];
       __m256 sx[T];
       for (int t = 0; t < T; ++t) {
         const uint8_t* xt = xa + t * xab;
         sx[t] = _mm256_castsi256_ps(load_lanes(xt + n_in + b0 * 4, n_lanes));
-        const __m256i corr = load_lanes(xt + n_in + nb * 4 + b0 * 4, n_lanes);
-        for (int r = 0; r < kRows; ++r) sum[r][t] = corr;
+        __m256i start = _mm256_setzero_si256();
+        if constexpr (kInt4)
+          start = _mm256_sub_epi32(start,
+                                   _mm256_slli_epi32(load_lanes(xt + n_in + nb * 4 + b0 * 4, n_lanes), 3));
+        for (int r = 0; r < kRows; ++r) sum[r][t] = start;
       }
-      for (int64_t s = 0; s < 4; ++s) {
-        __m256i xlo[T], xhi[T];
+      for (int64_t s = 0; s < (kInt4 ? 4 : 8); ++s) {
+        __m256i x0[T], x1[T];  // int4: steps 2s and 2s + 1 of x; int8: step s
         for (int t = 0; t < T; ++t) {
-          const uint8_t* xg = xa + t * xab + g * 512 + 8 * G * s + 32 * half;
-          xlo[t] = load_lanes(xg, n_lanes);
-          xhi[t] = load_lanes(xg + 4 * G, n_lanes);
+          const uint8_t* xg = xa + t * xab + g * 512 + 32 * half;
+          x0[t] = load_lanes(xg + 4 * G * (kInt4 ? 2 * s : s), n_lanes);
+          if constexpr (kInt4) x1[t] = load_lanes(xg + 4 * G * (2 * s + 1), n_lanes);
         }
         for (int r = 0; r < kRows; ++r) {
-          const uint8_t* p = rows[r] + g * 256 + 4 * G * s + 32 * half;
+          const uint8_t* p = rows[r] + g * kGroupBytes + 4 * G * s + 32 * half;
           _mm_prefetch(reinterpret_cast<const char*>(p) + kPrefetchBytes, _MM_HINT_T0);
           const __m256i v = load_lanes(p, n_lanes);
-          const __m256i lo = _mm256_and_si256(v, low4);
-          const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
-          for (int t = 0; t < T; ++t) {
-            const __m256i p16 = _mm256_add_epi16(_mm256_maddubs_epi16(lo, xlo[t]),
-                                                 _mm256_maddubs_epi16(hi, xhi[t]));
-            sum[r][t] = _mm256_add_epi32(sum[r][t], _mm256_madd_epi16(p16, ones));
+          if constexpr (kInt4) {
+            const __m256i lo = _mm256_and_si256(v, low4);
+            const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+            for (int t = 0; t < T; ++t) {
+              const __m256i p16 = _mm256_add_epi16(_mm256_maddubs_epi16(lo, x0[t]),
+                                                   _mm256_maddubs_epi16(hi, x1[t]));
+              sum[r][t] = _mm256_add_epi32(sum[r][t], _mm256_madd_epi16(p16, ones));
+            }
+          } else {
+            const __m256i w = _mm256_xor_si256(v, flip);
+            for (int t = 0; t < T; ++t) sum[r][t] = _mm256_add_epi32(sum[r][t], dot_i8(w, x0[t]));
           }
         }
       }
       for (int r = 0; r < kRows; ++r) {
-        const uint8_t* ws = rows[r] + n_in / 2 + b0 * 2;
+        const uint8_t* ws = rows[r] + quant_scales_offset(kType, n_in) + b0 * 2;
         const __m256 sw = n_lanes == 8
                               ? _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(ws)))
                               : scales_partial(ws, n_lanes);
@@ -214,20 +154,17 @@ void rows_pass_int4(const uint8_t* xa, int64_t n_in, const uint8_t* const* rows,
 void gemv_quantized_int8x_avx2(const uint8_t* xq, int64_t n_tokens, int64_t n_in, const uint8_t* w,
                                DType dtype, int64_t o_begin, int64_t o_end, const float* bias, float* y,
                                int64_t ldy) {
-  const size_t xrb = row_bytes(DType::kInt8, n_in);
+  const size_t xab = arranged_activation_row_bytes(n_in);
   gemv_row_blocks<kRows, kTokens>(
       w, row_bytes(dtype, n_in), n_tokens, o_begin, o_end, bias, y, ldy,
       [&](int nt, int64_t t0, const uint8_t* const* rows, float(*out)[kTokens]) {
+        const uint8_t* xa = xq + t0 * xab;
         if (dtype == DType::kInt4) {
-          const uint8_t* xa = xq + t0 * int4_activation_row_bytes(n_in);
-          if (nt == 1) return rows_pass_int4<1>(xa, n_in, rows, out);
-          return rows_pass_int4<2>(xa, n_in, rows, out);
+          if (nt == 1) return rows_pass<DType::kInt4, 1>(xa, n_in, rows, out);
+          return rows_pass<DType::kInt4, 2>(xa, n_in, rows, out);
         }
-        if (nt == 1) {
-          rows_pass<1>(dtype, xq + t0 * xrb, n_in, rows, out);
-        } else {
-          rows_pass<2>(dtype, xq + t0 * xrb, n_in, rows, out);
-        }
+        if (nt == 1) return rows_pass<DType::kInt8, 1>(xa, n_in, rows, out);
+        return rows_pass<DType::kInt8, 2>(xa, n_in, rows, out);
       });
 }
 

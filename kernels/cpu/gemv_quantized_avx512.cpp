@@ -97,19 +97,28 @@ void gemv_quantized_avx512(DType dtype, const float* x, int64_t n_tokens, int64_
 
 namespace {
 
-// The 16 blocks of a whole int4 group (dtype.h), dequantized: 4 loads of 64 bytes give each
-// block's 8 inputs of every step in one 32-bit lane per nibble half; two rounds of unpacks put a
-// block's inputs 0-15 and 16-31 into 16-byte lanes, which are widened to f32 and scaled.
-//   group [256 bytes from the group's start], scales [16 f16], out [512]
-void dequantize_int4_group(const uint8_t* group, const uint8_t* scales, float* out) {
-  const __m512i low4 = _mm512_set1_epi8(0x0F), eight = _mm512_set1_epi8(8);
+// The 16 blocks of a whole group (dtype.h), dequantized. The group's 8 steps as signed bytes
+// (int8: 8 loads of 64 bytes, xor 0x80; int4: 4 loads, low and high nibbles minus 8) hold 4
+// inputs of every block, one block per 32-bit lane; two rounds of unpacks put a block's inputs
+// 0-15 and 16-31 into 16-byte lanes, which are widened to f32 and scaled.
+//   group [the group's 256 (int4) or 512 (int8) bytes], scales [16 f16], out [512]
+void dequantize_group(DType dtype, const uint8_t* group, const uint8_t* scales, float* out) {
+  __m512i step[8];
+  if (dtype == DType::kInt4) {
+    const __m512i low4 = _mm512_set1_epi8(0x0F), eight = _mm512_set1_epi8(8);
+    for (int s = 0; s < 4; ++s) {
+      const __m512i v = _mm512_loadu_si512(group + 64 * s);
+      step[2 * s] = _mm512_sub_epi8(_mm512_and_si512(v, low4), eight);
+      step[2 * s + 1] = _mm512_sub_epi8(_mm512_and_si512(_mm512_srli_epi16(v, 4), low4), eight);
+    }
+  } else {
+    for (int s = 0; s < 8; ++s)
+      step[s] = _mm512_xor_si512(_mm512_loadu_si512(group + 64 * s), _mm512_set1_epi8(-128));
+  }
   __m512i a[4], b[4];  // per 128-bit lane k: a blocks 4k, 4k + 1; b blocks 4k + 2, 4k + 3
-  for (int s = 0; s < 4; ++s) {
-    const __m512i v = _mm512_loadu_si512(group + 64 * s);
-    const __m512i lo = _mm512_sub_epi8(_mm512_and_si512(v, low4), eight);
-    const __m512i hi = _mm512_sub_epi8(_mm512_and_si512(_mm512_srli_epi16(v, 4), low4), eight);
-    a[s] = _mm512_unpacklo_epi32(lo, hi);  // qword m: block 4k + m, inputs 8s .. 8s + 7
-    b[s] = _mm512_unpackhi_epi32(lo, hi);
+  for (int t = 0; t < 4; ++t) {
+    a[t] = _mm512_unpacklo_epi32(step[2 * t], step[2 * t + 1]);  // qword m: block 4k + m,
+    b[t] = _mm512_unpackhi_epi32(step[2 * t], step[2 * t + 1]);  // inputs 8t .. 8t + 7
   }
   // q[m][h]: lane k holds block 4k + m's inputs 16h .. 16h + 15.
   alignas(64) int8_t q[4][2][64];
@@ -135,11 +144,13 @@ void dequantize_int4_group(const uint8_t* group, const uint8_t* scales, float* o
 
 void dequantize_blocks_avx512(DType dtype, const uint8_t* row, int64_t n_in, int64_t k0, int64_t kc,
                               float* out) {
-  constexpr int64_t kGroup = kQuantBlock * kInt4GroupBlocks;
+  constexpr int64_t kGroup = kQuantBlock * kQuantGroupBlocks;
   for (int64_t k = k0; k < k0 + kc;) {
-    // Whole int4 groups at once; blocks of a partial group or range one at a time.
-    if (dtype == DType::kInt4 && k % kGroup == 0 && k + kGroup <= k0 + kc && k + kGroup <= n_in) {
-      dequantize_int4_group(row + k / 2, row + n_in / 2 + k / kQuantBlock * 2, out + (k - k0));
+    // Whole groups at once; blocks of a partial group or range one at a time.
+    if (k % kGroup == 0 && k + kGroup <= k0 + kc && k + kGroup <= n_in) {
+      const int64_t group_bytes = dtype == DType::kInt4 ? kGroup / 2 : kGroup;
+      dequantize_group(dtype, row + k / kGroup * group_bytes,
+                       row + quant_scales_offset(dtype, n_in) + k / kQuantBlock * 2, out + (k - k0));
       k += kGroup;
       continue;
     }

@@ -12,19 +12,23 @@
 
 namespace shardlm::cpu {
 
-// Block b of a row as 32 signed bytes q. int8: the stored bytes q + 128 xor 0x80. int4: the
-// block's nibbles (dtype.h: 4 bytes in each of its group's 4 steps) minus 8.   row [row_bytes(dtype, n_in)]
+// Block b of a row as 32 signed bytes q. int8: the stored bytes q + 128 (dtype.h: 4 in each of
+// its group's 8 steps) xor 0x80. int4: the block's nibbles (4 bytes in each of its group's 4
+// steps) minus 8.   row [row_bytes(dtype, n_in)]
 // static: each file's copy is compiled with that file's flags and must stay its own (an inline
 // function with external linkage could be merged with the AVX-512 file's copy at link time).
 static inline __m256i load_block_q(DType dtype, const uint8_t* row, int64_t n_in, int64_t b) {
+  const int64_t G = quant_group_blocks(n_in, b / kQuantGroupBlocks);
   if (dtype == DType::kInt8) {
-    return _mm256_xor_si256(
-        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + b * kQuantBlock)),
-        _mm256_set1_epi8(-128));
+    // The block's 4 bytes of each of its group's 8 steps (dtype.h), inputs 4s .. 4s + 3.
+    const uint8_t* p = row + int8_byte(n_in, b * kQuantBlock);
+    int32_t s[8];
+    for (int k = 0; k < 8; ++k) std::memcpy(&s[k], p + 4 * G * k, 4);
+    return _mm256_xor_si256(_mm256_setr_epi32(s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]),
+                            _mm256_set1_epi8(-128));
   }
   // The block's 4 bytes of each of its group's 4 steps (dtype.h): low nibbles inputs 8s .. 8s + 3,
   // high nibbles 8s + 4 .. 8s + 7.
-  const int64_t G = int4_group_blocks(n_in, b / kInt4GroupBlocks);
   const uint8_t* p = row + int4_position(n_in, b * kQuantBlock).byte;
   int32_t s[4];
   for (int k = 0; k < 4; ++k) std::memcpy(&s[k], p + 4 * G * k, 4);

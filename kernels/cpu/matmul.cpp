@@ -284,14 +284,14 @@ void matmul_f32_activations(const Context& ctx, const float* x, int64_t n_tokens
   const KernelTable& kt = kernel_table(ctx.isa);
   if (n_tokens <= kGemvMaxTokens && is_quantized(dtype)) {
     // Quantized weights x int8 activations (VNNI, AVX2): activations quantized once per matmul,
-    // like an int8 weight row, and for int4 weights arranged in the rows' interleaved order.
+    // like an int8 weight row, and arranged in the rows' interleaved order.
     if (const Int8ActivationGemv int8_gemv = int8_activation_gemv(ctx.isa)) {
-      const size_t xrb = int8_activation_row_bytes(dtype, n_in);
+      const size_t xrb = arranged_activation_row_bytes(n_in);
       const size_t scratch = row_bytes(DType::kInt8, n_in);
       uint8_t* xq = static_cast<uint8_t*>(
           ctx.workspace.get(scratch + xrb * static_cast<size_t>(n_tokens), 1));
       for (int64_t t = 0; t < n_tokens; ++t)
-        prepare_int8_activations(ctx.isa, dtype, x + t * n_in, n_in, xq, xq + scratch + t * xrb);
+        prepare_int8_activations(ctx.isa, x + t * n_in, n_in, xq, xq + scratch + t * xrb);
       xq += scratch;
       gemv_chunks(ctx, n_out, [&](int64_t o_begin, int64_t o_end) {
         int8_gemv(xq, n_tokens, n_in, static_cast<const uint8_t*>(w), dtype, o_begin, o_end, bias,

@@ -30,7 +30,12 @@ __device__ __forceinline__ float load_wq(const uint8_t* __restrict__ row, int64_
     q = static_cast<float>(static_cast<int>((__ldg(row + at) >> shift) & 0x0F) - 8);
     scale_at = n_in / 2 + b * 2;
   } else {
-    q = static_cast<float>(static_cast<int>(__ldg(row + k)) - 128);
+    // int8_byte (runtime/core/dtype.h): in group g of G blocks, byte 512 g + 4 G s + 4 j + i holds
+    // input 32 j + 4 s + i of the group.
+    const int64_t p = k % 32, g = b / 16;
+    const int64_t G = min(int64_t{16}, n_in / 32 - 16 * g);
+    q = static_cast<float>(
+        static_cast<int>(__ldg(row + 512 * g + 4 * G * (p / 4) + 4 * (b % 16) + p % 4)) - 128);
     scale_at = n_in + b * 2;
   }
   const unsigned short h =

@@ -84,8 +84,11 @@ void matmul_int8_activations(const float* x, int64_t n_tokens, int64_t n_in, con
                              DType dtype, int64_t n_out, const float* bias, float* y) {
   const size_t rb = row_bytes(DType::kInt8, n_in);
   std::vector<uint8_t> xq(rb * static_cast<size_t>(n_tokens));
-  for (int64_t t = 0; t < n_tokens; ++t) quantize_row_int8(x + t * n_in, n_in, xq.data() + t * rb);
-  const std::vector<float> xd = dequantized(xq.data(), DType::kInt8, n_tokens, n_in);
+  std::vector<float> xd(static_cast<size_t>(n_tokens * n_in));
+  for (int64_t t = 0; t < n_tokens; ++t) {  // activations stay in input order
+    quantize_row_int8(x + t * n_in, n_in, xq.data() + t * rb);
+    dequantize_row_int8(xq.data() + t * rb, n_in, xd.data() + t * n_in);
+  }
   matmul(xd.data(), n_tokens, n_in, w, dtype, n_out, bias, y);
 }
 

@@ -14,9 +14,13 @@ namespace shardlm {
 
 // Values are stored in packs: never renumber.
 //   kInt8: quantized weight matrices only (runtime/core/quant.h). Each row of n inputs is n bytes
-//   q + 128 (q in [-128, 127]; quantize_row_int8 gives [-127, 127], 8-bit GPTQ imports may hold
-//   -128) followed by n / 32 f16 scales, one per block of 32 consecutive inputs: value = scale * q.
-//   Rows of other lengths than a multiple of 32 are not representable.
+//   q + 128 (q in [-128, 127]; the quantizer gives [-127, 127], 8-bit GPTQ imports may hold -128)
+//   followed by n / 32 f16 scales, one per block of 32 consecutive inputs: value = scale * q.
+//   Rows of other lengths than a multiple of 32 are not representable. The bytes are interleaved
+//   in groups of 16 blocks (512 inputs; the row's last group holds the G = n / 32 mod 16 blocks
+//   left, when there are any): a group of G blocks takes 32 G bytes from byte 512 g, and its byte
+//   4 G s + 4 j + i (s < 8, j < G, i < 4) holds input 32 j + 4 s + i of the group. int8_byte()
+//   maps an input to its byte. (Quantized activations, quantize_row_int8, stay in input order.)
 //   kInt4: the same blocks and scales, with 4-bit values q + 8 (q in [-8, 7]) packed two per byte
 //   and interleaved in groups of 16 blocks (512 inputs; the row's last group holds the G = n / 32
 //   mod 16 blocks left, when there are any): a group of G blocks takes 16 G bytes from byte 256 g
@@ -37,8 +41,8 @@ inline bool is_quantized(DType t) {
 }
 // Inputs per scale of the quantized types.
 inline constexpr int64_t kQuantBlock = 32;
-// Blocks per interleaved group of a kInt4 row (above).
-inline constexpr int64_t kInt4GroupBlocks = 16;
+// Blocks per interleaved group of a kInt8 or kInt4 row (above).
+inline constexpr int64_t kQuantGroupBlocks = 16;
 
 // Where input i of a kInt4 row of n inputs is stored: the byte, and the nibble's shift (0: low,
 // 4: high).
@@ -46,15 +50,22 @@ struct Int4Position {
   int64_t byte;
   int shift;
 };
-// Blocks in group g of a kInt4 row of n inputs: 16, or fewer in the last group.
-inline int64_t int4_group_blocks(int64_t n, int64_t g) {
-  const int64_t left = n / kQuantBlock - g * kInt4GroupBlocks;
-  return left < kInt4GroupBlocks ? left : kInt4GroupBlocks;
+// Blocks in group g of a kInt8 or kInt4 row of n inputs: 16, or fewer in the last group.
+inline int64_t quant_group_blocks(int64_t n, int64_t g) {
+  const int64_t left = n / kQuantBlock - g * kQuantGroupBlocks;
+  return left < kQuantGroupBlocks ? left : kQuantGroupBlocks;
+}
+// The byte of a kInt8 row of n inputs that holds input i.
+inline int64_t int8_byte(int64_t n, int64_t i) {
+  const int64_t g = i / (kQuantBlock * kQuantGroupBlocks);
+  const int64_t G = quant_group_blocks(n, g);
+  const int64_t j = i / kQuantBlock - g * kQuantGroupBlocks, p = i % kQuantBlock;
+  return g * 512 + 4 * G * (p / 4) + 4 * j + p % 4;
 }
 inline Int4Position int4_position(int64_t n, int64_t i) {
-  const int64_t g = i / (kQuantBlock * kInt4GroupBlocks);
-  const int64_t G = int4_group_blocks(n, g);
-  const int64_t j = i / kQuantBlock - g * kInt4GroupBlocks, p = i % kQuantBlock;
+  const int64_t g = i / (kQuantBlock * kQuantGroupBlocks);
+  const int64_t G = quant_group_blocks(n, g);
+  const int64_t j = i / kQuantBlock - g * kQuantGroupBlocks, p = i % kQuantBlock;
   return {g * 256 + 4 * G * (p / 8) + 4 * j + p % 4, (p % 8) >= 4 ? 4 : 0};
 }
 // Bytes of one row of n elements (n a multiple of kQuantBlock for quantized types).

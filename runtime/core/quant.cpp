@@ -21,10 +21,20 @@ inline float round_even(float v) {
 // inputs, in dtype.h's layout (each byte belongs to one block, so the block writes whole bytes).
 inline void put_block_int4(const uint8_t* q, int64_t n, int64_t b, uint8_t* out) {
   const Int4Position at = int4_position(n, b * kQuantBlock);  // the block's first byte
-  const int64_t G = int4_group_blocks(n, b / kInt4GroupBlocks);
+  const int64_t G = quant_group_blocks(n, b / kQuantGroupBlocks);
   for (int s = 0; s < 4; ++s)
     for (int i = 0; i < 4; ++i)
       out[at.byte + 4 * G * s + i] = static_cast<uint8_t>(q[8 * s + i] | (q[8 * s + 4 + i] << 4));
+}
+
+// Moves an int8 row's bytes from input order (src) into dtype.h's interleaved order (dst); the
+// scales are not touched.   src [n], dst [n]
+inline void interleave_int8(const uint8_t* src, int64_t n, uint8_t* dst) {
+  for (int64_t b = 0; b < n / kQuantBlock; ++b) {
+    uint8_t* p = dst + int8_byte(n, b * kQuantBlock);
+    const int64_t G = quant_group_blocks(n, b / kQuantGroupBlocks);
+    for (int s = 0; s < 8; ++s) std::memcpy(p + 4 * G * s, src + b * kQuantBlock + 4 * s, 4);
+  }
 }
 
 }  // namespace
@@ -87,14 +97,20 @@ void encode_row(DType t, const uint8_t* stored, const uint16_t* scales, int64_t 
       put_block_int4(q, n, b, out);
     }
   } else {
-    std::memcpy(out, stored, static_cast<size_t>(n));
+    interleave_int8(stored, n, out);
   }
   std::memcpy(out + quant_scales_offset(t, n), scales, static_cast<size_t>(n / kQuantBlock) * 2);
 }
 
+void unpack_block_int8(const uint8_t* row, int64_t n, int64_t b, uint8_t* out) {
+  const uint8_t* p = row + int8_byte(n, b * kQuantBlock);
+  const int64_t G = quant_group_blocks(n, b / kQuantGroupBlocks);
+  for (int s = 0; s < 8; ++s) std::memcpy(out + 4 * s, p + 4 * G * s, 4);
+}
+
 void unpack_block_int4(const uint8_t* row, int64_t n, int64_t b, uint8_t* out) {
   const uint8_t* p = row + int4_position(n, b * kQuantBlock).byte;
-  const int64_t G = int4_group_blocks(n, b / kInt4GroupBlocks);
+  const int64_t G = quant_group_blocks(n, b / kQuantGroupBlocks);
   for (int s = 0; s < 4; ++s)
     for (int i = 0; i < 4; ++i) {
       out[8 * s + i] = p[4 * G * s + i] & 0x0F;
@@ -118,7 +134,17 @@ void quantize_row(DType t, const float* x, int64_t n, uint8_t* out) {
   if (t == DType::kInt4) {
     quantize_row_int4(x, n, out);
   } else {
+    // Quantized in input order into out, then its bytes interleaved a group (<= 512 bytes) at a
+    // time through a copy.
     quantize_row_int8(x, n, out);
+    constexpr int64_t kGroup = kQuantBlock * kQuantGroupBlocks;
+    uint8_t plain[kGroup];
+    for (int64_t g0 = 0; g0 < n; g0 += kGroup) {
+      const int64_t len = std::min(kGroup, n - g0);
+      std::memcpy(plain, out + g0, static_cast<size_t>(len));
+      // A group's bytes stay within the group: interleave it as a row of its own.
+      interleave_int8(plain, len, out + g0);
+    }
   }
 }
 
@@ -126,7 +152,15 @@ void dequantize_row(DType t, const uint8_t* row, int64_t n, float* out) {
   if (t == DType::kInt4) {
     dequantize_row_int4(row, n, out);
   } else {
-    dequantize_row_int8(row, n, out);
+    for (int64_t b = 0; b < n / kQuantBlock; ++b) {
+      uint16_t h;
+      std::memcpy(&h, row + n + b * 2, 2);
+      const float d = f16_to_f32(h);
+      uint8_t q[kQuantBlock];  // q + 128
+      unpack_block_int8(row, n, b, q);
+      for (int64_t i = 0; i < kQuantBlock; ++i)
+        out[b * kQuantBlock + i] = d * static_cast<float>(q[i] - 128);
+    }
   }
 }
 

@@ -13,12 +13,18 @@ namespace shardlm {
 // Symmetric int8 with one f16 scale per kQuantBlock inputs: scale = max|x| / 127 over the block
 // (rounded to f16), q = round(x / scale) in [-127, 127], stored as the unsigned byte q + 128 (so
 // that VPDPBUSD, unsigned x signed, takes weight bytes as they are); a block of zeros has
-// scale 0.
+// scale 0. The bytes stay in input order: the CPU kernels' quantized activations. A kInt8 weight
+// row is the same values interleaved (dtype.h): quantize_row(kInt8, ...).
 //   x [n] (n a multiple of kQuantBlock), out [row_bytes(kInt8, n)]
 void quantize_row_int8(const float* x, int64_t n, uint8_t* out);
 
-// out[i] = scale(i / 32) * (byte[i] - 128).   row [row_bytes(kInt8, n)], out [n]
+// The inverse for rows in input order (quantize_row_int8's): out[i] = scale(i / 32) *
+// (byte[i] - 128).   row [row_bytes(kInt8, n)], out [n]
 void dequantize_row_int8(const uint8_t* row, int64_t n, float* out);
+
+// The stored bytes q + 128 of block b (inputs 32b .. 32b + 31) of a kInt8 weight row (interleaved,
+// dtype.h), in input order.   row [row_bytes(kInt8, n)], out [kQuantBlock]
+void unpack_block_int8(const uint8_t* row, int64_t n, int64_t b, uint8_t* out);
 
 // Symmetric int4 with one f16 scale per kQuantBlock inputs: the block's value of largest magnitude
 // m sets scale = m / -8 (rounded to f16; so m itself is q = -8 and all 16 levels are used),
@@ -40,7 +46,8 @@ void unpack_block_int4(const uint8_t* row, int64_t n, int64_t b, uint8_t* out);
 //   stored [n], scales [n / kQuantBlock] (f16 bits), out [row_bytes(t, n)]
 void encode_row(DType t, const uint8_t* stored, const uint16_t* scales, int64_t n, uint8_t* out);
 
-// The quantizer and dequantizer of a quantized type (kInt8 or kInt4), for code that handles both.
+// The quantizer and dequantizer of a quantized type's weight rows (kInt8 or kInt4, in dtype.h's
+// interleaved layouts), for code that handles both.
 void quantize_row(DType t, const float* x, int64_t n, uint8_t* out);
 void dequantize_row(DType t, const uint8_t* row, int64_t n, float* out);
 

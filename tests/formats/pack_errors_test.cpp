@@ -308,46 +308,50 @@ TEST_F(PackedFixture, RepackWithOtherTpReplacesOldRanks) {
   EXPECT_FALSE(fs::exists(dir_ / "pack/rank-1-of-2.shardlm"));
 }
 
-// A pack written before int4 rows were interleaved in groups of 16 blocks marks its int4 tensors
-// RowMajor (paired blocks): the reader refuses it, naming the tensor and saying to pack again,
-// rather than reading its nibbles in the wrong order. The variant is the current pack with one
-// int4 tensor's layout field set back to RowMajor and the checksums recomputed.
-TEST(PackErrors, Int4TensorInTheEarlierLayout) {
-  TempDir dir;
-  testing::write_tiny_checkpoint(dir / "hf", {});
-  PackOptions o;
-  o.model_dir = dir / "hf";
-  o.out_dir = dir / "pack";
-  o.quantize = DType::kInt4;
-  o.plan.device_total_bytes = 1ull << 30;
-  pack_checkpoint(o);
-  const std::string rank0 = dir / "pack/rank-0-of-1.shardlm";
-  EXPECT_NO_THROW(PackReader::open(rank0));
-  PackHeader h = read_pack_header(rank0);
-  auto bytes = testing::read_file(rank0);
-  const uint8_t* m = bytes.data() + h.manifest_offset;
-  const fb::Manifest* manifest = fb::GetManifest(m);
-  const fb::Tensor* int4 = nullptr;
-  for (const fb::Tensor* t : *manifest->tensors())
-    if (t->dtype() == fb::DType_Int4 && int4 == nullptr) int4 = t;
-  ASSERT_NE(int4, nullptr);
-  EXPECT_EQ(int4->layout(), fb::Layout_Int4Groups16);
-  // (fb::Tensor derives privately from flatbuffers::Table, whose accessor finds the field.)
-  const uint8_t* field =
-      reinterpret_cast<const flatbuffers::Table*>(int4)->GetAddressOf(fb::Tensor::VT_LAYOUT);
-  ASSERT_NE(field, nullptr);
-  const std::string name = int4->name()->str();
-  bytes[h.manifest_offset + static_cast<size_t>(field - m)] = fb::Layout_RowMajor;
-  h.manifest_xxh3 = xxh3_64(bytes.data() + h.manifest_offset, h.manifest_size);
-  h.header_xxh3 = xxh3_64(&h, kPackHeaderHashedBytes);
-  std::memcpy(bytes.data(), &h, sizeof h);
-  testing::write_file(rank0, bytes);
-  auto f = failure_of([&] { PackReader::open(rank0); });
-  EXPECT_EQ(f.code, StatusCode::kFormat);
-  EXPECT_MSG(f, "rank-0-of-1.shardlm");
-  EXPECT_MSG(f, "tensor '" + name + "'");
-  EXPECT_MSG(f, "layout RowMajor");
-  EXPECT_MSG(f, "pack the checkpoint again");
+// A pack written before quantized rows were interleaved in groups of 16 blocks marks its int8 and
+// int4 tensors RowMajor: the reader refuses it, naming the tensor and saying to pack again, rather
+// than reading its values in the wrong order. The variant is the current pack with one quantized
+// tensor's layout field set back to RowMajor and the checksums recomputed.
+TEST(PackErrors, QuantizedTensorInTheEarlierLayout) {
+  for (DType dt : {DType::kInt4, DType::kInt8}) {
+    SCOPED_TRACE(dtype_name(dt));
+    TempDir dir;
+    testing::write_tiny_checkpoint(dir / "hf", {});
+    PackOptions o;
+    o.model_dir = dir / "hf";
+    o.out_dir = dir / "pack";
+    o.quantize = dt;
+    o.plan.device_total_bytes = 1ull << 30;
+    pack_checkpoint(o);
+    const std::string rank0 = dir / "pack/rank-0-of-1.shardlm";
+    EXPECT_NO_THROW(PackReader::open(rank0));
+    PackHeader h = read_pack_header(rank0);
+    auto bytes = testing::read_file(rank0);
+    const uint8_t* m = bytes.data() + h.manifest_offset;
+    const fb::Manifest* manifest = fb::GetManifest(m);
+    const fb::Tensor* quantized = nullptr;
+    for (const fb::Tensor* t : *manifest->tensors())
+      if (t->dtype() == static_cast<fb::DType>(dt) && quantized == nullptr) quantized = t;
+    ASSERT_NE(quantized, nullptr);
+    EXPECT_EQ(quantized->layout(),
+              dt == DType::kInt4 ? fb::Layout_Int4Groups16 : fb::Layout_Int8Groups16);
+    // (fb::Tensor derives privately from flatbuffers::Table, whose accessor finds the field.)
+    const uint8_t* field =
+        reinterpret_cast<const flatbuffers::Table*>(quantized)->GetAddressOf(fb::Tensor::VT_LAYOUT);
+    ASSERT_NE(field, nullptr);
+    const std::string name = quantized->name()->str();
+    bytes[h.manifest_offset + static_cast<size_t>(field - m)] = fb::Layout_RowMajor;
+    h.manifest_xxh3 = xxh3_64(bytes.data() + h.manifest_offset, h.manifest_size);
+    h.header_xxh3 = xxh3_64(&h, kPackHeaderHashedBytes);
+    std::memcpy(bytes.data(), &h, sizeof h);
+    testing::write_file(rank0, bytes);
+    auto f = failure_of([&] { PackReader::open(rank0); });
+    EXPECT_EQ(f.code, StatusCode::kFormat);
+    EXPECT_MSG(f, "rank-0-of-1.shardlm");
+    EXPECT_MSG(f, "tensor '" + name + "'");
+    EXPECT_MSG(f, "layout RowMajor");
+    EXPECT_MSG(f, "pack the checkpoint again");
+  }
 }
 
 TEST(PackWriterAtomicity, UnfinishedWriterLeavesNothing) {

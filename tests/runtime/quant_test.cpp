@@ -112,6 +112,51 @@ int int4_test_level(int64_t i) {
   return static_cast<int>((7 * i + 3 * (i / 32)) % 16);
 }
 
+TEST(QuantTest, Int8WeightRowsInterleaveGroupsOf16Blocks) {
+  // 544 inputs: a group of 16 blocks (bytes 0-511), then a last group of one block (512-543).
+  const int64_t n = 544;
+  std::mt19937 rng(3);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> x(static_cast<size_t>(n));
+  for (float& v : x) v = normal(rng);
+  std::vector<uint8_t> plain(row_bytes(DType::kInt8, n)), row(plain.size());
+  quantize_row_int8(x.data(), n, plain.data());  // input order (activations)
+  quantize_row(DType::kInt8, x.data(), n, row.data());
+  // Spots, by hand: byte 4 holds block 1's input 32; byte 64 (step 1 of a 16-block group) input 4;
+  // byte 512 the last block's input 512, byte 516 (its step 1: 4 bytes per step) input 516.
+  EXPECT_EQ(row[0], plain[0]);
+  EXPECT_EQ(row[4], plain[32]);
+  EXPECT_EQ(row[64], plain[4]);
+  EXPECT_EQ(row[65], plain[5]);
+  EXPECT_EQ(row[512], plain[512]);
+  EXPECT_EQ(row[516], plain[516]);
+  // Every input: group g of G blocks from byte 512 g; byte 4 G s + 4 j + i holds input
+  // 32 j + 4 s + i of the group.
+  for (int64_t k = 0; k < n; ++k) {
+    const int64_t g = k / 512, G = g == 0 ? 16 : 1, j = (k % 512) / 32, p = k % 32;
+    const size_t byte = static_cast<size_t>(512 * g + 4 * G * (p / 4) + 4 * j + p % 4);
+    EXPECT_EQ(row[byte], plain[static_cast<size_t>(k)]) << "input " << k;
+    EXPECT_EQ(int8_byte(n, k), static_cast<int64_t>(byte)) << "input " << k;
+  }
+  // The scales are the same and in block order; the values come back.
+  for (size_t i = static_cast<size_t>(n); i < row.size(); ++i) EXPECT_EQ(row[i], plain[i]) << i;
+  std::vector<float> y(static_cast<size_t>(n)), y_plain(static_cast<size_t>(n));
+  dequantize_row(DType::kInt8, row.data(), n, y.data());
+  dequantize_row_int8(plain.data(), n, y_plain.data());
+  for (int64_t i = 0; i < n; ++i) EXPECT_EQ(y[i], y_plain[i]) << i;
+  uint8_t block[kQuantBlock];
+  for (int64_t blk : {0, 7, 16}) {
+    unpack_block_int8(row.data(), n, blk, block);
+    for (int i = 0; i < kQuantBlock; ++i)
+      EXPECT_EQ(block[i], plain[static_cast<size_t>(blk * 32 + i)]) << "block " << blk << " input " << i;
+  }
+  // encode_row (already-quantized checkpoints) writes the same row from the stored values.
+  std::vector<uint8_t> encoded(row.size());
+  encode_row(DType::kInt8, plain.data(), reinterpret_cast<const uint16_t*>(plain.data() + n), n,
+             encoded.data());
+  EXPECT_EQ(encoded, row);
+}
+
 TEST(QuantTest, Int4LayoutInterleavesGroupsOf16Blocks) {
   // 544 inputs: a group of 16 blocks (bytes 0-255), then a last group of one block (256-271).
   const int64_t n = 544;

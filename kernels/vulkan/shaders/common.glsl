@@ -125,7 +125,11 @@ float load_wq(uint64_t w, uint row, uint n_in, uint k) {
   const uint b = k / 32u;
 #if WTYPE == 3
   const uint64_t r0 = uint64_t(row) * uint64_t(n_in + n_in / 16u);
-  const float q = float(int(load_byte(w, r0 + k)) - 128);
+  // Groups of 16 blocks (the last one G blocks): in group g, byte 512 g + 4 G s + 4 j + i holds
+  // input 32 j + 4 s + i of the group.
+  const uint p = k % 32u, g = b / 16u;
+  const uint G = min(16u, n_in / 32u - 16u * g);
+  const float q = float(int(load_byte(w, r0 + 512u * g + 4u * G * (p / 4u) + 4u * (b % 16u) + p % 4u)) - 128);
   const uint scale_at = n_in + b * 2u;
 #else
   const uint64_t r0 = uint64_t(row) * uint64_t(n_in / 2u + n_in / 16u);
