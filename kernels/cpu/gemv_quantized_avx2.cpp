@@ -82,8 +82,7 @@ inline __m256i load_lanes(const uint8_t* p, int64_t n) {
 //   of x.
 // Then one conversion and one FMA by the 8 scale products.
 template <DType kType, int T>
-void rows_pass(const uint8_t* xa, int64_t n_in, const uint8_t* const* rows,
-               float (*out)[kTokens]) {
+void rows_pass(const uint8_t* xa, int64_t n_in, const uint8_t* const* rows, float (*out)[kTokens]) {
   const size_t xab = arranged_activation_row_bytes(n_in);
   const int64_t nb = n_in / kQuantBlock;
   constexpr bool kInt4 = kType == DType::kInt4;
@@ -105,8 +104,8 @@ void rows_pass(const uint8_t* xa, int64_t n_in, const uint8_t* const* rows,
         sx[t] = _mm256_castsi256_ps(load_lanes(xt + n_in + b0 * 4, n_lanes));
         __m256i start = _mm256_setzero_si256();
         if constexpr (kInt4)
-          start = _mm256_sub_epi32(start,
-                                   _mm256_slli_epi32(load_lanes(xt + n_in + nb * 4 + b0 * 4, n_lanes), 3));
+          start = _mm256_sub_epi32(
+              start, _mm256_slli_epi32(load_lanes(xt + n_in + nb * 4 + b0 * 4, n_lanes), 3));
         for (int r = 0; r < kRows; ++r) sum[r][t] = start;
       }
       for (int64_t s = 0; s < (kInt4 ? 4 : 8); ++s) {
@@ -136,12 +135,12 @@ void rows_pass(const uint8_t* xa, int64_t n_in, const uint8_t* const* rows,
       }
       for (int r = 0; r < kRows; ++r) {
         const uint8_t* ws = rows[r] + quant_scales_offset(kType, n_in) + b0 * 2;
-        const __m256 sw = n_lanes == 8
-                              ? _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(ws)))
-                              : scales_partial(ws, n_lanes);
+        const __m256 sw =
+            n_lanes == 8 ? _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(ws)))
+                         : scales_partial(ws, n_lanes);
         for (int t = 0; t < T; ++t)
-          acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum[r][t]), _mm256_mul_ps(sw, sx[t]),
-                                      acc[r][t]);
+          acc[r][t] =
+              _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum[r][t]), _mm256_mul_ps(sw, sx[t]), acc[r][t]);
       }
     }
   }
@@ -152,8 +151,8 @@ void rows_pass(const uint8_t* xa, int64_t n_in, const uint8_t* const* rows,
 }  // namespace
 
 void gemv_quantized_int8x_avx2(const uint8_t* xq, int64_t n_tokens, int64_t n_in, const uint8_t* w,
-                               DType dtype, int64_t o_begin, int64_t o_end, const float* bias, float* y,
-                               int64_t ldy) {
+                               DType dtype, int64_t o_begin, int64_t o_end, const float* bias,
+                               float* y, int64_t ldy) {
   const size_t xab = arranged_activation_row_bytes(n_in);
   gemv_row_blocks<kRows, kTokens>(
       w, row_bytes(dtype, n_in), n_tokens, o_begin, o_end, bias, y, ldy,

@@ -133,7 +133,8 @@ void dequantize_group(DType dtype, const uint8_t* group, const uint8_t* scales, 
   for (int j = 0; j < 16; ++j) {
     const __m512 dj = _mm512_set1_ps(d[j]);
     for (int h = 0; h < 2; ++h) {
-      const __m128i v = _mm_load_si128(reinterpret_cast<const __m128i*>(q[j % 4][h] + 16 * (j / 4)));
+      const __m128i v =
+          _mm_load_si128(reinterpret_cast<const __m128i*>(q[j % 4][h] + 16 * (j / 4)));
       _mm512_storeu_ps(out + 32 * j + 16 * h,
                        _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(v)), dj));
     }
@@ -150,7 +151,8 @@ void dequantize_blocks_avx512(DType dtype, const uint8_t* row, int64_t n_in, int
     if (k % kGroup == 0 && k + kGroup <= k0 + kc && k + kGroup <= n_in) {
       const int64_t group_bytes = dtype == DType::kInt4 ? kGroup / 2 : kGroup;
       dequantize_group(dtype, row + k / kGroup * group_bytes,
-                       row + quant_scales_offset(dtype, n_in) + k / kQuantBlock * 2, out + (k - k0));
+                       row + quant_scales_offset(dtype, n_in) + k / kQuantBlock * 2,
+                       out + (k - k0));
       k += kGroup;
       continue;
     }

@@ -108,8 +108,7 @@ void rows_pass(const uint8_t* xa, int64_t n_in, const uint8_t* const* rows, floa
       for (int t = 0; t < T; ++t) {
         __m512i sum = sum_a[r][t];
         if constexpr (kSplit) sum = _mm512_add_epi32(sum, sum_b[r][t]);
-        acc[r][t] =
-            _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_mul_ps(sw, sx[t]), acc[r][t]);
+        acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_mul_ps(sw, sx[t]), acc[r][t]);
       }
     }
   }
@@ -118,8 +117,8 @@ void rows_pass(const uint8_t* xa, int64_t n_in, const uint8_t* const* rows, floa
 }
 
 template <DType kType>
-void gemv_vnni(const uint8_t* xq, int64_t n_tokens, int64_t n_in, const uint8_t* w,
-               int64_t o_begin, int64_t o_end, const float* bias, float* y, int64_t ldy) {
+void gemv_vnni(const uint8_t* xq, int64_t n_tokens, int64_t n_in, const uint8_t* w, int64_t o_begin,
+               int64_t o_end, const float* bias, float* y, int64_t ldy) {
   const size_t xab = arranged_activation_row_bytes(n_in);
   gemv_row_blocks<kRows, kTokens>(
       w, row_bytes(kType, n_in), n_tokens, o_begin, o_end, bias, y, ldy,

@@ -28,8 +28,8 @@ void unpack_block_int8(const uint8_t* row, int64_t n, int64_t b, uint8_t* out);
 
 // Symmetric int4 with one f16 scale per kQuantBlock inputs: the block's value of largest magnitude
 // m sets scale = m / -8 (rounded to f16; so m itself is q = -8 and all 16 levels are used),
-// q = round(x / scale) clamped to [-8, 7], stored as q + 8 in the interleaved nibble layout of dtype.h;
-// a block of zeros has scale 0.
+// q = round(x / scale) clamped to [-8, 7], stored as q + 8 in the interleaved nibble layout of
+// dtype.h; a block of zeros has scale 0.
 //   x [n] (n a multiple of kQuantBlock), out [row_bytes(kInt4, n)]
 void quantize_row_int4(const float* x, int64_t n, uint8_t* out);
 

@@ -396,8 +396,9 @@ void run_matmul_quantized(OpRun& r, DType dt, std::span<const int64_t> token_cou
 
 void run_embed_quantized(OpRun& r, DType dt) {
   need_weight_dtype(r, dt);
-  const int64_t n_vocab_local = 13, n_embd = 96, vocab_start = 20;  // 96: one int4 group of 3 blocks
-  const std::vector<int32_t> ids = {20, 3, 32, 25, 33, 0, 20};      // 3, 33, 0 outside the shard
+  const int64_t n_vocab_local = 13, n_embd = 96,
+                vocab_start = 20;                               // 96: one int4 group of 3 blocks
+  const std::vector<int32_t> ids = {20, 3, 32, 25, 33, 0, 20};  // 3, 33, 0 outside the shard
   const auto table = quantized_rows(dt, n_vocab_local, n_embd, 70);
   const int64_t n = static_cast<int64_t>(ids.size());
   std::vector<float> want(sz(n * n_embd));

@@ -148,7 +148,8 @@ TEST(QuantTest, Int8WeightRowsInterleaveGroupsOf16Blocks) {
   for (int64_t blk : {0, 7, 16}) {
     unpack_block_int8(row.data(), n, blk, block);
     for (int i = 0; i < kQuantBlock; ++i)
-      EXPECT_EQ(block[i], plain[static_cast<size_t>(blk * 32 + i)]) << "block " << blk << " input " << i;
+      EXPECT_EQ(block[i], plain[static_cast<size_t>(blk * 32 + i)])
+          << "block " << blk << " input " << i;
   }
   // encode_row (already-quantized checkpoints) writes the same row from the stored values.
   std::vector<uint8_t> encoded(row.size());
