@@ -118,10 +118,15 @@ void PackReader::load() {
   if (m->format_version() != kPackFormatVersion) bad(path, "manifest.format_version disagrees with the header");
   if (!enum_in_range(m->weight_dtype(), fb::DType_MAX)) bad(path, "manifest.weight_dtype is out of range");
   weight_dtype_ = static_cast<DType>(m->weight_dtype());
+  if (weight_dtype_ == DType::kF8E4M3)
+    bad(path,
+        "manifest.weight_dtype is f8e4m3, a KV cache type (weights: f32, f16, bf16, int8, int4)");
   embedding_dtype_ = weight_dtype_;
   if (is_quantized(weight_dtype_)) {
     if (!enum_in_range(m->embedding_dtype(), fb::DType_MAX)) bad(path, "manifest.embedding_dtype is out of range");
     embedding_dtype_ = static_cast<DType>(m->embedding_dtype());
+    if (embedding_dtype_ == DType::kF8E4M3)
+      bad(path, "manifest.embedding_dtype is f8e4m3, a KV cache type");
   }
   packer_version_ = m->packer_version() ? m->packer_version()->str() : "";
   created_unix_ = m->created_unix();
@@ -178,6 +183,9 @@ void PackReader::load() {
 
   if (const fb::MemoryPlan* fm = m->plan()) {
     if (!enum_in_range(fm->kv_dtype(), fb::DType_MAX)) bad(path, "plan.kv_dtype is out of range");
+    if (!is_kv_dtype(static_cast<DType>(fm->kv_dtype())))
+      bad(path, std::string("plan.kv_dtype is ") + dtype_name(static_cast<DType>(fm->kv_dtype())) +
+                    ", not a KV cache type (f32, f16, bf16, f8e4m3)");
     plan_.target = fm->target() ? fm->target()->str() : "";
     plan_.device_total_bytes = fm->device_total_bytes();
     plan_.mem_fraction = fm->mem_fraction();

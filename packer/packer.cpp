@@ -273,8 +273,9 @@ PackResult pack_checkpoint(const PackOptions& o) {
   const DType float_dtype = o.dtype.value_or(*embed->dtype);
   if (o.quantize && !is_quantized(*o.quantize))
     fail(StatusCode::kInvalidArg, std::string("quantize: ") + dtype_name(*o.quantize) + " is not a quantized type");
-  if (o.dtype && is_quantized(*o.dtype))
-    fail(StatusCode::kInvalidArg, "--dtype takes bf16, f16 or f32; quantize with --weights");
+  if (o.dtype && (is_quantized(*o.dtype) || *o.dtype == DType::kF8E4M3))
+    fail(StatusCode::kInvalidArg, std::string("--dtype ") + dtype_name(*o.dtype) +
+                                      ": takes bf16, f16 or f32; quantize with --weights");
   // A GPTQ checkpoint's matrices arrive quantized: they pack as int4 / int8 as they are.
   const std::optional<GptqScheme> gptq = read_gptq_scheme(o.model_dir);
   if (gptq && o.quantize && *o.quantize != gptq->dtype())

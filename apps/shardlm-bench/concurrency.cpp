@@ -108,7 +108,8 @@ void run_concurrency(const ConcurrencyOptions& o) {
   }
   const std::optional<DType> kv = parse_dtype(o.kv_dtype);
   if (!kv)
-    fail(StatusCode::kInvalidArg, "--kv-dtype " + o.kv_dtype + ": expected bf16, f16 or f32");
+    fail(StatusCode::kInvalidArg,
+         "--kv-dtype " + o.kv_dtype + ": expected bf16, f16, f32 or f8e4m3");
   const int threads =
       o.threads > 0 ? o.threads : static_cast<int>(std::thread::hardware_concurrency());
   const int64_t per_seq = o.prompt_len + o.gen + 1;

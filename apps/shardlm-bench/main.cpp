@@ -168,7 +168,7 @@ int run(int argc, char** argv) {
       "shared-prefix", po::value<int64_t>()->default_value(0),
       "--concurrency: leading prompt tokens common to every sequence")(
       "kv-dtype", po::value<std::string>()->default_value("bf16"),
-      "--concurrency: paged KV element type bf16 | f16 | f32")(
+      "paged KV element type bf16 | f16 | f32 | f8e4m3 (every mode)")(
       "block-size", po::value<int64_t>()->default_value(16), "--concurrency: tokens per KV block")(
       "deterministic", "--concurrency, --spec-prompts: batch-invariant CPU kernels")(
       "activations", po::value(&o.compute.activations)->default_value("auto"),
@@ -203,8 +203,14 @@ int run(int argc, char** argv) {
     }
     o.probe = false;  // per-process bandwidth probes would compete with the other ranks
   }
+  const std::string kv_name = vm["kv-dtype"].as<std::string>();
+  const std::optional<DType> kv_dtype = parse_dtype(kv_name);
+  if (!kv_dtype) {
+    fail(StatusCode::kInvalidArg, "--kv-dtype " + kv_name + ": expected bf16, f16, f32 or f8e4m3");
+  }
   if (vm.count("perplexity") || vm.count("spec-prompts")) {
     EngineOptions eo;
+    eo.kv_dtype = *kv_dtype;
     eo.pack_dir = o.pack_dir;
     eo.backend = o.backend;
     eo.tp = o.tp;
@@ -304,6 +310,7 @@ int run(int argc, char** argv) {
   eo.n_threads = std::max(1, threads / o.batch);
   eo.n_ctx = o.prompt_len + o.gen + 1;
   eo.max_batch_tokens = o.ubatch > 0 ? o.ubatch : o.prompt_len;
+  eo.kv_dtype = *kv_dtype;
   apps::apply_compute_flags(o.compute, eo);
   eo.process_comm = procs.comm();
   if (procs.active() && procs.local_rank() >= 0) {  // one GPU per process: the node-local rank's

@@ -170,7 +170,7 @@ std::string usage() {
          "  --n-ctx N               context length in tokens (default: min(model's, 4096));\n"
          "                          --max-seq is the same flag\n"
          "  --mem-fraction F        memory-plan fraction of the device (default: the pack's)\n"
-         "  --kv-dtype T            KV cache element type: bf16 (default), f16, f32\n"
+         "  --kv-dtype T            KV cache element type: bf16 (default), f16, f32, f8e4m3\n"
          "  --kv-cache-tokens N     KV pool over all sequences (default: from the memory plan)\n"
          "  --block-size N          tokens per KV block (default 16)\n"
          "  --max-seqs N            sequences per forward step (default 16)\n"

@@ -55,7 +55,8 @@ PlanOptions plan_options(const po::variables_map& vm) {
   plan.max_batch_tokens = vm["max-batch-tokens"].as<int64_t>();
   plan.reserve_bytes = parse_bytes(vm["reserve"].as<std::string>(), "--reserve");
   auto kv = parse_dtype(vm["kv-dtype"].as<std::string>());
-  if (!kv) fail(StatusCode::kInvalidArg, "--kv-dtype must be bf16, f16 or f32");
+  if (!kv || !is_kv_dtype(*kv))
+    fail(StatusCode::kInvalidArg, "--kv-dtype must be bf16, f16, f32 or f8e4m3");
   plan.kv_dtype = *kv;
   return plan;
 }
@@ -76,7 +77,7 @@ int run(int argc, char** argv) {
       ("max-seq", po::value<int64_t>(), "the same as --n-ctx (older name)")
       ("max-batch", po::value<int64_t>()->default_value(1), "concurrent sequences to plan for")
       ("max-batch-tokens", po::value<int64_t>()->default_value(2048), "tokens in one forward pass (prefill chunk)")
-      ("kv-dtype", po::value<std::string>()->default_value("bf16"), "KV cache dtype bf16|f16|f32")
+      ("kv-dtype", po::value<std::string>()->default_value("bf16"), "KV cache dtype of the memory plan bf16|f16|f32|f8e4m3")
       ("reserve", po::value<std::string>()->default_value("512MiB"), "memory kept aside for runtime context and library workspaces")
       ("plan-only", "print the memory plan and write nothing")
       ("json", "print the plan (or --inspect output) as JSON")
@@ -112,7 +113,9 @@ int run(int argc, char** argv) {
   o.tp_size = vm["tp"].as<int>();
   if (vm.count("dtype")) {
     o.dtype = parse_dtype(vm["dtype"].as<std::string>());
-    if (!o.dtype) fail(StatusCode::kInvalidArg, "--dtype must be bf16, f16 or f32, got '" + vm["dtype"].as<std::string>() + "'");
+    if (!o.dtype || *o.dtype == DType::kF8E4M3)
+      fail(StatusCode::kInvalidArg,
+           "--dtype must be bf16, f16 or f32, got '" + vm["dtype"].as<std::string>() + "'");
   }
   if (vm.count("weights")) {
     const std::string w = vm["weights"].as<std::string>();

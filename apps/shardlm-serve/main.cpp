@@ -113,7 +113,8 @@ int run(int argc, char** argv) {
     fail(StatusCode::kInvalidArg, "--stream-interval must be at least 1 (tokens per chunk)");
   }
   const std::optional<DType> kv = parse_dtype(kv_dtype);
-  if (!kv) fail(StatusCode::kInvalidArg, "--kv-dtype " + kv_dtype + ": expected bf16, f16, f32");
+  if (!kv)
+    fail(StatusCode::kInvalidArg, "--kv-dtype " + kv_dtype + ": expected bf16, f16, f32 or f8e4m3");
   if (name.empty()) name = default_model_name(pack_dir);
 
   apps::ProcessGroup procs(&argc, &argv, mpi_reduction == "rank-ordered");

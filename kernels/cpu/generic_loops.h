@@ -39,12 +39,23 @@ static inline float f16_bits_to_f32(uint16_t h) {
   return bits_to_f32((em >= 0x7c00u ? inf_nan : finite) | sign);
 }
 
+// Exact f8e4m3 -> f32 (dtype.h): its exponent and mantissa in bits 7-13 of an f16 make 2^-8 of
+// its value (normals and subnormals alike); 0x7f / 0xff are NaN.
+static inline float f8e4m3_bits_to_f32(uint8_t b) {
+  if ((b & 0x7fu) == 0x7fu)
+    return bits_to_f32(0x7fc00000u | (static_cast<uint32_t>(b & 0x80u) << 24));
+  const uint16_t h = static_cast<uint16_t>(((b & 0x80u) << 8) | ((b & 0x7fu) << 7));
+  return f16_bits_to_f32(h) * 256.0f;
+}
+
 static inline float load_w(const void* w, DType dtype, int64_t i) {
   switch (dtype) {
     case DType::kBF16:
       return bf16_bits_to_f32(static_cast<const uint16_t*>(w)[i]);
     case DType::kF16:
       return f16_bits_to_f32(static_cast<const uint16_t*>(w)[i]);
+    case DType::kF8E4M3:  // KV rows
+      return f8e4m3_bits_to_f32(static_cast<const uint8_t*>(w)[i]);
     case DType::kInt8:  // never here: quantized weights take matmul.cpp's own path
     case DType::kInt4:
     case DType::kF32:
@@ -53,8 +64,9 @@ static inline float load_w(const void* w, DType dtype, int64_t i) {
   return static_cast<const float*>(w)[i];
 }
 
+// Bytes per element of the float types (f32, f16, bf16, f8e4m3).
 static inline size_t elem_size(DType dtype) {
-  return dtype == DType::kF32 ? 4 : 2;
+  return dtype == DType::kF32 ? 4 : dtype == DType::kF8E4M3 ? 1 : 2;
 }
 
 // exp(x) for x in [-87, 88] (clamped outside), within 2 ulp: x = n ln2 + r, |r| <= ln2 / 2,
@@ -125,12 +137,22 @@ static inline void widen(const void* src, DType dtype, int64_t n, float* dst) {
     std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(float));
     return;
   }
+  if (dtype == DType::kF8E4M3) {
+    const uint8_t* b = static_cast<const uint8_t*>(src);
+    for (int64_t i = 0; i < n; ++i) dst[i] = f8e4m3_bits_to_f32(b[i]);
+    return;
+  }
   const uint16_t* h = static_cast<const uint16_t*>(src);
   if (dtype == DType::kBF16) {
     for (int64_t i = 0; i < n; ++i) dst[i] = bf16_bits_to_f32(h[i]);
   } else {
     for (int64_t i = 0; i < n; ++i) dst[i] = f16_bits_to_f32(h[i]);
   }
+}
+
+static inline void f8e4m3_to_bf16(const uint8_t* src, int64_t n, uint16_t* dst) {
+  for (int64_t i = 0; i < n; ++i)
+    dst[i] = static_cast<uint16_t>(f32_to_bits(f8e4m3_bits_to_f32(src[i])) >> 16);
 }
 
 template <int NR>

@@ -83,6 +83,8 @@ struct KernelTable {
   float (*max)(const float* v, int64_t n);                     // max v[i] (n >= 1)
   float (*exp_sub_sum)(float* v, float m, int64_t n);          // v = exp(v - m); returns sum
   void (*widen)(const void* src, DType dtype, int64_t n, float* dst);  // dst = f32(src)
+  // dst = bf16(src) for f8e4m3 codes: exact (bf16 holds every f8e4m3 value; NaN stays NaN).
+  void (*f8e4m3_to_bf16)(const uint8_t* src, int64_t n, uint16_t* dst);
   // out = w * (x / sqrt(mean(x^2) + eps)); out may alias x.   x, w, out [n]
   void (*rms_norm_row)(const float* x, const float* w, int64_t n, float eps, float* out);
   // out = silu(gate) * up.   gate, up, out [n]

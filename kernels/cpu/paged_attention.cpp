@@ -15,7 +15,10 @@
 //    Scores per query row by attn_scores_row, P.V by attn_pv_row. On a bf16 pool (the
 //    default KV dtype) these read the pool in place through a pointer per position and widen
 //    in registers (attn_scores_row_bf16 / attn_pv_row_bf16: the same bits as widening first),
-//    so decode never writes a widened copy of the cache. When the step has too few
+//    so decode never writes a widened copy of the cache. An f8e4m3 pool is staged instead:
+//    each chunk's rows are converted once to bf16 (exact: bf16 holds every f8e4m3 value) into
+//    the thread's scratch, which the same kernels then read as a bf16 pool; the conversion is
+//    shared by every query head of a GQA group. When the step has too few
 //    items to keep the pool busy (few sequences, long contexts), an item's keys are split into
 //    ranges of >= kMinSplitKeys (split-K, "flash decoding"), whose partial softmaxes are merged
 //    exactly afterwards.
@@ -92,7 +95,8 @@ struct Item {
 
 // One thread's scratch (floats, 64-byte aligned slices). R = most rows of an item.
 struct Scratch {
-  float* kbuf;   // one chunk's K rows, widened: [kChunk, hd] or [kRowChunk, n_kvh, hd]
+  float* kbuf;   // one chunk's K rows, widened: [kChunk, hd] or [kRowChunk, n_kvh, hd]; an
+                 // f8e4m3 pool's row items stage them here as bf16 (stage_f8_rows)
   float* ktr;    // [hd, kChunk] the same keys transposed (tiled items)
   float* vbuf;   // one chunk's V rows, widened, as kbuf
   float* s;      // [R, kChunk] scores, then probabilities
@@ -184,6 +188,7 @@ struct Geo {
   size_t esz;
   bool bf16_activations;  // round every item's queries and softmax numerators to bf16
   bool bf16_tiles;        // ... and run tiled items on the bf16 GEMM tile (run_tiled_bf16)
+  bool bf16_dot_rows;     // ... and score row items' bf16 rows with VDPBF16PS
 
   int64_t lo(int64_t p) const { return window > 0 ? std::max<int64_t>(0, p - window + 1) : 0; }
   int64_t pos(int64_t t) const { return lay.pos[t]; }
@@ -234,6 +239,26 @@ void gather_rows(const Geo& g, const void* pool, int64_t seq, int64_t kvh0, int6
     const bool in = j >= vlo && j <= vhi;
     const uint16_t* row =
         in ? base + (static_cast<int64_t>(bt[j / bs]) * bs + j % bs) * g.ld + kvh0 * g.hd : zero;
+    for (int64_t h = 0; h < n_kvh; ++h) ptrs[h * kRowChunk + (j - j0)] = in ? row + h * g.hd : zero;
+  }
+}
+
+// gather_rows for an f8e4m3 `pool`: positions [j0, j1) of kv heads [kvh0, kvh0 + n_kvh) are
+// converted to bf16 into `stage` (position j0 + i at row i, [j1 - j0, n_kvh, hd]) and the
+// pointers point there; `zero` outside [vlo, vhi] (never read from the pool).
+void stage_f8_rows(const Geo& g, const void* pool, int64_t seq, int64_t kvh0, int64_t n_kvh,
+                   int64_t j0, int64_t j1, int64_t vlo, int64_t vhi, const uint16_t* zero,
+                   uint16_t* stage, const uint16_t** ptrs) {
+  const int32_t* bt = g.lay.block_table + seq * g.lay.max_blocks;
+  const uint8_t* base = static_cast<const uint8_t*>(pool);
+  const int64_t bs = g.kv.block_size, width = n_kvh * g.hd;
+  for (int64_t j = j0; j < j1; ++j) {
+    const bool in = j >= vlo && j <= vhi;
+    uint16_t* row = stage + (j - j0) * width;
+    if (in) {
+      const int64_t slot = static_cast<int64_t>(bt[j / bs]) * bs + j % bs;
+      g.kt.f8e4m3_to_bf16(base + slot * g.ld + kvh0 * g.hd, width, row);
+    }
     for (int64_t h = 0; h < n_kvh; ++h) ptrs[h * kRowChunk + (j - j0)] = in ? row + h * g.hd : zero;
   }
 }
@@ -453,21 +478,27 @@ void run_rows(const Geo& g, const Item& it, const Scratch& sc, bool det, float* 
       round_to_bf16_values(qb, hd);
     }
   }
-  // A bf16 pool is read in place when the kernels cover this head_dim (a call with no keys
-  // says whether they do).
-  const bool in_place = g.kv.dtype == DType::kBF16 && kt.attn_scores_row_bf16 &&
-                        kt.attn_pv_row_bf16 &&
-                        kt.attn_scores_row_bf16(nullptr, nullptr, 0, hd, 1.0f, nullptr) &&
-                        kt.attn_pv_row_bf16(nullptr, nullptr, 0, hd, nullptr);
+  // A bf16 pool is read in place, an f8e4m3 one staged as bf16, when the kernels cover this
+  // head_dim (a call with no keys says whether they do).
+  const bool bf16_rows = kt.attn_scores_row_bf16 && kt.attn_pv_row_bf16 &&
+                         kt.attn_scores_row_bf16(nullptr, nullptr, 0, hd, 1.0f, nullptr) &&
+                         kt.attn_pv_row_bf16(nullptr, nullptr, 0, hd, nullptr);
+  const bool staged = bf16_rows && g.kv.dtype == DType::kF8E4M3;
+  const bool in_place = bf16_rows && (g.kv.dtype == DType::kBF16 || staged);
+  uint16_t* kstage = reinterpret_cast<uint16_t*>(sc.kbuf);
+  uint16_t* vstage = reinterpret_cast<uint16_t*>(sc.vbuf);
   // In the bf16 mode with VDPBF16PS the scores skip widening: the query is already bf16.
-  const bool dot_scores = in_place && g.bf16_tiles && hd <= kDotScoresMaxHd;
+  const bool dot_scores = in_place && g.bf16_dot_rows && hd <= kDotScoresMaxHd;
   const int64_t first = uhi < 0 ? 0 : det ? ulo / kRowChunk * kRowChunk : ulo;
   for (int64_t c0 = first; c0 <= uhi; c0 += kRowChunk) {
     // Deterministic: the whole aligned chunk is scored (keys outside [ulo, uhi] are zero rows).
     const int64_t c1 = det ? c0 + kRowChunk : std::min(c0 + kRowChunk, uhi + 1);
     const int64_t vlo = std::max(c0, ulo), vhi = std::min(c1 - 1, uhi);
     const int64_t kb = det ? c0 : vlo;  // position of kbuf's row 0
-    if (in_place) {
+    if (staged) {
+      stage_f8_rows(g, g.kv.k, it.seq, it.kvh0, it.n_kvh, kb, det ? c1 : vhi + 1, vlo, vhi,
+                    sc.zero_row, kstage, sc.kp);
+    } else if (in_place) {
       gather_rows(g, g.kv.k, it.seq, it.kvh0, it.n_kvh, kb, det ? c1 : vhi + 1, vlo, vhi,
                   sc.zero_row, sc.kp);
     } else {
@@ -513,7 +544,10 @@ void run_rows(const Geo& g, const Item& it, const Scratch& sc, bool det, float* 
         if (g.bf16_activations) round_to_bf16_values(sr + (a - c0), b - a + 1);
       }
     }
-    if (in_place) {
+    if (staged) {
+      stage_f8_rows(g, g.kv.v, it.seq, it.kvh0, it.n_kvh, vlo, vhi + 1, vlo, vhi, sc.zero_row,
+                    vstage, sc.vp);
+    } else if (in_place) {
       gather_rows(g, g.kv.v, it.seq, it.kvh0, it.n_kvh, vlo, vhi + 1, vlo, vhi, sc.zero_row, sc.vp);
     } else {
       g.load(g.kv.v, it.seq, it.kvh0, it.n_kvh, vlo, vhi + 1, vlo, vhi, sc.vbuf);
@@ -648,6 +682,11 @@ void narrow_row(const float* src, int64_t n, DType dtype, void* dst) {
       for (int64_t i = 0; i < n; ++i) h[i] = f32_to_bf16(src[i]);
       return;
     }
+    case DType::kF8E4M3: {
+      uint8_t* b = static_cast<uint8_t*>(dst);
+      for (int64_t i = 0; i < n; ++i) b[i] = f32_to_f8e4m3(src[i]);
+      return;
+    }
   }
 }
 
@@ -691,11 +730,14 @@ void paged_attention(const Context& ctx, const float* q, int64_t n_head, const P
         scale,
         dtype_size(kv.dtype),
         ctx.bf16_activations,
+        false,
         false};
 #if defined(SHARDLM_CPU_BF16_DOT)
   static const bool bf16_dot = bf16_dot_supported();
-  g.bf16_tiles = ctx.bf16_activations && bf16_dot && ctx.isa >= Isa::kAvx512 &&
-                 kv.dtype == DType::kBF16 && hd % kBf16GemmNr == 0 && hd / 2 <= kBf16GemmKcPairs;
+  const bool bf16_dot_hd = ctx.bf16_activations && bf16_dot && ctx.isa >= Isa::kAvx512 &&
+                           hd % kBf16GemmNr == 0 && hd / 2 <= kBf16GemmKcPairs;
+  g.bf16_tiles = bf16_dot_hd && kv.dtype == DType::kBF16;
+  g.bf16_dot_rows = bf16_dot_hd && (kv.dtype == DType::kBF16 || kv.dtype == DType::kF8E4M3);
 #endif
   const int n_pool = ctx.pool.size();
 

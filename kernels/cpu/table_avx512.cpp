@@ -33,6 +33,18 @@ using simd512::hsum;
 using simd512::tail_mask16;
 using simd512::tail_mask32;
 
+// 16 f8e4m3 values (dtype.h) as f32 divided by 256, exactly: each byte's exponent and mantissa
+// moved into bits 7-13 of an f16 and its sign into bit 15 make the f16 whose value is 2^-8 of
+// the byte's (normals and subnormals alike, both formats being IEEE-style); NaN (0x7f / 0xff)
+// stays NaN. Callers multiply by 256 (exact: a power of two).
+inline __m512 f8e4m3x16_div256(__m128i b) {
+  const __m256i y = _mm256_slli_epi16(_mm256_cvtepu8_epi16(b), 7);  // sign at bit 14
+  const __m256i h = _mm256_add_epi16(y, _mm256_and_si256(y, _mm256_set1_epi16(0x4000)));
+  const __mmask16 nan =
+      _mm_cmpeq_epi8_mask(_mm_and_si128(b, _mm_set1_epi8(0x7f)), _mm_set1_epi8(0x7f));
+  return _mm512_mask_mov_ps(_mm512_cvtph_ps(h), nan, _mm512_set1_ps(__builtin_nanf("")));
+}
+
 // R bf16 rows against one activation row. Each 32-block of x is split on the fly into its
 // even- and odd-indexed halves (two permutes, shared by the R rows) to match the shift/mask
 // widening of the weights.   x [n], w rows [R][n] at stride `ld`
@@ -130,6 +142,7 @@ inline void dot_rows(const float* x, const void* w, DType dtype, int64_t ld, int
       return dot_rows_f16<R>(x, static_cast<const uint16_t*>(w), ld, n, out);
     case DType::kInt8:  // never here: quantized weights take matmul.cpp's own path
     case DType::kInt4:
+    case DType::kF8E4M3:  // never here: a KV cache type
     case DType::kF32:
       return dot_rows_f32<R>(x, static_cast<const float*>(w), ld, n, out);
   }
@@ -179,6 +192,10 @@ inline __m512 load16(const void* w, DType dtype, int64_t k, int64_t n) {
     }
     case DType::kF16:
       return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, static_cast<const uint16_t*>(w) + k));
+    case DType::kF8E4M3:  // KV rows (widen's tail)
+      return _mm512_mul_ps(
+          f8e4m3x16_div256(_mm_maskz_loadu_epi8(m, static_cast<const uint8_t*>(w) + k)),
+          _mm512_set1_ps(256.0f));
     case DType::kInt8:  // never here: quantized weights take matmul.cpp's own path
     case DType::kInt4:
     case DType::kF32:
@@ -414,7 +431,6 @@ struct Bf16Rows {
     }
   }
 };
-
 void attn_scores_row(const float* q, const float* k, int64_t ld, int64_t n_keys, int64_t head_dim,
                      float scale, float* s) {
   const StridedF32 load{k, ld};
@@ -443,11 +459,9 @@ void attn_pv_row(const float* p, const float* v, int64_t ld, int64_t n_keys, int
   }
 }
 
-bool attn_scores_row_bf16(const float* q, const uint16_t* const* k, int64_t n_keys,
-                          int64_t head_dim, float scale, float* s) {
-  if (head_dim != 64 && head_dim != 128) return false;
-  if (n_keys <= 0) return true;
-  const Bf16Rows load{k};
+template <class Load>
+bool scores_rows(const float* q, const Load& load, int64_t n_keys, int64_t head_dim, float scale,
+                 float* s) {
   switch (head_dim) {
     case 64:
       scores_row_nc<4>(q, n_keys, scale, s, load);
@@ -460,11 +474,15 @@ bool attn_scores_row_bf16(const float* q, const uint16_t* const* k, int64_t n_ke
   }
 }
 
-bool attn_pv_row_bf16(const float* p, const uint16_t* const* v, int64_t n_keys, int64_t head_dim,
-                      float* o) {
-  if (head_dim != 64 && head_dim != 128 && head_dim != 256) return false;
+bool attn_scores_row_bf16(const float* q, const uint16_t* const* k, int64_t n_keys,
+                          int64_t head_dim, float scale, float* s) {
+  if (head_dim != 64 && head_dim != 128) return false;
   if (n_keys <= 0) return true;
-  const Bf16Rows load{v};
+  return scores_rows(q, Bf16Rows{k}, n_keys, head_dim, scale, s);
+}
+
+template <class Load>
+bool pv_rows(const float* p, const Load& load, int64_t n_keys, int64_t head_dim, float* o) {
   switch (head_dim) {
     case 64:
       pv_row_nc<4>(p, n_keys, o, load);
@@ -478,6 +496,13 @@ bool attn_pv_row_bf16(const float* p, const uint16_t* const* v, int64_t n_keys, 
     default:
       return false;
   }
+}
+
+bool attn_pv_row_bf16(const float* p, const uint16_t* const* v, int64_t n_keys, int64_t head_dim,
+                      float* o) {
+  if (head_dim != 64 && head_dim != 128 && head_dim != 256) return false;
+  if (n_keys <= 0) return true;
+  return pv_rows(p, Bf16Rows{v}, n_keys, head_dim, o);
 }
 
 float dot(const float* a, const float* b, int64_t n) {
@@ -600,6 +625,16 @@ void widen(const void* src, DType dtype, int64_t n, float* dst) {
       }
       break;
     }
+    case DType::kF8E4M3: {
+      const uint8_t* b = static_cast<const uint8_t*>(src);
+      const __m512 unit = _mm512_set1_ps(256.0f);
+      for (; i + 16 <= n; i += 16) {
+        prefetch_ahead(b + i);
+        const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + i));
+        _mm512_storeu_ps(dst + i, _mm512_mul_ps(f8e4m3x16_div256(v), unit));
+      }
+      break;
+    }
     case DType::kInt8:  // never here: quantized weights take matmul.cpp's own path
     case DType::kInt4:
     case DType::kF32: {
@@ -612,6 +647,30 @@ void widen(const void* src, DType dtype, int64_t n, float* dst) {
     }
   }
   if (i < n) _mm512_mask_storeu_ps(dst + i, tail_mask16(n - i), load16(src, dtype, i, n));
+}
+
+// 32 codes at a time in 16-bit lanes, integer operations only: a normal code's bf16 is its
+// exponent and mantissa shifted into place and rebiased (+120 << 7), the 7 subnormal codes and
+// zero come from an 8-entry table (vpermw), NaN (0x7f) is set apart, the sign or-ed in.
+void f8e4m3_to_bf16(const uint8_t* src, int64_t n, uint16_t* dst) {
+  alignas(64) static const uint16_t kSub[32] = {0x0000, 0x3b00, 0x3b80, 0x3bc0,
+                                                0x3c00, 0x3c20, 0x3c40, 0x3c60};  // m * 2^-9
+  const __m512i sub = _mm512_load_si512(kSub);
+  const __m512i mag_mask = _mm512_set1_epi16(0x7f), nan_code = _mm512_set1_epi16(0x7f);
+  const __m512i bias = _mm512_set1_epi16(120 << 7), sign_bit = _mm512_set1_epi16(-0x8000);
+  const __m512i seven = _mm512_set1_epi16(7), qnan = _mm512_set1_epi16(0x7fc0);
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    const __m512i w =
+        _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + i)));
+    const __m512i a = _mm512_and_si512(w, mag_mask);
+    __m512i b = _mm512_add_epi16(_mm512_slli_epi16(a, 4), bias);
+    b = _mm512_mask_permutexvar_epi16(b, _mm512_cmple_epu16_mask(a, seven), a, sub);
+    b = _mm512_mask_mov_epi16(b, _mm512_cmpeq_epi16_mask(a, nan_code), qnan);
+    b = _mm512_ternarylogic_epi32(b, _mm512_slli_epi16(w, 8), sign_bit, 0xf8);  // b | (s & m)
+    _mm512_storeu_si512(dst + i, b);
+  }
+  if (i < n) generic::f8e4m3_to_bf16(src + i, n - i, dst + i);
 }
 
 }  // namespace
@@ -636,6 +695,7 @@ extern const KernelTable kAvx512Table = {
     .max = max,
     .exp_sub_sum = exp_sub_sum,
     .widen = widen,
+    .f8e4m3_to_bf16 = f8e4m3_to_bf16,
     .rms_norm_row = rms_norm_row,
     .swiglu_row = swiglu_row,
 };

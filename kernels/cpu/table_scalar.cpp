@@ -25,6 +25,7 @@ extern const KernelTable kScalarTable = {
     .max = generic::max,
     .exp_sub_sum = generic::exp_sub_sum,
     .widen = generic::widen,
+    .f8e4m3_to_bf16 = generic::f8e4m3_to_bf16,
     .rms_norm_row = generic::rms_norm_row,
     .swiglu_row = generic::swiglu_row,
 };

@@ -5,6 +5,7 @@
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
+#include <cuda_fp8.h>
 #include <cuda_runtime.h>
 
 #include <cstdint>
@@ -35,6 +36,9 @@ __device__ __forceinline__ float to_f32(__half v) {
 }
 __device__ __forceinline__ float to_f32(__nv_bfloat16 v) {
   return __bfloat162float(v);
+}
+__device__ __forceinline__ float to_f32(__nv_fp8_e4m3 v) {  // exact; 0x7f / 0xff are NaN
+  return static_cast<float>(v);
 }
 
 __device__ __forceinline__ float warp_sum(float v) {

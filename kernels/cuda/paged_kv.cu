@@ -74,6 +74,25 @@ struct KvStore<DType::kBF16> {
   using T = uint16_t;
   static __device__ __forceinline__ uint16_t conv(float x) { return bf16_bits(x); }
 };
+// dtype.h's f32_to_f8e4m3, bit for bit: round to nearest even, +-448 beyond the range (inf
+// included), NaN -> 0x7f with the sign.
+__device__ __forceinline__ uint8_t f8e4m3_bits(float f) {
+  const uint32_t bits = __float_as_uint(f);
+  const uint8_t sign = static_cast<uint8_t>((bits >> 24) & 0x80u);
+  const uint32_t abs = bits & 0x7fffffffu;
+  if (abs > 0x7f800000u) return sign | 0x7fu;
+  if (abs >= 0x43e00000u) return sign | 0x7eu;
+  if (abs < 0x3c800000u) {  // subnormal steps of 2^-9 (x 512 is exact)
+    return sign | static_cast<uint8_t>(__float2uint_rn(__uint_as_float(abs) * 512.0f));
+  }
+  const uint32_t v = abs + 0x7ffffu + ((abs >> 20) & 1u);
+  return sign | static_cast<uint8_t>((v >> 20) - (120u << 3));
+}
+template <>
+struct KvStore<DType::kF8E4M3> {
+  using T = uint8_t;
+  static __device__ __forceinline__ uint8_t conv(float x) { return f8e4m3_bits(x); }
+};
 
 // One block per token; its threads stride over the row.
 template <DType kDt>
@@ -446,6 +465,13 @@ void store_kv(const float* k, const float* v, const int64_t* slots, int64_t n_to
       store_kv_kernel<DType::kBF16><<<grid, threads, 0, stream>>>(
           k, v, slots, row, static_cast<uint16_t*>(k_pool), static_cast<uint16_t*>(v_pool));
       break;
+    case DType::kF8E4M3:
+      store_kv_kernel<DType::kF8E4M3><<<grid, threads, 0, stream>>>(
+          k, v, slots, row, static_cast<uint8_t*>(k_pool), static_cast<uint8_t*>(v_pool));
+      break;
+    case DType::kInt8:  // not KV types: the backend refuses such pools
+    case DType::kInt4:
+      fail(StatusCode::kInternal, "cuda store_kv: a quantized weight type is not a KV type");
   }
   check_launch("store_kv");
 }
@@ -483,6 +509,12 @@ void paged_attention(const float* q, int64_t n_head, const void* k_pool, const v
     case DType::kBF16:
       launch_paged_dtype<__nv_bfloat16>(a);
       break;
+    case DType::kF8E4M3:
+      launch_paged_dtype<__nv_fp8_e4m3>(a);
+      break;
+    case DType::kInt8:  // not KV types: the backend refuses such pools
+    case DType::kInt4:
+      fail(StatusCode::kInternal, "cuda paged_attention: a quantized weight type is not a KV type");
   }
 }
 

@@ -18,7 +18,7 @@ namespace shardlm {
 struct PagedKvView {
   const void* k;  // [n_slots, n_head_kv, head_dim]  (dtype)
   const void* v;  // [n_slots, n_head_kv, head_dim]  (dtype)
-  DType dtype;    // f32, f16 or bf16
+  DType dtype;    // f32, f16, bf16 or f8e4m3 (is_kv_dtype)
   int64_t block_size;
   int64_t n_head_kv;
   int64_t head_dim;

@@ -19,6 +19,8 @@ float load_weight(const void* w, DType dtype, int64_t i) {
       return f16_to_f32(static_cast<const uint16_t*>(w)[i]);
     case DType::kBF16:
       return bf16_to_f32(static_cast<const uint16_t*>(w)[i]);
+    case DType::kF8E4M3:  // KV rows
+      return f8e4m3_to_f32(static_cast<const uint8_t*>(w)[i]);
     case DType::kInt8:
     case DType::kInt4:
       break;  // quantized rows: dequantized whole first (dequantized())
@@ -206,6 +208,9 @@ void store_kv(const float* k, const float* v, const int64_t* slots, int64_t n_to
         break;
       case DType::kBF16:
         static_cast<uint16_t*>(pool)[i] = f32_to_bf16(x);
+        break;
+      case DType::kF8E4M3:
+        static_cast<uint8_t*>(pool)[i] = f32_to_f8e4m3(x);
         break;
     }
   };

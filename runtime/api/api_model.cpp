@@ -104,7 +104,7 @@ SHARDLM_API shardlm_status shardlm_model_open_with_engine(const char* pack_dir,
     const std::optional<DType> kv_dtype = parse_dtype(ep.kv_dtype ? ep.kv_dtype : "bf16");
     if (!kv_dtype) {
       fail(StatusCode::kInvalidArg,
-           std::string("engine kv_dtype '") + ep.kv_dtype + "': expected bf16, f16 or f32");
+           std::string("engine kv_dtype '") + ep.kv_dtype + "': expected bf16, f16, f32 or f8e4m3");
     }
     if (p.n_threads < 0) fail(StatusCode::kInvalidArg, "n_threads must be >= 0");
     if (p.tp < 0) fail(StatusCode::kInvalidArg, "tp must be >= 0");

@@ -123,6 +123,8 @@ class Backend {
   // True when the ops take weights of `dtype` (matmul, embed). Float types everywhere; the
   // quantized types only where a backend has their kernels (bind_weights refuses the others).
   virtual bool supports_weight_dtype(DType dtype) const { return !is_quantized(dtype); }
+  // True when store_kv / paged_attention take pools of `dtype` (KvPool refuses the others).
+  virtual bool supports_kv_dtype(DType dtype) const { return is_kv_dtype(dtype); }
 
   virtual void copy_from_host(const Tensor& dst, const void* src, size_t bytes) = 0;
   virtual void copy_to_host(void* dst, const Tensor& src, size_t bytes) = 0;
@@ -183,7 +185,7 @@ class Backend {
   // ---- Paged KV (the step engine). Defaults throw Error(kUnsupported) naming the backend ----
 
   // Writes each token's K and V rows into the pools at its slot (slot < 0: skipped), converted
-  // to the pools' dtype (f32, f16 or bf16).
+  // to the pools' dtype (is_kv_dtype: f32, f16, bf16, f8e4m3; supports_kv_dtype).
   //   k, v [n_tokens, n_head_kv, head_dim] f32, slots [n_tokens] (host),
   //   k_pool, v_pool [n_slots, n_head_kv, head_dim]
   virtual void store_kv(const Tensor& k, const Tensor& v, std::span<const int64_t> slots,

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <limits>
 
 namespace shardlm {
 
@@ -16,6 +17,8 @@ size_t dtype_size(DType t) {
     case DType::kBF16: return 2;
     case DType::kInt8: return 1;
     case DType::kInt4:
+      return 1;
+    case DType::kF8E4M3:
       return 1;
   }
   return 0;
@@ -35,6 +38,8 @@ const char* dtype_name(DType t) {
     case DType::kInt8: return "int8";
     case DType::kInt4:
       return "int4";
+    case DType::kF8E4M3:
+      return "f8e4m3";
   }
   return "?";
 }
@@ -45,6 +50,7 @@ std::optional<DType> parse_dtype(std::string_view name) {
   if (s == "f32" || s == "float32" || s == "fp32" || s == "float") return DType::kF32;
   if (s == "f16" || s == "float16" || s == "fp16" || s == "half") return DType::kF16;
   if (s == "bf16" || s == "bfloat16") return DType::kBF16;
+  if (s == "f8e4m3" || s == "fp8" || s == "fp8_e4m3" || s == "float8_e4m3fn") return DType::kF8E4M3;
   return std::nullopt;
 }
 
@@ -94,6 +100,35 @@ uint16_t f32_to_f16(float f) {
   return sign | static_cast<uint16_t>(v >> 13);
 }
 
+uint8_t f32_to_f8e4m3(float f) {
+  uint32_t bits;
+  std::memcpy(&bits, &f, sizeof bits);
+  const uint8_t sign = static_cast<uint8_t>((bits >> 24) & 0x80u);
+  const uint32_t abs = bits & 0x7fffffffu;
+  if (abs > 0x7f800000u) return sign | 0x7fu;   // NaN
+  if (abs >= 0x43e00000u) return sign | 0x7eu;  // >= 448 (incl. inf): saturate to 448
+  if (abs < 0x3c800000u) {                      // below 2^-6: subnormal steps of 2^-9
+    float a;
+    std::memcpy(&a, &abs, sizeof a);
+    return sign | static_cast<uint8_t>(std::nearbyint(a * 512.0f));  // 0..8 (8 = 2^-6, normal)
+  }
+  uint32_t v = abs + 0x7ffffu + ((abs >> 20) & 1u);  // round the mantissa to 3 bits, even ties
+  return sign | static_cast<uint8_t>((v >> 20) - (120u << 3));  // rebias exponent 127 -> 7
+}
+
+float f8e4m3_to_f32(uint8_t b) {
+  const int exp = (b >> 3) & 0xf, mant = b & 7;
+  float v;
+  if ((b & 0x7f) == 0x7f) {
+    v = std::numeric_limits<float>::quiet_NaN();
+  } else if (exp == 0) {
+    v = std::ldexp(static_cast<float>(mant), -9);
+  } else {
+    v = std::ldexp(static_cast<float>(8 + mant), exp - 10);
+  }
+  return (b & 0x80) ? -v : v;
+}
+
 void convert_dtype(const void* src, DType from, void* dst, DType to, size_t n) {
   if (from != to && (is_quantized(from) || is_quantized(to))) {
     fail(StatusCode::kInternal, std::string("convert_dtype: ") + dtype_name(from) + " -> " +
@@ -108,6 +143,8 @@ void convert_dtype(const void* src, DType from, void* dst, DType to, size_t n) {
       case DType::kF32: return static_cast<const float*>(src)[i];
       case DType::kF16: return f16_to_f32(static_cast<const uint16_t*>(src)[i]);
       case DType::kBF16: return bf16_to_f32(static_cast<const uint16_t*>(src)[i]);
+      case DType::kF8E4M3:
+        return f8e4m3_to_f32(static_cast<const uint8_t*>(src)[i]);
       case DType::kInt8:
       case DType::kInt4:
         break;
@@ -120,6 +157,9 @@ void convert_dtype(const void* src, DType from, void* dst, DType to, size_t n) {
       case DType::kF32: static_cast<float*>(dst)[i] = v; break;
       case DType::kF16: static_cast<uint16_t*>(dst)[i] = f32_to_f16(v); break;
       case DType::kBF16: static_cast<uint16_t*>(dst)[i] = f32_to_bf16(v); break;
+      case DType::kF8E4M3:
+        static_cast<uint8_t*>(dst)[i] = f32_to_f8e4m3(v);
+        break;
       case DType::kInt8:
       case DType::kInt4:
         break;

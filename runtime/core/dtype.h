@@ -31,13 +31,21 @@ namespace shardlm {
 //   scales it once (kernels/cpu/gemv_quantized_vnni.cpp). int4_position() maps an input to its
 //   byte and nibble. (Packs before this layout paired blocks instead; the pack reader refuses
 //   them: formats/pack.fbs, Layout.)
-enum class DType : uint8_t { kF32 = 0, kF16 = 1, kBF16 = 2, kInt8 = 3, kInt4 = 4 };
+//   kF8E4M3: 8-bit float (OCP FP8 E4M3, "e4m3fn": 1 sign, 4 exponent bits biased by 7, 3 mantissa
+//   bits; no infinities, 0x7f / 0xff are NaN; largest finite 448, smallest subnormal 2^-9). A KV
+//   cache element type only (the paged pool's rows; weights are never f8): narrowing rounds to
+//   nearest even and saturates to +-448, so a KV value never becomes NaN.
+enum class DType : uint8_t { kF32 = 0, kF16 = 1, kBF16 = 2, kInt8 = 3, kInt4 = 4, kF8E4M3 = 5 };
 
 // Bytes per element (quantized types: 1, the value's byte; use row_bytes for whole rows).
 size_t dtype_size(DType t);
 // True for the block-quantized weight types (kInt8, kInt4).
 inline bool is_quantized(DType t) {
   return t == DType::kInt8 || t == DType::kInt4;
+}
+// True for the element types a KV cache may hold (kF32, kF16, kBF16, kF8E4M3).
+inline bool is_kv_dtype(DType t) {
+  return t == DType::kF32 || t == DType::kF16 || t == DType::kBF16 || t == DType::kF8E4M3;
 }
 // Inputs per scale of the quantized types.
 inline constexpr int64_t kQuantBlock = 32;
@@ -70,9 +78,10 @@ inline Int4Position int4_position(int64_t n, int64_t i) {
 }
 // Bytes of one row of n elements (n a multiple of kQuantBlock for quantized types).
 size_t row_bytes(DType t, int64_t n);
-// "f32", "f16", "bf16", "int8", "int4".
+// "f32", "f16", "bf16", "int8", "int4", "f8e4m3".
 const char* dtype_name(DType t);
-// Accepts "f32|float32|fp32", "f16|float16|fp16|half", "bf16|bfloat16" (case-insensitive).
+// Accepts "f32|float32|fp32", "f16|float16|fp16|half", "bf16|bfloat16",
+// "f8e4m3|fp8|fp8_e4m3|float8_e4m3fn" (case-insensitive). Not the quantized weight types.
 std::optional<DType> parse_dtype(std::string_view name);
 
 inline float bf16_to_f32(uint16_t h) {
@@ -92,6 +101,11 @@ inline uint16_t f32_to_bf16(float f) {
 
 float f16_to_f32(uint16_t h);
 uint16_t f32_to_f16(float f);
+
+// kF8E4M3 <-> f32. f32_to_f8e4m3 rounds to nearest even, saturates finite and infinite values
+// beyond +-448 to +-448 and keeps NaN (0x7f with the sign). f8e4m3_to_f32 is exact.
+uint8_t f32_to_f8e4m3(float f);
+float f8e4m3_to_f32(uint8_t b);
 
 // Converts n elements from `src` (type `from`) to `dst` (type `to`). Same type is a memcpy.
 // Float types only (quantized rows: runtime/core/quant.h).

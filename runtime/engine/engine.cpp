@@ -143,8 +143,10 @@ Engine::Engine(const EngineOptions& options) : options_(options) {
   if (kv_blocks_ < 0) {  // auto: what the plan leaves for KV, capped (engine.h)
     uint64_t budget_tokens = UINT64_MAX;
     for (const MemoryPlan& p : plans_) {
-      if (p.kv_bytes_per_token > 0)
-        budget_tokens = std::min(budget_tokens, p.kv_budget_bytes() / p.kv_bytes_per_token);
+      // The plan's bytes per token are for its KV dtype; the pool holds options.kv_dtype.
+      const uint64_t per_token =
+          p.kv_bytes_per_token / dtype_size(p.kv_dtype) * dtype_size(options.kv_dtype);
+      if (per_token > 0) budget_tokens = std::min(budget_tokens, p.kv_budget_bytes() / per_token);
     }
     const int64_t cap = (options.backend == "cpu" ? 2 : 16) * n_ctx_;
     int64_t tokens = static_cast<int64_t>(std::min<uint64_t>(budget_tokens, cap));

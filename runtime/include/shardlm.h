@@ -125,7 +125,8 @@ typedef struct shardlm_engine_params {
   size_t struct_size;
   int32_t max_seqs;        /* sequences per step; 0 = 16 */
   int32_t block_size;      /* tokens per KV block; 0 = 16 */
-  const char* kv_dtype;    /* KV cache element type: "bf16" (default; NULL = default), "f16", "f32" */
+  const char* kv_dtype;    /* KV cache element type: "bf16" (default; NULL = default), "f16", "f32",
+                                "f8e4m3" (alias "fp8"; CPU and CUDA backends) */
   int64_t kv_cache_tokens; /* KV pool over all sequences, in tokens; 0 = what the memory plan
                               leaves, at most 2 x max_seq on the cpu backend, 16 x on devices.
                               A pool smaller than max_seq: OOM when max_seq was set, else max_seq

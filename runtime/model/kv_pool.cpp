@@ -19,6 +19,13 @@ KvPool::KvPool(Backend& backend, const KvPoolShape& shape) : shape_(shape) {
          "KV pool dims must be positive (blocks " + std::to_string(shape.n_blocks) +
              ", block_size " + std::to_string(shape.block_size) + ")");
   }
+  if (!backend.supports_kv_dtype(shape.dtype)) {
+    fail(StatusCode::kInvalidArg,
+         std::string("KV cache dtype ") + dtype_name(shape.dtype) + ": the " + backend.name() +
+             " backend does not store it" +
+             (is_kv_dtype(shape.dtype) ? "; use bf16, f16 or f32 there"
+                                       : " (KV types: bf16, f16, f32, f8e4m3)"));
+  }
   buffer_ = backend.allocate(shape.bytes(), MemoryKind::kScratch);
 }
 

@@ -19,5 +19,7 @@ std::vector<OpCase> dense_op_cases();
 std::vector<OpCase> paged_op_cases();
 
 constexpr DType kAllDtypes[] = {DType::kF32, DType::kF16, DType::kBF16};
+// The KV pools' element types (dtype.h is_kv_dtype).
+constexpr DType kKvDtypes[] = {DType::kF32, DType::kF16, DType::kBF16, DType::kF8E4M3};
 
 }  // namespace shardlm::ops_test

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "kernels/ref/ref_ops.h"
+#include "runtime/core/status.h"
 #include "tests/ops/op_cases.h"
 #include "tests/runtime/paged_test_util.h"
 #include "tests/runtime/test_util.h"
@@ -42,7 +43,7 @@ float from_bits(uint32_t b) {
 }
 
 // Random K/V rows in [-3, 3] with the conversions' hard cases at every third element from
-// `first`: rounding ties, f16 overflow and subnormals, f32 subnormals, infinities, NaNs.
+// `first`: rounding ties, f16 / f8e4m3 overflow and subnormals, f32 subnormals, infinities, NaNs.
 std::vector<float> kv_rows(size_t n, uint64_t seed, size_t first) {
   std::vector<float> x = random_floats(n, seed, 3.0f);
   const float specials[] = {
@@ -74,6 +75,14 @@ std::vector<float> kv_rows(size_t n, uint64_t seed, size_t first) {
       from_bits(0x00000123u),  // f32 subnormal
       from_bits(0x7f7fffffu),  // f32 max: bf16 rounds to inf
       3.0e38f,
+      448.0f,              // f8e4m3 max
+      464.0f,              // f8e4m3: a tie above its max (saturates)
+      -1000.0f,            // f8e4m3 overflow, negative: saturates
+      1.0625f,             // f8e4m3 tie, rounds down to even
+      1.1875f,             // f8e4m3 tie, rounds up to even
+      0x1p-10f,            // f8e4m3: half its smallest subnormal, a tie to zero
+      -0x3p-10f,           // f8e4m3 subnormal tie, rounds up to even
+      0x1p-6f - 0x1p-12f,  // f8e4m3: just below its smallest normal, rounds up to it
   };
   for (size_t i = 0; i < std::size(specials) && first + 3 * i < n; ++i) {
     x[first + 3 * i] = specials[i];
@@ -85,6 +94,12 @@ struct StoreShape {
   int64_t n_head_kv, head_dim, n_tokens, n_slots;
   bool all_skipped = false;  // every slot negative: the pools keep every byte
 };
+
+// A backend that does not store `dt` pools skips the case (kUnsupported: a skip).
+void need_kv_dtype(OpRun& r, DType dt) {
+  if (!r.backend().supports_kv_dtype(dt))
+    fail(StatusCode::kUnsupported, std::string("no ") + dtype_name(dt) + " KV pools");
+}
 
 void run_store_kv_shape(OpRun& r, DType dt, const StoreShape& s, uint64_t seed) {
   const int64_t row = s.n_head_kv * s.head_dim;
@@ -489,23 +504,28 @@ void run_paged_large_block_table(OpRun& r) {
 
 std::vector<OpCase> paged_op_cases() {
   std::vector<OpCase> c;
-  for (DType dt : kAllDtypes) {
-    c.push_back({std::string("store_kv_") + dtype_name(dt), Op::kStoreKv,
-                 [dt](OpRun& r) { run_store_kv(r, dt, false); }});
+  for (DType dt : kKvDtypes) {
+    c.push_back({std::string("store_kv_") + dtype_name(dt), Op::kStoreKv, [dt](OpRun& r) {
+                   need_kv_dtype(r, dt);
+                   run_store_kv(r, dt, false);
+                 }});
   }
   for (DType dt : {DType::kF16, DType::kBF16}) {
     c.push_back({std::string("store_kv_") + dtype_name(dt) + "_odd_rows", Op::kStoreKv,
                  [dt](OpRun& r) { run_store_kv(r, dt, true); }});
   }
-  for (DType dt : kAllDtypes) {
+  for (DType dt : kKvDtypes) {
     const std::string p = std::string("paged_attention_") + dtype_name(dt);
-    c.push_back({p + "_mixed", Op::kPagedAttention, [dt](OpRun& r) { run_paged_mixed(r, dt); }});
-    c.push_back({p + "_odd_layouts", Op::kPagedAttention,
-                 [dt](OpRun& r) { run_paged_odd_layouts(r, dt); }});
-    c.push_back({p + "_long_decode", Op::kPagedAttention,
-                 [dt](OpRun& r) { run_paged_long_decode(r, dt); }});
-    c.push_back(
-        {p + "_prefill", Op::kPagedAttention, [dt](OpRun& r) { run_paged_prefill(r, dt); }});
+    auto with = [dt](void (*run)(OpRun&, DType)) {
+      return [dt, run](OpRun& r) {
+        need_kv_dtype(r, dt);
+        run(r, dt);
+      };
+    };
+    c.push_back({p + "_mixed", Op::kPagedAttention, with(run_paged_mixed)});
+    c.push_back({p + "_odd_layouts", Op::kPagedAttention, with(run_paged_odd_layouts)});
+    c.push_back({p + "_long_decode", Op::kPagedAttention, with(run_paged_long_decode)});
+    c.push_back({p + "_prefill", Op::kPagedAttention, with(run_paged_prefill)});
   }
   c.push_back({"paged_attention_vs_attention", Op::kPagedAttention, run_paged_vs_attention});
   c.push_back(

@@ -437,6 +437,34 @@ TEST_P(KernelTest, SwigluAddCopyColumnsArgmax) {
   EXPECT_EQ(cpu::argmax(v.data(), 1000), 321);
 }
 
+// KernelTable::widen and f8e4m3_to_bf16 of f8e4m3 KV rows (the paged attention's widened copies
+// and its bf16 staging): every code, at offsets and lengths that leave tails, equals dtype.h.
+TEST_P(KernelTest, WidenF8E4M3EqualsTheScalarConversion) {
+  const cpu::KernelTable& kt = cpu::kernel_table(ctx_.isa);
+  std::vector<uint8_t> codes(600);
+  for (size_t i = 0; i < codes.size(); ++i) codes[i] = static_cast<uint8_t>((i * 37 + 11) % 256);
+  for (auto [off, n] : {std::pair<size_t, int64_t>{0, 600}, {3, 256}, {5, 17}, {1, 7}}) {
+    std::vector<float> got(static_cast<size_t>(n), -1.0f);
+    std::vector<uint16_t> got16(static_cast<size_t>(n), 0xffff);
+    kt.widen(codes.data() + off, DType::kF8E4M3, n, got.data());
+    kt.f8e4m3_to_bf16(codes.data() + off, n, got16.data());
+    for (int64_t i = 0; i < n; ++i) {
+      const uint8_t c = codes[off + static_cast<size_t>(i)];
+      const float want = f8e4m3_to_f32(c);
+      const float got_bf16 = bf16_to_f32(got16[i]);
+      if (std::isnan(want)) {
+        EXPECT_TRUE(std::isnan(got[i])) << "code " << int{c};
+        EXPECT_TRUE(std::isnan(got_bf16)) << "code " << int{c};
+      } else {
+        EXPECT_EQ(std::memcmp(&got_bf16, &want, sizeof(float)), 0)
+            << "bf16 of code " << int{c} << ": " << got_bf16 << " vs " << want;
+        EXPECT_EQ(std::memcmp(&got[i], &want, sizeof(float)), 0)
+            << "code " << int{c} << ": " << got[i] << " vs " << want;
+      }
+    }
+  }
+}
+
 std::vector<std::tuple<Isa, int>> all_params() {
   std::vector<std::tuple<Isa, int>> p;
   for (Isa isa : cpu::runnable_isas()) {

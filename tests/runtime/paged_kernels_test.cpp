@@ -80,6 +80,8 @@ float attn_tol(DType d) {
       return 1e-6f;
     case DType::kBF16:
       return 1e-6f;
+    case DType::kF8E4M3:
+      return 1e-6f;
   }
   return 0;
 }
@@ -143,7 +145,7 @@ TEST_P(PagedKernelTest, DeterministicRowsIndependentOfStepChunkingAndThreads) {
   ThreadPool one(1), three(3);
   cpu::Workspace ws1, ws3;
   const cpu::Context c1{one, ctx_.isa, ws1}, c3{three, ctx_.isa, ws3};
-  for (DType dt : {DType::kBF16, DType::kF32}) {
+  for (DType dt : {DType::kBF16, DType::kF32, DType::kF8E4M3}) {
     for (int64_t window : {0, 40}) {
       const int64_t n_blocks = 64;
       Pools pools(n_blocks, bs, n_head_kv, hd, dt, 100);  // random garbage everywhere
@@ -222,43 +224,48 @@ TEST_P(PagedKernelTest, DeterministicRowsIndependentOfStepChunkingAndThreads) {
   }
 }
 
-// Decode rows (the row path) read a bf16 pool in place, widening in registers; that must give
-// the bits of the same values held in an f32 pool (widened copies), in fast and deterministic
-// mode, for head dims the in-place kernels cover (64, 128) and one they do not (32: the widening
-// path), with several sequences of different lengths (split-K in fast mode) and a window.
-TEST_P(PagedKernelTest, Bf16PoolReadInPlaceEqualsAnF32PoolOfTheSameValues) {
+// Decode rows (the row path) read a bf16 or f8e4m3 pool in place, widening in registers; that
+// must give the bits of the same values held in an f32 pool (widened copies), in fast and
+// deterministic mode, for head dims the in-place kernels cover (64, 128) and one they do not
+// (32: the widening path), with several sequences of different lengths (split-K in fast mode)
+// and a window.
+TEST_P(PagedKernelTest, PoolReadInPlaceEqualsAnF32PoolOfTheSameValues) {
   const int64_t bs = 16, n_head = 8, n_head_kv = 2, n_blocks = 48;
-  for (int64_t hd : {64, 128, 32}) {
-    Pools bf(n_blocks, bs, n_head_kv, hd, DType::kBF16, 200 + hd);
-    Pools f32(n_blocks, bs, n_head_kv, hd, DType::kF32, 300);
-    // f32 pool = the bf16 pool's values, widened.
-    for (auto [src, dst] : {std::pair{&bf.k, &f32.k}, std::pair{&bf.v, &f32.v}}) {
-      for (size_t i = 0; i < src->size() / 2; ++i) {
-        uint16_t h;
-        std::memcpy(&h, src->data() + 2 * i, 2);
-        const float f = bf16_to_f32(h);
-        std::memcpy(dst->data() + 4 * i, &f, 4);
+  for (DType dt : {DType::kBF16, DType::kF8E4M3})
+    for (int64_t hd : {64, 128, 32}) {
+      Pools bf(n_blocks, bs, n_head_kv, hd, dt, 200 + hd);
+      Pools f32(n_blocks, bs, n_head_kv, hd, DType::kF32, 300);
+      // random_floats stays above 2^-6: every 7th f8e4m3 value becomes a subnormal or zero code.
+      if (dt == DType::kF8E4M3) {
+        for (std::vector<uint8_t>* pool : {&bf.k, &bf.v}) {
+          for (size_t i = 3; i < pool->size(); i += 7)
+            (*pool)[i] = static_cast<uint8_t>((i % 16) ^ (i % 8 == 0 ? 0x80 : 0));
+        }
+      }
+      // f32 pool = the narrow pool's values, widened.
+      for (auto [src, dst] : {std::pair{&bf.k, &f32.k}, std::pair{&bf.v, &f32.v}}) {
+        convert_dtype(src->data(), dt, dst->data(), DType::kF32, src->size() / dtype_size(dt));
+      }
+      BlockAlloc alloc(n_blocks, 201);
+      const Step step({{alloc.take(blocks_for(300, bs)), positions(299, 1)},
+                       {alloc.take(blocks_for(70, bs)), positions(67, 3)},
+                       {alloc.take(blocks_for(17, bs)), positions(16, 1)},
+                       {alloc.take(blocks_for(130, bs)), positions(128, 2)}});
+      const auto q = random_floats(static_cast<size_t>(step.n_tokens() * n_head * hd), 202, 2.0f);
+      const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+      for (bool det : {false, true}) {
+        for (int64_t window : {0, 45}) {
+          std::vector<float> a(q.size(), NAN), b(q.size(), NAN);
+          cpu::paged_attention(ctx_, q.data(), n_head, bf.view(), step.view(), window, scale, det,
+                               a.data());
+          cpu::paged_attention(ctx_, q.data(), n_head, f32.view(), step.view(), window, scale, det,
+                               b.data());
+          EXPECT_TRUE(same_bits(a, b))
+              << dtype_name(dt) << " head_dim " << hd << (det ? " deterministic" : " fast")
+              << " window " << window;
+        }
       }
     }
-    BlockAlloc alloc(n_blocks, 201);
-    const Step step({{alloc.take(blocks_for(300, bs)), positions(299, 1)},
-                     {alloc.take(blocks_for(70, bs)), positions(67, 3)},
-                     {alloc.take(blocks_for(17, bs)), positions(16, 1)},
-                     {alloc.take(blocks_for(130, bs)), positions(128, 2)}});
-    const auto q = random_floats(static_cast<size_t>(step.n_tokens() * n_head * hd), 202, 2.0f);
-    const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-    for (bool det : {false, true}) {
-      for (int64_t window : {0, 45}) {
-        std::vector<float> a(q.size(), NAN), b(q.size(), NAN);
-        cpu::paged_attention(ctx_, q.data(), n_head, bf.view(), step.view(), window, scale, det,
-                             a.data());
-        cpu::paged_attention(ctx_, q.data(), n_head, f32.view(), step.view(), window, scale, det,
-                             b.data());
-        EXPECT_TRUE(same_bits(a, b))
-            << "head_dim " << hd << (det ? " deterministic" : " fast") << " window " << window;
-      }
-    }
-  }
 }
 
 // bf16 activations (Context::bf16_activations) against the twin that rounds the same operands,
@@ -382,7 +389,7 @@ TEST(PagedRefTest, StoreKvWritesTheDtypeConversionAndSkipsNegativeSlots) {
   std::shuffle(slots.begin(), slots.end(), std::mt19937_64(42));
   slots.resize(static_cast<size_t>(n_tokens));
   for (size_t t = 0; t < slots.size(); t += 5) slots[t] = -1;
-  for (DType dt : {DType::kF32, DType::kF16, DType::kBF16}) {
+  for (DType dt : {DType::kF32, DType::kF16, DType::kBF16, DType::kF8E4M3}) {
     const auto init_k = encode(random_floats(static_cast<size_t>(n_slots * row), 43), dt);
     const auto init_v = encode(random_floats(static_cast<size_t>(n_slots * row), 44), dt);
     auto pk = init_k, pv = init_v;

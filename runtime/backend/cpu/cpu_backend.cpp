@@ -181,7 +181,8 @@ class CpuBackend final : public Backend {
     const int64_t n_tokens = static_cast<int64_t>(slots.size());
     CPU_CHECK(k.ndim == 3 && k.dim(0) == n_tokens && v.numel() == k.numel() && k_pool.ndim == 3 &&
                   k_pool.dim(1) == k.dim(1) && k_pool.dim(2) == k.dim(2) &&
-                  v_pool.numel() == k_pool.numel() && v_pool.dtype == k_pool.dtype,
+                  v_pool.numel() == k_pool.numel() && v_pool.dtype == k_pool.dtype &&
+                  is_kv_dtype(k_pool.dtype),
               "store_kv", "k " + k.describe() + ", k_pool " + k_pool.describe());
     for (int64_t s : slots) {
       CPU_CHECK(
@@ -202,6 +203,7 @@ class CpuBackend final : public Backend {
     CPU_CHECK(q.ndim == 3 && q.dim(0) == n_tokens && k_pool.ndim == 3 &&
                   q.dim(2) == k_pool.dim(2) && q.dim(1) % k_pool.dim(1) == 0 &&
                   out.numel() == q.numel() && v_pool.numel() == k_pool.numel() &&
+                  v_pool.dtype == k_pool.dtype && is_kv_dtype(k_pool.dtype) &&
                   layout.block_size > 0 && n_seqs >= 1 &&
                   static_cast<int64_t>(layout.block_table.size()) == n_seqs * layout.max_blocks,
               "paged_attention", "q " + q.describe() + ", k_pool " + k_pool.describe());

@@ -459,14 +459,14 @@ uint64_t VulkanBackend::attention_partials(size_t bytes, const char* op) {
 
 namespace {
 
-bool is_kv_dtype(DType d) {
+bool is_shader_kv_dtype(DType d) {
   return d == DType::kF32 || d == DType::kF16 || d == DType::kBF16;
 }
 
 // The pools of one layer: non-null, 3-D, same dtype (f32/f16/bf16) and shape.
 void check_pools(const Tensor& k_pool, const Tensor& v_pool, const char* op) {
   check(k_pool.data != nullptr && v_pool.data != nullptr && k_pool.ndim == 3 && v_pool.ndim == 3 &&
-            is_kv_dtype(k_pool.dtype) && v_pool.dtype == k_pool.dtype &&
+            is_shader_kv_dtype(k_pool.dtype) && v_pool.dtype == k_pool.dtype &&
             v_pool.dim(0) == k_pool.dim(0) && v_pool.dim(1) == k_pool.dim(1) &&
             v_pool.dim(2) == k_pool.dim(2),
         op,

@@ -73,6 +73,10 @@ class VulkanBackend final : public Backend, public DeviceHostAccess {
   bool owns(const void* p) const;
   // Every weight dtype: f32/f16/bf16, and int8/int4 through gemv_quant.comp and embed.comp.
   bool supports_weight_dtype(DType) const override { return true; }
+  // f32, f16, bf16 pools (its shaders read no f8e4m3 KV yet).
+  bool supports_kv_dtype(DType dtype) const override {
+    return is_kv_dtype(dtype) && dtype != DType::kF8E4M3;
+  }
   // Host access to `bytes` of device memory at `p` (for collectives): flushes queued work and
   // returns a host pointer: the mapping itself on host-visible memory, else a staging copy.
   // end_host_access() writes a staged copy back (when `modified`) before any later op.
