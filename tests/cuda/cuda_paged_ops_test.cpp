@@ -320,7 +320,7 @@ TEST(CudaPagedGraphs, PagedDecodeStepAsGraphGivesTheEagerLogits) {
   constexpr int64_t kBs = 4;  // the block table grows every 4 steps, inside the graphs
   const std::vector<int32_t> blocks = {11, 2, 7, 0, 13, 5, 9, 1};
 
-  for (DType kv_dtype : {DType::kBF16, DType::kF32}) {
+  for (DType kv_dtype : {DType::kBF16, DType::kF32, DType::kF8E4M3}) {
     SCOPED_TRACE(dtype_name(kv_dtype));
     auto run = [&](bool graphs) {
       BackendOptions options;
