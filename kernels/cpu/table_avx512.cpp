@@ -33,16 +33,17 @@ using simd512::hsum;
 using simd512::tail_mask16;
 using simd512::tail_mask32;
 
-// 16 f8e4m3 values (dtype.h) as f32 divided by 256, exactly: each byte's exponent and mantissa
-// moved into bits 7-13 of an f16 and its sign into bit 15 make the f16 whose value is 2^-8 of
-// the byte's (normals and subnormals alike, both formats being IEEE-style); NaN (0x7f / 0xff)
-// stays NaN. Callers multiply by 256 (exact: a power of two).
-inline __m512 f8e4m3x16_div256(__m128i b) {
+// 16 f8e4m3 values (dtype.h) as f32, exactly: each byte's exponent and mantissa moved into bits
+// 7-13 of an f16 and its sign into bit 15 make the f16 whose value is 2^-8 of the byte's
+// (normals and subnormals alike, both formats being IEEE-style), times 256 (exact); NaN
+// (0x7f / 0xff) stays NaN.
+inline __m512 f8e4m3x16_to_f32(__m128i b) {
   const __m256i y = _mm256_slli_epi16(_mm256_cvtepu8_epi16(b), 7);  // sign at bit 14
   const __m256i h = _mm256_add_epi16(y, _mm256_and_si256(y, _mm256_set1_epi16(0x4000)));
   const __mmask16 nan =
       _mm_cmpeq_epi8_mask(_mm_and_si128(b, _mm_set1_epi8(0x7f)), _mm_set1_epi8(0x7f));
-  return _mm512_mask_mov_ps(_mm512_cvtph_ps(h), nan, _mm512_set1_ps(__builtin_nanf("")));
+  const __m512 f = _mm512_mul_ps(_mm512_cvtph_ps(h), _mm512_set1_ps(256.0f));
+  return _mm512_mask_mov_ps(f, nan, _mm512_set1_ps(__builtin_nanf("")));
 }
 
 // R bf16 rows against one activation row. Each 32-block of x is split on the fly into its
@@ -193,9 +194,7 @@ inline __m512 load16(const void* w, DType dtype, int64_t k, int64_t n) {
     case DType::kF16:
       return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, static_cast<const uint16_t*>(w) + k));
     case DType::kF8E4M3:  // KV rows (widen's tail)
-      return _mm512_mul_ps(
-          f8e4m3x16_div256(_mm_maskz_loadu_epi8(m, static_cast<const uint8_t*>(w) + k)),
-          _mm512_set1_ps(256.0f));
+      return f8e4m3x16_to_f32(_mm_maskz_loadu_epi8(m, static_cast<const uint8_t*>(w) + k));
     case DType::kInt8:  // never here: quantized weights take matmul.cpp's own path
     case DType::kInt4:
     case DType::kF32:
@@ -431,6 +430,7 @@ struct Bf16Rows {
     }
   }
 };
+
 void attn_scores_row(const float* q, const float* k, int64_t ld, int64_t n_keys, int64_t head_dim,
                      float scale, float* s) {
   const StridedF32 load{k, ld};
@@ -459,9 +459,11 @@ void attn_pv_row(const float* p, const float* v, int64_t ld, int64_t n_keys, int
   }
 }
 
-template <class Load>
-bool scores_rows(const float* q, const Load& load, int64_t n_keys, int64_t head_dim, float scale,
-                 float* s) {
+bool attn_scores_row_bf16(const float* q, const uint16_t* const* k, int64_t n_keys,
+                          int64_t head_dim, float scale, float* s) {
+  if (head_dim != 64 && head_dim != 128) return false;
+  if (n_keys <= 0) return true;
+  const Bf16Rows load{k};
   switch (head_dim) {
     case 64:
       scores_row_nc<4>(q, n_keys, scale, s, load);
@@ -474,15 +476,11 @@ bool scores_rows(const float* q, const Load& load, int64_t n_keys, int64_t head_
   }
 }
 
-bool attn_scores_row_bf16(const float* q, const uint16_t* const* k, int64_t n_keys,
-                          int64_t head_dim, float scale, float* s) {
-  if (head_dim != 64 && head_dim != 128) return false;
+bool attn_pv_row_bf16(const float* p, const uint16_t* const* v, int64_t n_keys, int64_t head_dim,
+                      float* o) {
+  if (head_dim != 64 && head_dim != 128 && head_dim != 256) return false;
   if (n_keys <= 0) return true;
-  return scores_rows(q, Bf16Rows{k}, n_keys, head_dim, scale, s);
-}
-
-template <class Load>
-bool pv_rows(const float* p, const Load& load, int64_t n_keys, int64_t head_dim, float* o) {
+  const Bf16Rows load{v};
   switch (head_dim) {
     case 64:
       pv_row_nc<4>(p, n_keys, o, load);
@@ -496,13 +494,6 @@ bool pv_rows(const float* p, const Load& load, int64_t n_keys, int64_t head_dim,
     default:
       return false;
   }
-}
-
-bool attn_pv_row_bf16(const float* p, const uint16_t* const* v, int64_t n_keys, int64_t head_dim,
-                      float* o) {
-  if (head_dim != 64 && head_dim != 128 && head_dim != 256) return false;
-  if (n_keys <= 0) return true;
-  return pv_rows(p, Bf16Rows{v}, n_keys, head_dim, o);
 }
 
 float dot(const float* a, const float* b, int64_t n) {
@@ -627,11 +618,10 @@ void widen(const void* src, DType dtype, int64_t n, float* dst) {
     }
     case DType::kF8E4M3: {
       const uint8_t* b = static_cast<const uint8_t*>(src);
-      const __m512 unit = _mm512_set1_ps(256.0f);
       for (; i + 16 <= n; i += 16) {
         prefetch_ahead(b + i);
-        const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + i));
-        _mm512_storeu_ps(dst + i, _mm512_mul_ps(f8e4m3x16_div256(v), unit));
+        _mm512_storeu_ps(dst + i,
+                         f8e4m3x16_to_f32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + i))));
       }
       break;
     }
