@@ -620,8 +620,8 @@ void widen(const void* src, DType dtype, int64_t n, float* dst) {
       const uint8_t* b = static_cast<const uint8_t*>(src);
       for (; i + 16 <= n; i += 16) {
         prefetch_ahead(b + i);
-        _mm512_storeu_ps(dst + i,
-                         f8e4m3x16_to_f32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + i))));
+        _mm512_storeu_ps(
+            dst + i, f8e4m3x16_to_f32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + i))));
       }
       break;
     }
