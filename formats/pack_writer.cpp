@@ -70,9 +70,10 @@ size_t PackWriter::declare(PackTensorSpec spec) {
   }
   e->nbytes = numel * dtype_size(spec.dtype);
   if (spec.shape.size() == 2) {
-    if (is_quantized(spec.dtype) && spec.shape[1] % kQuantBlock != 0)
+    if (is_quantized(spec.dtype) && spec.shape[1] % quant_scale_inputs(spec.dtype) != 0)
       fail(StatusCode::kInternal, "tensor " + spec.name + ": rows of " + std::to_string(spec.shape[1]) +
-                                      " are not whole blocks of " + std::to_string(kQuantBlock));
+                                      " are not whole scale groups of " +
+                                      std::to_string(quant_scale_inputs(spec.dtype)));
     e->nbytes = static_cast<uint64_t>(spec.shape[0]) * row_bytes(spec.dtype, spec.shape[1]);
   }
   e->offset = data_size_;
@@ -108,7 +109,7 @@ uint64_t PackWriter::finish(const PackManifestInfo& info) {
     e.xxh3 = XXH3_64bits_digest(e.state);
     tensors.push_back(fb::CreateTensor(
         b, b.CreateString(e.spec.name), static_cast<fb::DType>(e.spec.dtype),
-        e.spec.dtype == DType::kInt4   ? fb::Layout_Int4Groups16
+        is_int4(e.spec.dtype)          ? fb::Layout_Int4Groups16
         : e.spec.dtype == DType::kInt8 ? fb::Layout_Int8Groups16
                                        : fb::Layout_RowMajor,
         b.CreateVector(e.spec.shape), b.CreateVector(e.spec.global_shape), static_cast<fb::SplitKind>(e.spec.split),

@@ -209,16 +209,16 @@ void check_gptq_source(const GptqScheme& s, const Checkpoint& ckpt, const std::s
   }
 }
 
-void decode_gptq_rows(const GptqScheme& s, const Checkpoint& ckpt, const std::string& weight_name, int64_t r0,
-                      int64_t r1, int64_t c0, int64_t c1, uint8_t* out) {
+void decode_gptq_rows(const GptqScheme& s, DType dt, const Checkpoint& ckpt, const std::string& weight_name,
+                      int64_t r0, int64_t r1, int64_t c0, int64_t c1, uint8_t* out) {
   const std::string base = base_name(weight_name);
   const SafeTensor& qweight = *ckpt.find(base + ".qweight");
   const SafeTensor& scales = *ckpt.find(base + ".scales");
   const int64_t n_out = qweight.shape[1];
   const int per = 32 / s.bits;
   const uint32_t mask = (1u << s.bits) - 1;
-  const DType dt = s.dtype();
-  const int64_t n = c1 - c0, nb = n / kQuantBlock;
+  const int64_t gi = quant_scale_inputs(dt);  // inputs per shardlm scale
+  const int64_t n = c1 - c0, nb = n / gi;
   const size_t rb = row_bytes(dt, n);
   // Tiles of 16 output rows: qweight is [n_in / per, n_out], so one 64-byte line holds a word
   // of 16 neighbouring rows.
@@ -237,7 +237,7 @@ void decode_gptq_rows(const GptqScheme& s, const Checkpoint& ckpt, const std::st
       }
     }
     for (int64_t b = 0; b < nb; ++b) {
-      const int64_t g = group_of(s, c0 + b * kQuantBlock);
+      const int64_t g = group_of(s, c0 + b * gi);
       for (int64_t j = 0; j < nt; ++j) row_scales[static_cast<size_t>(j * nb + b)] = scale_f16(scales, n_out, g, t0 + j);
     }
     for (int64_t j = 0; j < nt; ++j)

@@ -27,7 +27,16 @@ struct GptqScheme {
   // "gptq_v2" stores the zero point.
   bool zeros_stored_minus_one = true;
   std::string summary() const;  // "gptq 4-bit, groups of 128"
-  DType dtype() const { return bits == 4 ? DType::kInt4 : DType::kInt8; }
+  // The type its matrices pack as by default: int8 for 8 bits; for 4 bits int4g128 when every
+  // group is whole multiples of 128 inputs (the scales carry over one to one), else int4.
+  DType dtype() const {
+    if (bits == 8) return DType::kInt8;
+    return group_size > 0 && group_size % quant_scale_inputs(DType::kInt4G128) == 0 ? DType::kInt4G128
+                                                                                   : DType::kInt4;
+  }
+  // Whether its matrices can pack as t exactly: dtype(), or int4 for any 4-bit scheme (each
+  // group's scale repeated for its 32-input blocks).
+  bool packs_as(DType t) const { return t == dtype() || (bits == 4 && t == DType::kInt4); }
 };
 
 // The GPTQ scheme config.json's quantization_config describes; nullopt when it has none. Throws
@@ -56,8 +65,10 @@ void check_gptq_source(const GptqScheme& s, const Checkpoint& ckpt, const std::s
                        int64_t n_out, int64_t n_in);
 
 // Writes output rows [r0, r1) of the linear, restricted to inputs [c0, c1) (c0 and c1 multiples
-// of kQuantBlock), as shardlm rows of s.dtype().   out [(r1 - r0) * row_bytes(s.dtype(), c1 - c0)]
-void decode_gptq_rows(const GptqScheme& s, const Checkpoint& ckpt, const std::string& weight_name,
-                      int64_t r0, int64_t r1, int64_t c0, int64_t c1, uint8_t* out);
+// of quant_scale_inputs(dt)), as shardlm rows of dt (s.packs_as(dt)).
+//   out [(r1 - r0) * row_bytes(dt, c1 - c0)]
+void decode_gptq_rows(const GptqScheme& s, DType dt, const Checkpoint& ckpt,
+                      const std::string& weight_name, int64_t r0, int64_t r1, int64_t c0, int64_t c1,
+                      uint8_t* out);
 
 }  // namespace shardlm

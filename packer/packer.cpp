@@ -24,6 +24,7 @@
 #include "formats/blob.h"
 #include "formats/hf_config.h"
 #include "formats/pack_format.h"
+#include "formats/pack_layout.h"
 #include "formats/pack_writer.h"
 #include "formats/safetensors.h"
 #include "packer/gptq_source.h"
@@ -92,8 +93,8 @@ void write_recipe(const TensorRecipe& r, const Checkpoint& ckpt, const GptqSchem
         if (fill + row_out > buf.size()) flush();
         const int64_t n = std::min<int64_t>(piece.row_end - row,
                                             static_cast<int64_t>((buf.size() - fill) / row_out));
-        decode_gptq_rows(*gptq, ckpt, piece.tensor, row, row + n, piece.col_begin, piece.col_end,
-                         buf.data() + fill);
+        decode_gptq_rows(*gptq, out, ckpt, piece.tensor, row, row + n, piece.col_begin,
+                         piece.col_end, buf.data() + fill);
         fill += static_cast<size_t>(n) * row_out;
         row += n;
       }
@@ -278,16 +279,27 @@ PackResult pack_checkpoint(const PackOptions& o) {
                                       ": takes bf16, f16 or f32; quantize with --weights");
   // A GPTQ checkpoint's matrices arrive quantized: they pack as int4 / int8 as they are.
   const std::optional<GptqScheme> gptq = read_gptq_scheme(o.model_dir);
-  if (gptq && o.quantize && *o.quantize != gptq->dtype())
+  if (gptq && o.quantize && !gptq->packs_as(*o.quantize))
     fail(StatusCode::kInvalidArg,
          o.model_dir + " is a " + gptq->summary() + " checkpoint: its matrices pack as " +
-             dtype_name(gptq->dtype()) + "; leave out --weights " + dtype_name(*o.quantize));
-  const std::optional<DType> quantize = gptq ? std::optional<DType>(gptq->dtype()) : o.quantize;
+             dtype_name(gptq->dtype()) + (gptq->bits == 4 && gptq->dtype() != DType::kInt4 ? " or int4" : "") +
+             "; leave out --weights " + dtype_name(*o.quantize));
+  const std::optional<DType> quantize = gptq ? std::optional<DType>(o.quantize.value_or(gptq->dtype())) : o.quantize;
   if (o.quantize_embeddings && !quantize)
     fail(StatusCode::kInvalidArg,
          "--quantize-embeddings needs --weights int8 or int4 (or a GPTQ checkpoint)");
-  const DType wt = quantize.value_or(float_dtype);
-  const DType et = quantize && o.quantize_embeddings ? *quantize : float_dtype;
+  DType wt = quantize.value_or(float_dtype);
+  // A GPTQ checkpoint with groups of 128 packs as int4g128 by default, unless this TP size gives
+  // some rank a slice of a row-parallel matrix that is not whole groups of 128: then as int4, which
+  // holds it exactly too (each group's scale repeated per block of 32).
+  if (gptq && !o.quantize && wt == DType::kInt4G128) {
+    for (auto& p : layouts)
+      for (const PackTensorSpec& spec : pack_tensor_specs(config, p, wt, float_dtype))
+        if (is_quantized(spec.dtype) && spec.shape.size() == 2 &&
+            spec.shape[1] % quant_scale_inputs(wt) != 0)
+          wt = DType::kInt4;
+  }
+  const DType et = quantize && o.quantize_embeddings ? wt : float_dtype;
 
   std::vector<std::vector<TensorRecipe>> recipes;
   for (auto& p : layouts) {

@@ -54,8 +54,12 @@ void inspect_pack(const std::string& dir, bool verify, bool as_json, std::ostrea
           << "embeddings " << (c.tie_word_embeddings ? "tied" : "untied") << " " << dtype_name(pack->embedding_dtype())
           << ", weights " << dtype_name(pack->weight_dtype())
           << (is_quantized(pack->weight_dtype())
-                  ? " (blocks of " + std::to_string(kQuantBlock) + " inputs, one f16 scale each; rows: " +
-                        (pack->weight_dtype() == DType::kInt4 ? "4-bit values interleaved in groups of 16 blocks (layout Int4Groups16)"
+                  ? " (blocks of " + std::to_string(kQuantBlock) + " inputs, one f16 scale per " +
+                        (quant_scale_blocks(pack->weight_dtype()) == 1
+                             ? std::string("block")
+                             : std::to_string(quant_scale_inputs(pack->weight_dtype())) + " inputs") +
+                        "; rows: " +
+                        (is_int4(pack->weight_dtype()) ? "4-bit values interleaved in groups of 16 blocks (layout Int4Groups16)"
                                                               : "8-bit values interleaved in groups of 16 blocks (layout Int8Groups16)") +
                         ", then scales)"
                   : std::string())
@@ -78,6 +82,8 @@ void inspect_pack(const std::string& dir, bool verify, bool as_json, std::ostrea
                          {"weight_dtype", dtype_name(pack->weight_dtype())},
                          {"embedding_dtype", dtype_name(pack->embedding_dtype())},
                          {"quant_block", is_quantized(pack->weight_dtype()) ? kQuantBlock : 0},
+                         {"quant_scale_inputs",
+                          is_quantized(pack->weight_dtype()) ? quant_scale_inputs(pack->weight_dtype()) : 0},
                          {"weight_bytes", weights}, {"tensors", tensors}, {"files", pack->file_names()},
                          {"verified", verify}});
       continue;

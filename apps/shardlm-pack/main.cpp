@@ -68,7 +68,7 @@ int run(int argc, char** argv) {
       ("out", po::value<std::string>(), "output pack directory (created if missing)")
       ("tp", po::value<int>()->default_value(1), "tensor-parallel size N: writes rank-<r>-of-<N>.shardlm for r < N")
       ("dtype", po::value<std::string>(), "weight dtype bf16|f16|f32 (default: the checkpoint's)")
-      ("weights", po::value<std::string>(), "quantize the matrices ahead of time: int8 or int4 (one f16 scale per 32 inputs); the embedding and lm_head keep --dtype. A GPTQ checkpoint (symmetric, 4 or 8 bits) packs as int4 / int8 without it")
+      ("weights", po::value<std::string>(), "quantize the matrices ahead of time: int8 or int4 (one f16 scale per 32 inputs), int4g128 (one per 128 inputs: 8% smaller than int4, coarser); the embedding and lm_head keep --dtype. A GPTQ checkpoint (symmetric, 4 or 8 bits) packs as it is quantized without it (int8, int4, or int4g128 for groups of 128)")
       ("quantize-embeddings", "with --weights (or a GPTQ checkpoint): quantize the embedding and lm_head too")
       ("gpu-mem", po::value<std::string>(), "memory plan target size per rank, e.g. 80GiB (default: detected GPU, else host memory)")
       ("gpu", po::value<std::string>(), "memory plan target by device profile: h100, h200, a100-80g, a100-40g, l40s, l4, a10, rtx4090")
@@ -119,9 +119,9 @@ int run(int argc, char** argv) {
   }
   if (vm.count("weights")) {
     const std::string w = vm["weights"].as<std::string>();
-    if (w != "int8" && w != "int4")
-      fail(StatusCode::kInvalidArg, "--weights must be int8 or int4, got '" + w + "'");
-    o.quantize = w == "int4" ? DType::kInt4 : DType::kInt8;
+    if (w != "int8" && w != "int4" && w != "int4g128")
+      fail(StatusCode::kInvalidArg, "--weights must be int8, int4 or int4g128, got '" + w + "'");
+    o.quantize = w == "int4" ? DType::kInt4 : w == "int4g128" ? DType::kInt4G128 : DType::kInt8;
   }
   o.quantize_embeddings = vm.count("quantize-embeddings") > 0;
   o.plan = plan_options(vm);

@@ -19,7 +19,6 @@ void int8_gemm_pack_w(DType dtype, const uint8_t* w, int64_t n_in, int64_t o, in
                       int64_t k0, int64_t kc, uint8_t* wp, float* ws) {
   constexpr int64_t nr = kInt8GemmNr;
   const size_t rb = row_bytes(dtype, n_in);
-  const int64_t scales_at = quant_scales_offset(dtype, n_in);
   for (int64_t j = 0; j < nr; ++j) {
     if (j >= n_rows) {
       for (int64_t g = 0; g < kc / 4; ++g) std::memset(wp + (g * nr + j) * 4, 0, 4);
@@ -30,7 +29,7 @@ void int8_gemm_pack_w(DType dtype, const uint8_t* w, int64_t n_in, int64_t o, in
     for (int64_t b = 0; b < kc / kQuantBlock; ++b) {
       const int64_t blk = k0 / kQuantBlock + b;
       uint8_t q[kQuantBlock];  // stored values of the block, one per byte
-      if (dtype == DType::kInt4) {
+      if (is_int4(dtype)) {
         unpack_block_int4(row, n_in, blk, q);
       } else {
         unpack_block_int8(row, n_in, blk, q);
@@ -38,7 +37,7 @@ void int8_gemm_pack_w(DType dtype, const uint8_t* w, int64_t n_in, int64_t o, in
       for (int64_t g = 0; g < kQuantBlock / 4; ++g)
         std::memcpy(wp + ((b * kQuantBlock / 4 + g) * nr + j) * 4, q + 4 * g, 4);
       uint16_t h;
-      std::memcpy(&h, row + scales_at + blk * 2, 2);
+      std::memcpy(&h, row + quant_scale_at(dtype, n_in, blk), 2);
       ws[b * nr + j] = f16_to_f32(h);
     }
   }

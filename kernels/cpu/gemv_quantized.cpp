@@ -15,9 +15,9 @@ namespace {
 // Block b of a quantized row, dequantized.   row [row_bytes(dtype, n_in)], out [kQuantBlock]
 void dequantize_block(DType dtype, const uint8_t* row, int64_t n_in, int64_t b, float* out) {
   uint16_t h;
-  std::memcpy(&h, row + quant_scales_offset(dtype, n_in) + b * 2, 2);
+  std::memcpy(&h, row + quant_scale_at(dtype, n_in, b), 2);
   const float d = f16_to_f32(h);
-  if (dtype == DType::kInt4) {
+  if (is_int4(dtype)) {
     uint8_t q[kQuantBlock];  // q + 8
     unpack_block_int4(row, n_in, b, q);
     for (int64_t i = 0; i < kQuantBlock; ++i) out[i] = d * static_cast<float>(q[i] - 8);

@@ -24,7 +24,7 @@ namespace {
 // The f16 scale of block b.
 inline float block_scale(DType dtype, const uint8_t* row, int64_t n_in, int64_t b) {
   uint16_t h;
-  std::memcpy(&h, row + quant_scales_offset(dtype, n_in) + b * 2, 2);
+  std::memcpy(&h, row + quant_scale_at(dtype, n_in, b), 2);
   return _cvtsh_ss(h);
 }
 
@@ -65,6 +65,23 @@ inline __m256 scales_partial(const uint8_t* p, int64_t n) {
   return _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(h)));
 }
 
+// The scales of n (<= 8) consecutive blocks from block b0 of a row of type T, one per lane; the
+// other lanes 0.   ws [the row's scales]
+template <DType T>
+inline __m256 block_scales(const uint8_t* ws, int64_t b0, int64_t n) {
+  if constexpr (quant_scale_blocks(T) == 1) {
+    const uint8_t* p = ws + b0 * 2;
+    return n == 8 ? _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)))
+                  : scales_partial(p, n);
+  } else {  // kInt4G128: 4 blocks per scale, and b0, n multiples of 4
+    static_assert(quant_scale_blocks(T) == 4);
+    uint16_t h[2] = {};
+    std::memcpy(h, ws + b0 / 4 * 2, n > 4 ? 4 : 2);
+    const float a = _cvtsh_ss(h[0]), c = n > 4 ? _cvtsh_ss(h[1]) : 0.0f;
+    return _mm256_setr_ps(a, a, a, a, c, c, c, c);
+  }
+}
+
 // The first n (<= 8) 32-bit lanes of p; the others 0.
 inline __m256i load_lanes(const uint8_t* p, int64_t n) {
   if (n >= 8) return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
@@ -85,7 +102,7 @@ template <DType kType, int T>
 void rows_pass(const uint8_t* xa, int64_t n_in, const uint8_t* const* rows, float (*out)[kTokens]) {
   const size_t xab = arranged_activation_row_bytes(n_in);
   const int64_t nb = n_in / kQuantBlock;
-  constexpr bool kInt4 = kType == DType::kInt4;
+  constexpr bool kInt4 = is_int4(kType);
   constexpr int64_t kGroupBytes = kInt4 ? 256 : 512;
   const __m256i low4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
   const __m256i flip = _mm256_set1_epi8(-128);
@@ -134,10 +151,8 @@ void rows_pass(const uint8_t* xa, int64_t n_in, const uint8_t* const* rows, floa
         }
       }
       for (int r = 0; r < kRows; ++r) {
-        const uint8_t* ws = rows[r] + quant_scales_offset(kType, n_in) + b0 * 2;
         const __m256 sw =
-            n_lanes == 8 ? _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(ws)))
-                         : scales_partial(ws, n_lanes);
+            block_scales<kType>(rows[r] + quant_scales_offset(kType, n_in), b0, n_lanes);
         for (int t = 0; t < T; ++t)
           acc[r][t] =
               _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum[r][t]), _mm256_mul_ps(sw, sx[t]), acc[r][t]);
@@ -161,6 +176,10 @@ void gemv_quantized_int8x_avx2(const uint8_t* xq, int64_t n_tokens, int64_t n_in
         if (dtype == DType::kInt4) {
           if (nt == 1) return rows_pass<DType::kInt4, 1>(xa, n_in, rows, out);
           return rows_pass<DType::kInt4, 2>(xa, n_in, rows, out);
+        }
+        if (dtype == DType::kInt4G128) {
+          if (nt == 1) return rows_pass<DType::kInt4G128, 1>(xa, n_in, rows, out);
+          return rows_pass<DType::kInt4G128, 2>(xa, n_in, rows, out);
         }
         if (nt == 1) return rows_pass<DType::kInt8, 1>(xa, n_in, rows, out);
         return rows_pass<DType::kInt8, 2>(xa, n_in, rows, out);

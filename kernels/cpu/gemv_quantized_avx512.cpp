@@ -26,7 +26,7 @@ namespace {
 // The f16 scale of block b, broadcast.
 inline __m512 block_scale(DType dtype, const uint8_t* row, int64_t n_in, int64_t b) {
   uint16_t h;
-  std::memcpy(&h, row + quant_scales_offset(dtype, n_in) + b * 2, 2);
+  std::memcpy(&h, row + quant_scale_at(dtype, n_in, b), 2);
   return _mm512_set1_ps(_cvtsh_ss(h));
 }
 
@@ -101,10 +101,11 @@ namespace {
 // (int8: 8 loads of 64 bytes, xor 0x80; int4: 4 loads, low and high nibbles minus 8) hold 4
 // inputs of every block, one block per 32-bit lane; two rounds of unpacks put a block's inputs
 // 0-15 and 16-31 into 16-byte lanes, which are widened to f32 and scaled.
-//   group [the group's 256 (int4) or 512 (int8) bytes], scales [16 f16], out [512]
+//   group [the group's 256 (int4) or 512 (int8) bytes], scales [16 / quant_scale_blocks(dtype)
+//   f16: the group's], out [512]
 void dequantize_group(DType dtype, const uint8_t* group, const uint8_t* scales, float* out) {
   __m512i step[8];
-  if (dtype == DType::kInt4) {
+  if (is_int4(dtype)) {
     const __m512i low4 = _mm512_set1_epi8(0x0F), eight = _mm512_set1_epi8(8);
     for (int s = 0; s < 4; ++s) {
       const __m512i v = _mm512_loadu_si512(group + 64 * s);
@@ -129,7 +130,15 @@ void dequantize_group(DType dtype, const uint8_t* group, const uint8_t* scales, 
     _mm512_store_si512(q[3][h], _mm512_unpackhi_epi64(b[2 * h], b[2 * h + 1]));
   }
   alignas(64) float d[16];
-  _mm512_store_ps(d, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(scales))));
+  if (const int64_t sb = quant_scale_blocks(dtype); sb == 1) {
+    _mm512_store_ps(d, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(scales))));
+  } else {  // block j's scale is the group's scale j / sb
+    for (int j = 0; j < 16; ++j) {
+      uint16_t h;
+      std::memcpy(&h, scales + j / sb * 2, 2);
+      d[j] = _cvtsh_ss(h);
+    }
+  }
   for (int j = 0; j < 16; ++j) {
     const __m512 dj = _mm512_set1_ps(d[j]);
     for (int h = 0; h < 2; ++h) {
@@ -149,10 +158,9 @@ void dequantize_blocks_avx512(DType dtype, const uint8_t* row, int64_t n_in, int
   for (int64_t k = k0; k < k0 + kc;) {
     // Whole groups at once; blocks of a partial group or range one at a time.
     if (k % kGroup == 0 && k + kGroup <= k0 + kc && k + kGroup <= n_in) {
-      const int64_t group_bytes = dtype == DType::kInt4 ? kGroup / 2 : kGroup;
+      const int64_t group_bytes = is_int4(dtype) ? kGroup / 2 : kGroup;
       dequantize_group(dtype, row + k / kGroup * group_bytes,
-                       row + quant_scales_offset(dtype, n_in) + k / kQuantBlock * 2,
-                       out + (k - k0));
+                       row + quant_scale_at(dtype, n_in, k / kQuantBlock), out + (k - k0));
       k += kGroup;
       continue;
     }

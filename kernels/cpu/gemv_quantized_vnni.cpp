@@ -4,7 +4,8 @@
 // blocks (dtype.h) holds one block per 32-bit lane in every 64-byte load, so VPDPBUSD (the
 // weights' stored values, unsigned: int8 q + 128, int4 q + 8, times x's signed bytes) sums a whole
 // group per lane in int32, each lane starting at -offset times its block's sum of x, which cancels
-// the offset; then one conversion and one FMA by the 16 scale products per group.
+// the offset; then one conversion and one FMA by the 16 scale products per group (kInt4G128: its 4
+// scales, each spread over the 4 lanes of the blocks that share it).
 // GCC 12 reports -Wuninitialized inside its own AVX-512 intrinsics (the _mm512_undefined_*
 // placeholders; GCC bug 105593, fixed in GCC 13). Silenced for this file only.
 #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ < 13
@@ -42,7 +43,8 @@ constexpr int kPrefetchBytes = 4096;
 // of 4 instead of one of 8).
 template <DType kType, int R, int T>
 void rows_pass(const uint8_t* xa, int64_t n_in, const uint8_t* const* rows, float (*out)[kTokens]) {
-  constexpr bool kInt4 = kType == DType::kInt4;
+  constexpr bool kInt4 = is_int4(kType);
+  constexpr int64_t kScaleBlocks = quant_scale_blocks(kType);  // 1, or 4 (kInt4G128)
   constexpr int64_t kGroupBytes = kInt4 ? 256 : 512;
   constexpr int kShift = kInt4 ? 3 : 7;  // the offset 8 or 128
   const size_t xab = arranged_activation_row_bytes(n_in);
@@ -53,6 +55,8 @@ void rows_pass(const uint8_t* xa, int64_t n_in, const uint8_t* const* rows, floa
   for (int r = 0; r < R; ++r)
     for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
   const __m512i low4 = _mm512_set1_epi8(0x0F);
+  // kInt4G128: lane j (block j of the group) takes the group's scale j / 4.
+  const __m512i spread4 = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
   for (int64_t g = 0; g * kQuantGroupBlocks < nb; ++g) {
     const int64_t G = std::min<int64_t>(kQuantGroupBlocks, nb - g * kQuantGroupBlocks);
     const __mmask64 m = G == 16 ? ~0ULL : (1ULL << (4 * G)) - 1;  // a step's 4 G bytes
@@ -104,7 +108,15 @@ void rows_pass(const uint8_t* xa, int64_t n_in, const uint8_t* const* rows, floa
       }
     }
     for (int r = 0; r < R; ++r) {
-      const __m512 sw = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mb, rows[r] + w_scales + b0 * 2));
+      __m512 sw;
+      if constexpr (kScaleBlocks == 1) {
+        sw = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mb, rows[r] + w_scales + b0 * 2));
+      } else {  // G is a multiple of 4: the group's G / 4 scales, each spread over 4 lanes
+        static_assert(kScaleBlocks == 4);
+        const __mmask16 ms = static_cast<__mmask16>((1u << (G / 4)) - 1);
+        sw = _mm512_permutexvar_ps(
+            spread4, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(ms, rows[r] + w_scales + b0 / 2)));
+      }
       for (int t = 0; t < T; ++t) {
         __m512i sum = sum_a[r][t];
         if constexpr (kSplit) sum = _mm512_add_epi32(sum, sum_b[r][t]);
@@ -144,6 +156,8 @@ void gemv_quantized_vnni(const uint8_t* xq, int64_t n_tokens, int64_t n_in, cons
                          int64_t ldy) {
   if (dtype == DType::kInt4) {
     gemv_vnni<DType::kInt4>(xq, n_tokens, n_in, w, o_begin, o_end, bias, y, ldy);
+  } else if (dtype == DType::kInt4G128) {
+    gemv_vnni<DType::kInt4G128>(xq, n_tokens, n_in, w, o_begin, o_end, bias, y, ldy);
   } else {
     gemv_vnni<DType::kInt8>(xq, n_tokens, n_in, w, o_begin, o_end, bias, y, ldy);
   }

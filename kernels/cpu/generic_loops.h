@@ -58,6 +58,7 @@ static inline float load_w(const void* w, DType dtype, int64_t i) {
       return f8e4m3_bits_to_f32(static_cast<const uint8_t*>(w)[i]);
     case DType::kInt8:  // never here: quantized weights take matmul.cpp's own path
     case DType::kInt4:
+    case DType::kInt4G128:
     case DType::kF32:
       break;
   }

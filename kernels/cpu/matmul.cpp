@@ -212,7 +212,7 @@ void gemm_int8(const Context& ctx, const float* x, int64_t n_tokens, int64_t n_i
   float* sx = reinterpret_cast<float*>(base + x_bytes);
   int32_t* corr = reinterpret_cast<int32_t*>(base + x_bytes + s_bytes);
   uint8_t* per_thread = base + x_bytes + 2 * s_bytes;
-  const int32_t offset = dtype == DType::kInt4 ? 8 : 128;
+  const int32_t offset = is_int4(dtype) ? 8 : 128;
   ctx.pool.parallel_for(n_tokens, [&](int64_t t_begin, int64_t t_end) {
     for (int64_t t = t_begin; t < t_end; ++t) {
       uint8_t* row = xq + static_cast<size_t>(t) * xrb;

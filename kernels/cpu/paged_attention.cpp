@@ -669,6 +669,7 @@ void narrow_row(const float* src, int64_t n, DType dtype, void* dst) {
   switch (dtype) {
     case DType::kInt8:  // never here: the KV cache is a float type
     case DType::kInt4:
+    case DType::kInt4G128:
     case DType::kF32:
       std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(float));
       return;

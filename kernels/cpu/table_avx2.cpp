@@ -38,6 +38,7 @@ inline __m256 load8(const void* w, DType dtype, int64_t k) {
           _mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(w) + k)));
     case DType::kInt8:  // never here: quantized weights take matmul.cpp's own path
     case DType::kInt4:
+    case DType::kInt4G128:
     case DType::kF8E4M3:  // never here: a KV cache type (widen is generic::widen)
     case DType::kF32:
       break;

@@ -143,6 +143,7 @@ inline void dot_rows(const float* x, const void* w, DType dtype, int64_t ld, int
       return dot_rows_f16<R>(x, static_cast<const uint16_t*>(w), ld, n, out);
     case DType::kInt8:  // never here: quantized weights take matmul.cpp's own path
     case DType::kInt4:
+    case DType::kInt4G128:
     case DType::kF8E4M3:  // never here: a KV cache type
     case DType::kF32:
       return dot_rows_f32<R>(x, static_cast<const float*>(w), ld, n, out);
@@ -197,6 +198,7 @@ inline __m512 load16(const void* w, DType dtype, int64_t k, int64_t n) {
       return f8e4m3x16_to_f32(_mm_maskz_loadu_epi8(m, static_cast<const uint8_t*>(w) + k));
     case DType::kInt8:  // never here: quantized weights take matmul.cpp's own path
     case DType::kInt4:
+    case DType::kInt4G128:
     case DType::kF32:
       break;
   }
@@ -627,6 +629,7 @@ void widen(const void* src, DType dtype, int64_t n, float* dst) {
     }
     case DType::kInt8:  // never here: quantized weights take matmul.cpp's own path
     case DType::kInt4:
+    case DType::kInt4G128:
     case DType::kF32: {
       const float* f = static_cast<const float*>(src);
       for (; i + 16 <= n; i += 16) {

@@ -1,5 +1,6 @@
-// CUDA matmul and embedding lookup for block-quantized weights (int8 / int4, row layouts in
-// runtime/core/dtype.h: a row's values, then one f16 scale per 32 inputs): each weight is
+// CUDA matmul and embedding lookup for block-quantized weights (int8 / int4 / int4g128, row
+// layouts in runtime/core/dtype.h: a row's values, then one f16 scale per 32 inputs, or per 128
+// for int4g128): each weight is
 // dequantized exactly (scale * q) and products are summed in f32, at every token count. One warp
 // per output row; lane j takes input 32 b + j of each block b, so a warp reads a block's bytes
 // together. Correct first: not tuned (no vectorized loads, and prefill re-reads the weights every
@@ -13,9 +14,11 @@ namespace {
 constexpr int kWarps = 8;        // output rows per block
 constexpr int kQuantTokens = 8;  // tokens per block (grid.y walks the token groups)
 
-// Element k of a quantized row of n_in inputs, dequantized.
-template <bool kInt4>
+// Element k of a quantized row (kType) of n_in inputs, dequantized.
+template <DType kType>
 __device__ __forceinline__ float load_wq(const uint8_t* __restrict__ row, int64_t n_in, int64_t k) {
+  constexpr bool kInt4 = kType != DType::kInt8;
+  constexpr int64_t kScaleBlocks = kType == DType::kInt4G128 ? 4 : 1;  // blocks per scale
   const int64_t b = k / 32;
   float q;
   int64_t scale_at;
@@ -28,7 +31,7 @@ __device__ __forceinline__ float load_wq(const uint8_t* __restrict__ row, int64_
     const int64_t at = 256 * g + 4 * G * (p / 8) + 4 * (b % 16) + p % 4;
     const int shift = (p % 8) >= 4 ? 4 : 0;
     q = static_cast<float>(static_cast<int>((__ldg(row + at) >> shift) & 0x0F) - 8);
-    scale_at = n_in / 2 + b * 2;
+    scale_at = n_in / 2 + b / kScaleBlocks * 2;
   } else {
     // int8_byte (runtime/core/dtype.h): in group g of G blocks, byte 512 g + 4 G s + 4 j + i holds
     // input 32 j + 4 s + i of the group.
@@ -43,7 +46,7 @@ __device__ __forceinline__ float load_wq(const uint8_t* __restrict__ row, int64_
   return __half2float(__ushort_as_half(h)) * q;
 }
 
-template <bool kInt4>
+template <DType kType>
 __global__ void __launch_bounds__(kWarps * 32)
     gemv_quantized_kernel(const float* __restrict__ x, int64_t n_tokens, int64_t n_in,
                           const uint8_t* __restrict__ w, size_t row_bytes, int64_t n_out,
@@ -58,7 +61,7 @@ __global__ void __launch_bounds__(kWarps * 32)
 #pragma unroll
   for (int t = 0; t < kQuantTokens; ++t) acc[t] = 0.0f;
   for (int64_t k = lane; k < n_in; k += 32) {
-    const float wv = load_wq<kInt4>(wr, n_in, k);
+    const float wv = load_wq<kType>(wr, n_in, k);
 #pragma unroll
     for (int t = 0; t < kQuantTokens; ++t)
       if (t < nt) acc[t] = fmaf(wv, __ldg(x + (t0 + t) * n_in + k), acc[t]);
@@ -71,7 +74,7 @@ __global__ void __launch_bounds__(kWarps * 32)
   }
 }
 
-template <bool kInt4>
+template <DType kType>
 __global__ void embed_quantized_kernel(I32Arg ids, const uint8_t* __restrict__ table,
                                        size_t row_bytes, int64_t n_vocab_local, int64_t vocab_start,
                                        int64_t n_embd, float* __restrict__ out) {
@@ -81,7 +84,7 @@ __global__ void embed_quantized_kernel(I32Arg ids, const uint8_t* __restrict__ t
   const bool own = row >= 0 && row < n_vocab_local;
   for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n_embd;
        i += int64_t{gridDim.x} * blockDim.x) {
-    o[i] = own ? load_wq<kInt4>(table + row * row_bytes, n_embd, i) : 0.0f;
+    o[i] = own ? load_wq<kType>(table + row * row_bytes, n_embd, i) : 0.0f;
   }
 }
 
@@ -104,10 +107,13 @@ void gemv_quantized(const float* x, int64_t n_tokens, int64_t n_in, const void* 
   const size_t rb = row_bytes(dtype, n_in);
   const auto* wb = static_cast<const uint8_t*>(w);
   if (dtype == DType::kInt4) {
-    gemv_quantized_kernel<true>
+    gemv_quantized_kernel<DType::kInt4>
+        <<<grid, kWarps * 32, 0, stream>>>(x, n_tokens, n_in, wb, rb, n_out, bias, y);
+  } else if (dtype == DType::kInt4G128) {
+    gemv_quantized_kernel<DType::kInt4G128>
         <<<grid, kWarps * 32, 0, stream>>>(x, n_tokens, n_in, wb, rb, n_out, bias, y);
   } else {
-    gemv_quantized_kernel<false>
+    gemv_quantized_kernel<DType::kInt8>
         <<<grid, kWarps * 32, 0, stream>>>(x, n_tokens, n_in, wb, rb, n_out, bias, y);
   }
   check_launch("gemv_quantized");
@@ -134,10 +140,13 @@ void embed_quantized(const I32Arg& ids, int64_t n_tokens, const void* table, DTy
   const size_t rb = row_bytes(dtype, n_embd);
   const auto* tb = static_cast<const uint8_t*>(table);
   if (dtype == DType::kInt4) {
-    embed_quantized_kernel<true>
+    embed_quantized_kernel<DType::kInt4>
+        <<<grid, kThreads, 0, stream>>>(ids, tb, rb, n_vocab_local, vocab_start, n_embd, out);
+  } else if (dtype == DType::kInt4G128) {
+    embed_quantized_kernel<DType::kInt4G128>
         <<<grid, kThreads, 0, stream>>>(ids, tb, rb, n_vocab_local, vocab_start, n_embd, out);
   } else {
-    embed_quantized_kernel<false>
+    embed_quantized_kernel<DType::kInt8>
         <<<grid, kThreads, 0, stream>>>(ids, tb, rb, n_vocab_local, vocab_start, n_embd, out);
   }
   check_launch("embed_quantized");

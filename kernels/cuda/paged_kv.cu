@@ -471,6 +471,7 @@ void store_kv(const float* k, const float* v, const int64_t* slots, int64_t n_to
       break;
     case DType::kInt8:  // not KV types: the backend refuses such pools
     case DType::kInt4:
+    case DType::kInt4G128:
       fail(StatusCode::kInternal, "cuda store_kv: a quantized weight type is not a KV type");
   }
   check_launch("store_kv");
@@ -514,6 +515,7 @@ void paged_attention(const float* q, int64_t n_head, const void* k_pool, const v
       break;
     case DType::kInt8:  // not KV types: the backend refuses such pools
     case DType::kInt4:
+    case DType::kInt4G128:
       fail(StatusCode::kInternal, "cuda paged_attention: a quantized weight type is not a KV type");
   }
 }

@@ -23,6 +23,7 @@ float load_weight(const void* w, DType dtype, int64_t i) {
       return f8e4m3_to_f32(static_cast<const uint8_t*>(w)[i]);
     case DType::kInt8:
     case DType::kInt4:
+    case DType::kInt4G128:
       break;  // quantized rows: dequantized whole first (dequantized())
   }
   return 0.0f;
@@ -200,6 +201,7 @@ void store_kv(const float* k, const float* v, const int64_t* slots, int64_t n_to
     switch (kv_dtype) {
       case DType::kInt8:  // never here: the KV cache is a float type
       case DType::kInt4:
+      case DType::kInt4G128:
       case DType::kF32:
         static_cast<float*>(pool)[i] = x;
         break;

@@ -17,6 +17,7 @@ size_t dtype_size(DType t) {
     case DType::kBF16: return 2;
     case DType::kInt8: return 1;
     case DType::kInt4:
+    case DType::kInt4G128:
       return 1;
     case DType::kF8E4M3:
       return 1;
@@ -25,8 +26,8 @@ size_t dtype_size(DType t) {
 }
 
 size_t row_bytes(DType t, int64_t n) {
-  if (t == DType::kInt8) return static_cast<size_t>(n + n / kQuantBlock * 2);
-  if (t == DType::kInt4) return static_cast<size_t>(n / 2 + n / kQuantBlock * 2);
+  if (is_quantized(t))  // the values, then one f16 scale per quant_scale_inputs(t)
+    return static_cast<size_t>((is_int4(t) ? n / 2 : n) + n / quant_scale_inputs(t) * 2);
   return static_cast<size_t>(n) * dtype_size(t);
 }
 
@@ -40,6 +41,8 @@ const char* dtype_name(DType t) {
       return "int4";
     case DType::kF8E4M3:
       return "f8e4m3";
+    case DType::kInt4G128:
+      return "int4g128";
   }
   return "?";
 }
@@ -147,6 +150,7 @@ void convert_dtype(const void* src, DType from, void* dst, DType to, size_t n) {
         return f8e4m3_to_f32(static_cast<const uint8_t*>(src)[i]);
       case DType::kInt8:
       case DType::kInt4:
+      case DType::kInt4G128:
         break;
     }
     return 0.f;
@@ -162,6 +166,7 @@ void convert_dtype(const void* src, DType from, void* dst, DType to, size_t n) {
         break;
       case DType::kInt8:
       case DType::kInt4:
+      case DType::kInt4G128:
         break;
     }
   }

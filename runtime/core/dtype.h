@@ -31,17 +31,32 @@ namespace shardlm {
 //   scales it once (kernels/cpu/gemv_quantized_vnni.cpp). int4_position() maps an input to its
 //   byte and nibble. (Packs before this layout paired blocks instead; the pack reader refuses
 //   them: formats/pack.fbs, Layout.)
+//   kInt4G128: kInt4's values in kInt4's layout, with one f16 scale per 128 inputs (4 consecutive
+//   blocks share it; GPTQ's usual group size) instead of one per 32: n / 128 scales follow the
+//   n / 2 bytes, 4.125 bits per weight against kInt4's 4.5. Rows are whole multiples of 128.
 //   kF8E4M3: 8-bit float (OCP FP8 E4M3, "e4m3fn": 1 sign, 4 exponent bits biased by 7, 3 mantissa
 //   bits; no infinities, 0x7f / 0xff are NaN; largest finite 448, smallest subnormal 2^-9). A KV
 //   cache element type only (the paged pool's rows; weights are never f8): narrowing rounds to
 //   nearest even and saturates to +-448, so a KV value never becomes NaN.
-enum class DType : uint8_t { kF32 = 0, kF16 = 1, kBF16 = 2, kInt8 = 3, kInt4 = 4, kF8E4M3 = 5 };
+enum class DType : uint8_t {
+  kF32 = 0,
+  kF16 = 1,
+  kBF16 = 2,
+  kInt8 = 3,
+  kInt4 = 4,
+  kF8E4M3 = 5,
+  kInt4G128 = 6,
+};
 
 // Bytes per element (quantized types: 1, the value's byte; use row_bytes for whole rows).
 size_t dtype_size(DType t);
-// True for the block-quantized weight types (kInt8, kInt4).
-inline bool is_quantized(DType t) {
-  return t == DType::kInt8 || t == DType::kInt4;
+// True for the 4-bit weight types (kInt4, kInt4G128: the same values and layout).
+constexpr bool is_int4(DType t) {
+  return t == DType::kInt4 || t == DType::kInt4G128;
+}
+// True for the block-quantized weight types (kInt8, kInt4, kInt4G128).
+constexpr bool is_quantized(DType t) {
+  return t == DType::kInt8 || is_int4(t);
 }
 // True for the element types a KV cache may hold (kF32, kF16, kBF16, kF8E4M3).
 inline bool is_kv_dtype(DType t) {
@@ -49,8 +64,18 @@ inline bool is_kv_dtype(DType t) {
 }
 // Inputs per scale of the quantized types.
 inline constexpr int64_t kQuantBlock = 32;
-// Blocks per interleaved group of a kInt8 or kInt4 row (above).
+// Blocks per interleaved group of a quantized row (above).
 inline constexpr int64_t kQuantGroupBlocks = 16;
+// Blocks that share one f16 scale: 4 for kInt4G128, 1 for kInt8 and kInt4. Block b's scale is
+// scale b / quant_scale_blocks(t) of its row.
+constexpr int64_t quant_scale_blocks(DType t) {
+  return t == DType::kInt4G128 ? 4 : 1;
+}
+// Inputs per f16 scale (32 or 128): a quantized row's length, and a tensor-parallel slice of its
+// inputs, are whole multiples of it.
+constexpr int64_t quant_scale_inputs(DType t) {
+  return kQuantBlock * quant_scale_blocks(t);
+}
 
 // Where input i of a kInt4 row of n inputs is stored: the byte, and the nibble's shift (0: low,
 // 4: high).
@@ -76,9 +101,9 @@ inline Int4Position int4_position(int64_t n, int64_t i) {
   const int64_t j = i / kQuantBlock - g * kQuantGroupBlocks, p = i % kQuantBlock;
   return {g * 256 + 4 * G * (p / 8) + 4 * j + p % 4, (p % 8) >= 4 ? 4 : 0};
 }
-// Bytes of one row of n elements (n a multiple of kQuantBlock for quantized types).
+// Bytes of one row of n elements (n a multiple of quant_scale_inputs(t) for quantized types).
 size_t row_bytes(DType t, int64_t n);
-// "f32", "f16", "bf16", "int8", "int4", "f8e4m3".
+// "f32", "f16", "bf16", "int8", "int4", "f8e4m3", "int4g128".
 const char* dtype_name(DType t);
 // Accepts "f32|float32|fp32", "f16|float16|fp16|half", "bf16|bfloat16",
 // "f8e4m3|fp8|fp8_e4m3|float8_e4m3fn" (case-insensitive). Not the quantized weight types.

@@ -37,6 +37,46 @@ inline void interleave_int8(const uint8_t* src, int64_t n, uint8_t* dst) {
   }
 }
 
+// kInt4 / kInt4G128 rows (t): per scale group of sb blocks, the value of largest magnitude m (with
+// its sign) sets scale = m / -8 (rounded to f16), and every input of the group is rounded against
+// it and clamped to [-8, 7].   x [n], out [row_bytes(t, n)]
+void quantize_int4(DType t, const float* x, int64_t n, uint8_t* out) {
+  const int64_t sb = quant_scale_blocks(t), gi = quant_scale_inputs(t);
+  uint8_t* scales = out + n / 2;  // f16
+  for (int64_t s = 0; s < n / gi; ++s) {
+    const float* xs = x + s * gi;
+    float m = 0;  // the value of largest magnitude, with its sign
+    for (int64_t i = 0; i < gi; ++i)
+      if (std::fabs(xs[i]) > std::fabs(m)) m = xs[i];
+    const uint16_t h = f32_to_f16(m / -8.0f);
+    const float d = f16_to_f32(h);
+    const float inv = d != 0 ? 1.0f / d : 0.0f;
+    for (int64_t b = s * sb; b < (s + 1) * sb; ++b) {
+      const float* xb = x + b * kQuantBlock;
+      uint8_t q[kQuantBlock];  // q + 8
+      for (int64_t i = 0; i < kQuantBlock; ++i)
+        q[i] = static_cast<uint8_t>(
+            static_cast<int>(std::clamp(round_even(xb[i] * inv), -8.0f, 7.0f)) + 8);
+      put_block_int4(q, n, b, out);
+    }
+    std::memcpy(scales + s * 2, &h, 2);
+  }
+}
+
+// out[i] = scale(i / gi) * (nibble(i) - 8) for a kInt4 / kInt4G128 row (t).
+void dequantize_int4(DType t, const uint8_t* row, int64_t n, float* out) {
+  const int64_t sb = quant_scale_blocks(t);
+  for (int64_t b = 0; b < n / kQuantBlock; ++b) {
+    uint16_t h;
+    std::memcpy(&h, row + n / 2 + (b / sb) * 2, 2);
+    const float d = f16_to_f32(h);
+    uint8_t q[kQuantBlock];
+    unpack_block_int4(row, n, b, q);
+    for (int64_t i = 0; i < kQuantBlock; ++i)
+      out[b * kQuantBlock + i] = d * static_cast<float>(q[i] - 8);
+  }
+}
+
 }  // namespace
 
 void quantize_row_int8(const float* x, int64_t n, uint8_t* out) {
@@ -71,26 +111,11 @@ void dequantize_row_int8(const uint8_t* row, int64_t n, float* out) {
 }
 
 void quantize_row_int4(const float* x, int64_t n, uint8_t* out) {
-  uint8_t* scales = out + n / 2;  // f16
-  for (int64_t b = 0; b < n / kQuantBlock; ++b) {
-    const float* xb = x + b * kQuantBlock;
-    float m = 0;  // the value of largest magnitude, with its sign
-    for (int64_t i = 0; i < kQuantBlock; ++i)
-      if (std::fabs(xb[i]) > std::fabs(m)) m = xb[i];
-    const uint16_t h = f32_to_f16(m / -8.0f);
-    const float d = f16_to_f32(h);
-    const float inv = d != 0 ? 1.0f / d : 0.0f;
-    uint8_t q[kQuantBlock];  // q + 8
-    for (int64_t i = 0; i < kQuantBlock; ++i)
-      q[i] = static_cast<uint8_t>(
-          static_cast<int>(std::clamp(round_even(xb[i] * inv), -8.0f, 7.0f)) + 8);
-    put_block_int4(q, n, b, out);
-    std::memcpy(scales + b * 2, &h, 2);
-  }
+  quantize_row(DType::kInt4, x, n, out);
 }
 
 void encode_row(DType t, const uint8_t* stored, const uint16_t* scales, int64_t n, uint8_t* out) {
-  if (t == DType::kInt4) {
+  if (is_int4(t)) {
     for (int64_t b = 0; b < n / kQuantBlock; ++b) {
       uint8_t q[kQuantBlock];
       for (int i = 0; i < kQuantBlock; ++i) q[i] = stored[b * kQuantBlock + i] & 0x0F;
@@ -99,7 +124,8 @@ void encode_row(DType t, const uint8_t* stored, const uint16_t* scales, int64_t 
   } else {
     interleave_int8(stored, n, out);
   }
-  std::memcpy(out + quant_scales_offset(t, n), scales, static_cast<size_t>(n / kQuantBlock) * 2);
+  std::memcpy(out + quant_scales_offset(t, n), scales,
+              static_cast<size_t>(n / quant_scale_inputs(t)) * 2);
 }
 
 void unpack_block_int8(const uint8_t* row, int64_t n, int64_t b, uint8_t* out) {
@@ -119,20 +145,12 @@ void unpack_block_int4(const uint8_t* row, int64_t n, int64_t b, uint8_t* out) {
 }
 
 void dequantize_row_int4(const uint8_t* row, int64_t n, float* out) {
-  for (int64_t b = 0; b < n / kQuantBlock; ++b) {
-    uint16_t h;
-    std::memcpy(&h, row + n / 2 + b * 2, 2);
-    const float d = f16_to_f32(h);
-    uint8_t q[kQuantBlock];
-    unpack_block_int4(row, n, b, q);
-    for (int64_t i = 0; i < kQuantBlock; ++i)
-      out[b * kQuantBlock + i] = d * static_cast<float>(q[i] - 8);
-  }
+  dequantize_int4(DType::kInt4, row, n, out);
 }
 
 void quantize_row(DType t, const float* x, int64_t n, uint8_t* out) {
-  if (t == DType::kInt4) {
-    quantize_row_int4(x, n, out);
+  if (is_int4(t)) {
+    quantize_int4(t, x, n, out);
   } else {
     // Quantized in input order into out, then its bytes interleaved a group (<= 512 bytes) at a
     // time through a copy.
@@ -149,8 +167,8 @@ void quantize_row(DType t, const float* x, int64_t n, uint8_t* out) {
 }
 
 void dequantize_row(DType t, const uint8_t* row, int64_t n, float* out) {
-  if (t == DType::kInt4) {
-    dequantize_row_int4(row, n, out);
+  if (is_int4(t)) {
+    dequantize_int4(t, row, n, out);
   } else {
     for (int64_t b = 0; b < n / kQuantBlock; ++b) {
       uint16_t h;

@@ -1,4 +1,4 @@
-// Block quantization of weight rows (DType::kInt8 and kInt4, layouts in dtype.h): quantize a row of
+// Block quantization of weight rows (DType::kInt8, kInt4 and kInt4G128, layouts in dtype.h): quantize a row of
 // floats, dequantize it back, and read a row's scales. Scalar and exact: the packer quantizes with
 // it and the kernels' reference twins (kernels/ref) dequantize with it. Not the fast kernels
 // (kernels/cpu/gemv_quantized.h) and not tensor-level logic (the packer decides what to quantize).
@@ -41,19 +41,27 @@ void dequantize_row_int4(const uint8_t* row, int64_t n, float* out);
 void unpack_block_int4(const uint8_t* row, int64_t n, int64_t b, uint8_t* out);
 
 // Writes a row of a quantized type from values quantized elsewhere (a checkpoint that arrives
-// quantized): `stored` holds each input's stored value (q + 8 for kInt4, low nibble used; q + 128
-// for kInt8, where q = -128 is representable too), `scales` one f16 scale per block.
-//   stored [n], scales [n / kQuantBlock] (f16 bits), out [row_bytes(t, n)]
+// quantized): `stored` holds each input's stored value (q + 8 for kInt4 / kInt4G128, low nibble
+// used; q + 128 for kInt8, where q = -128 is representable too), `scales` one f16 scale per
+// quant_scale_inputs(t) inputs.
+//   stored [n], scales [n / quant_scale_inputs(t)] (f16 bits), out [row_bytes(t, n)]
 void encode_row(DType t, const uint8_t* stored, const uint16_t* scales, int64_t n, uint8_t* out);
 
-// The quantizer and dequantizer of a quantized type's weight rows (kInt8 or kInt4, in dtype.h's
-// interleaved layouts), for code that handles both.
+// The quantizer and dequantizer of a quantized type's weight rows (kInt8, kInt4 or kInt4G128, in
+// dtype.h's interleaved layouts), for code that handles them all. kInt4G128 quantizes as kInt4
+// does, with the scale set by the largest magnitude of each 128 inputs instead of each 32.
+//   x [n] (n a multiple of quant_scale_inputs(t)), out / row [row_bytes(t, n)]
 void quantize_row(DType t, const float* x, int64_t n, uint8_t* out);
 void dequantize_row(DType t, const uint8_t* row, int64_t n, float* out);
 
-// Where a row's f16 scales start: after its values (n bytes for kInt8, n / 2 for kInt4).
+// Where a row's f16 scales start: after its values (n bytes for kInt8, n / 2 for the int4 types).
 inline int64_t quant_scales_offset(DType t, int64_t n) {
-  return t == DType::kInt4 ? n / 2 : n;
+  return is_int4(t) ? n / 2 : n;
+}
+
+// Where the f16 scale of block b (inputs 32b .. 32b + 31) of a row of n inputs is.
+inline int64_t quant_scale_at(DType t, int64_t n, int64_t b) {
+  return quant_scales_offset(t, n) + b / quant_scale_blocks(t) * 2;
 }
 
 }  // namespace shardlm

@@ -195,7 +195,11 @@ void check_packed_rows(const std::string& family) {
       for (int r = 0; r < tp; ++r) {
         auto qp = PackReader::open(a.rank_paths[r]);
         auto fp = PackReader::open(b.rank_paths[r]);
-        const DType dt = g.bits == 4 ? DType::kInt4 : DType::kInt8;
+        // 4 bits in groups of 128 pack as int4g128 where every rank holds whole groups (TP 1 here;
+        // at TP 2 o_proj's 64 inputs per rank split one, so the pack is int4).
+        const DType dt = g.bits == 8                               ? DType::kInt8
+                         : g.group > 0 && g.group % 128 == 0 && tp == 1 ? DType::kInt4G128
+                                                                         : DType::kInt4;
         EXPECT_EQ(qp->weight_dtype(), dt) << what;
         EXPECT_EQ(qp->embedding_dtype(), DType::kF32) << what;
         int quantized = 0;
@@ -273,8 +277,9 @@ TEST(GptqImport, DecodesLikeTheDequantizedCheckpointAtTp1And2) {
   EXPECT_EQ(greedy(tmp / "g1", 24), greedy(tmp / "g2", 24)) << "the imported pack at TP 1 and TP 2";
 }
 
-// The CLI: shardlm-pack takes a GPTQ checkpoint without --weights, --inspect shows int4, and a
-// refused one exits non-zero with the message on stderr.
+// The CLI: shardlm-pack takes a GPTQ checkpoint without --weights, --inspect shows int4 (at TP 2,
+// where a rank's o_proj slice splits a group of 128) or int4g128 (TP 1), --weights int4 expands
+// the groups at TP 1, and a refused one exits non-zero with the message on stderr.
 TEST(GptqImport, TheCliPacksAndRefuses) {
   testing::TempDir tmp;
   const testing::TinyCheckpoint ck = testing::write_tiny_checkpoint(tmp / "ckpt", tiny_spec());
@@ -285,7 +290,18 @@ TEST(GptqImport, TheCliPacksAndRefuses) {
   ASSERT_EQ(r.code, 0) << r.out;
   r = testing::run_command(bin + " --inspect " + tmp / "p" + " 2>&1");
   EXPECT_EQ(r.code, 0) << r.out;
-  EXPECT_NE(r.out.find("weights int4"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("weights int4 ("), std::string::npos) << r.out;
+  for (const char* weights : {"", " --weights int4g128", " --weights int4"}) {
+    const std::string out = tmp / (std::string("p1") + weights);
+    r = testing::run_command(bin + " --model " + tmp / "gptq" + " --out '" + out + "' --quiet" +
+                             weights + " 2>&1");
+    ASSERT_EQ(r.code, 0) << weights << ": " << r.out;
+    r = testing::run_command(bin + " --inspect '" + out + "' 2>&1");
+    EXPECT_NE(r.out.find(std::string(weights) == " --weights int4" ? "weights int4 ("
+                                                                   : "weights int4g128 ("),
+              std::string::npos)
+        << weights << ": " << r.out;
+  }
   r = testing::run_command(bin + " --model " + tmp / "gptq" + " --out " + tmp / "q" +
                            " --weights int8 2>&1");
   EXPECT_NE(r.code, 0) << r.out;

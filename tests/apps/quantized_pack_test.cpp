@@ -1,12 +1,13 @@
-// Quantized packs (shardlm-pack --weights int8|int4) end to end on the committed demo target
-// (models/demo/target):
-//   - perplexity of the held-out sample through the runtime: int8 within +1% of bf16, int4 within
-//     +6% (TP 1 and 2, and with --quantize-embeddings too);
+// Quantized packs (shardlm-pack --weights int8|int4|int4g128) end to end on the committed demo
+// target (models/demo/target):
+//   - perplexity of the held-out sample through the runtime: int8 within +1% of bf16, int4 and
+//     int4g128 within +6% (TP 1 and 2, and with --quantize-embeddings too; int4g128 at TP 1: the
+//     demo target's o_proj has 384 inputs, 192 per rank at TP 2, which splits a 128-input group);
 //   - greedy decoding: the quantized packs at TP 1 and TP 2 produce the same tokens (and TP 1, 2
 //     and 4 on a small random model); agreement with the bf16 pack over 256 tokens is reported (a
 //     property in the test's XML output);
-//   - bad input: a TP size that splits a quantization block is refused with an error that says
-//     what to do;
+//   - bad input: a TP size that splits a quantization block (or an int4g128 scale group) is
+//     refused with an error that says what to do;
 //   - the Vulkan backend's logits for quantized packs equal the CPU backend's.
 // Kernel-level checks (every quantized kernel against kernels/ref) are in
 // tests/runtime/kernels_test.cpp; speed is docs/benchmarks.md's business.
@@ -88,6 +89,8 @@ class QuantizedPackTest : public ::testing::Test {
     pack(*tmp_ / "int4-tp1", 1, DType::kInt4);
     pack(*tmp_ / "int4-tp2", 2, DType::kInt4);
     pack(*tmp_ / "int4e-tp1", 1, DType::kInt4, true);
+    pack(*tmp_ / "int4g128-tp1", 1, DType::kInt4G128);
+    pack(*tmp_ / "int4g128e-tp1", 1, DType::kInt4G128, true);
   }
   static void TearDownTestSuite() {
     delete tmp_;
@@ -104,7 +107,8 @@ TEST_F(QuantizedPackTest, PerplexityWithinOnePercentForInt8AndSixForInt4) {
   const double bf16 = perplexity(*tmp_ / "bf16-tp1");
   RecordProperty("perplexity_bf16", std::to_string(bf16));
   for (const char* name :
-       {"int8-tp1", "int8-tp2", "int8e-tp1", "int4-tp1", "int4-tp2", "int4e-tp1"}) {
+       {"int8-tp1", "int8-tp2", "int8e-tp1", "int4-tp1", "int4-tp2", "int4e-tp1", "int4g128-tp1",
+        "int4g128e-tp1"}) {
     const double q = perplexity(*tmp_ / name);
     const double bound = name[3] == '8' ? 0.01 : 0.06;
     EXPECT_LT(q / bf16 - 1, bound) << name << ": " << q << " vs bf16 " << bf16;
@@ -130,11 +134,13 @@ TEST_F(QuantizedPackTest, F8E4M3KvCacheKeepsPerplexityWithinOnePercent) {
 
 TEST_F(QuantizedPackTest, QuantizedPacksAgreeAcrossTpAndWithBf16) {
   const std::vector<int32_t> f = greedy(*tmp_ / "bf16-tp1", 256);
-  for (const char* scheme : {"int8", "int4"}) {
+  for (const char* scheme : {"int8", "int4", "int4g128"}) {
     const std::string tp1 = *tmp_ / (std::string(scheme) + "-tp1");
-    const std::vector<int32_t> a = greedy(tp1, 64);
-    const std::vector<int32_t> b = greedy(*tmp_ / (std::string(scheme) + "-tp2"), 64);
-    EXPECT_EQ(a, b) << scheme << " at TP 1 and TP 2 decode differently";
+    if (fs::exists(*tmp_ / (std::string(scheme) + "-tp2"))) {  // int4g128: TP 1 only (above)
+      const std::vector<int32_t> a = greedy(tp1, 64);
+      const std::vector<int32_t> b = greedy(*tmp_ / (std::string(scheme) + "-tp2"), 64);
+      EXPECT_EQ(a, b) << scheme << " at TP 1 and TP 2 decode differently";
+    }
     const std::vector<int32_t> q = greedy(tp1, 256);
     size_t first_diff = 0;
     while (first_diff < q.size() && q[first_diff] == f[first_diff]) ++first_diff;
@@ -148,18 +154,19 @@ TEST_F(QuantizedPackTest, QuantizedPacksAgreeAcrossTpAndWithBf16) {
   }
 }
 
-// TP 1, 2 and 4 of one small random model (every row-parallel matrix keeps whole blocks at TP 4):
-// the same greedy tokens, for both schemes.
+// TP 1, 2 and 4 of one small random model (every row-parallel matrix keeps whole blocks at TP 4,
+// and whole 128-input groups: 512 attention and ff columns): the same greedy tokens, for every
+// scheme.
 TEST(QuantizedPackTp, Tp1And2And4DecodeTheSameTokens) {
   testing::TempDir tmp;
   testing::TinySpec spec;
   spec.n_embd = 128;
   spec.n_head = 4;
   spec.n_head_kv = 4;
-  spec.head_dim = 32;
+  spec.head_dim = 128;
   spec.n_ff = 512;
   testing::write_tiny_checkpoint(tmp / "ckpt", spec);
-  for (DType dt : {DType::kInt8, DType::kInt4}) {
+  for (DType dt : {DType::kInt8, DType::kInt4, DType::kInt4G128}) {
     std::vector<std::vector<int32_t>> runs;
     for (int tp : {1, 2, 4}) {
       PackOptions o;
@@ -199,6 +206,28 @@ TEST(QuantizedPackErrors, ATpSizeThatSplitsABlockIsRefused) {
     o.tp_size = 1;  // whole blocks at TP 1
     EXPECT_NO_THROW(pack_checkpoint(o));
   }
+}
+
+// int4g128 on the demo target at TP 2: o_proj's 384 inputs split into 192 per rank, whole blocks
+// of 32 but not whole 128-input scale groups. The message names the tensor and the group and
+// points at int4.
+TEST(QuantizedPackErrors, ATpSizeThatSplitsAnInt4G128ScaleGroupIsRefused) {
+  if (!fs::exists(kDemo / "target" / "config.json")) GTEST_SKIP() << "no demo models under " << kDemo;
+  testing::TempDir tmp;
+  try {
+    pack(tmp / "out", 2, DType::kInt4G128);
+    ADD_FAILURE() << "packed int4g128 at TP 2 with 192-input o_proj slices";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), StatusCode::kInvalidArg);
+    const std::string m = e.what();
+    EXPECT_NE(m.find(".wo"), std::string::npos) << m;
+    EXPECT_NE(m.find("192 of its 384"), std::string::npos) << m;
+    EXPECT_NE(m.find("splits a scale group"), std::string::npos) << m;
+    EXPECT_NE(m.find("int4g128 scale group of 128"), std::string::npos) << m;
+    EXPECT_NE(m.find("--weights int4"), std::string::npos) << m;
+  }
+  EXPECT_FALSE(fs::exists(fs::path(tmp / "out") / "rank-0-of-2.shardlm"));
+  EXPECT_NO_THROW(pack(tmp / "out-int4", 2, DType::kInt4));  // blocks of 32 fit
 }
 
 // A model whose rows are not whole blocks at any TP size gets a message saying so, not advice
@@ -241,7 +270,7 @@ TEST(QuantizedPackVulkan, LogitsMatchTheCpuBackend) {
   testing::write_tiny_checkpoint(tmp / "ckpt", spec);
   std::vector<int32_t> prompt;
   for (int i = 0; i < 32; ++i) prompt.push_back((i * 37 + 3) % 128);
-  for (DType dt : {DType::kInt8, DType::kInt4}) {
+  for (DType dt : {DType::kInt8, DType::kInt4, DType::kInt4G128}) {
     for (bool embeddings : {false, true}) {
       PackOptions o;
       o.model_dir = tmp / "ckpt";

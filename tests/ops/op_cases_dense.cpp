@@ -341,7 +341,7 @@ void run_max_element(OpRun& r) {
   check_max_element(r, far, "151936 elements, ties at 10 and 100000");
 }
 
-// ---- block-quantized weights (int8, int4) ----
+// ---- block-quantized weights (int8, int4, int4g128) ----
 
 // Rows of random weights quantized with runtime/core/quant.h.   out [n_rows rows of row_bytes]
 std::vector<uint8_t> quantized_rows(DType dt, int64_t n_rows, int64_t n_in, uint64_t seed) {
@@ -365,14 +365,17 @@ void need_weight_dtype(OpRun& r, DType dt) {
 
 // n_in: whole blocks of 32; up to 160, int4 rows are one group of fewer than 16 blocks; 544 and
 // 1056 are whole groups of 16 (512 inputs) and a last group of 1 block.
-constexpr std::pair<int64_t, int64_t> kQuantMatmulShapes[] = {{32, 9},   {64, 33},  {96, 7},
-                                                              {160, 45}, {544, 17}, {1056, 24}};
+// int4g128 takes the shapes of whole 128-input scale groups: 128 (one group of 4 blocks), 640 and
+// 1152 (whole groups of 16 blocks, then one of 4).
+constexpr std::pair<int64_t, int64_t> kQuantMatmulShapes[] = {
+    {32, 9}, {64, 33}, {96, 7}, {160, 45}, {544, 17}, {1056, 24}, {128, 5}, {640, 19}, {1152, 11}};
 
 void run_matmul_quantized(OpRun& r, DType dt, std::span<const int64_t> token_counts) {
   need_weight_dtype(r, dt);
   uint64_t seed = 60;
   for (int64_t n_tokens : token_counts) {
     for (auto [n_in, n_out] : kQuantMatmulShapes) {
+      if (n_in % quant_scale_inputs(dt) != 0) continue;
       const auto x = random_floats(sz(n_tokens * n_in), ++seed);
       const auto w = quantized_rows(dt, n_out, n_in, ++seed);
       const auto bias = random_floats(sz(n_out), ++seed);
@@ -396,8 +399,8 @@ void run_matmul_quantized(OpRun& r, DType dt, std::span<const int64_t> token_cou
 
 void run_embed_quantized(OpRun& r, DType dt) {
   need_weight_dtype(r, dt);
-  const int64_t n_vocab_local = 13, n_embd = 96,
-                vocab_start = 20;                               // 96: one int4 group of 3 blocks
+  // 96: one int4 group of 3 blocks; int4g128: 640, a whole group of 16 blocks and one of 4.
+  const int64_t n_vocab_local = 13, n_embd = dt == DType::kInt4G128 ? 640 : 96, vocab_start = 20;
   const std::vector<int32_t> ids = {20, 3, 32, 25, 33, 0, 20};  // 3, 33, 0 outside the shard
   const auto table = quantized_rows(dt, n_vocab_local, n_embd, 70);
   const int64_t n = static_cast<int64_t>(ids.size());
@@ -426,7 +429,7 @@ std::vector<OpCase> dense_op_cases() {
     c.push_back(
         {"matmul_" + d + "_gemm", Op::kMatmul, [dt](OpRun& r) { run_matmul(r, dt, kGemmTokens); }});
   }
-  for (DType dt : {DType::kInt8, DType::kInt4}) {
+  for (DType dt : {DType::kInt8, DType::kInt4, DType::kInt4G128}) {
     const std::string d = dtype_name(dt);
     c.push_back({"embed_" + d, Op::kEmbed, [dt](OpRun& r) { run_embed_quantized(r, dt); }});
     c.push_back({"matmul_" + d + "_gemv", Op::kMatmul,

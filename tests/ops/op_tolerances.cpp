@@ -42,6 +42,7 @@ const Row kTable[] = {
       "int8 activations in the VNNI / AVX2 GEMVs (half a step of max|x| / 127 per term), bf16 "
       "rounding in bf16 mode's GEMM (2^-8); kernels_test compares each with its exact twin"}},
     {Op::kMatmul, "cpu", DType::kInt4, 0, {0, 0, 4e-3f, "as int8"}},
+    {Op::kMatmul, "cpu", DType::kInt4G128, 0, {0, 0, 4e-3f, "as int8"}},
     {Op::kMatmul,
      "cuda",
      DType::kBF16,

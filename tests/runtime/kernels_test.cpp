@@ -53,6 +53,7 @@ float per_term_tol(DType d) {
   switch (d) {
     case DType::kInt8:  // scale * q is exact in f32 (an 11-bit by 8-bit product)
     case DType::kInt4:
+    case DType::kInt4G128:
     case DType::kF32:
       return 2e-7f;
     case DType::kF16:
@@ -220,7 +221,8 @@ TEST_P(KernelTest, EmbedMatchesRefWithOutOfShardIds) {
   }
 }
 
-// A quantized matrix [n_rows, n] (kInt8 or kInt4) from random floats (runtime/core/quant.h).
+// A quantized matrix [n_rows, n] (kInt8, kInt4 or kInt4G128) from random floats
+// (runtime/core/quant.h).
 std::vector<uint8_t> random_quantized(DType dt, int64_t n_rows, int64_t n, uint64_t seed) {
   const auto f = random_floats(static_cast<size_t>(n_rows * n), seed);
   std::vector<uint8_t> out(static_cast<size_t>(n_rows) * row_bytes(dt, n));
@@ -241,7 +243,9 @@ std::vector<uint8_t> random_quantized(DType dt, int64_t n_rows, int64_t n, uint6
 // ref::matmul_int8_activations where the GEMV quantizes activations too (AVX-512 VNNI), or
 // ref::matmul_bf16_activations where the bf16 mode's prefill runs the VDPBF16PS GEMM on bf16
 // panels (AVX-512 BF16). Rows hold whole blocks of 32 inputs; int4 rows whose n_in is not a
-// multiple of 512 end in a group of fewer than 16 blocks (all of the row below 512).
+// multiple of 512 end in a group of fewer than 16 blocks (all of the row below 512). int4g128
+// runs the shapes whose n_in is a multiple of 128 (its scale groups): 128 and 640 end in a group
+// of 4 blocks, 1152 in one of 4 after two whole groups.
 TEST_P(KernelTest, QuantizedMatmulMatchesRef) {
   const bool int8_activations = cpu::int8_activation_gemv(ctx_.isa) != nullptr;
   const bool int8_gemm = cpu::int8_dot_supported() && ctx_.isa >= Isa::kAvx512;  // bf16 mode
@@ -255,12 +259,14 @@ TEST_P(KernelTest, QuantizedMatmulMatchesRef) {
   const MatmulCase cases[] = {
       {1, 32, 1},    {1, 64, 45},   {2, 96, 7},    {3, 384, 13},  {4, 1024, 33}, {5, 160, 200},
       {7, 32, 6},    {16, 288, 37}, {17, 320, 45}, {40, 544, 64}, {70, 64, 19},  {33, 1056, 17},
-      {1, 1056, 29}, {1, 544, 17},  {6, 1056, 9},  {20, 96, 33},  {20, 96, 32},  {48, 1056, 48}};
+      {1, 1056, 29}, {1, 544, 17},  {6, 1056, 9},  {20, 96, 33},  {20, 96, 32},  {48, 1056, 48},
+      {1, 128, 5},   {3, 640, 29},  {1, 1152, 18}, {17, 640, 32}, {40, 1152, 45}};
   for (bool bf16_activations : {false, true}) {
     cpu::Context ctx = ctx_;
     ctx.bf16_activations = bf16_activations;
-    for (DType dt : {DType::kInt8, DType::kInt4}) {
+    for (DType dt : {DType::kInt8, DType::kInt4, DType::kInt4G128}) {
       for (const MatmulCase& c : cases) {
+        if (c.n_in % quant_scale_inputs(dt) != 0) continue;
         for (bool with_bias : {false, true}) {
           const auto x = random_floats(static_cast<size_t>(c.n_tokens * c.n_in), 40);
           const auto w = random_quantized(dt, c.n_out, c.n_in, 41);
@@ -297,10 +303,11 @@ TEST_P(KernelTest, QuantizedMatmulMatchesRef) {
 // The f32-activation quantized GEMV of every ISA level (the one AVX-512 machines without VNNI and
 // scalar machines run; the portable loop at the AVX2 level), called directly.
 TEST_P(KernelTest, QuantizedGemvWithF32ActivationsMatchesRef) {
-  const MatmulCase cases[] = {{1, 32, 1},    {3, 96, 13}, {4, 1024, 33},
-                              {16, 288, 37}, {5, 64, 6},  {2, 160, 9}};
-  for (DType dt : {DType::kInt8, DType::kInt4}) {
+  const MatmulCase cases[] = {{1, 32, 1}, {3, 96, 13},  {4, 1024, 33}, {16, 288, 37},
+                              {5, 64, 6}, {2, 160, 9},  {3, 640, 7},   {2, 1152, 5}};
+  for (DType dt : {DType::kInt8, DType::kInt4, DType::kInt4G128}) {
     for (const MatmulCase& c : cases) {
+      if (c.n_in % quant_scale_inputs(dt) != 0) continue;
       const auto x = random_floats(static_cast<size_t>(c.n_tokens * c.n_in), 44);
       const auto w = random_quantized(dt, c.n_out, c.n_in, 45);
       const auto bias = random_floats(static_cast<size_t>(c.n_out), 46);
@@ -339,8 +346,8 @@ TEST_P(KernelTest, ActivationQuantizationEqualsTheScalarQuantizer) {
 }
 
 TEST_P(KernelTest, QuantizedEmbedMatchesRef) {
-  for (DType dt : {DType::kInt8, DType::kInt4}) {
-    const int64_t n_vocab_local = 11, n_embd = 96, vocab_start = 20;
+  for (DType dt : {DType::kInt8, DType::kInt4, DType::kInt4G128}) {
+    const int64_t n_vocab_local = 11, n_embd = dt == DType::kInt4G128 ? 640 : 96, vocab_start = 20;
     const auto table = random_quantized(dt, n_vocab_local, n_embd, 43);
     const std::vector<int32_t> ids = {20, 3, 30, 25, 0, 20};
     std::vector<float> a(ids.size() * n_embd), b(a.size(), NAN);

@@ -1,7 +1,7 @@
 // int8 and int4 block quantization (runtime/core/quant.h): the round trip's error bound on random
 // rows, the row layouts (int8: bytes q + 128; int4: nibbles q + 8 interleaved in groups of 16
 // blocks; then one f16 scale per 32), exact values, zero blocks, outliers and int4's last group of
-// fewer than 16 blocks.
+// fewer than 16 blocks; int4g128's scales per 128 inputs over the same values and layout.
 #include "runtime/core/quant.h"
 
 #include <gtest/gtest.h>
@@ -206,6 +206,70 @@ TEST(QuantTest, Int4LayoutInterleavesGroupsOf16Blocks) {
   dequantize_row_int4(q.data(), 64, y.data());
   for (int i = 0; i < 64; ++i) EXPECT_EQ(y[static_cast<size_t>(i)], 0.0f);
   EXPECT_EQ(row_bytes(DType::kInt4, 4096), 2048u + 256u);
+}
+
+TEST(QuantTest, Int4G128SharesOneScalePer128InputsOverInt4sLayout) {
+  EXPECT_EQ(row_bytes(DType::kInt4G128, 4096), 2048u + 64u);
+  EXPECT_EQ(quant_scale_inputs(DType::kInt4G128), 128);
+  EXPECT_EQ(quant_scale_inputs(DType::kInt4), 32);
+  EXPECT_TRUE(is_int4(DType::kInt4G128) && is_quantized(DType::kInt4G128));
+  EXPECT_STREQ(dtype_name(DType::kInt4G128), "int4g128");
+  std::mt19937 rng(17);
+  std::normal_distribution<float> normal(0.0f, 0.05f);
+  // 128: one scale group in a partial interleave group of 4 blocks; 640: a full interleave group
+  // then a partial one of 4 blocks; 3072: six full interleave groups.
+  for (int64_t n : {128, 640, 3072}) {
+    std::vector<float> x(static_cast<size_t>(n));
+    for (float& v : x) v = normal(rng);
+    x[70] = -0.3f;  // an outlier (6 sigma) in the first scale group, block 2
+    std::vector<uint8_t> q(row_bytes(DType::kInt4G128, n)), q4(row_bytes(DType::kInt4, n));
+    ASSERT_EQ(q.size(), static_cast<size_t>(n / 2 + n / 64));
+    quantize_row(DType::kInt4G128, x.data(), n, q.data());
+    quantize_row(DType::kInt4, x.data(), n, q4.data());
+    std::vector<float> y(static_cast<size_t>(n), NAN), y4(static_cast<size_t>(n), NAN);
+    dequantize_row(DType::kInt4G128, q.data(), n, y.data());
+    dequantize_row(DType::kInt4, q4.data(), n, y4.data());
+    double err2 = 0, err2_32 = 0, sig2 = 0;
+    for (int64_t s = 0; s < n / 128; ++s) {
+      float m = 0;  // the largest magnitude of the 128 inputs, with its sign
+      for (int64_t i = 0; i < 128; ++i)
+        if (std::fabs(x[s * 128 + i]) > std::fabs(m)) m = x[s * 128 + i];
+      uint16_t h;
+      std::memcpy(&h, q.data() + n / 2 + s * 2, 2);
+      EXPECT_EQ(h, f32_to_f16(m / -8.0f)) << "n " << n << " scale " << s;
+      const float d = f16_to_f32(h);
+      for (int64_t i = 0; i < 128; ++i) {
+        const size_t k = static_cast<size_t>(s * 128 + i);
+        // The stored nibble: x / d rounded to nearest even, clamped to [-8, 7].
+        const int64_t b = static_cast<int64_t>(k) / 32;
+        uint8_t block[kQuantBlock];
+        unpack_block_int4(q.data(), n, b, block);
+        const float want = std::clamp(std::nearbyint(x[k] / d), -8.0f, 7.0f);
+        EXPECT_EQ(block[k % 32], static_cast<int>(want) + 8) << "n " << n << " input " << k;
+        EXPECT_EQ(y[k], d * want) << "n " << n << " input " << k;
+        err2 += (y[k] - x[k]) * (y[k] - x[k]);
+        err2_32 += (y4[k] - x[k]) * (y4[k] - x[k]);
+        sig2 += x[k] * x[k];
+      }
+    }
+    // Coarser than int4's blocks of 32 (a scale covers more range), but still a quantization of x.
+    EXPECT_GT(err2, err2_32) << "n " << n;
+    EXPECT_LT(std::sqrt(err2 / sig2), 0.3) << "n " << n;
+  }
+  // encode_row takes one scale per 128 inputs and writes the same row.
+  const int64_t n = 640;
+  std::vector<float> x(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) x[i] = 0.01f * static_cast<float>(int4_test_level(i) - 8) * (1 + i / 128);
+  std::vector<uint8_t> q(row_bytes(DType::kInt4G128, n)), e(q.size(), 0xAB);
+  quantize_row(DType::kInt4G128, x.data(), n, q.data());
+  std::vector<uint8_t> stored(static_cast<size_t>(n));
+  for (int64_t b = 0; b < n / 32; ++b) unpack_block_int4(q.data(), n, b, stored.data() + b * 32);
+  std::vector<uint16_t> scales(static_cast<size_t>(n / 128));
+  std::memcpy(scales.data(), q.data() + n / 2, scales.size() * 2);
+  encode_row(DType::kInt4G128, stored.data(), scales.data(), n, e.data());
+  EXPECT_EQ(e, q);
+  EXPECT_EQ(quant_scale_at(DType::kInt4G128, n, 7), n / 2 + 2);
+  EXPECT_EQ(quant_scale_at(DType::kInt4, n, 7), n / 2 + 14);
 }
 
 }  // namespace

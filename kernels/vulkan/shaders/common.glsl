@@ -5,7 +5,7 @@
 // the device lacks it). Not a shader by itself: each .comp includes it.
 //
 // Compile-time switches (set by kernels/vulkan/CMakeLists.txt per variant):
-//   WTYPE    0 = f32, 1 = f16, 2 = bf16, 3 = int8, 4 = int4 weights (only shaders that read
+//   WTYPE    0 = f32, 1 = f16, 2 = bf16, 3 = int8, 4 = int4, 6 = int4g128 weights (only shaders that read
 //            weights; the quantized ones through load_wq)
 //   W16      1 = read 16-bit weights through 16-bit storage, 0 = through 32-bit words
 //   SUBGROUP 1 = reduce with subgroup arithmetic, 0 = shared-memory tree
@@ -118,7 +118,8 @@ uint load_byte(uint64_t base, uint64_t off) {
 }
 
 // Element k of row `row` of a block-quantized matrix with n_in inputs per row (WTYPE 3: int8,
-// 4: int4; row layouts in runtime/core/dtype.h: the values, then one f16 scale per 32 inputs),
+// 4: int4, 6: int4g128; row layouts in runtime/core/dtype.h: the values, then one f16 scale per
+// 32 inputs, or per 128 for int4g128),
 // dequantized: scale * q. Rows are not 4-byte aligned (int8 rows are 34 bytes per 32 inputs), so
 // bytes are read through their words.
 float load_wq(uint64_t w, uint row, uint n_in, uint k) {
@@ -132,7 +133,12 @@ float load_wq(uint64_t w, uint row, uint n_in, uint k) {
   const float q = float(int(load_byte(w, r0 + 512u * g + 4u * G * (p / 4u) + 4u * (b % 16u) + p % 4u)) - 128);
   const uint scale_at = n_in + b * 2u;
 #else
-  const uint64_t r0 = uint64_t(row) * uint64_t(n_in / 2u + n_in / 16u);
+#if WTYPE == 6
+  const uint scale_blocks = 4u;
+#else
+  const uint scale_blocks = 1u;
+#endif
+  const uint64_t r0 = uint64_t(row) * uint64_t(n_in / 2u + n_in / (16u * scale_blocks));
   const uint p = k % 32u;
   // Groups of 16 blocks (the last one G blocks): in group g, byte 256 g + 4 G s + 4 j + i holds
   // input 32 j + 8 s + i of the group (low nibble) and 32 j + 8 s + 4 + i (high).
@@ -141,7 +147,7 @@ float load_wq(uint64_t w, uint row, uint n_in, uint k) {
   const uint at = 256u * g + 4u * G * (p / 8u) + 4u * (b % 16u) + p % 4u;
   const uint shift = (p % 8u) >= 4u ? 4u : 0u;
   const float q = float(int((load_byte(w, r0 + at) >> shift) & 15u) - 8);
-  const uint scale_at = n_in / 2u + b * 2u;
+  const uint scale_at = n_in / 2u + (b / scale_blocks) * 2u;
 #endif
   const uint h = load_byte(w, r0 + scale_at) | (load_byte(w, r0 + scale_at + 1u) << 8u);
   return unpackHalf2x16(h).x * q;

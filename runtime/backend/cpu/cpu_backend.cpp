@@ -123,6 +123,8 @@ class CpuBackend final : public Backend {
     check_f32(y, "matmul", "y");
     CPU_CHECK(w.ndim == 2 && w.data != nullptr, "matmul", "w must be 2-D, got " + w.describe());
     const int64_t n_out = w.dim(0), n_in = w.dim(1);
+    CPU_CHECK(!is_quantized(w.dtype) || n_in % quant_scale_inputs(w.dtype) == 0, "matmul",
+              "quantized rows of whole scale groups, got " + w.describe());
     CPU_CHECK(x.numel() % n_in == 0, "matmul", "x " + x.describe() + " vs w " + w.describe());
     const int64_t n_tokens = x.numel() / n_in;
     CPU_CHECK(y.numel() == n_tokens * n_out, "matmul",

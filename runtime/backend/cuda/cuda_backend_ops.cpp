@@ -34,6 +34,7 @@ cudaDataType_t cuda_type(DType d) {
       return CUDA_R_16BF;
     case DType::kInt8:  // never here: bind_weights refuses quantized packs on this backend
     case DType::kInt4:
+    case DType::kInt4G128:
       break;
   }
   return CUDA_R_32F;
@@ -131,8 +132,8 @@ void CudaBackend::matmul(const Tensor& x, const Tensor& w, const Tensor& bias, c
   }
   if (n_tokens == 0) return;
   if (is_quantized(w.dtype)) {  // every token count (no quantized cuBLAS path)
-    SHARDLM_CUDA_REQUIRE(n_in % kQuantBlock == 0, "matmul",
-                         "quantized rows of whole blocks, got " + w.describe());
+    SHARDLM_CUDA_REQUIRE(n_in % quant_scale_inputs(w.dtype) == 0, "matmul",
+                         "quantized rows of whole scale groups, got " + w.describe());
     ++stats_.gemv_calls;
     cuda::gemv_quantized(x.as<float>(), n_tokens, n_in, w.data, w.dtype, n_out,
                          bias.data ? bias.as<float>() : nullptr, y.as<float>(), stream_);

@@ -327,7 +327,8 @@ void VulkanBackend::matmul(const Tensor& x, const Tensor& w, const Tensor& bias,
   u32(x.numel(), "matmul", "n_tokens * n_in");
   u32(y.numel(), "matmul", "n_tokens * n_out");
   if (is_quantized(w.dtype)) {  // every token count: R rows per group, NT tokens per z group
-    check(n_in % kQuantBlock == 0, "matmul", "quantized rows of whole blocks, got " + w.describe());
+    check(n_in % quant_scale_inputs(w.dtype) == 0, "matmul",
+          "quantized rows of whole scale groups, got " + w.describe());
     p->vec4_ok = 0;
     const uint64_t gz = ceil_div(static_cast<uint64_t>(n_tokens), vkk::kGemvQuantTokens);
     check(gz <= 65535, "matmul", "too many tokens for one quantized matmul: " + x.describe());
