@@ -1,10 +1,10 @@
 // cpu-matmul-bench: times one cpu::matmul (the op the CPU backend runs for every linear layer)
-// on bf16 (or int8 or int4) weights at a chosen shape, thread count and ISA level, cycling through
+// on bf16 (or int8, int4 or int4g128) weights at a chosen shape, thread count and ISA level, cycling through
 // fresh weight copies so every call reads its weights from memory as a model's layers do
 // (SHARDLM_BENCH_HOT=1: one copy, called 2000 times, for a model small enough to stay in cache). A
 // benchmark, not a test: it checks nothing (kernels_test.cpp compares the kernels to kernels/ref).
 //   build/bin/cpu-matmul-bench N_TOKENS N_IN N_OUT [THREADS] [ISA] [ACTIVATIONS f32|bf16]
-//                              [WEIGHTS bf16|int8|int4]
+//                              [WEIGHTS bf16|int8|int4|int4g128]
 //   e.g. build/bin/cpu-matmul-bench 512 1024 6144 2 amx   (Qwen3-0.6B gate/up, 512-token prefill)
 //        build/bin/cpu-matmul-bench 16 1024 6144 2 avx512 bf16   (16 decodes, bf16 activations)
 //        build/bin/cpu-matmul-bench 1 1024 6144 2 avx512 f32 int8   (one decode, int8 weights)
@@ -48,15 +48,18 @@ int main(int argc, char** argv) {
     return 2;
   }
   const std::string weights = argc > 7 ? argv[7] : "bf16";
-  if (weights != "bf16" && weights != "int8" && weights != "int4") {
-    std::fprintf(stderr, "cpu-matmul-bench: weights '%s': expected bf16, int8 or int4\n", argv[7]);
+  if (weights != "bf16" && weights != "int8" && weights != "int4" && weights != "int4g128") {
+    std::fprintf(stderr, "cpu-matmul-bench: weights '%s': expected bf16, int8, int4 or int4g128\n",
+                 argv[7]);
     return 2;
   }
-  const DType wt = weights == "int8"   ? DType::kInt8
-                   : weights == "int4" ? DType::kInt4
-                                       : DType::kBF16;
-  if (is_quantized(wt) && n_in % kQuantBlock != 0) {
-    std::fprintf(stderr, "cpu-matmul-bench: quantized weights need N_IN a multiple of 32\n");
+  const DType wt = weights == "int8"       ? DType::kInt8
+                   : weights == "int4"     ? DType::kInt4
+                   : weights == "int4g128" ? DType::kInt4G128
+                                           : DType::kBF16;
+  if (is_quantized(wt) && n_in % quant_scale_inputs(wt) != 0) {
+    std::fprintf(stderr, "cpu-matmul-bench: %s weights need N_IN a multiple of %d\n",
+                 weights.c_str(), static_cast<int>(quant_scale_inputs(wt)));
     return 2;
   }
   if (n_tokens <= 0 || n_in <= 0 || n_out <= 0 || threads <= 0) {

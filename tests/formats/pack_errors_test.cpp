@@ -313,10 +313,16 @@ TEST_F(PackedFixture, RepackWithOtherTpReplacesOldRanks) {
 // than reading its values in the wrong order. The variant is the current pack with one quantized
 // tensor's layout field set back to RowMajor and the checksums recomputed.
 TEST(PackErrors, QuantizedTensorInTheEarlierLayout) {
-  for (DType dt : {DType::kInt4, DType::kInt8}) {
+  for (DType dt : {DType::kInt4, DType::kInt8, DType::kInt4G128}) {
     SCOPED_TRACE(dtype_name(dt));
     TempDir dir;
-    testing::write_tiny_checkpoint(dir / "hf", {});
+    testing::TinySpec spec;
+    if (dt == DType::kInt4G128) {  // every matrix's rows whole groups of 128 inputs
+      spec.n_embd = 128;
+      spec.head_dim = 32;
+      spec.n_ff = 256;
+    }
+    testing::write_tiny_checkpoint(dir / "hf", spec);
     PackOptions o;
     o.model_dir = dir / "hf";
     o.out_dir = dir / "pack";
@@ -334,7 +340,7 @@ TEST(PackErrors, QuantizedTensorInTheEarlierLayout) {
       if (t->dtype() == static_cast<fb::DType>(dt) && quantized == nullptr) quantized = t;
     ASSERT_NE(quantized, nullptr);
     EXPECT_EQ(quantized->layout(),
-              dt == DType::kInt4 ? fb::Layout_Int4Groups16 : fb::Layout_Int8Groups16);
+              is_int4(dt) ? fb::Layout_Int4Groups16 : fb::Layout_Int8Groups16);
     // (fb::Tensor derives privately from flatbuffers::Table, whose accessor finds the field.)
     const uint8_t* field =
         reinterpret_cast<const flatbuffers::Table*>(quantized)->GetAddressOf(fb::Tensor::VT_LAYOUT);
@@ -352,6 +358,42 @@ TEST(PackErrors, QuantizedTensorInTheEarlierLayout) {
     EXPECT_MSG(f, "layout RowMajor");
     EXPECT_MSG(f, "pack the checkpoint again");
   }
+}
+
+// An int4 tensor of 32-input rows relabelled int4g128 (one scale per 128 inputs): its rows are
+// not whole scale groups, and the reader says so, naming the tensor, before reading any scale.
+TEST(PackErrors, Int4G128RowsThatAreNotWholeScaleGroups) {
+  TempDir dir;
+  testing::write_tiny_checkpoint(dir / "hf", {});  // o_proj: 32 inputs
+  PackOptions o;
+  o.model_dir = dir / "hf";
+  o.out_dir = dir / "pack";
+  o.quantize = DType::kInt4;
+  o.plan.device_total_bytes = 1ull << 30;
+  pack_checkpoint(o);
+  const std::string rank0 = dir / "pack/rank-0-of-1.shardlm";
+  PackHeader h = read_pack_header(rank0);
+  auto bytes = testing::read_file(rank0);
+  const uint8_t* m = bytes.data() + h.manifest_offset;
+  const fb::Manifest* manifest = fb::GetManifest(m);
+  const fb::Tensor* quantized = nullptr;
+  for (const fb::Tensor* t : *manifest->tensors())
+    if (t->dtype() == fb::DType_Int4 && t->shape()->Get(1) % 128 != 0 && quantized == nullptr)
+      quantized = t;
+  ASSERT_NE(quantized, nullptr);
+  const uint8_t* field =
+      reinterpret_cast<const flatbuffers::Table*>(quantized)->GetAddressOf(fb::Tensor::VT_DTYPE);
+  ASSERT_NE(field, nullptr);
+  const std::string name = quantized->name()->str();
+  bytes[h.manifest_offset + static_cast<size_t>(field - m)] = fb::DType_Int4G128;
+  h.manifest_xxh3 = xxh3_64(bytes.data() + h.manifest_offset, h.manifest_size);
+  h.header_xxh3 = xxh3_64(&h, kPackHeaderHashedBytes);
+  std::memcpy(bytes.data(), &h, sizeof h);
+  testing::write_file(rank0, bytes);
+  auto f = failure_of([&] { PackReader::open(rank0); });
+  EXPECT_EQ(f.code, StatusCode::kFormat);
+  EXPECT_MSG(f, "tensor '" + name + "'");
+  EXPECT_MSG(f, "int4g128 needs a matrix whose rows are whole scale groups of 128");
 }
 
 TEST(PackWriterAtomicity, UnfinishedWriterLeavesNothing) {
