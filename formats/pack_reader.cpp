@@ -120,7 +120,8 @@ void PackReader::load() {
   weight_dtype_ = static_cast<DType>(m->weight_dtype());
   if (weight_dtype_ == DType::kF8E4M3)
     bad(path,
-        "manifest.weight_dtype is f8e4m3, a KV cache type (weights: f32, f16, bf16, int8, int4, int4g128)");
+        "manifest.weight_dtype is f8e4m3, a KV cache type (weights: f32, f16, bf16, int8, int4, "
+        "int4g128)");
   embedding_dtype_ = weight_dtype_;
   if (is_quantized(weight_dtype_)) {
     if (!enum_in_range(m->embedding_dtype(), fb::DType_MAX)) bad(path, "manifest.embedding_dtype is out of range");
@@ -241,7 +242,8 @@ void PackReader::load() {
     unsigned __int128 want = numel * dtype_size(pt.dtype);
     if (is_quantized(pt.dtype)) {
       if (pt.shape.size() != 2 || pt.shape[1] % quant_scale_inputs(pt.dtype) != 0)
-        bad(path, where + ": " + dtype_name(pt.dtype) + " needs a matrix whose rows are whole scale groups of " +
+        bad(path, where + ": " + dtype_name(pt.dtype) +
+                      " needs a matrix whose rows are whole scale groups of " +
                       std::to_string(quant_scale_inputs(pt.dtype)));
       want = static_cast<unsigned __int128>(pt.shape[0]) * row_bytes(pt.dtype, pt.shape[1]);
     }

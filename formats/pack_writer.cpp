@@ -71,9 +71,9 @@ size_t PackWriter::declare(PackTensorSpec spec) {
   e->nbytes = numel * dtype_size(spec.dtype);
   if (spec.shape.size() == 2) {
     if (is_quantized(spec.dtype) && spec.shape[1] % quant_scale_inputs(spec.dtype) != 0)
-      fail(StatusCode::kInternal, "tensor " + spec.name + ": rows of " + std::to_string(spec.shape[1]) +
-                                      " are not whole scale groups of " +
-                                      std::to_string(quant_scale_inputs(spec.dtype)));
+      fail(StatusCode::kInternal,
+           "tensor " + spec.name + ": rows of " + std::to_string(spec.shape[1]) +
+               " are not whole scale groups of " + std::to_string(quant_scale_inputs(spec.dtype)));
     e->nbytes = static_cast<uint64_t>(spec.shape[0]) * row_bytes(spec.dtype, spec.shape[1]);
   }
   e->offset = data_size_;
@@ -112,8 +112,8 @@ uint64_t PackWriter::finish(const PackManifestInfo& info) {
         is_int4(e.spec.dtype)          ? fb::Layout_Int4Groups16
         : e.spec.dtype == DType::kInt8 ? fb::Layout_Int8Groups16
                                        : fb::Layout_RowMajor,
-        b.CreateVector(e.spec.shape), b.CreateVector(e.spec.global_shape), static_cast<fb::SplitKind>(e.spec.split),
-        e.spec.split_axis, e.offset, e.nbytes, e.xxh3));
+        b.CreateVector(e.spec.shape), b.CreateVector(e.spec.global_shape),
+        static_cast<fb::SplitKind>(e.spec.split), e.spec.split_axis, e.offset, e.nbytes, e.xxh3));
   }
   const ModelConfig& c = info.config;
   auto rope = fb::CreateRopeScaling(b, static_cast<fb::RopeScalingType>(c.rope_scaling.type), c.rope_scaling.factor,

@@ -209,8 +209,9 @@ void check_gptq_source(const GptqScheme& s, const Checkpoint& ckpt, const std::s
   }
 }
 
-void decode_gptq_rows(const GptqScheme& s, DType dt, const Checkpoint& ckpt, const std::string& weight_name,
-                      int64_t r0, int64_t r1, int64_t c0, int64_t c1, uint8_t* out) {
+void decode_gptq_rows(const GptqScheme& s, DType dt, const Checkpoint& ckpt,
+                      const std::string& weight_name, int64_t r0, int64_t r1, int64_t c0,
+                      int64_t c1, uint8_t* out) {
   const std::string base = base_name(weight_name);
   const SafeTensor& qweight = *ckpt.find(base + ".qweight");
   const SafeTensor& scales = *ckpt.find(base + ".scales");

@@ -31,8 +31,9 @@ struct GptqScheme {
   // group is whole multiples of 128 inputs (the scales carry over one to one), else int4.
   DType dtype() const {
     if (bits == 8) return DType::kInt8;
-    return group_size > 0 && group_size % quant_scale_inputs(DType::kInt4G128) == 0 ? DType::kInt4G128
-                                                                                   : DType::kInt4;
+    return group_size > 0 && group_size % quant_scale_inputs(DType::kInt4G128) == 0
+               ? DType::kInt4G128
+               : DType::kInt4;
   }
   // Whether its matrices can pack as t exactly: dtype(), or int4 for any 4-bit scheme (each
   // group's scale repeated for its 32-input blocks).
@@ -68,7 +69,7 @@ void check_gptq_source(const GptqScheme& s, const Checkpoint& ckpt, const std::s
 // of quant_scale_inputs(dt)), as shardlm rows of dt (s.packs_as(dt)).
 //   out [(r1 - r0) * row_bytes(dt, c1 - c0)]
 void decode_gptq_rows(const GptqScheme& s, DType dt, const Checkpoint& ckpt,
-                      const std::string& weight_name, int64_t r0, int64_t r1, int64_t c0, int64_t c1,
-                      uint8_t* out);
+                      const std::string& weight_name, int64_t r0, int64_t r1, int64_t c0,
+                      int64_t c1, uint8_t* out);
 
 }  // namespace shardlm

@@ -282,12 +282,14 @@ PackResult pack_checkpoint(const PackOptions& o) {
   if (gptq && o.quantize && !gptq->packs_as(*o.quantize))
     fail(StatusCode::kInvalidArg,
          o.model_dir + " is a " + gptq->summary() + " checkpoint: its matrices pack as " +
-             dtype_name(gptq->dtype()) + (gptq->bits == 4 && gptq->dtype() != DType::kInt4 ? " or int4" : "") +
+             dtype_name(gptq->dtype()) +
+             (gptq->bits == 4 && gptq->dtype() != DType::kInt4 ? " or int4" : "") +
              "; leave out --weights " + dtype_name(*o.quantize));
-  const std::optional<DType> quantize = gptq ? std::optional<DType>(o.quantize.value_or(gptq->dtype())) : o.quantize;
+  const std::optional<DType> quantize =
+      gptq ? std::optional<DType>(o.quantize.value_or(gptq->dtype())) : o.quantize;
   if (o.quantize_embeddings && !quantize)
     fail(StatusCode::kInvalidArg,
-         "--quantize-embeddings needs --weights int8 or int4 (or a GPTQ checkpoint)");
+         "--quantize-embeddings needs --weights int8, int4 or int4g128 (or a GPTQ checkpoint)");
   DType wt = quantize.value_or(float_dtype);
   // A GPTQ checkpoint with groups of 128 packs as int4g128 by default, unless this TP size gives
   // some rank a slice of a row-parallel matrix that is not whole groups of 128: then as int4, which

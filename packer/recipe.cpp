@@ -96,20 +96,21 @@ std::vector<TensorRecipe> make_rank_recipes(const ModelConfig& c, const Parallel
     const int64_t gi = is_quantized(spec.dtype) ? quant_scale_inputs(spec.dtype) : 1;
     if (is_quantized(spec.dtype) && spec.shape.size() == 2 && spec.shape[1] % gi != 0) {
       const int64_t global_in = spec.global_shape[1];
-      const std::string block =
-          std::string(dtype_name(spec.dtype)) + (gi == kQuantBlock ? " block of " : " scale group of ") +
-          std::to_string(gi);
+      const std::string block = std::string(dtype_name(spec.dtype)) +
+                                (gi == kQuantBlock ? " block of " : " scale group of ") +
+                                std::to_string(gi);
       if (global_in % gi != 0)  // no TP size helps: the matrix's rows are not whole blocks
         fail(StatusCode::kInvalidArg, spec.name + ": its rows have " + std::to_string(global_in) +
                                           " input columns, not a multiple of the " + block +
                                           ": this model cannot be packed with quantized weights");
       fail(StatusCode::kInvalidArg,
-           spec.name + ": rank " + std::to_string(p.tp_rank) + " of " + std::to_string(p.tp_size) + " holds " +
-               std::to_string(spec.shape[1]) + " of its " + std::to_string(global_in) +
-               " input columns, not a multiple of the " + block +
-               " (the TP size splits " + (gi == kQuantBlock ? "a block" : "a scale group") +
+           spec.name + ": rank " + std::to_string(p.tp_rank) + " of " + std::to_string(p.tp_size) +
+               " holds " + std::to_string(spec.shape[1]) + " of its " + std::to_string(global_in) +
+               " input columns, not a multiple of the " + block + " (the TP size splits " +
+               (gi == kQuantBlock ? "a block" : "a scale group") +
                "): choose a TP size that divides " + std::to_string(global_in / gi) +
-               (gi == kQuantBlock ? " blocks" : " groups") + " evenly, or pack without quantization" +
+               (gi == kQuantBlock ? " blocks" : " groups") +
+               " evenly, or pack without quantization" +
                (gi == kQuantBlock ? "" : " or with --weights int4 (blocks of 32)"));
     }
     out.push_back({std::move(spec), it->second});

@@ -18,9 +18,9 @@
 
 namespace shardlm::cpu {
 
-// bf16 or quantized (int8, int4) weights with n_in % 32 == 0 and n_out % 16 == 0. Quantized
-// rows are dequantized and rounded to bf16 as each group is packed (the bf16 activation mode's
-// prefill on AMX, with one split: the products of the VDPBF16PS GEMM on bf16 panels).
+// bf16 or quantized (int8, int4, int4g128) weights with n_in % 32 == 0 and n_out % 16 == 0.
+// Quantized rows are dequantized and rounded to bf16 as each group is packed (the bf16 activation
+// mode's prefill on AMX, with one split: the products of the VDPBF16PS GEMM on bf16 panels).
 bool amx_gemm_supported(DType dtype, int64_t n_in, int64_t n_out);
 
 // Token blocks of the packed activations: tokens are padded to a multiple of 32.

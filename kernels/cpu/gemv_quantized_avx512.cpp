@@ -131,7 +131,8 @@ void dequantize_group(DType dtype, const uint8_t* group, const uint8_t* scales, 
   }
   alignas(64) float d[16];
   if (const int64_t sb = quant_scale_blocks(dtype); sb == 1) {
-    _mm512_store_ps(d, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(scales))));
+    _mm512_store_ps(d,
+                    _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(scales))));
   } else {  // block j's scale is the group's scale j / sb
     for (int j = 0; j < 16; ++j) {
       uint16_t h;

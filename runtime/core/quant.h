@@ -1,7 +1,8 @@
-// Block quantization of weight rows (DType::kInt8, kInt4 and kInt4G128, layouts in dtype.h): quantize a row of
-// floats, dequantize it back, and read a row's scales. Scalar and exact: the packer quantizes with
-// it and the kernels' reference twins (kernels/ref) dequantize with it. Not the fast kernels
-// (kernels/cpu/gemv_quantized.h) and not tensor-level logic (the packer decides what to quantize).
+// Block quantization of weight rows (DType::kInt8, kInt4 and kInt4G128, layouts in dtype.h):
+// quantize a row of floats, dequantize it back, and read a row's scales. Scalar and exact: the
+// packer quantizes with it and the kernels' reference twins (kernels/ref) dequantize with it. Not
+// the fast kernels (kernels/cpu/gemv_quantized.h) and not tensor-level logic (the packer decides
+// what to quantize).
 #pragma once
 
 #include <cstdint>

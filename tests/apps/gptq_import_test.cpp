@@ -197,9 +197,9 @@ void check_packed_rows(const std::string& family) {
         auto fp = PackReader::open(b.rank_paths[r]);
         // 4 bits in groups of 128 pack as int4g128 where every rank holds whole groups (TP 1 here;
         // at TP 2 o_proj's 64 inputs per rank split one, so the pack is int4).
-        const DType dt = g.bits == 8                               ? DType::kInt8
+        const DType dt = g.bits == 8                                    ? DType::kInt8
                          : g.group > 0 && g.group % 128 == 0 && tp == 1 ? DType::kInt4G128
-                                                                         : DType::kInt4;
+                                                                        : DType::kInt4;
         EXPECT_EQ(qp->weight_dtype(), dt) << what;
         EXPECT_EQ(qp->embedding_dtype(), DType::kF32) << what;
         int quantized = 0;

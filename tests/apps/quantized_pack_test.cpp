@@ -106,9 +106,8 @@ testing::TempDir* QuantizedPackTest::tmp_ = nullptr;
 TEST_F(QuantizedPackTest, PerplexityWithinOnePercentForInt8AndSixForInt4) {
   const double bf16 = perplexity(*tmp_ / "bf16-tp1");
   RecordProperty("perplexity_bf16", std::to_string(bf16));
-  for (const char* name :
-       {"int8-tp1", "int8-tp2", "int8e-tp1", "int4-tp1", "int4-tp2", "int4e-tp1", "int4g128-tp1",
-        "int4g128e-tp1"}) {
+  for (const char* name : {"int8-tp1", "int8-tp2", "int8e-tp1", "int4-tp1", "int4-tp2", "int4e-tp1",
+                           "int4g128-tp1", "int4g128e-tp1"}) {
     const double q = perplexity(*tmp_ / name);
     const double bound = name[3] == '8' ? 0.01 : 0.06;
     EXPECT_LT(q / bf16 - 1, bound) << name << ": " << q << " vs bf16 " << bf16;
@@ -212,7 +211,8 @@ TEST(QuantizedPackErrors, ATpSizeThatSplitsABlockIsRefused) {
 // of 32 but not whole 128-input scale groups. The message names the tensor and the group and
 // points at int4.
 TEST(QuantizedPackErrors, ATpSizeThatSplitsAnInt4G128ScaleGroupIsRefused) {
-  if (!fs::exists(kDemo / "target" / "config.json")) GTEST_SKIP() << "no demo models under " << kDemo;
+  if (!fs::exists(kDemo / "target" / "config.json"))
+    GTEST_SKIP() << "no demo models under " << kDemo;
   testing::TempDir tmp;
   try {
     pack(tmp / "out", 2, DType::kInt4G128);

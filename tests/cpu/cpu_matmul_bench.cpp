@@ -1,8 +1,9 @@
 // cpu-matmul-bench: times one cpu::matmul (the op the CPU backend runs for every linear layer)
-// on bf16 (or int8, int4 or int4g128) weights at a chosen shape, thread count and ISA level, cycling through
-// fresh weight copies so every call reads its weights from memory as a model's layers do
-// (SHARDLM_BENCH_HOT=1: one copy, called 2000 times, for a model small enough to stay in cache). A
-// benchmark, not a test: it checks nothing (kernels_test.cpp compares the kernels to kernels/ref).
+// on bf16 (or int8, int4 or int4g128) weights at a chosen shape, thread count and ISA level,
+// cycling through fresh weight copies so every call reads its weights from memory as a model's
+// layers do (SHARDLM_BENCH_HOT=1: one copy, called 2000 times, for a model small enough to stay in
+// cache). A benchmark, not a test: it checks nothing (kernels_test.cpp compares the kernels to
+// kernels/ref).
 //   build/bin/cpu-matmul-bench N_TOKENS N_IN N_OUT [THREADS] [ISA] [ACTIVATIONS f32|bf16]
 //                              [WEIGHTS bf16|int8|int4|int4g128]
 //   e.g. build/bin/cpu-matmul-bench 512 1024 6144 2 amx   (Qwen3-0.6B gate/up, 512-token prefill)

@@ -339,8 +339,7 @@ TEST(PackErrors, QuantizedTensorInTheEarlierLayout) {
     for (const fb::Tensor* t : *manifest->tensors())
       if (t->dtype() == static_cast<fb::DType>(dt) && quantized == nullptr) quantized = t;
     ASSERT_NE(quantized, nullptr);
-    EXPECT_EQ(quantized->layout(),
-              is_int4(dt) ? fb::Layout_Int4Groups16 : fb::Layout_Int8Groups16);
+    EXPECT_EQ(quantized->layout(), is_int4(dt) ? fb::Layout_Int4Groups16 : fb::Layout_Int8Groups16);
     // (fb::Tensor derives privately from flatbuffers::Table, whose accessor finds the field.)
     const uint8_t* field =
         reinterpret_cast<const flatbuffers::Table*>(quantized)->GetAddressOf(fb::Tensor::VT_LAYOUT);

@@ -303,8 +303,8 @@ TEST_P(KernelTest, QuantizedMatmulMatchesRef) {
 // The f32-activation quantized GEMV of every ISA level (the one AVX-512 machines without VNNI and
 // scalar machines run; the portable loop at the AVX2 level), called directly.
 TEST_P(KernelTest, QuantizedGemvWithF32ActivationsMatchesRef) {
-  const MatmulCase cases[] = {{1, 32, 1}, {3, 96, 13},  {4, 1024, 33}, {16, 288, 37},
-                              {5, 64, 6}, {2, 160, 9},  {3, 640, 7},   {2, 1152, 5}};
+  const MatmulCase cases[] = {{1, 32, 1}, {3, 96, 13}, {4, 1024, 33}, {16, 288, 37},
+                              {5, 64, 6}, {2, 160, 9}, {3, 640, 7},   {2, 1152, 5}};
   for (DType dt : {DType::kInt8, DType::kInt4, DType::kInt4G128}) {
     for (const MatmulCase& c : cases) {
       if (c.n_in % quant_scale_inputs(dt) != 0) continue;

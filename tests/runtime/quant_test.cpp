@@ -259,7 +259,8 @@ TEST(QuantTest, Int4G128SharesOneScalePer128InputsOverInt4sLayout) {
   // encode_row takes one scale per 128 inputs and writes the same row.
   const int64_t n = 640;
   std::vector<float> x(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) x[i] = 0.01f * static_cast<float>(int4_test_level(i) - 8) * (1 + i / 128);
+  for (int64_t i = 0; i < n; ++i)
+    x[i] = 0.01f * static_cast<float>(int4_test_level(i) - 8) * (1 + i / 128);
   std::vector<uint8_t> q(row_bytes(DType::kInt4G128, n)), e(q.size(), 0xAB);
   quantize_row(DType::kInt4G128, x.data(), n, q.data());
   std::vector<uint8_t> stored(static_cast<size_t>(n));
