@@ -208,8 +208,10 @@ typedef struct shardlm_model_info {
   size_t struct_size;       /* set by the caller */
   const char* family;       /* "llama", "mistral", "qwen2", "qwen3" (owned by the model) */
   const char* architecture; /* config.json's, e.g. "Qwen3ForCausalLM" (owned by the model) */
-  const char* backend;      /* "cpu" (owned by the model) */
-  const char* weight_dtype; /* "bf16", "f16", "f32" (owned by the model) */
+  const char* backend;      /* "cpu", "vulkan", "cuda" (owned by the model) */
+  /* The matrices' type: "bf16", "f16", "f32", or quantized "int8", "int4", "int4g128"
+     (docs/quantization.md). Owned by the model. */
+  const char* weight_dtype;
   int32_t tp_size;
   int32_t n_threads_per_rank;
   int32_t n_vocab;
