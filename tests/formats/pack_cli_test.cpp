@@ -105,6 +105,12 @@ TEST(PackCli, BadInputExitsNonZeroWithOneMessage) {
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.out.find("--dtype must be bf16, f16 or f32"), std::string::npos) << r.out;
 
+  r = run_cli("--model " + (d / "hf") + " --out " + (d / "pack") + " --weights int3");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("--weights must be int8, int4 or int4g128, got 'int3'"), std::string::npos)
+      << r.out;
+  EXPECT_FALSE(fs::exists(d / "pack"));
+
   r = run_cli("--model " + (d / "hf") + " --bogus");
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.out.find("bogus"), std::string::npos) << r.out;
