@@ -69,15 +69,24 @@ TEST_F(MpiFault, AKilledRankEndsTheJobNamingIt) {
 // and says the job was interrupted; a rank that handles it after another has already ended names
 // that one instead (it cannot tell a crash from the same SIGTERM). Whether the later rank's line
 // reaches the output is up to mpirun, which may stop forwarding it or SIGKILL the rank first:
-// on a loaded machine rank 0's line was missing in 2 of 8 runs. So one "interrupted" line is
-// required, and a rank's own line, where it reaches the output, is that one.
+// on a loaded machine rank 0's line was missing in 2 of 8 runs, and in one CI run on a VM shared
+// with another tenant neither line was forwarded (an empty output). So one "interrupted" line is
+// required, and a rank's own line, where it reaches the output, is that one. A job whose output
+// lacks the "interrupted" line is run again, up to 3 times: a rank that never says it fails all
+// three; every run must end non-zero within 30 s.
 TEST_F(MpiFault, AnInterruptedJobSaysSo) {
-  const Proc p = run_job((*tmp_) / "pack", "interrupt");
-  EXPECT_NE(p.code, 0) << p.out;
-  EXPECT_LT(p.seconds, 30.0) << p.out;
   const std::string interrupted =
       "stopped by SIGTERM from the launcher; every other rank is still running, so the job was "
       "interrupted";
+  Proc p;
+  for (int attempt = 1; attempt <= 3; ++attempt) {
+    p = run_job((*tmp_) / "pack", "interrupt");
+    EXPECT_NE(p.code, 0) << "attempt " << attempt << "\n" << p.out;
+    EXPECT_LT(p.seconds, 30.0) << "attempt " << attempt << "\n" << p.out;
+    if (p.out.find(interrupted) != std::string::npos) break;
+    std::printf("attempt %d: mpirun forwarded no 'interrupted' line (output: '%s')\n", attempt,
+                p.out.c_str());
+  }
   EXPECT_NE(p.out.find(interrupted), std::string::npos) << p.out;
   for (const std::string rank : {"mpi rank 0: ", "mpi rank 1: "}) {
     // A rank's own (not error) line, where there is one, is the interrupted one.
