@@ -14,6 +14,7 @@ packages=(
   openmpi-bin libopenmpi-dev
   libcpp-httplib-dev
   clang libclang-rt-dev
+  ccache
 )
 
 missing=()

@@ -6,9 +6,10 @@
 #            Python ctypes example and the installed-package build (a sanitized libshardlm.so needs
 #            the sanitizer runtime preloaded), the SIGKILL sweeps of interrupted packing, the
 #            chi-square sampling test, the single-threaded and deterministic variants of the op
-#            harness (the same kernels as the 3-thread variants that do run), and two model-scale
-#            runs of code the smaller tests cover: the quantized packs' perplexity (the perplexity
-#            path runs in DemoModelsTest.Perplexity*, the quantized kernels in runtime_quant_test)
+#            harness (the same kernels as the 3-thread variants that do run), and model-scale runs
+#            of code the smaller tests cover: the quantized packs' perplexity, TP agreement and
+#            f8e4m3 KV cache (the perplexity path runs in DemoModelsTest.Perplexity*, the quantized
+#            kernels in runtime_quant_test and kernels_test, the f8e4m3 cache in the op harness)
 #            and the demo pair's speculation (batching_speculation_test), the 1-thread variants of
 #            the per-ISA kernel tests (the 3-thread ones run the same kernels over split ranges,
 #            which include the whole range's ends), and at the amx level the ops and paged-attention
@@ -31,6 +32,7 @@ export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=
 export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
 failed=0
 . tools/lib/each_parallel.sh
+. tools/lib/compiler_cache.sh
 # One TSan program with its filter; non-zero on a finding or a failed test.
 tsan_one() {
   local t=$1 filter='*'
@@ -51,11 +53,11 @@ for kind in ${kinds[@]}; do
   if [ "$kind" = address ]; then
     CC=clang CXX=clang++ cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Release -DSHARDLM_TESTS=ON \
       -DSHARDLM_SANITIZE=address -DSHARDLM_FUZZ=ON -DSHARDLM_CUDA=OFF -DSHARDLM_VULKAN=OFF \
-      -DSHARDLM_MPI=OFF >/dev/null
+      -DSHARDLM_MPI=OFF "${compiler_cache[@]}" >/dev/null
     cmake --build build-asan -j "$jobs"
     echo "== address: the unit suite under ASan+UBSan"
     ctest --test-dir build-asan -j "$jobs" --output-on-failure \
-      -E 'api_python_example|api_install_package|PackInterrupt\.|Speculation\.SampledTokensFollowTheTargetDistributionExactly|QuantizedPackTest\.Perplexity|DemoModelsTest\.Speculation|Ops/BackendOps\.MatchesRef/cpu_[a-z0-9]+_t(1|3_det)__|Ops/BackendOps\.MatchesRef/cpu_amx_t3__[^m]|IsaThreads/(Paged)?KernelTest\..*/[a-z0-9]+_1_threads( |$)|IsaThreads/PagedKernelTest\..*/amx_'
+      -E 'api_python_example|api_install_package|PackInterrupt\.|Speculation\.SampledTokensFollowTheTargetDistributionExactly|QuantizedPackTest\.(Perplexity|QuantizedPacksAgree|F8E4M3KvCache)|DemoModelsTest\.Speculation|Ops/BackendOps\.MatchesRef/cpu_[a-z0-9]+_t(1|3_det)__|Ops/BackendOps\.MatchesRef/cpu_amx_t3__[^m]|IsaThreads/(Paged)?KernelTest\..*/[a-z0-9]+_1_threads( |$)|IsaThreads/PagedKernelTest\..*/amx_'
     echo "== address: fuzz targets, ${FUZZ_SECONDS:-20} s each"
     bash tools/fuzz.sh --build-dir build-asan --seconds "${FUZZ_SECONDS:-20}" --parallel "$jobs"
     echo "== time: address stage done at $SECONDS s"
@@ -64,7 +66,7 @@ for kind in ${kinds[@]}; do
   targets=(batching_step_engine_test batching_speculation_test engine_block_manager_test
     runtime_comm_test serve_test api_abi_test api_make_chat_pack)
   cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Release -DSHARDLM_TESTS=ON -DSHARDLM_SANITIZE=thread \
-    -DSHARDLM_CUDA=OFF -DSHARDLM_VULKAN=OFF -DSHARDLM_MPI=OFF >/dev/null
+    -DSHARDLM_CUDA=OFF -DSHARDLM_VULKAN=OFF -DSHARDLM_MPI=OFF "${compiler_cache[@]}" >/dev/null
   cmake --build build-tsan -j "$jobs" --target "${targets[@]}"
   build-tsan/bin/api_make_chat_pack build-tsan/tests/api/fixture tests/data/tokenizer/qwen3 >/dev/null
   # The programs run $jobs at a time (each is itself multi-threaded: what TSan watches is the

@@ -9,7 +9,8 @@ t0=$SECONDS
 bash tools/install-deps.sh
 stage "install-deps"
 jobs=$(nproc)
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DSHARDLM_TESTS=ON
+. tools/lib/compiler_cache.sh
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DSHARDLM_TESTS=ON "${compiler_cache[@]}"
 cmake --build build -j "$jobs"
 stage "build"
 ctest --test-dir build --output-on-failure -j "$jobs"
