@@ -66,14 +66,17 @@ struct KernelTable {
   void (*attn_pv_row)(const float* p, const float* v, int64_t ld, int64_t n_keys, int64_t head_dim,
                       float* o);
   // The same two on bf16 rows (a pointer per key), widened in registers: for the same values the
-  // same bits as widening the rows first and calling the two above. Return false (doing nothing)
-  // for a head_dim they do not cover, true for n_keys = 0 otherwise (nothing read: a way to ask);
-  // null at levels that have none.
-  //   k[j], v[j] -> [head_dim] bf16
+  // same bits as widening the rows first and calling the two above. The P.V takes n_rows rows
+  // that share their V rows (the query heads of one GQA group), each key's V row loaded and
+  // widened once for all of them; row r is what attn_pv_row gives it alone. Return false (doing
+  // nothing) for a head_dim they do not cover, true for n_keys = 0 otherwise (nothing read: a way
+  // to ask); null at levels that have none.
+  //   k[j], v[j] -> [head_dim] bf16; p [n_rows][ldp] (n_keys used), o [n_rows][ldo] (head_dim)
   bool (*attn_scores_row_bf16)(const float* q, const uint16_t* const* k, int64_t n_keys,
                                int64_t head_dim, float scale, float* s) = nullptr;
-  bool (*attn_pv_row_bf16)(const float* p, const uint16_t* const* v, int64_t n_keys,
-                           int64_t head_dim, float* o) = nullptr;
+  bool (*attn_pv_rows_bf16)(const float* p, int64_t ldp, int64_t n_rows,
+                            const uint16_t* const* v, int64_t n_keys, int64_t head_dim, float* o,
+                            int64_t ldo) = nullptr;
 
   // ---- Vector loops (attention, norms, activations) ----
   float (*dot)(const float* a, const float* b, int64_t n);     // sum a[i] * b[i]

@@ -14,7 +14,7 @@
 //    from it: KV is read once per sequence.
 //    Scores per query row by attn_scores_row, P.V by attn_pv_row. On a bf16 pool (the
 //    default KV dtype) these read the pool in place through a pointer per position and widen
-//    in registers (attn_scores_row_bf16 / attn_pv_row_bf16: the same bits as widening first),
+//    in registers (attn_scores_row_bf16 / attn_pv_rows_bf16: the same bits as widening first),
 //    so decode never writes a widened copy of the cache. An f8e4m3 pool is staged instead:
 //    each chunk's rows are converted once to bf16 (exact: bf16 holds every f8e4m3 value) into
 //    the thread's scratch, which the same kernels then read as a bf16 pool; the conversion is
@@ -468,6 +468,20 @@ void run_rows(const Geo& g, const Item& it, const Scratch& sc, bool det, float* 
     ulo = std::min(ulo, row_lo(t));
     uhi = std::max(uhi, row_hi(t));
   }
+  // A bf16 pool is read in place, an f8e4m3 one staged as bf16, when the kernels cover this
+  // head_dim (a call with no keys says whether they do).
+  const bool bf16_rows = kt.attn_scores_row_bf16 && kt.attn_pv_rows_bf16 &&
+                         kt.attn_scores_row_bf16(nullptr, nullptr, 0, hd, 1.0f, nullptr) &&
+                         kt.attn_pv_rows_bf16(nullptr, 0, 0, nullptr, 0, hd, nullptr, 0);
+  const bool staged = bf16_rows && g.kv.dtype == DType::kF8E4M3;
+  const bool in_place = bf16_rows && (g.kv.dtype == DType::kBF16 || staged);
+  uint16_t* kstage = reinterpret_cast<uint16_t*>(sc.kbuf);
+  uint16_t* vstage = reinterpret_cast<uint16_t*>(sc.vbuf);
+  // In the bf16 mode with VDPBF16PS the scores skip widening: the query is already bf16, and its
+  // bits (each rounded float's upper half) are taken once per item into sc.tmp (unused by row
+  // items): qbits [n_rows, hd].
+  const bool dot_scores = in_place && g.bf16_dot_rows && hd <= kDotScoresMaxHd;
+  uint16_t* qbits = reinterpret_cast<uint16_t*>(sc.tmp);
   for (int64_t r = 0; r < n_rows; ++r) {
     sc.m[r] = -INFINITY;
     sc.l[r] = 0.0f;
@@ -476,19 +490,15 @@ void run_rows(const Geo& g, const Item& it, const Scratch& sc, bool det, float* 
       std::memcpy(qb, g.q_row(it.t0 + r / hg, it.kvh0 * G + r % hg),
                   static_cast<size_t>(hd) * sizeof(float));
       round_to_bf16_values(qb, hd);
+      if (dot_scores) {
+        for (int64_t i = 0; i < hd; ++i) {
+          uint32_t u;
+          std::memcpy(&u, qb + i, sizeof(u));
+          qbits[r * hd + i] = static_cast<uint16_t>(u >> 16);
+        }
+      }
     }
   }
-  // A bf16 pool is read in place, an f8e4m3 one staged as bf16, when the kernels cover this
-  // head_dim (a call with no keys says whether they do).
-  const bool bf16_rows = kt.attn_scores_row_bf16 && kt.attn_pv_row_bf16 &&
-                         kt.attn_scores_row_bf16(nullptr, nullptr, 0, hd, 1.0f, nullptr) &&
-                         kt.attn_pv_row_bf16(nullptr, nullptr, 0, hd, nullptr);
-  const bool staged = bf16_rows && g.kv.dtype == DType::kF8E4M3;
-  const bool in_place = bf16_rows && (g.kv.dtype == DType::kBF16 || staged);
-  uint16_t* kstage = reinterpret_cast<uint16_t*>(sc.kbuf);
-  uint16_t* vstage = reinterpret_cast<uint16_t*>(sc.vbuf);
-  // In the bf16 mode with VDPBF16PS the scores skip widening: the query is already bf16.
-  const bool dot_scores = in_place && g.bf16_dot_rows && hd <= kDotScoresMaxHd;
   const int64_t first = uhi < 0 ? 0 : det ? ulo / kRowChunk * kRowChunk : ulo;
   for (int64_t c0 = first; c0 <= uhi; c0 += kRowChunk) {
     // Deterministic: the whole aligned chunk is scored (keys outside [ulo, uhi] are zero rows).
@@ -516,18 +526,14 @@ void run_rows(const Geo& g, const Item& it, const Scratch& sc, bool det, float* 
         const float* kr = sc.kbuf + (lh / G) * hd;
         float* sr = sc.s + r * kChunk;  // sr[i] = key c0 + i
         const uint16_t* const* kpr = sc.kp + (lh / G) * kRowChunk;
-        if (dot_scores) {  // qr holds bf16 values: its bits are each float's upper half
-          alignas(64) uint16_t qbits[kDotScoresMaxHd];
-          for (int64_t i = 0; i < hd; ++i) {
-            uint32_t u;
-            std::memcpy(&u, qr + i, sizeof(u));
-            qbits[i] = static_cast<uint16_t>(u >> 16);
-          }
+        if (dot_scores) {
 #if defined(SHARDLM_CPU_BF16_DOT)
+          const uint16_t* qr_bits = qbits + r * hd;
           if (det) {
-            attn_scores_row_bf16_dot(qbits, kpr, kRowChunk, hd, g.scale, sr);
+            attn_scores_row_bf16_dot(qr_bits, kpr, kRowChunk, hd, g.scale, sr);
           } else {
-            attn_scores_row_bf16_dot(qbits, kpr + (a - kb), b - a + 1, hd, g.scale, sr + (a - c0));
+            attn_scores_row_bf16_dot(qr_bits, kpr + (a - kb), b - a + 1, hd, g.scale,
+                                     sr + (a - c0));
           }
 #endif
         } else if (in_place && det) {
@@ -554,22 +560,27 @@ void run_rows(const Geo& g, const Item& it, const Scratch& sc, bool det, float* 
     }
     for (int64_t t = it.t0; t < it.t1; ++t) {
       const int64_t a = std::max(row_lo(t), c0), b = std::min(row_hi(t), c1 - 1);
-      for (int64_t r = (t - it.t0) * hg; r < (t - it.t0 + 1) * hg; ++r) {
+      if (a > b) continue;  // the token's rows have no key here (alpha < 0)
+      const int64_t r0 = (t - it.t0) * hg;  // the token's rows: kv head h has r0 + h G ..
+      for (int64_t r = r0; r < r0 + hg; ++r) {
         const float alpha = sc.alpha[r];
-        if (alpha < 0.0f) continue;
         float* o = sc.o + r * hd;
         if (alpha == 0.0f) {
           std::fill(o, o + hd, 0.0f);
         } else if (alpha != 1.0f) {
           kt.scale(o, alpha, hd);
         }
-        if (in_place) {
-          kt.attn_pv_row_bf16(sc.s + r * kChunk + (a - c0),
-                              sc.vp + ((r % hg) / G) * kRowChunk + (a - vlo), b - a + 1, hd, o);
-        } else {
+        if (!in_place) {
           kt.attn_pv_row(sc.s + r * kChunk + (a - c0),
-                         sc.vbuf + (a - vlo) * width + ((r % hg) / G) * hd, width, b - a + 1, hd,
+                         sc.vbuf + (a - vlo) * width + ((r - r0) / G) * hd, width, b - a + 1, hd,
                          o);
+        }
+      }
+      if (in_place) {  // a kv head's G query rows share its V rows: each is read once for all
+        for (int64_t h = 0; h < it.n_kvh; ++h) {
+          const int64_t r = r0 + h * G;
+          kt.attn_pv_rows_bf16(sc.s + r * kChunk + (a - c0), kChunk, G,
+                               sc.vp + h * kRowChunk + (a - vlo), b - a + 1, hd, sc.o + r * hd, hd);
         }
       }
     }

@@ -478,20 +478,84 @@ bool attn_scores_row_bf16(const float* q, const uint16_t* const* k, int64_t n_ke
   }
 }
 
-bool attn_pv_row_bf16(const float* p, const uint16_t* const* v, int64_t n_keys, int64_t head_dim,
-                      float* o) {
+// P.V of R rows sharing their bf16 V rows (a GQA group's query heads). A 32-element load is
+// widened without a shuffle: its even elements by a shift, its odd ones by a mask, so each row's
+// accumulators keep the even and the odd elements apart (interleaved back at the end). Per key
+// and 32 elements: one load and two integer operations for all R rows, two FMAs per row. Each
+// element gets the FMAs of pv_row_nc, in key order: the same bits.
+//   p [R][ldp], v[j] -> [32 * NC32] bf16, o [R][ldo]
+template <int NC32, int R>
+void pv_rows_bf16(const float* p, int64_t ldp, const uint16_t* const* v, int64_t n_keys, float* o,
+                  int64_t ldo) {
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+  const __m512i high16 = _mm512_set1_epi32(static_cast<int32_t>(0xFFFF0000u));
+  __m512 ev[R][NC32], od[R][NC32];  // row r, elements 32 c + 2 i (ev) and 32 c + 2 i + 1 (od)
+  for (int r = 0; r < R; ++r) {
+    for (int c = 0; c < NC32; ++c) {
+      const __m512 lo = _mm512_loadu_ps(o + r * ldo + 32 * c);
+      const __m512 hi = _mm512_loadu_ps(o + r * ldo + 32 * c + 16);
+      ev[r][c] = _mm512_permutex2var_ps(lo, even, hi);
+      od[r][c] = _mm512_permutex2var_ps(lo, odd, hi);
+    }
+  }
+  for (int64_t j = 0; j < n_keys; ++j) {
+    if (j + kPvPrefetchKeys < n_keys) {
+      for (int c = 0; c < NC32; ++c) {
+        _mm_prefetch(reinterpret_cast<const char*>(v[j + kPvPrefetchKeys] + 32 * c), _MM_HINT_T0);
+      }
+    }
+    __m512 pj[R];
+    for (int r = 0; r < R; ++r) pj[r] = _mm512_set1_ps(p[r * ldp + j]);
+    for (int c = 0; c < NC32; ++c) {
+      const __m512i x = _mm512_loadu_si512(v[j] + 32 * c);
+      const __m512 e = _mm512_castsi512_ps(_mm512_slli_epi32(x, 16));
+      const __m512 d = _mm512_castsi512_ps(_mm512_and_si512(x, high16));
+      for (int r = 0; r < R; ++r) {
+        ev[r][c] = _mm512_fmadd_ps(pj[r], e, ev[r][c]);
+        od[r][c] = _mm512_fmadd_ps(pj[r], d, od[r][c]);
+      }
+    }
+  }
+  const __m512i first = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+  const __m512i second =
+      _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+  for (int r = 0; r < R; ++r) {
+    for (int c = 0; c < NC32; ++c) {
+      _mm512_storeu_ps(o + r * ldo + 32 * c, _mm512_permutex2var_ps(ev[r][c], first, od[r][c]));
+      _mm512_storeu_ps(o + r * ldo + 32 * c + 16,
+                       _mm512_permutex2var_ps(ev[r][c], second, od[r][c]));
+    }
+  }
+}
+
+// n_rows rows R at a time (then fewer): R rows' accumulators, 2 x NC32 x R registers, stay
+// within 16.
+template <int NC32, int R>
+void pv_rows_bf16_all(const float* p, int64_t ldp, int64_t n_rows, const uint16_t* const* v,
+                      int64_t n_keys, float* o, int64_t ldo) {
+  int64_t r = 0;
+  for (; r + R <= n_rows; r += R) pv_rows_bf16<NC32, R>(p + r * ldp, ldp, v, n_keys, o + r * ldo, ldo);
+  if constexpr (R > 1) {
+    if (r < n_rows) {
+      pv_rows_bf16_all<NC32, R / 2>(p + r * ldp, ldp, n_rows - r, v, n_keys, o + r * ldo, ldo);
+    }
+  }
+}
+
+bool attn_pv_rows_bf16(const float* p, int64_t ldp, int64_t n_rows, const uint16_t* const* v,
+                       int64_t n_keys, int64_t head_dim, float* o, int64_t ldo) {
   if (head_dim != 64 && head_dim != 128 && head_dim != 256) return false;
   if (n_keys <= 0) return true;
-  const Bf16Rows load{v};
   switch (head_dim) {
     case 64:
-      pv_row_nc<4>(p, n_keys, o, load);
+      pv_rows_bf16_all<2, 4>(p, ldp, n_rows, v, n_keys, o, ldo);
       return true;
     case 128:
-      pv_row_nc<8>(p, n_keys, o, load);
+      pv_rows_bf16_all<4, 2>(p, ldp, n_rows, v, n_keys, o, ldo);
       return true;
     case 256:
-      pv_row_nc<16>(p, n_keys, o, load);
+      pv_rows_bf16_all<8, 1>(p, ldp, n_rows, v, n_keys, o, ldo);
       return true;
     default:
       return false;
@@ -680,7 +744,7 @@ extern const KernelTable kAvx512Table = {
     .attn_scores_row = attn_scores_row,
     .attn_pv_row = attn_pv_row,
     .attn_scores_row_bf16 = attn_scores_row_bf16,
-    .attn_pv_row_bf16 = attn_pv_row_bf16,
+    .attn_pv_rows_bf16 = attn_pv_rows_bf16,
     .dot = dot,
     .axpy = axpy,
     .scale = generic::scale,
