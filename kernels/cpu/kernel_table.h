@@ -74,9 +74,8 @@ struct KernelTable {
   //   k[j], v[j] -> [head_dim] bf16; p [n_rows][ldp] (n_keys used), o [n_rows][ldo] (head_dim)
   bool (*attn_scores_row_bf16)(const float* q, const uint16_t* const* k, int64_t n_keys,
                                int64_t head_dim, float scale, float* s) = nullptr;
-  bool (*attn_pv_rows_bf16)(const float* p, int64_t ldp, int64_t n_rows,
-                            const uint16_t* const* v, int64_t n_keys, int64_t head_dim, float* o,
-                            int64_t ldo) = nullptr;
+  bool (*attn_pv_rows_bf16)(const float* p, int64_t ldp, int64_t n_rows, const uint16_t* const* v,
+                            int64_t n_keys, int64_t head_dim, float* o, int64_t ldo) = nullptr;
 
   // ---- Vector loops (attention, norms, activations) ----
   float (*dot)(const float* a, const float* b, int64_t n);     // sum a[i] * b[i]

@@ -560,7 +560,7 @@ void run_rows(const Geo& g, const Item& it, const Scratch& sc, bool det, float* 
     }
     for (int64_t t = it.t0; t < it.t1; ++t) {
       const int64_t a = std::max(row_lo(t), c0), b = std::min(row_hi(t), c1 - 1);
-      if (a > b) continue;  // the token's rows have no key here (alpha < 0)
+      if (a > b) continue;                  // the token's rows have no key here (alpha < 0)
       const int64_t r0 = (t - it.t0) * hg;  // the token's rows: kv head h has r0 + h G ..
       for (int64_t r = r0; r < r0 + hg; ++r) {
         const float alpha = sc.alpha[r];

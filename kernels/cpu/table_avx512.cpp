@@ -535,7 +535,8 @@ template <int NC32, int R>
 void pv_rows_bf16_all(const float* p, int64_t ldp, int64_t n_rows, const uint16_t* const* v,
                       int64_t n_keys, float* o, int64_t ldo) {
   int64_t r = 0;
-  for (; r + R <= n_rows; r += R) pv_rows_bf16<NC32, R>(p + r * ldp, ldp, v, n_keys, o + r * ldo, ldo);
+  for (; r + R <= n_rows; r += R)
+    pv_rows_bf16<NC32, R>(p + r * ldp, ldp, v, n_keys, o + r * ldo, ldo);
   if constexpr (R > 1) {
     if (r < n_rows) {
       pv_rows_bf16_all<NC32, R / 2>(p + r * ldp, ldp, n_rows - r, v, n_keys, o + r * ldo, ldo);
