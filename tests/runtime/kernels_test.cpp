@@ -472,6 +472,51 @@ TEST_P(KernelTest, WidenF8E4M3EqualsTheScalarConversion) {
   }
 }
 
+// KernelTable::attn_pv_rows_bf16 (decode P.V on a bf16 pool: a GQA group's rows share each V
+// row) against the naive loop, o[d] = fma(p[j], v_j[d], o[d]) over the keys in order: the same
+// bits, for every head_dim it covers, 1-5 rows (pairs and a lone row), key counts with and
+// without a prefetch-distance tail, rows read through scattered pointers.
+TEST_P(KernelTest, PvRowsOnBf16RowsEqualTheNaiveLoop) {
+  const cpu::KernelTable& kt = cpu::kernel_table(ctx_.isa);
+  if (!kt.attn_pv_rows_bf16) GTEST_SKIP() << "no bf16-row P.V at this ISA level";
+  EXPECT_FALSE(kt.attn_pv_rows_bf16(nullptr, 0, 0, nullptr, 0, 96, nullptr, 0));
+  for (int64_t hd : {64, 128, 256}) {
+    ASSERT_TRUE(kt.attn_pv_rows_bf16(nullptr, 0, 0, nullptr, 0, hd, nullptr, 0)) << hd;
+    for (int64_t n_rows : {1, 2, 3, 4, 5}) {
+      for (int64_t n_keys : {1, 7, 9, 40}) {
+        SCOPED_TRACE("hd " + std::to_string(hd) + ", rows " + std::to_string(n_rows) + ", keys " +
+                     std::to_string(n_keys));
+        const uint64_t seed = static_cast<uint64_t>(hd * 100 + n_rows * 10 + n_keys);
+        // V rows 3 rows apart in a pool (a pointer per key, in reverse pool order).
+        const std::vector<float> vf = random_floats(static_cast<size_t>(3 * n_keys * hd), seed);
+        std::vector<uint16_t> pool(vf.size());
+        for (size_t i = 0; i < vf.size(); ++i) pool[i] = f32_to_bf16(vf[i]);
+        std::vector<const uint16_t*> rows(static_cast<size_t>(n_keys));
+        for (int64_t j = 0; j < n_keys; ++j) rows[j] = pool.data() + (3 * (n_keys - 1 - j)) * hd;
+        const int64_t ldp = n_keys + 3, ldo = hd + 16;
+        const std::vector<float> p = random_floats(static_cast<size_t>(n_rows * ldp), seed + 1);
+        std::vector<float> o = random_floats(static_cast<size_t>(n_rows * ldo), seed + 2);
+        std::vector<float> want = o;
+        for (int64_t r = 0; r < n_rows; ++r) {
+          for (int64_t d = 0; d < hd; ++d) {
+            float acc = want[r * ldo + d];
+            for (int64_t j = 0; j < n_keys; ++j) {
+              acc = std::fma(p[r * ldp + j], bf16_to_f32(rows[j][d]), acc);
+            }
+            want[r * ldo + d] = acc;
+          }
+        }
+        ASSERT_TRUE(
+            kt.attn_pv_rows_bf16(p.data(), ldp, n_rows, rows.data(), n_keys, hd, o.data(), ldo));
+        for (size_t i = 0; i < o.size(); ++i) {
+          ASSERT_EQ(std::memcmp(&o[i], &want[i], sizeof(float)), 0)
+              << "element " << i << ": " << o[i] << " vs " << want[i];
+        }
+      }
+    }
+  }
+}
+
 std::vector<std::tuple<Isa, int>> all_params() {
   std::vector<std::tuple<Isa, int>> p;
   for (Isa isa : cpu::runnable_isas()) {
