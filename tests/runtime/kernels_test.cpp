@@ -60,6 +60,8 @@ float per_term_tol(DType d) {
       return 2e-7f;
     case DType::kBF16:
       return 2e-7f;
+    case DType::kF8E4M3:  // a KV cache type, never a weight's
+      return 0;
   }
   return 0;
 }
