@@ -19,6 +19,7 @@
 #include "kernels/cpu/gemv_amx.h"
 #endif
 #if defined(SHARDLM_CPU_BF16_DOT)
+#include "kernels/cpu/attention_bf16_dot.h"
 #include "kernels/cpu/gemv_bf16_dot.h"
 #endif
 #include "kernels/ref/ref_ops.h"
@@ -545,6 +546,56 @@ TEST(Bf16DotTest, VectorRoundingEqualsTheScalarRounding) {
     std::vector<uint16_t> got(n);
     cpu::round_to_bf16_avx512(x.data(), static_cast<int64_t>(n), got.data());
     for (size_t i = 0; i < n; ++i) ASSERT_EQ(got[i], f32_to_bf16(x[i])) << "element " << i;
+  }
+}
+#endif
+
+#if defined(SHARDLM_CPU_BF16_DOT)
+// Rows of bf16 (random values) n_keys of them, 3 rows apart in a pool, and a pointer per key in
+// reverse pool order (as a block table scatters them).
+struct ScatteredBf16Rows {
+  std::vector<uint16_t> pool;
+  std::vector<const uint16_t*> rows;
+  ScatteredBf16Rows(int64_t n_keys, int64_t hd, uint64_t seed) {
+    const std::vector<float> f = random_floats(static_cast<size_t>(3 * n_keys * hd), seed);
+    pool.resize(f.size());
+    for (size_t i = 0; i < f.size(); ++i) pool[i] = f32_to_bf16(f[i]);
+    rows.resize(static_cast<size_t>(n_keys));
+    for (int64_t j = 0; j < n_keys; ++j) rows[j] = pool.data() + (3 * (n_keys - 1 - j)) * hd;
+  }
+};
+
+TEST(Bf16DotTest, DecodeScoresMatchTheDotAndDoNotDependOnPlaceOrOtherKeys) {
+  // attn_scores_row_bf16_dot against a double-precision dot of the same bf16 values (f32 sums:
+  // within 2^-20 of the sum of |terms|), and bit for bit against the key scored alone: whole
+  // batches of 16 keys and the tail reduce by the same tree, so neither the key's place nor the
+  // other keys change a score. Head sizes 32-256, key counts around the batch of 16.
+  if (!cpu::bf16_dot_supported()) GTEST_SKIP() << "no AVX-512 BF16 on this machine";
+  const float scale = 0.125f;
+  for (int64_t hd : {32, 64, 96, 128, 256}) {
+    for (int64_t n_keys : {1, 8, 15, 16, 17, 40}) {
+      SCOPED_TRACE("hd " + std::to_string(hd) + ", keys " + std::to_string(n_keys));
+      const uint64_t seed = static_cast<uint64_t>(hd * 100 + n_keys);
+      const ScatteredBf16Rows k(n_keys, hd, seed);
+      const std::vector<float> qf = random_floats(static_cast<size_t>(hd), seed + 1);
+      std::vector<uint16_t> q(qf.size());
+      for (size_t i = 0; i < qf.size(); ++i) q[i] = f32_to_bf16(qf[i]);
+      std::vector<float> s(static_cast<size_t>(n_keys), NAN);
+      cpu::attn_scores_row_bf16_dot(q.data(), k.rows.data(), n_keys, hd, scale, s.data());
+      for (int64_t j = 0; j < n_keys; ++j) {
+        double dot = 0, mag = 0;
+        for (int64_t d = 0; d < hd; ++d) {
+          const double t = static_cast<double>(bf16_to_f32(q[d])) * bf16_to_f32(k.rows[j][d]);
+          dot += t;
+          mag += std::fabs(t);
+        }
+        ASSERT_NEAR(s[j], dot * scale, std::ldexp(mag * scale, -20)) << "key " << j;
+        float alone = NAN;
+        cpu::attn_scores_row_bf16_dot(q.data(), k.rows.data() + j, 1, hd, scale, &alone);
+        ASSERT_EQ(std::memcmp(&s[j], &alone, sizeof(float)), 0)
+            << "key " << j << ": " << s[j] << " vs " << alone << " alone";
+      }
+    }
   }
 }
 #endif
