@@ -2,7 +2,9 @@
 // load time, time to first token, prefill and decode tokens/s (medians), peak memory, and how
 // close decode comes to the memory-bandwidth roofline and prefill to the peak FLOP rate, both
 // measured on this machine by the bench itself (machine_probe.h). Bytes and FLOPs are counted
-// from the packs as traffic.h defines. Not a correctness test and not a load generator.
+// from the packs as traffic.h defines. With --baseline, a second pack of the same model runs
+// beside it, their steps interleaved (A/B pairs, paired_runs.h), and the report adds their speed
+// ratios. Not a correctness test and not a load generator.
 #include <boost/program_options.hpp>
 
 #include <algorithm>
@@ -25,6 +27,7 @@
 #include "apps/shardlm-bench/comm_bench.h"
 #include "apps/shardlm-bench/concurrency.h"
 #include "apps/shardlm-bench/machine_probe.h"
+#include "apps/shardlm-bench/paired_runs.h"
 #include "apps/shardlm-bench/perplexity.h"
 #include "apps/shardlm-bench/proc_mem.h"
 #include "apps/shardlm-bench/speculation_bench.h"
@@ -42,7 +45,7 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 struct Options {
-  std::string pack_dir, backend = "cpu";
+  std::string pack_dir, baseline_dir, backend = "cpu";
   int64_t prompt_len = 512, gen = 128, ubatch = 0;
   int batch = 1, threads = 0, reps = 3, warmup = 1, tp = 0;
   uint64_t seed = 1;
@@ -86,6 +89,16 @@ Rep run_once(Engine& engine, const std::vector<int32_t>& prompt, int64_t gen) {
   rep.decode_s = r.decode_seconds;
   rep.decode_tok_s =
       r.decode_seconds > 0 ? static_cast<double>(r.n_decode_steps) / r.decode_seconds : 0;
+  return rep;
+}
+
+Rep rep_of(const bench::SideTimes& t, size_t prompt_len) {
+  Rep rep;
+  rep.ttft_s = t.prefill_s;
+  rep.prefill_tok_s = static_cast<double>(prompt_len) / t.prefill_s;
+  rep.decode_steps = t.decode_steps;
+  rep.decode_s = t.decode_s;
+  rep.decode_tok_s = t.decode_s > 0 ? static_cast<double>(t.decode_steps) / t.decode_s : 0;
   return rep;
 }
 
@@ -163,6 +176,10 @@ int run(int argc, char** argv) {
       "bw-mib", po::value(&o.bw_mib)->default_value(1024), "bandwidth probe footprint (MiB)")(
       "no-probe", "skip the bandwidth and peak-FLOP probes (no roofline fractions)")(
       "json", "print one JSON object instead of the table")(
+      "baseline", po::value(&o.baseline_dir),
+      "a second pack of the same model (e.g. bf16 against a quantized --pack): every run "
+      "becomes a pair, the two packs' prefills and then their decode steps taking turns, and "
+      "the report adds the pairs' speed ratios --pack / --baseline")(
       "concurrency", po::value<int64_t>(),
       "N sequences through the step engine's scheduler at once vs one alone (concurrency.h)")(
       "shared-prefix", po::value<int64_t>()->default_value(0),
@@ -207,6 +224,12 @@ int run(int argc, char** argv) {
   const std::optional<DType> kv_dtype = parse_dtype(kv_name);
   if (!kv_dtype) {
     fail(StatusCode::kInvalidArg, "--kv-dtype " + kv_name + ": expected bf16, f16, f32 or f8e4m3");
+  }
+  if (!o.baseline_dir.empty() &&
+      (vm.count("perplexity") || vm.count("spec-prompts") || vm.count("concurrency"))) {
+    fail(StatusCode::kInvalidArg,
+         "--baseline pairs the plain prompt + generation runs; --perplexity, --spec-prompts and "
+         "--concurrency take one pack");
   }
   if (vm.count("perplexity") || vm.count("spec-prompts")) {
     EngineOptions eo;
@@ -296,6 +319,11 @@ int run(int argc, char** argv) {
   if (o.reps < 1 || o.warmup < 0)
     fail(StatusCode::kInvalidArg, "--reps must be >= 1, --warmup >= 0");
   if (o.batch < 1) fail(StatusCode::kInvalidArg, "--batch must be >= 1");
+  if (!o.baseline_dir.empty() && (o.batch != 1 || procs.active())) {
+    fail(StatusCode::kInvalidArg,
+         "--baseline runs one sequence per pack in this process: drop --batch and the process "
+         "launcher");
+  }
   const int threads =
       o.threads > 0 ? o.threads : static_cast<int>(std::thread::hardware_concurrency());
 
@@ -323,6 +351,21 @@ int run(int argc, char** argv) {
   for (int b = 1; b < o.batch; ++b) engines.push_back(std::make_unique<Engine>(eo));
   const bench::ProcMem mem_loaded = bench::read_proc_mem();
   Engine& engine = *engines[0];
+  // --baseline: its engine, built with the same options. Loaded after the memory reading above,
+  // so the memory figures stay --pack's own (peak RSS, read at the end, holds both).
+  std::vector<std::unique_ptr<Engine>> baseline;
+  if (!o.baseline_dir.empty()) {
+    EngineOptions bo = eo;
+    bo.pack_dir = o.baseline_dir;
+    baseline.push_back(std::make_unique<Engine>(bo));
+    const int64_t nv = engine.config().n_vocab, bv = baseline[0]->config().n_vocab;
+    if (nv != bv) {
+      fail(StatusCode::kInvalidArg, "--baseline " + o.baseline_dir + " has a vocabulary of " +
+                                        std::to_string(bv) + " tokens, --pack " + o.pack_dir +
+                                        " of " + std::to_string(nv) +
+                                        ": the baseline must be the same model (another dtype)");
+    }
+  }
 
   // ---- The communicator: all-reduce of one token's row (decode) and of a prefill chunk.
   const int64_t n_embd = engine.config().n_embd;
@@ -362,7 +405,12 @@ int run(int argc, char** argv) {
   // ---- Runs: the first warm-up run also pages the mapped weights in (its TTFT is reported).
   double first_ttft = 0;
   for (int w = 0; w < o.warmup; ++w) {
-    const Rep r = run_all(engines, prompts, o.gen);
+    const Rep r = baseline.empty()
+                      ? run_all(engines, prompts, o.gen)
+                      : rep_of(bench::run_interleaved(engine, *baseline[0], prompts[0], o.gen,
+                                                      false)
+                                   .a,
+                               prompts[0].size());
     if (w == 0) first_ttft = r.ttft_s;
   }
   const bench::ProcMem mem = bench::read_proc_mem();  // before any probe buffer exists
@@ -375,11 +423,19 @@ int run(int argc, char** argv) {
     r.read_gbs = std::max(r.read_gbs, bench::read_regions_gbs(traffic.weight_regions, threads, 2));
     r.triad_gbs = std::max(r.triad_gbs, triad->run_gbs(2));
   };
-  std::vector<Rep> reps;
+  std::vector<Rep> reps, base_reps;
   for (int i = 0; i < o.reps; ++i) {
     Rep before;
     probe(before);
-    Rep r = run_all(engines, prompts, o.gen);
+    Rep r;
+    if (baseline.empty()) {
+      r = run_all(engines, prompts, o.gen);
+    } else {  // a pair, steps taking turns; the baseline goes first in odd reps
+      const bench::PairTimes pair =
+          bench::run_interleaved(engine, *baseline[0], prompts[0], o.gen, i % 2 == 1);
+      r = rep_of(pair.a, prompts[0].size());
+      base_reps.push_back(rep_of(pair.b, prompts[0].size()));
+    }
     r.read_gbs = before.read_gbs;
     r.triad_gbs = before.triad_gbs;
     probe(r);
@@ -407,6 +463,14 @@ int run(int argc, char** argv) {
     }
   }
   const double ttft_med = median(ttft), pre_med = median(pre), dec_med = median(dec);
+  // --baseline: its figures, and --pack / --baseline pair by pair.
+  std::vector<double> base_pre, base_dec, pre_ratio, dec_ratio;
+  for (size_t i = 0; i < base_reps.size(); ++i) {
+    base_pre.push_back(base_reps[i].prefill_tok_s);
+    base_dec.push_back(base_reps[i].decode_tok_s);
+    pre_ratio.push_back(reps[i].prefill_tok_s / base_reps[i].prefill_tok_s);
+    dec_ratio.push_back(reps[i].decode_tok_s / base_reps[i].decode_tok_s);
+  }
   const double achieved_gbs = token_bytes * dec_med / 1e9;
   const double prefill_flops = traffic.prefill_flops(o.prompt_len, cfg);
   const double prefill_gflops = o.batch * prefill_flops / ttft_med / 1e9;
@@ -465,6 +529,18 @@ int run(int argc, char** argv) {
     j["rss_anon_bytes"] = mem.rss_anon;
     j["file_pmd_mapped_bytes"] = mem.file_pmd_mapped;
     j["rss_after_load_bytes"] = mem_loaded.rss;
+    if (!baseline.empty()) {
+      j["baseline"] = {{"pack", o.baseline_dir},
+                       {"weight_dtype", dtype_name(baseline[0]->pack(0).weight_dtype())},
+                       {"prefill_tok_s", median(base_pre)},
+                       {"decode_tok_s", median(base_dec)},
+                       {"prefill_tok_s_reps", base_pre},
+                       {"decode_tok_s_reps", base_dec}};
+      j["decode_ratio"] = median(dec_ratio);
+      j["decode_ratio_reps"] = dec_ratio;
+      j["prefill_ratio"] = median(pre_ratio);
+      j["prefill_ratio_reps"] = pre_ratio;
+    }
     if (device_peak > 0) {
       j["device_memory_bytes"] = device_peak;
     } else {
@@ -542,6 +618,16 @@ int run(int argc, char** argv) {
       gb(static_cast<double>(traffic.lm_head_bytes)).c_str(), gb(kv_bytes).c_str(), mean_kv,
       procs.active() ? " -- rank 0's share" : "");
   std::printf("decode bandwidth         %.2f GB/s\n", achieved_gbs);
+  if (!baseline.empty()) {
+    std::printf("baseline                 %s (%s weights): prefill %.1f tok/s, decode %.2f tok/s "
+                "(medians)\n",
+                o.baseline_dir.c_str(), dtype_name(baseline[0]->pack(0).weight_dtype()),
+                median(base_pre), median(base_dec));
+    std::printf("  pack / baseline        decode %.3fx (median of %d pairs, steps taking turns: %s), "
+                "prefill %.3fx (%s)\n",
+                median(dec_ratio), o.reps, list(dec_ratio, 1, "%.3f").c_str(), median(pre_ratio),
+                list(pre_ratio, 1, "%.3f").c_str());
+  }
   if (o.probe) {
     std::printf(
         "roofline                 %.1f%% of the larger of weight stream and triad (median of %d: "

@@ -1,10 +1,12 @@
 // shardlm-bench end to end on tiny packed checkpoints: the JSON report has every figure, the
 // bytes per decoded token are exactly what docs/benchmarks.md defines (recomputed here from the
-// rank files), --batch runs several engines, and bad input fails with a message naming it.
+// rank files), --batch runs several engines, --baseline pairs two packs run for run, and bad
+// input fails with a message naming it.
 #include <gtest/gtest.h>
 
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <string>
@@ -135,6 +137,69 @@ TEST(BenchCli, TableOutputAndBatchOfIndependentEngines) {
   const auto j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j["batch"], 2);
   EXPECT_GT(j["decode_tok_s"].get<double>(), 0.0);
+}
+
+TEST(BenchCli, BaselinePacksRunInPairsAndReportTheirRatios) {
+  // --baseline: the same tiny model at TP 2 as the baseline of its TP 1 pack. Three pairs, each
+  // ratio the pack's rep over the baseline's rep of the same pair, the headline their median.
+  testing::TempDir d1, d2;
+  const std::string pack = pack_tiny(d1, 1, false), base = pack_tiny(d2, 2, false);
+  CliResult r = run_bench("--pack " + pack + " --baseline " + base +
+                          " --prompt-len 8 --gen 4 --reps 3 --threads 2 --no-probe --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["baseline"]["pack"], base);
+  EXPECT_EQ(j["baseline"]["weight_dtype"], "bf16");
+  for (const char* what : {"decode", "prefill"}) {
+    const std::string key = std::string(what) + "_tok_s_reps";
+    const auto& mine = j[key];
+    const auto& theirs = j["baseline"][key];
+    const auto& ratios = j[std::string(what) + "_ratio_reps"];
+    ASSERT_EQ(mine.size(), 3u) << what;
+    ASSERT_EQ(theirs.size(), 3u) << what;
+    ASSERT_EQ(ratios.size(), 3u) << what;
+    std::vector<double> sorted;
+    for (size_t i = 0; i < 3; ++i) {
+      ASSERT_GT(theirs[i].get<double>(), 0.0) << what << " pair " << i;
+      EXPECT_NEAR(ratios[i].get<double>(), mine[i].get<double>() / theirs[i].get<double>(),
+                  1e-12 * ratios[i].get<double>())
+          << what << " pair " << i;
+      sorted.push_back(ratios[i].get<double>());
+    }
+    std::sort(sorted.begin(), sorted.end());
+    EXPECT_DOUBLE_EQ(j[std::string(what) + "_ratio"].get<double>(), sorted[1]) << what;
+  }
+  r = run_bench("--pack " + pack + " --baseline " + base + " --prompt-len 8 --gen 4 --reps 1 "
+                "--no-probe");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("pack / baseline"), std::string::npos) << r.out;
+
+  // Another model as the baseline (a different vocabulary), --batch, another mode: refused.
+  testing::TempDir d3;
+  testing::TinySpec other;
+  other.architecture = "Qwen3ForCausalLM";
+  other.model_type = "qwen3";
+  other.dtype = "BF16";
+  other.n_vocab += 64;
+  testing::write_tiny_checkpoint(d3 / "hf", other);
+  PackOptions po;
+  po.model_dir = d3 / "hf";
+  po.out_dir = d3 / "pack";
+  po.plan.device_total_bytes = 1ull << 30;
+  pack_checkpoint(po);
+  r = run_bench("--pack " + pack + " --baseline " + (d3 / "pack") + " --gen 4 --reps 1 --no-probe");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.out.find("vocabulary"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(d3 / "pack"), std::string::npos) << r.out;
+  r = run_bench("--pack " + pack + " --baseline " + base + " --batch 2 --gen 4 --reps 1");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.out.find("--baseline"), std::string::npos) << r.out;
+  r = run_bench("--pack " + pack + " --baseline " + base + " --concurrency 2 --gen 4");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.out.find("--baseline"), std::string::npos) << r.out;
+  r = run_bench("--pack " + pack + " --baseline " + (d1 / "missing") + " --gen 4 --reps 1");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.out.find("missing"), std::string::npos) << r.out;
 }
 
 TEST(BenchCli, HostBackendReportsNoDeviceMemory) {
