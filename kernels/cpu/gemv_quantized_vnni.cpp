@@ -40,7 +40,9 @@ constexpr int kPrefetchBytes = 4096;
 // lanes start at -offset x the blocks' sums of x; then one conversion and one FMA by the 16 scale
 // products. A last group of G < 16 blocks reads 4 G bytes per step (masked; the other lanes stay
 // 0). With up to 2 tokens, two registers per row and token split the sums (two dependency chains
-// of 4 instead of one of 8).
+// of 4 instead of one of 8). int4 with split sums takes each high nibble in place (v & 0xF0, 16
+// times its value: no shift per load) into sum_b, shifted right by 4 once per group (exact: a
+// multiple of 16), so the int32 sums, and the results, are those of shifting every load.
 template <DType kType, int R, int T>
 void rows_pass(const uint8_t* xa, int64_t n_in, const uint8_t* const* rows, float (*out)[kTokens]) {
   constexpr bool kInt4 = is_int4(kType);
@@ -55,6 +57,7 @@ void rows_pass(const uint8_t* xa, int64_t n_in, const uint8_t* const* rows, floa
   for (int r = 0; r < R; ++r)
     for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
   const __m512i low4 = _mm512_set1_epi8(0x0F);
+  const __m512i high4 = _mm512_set1_epi8(static_cast<char>(0xF0));
   // kInt4G128: lane j (block j of the group) takes the group's scale j / 4.
   const __m512i spread4 = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
   for (int64_t g = 0; g * kQuantGroupBlocks < nb; ++g) {
@@ -89,7 +92,11 @@ void rows_pass(const uint8_t* xa, int64_t n_in, const uint8_t* const* rows, floa
           const __m512i v = _mm512_maskz_loadu_epi8(m, p);
           _mm_prefetch(reinterpret_cast<const char*>(p) + kPrefetchBytes, _MM_HINT_T0);
           w0 = _mm512_and_si512(v, low4);
-          w1 = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
+          if constexpr (kSplit) {
+            w1 = _mm512_and_si512(v, high4);  // 16 x the high nibble
+          } else {
+            w1 = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
+          }
         } else {
           const uint8_t* p = rows[r] + g * kGroupBytes + 8 * G * s;
           w0 = _mm512_maskz_loadu_epi8(m, p);
@@ -119,7 +126,11 @@ void rows_pass(const uint8_t* xa, int64_t n_in, const uint8_t* const* rows, floa
       }
       for (int t = 0; t < T; ++t) {
         __m512i sum = sum_a[r][t];
-        if constexpr (kSplit) sum = _mm512_add_epi32(sum, sum_b[r][t]);
+        if constexpr (kSplit && kInt4) {
+          sum = _mm512_add_epi32(sum, _mm512_srai_epi32(sum_b[r][t], 4));
+        } else if constexpr (kSplit) {
+          sum = _mm512_add_epi32(sum, sum_b[r][t]);
+        }
         acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_mul_ps(sw, sx[t]), acc[r][t]);
       }
     }

@@ -305,6 +305,44 @@ TEST_P(KernelTest, QuantizedMatmulMatchesRef) {
 
 // The f32-activation quantized GEMV of every ISA level (the one AVX-512 machines without VNNI and
 // scalar machines run; the portable loop at the AVX2 level), called directly.
+// The int8-activation GEMV (VNNI, AVX2) sums each row and token in int32 and then scales; up to
+// 2 tokens per pass keep the low and high nibbles' sums apart (the VNNI kernel takes int4's high
+// nibbles in place, 16 times their value, and shifts the sum back once per group), more tokens
+// share one sum. Both are exact, so a token alone, in a pair, or among 4 or 5 gets the same bits.
+TEST_P(KernelTest, Int8ActivationGemvDoesNotDependOnHowManyTokensShareTheCall) {
+  const cpu::Int8ActivationGemv gemv = cpu::int8_activation_gemv(ctx_.isa);
+  if (!gemv) GTEST_SKIP() << "no int8-activation GEMV at this ISA level";
+  for (DType dt : {DType::kInt8, DType::kInt4, DType::kInt4G128}) {
+    for (const auto& [n_in, n_out] : {std::pair<int64_t, int64_t>{1024, 13}, {640, 9}, {1152, 6}}) {
+      if (n_in % quant_scale_inputs(dt) != 0) continue;
+      SCOPED_TRACE(std::string(dtype_name(dt)) + " n_in " + std::to_string(n_in));
+      const int64_t n_tokens = 5;
+      const auto x = random_floats(static_cast<size_t>(n_tokens * n_in), 70);
+      const auto w = random_quantized(dt, n_out, n_in, 71);
+      const size_t xab = cpu::arranged_activation_row_bytes(n_in);
+      std::vector<uint8_t> xa(n_tokens * xab), scratch(row_bytes(DType::kInt8, n_in));
+      for (int64_t t = 0; t < n_tokens; ++t) {
+        cpu::prepare_int8_activations(ctx_.isa, x.data() + t * n_in, n_in, scratch.data(),
+                                      xa.data() + t * xab);
+      }
+      std::vector<float> all(static_cast<size_t>(n_tokens * n_out), NAN);
+      gemv(xa.data(), n_tokens, n_in, w.data(), dt, 0, n_out, nullptr, all.data(), n_out);
+      for (int64_t group : {1, 2, 4}) {
+        for (int64_t t0 = 0; t0 < n_tokens; t0 += group) {
+          const int64_t nt = std::min(group, n_tokens - t0);
+          std::vector<float> y(static_cast<size_t>(nt * n_out), NAN);
+          gemv(xa.data() + t0 * xab, nt, n_in, w.data(), dt, 0, n_out, nullptr, y.data(), n_out);
+          for (int64_t i = 0; i < nt * n_out; ++i) {
+            ASSERT_EQ(std::memcmp(&y[i], &all[t0 * n_out + i], sizeof(float)), 0)
+                << "tokens of " << group << ", token " << t0 + i / n_out << ", row " << i % n_out
+                << ": " << y[i] << " vs " << all[t0 * n_out + i];
+          }
+        }
+      }
+    }
+  }
+}
+
 TEST_P(KernelTest, QuantizedGemvWithF32ActivationsMatchesRef) {
   const MatmulCase cases[] = {{1, 32, 1}, {3, 96, 13}, {4, 1024, 33}, {16, 288, 37},
                               {5, 64, 6}, {2, 160, 9}, {3, 640, 7},   {2, 1152, 5}};
