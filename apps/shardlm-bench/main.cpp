@@ -405,12 +405,11 @@ int run(int argc, char** argv) {
   // ---- Runs: the first warm-up run also pages the mapped weights in (its TTFT is reported).
   double first_ttft = 0;
   for (int w = 0; w < o.warmup; ++w) {
-    const Rep r = baseline.empty()
-                      ? run_all(engines, prompts, o.gen)
-                      : rep_of(bench::run_interleaved(engine, *baseline[0], prompts[0], o.gen,
-                                                      false)
-                                   .a,
-                               prompts[0].size());
+    const Rep r =
+        baseline.empty()
+            ? run_all(engines, prompts, o.gen)
+            : rep_of(bench::run_interleaved(engine, *baseline[0], prompts[0], o.gen, false).a,
+                     prompts[0].size());
     if (w == 0) first_ttft = r.ttft_s;
   }
   const bench::ProcMem mem = bench::read_proc_mem();  // before any probe buffer exists
@@ -619,14 +618,16 @@ int run(int argc, char** argv) {
       procs.active() ? " -- rank 0's share" : "");
   std::printf("decode bandwidth         %.2f GB/s\n", achieved_gbs);
   if (!baseline.empty()) {
-    std::printf("baseline                 %s (%s weights): prefill %.1f tok/s, decode %.2f tok/s "
-                "(medians)\n",
-                o.baseline_dir.c_str(), dtype_name(baseline[0]->pack(0).weight_dtype()),
-                median(base_pre), median(base_dec));
-    std::printf("  pack / baseline        decode %.3fx (median of %d pairs, steps taking turns: %s), "
-                "prefill %.3fx (%s)\n",
-                median(dec_ratio), o.reps, list(dec_ratio, 1, "%.3f").c_str(), median(pre_ratio),
-                list(pre_ratio, 1, "%.3f").c_str());
+    std::printf(
+        "baseline                 %s (%s weights): prefill %.1f tok/s, decode %.2f tok/s "
+        "(medians)\n",
+        o.baseline_dir.c_str(), dtype_name(baseline[0]->pack(0).weight_dtype()), median(base_pre),
+        median(base_dec));
+    std::printf(
+        "  pack / baseline        decode %.3fx (median of %d pairs, steps taking turns: %s), "
+        "prefill %.3fx (%s)\n",
+        median(dec_ratio), o.reps, list(dec_ratio, 1, "%.3f").c_str(), median(pre_ratio),
+        list(pre_ratio, 1, "%.3f").c_str());
   }
   if (o.probe) {
     std::printf(

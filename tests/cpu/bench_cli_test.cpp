@@ -169,8 +169,8 @@ TEST(BenchCli, BaselinePacksRunInPairsAndReportTheirRatios) {
     std::sort(sorted.begin(), sorted.end());
     EXPECT_DOUBLE_EQ(j[std::string(what) + "_ratio"].get<double>(), sorted[1]) << what;
   }
-  r = run_bench("--pack " + pack + " --baseline " + base + " --prompt-len 8 --gen 4 --reps 1 "
-                "--no-probe");
+  r = run_bench("--pack " + pack + " --baseline " + base +
+                " --prompt-len 8 --gen 4 --reps 1 --no-probe");
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("pack / baseline"), std::string::npos) << r.out;
 
