@@ -76,22 +76,6 @@ std::string load_average() {
   return a.empty() ? "n/a" : a + " " + b + " " + c;
 }
 
-Rep run_once(Engine& engine, const std::vector<int32_t>& prompt, int64_t gen) {
-  GenerateOptions go;
-  go.max_new_tokens = gen;
-  go.ignore_eos = true;  // always generate exactly `gen` tokens
-  go.temperature = 0;    // greedy: distributed argmax, no logits gathered
-  const GenerateResult r = generate(engine, prompt, go);
-  Rep rep;
-  rep.ttft_s = r.prefill_seconds;
-  rep.prefill_tok_s = static_cast<double>(prompt.size()) / r.prefill_seconds;
-  rep.decode_steps = r.n_decode_steps;
-  rep.decode_s = r.decode_seconds;
-  rep.decode_tok_s =
-      r.decode_seconds > 0 ? static_cast<double>(r.n_decode_steps) / r.decode_seconds : 0;
-  return rep;
-}
-
 Rep rep_of(const bench::SideTimes& t, size_t prompt_len) {
   Rep rep;
   rep.ttft_s = t.prefill_s;
@@ -100,6 +84,15 @@ Rep rep_of(const bench::SideTimes& t, size_t prompt_len) {
   rep.decode_s = t.decode_s;
   rep.decode_tok_s = t.decode_s > 0 ? static_cast<double>(t.decode_steps) / t.decode_s : 0;
   return rep;
+}
+
+Rep run_once(Engine& engine, const std::vector<int32_t>& prompt, int64_t gen) {
+  GenerateOptions go;
+  go.max_new_tokens = gen;
+  go.ignore_eos = true;  // always generate exactly `gen` tokens
+  go.temperature = 0;    // greedy: distributed argmax, no logits gathered
+  const GenerateResult r = generate(engine, prompt, go);
+  return rep_of({r.prefill_seconds, r.decode_seconds, r.n_decode_steps}, prompt.size());
 }
 
 // One measured run of every sequence. With --batch B > 1 the B independent engines run their
