@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <random>
 #include <sstream>
 #include <string>
@@ -33,6 +34,7 @@
 #include "apps/shardlm-bench/speculation_bench.h"
 #include "apps/shardlm-bench/traffic.h"
 #include "kernels/cpu/isa.h"
+#include "runtime/backend/backend.h"
 #include "runtime/backend/cpu/cpu_backend.h"
 #include "runtime/core/status.h"
 #include "runtime/engine/engine.h"
@@ -46,6 +48,7 @@ namespace {
 
 struct Options {
   std::string pack_dir, baseline_dir, backend = "cpu";
+  std::optional<std::string> baseline_settings;  // --baseline-backend-settings
   int64_t prompt_len = 512, gen = 128, ubatch = 0;
   int batch = 1, threads = 0, reps = 3, warmup = 1, tp = 0;
   uint64_t seed = 1;
@@ -173,6 +176,9 @@ int run(int argc, char** argv) {
       "a second pack of the same model (e.g. bf16 against a quantized --pack): every run "
       "becomes a pair, the two packs' prefills and then their decode steps taking turns, and "
       "the report adds the pairs' speed ratios --pack / --baseline")(
+      "baseline-backend-settings", po::value<std::string>(),
+      "--baseline's backend settings instead of --backend-settings; with the same pack as "
+      "--baseline, one setting measured against another (e.g. kv_touch=off)")(
       "concurrency", po::value<int64_t>(),
       "N sequences through the step engine's scheduler at once vs one alone (concurrency.h)")(
       "shared-prefix", po::value<int64_t>()->default_value(0),
@@ -185,7 +191,7 @@ int run(int argc, char** argv) {
       "matmuls with bf16 weights: auto (bf16 where the CPU multiplies bf16 natively, else f32) | "
       "f32 (exact) | bf16 (activations rounded to bf16, VDPBF16PS)")(
       "backend-settings", po::value(&o.compute.backend_settings)->default_value(""),
-      "backend-specific key=value,... (cpu: isa=avx2, amx_splits=1; cuda: graphs=1)")(
+      "backend-specific key=value,... (cpu: isa=avx2, amx_splits=1, kv_touch=off; cuda: graphs=1)")(
       "perplexity", po::value<std::string>(),
       "perplexity of this text file through the runtime (perplexity.h), then exit")(
       "ppl-ctx", po::value<int64_t>()->default_value(512),
@@ -217,6 +223,12 @@ int run(int argc, char** argv) {
   const std::optional<DType> kv_dtype = parse_dtype(kv_name);
   if (!kv_dtype) {
     fail(StatusCode::kInvalidArg, "--kv-dtype " + kv_name + ": expected bf16, f16, f32 or f8e4m3");
+  }
+  if (vm.count("baseline-backend-settings")) {
+    if (o.baseline_dir.empty()) {
+      fail(StatusCode::kInvalidArg, "--baseline-backend-settings needs --baseline");
+    }
+    o.baseline_settings = vm["baseline-backend-settings"].as<std::string>();
   }
   if (!o.baseline_dir.empty() &&
       (vm.count("perplexity") || vm.count("spec-prompts") || vm.count("concurrency"))) {
@@ -350,6 +362,7 @@ int run(int argc, char** argv) {
   if (!o.baseline_dir.empty()) {
     EngineOptions bo = eo;
     bo.pack_dir = o.baseline_dir;
+    if (o.baseline_settings) bo.backend_settings = parse_backend_settings(*o.baseline_settings);
     baseline.push_back(std::make_unique<Engine>(bo));
     const int64_t nv = engine.config().n_vocab, bv = baseline[0]->config().n_vocab;
     if (nv != bv) {
@@ -522,12 +535,14 @@ int run(int argc, char** argv) {
     j["file_pmd_mapped_bytes"] = mem.file_pmd_mapped;
     j["rss_after_load_bytes"] = mem_loaded.rss;
     if (!baseline.empty()) {
-      j["baseline"] = {{"pack", o.baseline_dir},
-                       {"weight_dtype", dtype_name(baseline[0]->pack(0).weight_dtype())},
-                       {"prefill_tok_s", median(base_pre)},
-                       {"decode_tok_s", median(base_dec)},
-                       {"prefill_tok_s_reps", base_pre},
-                       {"decode_tok_s_reps", base_dec}};
+      j["baseline"] = {
+          {"pack", o.baseline_dir},
+          {"backend_settings", o.baseline_settings.value_or(o.compute.backend_settings)},
+          {"weight_dtype", dtype_name(baseline[0]->pack(0).weight_dtype())},
+          {"prefill_tok_s", median(base_pre)},
+          {"decode_tok_s", median(base_dec)},
+          {"prefill_tok_s_reps", base_pre},
+          {"decode_tok_s_reps", base_dec}};
       j["decode_ratio"] = median(dec_ratio);
       j["decode_ratio_reps"] = dec_ratio;
       j["prefill_ratio"] = median(pre_ratio);
@@ -612,9 +627,11 @@ int run(int argc, char** argv) {
   std::printf("decode bandwidth         %.2f GB/s\n", achieved_gbs);
   if (!baseline.empty()) {
     std::printf(
-        "baseline                 %s (%s weights): prefill %.1f tok/s, decode %.2f tok/s "
+        "baseline                 %s (%s weights%s%s): prefill %.1f tok/s, decode %.2f tok/s "
         "(medians)\n",
-        o.baseline_dir.c_str(), dtype_name(baseline[0]->pack(0).weight_dtype()), median(base_pre),
+        o.baseline_dir.c_str(), dtype_name(baseline[0]->pack(0).weight_dtype()),
+        o.baseline_settings ? ", backend settings " : "",
+        o.baseline_settings ? o.baseline_settings->c_str() : "", median(base_pre),
         median(base_dec));
     std::printf(
         "  pack / baseline        decode %.3fx (median of %d pairs, steps taking turns: %s), "

@@ -54,7 +54,16 @@ struct Context {
   // Off, bf16 matmuls of kAmxGemvMinTokens or more tokens run on AMX tiles (gemv_amx.h), which
   // sum in another order than the one-token GEMV.
   bool batch_invariant = false;
+  // Decode attention on a bf16 pool reads each 64-key chunk's K and V lines once, in address
+  // order, before scoring it (paged_attention.cpp): a sequential read the hardware prefetchers
+  // follow, where the per-head passes stride a whole token apart. Reads only; results are the
+  // same bits either way. kv_touch_pays() gives the default.
+  bool touch_kv = false;
 };
+
+// Whether touch_kv pays on this CPU: measured faster on AMD Zen 4 (decode attention 0.75-0.86x
+// of its time, docs/benchmarks.md), not measured elsewhere, so on for AMD CPUs only.
+bool kv_touch_pays();
 
 // Vocab-parallel embedding; out-of-shard ids give zero rows.
 //   ids [n_tokens], table [n_vocab_local, n_embd] (dtype), out [n_tokens, n_embd]

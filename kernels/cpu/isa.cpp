@@ -147,6 +147,17 @@ Isa detect_isa(Isa cap) {
   return best < cap ? best : cap;
 }
 
+bool amd_cpu() {
+#ifdef SHARDLM_X86
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  if (!__get_cpuid(0, &a, &b, &c, &d)) return false;
+  // The vendor string is ebx, edx, ecx: "Auth" "enti" "cAMD".
+  return b == 0x68747541u && d == 0x69746e65u && c == 0x444d4163u;
+#else
+  return false;
+#endif
+}
+
 std::vector<Isa> runnable_isas() {
   std::vector<Isa> out;
   const Isa best = detect_isa();

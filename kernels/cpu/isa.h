@@ -39,6 +39,9 @@ bool int8_dot_supported();
 // The AMX GEMM calls it before touching tiles, so a Context built with kAmx by hand is safe.
 bool enable_amx();
 
+// True on an AMD CPU (cpuid vendor "AuthenticAMD"), for tuning defaults measured per vendor.
+bool amd_cpu();
+
 // Every level this machine can run, lowest first (always starts with kScalar). For tests.
 std::vector<Isa> runnable_isas();
 

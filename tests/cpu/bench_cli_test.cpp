@@ -150,6 +150,7 @@ TEST(BenchCli, BaselinePacksRunInPairsAndReportTheirRatios) {
   const auto j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j["baseline"]["pack"], base);
   EXPECT_EQ(j["baseline"]["weight_dtype"], "bf16");
+  EXPECT_EQ(j["baseline"]["backend_settings"], "");  // --backend-settings'
   for (const char* what : {"decode", "prefill"}) {
     const std::string key = std::string(what) + "_tok_s_reps";
     const auto& mine = j[key];
@@ -200,6 +201,33 @@ TEST(BenchCli, BaselinePacksRunInPairsAndReportTheirRatios) {
   r = run_bench("--pack " + pack + " --baseline " + (d1 / "missing") + " --gen 4 --reps 1");
   EXPECT_NE(r.code, 0);
   EXPECT_NE(r.out.find("missing"), std::string::npos) << r.out;
+}
+
+TEST(BenchCli, BaselineBackendSettingsPairOneSettingAgainstAnother) {
+  // The same pack on both sides, --baseline with its own backend settings: the pairs run and
+  // the report names them; a bad one is refused by the baseline's backend, and the flag needs
+  // --baseline.
+  testing::TempDir d1;
+  const std::string pack = pack_tiny(d1, 1, false);
+  CliResult r = run_bench("--pack " + pack + " --baseline " + pack +
+                          " --backend-settings kv_touch=on --baseline-backend-settings "
+                          "kv_touch=off --prompt-len 8 --gen 4 --reps 2 --no-probe --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["baseline"]["backend_settings"], "kv_touch=off");
+  EXPECT_EQ(j["decode_ratio_reps"].size(), 2u) << r.out;
+  r = run_bench("--pack " + pack + " --baseline " + pack +
+                " --baseline-backend-settings kv_touch=off --prompt-len 8 --gen 4 --reps 1 "
+                "--no-probe");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("backend settings kv_touch=off"), std::string::npos) << r.out;
+  r = run_bench("--pack " + pack + " --baseline " + pack +
+                " --baseline-backend-settings kv_touch=maybe --gen 4 --reps 1 --no-probe");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.out.find("kv_touch=maybe"), std::string::npos) << r.out;
+  r = run_bench("--pack " + pack + " --baseline-backend-settings kv_touch=off --gen 4 --reps 1");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.out.find("--baseline-backend-settings needs --baseline"), std::string::npos) << r.out;
 }
 
 TEST(BenchCli, HostBackendReportsNoDeviceMemory) {

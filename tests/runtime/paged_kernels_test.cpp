@@ -268,6 +268,42 @@ TEST_P(PagedKernelTest, PoolReadInPlaceEqualsAnF32PoolOfTheSameValues) {
     }
 }
 
+// Context::touch_kv only reads (each chunk's K and V lines, in address order, before its
+// scores): on and off give the same bits for decode rows (split-K with 3 threads), rows of a few
+// tokens, windows, both modes and both activation modes. The block tables end in -1, so a touch
+// past a row's last key would read before the pool (ASan reports it in the sanitizer run).
+TEST_P(PagedKernelTest, TouchingTheKvFirstChangesNoBit) {
+  const int64_t bs = 16, n_head = 8, n_head_kv = 2, n_blocks = 48;
+  for (int64_t hd : {128, 64}) {
+    const Pools pools(n_blocks, bs, n_head_kv, hd, DType::kBF16, 500 + hd);
+    BlockAlloc alloc(n_blocks, 501);
+    const Step step({{alloc.take(blocks_for(300, bs)), positions(299, 1)},
+                     {alloc.take(blocks_for(70, bs)), positions(67, 3)},
+                     {alloc.take(blocks_for(17, bs)), positions(16, 1)},
+                     {alloc.take(blocks_for(130, bs)), positions(128, 2)}});
+    const auto q = random_floats(static_cast<size_t>(step.n_tokens() * n_head * hd), 502, 2.0f);
+    const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+    for (bool bf16 : {false, true}) {
+      for (bool det : {false, true}) {
+        for (int64_t window : {0, 45}) {
+          std::vector<float> out[2];
+          for (bool touch : {false, true}) {
+            cpu::Context ctx{ctx_.pool, ctx_.isa, ctx_.workspace};
+            ctx.bf16_activations = bf16;
+            ctx.touch_kv = touch;
+            out[touch].assign(q.size(), NAN);
+            cpu::paged_attention(ctx, q.data(), n_head, pools.view(), step.view(), window, scale,
+                                 det, out[touch].data());
+          }
+          EXPECT_TRUE(same_bits(out[0], out[1]))
+              << "head_dim " << hd << (bf16 ? " bf16" : " f32") << " activations"
+              << (det ? " deterministic" : " fast") << " window " << window;
+        }
+      }
+    }
+  }
+}
+
 // bf16 activations (Context::bf16_activations) against the twin that rounds the same operands,
 // ref::paged_attention_bf16_activations: bf16 queries, bf16 softmax numerators exp(s - max).
 // Every numerator is within 2^-9 of the twin's on both sides, so |out - twin| <= 2 * 2^-9 *

@@ -141,9 +141,11 @@ TEST(BackendSettingsTest, ParsedPreferredOverTheEnvironmentAndCheckedByTheBacken
     }
   };
   refused(with({{"graphs", "0"}}),
-          "cpu backend: unknown setting 'graphs' (it takes: isa, amx_splits)");
+          "cpu backend: unknown setting 'graphs' (it takes: isa, amx_splits, kv_touch)");
   refused(with({{"isa", "sse9"}}), "isa=sse9");
   refused(with({{"amx_splits", "4"}}), "amx_splits=4");
+  refused(with({{"kv_touch", "yes"}}), "kv_touch=yes: expected on or off");
+  EXPECT_NE(builtin_backends().create("cpu", with({{"kv_touch", "off"}})), nullptr);
   EXPECT_NE(builtin_backends().create("cpu", with({{"isa", "scalar"}})), nullptr);
 }
 

@@ -54,11 +54,25 @@ int amx_splits_setting(const BackendOptions& o) {
   return (*v)[0] - '0';
 }
 
+// kv_touch=on|off (SHARDLM_CPU_KV_TOUCH): decode attention reads each chunk's KV lines in
+// address order first (cpu::Context::touch_kv); absent: cpu::kv_touch_pays().
+bool kv_touch_setting(const BackendOptions& o) {
+  const std::optional<std::string> v = backend_setting(o, "kv_touch", "SHARDLM_CPU_KV_TOUCH");
+  if (!v) return cpu::kv_touch_pays();
+  if (*v != "on" && *v != "off") {
+    fail(StatusCode::kInvalidArg,
+         "cpu backend " + backend_setting_origin(o, "kv_touch", "SHARDLM_CPU_KV_TOUCH", *v) +
+             ": expected on or off");
+  }
+  return *v == "on";
+}
+
 cpu::Context make_context(ThreadPool& pool, cpu::Workspace& workspace, const BackendOptions& o) {
-  check_backend_settings(o, "cpu", {"isa", "amx_splits"});
+  check_backend_settings(o, "cpu", {"isa", "amx_splits", "kv_touch"});
   cpu::Context ctx{pool, cpu_backend_isa(o), workspace, amx_splits_setting(o)};
   ctx.bf16_activations = cpu_bf16_activations(o.activations, ctx.isa);
   ctx.batch_invariant = o.deterministic;
+  ctx.touch_kv = kv_touch_setting(o);
   return ctx;
 }
 
