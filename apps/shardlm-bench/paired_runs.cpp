@@ -1,6 +1,8 @@
 // The two sides of run_interleaved (paired_runs.h) are two threads passing one turn between
 // them: a side runs only while it holds the turn and hands it over after every token it
-// generates (from generate()'s per-token callback).
+// generates (from generate()'s per-token callback). Both sides run on threads of their own, so
+// neither is the long-lived calling thread (with side A on the caller, a control of one pack
+// against itself read 0.964x; with both on new threads 0.978x and 1.004x, Zen 4).
 #include "apps/shardlm-bench/paired_runs.h"
 
 #include <chrono>
@@ -87,8 +89,9 @@ PairTimes run_interleaved(Engine& a, Engine& b, const std::vector<int32_t>& prom
     }
     turn.finish(me);
   };
+  std::thread first([&] { side(0, a, out.a); });
   std::thread other([&] { side(1, b, out.b); });
-  side(0, a, out.a);
+  first.join();
   other.join();
   for (const auto& e : errors) {
     if (e) std::rethrow_exception(e);
