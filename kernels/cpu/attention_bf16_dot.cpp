@@ -20,7 +20,8 @@ inline __m512 dot(__m512 acc, __m512i a, __m512i b) {
 }
 
 template <int NC>
-void scores(const uint16_t* q, const uint16_t* const* k, int64_t n_keys, float scale, float* s) {
+void scores(const uint16_t* q, const uint16_t* const* k, int64_t n_keys, float scale, float* s,
+            bool prefetch) {
   __m512i qv[NC];
   for (int c = 0; c < NC; ++c) qv[c] = _mm512_loadu_si512(q + 32 * c);
   const __m512 vs = _mm512_set1_ps(scale);
@@ -30,7 +31,7 @@ void scores(const uint16_t* q, const uint16_t* const* k, int64_t n_keys, float s
     for (int jj = 0; jj < 16; ++jj) {
       // The next 16 keys' rows, which a paged pool keeps a whole token (every KV head) apart:
       // too far apart for the hardware prefetcher to follow.
-      if (j0 + 16 + jj < n_keys) {
+      if (prefetch && j0 + 16 + jj < n_keys) {
         for (int c = 0; c < NC; ++c) {
           _mm_prefetch(reinterpret_cast<const char*>(k[j0 + 16 + jj] + 32 * c), _MM_HINT_T0);
         }
@@ -57,24 +58,24 @@ void scores(const uint16_t* q, const uint16_t* const* k, int64_t n_keys, float s
 }  // namespace
 
 void attn_scores_row_bf16_dot(const uint16_t* q, const uint16_t* const* k, int64_t n_keys,
-                              int64_t head_dim, float scale, float* s) {
+                              int64_t head_dim, float scale, float* s, bool prefetch) {
   switch (head_dim / 32) {
     case 1:
-      return scores<1>(q, k, n_keys, scale, s);
+      return scores<1>(q, k, n_keys, scale, s, prefetch);
     case 2:
-      return scores<2>(q, k, n_keys, scale, s);
+      return scores<2>(q, k, n_keys, scale, s, prefetch);
     case 3:
-      return scores<3>(q, k, n_keys, scale, s);
+      return scores<3>(q, k, n_keys, scale, s, prefetch);
     case 4:
-      return scores<4>(q, k, n_keys, scale, s);
+      return scores<4>(q, k, n_keys, scale, s, prefetch);
     case 5:
-      return scores<5>(q, k, n_keys, scale, s);
+      return scores<5>(q, k, n_keys, scale, s, prefetch);
     case 6:
-      return scores<6>(q, k, n_keys, scale, s);
+      return scores<6>(q, k, n_keys, scale, s, prefetch);
     case 7:
-      return scores<7>(q, k, n_keys, scale, s);
+      return scores<7>(q, k, n_keys, scale, s, prefetch);
     default:
-      return scores<8>(q, k, n_keys, scale, s);
+      return scores<8>(q, k, n_keys, scale, s, prefetch);
   }
 }
 

@@ -13,9 +13,10 @@ namespace shardlm::cpu {
 // s[j] = scale * (q . k[j]) for j < n_keys; head_dim a multiple of 32, at most 256. Keys come 16
 // at a time (then one by one), reduced by the same tree either way, so a key's bits depend on
 // neither its place in [0, n_keys) nor the other keys (denormal inputs flushed to zero, as the
-// instruction does).
+// instruction does). The rows of the next 16 keys are prefetched unless `prefetch` is false (the
+// caller has just read them: Context::touch_kv).
 //   q [head_dim] bf16, k: n_keys pointers to rows of head_dim bf16, s [n_keys] f32
 void attn_scores_row_bf16_dot(const uint16_t* q, const uint16_t* const* k, int64_t n_keys,
-                              int64_t head_dim, float scale, float* s);
+                              int64_t head_dim, float scale, float* s, bool prefetch = true);
 
 }  // namespace shardlm::cpu

@@ -486,7 +486,7 @@ bool attn_scores_row_bf16(const float* q, const uint16_t* const* k, int64_t n_ke
 //   p [R][ldp], v[j] -> [32 * NC32] bf16, o [R][ldo]
 template <int NC32, int R>
 void pv_rows_bf16(const float* p, int64_t ldp, const uint16_t* const* v, int64_t n_keys, float* o,
-                  int64_t ldo) {
+                  int64_t ldo, bool prefetch) {
   const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
   const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
   const __m512i high16 = _mm512_set1_epi32(static_cast<int32_t>(0xFFFF0000u));
@@ -500,7 +500,7 @@ void pv_rows_bf16(const float* p, int64_t ldp, const uint16_t* const* v, int64_t
     }
   }
   for (int64_t j = 0; j < n_keys; ++j) {
-    if (j + kPvPrefetchKeys < n_keys) {
+    if (prefetch && j + kPvPrefetchKeys < n_keys) {
       for (int c = 0; c < NC32; ++c) {
         _mm_prefetch(reinterpret_cast<const char*>(v[j + kPvPrefetchKeys] + 32 * c), _MM_HINT_T0);
       }
@@ -533,30 +533,31 @@ void pv_rows_bf16(const float* p, int64_t ldp, const uint16_t* const* v, int64_t
 // within 16.
 template <int NC32, int R>
 void pv_rows_bf16_all(const float* p, int64_t ldp, int64_t n_rows, const uint16_t* const* v,
-                      int64_t n_keys, float* o, int64_t ldo) {
+                      int64_t n_keys, float* o, int64_t ldo, bool prefetch) {
   int64_t r = 0;
   for (; r + R <= n_rows; r += R)
-    pv_rows_bf16<NC32, R>(p + r * ldp, ldp, v, n_keys, o + r * ldo, ldo);
+    pv_rows_bf16<NC32, R>(p + r * ldp, ldp, v, n_keys, o + r * ldo, ldo, prefetch);
   if constexpr (R > 1) {
     if (r < n_rows) {
-      pv_rows_bf16_all<NC32, R / 2>(p + r * ldp, ldp, n_rows - r, v, n_keys, o + r * ldo, ldo);
+      pv_rows_bf16_all<NC32, R / 2>(p + r * ldp, ldp, n_rows - r, v, n_keys, o + r * ldo, ldo,
+                                    prefetch);
     }
   }
 }
 
 bool attn_pv_rows_bf16(const float* p, int64_t ldp, int64_t n_rows, const uint16_t* const* v,
-                       int64_t n_keys, int64_t head_dim, float* o, int64_t ldo) {
+                       int64_t n_keys, int64_t head_dim, float* o, int64_t ldo, bool prefetch) {
   if (head_dim != 64 && head_dim != 128 && head_dim != 256) return false;
   if (n_keys <= 0) return true;
   switch (head_dim) {
     case 64:
-      pv_rows_bf16_all<2, 4>(p, ldp, n_rows, v, n_keys, o, ldo);
+      pv_rows_bf16_all<2, 4>(p, ldp, n_rows, v, n_keys, o, ldo, prefetch);
       return true;
     case 128:
-      pv_rows_bf16_all<4, 2>(p, ldp, n_rows, v, n_keys, o, ldo);
+      pv_rows_bf16_all<4, 2>(p, ldp, n_rows, v, n_keys, o, ldo, prefetch);
       return true;
     case 256:
-      pv_rows_bf16_all<8, 1>(p, ldp, n_rows, v, n_keys, o, ldo);
+      pv_rows_bf16_all<8, 1>(p, ldp, n_rows, v, n_keys, o, ldo, prefetch);
       return true;
     default:
       return false;

@@ -516,13 +516,14 @@ TEST_P(KernelTest, WidenF8E4M3EqualsTheScalarConversion) {
 // KernelTable::attn_pv_rows_bf16 (decode P.V on a bf16 pool: a GQA group's rows share each V
 // row) against the naive loop, o[d] = fma(p[j], v_j[d], o[d]) over the keys in order: the same
 // bits, for every head_dim it covers, 1-5 rows (pairs and a lone row), key counts with and
-// without a prefetch-distance tail, rows read through scattered pointers.
+// without a prefetch-distance tail, rows read through scattered pointers, with and without the
+// prefetches.
 TEST_P(KernelTest, PvRowsOnBf16RowsEqualTheNaiveLoop) {
   const cpu::KernelTable& kt = cpu::kernel_table(ctx_.isa);
   if (!kt.attn_pv_rows_bf16) GTEST_SKIP() << "no bf16-row P.V at this ISA level";
-  EXPECT_FALSE(kt.attn_pv_rows_bf16(nullptr, 0, 0, nullptr, 0, 96, nullptr, 0));
+  EXPECT_FALSE(kt.attn_pv_rows_bf16(nullptr, 0, 0, nullptr, 0, 96, nullptr, 0, true));
   for (int64_t hd : {64, 128, 256}) {
-    ASSERT_TRUE(kt.attn_pv_rows_bf16(nullptr, 0, 0, nullptr, 0, hd, nullptr, 0)) << hd;
+    ASSERT_TRUE(kt.attn_pv_rows_bf16(nullptr, 0, 0, nullptr, 0, hd, nullptr, 0, true)) << hd;
     for (int64_t n_rows : {1, 2, 3, 4, 5}) {
       for (int64_t n_keys : {1, 7, 9, 40}) {
         SCOPED_TRACE("hd " + std::to_string(hd) + ", rows " + std::to_string(n_rows) + ", keys " +
@@ -547,11 +548,15 @@ TEST_P(KernelTest, PvRowsOnBf16RowsEqualTheNaiveLoop) {
             want[r * ldo + d] = acc;
           }
         }
-        ASSERT_TRUE(
-            kt.attn_pv_rows_bf16(p.data(), ldp, n_rows, rows.data(), n_keys, hd, o.data(), ldo));
-        for (size_t i = 0; i < o.size(); ++i) {
-          ASSERT_EQ(std::memcmp(&o[i], &want[i], sizeof(float)), 0)
-              << "element " << i << ": " << o[i] << " vs " << want[i];
+        for (bool prefetch : {true, false}) {
+          std::vector<float> got = o;
+          ASSERT_TRUE(kt.attn_pv_rows_bf16(p.data(), ldp, n_rows, rows.data(), n_keys, hd,
+                                           got.data(), ldo, prefetch));
+          for (size_t i = 0; i < o.size(); ++i) {
+            ASSERT_EQ(std::memcmp(&got[i], &want[i], sizeof(float)), 0)
+                << "element " << i << ": " << got[i] << " vs " << want[i]
+                << (prefetch ? "" : " without prefetches");
+          }
         }
       }
     }
@@ -620,6 +625,9 @@ TEST(Bf16DotTest, DecodeScoresMatchTheDotAndDoNotDependOnPlaceOrOtherKeys) {
       for (size_t i = 0; i < qf.size(); ++i) q[i] = f32_to_bf16(qf[i]);
       std::vector<float> s(static_cast<size_t>(n_keys), NAN);
       cpu::attn_scores_row_bf16_dot(q.data(), k.rows.data(), n_keys, hd, scale, s.data());
+      std::vector<float> no_prefetch(s.size(), NAN);
+      cpu::attn_scores_row_bf16_dot(q.data(), k.rows.data(), n_keys, hd, scale, no_prefetch.data(),
+                                    false);
       for (int64_t j = 0; j < n_keys; ++j) {
         double dot = 0, mag = 0;
         for (int64_t d = 0; d < hd; ++d) {
@@ -632,6 +640,8 @@ TEST(Bf16DotTest, DecodeScoresMatchTheDotAndDoNotDependOnPlaceOrOtherKeys) {
         cpu::attn_scores_row_bf16_dot(q.data(), k.rows.data() + j, 1, hd, scale, &alone);
         ASSERT_EQ(std::memcmp(&s[j], &alone, sizeof(float)), 0)
             << "key " << j << ": " << s[j] << " vs " << alone << " alone";
+        ASSERT_EQ(std::memcmp(&s[j], &no_prefetch[j], sizeof(float)), 0)
+            << "key " << j << ": " << s[j] << " vs " << no_prefetch[j] << " without prefetches";
       }
     }
   }
