@@ -566,8 +566,8 @@ void run_rows(const Geo& g, const Item& it, const Scratch& sc, bool det, float* 
           if (det) {
             attn_scores_row_bf16_dot(qr_bits, kpr, kRowChunk, hd, g.scale, sr, !touched);
           } else {
-            attn_scores_row_bf16_dot(qr_bits, kpr + (a - kb), b - a + 1, hd, g.scale,
-                                     sr + (a - c0), !touched);
+            attn_scores_row_bf16_dot(qr_bits, kpr + (a - kb), b - a + 1, hd, g.scale, sr + (a - c0),
+                                     !touched);
           }
 #endif
         } else if (in_place && det) {
