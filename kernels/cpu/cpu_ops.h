@@ -61,7 +61,7 @@ struct Context {
   bool touch_kv = false;
 };
 
-// Whether touch_kv pays on this CPU: measured faster on AMD Zen 4 (decode attention 0.75-0.86x
+// Whether touch_kv pays on this CPU: measured faster on AMD Zen 4 (decode attention 0.73-0.90x
 // of its time, docs/benchmarks.md), not measured elsewhere, so on for AMD CPUs only.
 bool kv_touch_pays();
 
