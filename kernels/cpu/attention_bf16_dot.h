@@ -19,4 +19,14 @@ namespace shardlm::cpu {
 void attn_scores_row_bf16_dot(const uint16_t* q, const uint16_t* const* k, int64_t n_keys,
                               int64_t head_dim, float scale, float* s, bool prefetch = true);
 
+// attn_scores_row_bf16_dot for the `group` query rows of one kv head (a GQA group) at once: each
+// key's row is loaded once for all of them, and every score has the bits that function gives it.
+// No prefetches: for keys already in cache (Context::touch_kv). Returns false, doing nothing,
+// where it does not keep the rows' queries in registers (group x head_dim / 32 > 8; group 2, 4
+// or 8 only), true otherwise (n_keys = 0 reads nothing: a way to ask).
+//   q [group][ldq] bf16, k: n_keys pointers to rows of head_dim bf16, s [group][lds] f32
+bool attn_scores_group_bf16_dot(const uint16_t* q, int64_t ldq, int64_t group,
+                                const uint16_t* const* k, int64_t n_keys, int64_t head_dim,
+                                float scale, float* s, int64_t lds);
+
 }  // namespace shardlm::cpu

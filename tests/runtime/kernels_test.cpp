@@ -648,6 +648,53 @@ TEST(Bf16DotTest, DecodeScoresMatchTheDotAndDoNotDependOnPlaceOrOtherKeys) {
 }
 #endif
 
+#if defined(SHARDLM_CPU_BF16_DOT)
+TEST(Bf16DotTest, GroupScoresHaveTheBitsOfEachRowScoredAlone) {
+  // attn_scores_group_bf16_dot (a GQA group's rows sharing each K row) against
+  // attn_scores_row_bf16_dot row by row, bit for bit: every group and head_dim it covers, key
+  // counts around its batches of 16 / group keys. Outputs start as NaN, so a score it skips
+  // fails; the scores land at the row stride. Combinations it does not cover return false.
+  if (!cpu::bf16_dot_supported()) GTEST_SKIP() << "no AVX-512 BF16 on this machine";
+  EXPECT_FALSE(cpu::attn_scores_group_bf16_dot(nullptr, 0, 4, nullptr, 0, 128, 1.0f, nullptr, 0));
+  EXPECT_FALSE(cpu::attn_scores_group_bf16_dot(nullptr, 0, 3, nullptr, 0, 64, 1.0f, nullptr, 0));
+  EXPECT_FALSE(cpu::attn_scores_group_bf16_dot(nullptr, 0, 2, nullptr, 0, 48, 1.0f, nullptr, 0));
+  const float scale = 0.0883883f;
+  for (auto [group, hd] : {std::pair<int64_t, int64_t>{2, 32},
+                           {2, 64},
+                           {2, 96},
+                           {2, 128},
+                           {4, 32},
+                           {4, 64},
+                           {8, 32}}) {
+    ASSERT_TRUE(
+        cpu::attn_scores_group_bf16_dot(nullptr, 0, group, nullptr, 0, hd, 1.0f, nullptr, 0));
+    for (int64_t n_keys : {1, 2, 3, 7, 8, 9, 17, 40}) {
+      SCOPED_TRACE("group " + std::to_string(group) + ", hd " + std::to_string(hd) + ", keys " +
+                   std::to_string(n_keys));
+      const uint64_t seed = static_cast<uint64_t>(group * 1000 + hd * 10 + n_keys);
+      const ScatteredBf16Rows k(n_keys, hd, seed);
+      const int64_t ldq = hd + 32, lds = n_keys + 5;
+      const std::vector<float> qf = random_floats(static_cast<size_t>(group * ldq), seed + 1);
+      std::vector<uint16_t> q(qf.size());
+      for (size_t i = 0; i < qf.size(); ++i) q[i] = f32_to_bf16(qf[i]);
+      std::vector<float> s(static_cast<size_t>(group * lds), NAN);
+      ASSERT_TRUE(cpu::attn_scores_group_bf16_dot(q.data(), ldq, group, k.rows.data(), n_keys, hd,
+                                                  scale, s.data(), lds));
+      for (int64_t g = 0; g < group; ++g) {
+        std::vector<float> want(static_cast<size_t>(n_keys), NAN);
+        cpu::attn_scores_row_bf16_dot(q.data() + g * ldq, k.rows.data(), n_keys, hd, scale,
+                                      want.data());
+        for (int64_t j = 0; j < n_keys; ++j) {
+          ASSERT_EQ(std::memcmp(&s[g * lds + j], &want[j], sizeof(float)), 0)
+              << "row " << g << ", key " << j << ": " << s[g * lds + j] << " vs " << want[j];
+        }
+        for (int64_t j = n_keys; j < lds; ++j) ASSERT_TRUE(std::isnan(s[g * lds + j])) << j;
+      }
+    }
+  }
+}
+#endif
+
 #if defined(SHARDLM_CPU_AMX)
 TEST(AmxTest, FewerSplitsRoundActivationsToBf16) {
   // 1 part = activations rounded to bf16: error ~2^-8 relative per product, far above the exact

@@ -272,9 +272,11 @@ TEST_P(PagedKernelTest, PoolReadInPlaceEqualsAnF32PoolOfTheSameValues) {
 // scores): on and off give the same bits for decode rows (split-K with 3 threads), rows of a few
 // tokens, windows, both modes and both activation modes. The block tables end in -1, so a touch
 // past a row's last key would read before the pool (ASan reports it in the sanitizer run).
+// Touched chunks score a GQA group's rows together where attn_scores_group_bf16_dot covers the
+// group and head_dim (groups of 4 with head_dim 64, of 2 with 128; not 4 with 128).
 TEST_P(PagedKernelTest, TouchingTheKvFirstChangesNoBit) {
-  const int64_t bs = 16, n_head = 8, n_head_kv = 2, n_blocks = 48;
-  for (int64_t hd : {128, 64}) {
+  const int64_t bs = 16, n_head_kv = 2, n_blocks = 48;
+  for (auto [n_head, hd] : {std::pair<int64_t, int64_t>{8, 128}, {8, 64}, {4, 128}}) {
     const Pools pools(n_blocks, bs, n_head_kv, hd, DType::kBF16, 500 + hd);
     BlockAlloc alloc(n_blocks, 501);
     const Step step({{alloc.take(blocks_for(300, bs)), positions(299, 1)},
@@ -296,8 +298,8 @@ TEST_P(PagedKernelTest, TouchingTheKvFirstChangesNoBit) {
                                  det, out[touch].data());
           }
           EXPECT_TRUE(same_bits(out[0], out[1]))
-              << "head_dim " << hd << (bf16 ? " bf16" : " f32") << " activations"
-              << (det ? " deterministic" : " fast") << " window " << window;
+              << "heads " << n_head << ", head_dim " << hd << (bf16 ? " bf16" : " f32")
+              << " activations" << (det ? " deterministic" : " fast") << " window " << window;
         }
       }
     }
