@@ -248,7 +248,8 @@ std::vector<uint8_t> random_quantized(DType dt, int64_t n_rows, int64_t n, uint6
 // panels (AVX-512 BF16). Rows hold whole blocks of 32 inputs; int4 rows whose n_in is not a
 // multiple of 512 end in a group of fewer than 16 blocks (all of the row below 512). int4g128
 // runs the shapes whose n_in is a multiple of 128 (its scale groups): 128 and 640 end in a group
-// of 4 blocks, 1152 in one of 4 after two whole groups.
+// of 4 blocks, 1152 in one of 4 after two whole groups. One token with n_in a multiple of 512
+// (1024, 2048, 1536) takes the VNNI kernel's one-token int4 path (gemv_int4_one_token_vnni).
 TEST_P(KernelTest, QuantizedMatmulMatchesRef) {
   const bool int8_activations = cpu::int8_activation_gemv(ctx_.isa) != nullptr;
   const bool int8_gemm = cpu::int8_dot_supported() && ctx_.isa >= Isa::kAvx512;  // bf16 mode
@@ -260,10 +261,11 @@ TEST_P(KernelTest, QuantizedMatmulMatchesRef) {
   amx = ctx_.isa >= Isa::kAmx && cpu::enable_amx();
 #endif
   const MatmulCase cases[] = {
-      {1, 32, 1},    {1, 64, 45},   {2, 96, 7},    {3, 384, 13},  {4, 1024, 33}, {5, 160, 200},
-      {7, 32, 6},    {16, 288, 37}, {17, 320, 45}, {40, 544, 64}, {70, 64, 19},  {33, 1056, 17},
-      {1, 1056, 29}, {1, 544, 17},  {6, 1056, 9},  {20, 96, 33},  {20, 96, 32},  {48, 1056, 48},
-      {1, 128, 5},   {3, 640, 29},  {1, 1152, 18}, {17, 640, 32}, {40, 1152, 45}};
+      {1, 32, 1},    {1, 64, 45},   {2, 96, 7},    {3, 384, 13},  {4, 1024, 33},  {5, 160, 200},
+      {7, 32, 6},    {16, 288, 37}, {17, 320, 45}, {40, 544, 64}, {70, 64, 19},   {33, 1056, 17},
+      {1, 1056, 29}, {1, 544, 17},  {6, 1056, 9},  {20, 96, 33},  {20, 96, 32},   {48, 1056, 48},
+      {1, 128, 5},   {3, 640, 29},  {1, 1152, 18}, {17, 640, 32}, {40, 1152, 45}, {1, 1024, 37},
+      {1, 2048, 21}, {1, 1536, 8}};
   for (bool bf16_activations : {false, true}) {
     cpu::Context ctx = ctx_;
     ctx.bf16_activations = bf16_activations;
@@ -309,11 +311,14 @@ TEST_P(KernelTest, QuantizedMatmulMatchesRef) {
 // 2 tokens per pass keep the low and high nibbles' sums apart (the VNNI kernel takes int4's high
 // nibbles in place, 16 times their value, and shifts the sum back once per group), more tokens
 // share one sum. Both are exact, so a token alone, in a pair, or among 4 or 5 gets the same bits.
+// A lone int4 token with whole groups of 512 inputs (1024, 2048) runs the VNNI kernel's one-token
+// path, whose two tunings (8 rows and 4 rows per pass) are also called directly: the same bits.
 TEST_P(KernelTest, Int8ActivationGemvDoesNotDependOnHowManyTokensShareTheCall) {
   const cpu::Int8ActivationGemv gemv = cpu::int8_activation_gemv(ctx_.isa);
   if (!gemv) GTEST_SKIP() << "no int8-activation GEMV at this ISA level";
   for (DType dt : {DType::kInt8, DType::kInt4, DType::kInt4G128}) {
-    for (const auto& [n_in, n_out] : {std::pair<int64_t, int64_t>{1024, 13}, {640, 9}, {1152, 6}}) {
+    for (const auto& [n_in, n_out] :
+         {std::pair<int64_t, int64_t>{1024, 13}, {640, 9}, {1152, 6}, {2048, 37}}) {
       if (n_in % quant_scale_inputs(dt) != 0) continue;
       SCOPED_TRACE(std::string(dtype_name(dt)) + " n_in " + std::to_string(n_in));
       const int64_t n_tokens = 5;
@@ -339,6 +344,22 @@ TEST_P(KernelTest, Int8ActivationGemvDoesNotDependOnHowManyTokensShareTheCall) {
           }
         }
       }
+#if defined(SHARDLM_CPU_INT8_DOT)
+      if (is_int4(dt) && n_in % 512 == 0 && gemv == cpu::gemv_quantized_vnni) {
+        for (bool amd_tuning : {false, true}) {
+          for (int64_t t = 0; t < n_tokens; ++t) {
+            std::vector<float> y(static_cast<size_t>(n_out), NAN);
+            cpu::gemv_int4_one_token_vnni(xa.data() + t * xab, n_in, w.data(), dt, amd_tuning, 0,
+                                          n_out, nullptr, y.data(), n_out);
+            for (int64_t o = 0; o < n_out; ++o) {
+              ASSERT_EQ(std::memcmp(&y[o], &all[t * n_out + o], sizeof(float)), 0)
+                  << (amd_tuning ? "8 rows" : "4 rows") << ", token " << t << ", row " << o << ": "
+                  << y[o] << " vs " << all[t * n_out + o];
+            }
+          }
+        }
+      }
+#endif
     }
   }
 }
