@@ -38,12 +38,15 @@ constexpr int kTokens = 4;  // tokens per pass over the rows
 constexpr int kPrefetchBytes = 4096;
 
 // One token of int4 on AMD (rows_pass_int4_one_token): 8 rows streamed together, each prefetched
-// 512 bytes ahead (the bf16 GEMV's streams and distance). On Zen 4, 8 rows 4096 bytes ahead keep
-// 32 KiB of prefetched lines in flight, the whole L1, and ran slower than 4 rows; 8 rows 512 bytes
-// ahead read 1.02-1.07x faster than 4 rows 4096 ahead (1 x 1024 -> 4096 and 6144, 2048 -> 1024,
-// 3072 -> 1024, 2 threads, interleaved). Elsewhere (Intel) kRows and kPrefetchBytes.
+// 512 bytes ahead into L1 (the bf16 GEMV's streams and distance) and 2048 bytes ahead into L2. On
+// Zen 4, 8 rows 4096 bytes ahead keep 32 KiB of prefetched lines in flight, the whole L1, and ran
+// slower than 4 rows; 8 rows 512 bytes ahead read 1.02-1.07x faster than 4 rows 4096 ahead
+// (1 x 1024 -> 4096 and 6144, 2048 -> 1024, 3072 -> 1024, 2 threads, interleaved), and the L2
+// prefetch 2048 ahead added 1.02-1.14x (1536, 3072 and 4096 ahead within 2% of it). Elsewhere
+// (Intel) kRows and kPrefetchBytes, no L2 prefetch.
 constexpr int kOneTokenRowsAmd = 8;
 constexpr int kOneTokenPrefetchAmd = 512;
+constexpr int kOneTokenL2PrefetchAmd = 2048;
 
 // Rows x tokens over all n_in inputs, a group of 16 blocks at a time (dtype.h): per group and
 // row, int8: 8 loads of 64 bytes, each meeting one step of the token's arranged bytes (xa) in a
@@ -154,8 +157,9 @@ void rows_pass(const uint8_t* xa, int64_t n_in, const uint8_t* const* rows, floa
 // with the group's shape known at compile time (plain loads, constant offsets, the row pointers
 // in registers) and each 64-byte load feeding both nibbles (the compiler otherwise folds the load
 // into each AND, two loads where Zen 4 issues one 64-byte load per cycle). The same operations on
-// the same lanes in the same order as rows_pass, so the same bits.
-template <DType kType, int R, int kPrefetch>
+// the same lanes in the same order as rows_pass, so the same bits. kPrefetch: bytes ahead each
+// row is prefetched into L1; kL2Prefetch: into L2 (0: not).
+template <DType kType, int R, int kPrefetch, int kL2Prefetch>
 void rows_pass_int4_one_token(const uint8_t* xa, int64_t n_in, const uint8_t* const* rows,
                               float (*out)[kTokens]) {
   static_assert(is_int4(kType));
@@ -191,6 +195,9 @@ void rows_pass_int4_one_token(const uint8_t* xa, int64_t n_in, const uint8_t* co
         __m512i v = _mm512_loadu_si512(w);
         __asm__("" : "+v"(v));  // keeps v in a register: one load for both ANDs
         _mm_prefetch(reinterpret_cast<const char*>(w) + kPrefetch, _MM_HINT_T0);
+        if constexpr (kL2Prefetch > 0) {
+          _mm_prefetch(reinterpret_cast<const char*>(w) + kL2Prefetch, _MM_HINT_T1);
+        }
         sa[r] = _mm512_dpbusd_epi32(sa[r], _mm512_and_si512(v, low4), x0);
         sb[r] = _mm512_dpbusd_epi32(sb[r], _mm512_and_si512(v, high4), x1);  // 16 x high
       }
@@ -214,12 +221,13 @@ void rows_pass_int4_one_token(const uint8_t* xa, int64_t n_in, const uint8_t* co
 }
 
 // One token of int4 weights with every group full: rows_pass_int4_one_token, R rows at a time.
-template <DType kType, int R, int kPrefetch>
+template <DType kType, int R, int kPrefetch, int kL2Prefetch>
 void gemv_int4_one_token(const uint8_t* xa, int64_t n_in, const uint8_t* w, int64_t o_begin,
                          int64_t o_end, const float* bias, float* y, int64_t ldy) {
   gemv_row_blocks<R, kTokens>(w, row_bytes(kType, n_in), 1, o_begin, o_end, bias, y, ldy,
                               [&](int, int64_t, const uint8_t* const* rows, float(*out)[kTokens]) {
-                                rows_pass_int4_one_token<kType, R, kPrefetch>(xa, n_in, rows, out);
+                                rows_pass_int4_one_token<kType, R, kPrefetch, kL2Prefetch>(
+                                    xa, n_in, rows, out);
                               });
 }
 
@@ -256,17 +264,17 @@ void gemv_int4_one_token_vnni(const uint8_t* xa, int64_t n_in, const uint8_t* w,
                               bool amd_tuning, int64_t o_begin, int64_t o_end, const float* bias,
                               float* y, int64_t ldy) {
   if (dtype == DType::kInt4 && amd_tuning) {
-    gemv_int4_one_token<DType::kInt4, kOneTokenRowsAmd, kOneTokenPrefetchAmd>(xa, n_in, w, o_begin,
-                                                                              o_end, bias, y, ldy);
+    gemv_int4_one_token<DType::kInt4, kOneTokenRowsAmd, kOneTokenPrefetchAmd,
+                        kOneTokenL2PrefetchAmd>(xa, n_in, w, o_begin, o_end, bias, y, ldy);
   } else if (dtype == DType::kInt4) {
-    gemv_int4_one_token<DType::kInt4, kRows, kPrefetchBytes>(xa, n_in, w, o_begin, o_end, bias, y,
-                                                             ldy);
+    gemv_int4_one_token<DType::kInt4, kRows, kPrefetchBytes, 0>(xa, n_in, w, o_begin, o_end, bias,
+                                                                y, ldy);
   } else if (amd_tuning) {
-    gemv_int4_one_token<DType::kInt4G128, kOneTokenRowsAmd, kOneTokenPrefetchAmd>(
-        xa, n_in, w, o_begin, o_end, bias, y, ldy);
+    gemv_int4_one_token<DType::kInt4G128, kOneTokenRowsAmd, kOneTokenPrefetchAmd,
+                        kOneTokenL2PrefetchAmd>(xa, n_in, w, o_begin, o_end, bias, y, ldy);
   } else {
-    gemv_int4_one_token<DType::kInt4G128, kRows, kPrefetchBytes>(xa, n_in, w, o_begin, o_end, bias,
-                                                                 y, ldy);
+    gemv_int4_one_token<DType::kInt4G128, kRows, kPrefetchBytes, 0>(xa, n_in, w, o_begin, o_end,
+                                                                    bias, y, ldy);
   }
 }
 
