@@ -78,14 +78,14 @@ Int8ActivationGemv int8_activation_gemv(Isa isa);
 void gemv_quantized_vnni(const uint8_t* xq, int64_t n_tokens, int64_t n_in, const uint8_t* w,
                          DType dtype, int64_t o_begin, int64_t o_end, const float* bias, float* y,
                          int64_t ldy);
-// What gemv_quantized_vnni runs for one token of kInt4 or kInt4G128 when n_in is a multiple of
-// 512 (whole groups): 8 rows streamed together, each prefetched 512 bytes ahead into L1 and 2048
-// into L2, with amd_tuning (the default on AMD CPUs), else 4 rows 4096 bytes ahead. The same bits either way, and the bits
-// of that token among others in one call. Exposed so tests run both tunings on any machine.
-//   xa [arranged_activation_row_bytes(n_in)], w [n_out rows], y [1, ldy]
-void gemv_int4_one_token_vnni(const uint8_t* xa, int64_t n_in, const uint8_t* w, DType dtype,
-                              bool amd_tuning, int64_t o_begin, int64_t o_end, const float* bias,
-                              float* y, int64_t ldy);
+// What gemv_quantized_vnni runs for one token when n_in is a multiple of 512 (whole groups): 8
+// rows streamed together, each prefetched 512 bytes ahead into L1 and 2048 into L2, with
+// amd_tuning (the default on AMD CPUs), else 4 rows 4096 bytes ahead. The same bits either way,
+// and the bits of that token among others in one call. Exposed so tests run both tunings on any
+// machine.   xa [arranged_activation_row_bytes(n_in)], w [n_out rows], y [1, ldy]
+void gemv_one_token_vnni(const uint8_t* xa, int64_t n_in, const uint8_t* w, DType dtype,
+                         bool amd_tuning, int64_t o_begin, int64_t o_end, const float* bias,
+                         float* y, int64_t ldy);
 #endif
 
 #if defined(SHARDLM_CPU_X86_TABLES)

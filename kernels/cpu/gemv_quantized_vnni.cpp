@@ -5,9 +5,9 @@
 // weights' stored values, unsigned: int8 q + 128, int4 q + 8, times x's signed bytes) sums a whole
 // group per lane in int32, each lane starting at -offset times its block's sum of x, which cancels
 // the offset; then one conversion and one FMA by the 16 scale products per group (kInt4G128: its 4
-// scales, each spread over the 4 lanes of the blocks that share it). One token of int4 with whole
-// groups (decode of one sequence) has a path of its own (rows_pass_int4_one_token), tuned per
-// vendor, with the same bits.
+// scales, each spread over the 4 lanes of the blocks that share it). One token with whole groups
+// (decode of one sequence) has a path of its own (rows_pass_one_token), tuned per vendor, with the
+// same bits.
 // GCC 12 reports -Wuninitialized inside its own AVX-512 intrinsics (the _mm512_undefined_*
 // placeholders; GCC bug 105593, fixed in GCC 13). Silenced for this file only.
 #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ < 13
@@ -37,7 +37,7 @@ constexpr int kTokens = 4;  // tokens per pass over the rows
 // streams per thread ahead of the loads.
 constexpr int kPrefetchBytes = 4096;
 
-// One token of int4 on AMD (rows_pass_int4_one_token): 8 rows streamed together, each prefetched
+// One token on AMD (rows_pass_one_token): 8 rows streamed together, each prefetched
 // 512 bytes ahead into L1 (the bf16 GEMV's streams and distance) and 2048 bytes ahead into L2. On
 // Zen 4, 8 rows 4096 bytes ahead keep 32 KiB of prefetched lines in flight, the whole L1, and ran
 // slower than 4 rows; 8 rows 512 bytes ahead read 1.02-1.07x faster than 4 rows 4096 ahead
@@ -153,17 +153,19 @@ void rows_pass(const uint8_t* xa, int64_t n_in, const uint8_t* const* rows, floa
     for (int t = 0; t < T; ++t) out[r][t] = _mm512_reduce_add_ps(acc[r][t]);
 }
 
-// One token, int4, every group full (n_in a multiple of 16 blocks): rows_pass<kType, R, 1>
-// with the group's shape known at compile time (plain loads, constant offsets, the row pointers
-// in registers) and each 64-byte load feeding both nibbles (the compiler otherwise folds the load
-// into each AND, two loads where Zen 4 issues one 64-byte load per cycle). The same operations on
-// the same lanes in the same order as rows_pass, so the same bits. kPrefetch: bytes ahead each
-// row is prefetched into L1; kL2Prefetch: into L2 (0: not).
+// One token, every group full (n_in a multiple of 16 blocks): rows_pass<kType, R, 1> with the
+// group's shape known at compile time (plain loads, constant offsets, the row pointers in
+// registers); int4 takes each 64-byte load once for both nibbles (the compiler otherwise folds
+// the load into each AND: two loads where Zen 4 issues one 64-byte load per cycle). The same
+// operations on the same lanes in the same order as rows_pass, so the same bits. kPrefetch: bytes
+// ahead each row is prefetched into L1; kL2Prefetch: into L2 (0: not).
 template <DType kType, int R, int kPrefetch, int kL2Prefetch>
-void rows_pass_int4_one_token(const uint8_t* xa, int64_t n_in, const uint8_t* const* rows,
-                              float (*out)[kTokens]) {
-  static_assert(is_int4(kType));
-  constexpr int64_t kScaleBlocks = quant_scale_blocks(kType);
+void rows_pass_one_token(const uint8_t* xa, int64_t n_in, const uint8_t* const* rows,
+                         float (*out)[kTokens]) {
+  constexpr bool kInt4 = is_int4(kType);
+  constexpr int64_t kScaleBlocks = quant_scale_blocks(kType);  // 1, or 4 (kInt4G128)
+  constexpr int64_t kGroupBytes = kInt4 ? 256 : 512;
+  constexpr int kShift = kInt4 ? 3 : 7;  // the offset 8 or 128
   const int64_t nb = n_in / kQuantBlock, n_groups = nb / kQuantGroupBlocks;
   const uint8_t* const xs = xa + n_in;             // the blocks' scales of x, f32 [nb]
   const uint8_t* const xsum = xa + n_in + nb * 4;  // the blocks' sums of x, int32 [nb]
@@ -171,6 +173,12 @@ void rows_pass_int4_one_token(const uint8_t* xa, int64_t n_in, const uint8_t* co
   const __m512i low4 = _mm512_set1_epi8(0x0F);
   const __m512i high4 = _mm512_set1_epi8(static_cast<char>(0xF0));
   const __m512i spread4 = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+  auto prefetch = [](const uint8_t* line) {
+    _mm_prefetch(reinterpret_cast<const char*>(line) + kPrefetch, _MM_HINT_T0);
+    if constexpr (kL2Prefetch > 0) {
+      _mm_prefetch(reinterpret_cast<const char*>(line) + kL2Prefetch, _MM_HINT_T1);
+    }
+  };
   const uint8_t* p[R];
   __m512 acc[R];
   for (int r = 0; r < R; ++r) {
@@ -180,26 +188,31 @@ void rows_pass_int4_one_token(const uint8_t* xa, int64_t n_in, const uint8_t* co
   for (int64_t g = 0; g < n_groups; ++g) {
     const uint8_t* xg = xa + g * 512;
     const __m512 sx = _mm512_loadu_ps(xs + g * 64);
-    const __m512i start = _mm512_sub_epi32(_mm512_setzero_si512(),
-                                           _mm512_slli_epi32(_mm512_loadu_si512(xsum + g * 64), 3));
+    const __m512i start = _mm512_sub_epi32(
+        _mm512_setzero_si512(), _mm512_slli_epi32(_mm512_loadu_si512(xsum + g * 64), kShift));
     __m512i sa[R], sb[R];
     for (int r = 0; r < R; ++r) {
       sa[r] = start;
       sb[r] = _mm512_setzero_si512();
     }
-    for (int s = 0; s < 4; ++s) {
+    for (int s = 0; s < 4; ++s) {  // int4: step s; int8: steps 2s and 2s + 1
       const __m512i x0 = _mm512_loadu_si512(xg + 128 * s);
       const __m512i x1 = _mm512_loadu_si512(xg + 128 * s + 64);
       for (int r = 0; r < R; ++r) {
-        const uint8_t* w = p[r] + g * 256 + 64 * s;
-        __m512i v = _mm512_loadu_si512(w);
-        __asm__("" : "+v"(v));  // keeps v in a register: one load for both ANDs
-        _mm_prefetch(reinterpret_cast<const char*>(w) + kPrefetch, _MM_HINT_T0);
-        if constexpr (kL2Prefetch > 0) {
-          _mm_prefetch(reinterpret_cast<const char*>(w) + kL2Prefetch, _MM_HINT_T1);
+        if constexpr (kInt4) {
+          const uint8_t* w = p[r] + g * kGroupBytes + 64 * s;
+          __m512i v = _mm512_loadu_si512(w);
+          __asm__("" : "+v"(v));  // keeps v in a register: one load for both ANDs
+          prefetch(w);
+          sa[r] = _mm512_dpbusd_epi32(sa[r], _mm512_and_si512(v, low4), x0);
+          sb[r] = _mm512_dpbusd_epi32(sb[r], _mm512_and_si512(v, high4), x1);  // 16 x high
+        } else {
+          const uint8_t* w = p[r] + g * kGroupBytes + 128 * s;
+          prefetch(w);
+          prefetch(w + 64);
+          sa[r] = _mm512_dpbusd_epi32(sa[r], _mm512_loadu_si512(w), x0);
+          sb[r] = _mm512_dpbusd_epi32(sb[r], _mm512_loadu_si512(w + 64), x1);
         }
-        sa[r] = _mm512_dpbusd_epi32(sa[r], _mm512_and_si512(v, low4), x0);
-        sb[r] = _mm512_dpbusd_epi32(sb[r], _mm512_and_si512(v, high4), x1);  // 16 x high
       }
     }
     for (int r = 0; r < R; ++r) {
@@ -213,33 +226,43 @@ void rows_pass_int4_one_token(const uint8_t* xa, int64_t n_in, const uint8_t* co
             spread4, _mm512_castps128_ps512(_mm_cvtph_ps(_mm_loadl_epi64(
                          reinterpret_cast<const __m128i*>(p[r] + w_scales + g * 8)))));
       }
-      const __m512i sum = _mm512_add_epi32(sa[r], _mm512_srai_epi32(sb[r], 4));
+      const __m512i sum = kInt4 ? _mm512_add_epi32(sa[r], _mm512_srai_epi32(sb[r], 4))
+                                : _mm512_add_epi32(sa[r], sb[r]);
       acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_mul_ps(sw, sx), acc[r]);
     }
   }
   for (int r = 0; r < R; ++r) out[r][0] = _mm512_reduce_add_ps(acc[r]);
 }
 
-// One token of int4 weights with every group full: rows_pass_int4_one_token, R rows at a time.
+// One token with every group full: rows_pass_one_token, R rows at a time.
 template <DType kType, int R, int kPrefetch, int kL2Prefetch>
-void gemv_int4_one_token(const uint8_t* xa, int64_t n_in, const uint8_t* w, int64_t o_begin,
-                         int64_t o_end, const float* bias, float* y, int64_t ldy) {
+void gemv_one_token(const uint8_t* xa, int64_t n_in, const uint8_t* w, int64_t o_begin,
+                    int64_t o_end, const float* bias, float* y, int64_t ldy) {
   gemv_row_blocks<R, kTokens>(w, row_bytes(kType, n_in), 1, o_begin, o_end, bias, y, ldy,
                               [&](int, int64_t, const uint8_t* const* rows, float(*out)[kTokens]) {
-                                rows_pass_int4_one_token<kType, R, kPrefetch, kL2Prefetch>(
-                                    xa, n_in, rows, out);
+                                rows_pass_one_token<kType, R, kPrefetch, kL2Prefetch>(xa, n_in,
+                                                                                      rows, out);
                               });
+}
+
+template <DType kType>
+void one_token_tuned(const uint8_t* xa, int64_t n_in, const uint8_t* w, bool amd_tuning,
+                     int64_t o_begin, int64_t o_end, const float* bias, float* y, int64_t ldy) {
+  if (amd_tuning) {
+    gemv_one_token<kType, kOneTokenRowsAmd, kOneTokenPrefetchAmd, kOneTokenL2PrefetchAmd>(
+        xa, n_in, w, o_begin, o_end, bias, y, ldy);
+  } else {
+    gemv_one_token<kType, kRows, kPrefetchBytes, 0>(xa, n_in, w, o_begin, o_end, bias, y, ldy);
+  }
 }
 
 template <DType kType>
 void gemv_vnni(const uint8_t* xq, int64_t n_tokens, int64_t n_in, const uint8_t* w, int64_t o_begin,
                int64_t o_end, const float* bias, float* y, int64_t ldy) {
   const size_t xab = arranged_activation_row_bytes(n_in);
-  if constexpr (is_int4(kType)) {
-    if (n_tokens == 1 && n_in % (kQuantBlock * kQuantGroupBlocks) == 0) {
-      static const bool amd = amd_cpu();
-      return gemv_int4_one_token_vnni(xq, n_in, w, kType, amd, o_begin, o_end, bias, y, ldy);
-    }
+  if (n_tokens == 1 && n_in % (kQuantBlock * kQuantGroupBlocks) == 0) {
+    static const bool amd = amd_cpu();
+    return one_token_tuned<kType>(xq, n_in, w, amd, o_begin, o_end, bias, y, ldy);
   }
   gemv_row_blocks<kRows, kTokens>(
       w, row_bytes(kType, n_in), n_tokens, o_begin, o_end, bias, y, ldy,
@@ -260,21 +283,15 @@ void gemv_vnni(const uint8_t* xq, int64_t n_tokens, int64_t n_in, const uint8_t*
 
 }  // namespace
 
-void gemv_int4_one_token_vnni(const uint8_t* xa, int64_t n_in, const uint8_t* w, DType dtype,
-                              bool amd_tuning, int64_t o_begin, int64_t o_end, const float* bias,
-                              float* y, int64_t ldy) {
-  if (dtype == DType::kInt4 && amd_tuning) {
-    gemv_int4_one_token<DType::kInt4, kOneTokenRowsAmd, kOneTokenPrefetchAmd,
-                        kOneTokenL2PrefetchAmd>(xa, n_in, w, o_begin, o_end, bias, y, ldy);
-  } else if (dtype == DType::kInt4) {
-    gemv_int4_one_token<DType::kInt4, kRows, kPrefetchBytes, 0>(xa, n_in, w, o_begin, o_end, bias,
-                                                                y, ldy);
-  } else if (amd_tuning) {
-    gemv_int4_one_token<DType::kInt4G128, kOneTokenRowsAmd, kOneTokenPrefetchAmd,
-                        kOneTokenL2PrefetchAmd>(xa, n_in, w, o_begin, o_end, bias, y, ldy);
+void gemv_one_token_vnni(const uint8_t* xa, int64_t n_in, const uint8_t* w, DType dtype,
+                         bool amd_tuning, int64_t o_begin, int64_t o_end, const float* bias,
+                         float* y, int64_t ldy) {
+  if (dtype == DType::kInt4) {
+    one_token_tuned<DType::kInt4>(xa, n_in, w, amd_tuning, o_begin, o_end, bias, y, ldy);
+  } else if (dtype == DType::kInt4G128) {
+    one_token_tuned<DType::kInt4G128>(xa, n_in, w, amd_tuning, o_begin, o_end, bias, y, ldy);
   } else {
-    gemv_int4_one_token<DType::kInt4G128, kRows, kPrefetchBytes, 0>(xa, n_in, w, o_begin, o_end,
-                                                                    bias, y, ldy);
+    one_token_tuned<DType::kInt8>(xa, n_in, w, amd_tuning, o_begin, o_end, bias, y, ldy);
   }
 }
 

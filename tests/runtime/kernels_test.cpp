@@ -249,7 +249,7 @@ std::vector<uint8_t> random_quantized(DType dt, int64_t n_rows, int64_t n, uint6
 // multiple of 512 end in a group of fewer than 16 blocks (all of the row below 512). int4g128
 // runs the shapes whose n_in is a multiple of 128 (its scale groups): 128 and 640 end in a group
 // of 4 blocks, 1152 in one of 4 after two whole groups. One token with n_in a multiple of 512
-// (1024, 2048, 1536) takes the VNNI kernel's one-token int4 path (gemv_int4_one_token_vnni).
+// (1024, 2048, 1536) takes the VNNI kernel's one-token path (gemv_one_token_vnni).
 TEST_P(KernelTest, QuantizedMatmulMatchesRef) {
   const bool int8_activations = cpu::int8_activation_gemv(ctx_.isa) != nullptr;
   const bool int8_gemm = cpu::int8_dot_supported() && ctx_.isa >= Isa::kAvx512;  // bf16 mode
@@ -311,8 +311,8 @@ TEST_P(KernelTest, QuantizedMatmulMatchesRef) {
 // 2 tokens per pass keep the low and high nibbles' sums apart (the VNNI kernel takes int4's high
 // nibbles in place, 16 times their value, and shifts the sum back once per group), more tokens
 // share one sum. Both are exact, so a token alone, in a pair, or among 4 or 5 gets the same bits.
-// A lone int4 token with whole groups of 512 inputs (1024, 2048) runs the VNNI kernel's one-token
-// path, whose two tunings (8 rows and 4 rows per pass) are also called directly: the same bits.
+// A lone token with whole groups of 512 inputs (1024, 2048) runs the VNNI kernel's one-token path,
+// whose two tunings (8 rows and 4 rows per pass) are also called directly: the same bits.
 TEST_P(KernelTest, Int8ActivationGemvDoesNotDependOnHowManyTokensShareTheCall) {
   const cpu::Int8ActivationGemv gemv = cpu::int8_activation_gemv(ctx_.isa);
   if (!gemv) GTEST_SKIP() << "no int8-activation GEMV at this ISA level";
@@ -345,12 +345,12 @@ TEST_P(KernelTest, Int8ActivationGemvDoesNotDependOnHowManyTokensShareTheCall) {
         }
       }
 #if defined(SHARDLM_CPU_INT8_DOT)
-      if (is_int4(dt) && n_in % 512 == 0 && gemv == cpu::gemv_quantized_vnni) {
+      if (n_in % 512 == 0 && gemv == cpu::gemv_quantized_vnni) {
         for (bool amd_tuning : {false, true}) {
           for (int64_t t = 0; t < n_tokens; ++t) {
             std::vector<float> y(static_cast<size_t>(n_out), NAN);
-            cpu::gemv_int4_one_token_vnni(xa.data() + t * xab, n_in, w.data(), dt, amd_tuning, 0,
-                                          n_out, nullptr, y.data(), n_out);
+            cpu::gemv_one_token_vnni(xa.data() + t * xab, n_in, w.data(), dt, amd_tuning, 0, n_out,
+                                     nullptr, y.data(), n_out);
             for (int64_t o = 0; o < n_out; ++o) {
               ASSERT_EQ(std::memcmp(&y[o], &all[t * n_out + o], sizeof(float)), 0)
                   << (amd_tuning ? "8 rows" : "4 rows") << ", token " << t << ", row " << o << ": "
