@@ -50,6 +50,12 @@ void embed(const I32Arg& ids, int64_t n_tokens, const void* table, DType dtype,
       embed_kernel<<<grid, kThreads, 0, stream>>>(ids, static_cast<const __nv_bfloat16*>(table),
                                                   n_vocab_local, vocab_start, n_embd, out);
       break;
+    case DType::kInt8:  // quantized tables take embed_quantized
+    case DType::kInt4:
+    case DType::kInt4G128:
+    case DType::kF8E4M3:
+      fail(StatusCode::kInternal,
+           std::string("cuda embed of a ") + dtype_name(dtype) + " table (f32, f16 or bf16 only)");
   }
   check_launch("embed");
 }

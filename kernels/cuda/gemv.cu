@@ -150,6 +150,12 @@ void gemv(const float* x, int64_t n_tokens, int64_t n_in, const void* w, DType d
     case DType::kBF16:
       launch(x, n_tokens, n_in, static_cast<const __nv_bfloat16*>(w), n_out, bias, y, stream);
       break;
+    case DType::kInt8:  // quantized weights take gemv_quantized
+    case DType::kInt4:
+    case DType::kInt4G128:
+    case DType::kF8E4M3:
+      fail(StatusCode::kInternal,
+           std::string("cuda gemv of ") + dtype_name(dtype) + " weights (f32, f16 or bf16 only)");
   }
   check_launch("gemv");
 }

@@ -74,6 +74,7 @@ float attn_tol(DType d) {
   switch (d) {
     case DType::kInt8:  // never here: the KV cache is a float type
     case DType::kInt4:
+    case DType::kInt4G128:
     case DType::kF32:
       return 1e-6f;
     case DType::kF16:

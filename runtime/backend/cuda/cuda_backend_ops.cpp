@@ -32,9 +32,10 @@ cudaDataType_t cuda_type(DType d) {
       return CUDA_R_16F;
     case DType::kBF16:
       return CUDA_R_16BF;
-    case DType::kInt8:  // never here: bind_weights refuses quantized packs on this backend
+    case DType::kInt8:  // never here: quantized weights take the cuda::gemv_quantized path
     case DType::kInt4:
     case DType::kInt4G128:
+    case DType::kF8E4M3:  // never here: the f8e4m3 KV cache is read by paged attention only
       break;
   }
   return CUDA_R_32F;
