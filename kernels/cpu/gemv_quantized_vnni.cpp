@@ -41,7 +41,8 @@ constexpr int kPrefetchBytes = 4096;
 // 512 bytes ahead into L1 (the bf16 GEMV's streams and distance) and 2048 bytes ahead into L2. On
 // Zen 4, 8 rows 4096 bytes ahead keep 32 KiB of prefetched lines in flight, the whole L1, and ran
 // slower than 4 rows; 8 rows 512 bytes ahead read 1.02-1.07x faster than 4 rows 4096 ahead
-// (1 x 1024 -> 4096 and 6144, 2048 -> 1024, 3072 -> 1024, 2 threads, interleaved), and the L2
+// (int4g128, 1 x 1024 -> 4096 and 6144, 2048 -> 1024, 3072 -> 1024, 2 threads, interleaved; int8
+// decode took the same tuning: 1.12-1.18x end to end against its general pass), and the L2
 // prefetch 2048 ahead added 1.02-1.14x (1536, 3072 and 4096 ahead within 2% of it). Elsewhere
 // (Intel) kRows and kPrefetchBytes, no L2 prefetch.
 constexpr int kOneTokenRowsAmd = 8;
@@ -245,6 +246,7 @@ void gemv_one_token(const uint8_t* xa, int64_t n_in, const uint8_t* w, int64_t o
                               });
 }
 
+// The one-token GEMV with AMD's tuning or the other one (kOneToken*Amd above).
 template <DType kType>
 void one_token_tuned(const uint8_t* xa, int64_t n_in, const uint8_t* w, bool amd_tuning,
                      int64_t o_begin, int64_t o_end, const float* bias, float* y, int64_t ldy) {
