@@ -49,6 +49,34 @@ constexpr int kOneTokenRowsAmd = 8;
 constexpr int kOneTokenPrefetchAmd = 512;
 constexpr int kOneTokenL2PrefetchAmd = 2048;
 
+// The weight scales of the G blocks starting at block b0 of a row, one per 32-bit lane (the
+// lanes past G are 0): kInt4G128's G / 4 scales (G a multiple of 4) each spread over the 4 lanes
+// of the blocks that share it. kWholeGroup (G = 16 known at compile time, the one-token pass)
+// loads them unmasked, kInt4G128's 4 through an XMM conversion: 0.92x of the one-token pass's
+// time with the masked 16-lane form; the general pass keeps the masked form (a branch on G there
+// cost its 4-token passes 4%).   scales: the row's f16 scales (quant_scales_offset)
+template <DType kType, bool kWholeGroup>
+inline __m512 group_weight_scales(const uint8_t* scales, int64_t b0, int64_t G) {
+  if constexpr (quant_scale_blocks(kType) == 1) {
+    if constexpr (kWholeGroup) {
+      return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(scales + b0 * 2)));
+    }
+    const __mmask16 mb = static_cast<__mmask16>(G == 16 ? 0xFFFF : (1u << G) - 1);
+    return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mb, scales + b0 * 2));
+  } else {
+    static_assert(quant_scale_blocks(kType) == 4);
+    const __m512i spread4 = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+    if constexpr (kWholeGroup) {
+      return _mm512_permutexvar_ps(
+          spread4, _mm512_castps128_ps512(_mm_cvtph_ps(
+                       _mm_loadl_epi64(reinterpret_cast<const __m128i*>(scales + b0 / 2)))));
+    }
+    const __mmask16 ms = static_cast<__mmask16>((1u << (G / 4)) - 1);
+    return _mm512_permutexvar_ps(spread4,
+                                 _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(ms, scales + b0 / 2)));
+  }
+}
+
 // Rows x tokens over all n_in inputs, a group of 16 blocks at a time (dtype.h): per group and
 // row, int8: 8 loads of 64 bytes, each meeting one step of the token's arranged bytes (xa) in a
 // VPDPBUSD; int4: 4 loads, their low and high nibbles meeting steps 2s and 2s + 1. The int32
@@ -61,7 +89,6 @@ constexpr int kOneTokenL2PrefetchAmd = 2048;
 template <DType kType, int R, int T>
 void rows_pass(const uint8_t* xa, int64_t n_in, const uint8_t* const* rows, float (*out)[kTokens]) {
   constexpr bool kInt4 = is_int4(kType);
-  constexpr int64_t kScaleBlocks = quant_scale_blocks(kType);  // 1, or 4 (kInt4G128)
   constexpr int64_t kGroupBytes = kInt4 ? 256 : 512;
   constexpr int kShift = kInt4 ? 3 : 7;  // the offset 8 or 128
   const size_t xab = arranged_activation_row_bytes(n_in);
@@ -73,8 +100,6 @@ void rows_pass(const uint8_t* xa, int64_t n_in, const uint8_t* const* rows, floa
     for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
   const __m512i low4 = _mm512_set1_epi8(0x0F);
   const __m512i high4 = _mm512_set1_epi8(static_cast<char>(0xF0));
-  // kInt4G128: lane j (block j of the group) takes the group's scale j / 4.
-  const __m512i spread4 = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
   for (int64_t g = 0; g * kQuantGroupBlocks < nb; ++g) {
     const int64_t G = std::min<int64_t>(kQuantGroupBlocks, nb - g * kQuantGroupBlocks);
     const __mmask64 m = G == 16 ? ~0ULL : (1ULL << (4 * G)) - 1;  // a step's 4 G bytes
@@ -130,15 +155,7 @@ void rows_pass(const uint8_t* xa, int64_t n_in, const uint8_t* const* rows, floa
       }
     }
     for (int r = 0; r < R; ++r) {
-      __m512 sw;
-      if constexpr (kScaleBlocks == 1) {
-        sw = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mb, rows[r] + w_scales + b0 * 2));
-      } else {  // G is a multiple of 4: the group's G / 4 scales, each spread over 4 lanes
-        static_assert(kScaleBlocks == 4);
-        const __mmask16 ms = static_cast<__mmask16>((1u << (G / 4)) - 1);
-        sw = _mm512_permutexvar_ps(
-            spread4, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(ms, rows[r] + w_scales + b0 / 2)));
-      }
+      const __m512 sw = group_weight_scales<kType, false>(rows[r] + w_scales, b0, G);
       for (int t = 0; t < T; ++t) {
         __m512i sum = sum_a[r][t];
         if constexpr (kSplit && kInt4) {
@@ -164,7 +181,6 @@ template <DType kType, int R, int kPrefetch, int kL2Prefetch>
 void rows_pass_one_token(const uint8_t* xa, int64_t n_in, const uint8_t* const* rows,
                          float (*out)[kTokens]) {
   constexpr bool kInt4 = is_int4(kType);
-  constexpr int64_t kScaleBlocks = quant_scale_blocks(kType);  // 1, or 4 (kInt4G128)
   constexpr int64_t kGroupBytes = kInt4 ? 256 : 512;
   constexpr int kShift = kInt4 ? 3 : 7;  // the offset 8 or 128
   const int64_t nb = n_in / kQuantBlock, n_groups = nb / kQuantGroupBlocks;
@@ -173,7 +189,6 @@ void rows_pass_one_token(const uint8_t* xa, int64_t n_in, const uint8_t* const* 
   const int64_t w_scales = quant_scales_offset(kType, n_in);
   const __m512i low4 = _mm512_set1_epi8(0x0F);
   const __m512i high4 = _mm512_set1_epi8(static_cast<char>(0xF0));
-  const __m512i spread4 = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
   auto prefetch = [](const uint8_t* line) {
     _mm_prefetch(reinterpret_cast<const char*>(line) + kPrefetch, _MM_HINT_T0);
     if constexpr (kL2Prefetch > 0) {
@@ -217,16 +232,8 @@ void rows_pass_one_token(const uint8_t* xa, int64_t n_in, const uint8_t* const* 
       }
     }
     for (int r = 0; r < R; ++r) {
-      __m512 sw;
-      if constexpr (kScaleBlocks == 1) {
-        sw = _mm512_cvtph_ps(_mm256_loadu_si256(
-            reinterpret_cast<const __m256i*>(p[r] + w_scales + g * kQuantGroupBlocks * 2)));
-      } else {  // the group's 4 scales, each spread over the 4 lanes of its blocks
-        static_assert(kScaleBlocks == 4);
-        sw = _mm512_permutexvar_ps(
-            spread4, _mm512_castps128_ps512(_mm_cvtph_ps(_mm_loadl_epi64(
-                         reinterpret_cast<const __m128i*>(p[r] + w_scales + g * 8)))));
-      }
+      const __m512 sw = group_weight_scales<kType, true>(p[r] + w_scales, g * kQuantGroupBlocks,
+                                                         kQuantGroupBlocks);
       const __m512i sum = kInt4 ? _mm512_add_epi32(sa[r], _mm512_srai_epi32(sb[r], 4))
                                 : _mm512_add_epi32(sa[r], sb[r]);
       acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_mul_ps(sw, sx), acc[r]);
