@@ -60,6 +60,35 @@ void edit_tensors(const std::string& dir, const std::function<void(std::vector<t
   testing::write_file(dir + "/model.safetensors", testing::safetensors_bytes(raw));
 }
 
+// Sets a one-byte scalar field (`field`, e.g. fb::Tensor::VT_LAYOUT) of the first manifest tensor
+// that `pick` accepts to `value`, recomputes the manifest's and the header's checksums and writes
+// the rank file back: a pack whose only fault is that field. Returns the tensor's name ("" when
+// no tensor was picked).
+std::string edit_tensor_field(const std::string& rank_file, flatbuffers::voffset_t field,
+                              uint8_t value, const std::function<bool(const fb::Tensor&)>& pick) {
+  PackHeader h = read_pack_header(rank_file);
+  auto bytes = testing::read_file(rank_file);
+  const uint8_t* m = bytes.data() + h.manifest_offset;
+  const fb::Tensor* picked = nullptr;
+  for (const fb::Tensor* t : *fb::GetManifest(m)->tensors()) {
+    if (pick(*t)) {
+      picked = t;
+      break;
+    }
+  }
+  if (picked == nullptr) return "";
+  // (fb::Tensor derives privately from flatbuffers::Table, whose accessor finds the field.)
+  const uint8_t* at = reinterpret_cast<const flatbuffers::Table*>(picked)->GetAddressOf(field);
+  if (at == nullptr) return "";
+  const std::string name = picked->name()->str();
+  bytes[h.manifest_offset + static_cast<size_t>(at - m)] = value;
+  h.manifest_xxh3 = xxh3_64(bytes.data() + h.manifest_offset, h.manifest_size);
+  h.header_xxh3 = xxh3_64(&h, kPackHeaderHashedBytes);
+  std::memcpy(bytes.data(), &h, sizeof h);
+  testing::write_file(rank_file, bytes);
+  return name;
+}
+
 TEST(PackErrors, MissingConfigJson) {
   TempDir d;
   testing::write_tiny_checkpoint(d / "hf", {});
@@ -331,25 +360,13 @@ TEST(PackErrors, QuantizedTensorInTheEarlierLayout) {
     pack_checkpoint(o);
     const std::string rank0 = dir / "pack/rank-0-of-1.shardlm";
     EXPECT_NO_THROW(PackReader::open(rank0));
-    PackHeader h = read_pack_header(rank0);
-    auto bytes = testing::read_file(rank0);
-    const uint8_t* m = bytes.data() + h.manifest_offset;
-    const fb::Manifest* manifest = fb::GetManifest(m);
-    const fb::Tensor* quantized = nullptr;
-    for (const fb::Tensor* t : *manifest->tensors())
-      if (t->dtype() == static_cast<fb::DType>(dt) && quantized == nullptr) quantized = t;
-    ASSERT_NE(quantized, nullptr);
-    EXPECT_EQ(quantized->layout(), is_int4(dt) ? fb::Layout_Int4Groups16 : fb::Layout_Int8Groups16);
-    // (fb::Tensor derives privately from flatbuffers::Table, whose accessor finds the field.)
-    const uint8_t* field =
-        reinterpret_cast<const flatbuffers::Table*>(quantized)->GetAddressOf(fb::Tensor::VT_LAYOUT);
-    ASSERT_NE(field, nullptr);
-    const std::string name = quantized->name()->str();
-    bytes[h.manifest_offset + static_cast<size_t>(field - m)] = fb::Layout_RowMajor;
-    h.manifest_xxh3 = xxh3_64(bytes.data() + h.manifest_offset, h.manifest_size);
-    h.header_xxh3 = xxh3_64(&h, kPackHeaderHashedBytes);
-    std::memcpy(bytes.data(), &h, sizeof h);
-    testing::write_file(rank0, bytes);
+    const std::string name = edit_tensor_field(
+        rank0, fb::Tensor::VT_LAYOUT, fb::Layout_RowMajor, [&](const fb::Tensor& t) {
+          if (t.dtype() != static_cast<fb::DType>(dt)) return false;
+          EXPECT_EQ(t.layout(), is_int4(dt) ? fb::Layout_Int4Groups16 : fb::Layout_Int8Groups16);
+          return true;
+        });
+    ASSERT_FALSE(name.empty());
     auto f = failure_of([&] { PackReader::open(rank0); });
     EXPECT_EQ(f.code, StatusCode::kFormat);
     EXPECT_MSG(f, "rank-0-of-1.shardlm");
@@ -371,24 +388,11 @@ TEST(PackErrors, Int4G128RowsThatAreNotWholeScaleGroups) {
   o.plan.device_total_bytes = 1ull << 30;
   pack_checkpoint(o);
   const std::string rank0 = dir / "pack/rank-0-of-1.shardlm";
-  PackHeader h = read_pack_header(rank0);
-  auto bytes = testing::read_file(rank0);
-  const uint8_t* m = bytes.data() + h.manifest_offset;
-  const fb::Manifest* manifest = fb::GetManifest(m);
-  const fb::Tensor* quantized = nullptr;
-  for (const fb::Tensor* t : *manifest->tensors())
-    if (t->dtype() == fb::DType_Int4 && t->shape()->Get(1) % 128 != 0 && quantized == nullptr)
-      quantized = t;
-  ASSERT_NE(quantized, nullptr);
-  const uint8_t* field =
-      reinterpret_cast<const flatbuffers::Table*>(quantized)->GetAddressOf(fb::Tensor::VT_DTYPE);
-  ASSERT_NE(field, nullptr);
-  const std::string name = quantized->name()->str();
-  bytes[h.manifest_offset + static_cast<size_t>(field - m)] = fb::DType_Int4G128;
-  h.manifest_xxh3 = xxh3_64(bytes.data() + h.manifest_offset, h.manifest_size);
-  h.header_xxh3 = xxh3_64(&h, kPackHeaderHashedBytes);
-  std::memcpy(bytes.data(), &h, sizeof h);
-  testing::write_file(rank0, bytes);
+  const std::string name =
+      edit_tensor_field(rank0, fb::Tensor::VT_DTYPE, fb::DType_Int4G128, [](const fb::Tensor& t) {
+        return t.dtype() == fb::DType_Int4 && t.shape()->Get(1) % 128 != 0;
+      });
+  ASSERT_FALSE(name.empty());
   auto f = failure_of([&] { PackReader::open(rank0); });
   EXPECT_EQ(f.code, StatusCode::kFormat);
   EXPECT_MSG(f, "tensor '" + name + "'");
