@@ -191,7 +191,8 @@ int run(int argc, char** argv) {
       "matmuls with bf16 weights: auto (bf16 where the CPU multiplies bf16 natively, else f32) | "
       "f32 (exact) | bf16 (activations rounded to bf16, VDPBF16PS)")(
       "backend-settings", po::value(&o.compute.backend_settings)->default_value(""),
-      "backend-specific key=value,... (cpu: isa=avx2, amx_splits=1, kv_touch=off; cuda: graphs=1)")(
+      "backend-specific key=value,... (cpu: isa=avx2, amx_splits=1, kv_touch=off, "
+      "pin_threads=off; cuda: graphs=1)")(
       "perplexity", po::value<std::string>(),
       "perplexity of this text file through the runtime (perplexity.h), then exit")(
       "ppl-ctx", po::value<int64_t>()->default_value(512),

@@ -72,7 +72,8 @@ int run(int argc, char** argv) {
       "matmuls with bf16 weights: auto (bf16 where the CPU multiplies bf16 natively, else f32) | "
       "f32 (exact) | bf16 (activations rounded to bf16)")(
       "backend-settings", po::value(&compute.backend_settings)->default_value(""),
-      "backend-specific key=value,... (cpu: isa=avx2, amx_splits=1, kv_touch=off; cuda: graphs=1)")(
+      "backend-specific key=value,... (cpu: isa=avx2, amx_splits=1, kv_touch=off, "
+      "pin_threads=off; cuda: graphs=1)")(
       "device", po::value(&devices),
       "device indices for the ranks of a GPU backend, comma separated: rank r uses the "
       "(r mod count)-th (default: every device)")(

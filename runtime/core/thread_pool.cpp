@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <chrono>
 
+#include "runtime/core/cpu_affinity.h"
+
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #define SHARDLM_CPU_RELAX() _mm_pause()
@@ -41,10 +43,17 @@ T spin_while_equal(const std::atomic<T>& value, T old) {
 
 }  // namespace
 
-ThreadPool::ThreadPool(int n_threads) {
+ThreadPool::ThreadPool(int n_threads, const std::vector<int>& worker_cpus) {
   const int n_workers = std::max(1, n_threads) - 1;
   workers_.reserve(static_cast<size_t>(n_workers));
-  for (int i = 0; i < n_workers; ++i) workers_.emplace_back([this, i] { worker_loop(i + 1); });
+  worker_cpus_.assign(static_cast<size_t>(n_workers), -1);
+  for (int i = 0; i < n_workers; ++i) {
+    workers_.emplace_back([this, i] { worker_loop(i + 1); });
+    if (static_cast<size_t>(i) < worker_cpus.size() &&
+        pin_thread(workers_.back(), worker_cpus[i])) {
+      worker_cpus_[static_cast<size_t>(i)] = worker_cpus[i];
+    }
+  }
 }
 
 ThreadPool::~ThreadPool() {

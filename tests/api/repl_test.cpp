@@ -79,8 +79,8 @@ TEST(ReplTest, ComputeFlagsReachTheBackend) {
   EXPECT_NE(bad_mode.out.find("activations 'int8'"), std::string::npos) << bad_mode.out;
   const ChatRun bad_key = chat(kBase + "--backend-settings graphs=0", "hi\n");
   EXPECT_NE(bad_key.exit_code, 0);
-  EXPECT_NE(bad_key.out.find(
-                "cpu backend: unknown setting 'graphs' (it takes: isa, amx_splits, kv_touch)"),
+  EXPECT_NE(bad_key.out.find("cpu backend: unknown setting 'graphs' (it takes: isa, amx_splits, "
+                             "kv_touch, pin_threads)"),
             std::string::npos)
       << bad_key.out;
 }

@@ -140,12 +140,16 @@ TEST(BackendSettingsTest, ParsedPreferredOverTheEnvironmentAndCheckedByTheBacken
       EXPECT_NE(std::string(e.what()).find(want), std::string::npos) << e.what();
     }
   };
-  refused(with({{"graphs", "0"}}),
-          "cpu backend: unknown setting 'graphs' (it takes: isa, amx_splits, kv_touch)");
+  refused(
+      with({{"graphs", "0"}}),
+      "cpu backend: unknown setting 'graphs' (it takes: isa, amx_splits, kv_touch, pin_threads)");
   refused(with({{"isa", "sse9"}}), "isa=sse9");
   refused(with({{"amx_splits", "4"}}), "amx_splits=4");
   refused(with({{"kv_touch", "yes"}}), "kv_touch=yes: expected on or off");
   EXPECT_NE(builtin_backends().create("cpu", with({{"kv_touch", "off"}})), nullptr);
+  refused(with({{"pin_threads", "cores"}}),
+          "setting pin_threads=cores: expected 1, true, on, 0, false or off");
+  EXPECT_NE(builtin_backends().create("cpu", with({{"pin_threads", "off"}})), nullptr);
   EXPECT_NE(builtin_backends().create("cpu", with({{"isa", "scalar"}})), nullptr);
 }
 
