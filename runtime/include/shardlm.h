@@ -145,7 +145,8 @@ typedef struct shardlm_engine_params {
                               (cpu: ~1.7x prefill, ~1.5x batched decode on AVX-512 BF16).
                               Before ABI 4 the default was "f32" */
   const char* backend_settings; /* backend-specific "key=value,key=value" (NULL or "" = none):
-                              cpu isa=scalar|avx2|avx512|amx, amx_splits=1|2|3; cuda graphs=0|1,
+                              cpu isa=scalar|avx2|avx512|amx, amx_splits=1|2|3,
+                              kv_touch=on|off, pin_threads=on|off; cuda graphs=0|1,
                               verbose=0|1; vulkan pipeline_cache=PATH. An unknown key is
                               INVALID_ARG naming it. Each overrides its SHARDLM_* variable */
   int32_t process_ranks;   /* 1: one rank per MPI process, for a program started by

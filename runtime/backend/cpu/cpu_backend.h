@@ -9,6 +9,11 @@
 //                                the CPU supports); an unknown name is an error
 //   amx_splits=1|2|3             (SHARDLM_CPU_AMX_SPLITS) bf16 parts per activation in the AMX
 //                                prefill GEMM (default 3 = exact; see kernels/cpu/gemm_amx.h)
+//   kv_touch=on|off              (SHARDLM_CPU_KV_TOUCH) decode attention reads each chunk's KV
+//                                lines in address order first (default: on for AMD)
+//   pin_threads=on|off           (SHARDLM_CPU_PIN_THREADS) pins this rank's pool workers, one per
+//                                core, to its slice of the process's CPUs (default on; nothing is
+//                                pinned when the slice does not fit; runtime/core/cpu_affinity.h)
 // BackendOptions::activations = kBf16 rounds the activations of matmuls with bf16 weights to bf16
 // (VDPBF16PS on AVX-512 BF16 CPUs; see kernels/cpu/cpu_ops.h).
 #pragma once
