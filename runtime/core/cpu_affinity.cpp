@@ -69,8 +69,10 @@ std::vector<int> allowed_cpus_by_core() {
 #endif
 }
 
-std::vector<int> worker_cpus_for_rank(const std::vector<int>& allowed, int rank, int n_threads) {
-  if (n_threads <= 1 || rank < 0) return {};
+std::vector<int> worker_cpus_for_rank(const std::vector<int>& allowed, int rank, int n_ranks,
+                                      int n_threads) {
+  if (n_threads <= 1 || rank < 0 || n_ranks < 1) return {};
+  if (static_cast<size_t>(n_ranks) * static_cast<size_t>(n_threads) != allowed.size()) return {};
   const size_t first = static_cast<size_t>(rank) * static_cast<size_t>(n_threads);
   if (first + static_cast<size_t>(n_threads) > allowed.size()) return {};
   return std::vector<int>(allowed.begin() + static_cast<std::ptrdiff_t>(first + 1),

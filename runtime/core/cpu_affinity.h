@@ -15,12 +15,15 @@ namespace shardlm {
 std::vector<int> allowed_cpus_by_core();
 
 // The CPUs for the workers of a pool of `n_threads` threads (the caller counts as thread 0) of
-// rank `rank` among ranks that each run `n_threads` threads on this machine: rank r takes
-// allowed[r * n_threads, (r + 1) * n_threads) and leaves the first of them to the caller (it is
-// not pinned: it is the application's thread), so worker i (1-based) gets allowed[r * n_threads
-// + i]. Empty (nothing pinned) for a single thread or when that slice does not fit in `allowed`
-// (more threads than CPUs: the OS balances them better).
-std::vector<int> worker_cpus_for_rank(const std::vector<int>& allowed, int rank, int n_threads);
+// rank `rank` of `n_ranks` ranks that each run `n_threads` threads: rank r takes allowed[r *
+// n_threads, (r + 1) * n_threads) and leaves the first of them to the caller (it is not pinned:
+// it is the application's thread), so worker i (1-based) gets allowed[r * n_threads + i]. Only
+// when the ranks' threads together take every CPU in `allowed` (the default thread count): an
+// engine given fewer threads than the process may use, e.g. one of several on a machine, stays
+// where the scheduler puts it. Empty (nothing pinned) then, for a single thread, and when the
+// slice does not fit.
+std::vector<int> worker_cpus_for_rank(const std::vector<int>& allowed, int rank, int n_ranks,
+                                      int n_threads);
 
 // Pins `thread` to `cpu`; false when the OS refuses (or off Linux).
 bool pin_thread(std::thread& thread, int cpu);

@@ -24,16 +24,19 @@ TEST(ThreadPlacementTest, AllowedCpusAreTheAffinityMaskOncePerCpu) {
 
 TEST(ThreadPlacementTest, EachRankTakesItsOwnSliceAndLeavesItsFirstCpuToTheCaller) {
   const std::vector<int> allowed = {0, 2, 4, 6, 1, 3, 5, 7};  // one per core, then siblings
-  EXPECT_EQ(worker_cpus_for_rank(allowed, 0, 4), (std::vector<int>{2, 4, 6}));
-  EXPECT_EQ(worker_cpus_for_rank(allowed, 1, 4), (std::vector<int>{3, 5, 7}));
-  EXPECT_EQ(worker_cpus_for_rank(allowed, 0, 2), (std::vector<int>{2}));
-  EXPECT_EQ(worker_cpus_for_rank(allowed, 3, 2), (std::vector<int>{7}));
-  // Nothing pinned: one thread, a slice past the CPUs, more threads than CPUs, no CPUs known.
-  EXPECT_TRUE(worker_cpus_for_rank(allowed, 0, 1).empty());
-  EXPECT_TRUE(worker_cpus_for_rank(allowed, 2, 4).empty());
-  EXPECT_TRUE(worker_cpus_for_rank(allowed, 0, 9).empty());
-  EXPECT_TRUE(worker_cpus_for_rank({}, 0, 2).empty());
-  EXPECT_TRUE(worker_cpus_for_rank(allowed, -1, 2).empty());
+  EXPECT_EQ(worker_cpus_for_rank(allowed, 0, 2, 4), (std::vector<int>{2, 4, 6}));
+  EXPECT_EQ(worker_cpus_for_rank(allowed, 1, 2, 4), (std::vector<int>{3, 5, 7}));
+  EXPECT_EQ(worker_cpus_for_rank(allowed, 0, 1, 8), (std::vector<int>{2, 4, 6, 1, 3, 5, 7}));
+  EXPECT_EQ(worker_cpus_for_rank(allowed, 0, 4, 2), (std::vector<int>{2}));
+  EXPECT_EQ(worker_cpus_for_rank(allowed, 3, 4, 2), (std::vector<int>{7}));
+  // Nothing pinned: fewer threads than CPUs (4 of 8: the engine shares the machine), one thread
+  // per rank, more threads than CPUs, a rank past the slices, no CPUs known.
+  EXPECT_TRUE(worker_cpus_for_rank(allowed, 0, 1, 4).empty());
+  EXPECT_TRUE(worker_cpus_for_rank(allowed, 0, 8, 1).empty());
+  EXPECT_TRUE(worker_cpus_for_rank(allowed, 0, 1, 9).empty());
+  EXPECT_TRUE(worker_cpus_for_rank(allowed, 2, 2, 4).empty());
+  EXPECT_TRUE(worker_cpus_for_rank({}, 0, 1, 2).empty());
+  EXPECT_TRUE(worker_cpus_for_rank(allowed, -1, 2, 4).empty());
 }
 
 TEST(ThreadPlacementTest, PinnedWorkersRunOnlyOnTheirCpus) {

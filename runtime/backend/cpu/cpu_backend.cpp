@@ -70,14 +70,14 @@ bool kv_touch_setting(const BackendOptions& o) {
 }
 
 // pin_threads=on|off (SHARDLM_CPU_PIN_THREADS; default on): the CPUs this rank's pool workers are
-// pinned to (cpu_affinity.h: rank r's slice of the process's CPUs, one per core first; none when
-// it does not fit). Unpinned, a worker that slept between steps (the 50 us spin ran out: another
-// engine's step, sampling, serving) may wake beside the submitting thread and share its core
-// until the scheduler moves one: int4g128 against bf16 decode with steps taking turns read
-// 2.35-2.71x unpinned and 2.92-3.00x pinned (Zen 4, 2 cores, 5 runs each, alternated).
+// pinned to (cpu_affinity.h: rank r's slice of the process's CPUs, one per core first; none
+// unless the ranks' threads take all of them). Unpinned, a worker that slept between steps (the 50
+// us spin ran out: another engine's step, sampling, serving) may wake beside the submitting thread
+// and share its core until the scheduler moves one: int4g128 against bf16 decode with steps taking
+// turns read 2.35-2.71x unpinned and 2.92-3.00x pinned (Zen 4, 2 cores, 5 runs each, alternated).
 std::vector<int> pinned_worker_cpus(const BackendOptions& o) {
   if (!backend_flag(o, "pin_threads", "SHARDLM_CPU_PIN_THREADS", true)) return {};
-  return worker_cpus_for_rank(allowed_cpus_by_core(), o.rank, o.n_threads);
+  return worker_cpus_for_rank(allowed_cpus_by_core(), o.rank, o.n_ranks, o.n_threads);
 }
 
 cpu::Context make_context(ThreadPool& pool, cpu::Workspace& workspace, const BackendOptions& o) {
