@@ -184,7 +184,7 @@ void rows_pass(const uint8_t* xa, int64_t n_in, const uint8_t* const* rows, floa
 // kRowOuter: a group is read row after row (each row's 4 steps, then the next row) instead of
 // step after step across the rows. Row after row keeps one row's two sums and the group's 8
 // activation loads in registers (the step order leaves the compiler copying and spilling the
-// 16 sums): 1.05-1.14x in cache on Zen 4, and 1.03-1.12x from memory for one input group pair
+// 16 sums): 1.09-1.15x in cache on Zen 4, and 1.03-1.12x from memory for one input group pair
 // (n_in 1024: the lm_head's 1024 x 151936), but 0.96-0.97x from memory for longer rows (3072 x
 // 1024), where the step order keeps more rows' loads close together. End to end (int4g128 with
 // quantized embeddings, Qwen3-0.6B shape, Zen 4, old and new builds alternated): 1.007-1.027x.
@@ -206,7 +206,8 @@ void rows_pass_one_token(const uint8_t* xa, int64_t n_in, const uint8_t* const* 
       _mm_prefetch(reinterpret_cast<const char*>(line) + kL2Prefetch, _MM_HINT_T1);
     }
   };
-  // Step s of group g of row p: its weights against the step's activations x0 and x1.
+  // Step s of group g of row p: its weights against the step's activations x0 and x1 (int4:
+  // step s; int8: steps 2s and 2s + 1).
   auto step = [&](const uint8_t* p, int64_t g, int s, __m512i x0, __m512i x1, __m512i& sa,
                   __m512i& sb) {
     if constexpr (kInt4) {
