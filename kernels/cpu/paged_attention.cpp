@@ -35,10 +35,11 @@
 //    (query tile, kv head).
 //    With bf16 activations (Context::bf16_activations, what PyTorch's bf16 attention does) the
 //    tile's queries and its softmax numerators are rounded to bf16 before their products (sums
-//    stay f32): on a bf16 pool with VDPBF16PS (bf16_dot_supported(), head_dim a multiple of 32)
-//    both products run on the bf16 GEMM tile of gemm_bf16_dot.h, the pool's K rows packed as
-//    they are and V's as pairs of positions, no widening; elsewhere the f32 loops multiply the
-//    rounded values (the same products). Row items (decode) round the same two operands; their
+//    stay f32): on a bf16 or f8e4m3 pool with VDPBF16PS (bf16_dot_supported(), head_dim a
+//    multiple of 32) both products run on the bf16 GEMM tile of gemm_bf16_dot.h, the pool's K
+//    rows packed as they are (f8e4m3 rows converted to bf16 first, exactly) and V's as pairs of
+//    positions, no widening; elsewhere the f32 loops multiply the rounded values (the same
+//    products). Row items (decode) round the same two operands; their
 //    scores run on VDPBF16PS (attention_bf16_dot.h) where the tiles do and head_dim <= 256 (the
 //    query's bf16 bits against K read in place, ~15% less time than widening: they are bound by
 //    reading the cache), their P.V on the f32 loops.
@@ -371,13 +372,15 @@ void tiled_key_range(const Geo& g, const Item& it, int64_t& lo, int64_t& hi) {
 
 #if defined(SHARDLM_CPU_BF16_DOT)
 // Copies positions [j0, j1) of sequence `seq`, kv head `kvh`, of a bf16 pool into rows of
-// `tile` (row i = position j0 + i); rows outside [vlo, vhi] are zero (never read from the pool,
-// as Geo::load).   tile [j1 - j0, hd] bf16
+// `tile` (row i = position j0 + i), or converts them from an f8e4m3 pool (exact: bf16 holds
+// every f8e4m3 value); rows outside [vlo, vhi] are zero (never read from the pool, as
+// Geo::load).   tile [j1 - j0, hd] bf16
 void copy_bf16_rows(const Geo& g, const void* pool, int64_t seq, int64_t kvh, int64_t j0,
                     int64_t j1, int64_t vlo, int64_t vhi, uint16_t* tile) {
   const int32_t* bt = g.lay.block_table + seq * g.lay.max_blocks;
-  const uint16_t* base = static_cast<const uint16_t*>(pool);
+  const uint8_t* base = static_cast<const uint8_t*>(pool);
   const int64_t bs = g.kv.block_size, hd = g.hd;
+  const bool f8 = g.kv.dtype == DType::kF8E4M3;
   for (int64_t j = j0; j < j1; ++j) {
     uint16_t* dst = tile + (j - j0) * hd;
     if (j < vlo || j > vhi) {
@@ -385,7 +388,12 @@ void copy_bf16_rows(const Geo& g, const void* pool, int64_t seq, int64_t kvh, in
       continue;
     }
     const int64_t slot = static_cast<int64_t>(bt[j / bs]) * bs + j % bs;
-    std::memcpy(dst, base + slot * g.ld + kvh * hd, static_cast<size_t>(hd) * sizeof(uint16_t));
+    const uint8_t* src = base + static_cast<size_t>(slot * g.ld + kvh * hd) * g.esz;
+    if (f8) {
+      g.kt.f8e4m3_to_bf16(src, hd, dst);
+    } else {
+      std::memcpy(dst, src, static_cast<size_t>(hd) * sizeof(uint16_t));
+    }
   }
 }
 
@@ -811,7 +819,7 @@ void paged_attention(const Context& ctx, const float* q, int64_t n_head, const P
   static const bool bf16_dot = bf16_dot_supported();
   const bool bf16_dot_hd = ctx.bf16_activations && bf16_dot && ctx.isa >= Isa::kAvx512 &&
                            hd % kBf16GemmNr == 0 && hd / 2 <= kBf16GemmKcPairs;
-  g.bf16_tiles = bf16_dot_hd && kv.dtype == DType::kBF16;
+  g.bf16_tiles = bf16_dot_hd && (kv.dtype == DType::kBF16 || kv.dtype == DType::kF8E4M3);
   g.bf16_dot_rows = bf16_dot_hd && (kv.dtype == DType::kBF16 || kv.dtype == DType::kF8E4M3);
 #endif
   const int n_pool = ctx.pool.size();

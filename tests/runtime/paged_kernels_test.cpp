@@ -321,14 +321,13 @@ TEST_P(PagedKernelTest, Bf16ActivationsMatchTheirRefTwin) {
   const int64_t bs = 16, n_head = 8, n_head_kv = 2, n_blocks = 80;
   cpu::Context ctx{ctx_.pool, ctx_.isa, ctx_.workspace};
   ctx.bf16_activations = true;
-  // The bf16 tile (bf16 pool, head_dim a multiple of 32) and the f32 loops on rounded values.
+  // The bf16 tile (bf16 or f8e4m3 pool, head_dim a multiple of 32) and the f32 loops on rounded
+  // values.
   // Below AVX-512 every case takes the f32 loops: two of them cover those (the rest cost minutes
   // under ASan and test nothing more there).
-  const std::vector<std::pair<DType, int64_t>> all = {{DType::kBF16, 64},
-                                                      {DType::kBF16, 128},
-                                                      {DType::kBF16, 48},
-                                                      {DType::kF32, 64},
-                                                      {DType::kF16, 128}};
+  const std::vector<std::pair<DType, int64_t>> all = {{DType::kBF16, 64}, {DType::kBF16, 128},
+                                                      {DType::kBF16, 48}, {DType::kF32, 64},
+                                                      {DType::kF16, 128}, {DType::kF8E4M3, 128}};
   const std::vector<std::pair<DType, int64_t>> f32_loops = {{DType::kBF16, 64}, {DType::kF16, 128}};
   for (auto [dt, hd] : ctx.isa >= Isa::kAvx512 ? all : f32_loops) {
     {
