@@ -156,6 +156,10 @@ static inline void f8e4m3_to_bf16(const uint8_t* src, int64_t n, uint16_t* dst) 
     dst[i] = static_cast<uint16_t>(f32_to_bits(f8e4m3_bits_to_f32(src[i])) >> 16);
 }
 
+static inline void f32_to_f8e4m3(const float* src, int64_t n, uint8_t* dst) {
+  for (int64_t i = 0; i < n; ++i) dst[i] = shardlm::f32_to_f8e4m3(src[i]);
+}
+
 template <int NR>
 static inline void gemm_pack_w(const void* w, DType dtype, int64_t n_in, int64_t o, int64_t n_rows,
                                int64_t k0, int64_t kc, float* wp) {

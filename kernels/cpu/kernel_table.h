@@ -89,6 +89,8 @@ struct KernelTable {
   void (*widen)(const void* src, DType dtype, int64_t n, float* dst);  // dst = f32(src)
   // dst = bf16(src) for f8e4m3 codes: exact (bf16 holds every f8e4m3 value; NaN stays NaN).
   void (*f8e4m3_to_bf16)(const uint8_t* src, int64_t n, uint16_t* dst);
+  // dst = f8e4m3(src): f32_to_f8e4m3's codes (dtype.h: nearest even, +-448 saturation, NaN kept).
+  void (*f32_to_f8e4m3)(const float* src, int64_t n, uint8_t* dst);
   // out = w * (x / sqrt(mean(x^2) + eps)); out may alias x.   x, w, out [n]
   void (*rms_norm_row)(const float* x, const float* w, int64_t n, float eps, float* out);
   // out = silu(gate) * up.   gate, up, out [n]

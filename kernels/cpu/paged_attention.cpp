@@ -741,7 +741,7 @@ void plan_items(const Geo& g, bool det, int64_t target_cost, int64_t n_head_kv, 
   }
 }
 
-void narrow_row(const float* src, int64_t n, DType dtype, void* dst) {
+void narrow_row(const KernelTable& kt, const float* src, int64_t n, DType dtype, void* dst) {
   switch (dtype) {
     case DType::kInt8:  // never here: the KV cache is a float type
     case DType::kInt4:
@@ -759,11 +759,9 @@ void narrow_row(const float* src, int64_t n, DType dtype, void* dst) {
       for (int64_t i = 0; i < n; ++i) h[i] = f32_to_bf16(src[i]);
       return;
     }
-    case DType::kF8E4M3: {
-      uint8_t* b = static_cast<uint8_t*>(dst);
-      for (int64_t i = 0; i < n; ++i) b[i] = f32_to_f8e4m3(src[i]);
+    case DType::kF8E4M3:
+      kt.f32_to_f8e4m3(src, n, static_cast<uint8_t*>(dst));
       return;
-    }
   }
 }
 
@@ -780,14 +778,15 @@ void store_kv(const Context& ctx, const float* k, const float* v, const int64_t*
   if (n_tokens <= 0) return;
   const int64_t row = n_head_kv * head_dim;
   const size_t row_bytes = static_cast<size_t>(row) * dtype_size(kv_dtype);
+  const KernelTable& kt = kernel_table(ctx.isa);
   ctx.pool.parallel_for(
       n_tokens,
       [&](int64_t b, int64_t e) {
         for (int64_t t = b; t < e; ++t) {
           if (slots[t] < 0) continue;
           const size_t off = static_cast<size_t>(slots[t]) * row_bytes;
-          narrow_row(k + t * row, row, kv_dtype, static_cast<uint8_t*>(k_pool) + off);
-          narrow_row(v + t * row, row, kv_dtype, static_cast<uint8_t*>(v_pool) + off);
+          narrow_row(kt, k + t * row, row, kv_dtype, static_cast<uint8_t*>(k_pool) + off);
+          narrow_row(kt, v + t * row, row, kv_dtype, static_cast<uint8_t*>(v_pool) + off);
         }
       },
       std::max<int64_t>(1, kStoreMinElems / std::max<int64_t>(1, row)));

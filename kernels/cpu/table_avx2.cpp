@@ -175,6 +175,7 @@ extern const KernelTable kAvx2Table = {
     .exp_sub_sum = generic::exp_sub_sum,
     .widen = generic::widen,
     .f8e4m3_to_bf16 = generic::f8e4m3_to_bf16,
+    .f32_to_f8e4m3 = generic::f32_to_f8e4m3,
     .rms_norm_row = generic::rms_norm_row,
     .swiglu_row = generic::swiglu_row,
 };

@@ -732,6 +732,41 @@ void f8e4m3_to_bf16(const uint8_t* src, int64_t n, uint16_t* dst) {
   if (i < n) generic::f8e4m3_to_bf16(src + i, n - i, dst + i);
 }
 
+// 16 floats at a time, the steps of f32_to_f8e4m3 (dtype.cpp) on 32-bit lanes: the mantissa
+// rounded to 3 bits (nearest even) and the exponent rebiased; below 2^-6 the value times 2^9
+// rounded to the nearest even integer (the subnormal codes 0..8); >= 448 and infinities 0x7e, NaN
+// 0x7f; the sign or-ed in, each lane narrowed to its low byte.
+void f32_to_f8e4m3(const float* src, int64_t n, uint8_t* dst) {
+  const __m512i abs_mask = _mm512_set1_epi32(0x7fffffff), round = _mm512_set1_epi32(0x7ffff);
+  const __m512i one = _mm512_set1_epi32(1), rebias = _mm512_set1_epi32(120 << 3);
+  const __m512i sign_bit = _mm512_set1_epi32(0x80), inf = _mm512_set1_epi32(0x7f800000);
+  const __m512i max_code = _mm512_set1_epi32(0x7e), nan_code = _mm512_set1_epi32(0x7f);
+  const __m512i big = _mm512_set1_epi32(0x43e00000), tiny = _mm512_set1_epi32(0x3c800000);
+  const __m512 sub_scale = _mm512_set1_ps(512.0f);
+  auto narrow16 = [&](__m512 x) {
+    const __m512i bits = _mm512_castps_si512(x);
+    const __m512i abs = _mm512_and_si512(bits, abs_mask);
+    const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(abs, 20), one);
+    __m512i code = _mm512_sub_epi32(
+        _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(abs, round), odd), 20), rebias);
+    const __m512i sub = _mm512_cvt_roundps_epi32(_mm512_mul_ps(_mm512_castsi512_ps(abs), sub_scale),
+                                                 _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    code = _mm512_mask_mov_epi32(code, _mm512_cmplt_epu32_mask(abs, tiny), sub);
+    code = _mm512_mask_mov_epi32(code, _mm512_cmpge_epu32_mask(abs, big), max_code);
+    code = _mm512_mask_mov_epi32(code, _mm512_cmpgt_epu32_mask(abs, inf), nan_code);
+    return _mm512_or_si512(code, _mm512_and_si512(_mm512_srli_epi32(bits, 24), sign_bit));
+  };
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i),
+                     _mm512_cvtepi32_epi8(narrow16(_mm512_loadu_ps(src + i))));
+  }
+  if (i < n) {
+    const __mmask16 m = tail_mask16(n - i);
+    _mm512_mask_cvtepi32_storeu_epi8(dst + i, m, narrow16(_mm512_maskz_loadu_ps(m, src + i)));
+  }
+}
+
 }  // namespace
 
 extern const KernelTable kAvx512Table = {
@@ -755,6 +790,7 @@ extern const KernelTable kAvx512Table = {
     .exp_sub_sum = exp_sub_sum,
     .widen = widen,
     .f8e4m3_to_bf16 = f8e4m3_to_bf16,
+    .f32_to_f8e4m3 = f32_to_f8e4m3,
     .rms_norm_row = rms_norm_row,
     .swiglu_row = swiglu_row,
 };

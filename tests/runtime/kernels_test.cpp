@@ -8,7 +8,9 @@
 #include <atomic>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <numeric>
+#include <random>
 #include <string>
 #include <tuple>
 
@@ -504,6 +506,43 @@ TEST_P(KernelTest, SwigluAddCopyColumnsArgmax) {
   v[700] = 5.0f;  // tie: the first wins
   EXPECT_EQ(ref::argmax(v.data(), 1000), 321);
   EXPECT_EQ(cpu::argmax(v.data(), 1000), 321);
+}
+
+// KernelTable::f32_to_f8e4m3 (store_kv into an f8e4m3 pool) has the codes of the scalar
+// f32_to_f8e4m3 for random values over the whole range, every tie, subnormal, saturating and
+// special value, at lengths that leave tails.
+TEST_P(KernelTest, NarrowToF8E4M3EqualsTheScalarConversion) {
+  const cpu::KernelTable& kt = cpu::kernel_table(ctx_.isa);
+  std::vector<float> x;
+  std::mt19937 rng(90);
+  std::uniform_real_distribution<float> exponent(-14.0f, 10.0f);
+  for (int i = 0; i < 2000; ++i) {
+    const float v = std::exp2(exponent(rng)) * (i % 2 ? -1.0f : 1.0f);
+    x.push_back(v);
+  }
+  for (int c = 0; c < 256; ++c) {  // every code, and the midpoints to its neighbours (ties)
+    const float v = f8e4m3_to_f32(static_cast<uint8_t>(c));
+    const float next = f8e4m3_to_f32(static_cast<uint8_t>(c + 1 < 256 ? c + 1 : c));
+    x.push_back(v);
+    if (!std::isnan(v) && !std::isnan(next)) x.push_back(0.5f * (v + next));
+  }
+  const float inf = std::numeric_limits<float>::infinity();
+  for (float v : {0.0f, -0.0f, 448.0f, 456.0f, 464.0f, 465.0f, 1e30f, inf, -inf,
+                  std::numeric_limits<float>::quiet_NaN(), -std::numeric_limits<float>::quiet_NaN(),
+                  std::ldexp(1.0f, -6), std::ldexp(1.0f, -9), std::ldexp(1.0f, -10),
+                  std::ldexp(3.0f, -11), std::numeric_limits<float>::denorm_min()}) {
+    x.push_back(v);
+    x.push_back(-v);
+  }
+  for (auto [off, n] : {std::pair<size_t, size_t>{0, x.size()}, {3, 256}, {5, 17}, {1, 7}}) {
+    std::vector<uint8_t> got(n, 0xAB);
+    kt.f32_to_f8e4m3(x.data() + off, static_cast<int64_t>(n), got.data());
+    for (size_t i = 0; i < n; ++i) {
+      const float v = x[off + i];
+      ASSERT_EQ(int{got[i]}, int{f32_to_f8e4m3(v)})
+          << "value " << v << " (index " << off + i << ")";
+    }
+  }
 }
 
 // KernelTable::widen and f8e4m3_to_bf16 of f8e4m3 KV rows (the paged attention's widened copies
