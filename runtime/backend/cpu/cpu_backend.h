@@ -13,7 +13,8 @@
 //                                lines in address order first (default: on for AMD)
 //   pin_threads=on|off           (SHARDLM_CPU_PIN_THREADS) pins this rank's pool workers, one per
 //                                core, to its slice of the process's CPUs (default on; nothing is
-//                                pinned when the slice does not fit; runtime/core/cpu_affinity.h)
+//                                pinned unless the ranks' threads take every CPU of the process's
+//                                mask; runtime/core/cpu_affinity.h)
 // BackendOptions::activations = kBf16 rounds the activations of matmuls with bf16 weights to bf16
 // (VDPBF16PS on AVX-512 BF16 CPUs; see kernels/cpu/cpu_ops.h).
 #pragma once
